@@ -1,0 +1,60 @@
+# lpuperf: every target bootstraps its own virtualenv (.venv) from pyproject.toml.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.lpuperf-installed
+
+# Overrides: make server-scenario SUT=host:port QPS=20 DURATION=30 PRESET=quick|submission BENCHMARK=... OUT=...
+SUT ?=
+QPS ?=
+DURATION ?=
+PRESET ?= quick
+BENCHMARK ?=
+OUT ?= results
+BACKEND ?=
+PRECISION ?=
+RUN_ARGS = --preset $(PRESET) --out $(OUT) \
+  $(if $(SUT),--sut $(SUT)) $(if $(QPS),--qps $(QPS)) $(if $(DURATION),--duration $(DURATION)) \
+  $(if $(BENCHMARK),--benchmark $(BENCHMARK)) $(if $(BACKEND),--backend $(BACKEND)) \
+  $(if $(PRECISION),--precision $(PRECISION))
+
+.PHONY: venv server-scenario offline-scenario single-stream multi-stream interactive-scenario \
+  test test-all lint typecheck bench proto clean
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+server-scenario: venv
+	$(BIN)/lpuperf run --scenario Server $(RUN_ARGS)
+offline-scenario: venv
+	$(BIN)/lpuperf run --scenario Offline $(RUN_ARGS)
+single-stream: venv
+	$(BIN)/lpuperf run --scenario SingleStream $(RUN_ARGS)
+multi-stream: venv
+	$(BIN)/lpuperf run --scenario MultiStream $(RUN_ARGS)
+interactive-scenario: venv
+	$(BIN)/lpuperf run --scenario Interactive $(RUN_ARGS)
+
+# pytest exits 5 when it collects nothing; make treats any non-zero status as failure.
+test: venv
+	$(BIN)/python -m pytest -q -m "not slow" tests
+test-all: venv
+	$(BIN)/python -m pytest -q tests
+
+lint: venv
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+typecheck: venv
+	$(BIN)/mypy proto sut loadgen_harness scenarios accuracy compliance
+
+bench: venv
+	$(BIN)/python -m bench.harness_overhead
+
+proto: venv
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. proto/inference.proto
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .mypy_cache

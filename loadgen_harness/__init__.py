@@ -1,0 +1,1 @@
+"""loadgen_harness package."""

@@ -1,0 +1,91 @@
+"""Artifact manifest: what a compiled model artifact claims about itself.
+
+``GetArtifact`` returns it, results embed it, and the context probe checks the SUT against
+``max_context_tokens``. Fault flags exist so compliance checks can be proven to fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TimingModel(BaseModel):
+    """Deterministic service-time model of a statically scheduled accelerator.
+
+    prefill(n) = prefill_base_s + n * prefill_per_token_s; every decode step lasts
+    decode_step_s and emits one token for each active sequence (up to max_batch).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    prefill_base_s: float = Field(default=0.004, ge=0)
+    prefill_per_token_s: float = Field(default=0.00002, ge=0)
+    decode_step_s: float = Field(default=0.010, ge=0)
+
+    def prefill_s(self, n_prompt_tokens: int) -> float:
+        return self.prefill_base_s + n_prompt_tokens * self.prefill_per_token_s
+
+
+class FaultFlags(BaseModel):
+    """Test-only faults a SUT can be told to plant. All off in a clean artifact."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    duplicate_trailing_eos: bool = False  # output ends with EOS, EOS
+    mid_sequence_eos: bool = False  # an EOS in the middle of the output
+    wrong_first_token: bool = False  # streamed first token differs from output[0]
+    n_tokens_off_by_one: bool = False  # reported n_tokens = len(output) + 1
+    batch_first_token: bool = False  # first token coalesced with later tokens
+
+    def any(self) -> bool:
+        return any(self.model_dump().values())
+
+
+class ArtifactManifest(BaseModel):
+    """A compiled artifact's identity and claims."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    artifact_id: str = Field(min_length=1)
+    backend: str = Field(min_length=1)
+    model: str
+    precision: str
+    max_context_tokens: int = Field(gt=0)
+    # What the artifact really enforces. None means "the same as advertised"; a smaller value
+    # reproduces the "advertised 131K, capped at 16K" incident.
+    enforced_context_tokens: int | None = Field(default=None, gt=0)
+    max_batch: int = Field(default=1, gt=0)
+    timing: TimingModel | None = None
+    toolchain_version: str = ""
+    target: str = ""
+    checksum: str = ""
+    eos_token_id: int = 0
+    vocab_size: int = Field(default=0, ge=0)
+    chunk_size: int = Field(default=8, gt=0)
+    faults: FaultFlags = Field(default_factory=FaultFlags)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _context_claims(self) -> ArtifactManifest:
+        if self.enforced_context_tokens is not None and self.enforced_context_tokens > self.max_context_tokens:
+            raise ValueError(
+                f"enforced_context_tokens ({self.enforced_context_tokens}) exceeds "
+                f"max_context_tokens ({self.max_context_tokens})"
+            )
+        return self
+
+    @property
+    def effective_context_tokens(self) -> int:
+        return self.enforced_context_tokens or self.max_context_tokens
+
+    def with_checksum(self) -> ArtifactManifest:
+        """Return a copy whose checksum is the sha256 of everything else, when none was set."""
+        if self.checksum:
+            return self
+        body = self.model_dump(exclude={"checksum"})
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        return self.model_copy(update={"checksum": f"sha256:{digest}"})

@@ -1,0 +1,114 @@
+"""The backend contract every SUT backend implements, and its registry.
+
+The gRPC server owns transport concerns (status codes, chunking, timestamps, drain); a backend
+only turns a :class:`GenerateRequest` into a stream of token lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel
+
+from scenarios.registry import PluginConfig, Registry
+from sut._artifact import ArtifactManifest
+
+
+@dataclass(slots=True)
+class GenerateRequest:
+    request_id: str
+    input_ids: np.ndarray  # int32, 1-D
+    max_new_tokens: int
+    min_new_tokens: int = 0
+    eos_token_id: int = -1  # -1: the artifact's own EOS
+    prompt_text: str = ""
+    greedy: bool = True
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    arrival_ns: int = 0  # SUT clock (time.time_ns()) when the server accepted the request
+
+
+@dataclass(slots=True)
+class GenerationEnd:
+    """Optional last item a backend yields to state its authoritative answer.
+
+    ``output_ids`` replaces the concatenated stream as the answer and ``n_tokens`` is the
+    backend's own token count (e.g. an upstream server's usage figure).
+    """
+
+    n_tokens: int | None = None
+    output_ids: Sequence[int] | None = None
+    finish_reason: str = ""  # "eos" | "length" | ""
+    info: dict[str, str] = field(default_factory=dict)
+
+
+class BackendError(Exception):
+    """Base of errors a backend raises; the server maps each to a gRPC status."""
+
+
+class InvalidRequestError(BackendError):
+    """Malformed request -> INVALID_ARGUMENT."""
+
+
+class ContextOverflowError(BackendError):
+    """Prompt + max_new_tokens over the context the artifact enforces -> RESOURCE_EXHAUSTED."""
+
+    def __init__(self, prompt_tokens: int, max_new_tokens: int, limit: int) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.max_new_tokens = max_new_tokens
+        self.limit = limit
+        super().__init__(
+            f"prompt {prompt_tokens} + max_new_tokens {max_new_tokens} = "
+            f"{prompt_tokens + max_new_tokens} tokens exceeds the context limit of {limit}"
+        )
+
+
+class UpstreamError(BackendError):
+    """An upstream server (HTTP relay) failed; ``status`` is its HTTP status or 'timeout'."""
+
+    def __init__(self, status: str, message: str) -> None:
+        self.status = status
+        super().__init__(f"upstream {status}: {message}")
+
+
+class OverloadedError(BackendError):
+    """The backend refuses work it cannot take (e.g. an enforced cap) -> UNAVAILABLE."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    config_model: ClassVar[type[BaseModel]]
+
+    @property
+    def manifest(self) -> ArtifactManifest: ...
+
+    async def start(self) -> None:
+        """Called once on the server's event loop before the first request."""
+
+    async def stop(self) -> None:
+        """Called once after drain; release threads, sessions, models."""
+
+    def generate(self, request: GenerateRequest) -> AsyncIterator[Sequence[int] | GenerationEnd]:
+        """Yield token lists as they are produced, optionally ending with a GenerationEnd."""
+        ...
+
+    def queue_depth(self) -> int:
+        """Requests waiting for a batch slot (0 when the backend has no queue)."""
+        ...
+
+    def active_batch(self) -> int:
+        """Sequences currently decoding."""
+        ...
+
+
+class BackendConfig(PluginConfig):
+    """Base config; each backend subclasses it with its own fields."""
+
+    kind: str = "sim"
+
+
+backends: Registry[Backend] = Registry("backend")
