@@ -81,7 +81,9 @@ class ByteDecoder:
     @classmethod
     def from_json(cls, raw: dict[str, Any], where: str) -> ByteDecoder:
         if raw.get("kind") != "byte_pieces" or not isinstance(raw.get("pieces"), dict):
-            raise DatasetError(f"{where}: field 'decoder': expected {{'kind': 'byte_pieces', 'pieces': {{...}}}}")
+            raise DatasetError(
+                f"{where}: field 'decoder': expected {{'kind': 'byte_pieces', 'pieces': {{...}}}}"
+            )
         try:
             return cls({int(k): bytes.fromhex(v) for k, v in raw["pieces"].items()})
         except (ValueError, TypeError):
@@ -111,7 +113,9 @@ class Dataset:
         if self._digest is None:
             h = hashlib.sha256()
             h.update(self.name.encode())
-            for cat, tgt, inp, ref in zip(self.categories, self.targets, self.input_ids, self.reference_ids, strict=True):
+            for cat, tgt, inp, ref in zip(
+                self.categories, self.targets, self.input_ids, self.reference_ids, strict=True
+            ):
                 h.update(cat.encode() + b"\0" + tgt.encode() + b"\0")
                 h.update(inp.astype("<i4").tobytes() + b"\1" + ref.astype("<i4").tobytes() + b"\2")
             self._digest = h.hexdigest()
@@ -182,7 +186,9 @@ def load_dataset(path: str | Path) -> Dataset:
                     except ValidationError as exc:
                         raise DatasetError(f"{where}: header {_first_error(exc)}") from None
                     if header.format != FORMAT:
-                        raise DatasetError(f"{where}: field 'format': expected '{FORMAT}', got '{header.format}'")
+                        raise DatasetError(
+                            f"{where}: field 'format': expected '{FORMAT}', got '{header.format}'"
+                        )
                     if header.decoder is not None:
                         decoder = ByteDecoder.from_json(header.decoder, where)
                     continue
