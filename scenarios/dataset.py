@@ -81,9 +81,7 @@ class ByteDecoder:
     @classmethod
     def from_json(cls, raw: dict[str, Any], where: str) -> ByteDecoder:
         if raw.get("kind") != "byte_pieces" or not isinstance(raw.get("pieces"), dict):
-            raise DatasetError(
-                f"{where}: field 'decoder': expected {{'kind': 'byte_pieces', 'pieces': {{...}}}}"
-            )
+            raise DatasetError(f"{where}: field 'decoder': expected {{'kind': 'byte_pieces', 'pieces': {{...}}}}")
         try:
             return cls({int(k): bytes.fromhex(v) for k, v in raw["pieces"].items()})
         except (ValueError, TypeError):
@@ -186,9 +184,7 @@ def load_dataset(path: str | Path) -> Dataset:
                     except ValidationError as exc:
                         raise DatasetError(f"{where}: header {_first_error(exc)}") from None
                     if header.format != FORMAT:
-                        raise DatasetError(
-                            f"{where}: field 'format': expected '{FORMAT}', got '{header.format}'"
-                        )
+                        raise DatasetError(f"{where}: field 'format': expected '{FORMAT}', got '{header.format}'")
                     if header.decoder is not None:
                         decoder = ByteDecoder.from_json(header.decoder, where)
                     continue

@@ -49,9 +49,7 @@ def save_recording(rec: Recording, path: str | Path) -> Path:
         "provenance": rec.provenance,
     }
     tmp = p.with_name(p.name + ".tmp.npz")
-    np.savez_compressed(
-        tmp, ids=ids, offsets=offsets, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8)
-    )
+    np.savez_compressed(tmp, ids=ids, offsets=offsets, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
     tmp.replace(p)
     return p
 
@@ -71,13 +69,7 @@ def load_recording(path: str | Path) -> Recording:
         raise DatasetError(f"{p}: field 'meta': expected UTF-8 JSON") from None
     if meta.get("format") != RECORDING_FORMAT:
         raise DatasetError(f"{p}: field 'meta.format': expected '{RECORDING_FORMAT}'")
-    if (
-        ids.dtype != np.int32
-        or offsets.ndim != 1
-        or offsets.size < 1
-        or offsets[0] != 0
-        or offsets[-1] != ids.size
-    ):
+    if ids.dtype != np.int32 or offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or offsets[-1] != ids.size:
         raise DatasetError(f"{p}: field 'offsets': expected int64 boundaries 0..len(ids) over int32 ids")
     if np.any(np.diff(offsets) < 0):
         raise DatasetError(f"{p}: field 'offsets': expected non-decreasing boundaries")

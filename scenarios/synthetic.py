@@ -59,9 +59,7 @@ def synthetic_dataset(
     for i in range(n):
         cat = _CATEGORIES[i % len(_CATEGORIES)]
         inp = rng.integers(_FIRST_WORD_ID, _FIRST_WORD_ID + vocab_size, int(in_lens[i])).astype(np.int32)
-        body = rng.integers(_FIRST_WORD_ID, _FIRST_WORD_ID + vocab_size, int(out_lens[i]) - 1).astype(
-            np.int32
-        )
+        body = rng.integers(_FIRST_WORD_ID, _FIRST_WORD_ID + vocab_size, int(out_lens[i]) - 1).astype(np.int32)
         ref = np.append(body, np.int32(SYNTH_EOS)).astype(np.int32)
         # The ground truth is the reference with ~10% of words swapped, so ROUGE is high but not 100.
         tgt_ids = body.copy()

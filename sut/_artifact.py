@@ -71,10 +71,7 @@ class ArtifactManifest(BaseModel):
 
     @model_validator(mode="after")
     def _context_claims(self) -> ArtifactManifest:
-        if (
-            self.enforced_context_tokens is not None
-            and self.enforced_context_tokens > self.max_context_tokens
-        ):
+        if self.enforced_context_tokens is not None and self.enforced_context_tokens > self.max_context_tokens:
             raise ValueError(
                 f"enforced_context_tokens ({self.enforced_context_tokens}) exceeds "
                 f"max_context_tokens ({self.max_context_tokens})"
