@@ -1,0 +1,149 @@
+"""``lpuperf gate RESULTS --slo FILE``: apply an SLO to a run; non-zero exit on any violation.
+
+RESULTS is a run directory (``OUT/<run-id>/<scenario>/<mode>/``) or its ``results.json``. Accuracy,
+fidelity and compliance reports are picked up next to it (see :func:`discover_reports`) or given
+explicitly. One line per violated objective goes to stdout; JSON and JUnit XML go next to the
+results (or where ``--json`` / ``--junit`` say) for CI systems.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from loadgen_harness.cli import CliError
+
+# Where other stages leave their reports, relative to a run's scenario directory
+# (``OUT/<run-id>/<scenario>/``). The first existing match wins.
+_ACCURACY_GLOBS = ("accuracy/accuracy.json", "performance/accuracy.json", "accuracy.json")
+_FIDELITY_GLOBS = ("accuracy/fidelity*.json", "fidelity*.json", "*/fidelity*.json")
+_COMPLIANCE_GLOBS: dict[str, tuple[str, ...]] = {
+    "TEST06": ("TEST06/test06*.json", "TEST06/*report*.json", "TEST06/*.json", "*/TEST06/*.json"),
+    "context": ("context*.json", "*/context*.json", "compliance/context*.json"),
+    "strict": ("TEST06/strict*.json", "strict*.json", "*/strict*.json"),
+}
+
+
+def results_file(path: str | Path) -> Path:
+    """``results.json`` for a run directory or file argument; CliError naming the path otherwise."""
+    p = Path(path)
+    f = p / "results.json" if p.is_dir() else p
+    if not f.is_file():
+        raise CliError(f"{path}: no results.json (expected a run directory OUT/<run-id>/<scenario>/<mode>/)")
+    return f
+
+
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CliError(f"{path}: cannot read {what} ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(raw, dict):
+        raise CliError(f"{path}: expected a JSON object in the {what}")
+    return raw
+
+
+def _first_match(roots: list[Path], patterns: tuple[str, ...]) -> Path | None:
+    for root in roots:
+        for pattern in patterns:
+            hits = sorted(root.glob(pattern))
+            if hits:
+                return hits[0]
+    return None
+
+
+def discover_reports(run_dir: Path) -> dict[str, Path]:
+    """Reports found next to a run: keys 'accuracy', 'fidelity' and compliance check names."""
+    roots = [run_dir, run_dir.parent]
+    found: dict[str, Path] = {}
+    acc = _first_match(roots, _ACCURACY_GLOBS)
+    if acc is not None:
+        found["accuracy"] = acc
+    fid = _first_match(roots, _FIDELITY_GLOBS)
+    if fid is not None:
+        found["fidelity"] = fid
+    for name, patterns in _COMPLIANCE_GLOBS.items():
+        hit = _first_match(roots, patterns)
+        if hit is not None:
+            found[name] = hit
+    return found
+
+
+def _compliance_arg(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"--compliance: expected NAME=PATH (e.g. TEST06=report.json), got '{text}'")
+    return name, Path(path)
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "gate",
+        help="check a run against an SLO file; non-zero exit on violation",
+        description="Apply an SLO (YAML/JSON) to a run directory. Prints one line per violated objective "
+        "with value, limit and margin; writes gate.json and gate.junit.xml.",
+    )
+    p.add_argument("results", help="run directory OUT/<run-id>/<scenario>/<mode>/ or its results.json")
+    p.add_argument("--slo", required=True, help="SLO file (YAML or JSON) or a packaged name, e.g. 'latency-only'")
+    p.add_argument("--accuracy", type=Path, help="accuracy.json of the candidate (default: found next to the run)")
+    p.add_argument("--baseline-accuracy", type=Path, help="accuracy.json of the baseline, for relative gates")
+    p.add_argument("--fidelity", type=Path, help="fidelity report JSON (default: found next to the run)")
+    p.add_argument(
+        "--compliance",
+        type=_compliance_arg,
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="compliance report for check NAME (TEST06, context, strict); repeatable",
+    )
+    p.add_argument("--json", type=Path, help="where to write the gate report JSON (default: RESULTS/gate.json)")
+    p.add_argument("--junit", type=Path, help="where to write JUnit XML (default: RESULTS/gate.junit.xml)")
+    p.add_argument("--verbose", "-v", action="store_true", help="also print passing objectives")
+    p.set_defaults(func=run_gate)
+
+
+def run_gate(args: argparse.Namespace) -> int:
+    from scenarios import GateInputs, SloError, evaluate_slo, load_slo
+
+    try:
+        slo = load_slo(args.slo)
+    except SloError as exc:
+        raise CliError(str(exc)) from None
+    res_path = results_file(args.results)
+    run_dir = res_path.parent
+    found = discover_reports(run_dir)
+    explicit = {"accuracy": args.accuracy, "fidelity": args.fidelity} | dict(args.compliance)
+    for key, path in explicit.items():
+        if path is not None:
+            if not Path(path).is_file():
+                raise CliError(f"--{key if key in ('accuracy', 'fidelity') else 'compliance'}: {path}: file not found")
+            found[key] = Path(path)
+    inputs = GateInputs(
+        results=read_json_object(res_path, "run results"),
+        accuracy=read_json_object(found["accuracy"], "accuracy report") if "accuracy" in found else None,
+        baseline_accuracy=(
+            read_json_object(args.baseline_accuracy, "baseline accuracy report") if args.baseline_accuracy else None
+        ),
+        fidelity=read_json_object(found["fidelity"], "fidelity report") if "fidelity" in found else None,
+        compliance={
+            name: read_json_object(path, f"{name} report")
+            for name, path in found.items()
+            if name not in ("accuracy", "fidelity")
+        },
+        source=str(res_path),
+    )
+    report = evaluate_slo(slo, inputs)
+    json_path = args.json or run_dir / "gate.json"
+    junit_path = args.junit or run_dir / "gate.junit.xml"
+    report.write(json_path, junit_path)
+    for o in report.objectives:
+        if not o.passed or args.verbose:
+            print(o.line)
+    n_bad = len(report.violations)
+    print(
+        f"gate {slo.name}: {'PASS' if report.passed else 'FAIL'} "
+        f"({len(report.objectives) - n_bad}/{len(report.objectives)} objectives met); report {json_path}"
+    )
+    return 0 if report.passed else 1
