@@ -17,6 +17,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "sut._cli",
     "loadgen_harness._cli_run",
     "loadgen_harness._cli_gate",
+    "loadgen_harness._cli_compare",
 )
 
 
