@@ -18,6 +18,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "loadgen_harness._cli_run",
     "loadgen_harness._cli_gate",
     "loadgen_harness._cli_compare",
+    "loadgen_harness._cli_submission",
 )
 
 
