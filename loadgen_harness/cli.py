@@ -16,6 +16,7 @@ from collections.abc import Sequence
 _COMMAND_MODULES: tuple[str, ...] = (
     "sut._cli",
     "loadgen_harness._cli_run",
+    "loadgen_harness._cli_find_peak",
     "loadgen_harness._cli_gate",
     "loadgen_harness._cli_compare",
     "loadgen_harness._cli_submission",
