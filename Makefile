@@ -58,3 +58,27 @@ proto: venv
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .mypy_cache
+
+# Workflows: find-peak, artifact validation, MLPerf submission tree.
+# make find-peak [SUT=host:port] [PRESET=quick|submission]
+# make validate BASELINE=sim-fp32 CANDIDATE=sim-bf16 [SLO=embedded] [QPS=...]
+# make submission [SCENARIO=Server] [PRESET=submission] [SUBMITTER=...] [SYSTEM=...] [DIVISION=closed|open]
+BASELINE ?= sim-fp32
+CANDIDATE ?= sim-bf16
+SLO ?= embedded
+SCENARIO ?= Server
+SUBMITTER ?= lpuperf
+SYSTEM ?=
+DIVISION ?= closed
+.PHONY: find-peak validate submission
+find-peak: venv
+	$(BIN)/lpuperf find-peak --preset $(PRESET) --out $(OUT) $(if $(SUT),--sut $(SUT)) \
+	  $(if $(BENCHMARK),--benchmark $(BENCHMARK))
+validate: venv
+	$(BIN)/lpuperf validate --baseline $(BASELINE) --candidate $(CANDIDATE) --slo $(SLO) --out $(OUT) \
+	  $(if $(QPS),--qps $(QPS)) $(if $(DURATION),--duration $(DURATION))
+submission: venv
+	$(BIN)/lpuperf submission run --scenario $(SCENARIO) --preset $(PRESET) --out $(OUT) \
+	  --division $(DIVISION) --submitter $(SUBMITTER) $(if $(SYSTEM),--system $(SYSTEM)) \
+	  $(if $(SUT),--sut $(SUT)) $(if $(QPS),--qps $(QPS)) $(if $(DURATION),--duration $(DURATION)) \
+	  $(if $(BENCHMARK),--benchmark $(BENCHMARK))
