@@ -19,6 +19,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "loadgen_harness._cli_find_peak",
     "loadgen_harness._cli_gate",
     "loadgen_harness._cli_compare",
+    "loadgen_harness._cli_validate",
     "loadgen_harness._cli_submission",
 )
 
