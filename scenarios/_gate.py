@@ -88,8 +88,9 @@ class GateReport(BaseModel):
             write_atomic(junit_path, self.to_junit_xml())
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.4g}" if abs(x) < 0.01 and x != 0 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.3g}"
+def fmt_number(x: float) -> str:
+    """One decimal from 10 up, two from 1 up, three significant digits below."""
+    return f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
 
 
 def _u(unit: str) -> str:
@@ -111,14 +112,14 @@ def check_max(
             passed=False,
             limit=limit,
             unit=unit,
-            line=f"{name}: no value in the {source} (limit {_fmt(limit)}{_u(unit)})",
+            line=f"{name}: no value in the {source} (limit {fmt_number(limit)}{_u(unit)})",
         )
     margin = limit - value
     pct = _pct(margin, limit)
     if value > limit:
-        line = f"{name} {_fmt(value)}{_u(unit)} > {_fmt(limit)}{_u(unit)} limit: over by {_fmt(-margin)}{_u(unit)}{pct}"
+        line = f"{name} {fmt_number(value)}{_u(unit)} > {fmt_number(limit)}{_u(unit)} limit: over by {fmt_number(-margin)}{_u(unit)}{pct}"
     else:
-        line = f"{name} {_fmt(value)}{_u(unit)} <= {_fmt(limit)}{_u(unit)} limit: margin {_fmt(margin)}{_u(unit)}{pct}"
+        line = f"{name} {fmt_number(value)}{_u(unit)} <= {fmt_number(limit)}{_u(unit)} limit: margin {fmt_number(margin)}{_u(unit)}{pct}"
     return ObjectiveOutcome(
         name=name, direction="max", passed=value <= limit, value=value, limit=limit, unit=unit, margin=margin, line=line
     )
@@ -135,16 +136,14 @@ def check_min(
             passed=False,
             limit=limit,
             unit=unit,
-            line=f"{name}: no value in the {source} ({what} {_fmt(limit)}{_u(unit)})",
+            line=f"{name}: no value in the {source} ({what} {fmt_number(limit)}{_u(unit)})",
         )
     margin = value - limit
     pct = _pct(margin, limit)
     if value < limit:
-        line = (
-            f"{name} {_fmt(value)}{_u(unit)} < {_fmt(limit)}{_u(unit)} {what}: under by {_fmt(-margin)}{_u(unit)}{pct}"
-        )
+        line = f"{name} {fmt_number(value)}{_u(unit)} < {fmt_number(limit)}{_u(unit)} {what}: under by {fmt_number(-margin)}{_u(unit)}{pct}"
     else:
-        line = f"{name} {_fmt(value)}{_u(unit)} >= {_fmt(limit)}{_u(unit)} {what}: margin {_fmt(margin)}{_u(unit)}{pct}"
+        line = f"{name} {fmt_number(value)}{_u(unit)} >= {fmt_number(limit)}{_u(unit)} {what}: margin {fmt_number(margin)}{_u(unit)}{pct}"
     return ObjectiveOutcome(
         name=name, direction="min", passed=value >= limit, value=value, limit=limit, unit=unit, margin=margin, line=line
     )
@@ -311,7 +310,7 @@ def evaluate_slo(slo: SloSpec, inputs: GateInputs) -> GateReport:
                 )
             else:
                 floor = base * acc.min_fraction_of_baseline
-                what = f"minimum ({acc.min_fraction_of_baseline:.1%} of baseline {_fmt(base)})"
+                what = f"minimum ({acc.min_fraction_of_baseline:.1%} of baseline {fmt_number(base)})"
                 out.append(check_min(name, value, floor, what=what, source="accuracy report"))
     for fid in slo.fidelity:
         tag = "all" if fid.category == "*" else fid.category
