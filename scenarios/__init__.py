@@ -1,7 +1,22 @@
 """Configuration foundation: the plugin registry, the dataset format, scenario and benchmark presets."""
 
+from scenarios._benchmarks import (
+    BENCHMARKS,
+    SCENARIOS,
+    BenchmarkError,
+    BenchmarkProfile,
+    get_benchmark,
+)
 from scenarios._gate import GateInputs, GateReport, ObjectiveOutcome, evaluate_slo, write_atomic
+from scenarios._presets import (
+    SettingsError,
+    SettingsOverrides,
+    SettingsPlan,
+    plan_settings,
+    scenario_presets,
+)
 from scenarios._resolve import EMBEDDED_DATASET, resolve_dataset
+from scenarios._userconf import UserConfError, apply_user_conf
 from scenarios.dataset import ByteDecoder, Dataset, DatasetError, load_dataset, save_dataset
 from scenarios.recording import Recording, load_recording, save_recording
 from scenarios.registry import PluginConfig, Registry, RegistryError, first_error_line
@@ -9,8 +24,12 @@ from scenarios.slo import SloError, SloSpec, load_slo
 from scenarios.synthetic import SYNTH_EOS, synthetic_dataset
 
 __all__ = [
+    "BENCHMARKS",
     "EMBEDDED_DATASET",
+    "SCENARIOS",
     "SYNTH_EOS",
+    "BenchmarkError",
+    "BenchmarkProfile",
     "ByteDecoder",
     "Dataset",
     "DatasetError",
@@ -21,16 +40,24 @@ __all__ = [
     "Recording",
     "Registry",
     "RegistryError",
+    "SettingsError",
+    "SettingsOverrides",
+    "SettingsPlan",
     "SloError",
     "SloSpec",
+    "UserConfError",
+    "apply_user_conf",
     "evaluate_slo",
     "first_error_line",
+    "get_benchmark",
     "load_dataset",
     "load_recording",
     "load_slo",
+    "plan_settings",
     "resolve_dataset",
     "save_dataset",
     "save_recording",
+    "scenario_presets",
     "synthetic_dataset",
     "write_atomic",
 ]

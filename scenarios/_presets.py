@@ -1,0 +1,280 @@
+"""Scenario presets and the LoadGen TestSettings they produce.
+
+Each scenario is a plugin in :data:`scenario_presets` (the project's one Registry pattern) with a
+pydantic config. :func:`plan_settings` combines (scenario, benchmark, preset, overrides) into a
+:class:`SettingsPlan`, a plain pydantic record of every LoadGen field the harness sets;
+:meth:`SettingsPlan.to_test_settings` turns it into ``mlperf_loadgen.TestSettings``.
+
+``quick`` runs are sized so LoadGen's early stopping can still judge them (Server needs roughly
+QPS x duration >= 500 queries for a p99 verdict) and are labelled not submittable. ``submission``
+uses MLPerf's durations: 600 s minimum, MultiStream 662 queries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from scenarios._benchmarks import BenchmarkError, BenchmarkProfile, get_benchmark
+from scenarios._userconf import apply_user_conf
+from scenarios.registry import PluginConfig, Registry, first_error_line
+
+Preset = Literal["quick", "submission"]
+Mode = Literal["performance", "accuracy"]
+SUBMISSION_MIN_DURATION_S = 600.0
+MULTI_STREAM_SAMPLES_PER_QUERY = 8
+MULTI_STREAM_SUBMISSION_QUERIES = 662
+QUICK_SERVER_TARGET_QUERIES = 600  # early stopping wants ~500 for a p99 verdict; leave a margin
+QUICK_MAX_DURATION_S = 120.0
+
+
+class SettingsError(ValueError):
+    """Invalid scenario/benchmark/preset/override combination; one readable line."""
+
+
+class SettingsOverrides(BaseModel):
+    """What a user may override on top of a preset. None = the preset's value."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    qps: float | None = Field(default=None, gt=0, description="Server target QPS / Offline expected QPS")
+    duration_s: float | None = Field(default=None, gt=0, description="LoadGen min_duration")
+    min_query_count: int | None = Field(default=None, gt=0)
+    max_duration_s: float | None = Field(default=None, gt=0)
+    expected_latency_ms: float | None = Field(default=None, gt=0)
+
+
+class ScenarioConfig(PluginConfig):
+    """Base preset; ``kind`` is the scenario name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quick_duration_s: float = Field(default=10.0, gt=0)
+    quick_min_query_count: int = Field(default=1, gt=0)
+    submission_min_query_count: int | None = Field(default=None, gt=0, description="None = LoadGen's default")
+
+
+class ServerConfig(ScenarioConfig):
+    kind: str = "Server"
+
+
+class InteractiveConfig(ScenarioConfig):
+    kind: str = "Interactive"
+
+
+class OfflineConfig(ScenarioConfig):
+    kind: str = "Offline"
+    quick_duration_s: float = Field(default=5.0, gt=0)
+
+
+class SingleStreamConfig(ScenarioConfig):
+    kind: str = "SingleStream"
+    quick_min_query_count: int = Field(default=64, gt=0)  # early stopping's floor for a p90 verdict
+
+
+class MultiStreamConfig(ScenarioConfig):
+    kind: str = "MultiStream"
+    samples_per_query: int = Field(default=MULTI_STREAM_SAMPLES_PER_QUERY, gt=0)
+    quick_min_query_count: int = Field(default=64, gt=0)
+    submission_min_query_count: int | None = Field(default=MULTI_STREAM_SUBMISSION_QUERIES, gt=0)
+
+
+class SettingsPlan(BaseModel):
+    """Every LoadGen TestSettings field the harness sets, plus what it was derived from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: str
+    loadgen_scenario: Literal["SingleStream", "MultiStream", "Server", "Offline"]
+    mode: Mode
+    benchmark: str
+    loadgen_model: str
+    preset: Preset
+    submittable: bool
+    min_duration_ms: int
+    max_duration_ms: int = 0
+    min_query_count: int | None = None
+    server_target_qps: float | None = None
+    offline_expected_qps: float | None = None
+    single_stream_expected_latency_ns: int | None = None
+    multi_stream_expected_latency_ns: int | None = None
+    multi_stream_samples_per_query: int | None = None
+    use_token_latencies: bool = True
+    ttft_latency_ns: int | None = None
+    tpot_latency_ns: int | None = None
+    sample_concatenate_permutation: bool = True
+    performance_sample_count_override: int | None = None
+    explicit: list[str] = Field(default_factory=list, description="fields forced by overrides (beat user.conf)")
+
+    @property
+    def samples_per_query(self) -> int:
+        return self.multi_stream_samples_per_query or 1
+
+    def expected_queries(self) -> int:
+        """Rough number of queries the run issues (for sizing buffers)."""
+        dur = self.min_duration_ms / 1000.0
+        if self.loadgen_scenario == "Server" and self.server_target_qps:
+            return int(self.server_target_qps * dur * 1.2) + (self.min_query_count or 0) + 64
+        if self.loadgen_scenario == "Offline" and self.offline_expected_qps:
+            return int(self.offline_expected_qps * dur * 1.2) + (self.min_query_count or 0) + 64
+        return (self.min_query_count or 0) + 1024
+
+    def to_test_settings(self, user_conf: str | Path | None = None) -> Any:
+        """Build ``mlperf_loadgen.TestSettings``; a user.conf's keys win over the preset, overrides win over both."""
+        import mlperf_loadgen as lg
+
+        s = lg.TestSettings()
+        s.scenario = getattr(lg.TestScenario, self.loadgen_scenario)
+        s.mode = lg.TestMode.AccuracyOnly if self.mode == "accuracy" else lg.TestMode.PerformanceOnly
+        from_conf: set[str] = set()
+        if user_conf is not None:
+            from_conf = apply_user_conf(s, user_conf, self.loadgen_model, self.loadgen_scenario)
+        values: dict[str, Any] = {
+            "min_duration_ms": self.min_duration_ms,
+            "max_duration_ms": self.max_duration_ms,
+            "min_query_count": self.min_query_count,
+            "server_target_qps": self.server_target_qps,
+            "offline_expected_qps": self.offline_expected_qps,
+            "single_stream_expected_latency_ns": self.single_stream_expected_latency_ns,
+            "multi_stream_expected_latency_ns": self.multi_stream_expected_latency_ns,
+            "multi_stream_samples_per_query": self.multi_stream_samples_per_query,
+            "use_token_latencies": self.use_token_latencies,
+            "ttft_latency": self.ttft_latency_ns,
+            "tpot_latency": self.tpot_latency_ns,
+            "sample_concatenate_permutation": self.sample_concatenate_permutation,
+            "performance_sample_count_override": self.performance_sample_count_override,
+        }
+        for name, value in values.items():
+            if value is None or (name in from_conf and name not in self.explicit):
+                continue
+            setattr(s, name, value)
+        # Server latency is judged by TTFT/TPOT with token latencies; keep the query-latency target loose.
+        if self.loadgen_scenario == "Server" and self.ttft_latency_ns and "server_target_latency_ns" not in from_conf:
+            s.server_target_latency_ns = max(int(s.server_target_latency_ns), self.ttft_latency_ns)
+        return s
+
+
+scenario_presets: Registry[Any] = Registry("scenario")
+
+
+class _Scenario:
+    config_model: ClassVar[type[ScenarioConfig]] = ScenarioConfig
+    loadgen_scenario: ClassVar[str] = "Server"
+
+    def __init__(self, config: ScenarioConfig) -> None:
+        self.config = config
+
+    def fill(self, plan: dict[str, Any], bench: BenchmarkProfile, preset: Preset, ov: SettingsOverrides) -> None:
+        """Set the scenario-specific fields of ``plan``."""
+
+
+@scenario_presets.register("Server")
+class ServerScenario(_Scenario):
+    config_model = ServerConfig
+
+    def fill(self, plan: dict[str, Any], bench: BenchmarkProfile, preset: Preset, ov: SettingsOverrides) -> None:
+        qps = ov.qps or bench.default_server_qps
+        plan["server_target_qps"] = qps
+        if preset == "quick" and ov.duration_s is None:
+            # Enough queries for early stopping, but a quick run stays quick.
+            dur = min(QUICK_MAX_DURATION_S, max(self.config.quick_duration_s, QUICK_SERVER_TARGET_QUERIES / qps))
+            plan["min_duration_ms"] = int(dur * 1000)
+
+
+@scenario_presets.register("Interactive")
+class InteractiveScenario(ServerScenario):
+    config_model = InteractiveConfig
+
+
+@scenario_presets.register("Offline")
+class OfflineScenario(_Scenario):
+    config_model = OfflineConfig
+    loadgen_scenario = "Offline"
+
+    def fill(self, plan: dict[str, Any], bench: BenchmarkProfile, preset: Preset, ov: SettingsOverrides) -> None:
+        plan["offline_expected_qps"] = ov.qps or bench.default_offline_qps
+
+
+@scenario_presets.register("SingleStream")
+class SingleStreamScenario(_Scenario):
+    config_model = SingleStreamConfig
+    loadgen_scenario = "SingleStream"
+
+    def fill(self, plan: dict[str, Any], bench: BenchmarkProfile, preset: Preset, ov: SettingsOverrides) -> None:
+        lat = ov.expected_latency_ms or bench.default_single_stream_latency_ms
+        plan["single_stream_expected_latency_ns"] = int(lat * 1e6)
+
+
+@scenario_presets.register("MultiStream")
+class MultiStreamScenario(_Scenario):
+    config_model = MultiStreamConfig
+    loadgen_scenario = "MultiStream"
+
+    def fill(self, plan: dict[str, Any], bench: BenchmarkProfile, preset: Preset, ov: SettingsOverrides) -> None:
+        assert isinstance(self.config, MultiStreamConfig)
+        plan["multi_stream_samples_per_query"] = self.config.samples_per_query
+        lat = ov.expected_latency_ms or bench.default_multi_stream_latency_ms
+        plan["multi_stream_expected_latency_ns"] = int(lat * 1e6)
+
+
+def plan_settings(
+    scenario: str,
+    benchmark: str | BenchmarkProfile = "embedded",
+    preset: str = "quick",
+    mode: str = "performance",
+    overrides: SettingsOverrides | dict[str, Any] | None = None,
+    sample_count: int | None = None,
+) -> SettingsPlan:
+    """Validate the combination and produce the plan; raise SettingsError with one line on bad input."""
+    try:
+        bench = benchmark if isinstance(benchmark, BenchmarkProfile) else get_benchmark(benchmark)
+        bench.check_scenario(scenario)
+    except BenchmarkError as exc:
+        raise SettingsError(str(exc)) from None
+    if preset not in ("quick", "submission"):
+        raise SettingsError(f"preset: expected 'quick' or 'submission', got '{preset}'")
+    if mode not in ("performance", "accuracy"):
+        raise SettingsError(f"mode: expected 'performance' or 'accuracy', got '{mode}'")
+    try:
+        ov = overrides if isinstance(overrides, SettingsOverrides) else SettingsOverrides(**(overrides or {}))
+    except ValidationError as exc:
+        raise SettingsError(first_error_line(exc, "overrides")) from None
+    runner: _Scenario = scenario_presets.create({"kind": scenario}, where=f"scenario {scenario}")
+    cfg = runner.config
+    quick = preset == "quick"
+    dur_s = ov.duration_s or (cfg.quick_duration_s if quick else SUBMISSION_MIN_DURATION_S)
+    min_q = ov.min_query_count or (cfg.quick_min_query_count if quick else cfg.submission_min_query_count)
+    limits = bench.limits_for("Interactive" if scenario == "Interactive" else "Server")
+    plan: dict[str, Any] = {
+        "scenario": scenario,
+        "loadgen_scenario": runner.loadgen_scenario,
+        "mode": mode,
+        "benchmark": bench.name,
+        "loadgen_model": bench.loadgen_model_for(scenario),
+        "preset": preset,
+        "submittable": False,
+        "min_duration_ms": int(dur_s * 1000),
+        "max_duration_ms": int(ov.max_duration_s * 1000) if ov.max_duration_s else 0,
+        "min_query_count": min_q,
+        "ttft_latency_ns": int(limits[0] * 1e6) if limits else None,
+        "tpot_latency_ns": int(limits[1] * 1e6) if limits else None,
+        "performance_sample_count_override": sample_count,
+    }
+    runner.fill(plan, bench, preset, ov)
+    explicit = [
+        name
+        for name, given in (
+            ("server_target_qps", ov.qps and runner.loadgen_scenario == "Server"),
+            ("offline_expected_qps", ov.qps and runner.loadgen_scenario == "Offline"),
+            ("min_duration_ms", ov.duration_s),
+            ("min_query_count", ov.min_query_count),
+            ("max_duration_ms", ov.max_duration_s),
+        )
+        if given
+    ]
+    plan["explicit"] = explicit
+    # Only an unmodified submission preset at MLPerf's durations can produce a submittable result.
+    plan["submittable"] = not quick and not explicit and plan["min_duration_ms"] >= SUBMISSION_MIN_DURATION_S * 1000
+    return SettingsPlan(**plan)
