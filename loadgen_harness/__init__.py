@@ -1,1 +1,25 @@
-"""loadgen_harness package."""
+"""The LoadGen harness: QSL, LoadGen <-> gRPC bridge, run orchestration and results.
+
+``run_benchmark(RunConfig(...))`` runs one scenario and returns a :class:`RunResult`; the run
+directory holds LoadGen's logs plus results.json, artifact.json and queries.npz.
+"""
+
+from loadgen_harness._console import format_summary
+from loadgen_harness._records import QUERY_RECORD_DTYPE, load_query_records
+from loadgen_harness._results import Percentiles, RunResult, load_results, parse_detail_log
+from loadgen_harness._run import NO_AUDIT_CONFIG, RunConfig, RunError, fetch_artifact, run_benchmark
+
+__all__ = [
+    "NO_AUDIT_CONFIG",
+    "QUERY_RECORD_DTYPE",
+    "Percentiles",
+    "RunConfig",
+    "RunError",
+    "RunResult",
+    "fetch_artifact",
+    "format_summary",
+    "load_query_records",
+    "load_results",
+    "parse_detail_log",
+    "run_benchmark",
+]

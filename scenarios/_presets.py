@@ -60,7 +60,7 @@ class ServerConfig(ScenarioConfig):
     kind: str = "Server"
 
 
-class InteractiveConfig(ScenarioConfig):
+class InteractiveConfig(ServerConfig):
     kind: str = "Interactive"
 
 
@@ -172,7 +172,7 @@ class _Scenario:
 
 @scenario_presets.register("Server")
 class ServerScenario(_Scenario):
-    config_model = ServerConfig
+    config_model: ClassVar[type[ScenarioConfig]] = ServerConfig
 
     def fill(self, plan: dict[str, Any], bench: BenchmarkProfile, preset: Preset, ov: SettingsOverrides) -> None:
         qps = ov.qps or bench.default_server_qps
@@ -261,8 +261,11 @@ def plan_settings(
         "ttft_latency_ns": int(limits[0] * 1e6) if limits else None,
         "tpot_latency_ns": int(limits[1] * 1e6) if limits else None,
         "performance_sample_count_override": sample_count,
+        # MLPerf requires it for LLMs, but it raises the minimum query count to the performance sample
+        # count, which would stretch a quick run; quick runs are not submittable anyway.
+        "sample_concatenate_permutation": not quick,
     }
-    runner.fill(plan, bench, preset, ov)
+    runner.fill(plan, bench, "quick" if quick else "submission", ov)
     explicit = [
         name
         for name, given in (

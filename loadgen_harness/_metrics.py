@@ -1,0 +1,104 @@
+"""Harness Prometheus metrics, exposed only when ``--metrics-port`` is given.
+
+When disabled the bridge holds ``None`` and pays one ``is not None`` test per query. When enabled
+the bridge reports once per issue batch and once per completed query (never per token); the
+achieved QPS gauge is computed from the completion counter by a collector at scrape time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, start_http_server
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_TPOT_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1)
+
+
+class HarnessMetrics:
+    """The contract's ``lpuperf_harness_*`` metrics on a private registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry or CollectorRegistry()
+        self.registry = r
+        self.issued_total = Counter("lpuperf_harness_queries_issued", "Samples issued by LoadGen", registry=r)
+        self.completed_total = Counter("lpuperf_harness_queries_completed", "Samples completed", registry=r)
+        self.errors_total = Counter(
+            "lpuperf_harness_query_errors", "Failed samples by gRPC status", ["status"], registry=r
+        )
+        self.inflight = Gauge("lpuperf_harness_inflight_queries", "Samples issued and not completed", registry=r)
+        self.ttft = Histogram(
+            "lpuperf_harness_ttft_seconds", "Time to first token", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.tpot = Histogram(
+            "lpuperf_harness_tpot_seconds", "Time per output token", buckets=_TPOT_BUCKETS, registry=r
+        )
+        self.e2e = Histogram(
+            "lpuperf_harness_e2e_latency_seconds", "Issue to completion", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.output_tokens = Counter("lpuperf_harness_output_tokens", "Tokens reported to LoadGen", registry=r)
+        self.target_qps = Gauge("lpuperf_harness_target_qps", "Scheduled QPS (Server)", registry=r)
+        self.achieved_qps = Gauge("lpuperf_harness_achieved_qps", "Completed samples/s since run start", registry=r)
+        self.run_info = Info("lpuperf_harness_run", "The run being measured", registry=r)
+        self.run_state = Enum(
+            "lpuperf_harness_run_state", "Run state", states=["idle", "running", "finished", "failed"], registry=r
+        )
+        self.run_state.state("idle")
+        self._t0 = time.monotonic()
+        self._done = 0
+        self.achieved_qps.set_function(self._achieved)
+        self.server: Any = None
+
+    def _achieved(self) -> float:
+        return self._done / max(time.monotonic() - self._t0, 1e-9)
+
+    @classmethod
+    def start(cls, port: int, addr: str = "127.0.0.1") -> HarnessMetrics:
+        m = cls()
+        m.server = start_http_server(port, addr=addr, registry=m.registry)
+        return m
+
+    def run_started(self, scenario: str, benchmark: str, mode: str, preset: str, target_qps: float | None) -> None:
+        self.run_info.info({"scenario": scenario, "benchmark": benchmark, "mode": mode, "preset": preset})
+        self.target_qps.set(target_qps or 0.0)
+        self._t0 = time.monotonic()
+        self._done = 0
+        self.run_state.state("running")
+
+    def run_finished(self, failed: bool) -> None:
+        self.run_state.state("failed" if failed else "finished")
+
+    # ---- hot path: once per issue batch / once per completed sample ----
+
+    def issued(self, n: int) -> None:
+        self.issued_total.inc(n)
+        self.inflight.inc(n)
+
+    def completed(self, rec: Any, slot: int) -> None:
+        self._done += 1
+        self.completed_total.inc()
+        self.inflight.dec()
+        issue = rec.issue_ns[slot]
+        first = rec.first_token_ns[slot]
+        done = rec.done_ns[slot]
+        n = int(rec.n_tokens[slot])
+        self.output_tokens.inc(n)
+        self.e2e.observe((done - issue) / 1e9)
+        if first >= 0:
+            self.ttft.observe((first - issue) / 1e9)
+            if n > 1:
+                self.tpot.observe((done - first) / 1e9 / (n - 1))
+
+    def failed(self, status: str) -> None:
+        self._done += 1
+        self.completed_total.inc()
+        self.inflight.dec()
+        self.errors_total.labels(status=status).inc()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            server, _thread = self.server
+            server.shutdown()
+            server.server_close()
+            self.server = None

@@ -1,0 +1,228 @@
+"""RunResult and the parsers that fill it from LoadGen's own logs.
+
+``mlperf_log_detail.txt`` holds one ``:::MLLOG {json}`` record per line; it is the source of truth
+for validity, rates and percentiles. The summary is only read for the two labels whose wording
+changed across LoadGen versions ("time to output token" vs "time per output token").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RESULTS_FILE = "results.json"
+DETAIL_FILE = "mlperf_log_detail.txt"
+SUMMARY_FILE = "mlperf_log_summary.txt"
+# A VALID Server run that completed less than this share of the scheduled rate was overloaded.
+COMPLETED_RATE_WARN_RATIO = 0.95
+
+
+class Percentiles(BaseModel):
+    """Latency percentiles in milliseconds; None where LoadGen reported none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    p50: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+
+
+class RunResult(BaseModel):
+    """The machine-readable outcome of one LoadGen run (results.json)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    scenario: str
+    mode: str
+    benchmark: str
+    preset: str
+    submittable: bool = False
+    valid: bool = False
+    loadgen_valid: bool | None = None
+    validity_reasons: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    scheduled_qps: float | None = None
+    completed_qps: float | None = None
+    tokens_per_second: float | None = None
+    ttft_ms: Percentiles = Field(default_factory=Percentiles)
+    tpot_ms: Percentiles = Field(default_factory=Percentiles)
+    latency_ms: Percentiles = Field(default_factory=Percentiles)
+    n_queries: int = 0
+    n_errors: int = 0
+    errors_by_status: dict[str, int] = Field(default_factory=dict)
+    loadgen_errors: int = 0
+    settings: dict[str, Any] = Field(default_factory=dict)
+    artifact: dict[str, Any] = Field(default_factory=dict)
+    harness_version: str = ""
+    log_dir: str = ""
+    duration_s: float | None = None
+    sut_address: str = ""
+
+
+class DetailLog(BaseModel):
+    """What the harness reads out of mlperf_log_detail.txt."""
+
+    values: dict[str, Any] = Field(default_factory=dict)
+    errors: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+_MLLOG = ":::MLLOG "
+
+
+def parse_detail_log(path: str | Path) -> DetailLog:
+    """Read every ``:::MLLOG`` record; the last value of a key wins, errors and warnings are kept."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / DETAIL_FILE
+    out = DetailLog()
+    with open(p, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            pos = line.find(_MLLOG)
+            if pos < 0:
+                continue
+            try:
+                rec = json.loads(line[pos + len(_MLLOG) :])
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash; the rest of the log still counts
+            key = rec.get("key")
+            if not isinstance(key, str):
+                continue
+            value = rec.get("value")
+            meta = rec.get("metadata") or {}
+            if key == "error" or meta.get("is_error"):
+                out.errors.append(f"{key}: {value}" if key != "error" else str(value))
+            elif key == "warning" or meta.get("is_warning"):
+                out.warnings.append(f"{key}: {value}" if key != "warning" else str(value))
+            if key not in ("error", "warning"):
+                out.values[key] = value
+    return out
+
+
+_SUMMARY_TPOT = re.compile(
+    r"^\s*(\d+(?:\.\d+)?) percentile time (?:to|per) output token \(ns\)\s*:\s*(\d+(?:\.\d+)?)", re.IGNORECASE
+)
+_SUMMARY_TTFT = re.compile(r"^\s*(\d+(?:\.\d+)?) percentile first token latency \(ns\)\s*:\s*(\d+(?:\.\d+)?)", re.I)
+
+
+def parse_summary_token_latencies(path: str | Path) -> dict[str, dict[str, float]]:
+    """{"ttft": {"99.00": ns, ...}, "tpot": {...}} from the summary; both TPOT label spellings accepted."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / SUMMARY_FILE
+    out: dict[str, dict[str, float]] = {"ttft": {}, "tpot": {}}
+    if not p.is_file():
+        return out
+    for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
+        m = _SUMMARY_TPOT.match(line)
+        if m:
+            out["tpot"][f"{float(m.group(1)):.2f}"] = float(m.group(2))
+            continue
+        m = _SUMMARY_TTFT.match(line)
+        if m:
+            out["ttft"][f"{float(m.group(1)):.2f}"] = float(m.group(2))
+    return out
+
+
+def _ms(values: dict[str, Any], key: str) -> float | None:
+    v = values.get(key)
+    return round(float(v) / 1e6, 4) if isinstance(v, int | float) else None
+
+
+def _percentiles(values: dict[str, Any], pattern: str) -> Percentiles:
+    return Percentiles(
+        p50=_ms(values, pattern.format("50.00")),
+        p90=_ms(values, pattern.format("90.00")),
+        p99=_ms(values, pattern.format("99.00")),
+    )
+
+
+def _num(values: dict[str, Any], *keys: str) -> float | None:
+    for k in keys:
+        v = values.get(k)
+        if isinstance(v, int | float):
+            return float(v)
+    return None
+
+
+def fill_from_detail(res: RunResult, detail: DetailLog, summary: dict[str, dict[str, float]] | None = None) -> None:
+    """Copy validity, rates, percentiles and effective settings out of the parsed detail log."""
+    v = detail.values
+    validity = v.get("result_validity")
+    res.loadgen_valid = validity == "VALID" if validity is not None else None
+    reasons: list[str] = []
+    if validity is None and res.mode == "performance":
+        reasons.append("LoadGen wrote no result_validity (run did not finish)")
+    elif validity is not None and validity != "VALID":
+        reasons.append(f"LoadGen: {validity}")
+        for key, label in (
+            ("result_min_duration_met", "min duration not met"),
+            ("result_min_queries_met", "min query count not met"),
+            ("result_perf_constraints_met", "performance constraints (latency limits) not met"),
+            ("early_stopping_met", "early stopping criteria not met"),
+        ):
+            if v.get(key) is False:
+                reasons.append(label)
+    for key in ("early_stopping_ttft_result", "early_stopping_tpot_result", "early_stopping_result"):
+        text = v.get(key)
+        if isinstance(text, str) and res.loadgen_valid is False and "unsuccessful" in text.lower():
+            reasons.append(f"{key}: {' '.join(text.replace('*', ' ').split())}")
+    res.scheduled_qps = _num(v, "result_scheduled_samples_per_sec")
+    res.completed_qps = _num(v, "result_completed_samples_per_sec", "result_samples_per_second", "result_qps")
+    res.tokens_per_second = _num(v, "result_completed_tokens_per_second", "result_tokens_per_second")
+    res.ttft_ms = _percentiles(v, "result_first_token_{}_percentile_latency_ns")
+    res.tpot_ms = _percentiles(v, "result_time_per_output_token_{}_percentile_ns")
+    res.latency_ms = _percentiles(v, "result_{}_percentile_latency_ns")
+    if summary is not None:
+        # Older LoadGen versions name TPOT "time to output token": fall back to the summary's figures.
+        if res.tpot_ms.p99 is None and "99.00" in summary["tpot"]:
+            res.tpot_ms = Percentiles(
+                **{f"p{k[:2]}": summary["tpot"][k] / 1e6 for k in summary["tpot"] if k[:2] in ("50", "90", "99")}
+            )
+        if res.ttft_ms.p99 is None and "99.00" in summary["ttft"]:
+            res.ttft_ms = Percentiles(
+                **{f"p{k[:2]}": summary["ttft"][k] / 1e6 for k in summary["ttft"] if k[:2] in ("50", "90", "99")}
+            )
+    res.settings = {k: val for k, val in v.items() if k.startswith(("effective_", "requested_"))}
+    res.loadgen_errors = len(detail.errors)
+    if detail.errors:
+        reasons.append(f"LoadGen logged {len(detail.errors)} error(s): {detail.errors[0]}")
+    if res.n_errors:
+        by = ", ".join(f"{k}: {n}" for k, n in sorted(res.errors_by_status.items()))
+        reasons.append(f"{res.n_errors} of {res.n_queries} queries failed ({by})")
+    if (
+        res.loadgen_valid
+        and res.scheduled_qps
+        and res.completed_qps is not None
+        and res.completed_qps < COMPLETED_RATE_WARN_RATIO * res.scheduled_qps
+    ):
+        reasons.append(
+            f"completed {res.completed_qps:.2f} samples/s is well below the scheduled {res.scheduled_qps:.2f}: "
+            "the SUT did not keep up (overloaded)"
+        )
+    res.validity_reasons = reasons
+    res.valid = bool(res.loadgen_valid) and not reasons if res.mode == "performance" else not reasons
+
+
+def save_results(res: RunResult, directory: str | Path) -> Path:
+    d = Path(directory)
+    path = d / RESULTS_FILE
+    tmp = d / (RESULTS_FILE + ".tmp")
+    tmp.write_text(res.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_results(path: str | Path) -> RunResult:
+    """Load results.json from a run directory (OUT/<run-id>/<scenario>/<mode>/) or a file path."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / RESULTS_FILE
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: results.json not found")
+    return RunResult.model_validate_json(p.read_text(encoding="utf-8"))

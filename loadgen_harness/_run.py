@@ -1,0 +1,257 @@
+"""Run orchestration: one LoadGen test against one SUT, from RunConfig to results.json.
+
+Steps: resolve the dataset and settings (bad input fails before anything starts), start the
+embedded SUT in its own process unless an address was given (so harness and SUT each get a core),
+fetch the artifact manifest, run LoadGen with the bridge, then parse LoadGen's detail log into a
+RunResult and write ``results.json``, ``artifact.json`` and ``queries.npz`` next to LoadGen's logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from loadgen_harness._results import (
+    RunResult,
+    fill_from_detail,
+    parse_detail_log,
+    parse_summary_token_latencies,
+    save_results,
+)
+
+# LoadGen applies ./audit.config when it exists; a stray one must never alter a normal run, so
+# normal runs name a file that cannot exist.
+NO_AUDIT_CONFIG = "/nonexistent/lpuperf-no-audit.config"
+
+
+class RunError(ValueError):
+    """A run could not start (bad config, unreachable SUT); the message is one line."""
+
+
+class RunConfig(BaseModel):
+    """Everything one run needs; usable programmatically and from ``lpuperf run``."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    scenario: Literal["SingleStream", "MultiStream", "Server", "Offline", "Interactive"] = "Server"
+    mode: Literal["performance", "accuracy"] = "performance"
+    benchmark: str = "embedded"
+    preset: Literal["quick", "submission"] = "quick"
+    dataset: str | None = Field(default=None, description="dataset spec; None = the benchmark's")
+    sut: str | None = Field(default=None, description="host:port; None = spawn the embedded sim SUT")
+    backend: dict[str, Any] = Field(default_factory=dict, description="backend config for the spawned SUT")
+    serve_args: list[str] = Field(default_factory=list, description="extra `lpuperf serve` args for the spawned SUT")
+    qps: float | None = Field(default=None, gt=0)
+    duration_s: float | None = Field(default=None, gt=0)
+    min_query_count: int | None = Field(default=None, gt=0)
+    out_dir: Path = Path("results")
+    run_id: str | None = None
+    user_conf: Path | None = None
+    audit_config: Path | None = None
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    max_new_tokens: int | None = Field(default=None, gt=0)
+    offline_concurrency: int | None = Field(default=None, gt=0)
+    rpc_timeout_s: float = Field(default=300.0, gt=0)
+    progress: bool = False
+
+    @field_validator("sut")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port, got '{v}'")
+        return v
+
+    def log_dir(self, run_id: str) -> Path:
+        return Path(self.out_dir) / run_id / self.scenario / self.mode
+
+
+def harness_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"lpuperf {version('lpuperf')}, mlcommons-loadgen {version('mlcommons-loadgen')}"
+    except Exception:
+        return "lpuperf (unknown version)"
+
+
+def serve_args_from_backend(backend: dict[str, Any], dataset: str | None) -> list[str]:
+    """Turn a backend config dict into ``lpuperf serve`` flags (``kind`` -> --backend)."""
+    args: list[str] = []
+    for key, value in backend.items():
+        flag = "--backend" if key == "kind" else "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            if value:
+                args.append(flag)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                args += [flag, str(item)]
+        elif value is not None:
+            args += [flag, str(value)]
+    if dataset and "dataset" not in backend:
+        args += ["--dataset", dataset]
+    return args
+
+
+@contextlib.contextmanager
+def _sut_address(cfg: RunConfig) -> Iterator[tuple[str, Any]]:
+    if cfg.sut is not None:
+        yield cfg.sut, None
+        return
+    import sut
+
+    spawn = getattr(sut, "spawn_server", None)
+    if spawn is None:
+        raise RunError("sut: no address given and this build has no embedded SUT (sut.spawn_server)")
+    server = spawn(serve_args_from_backend(cfg.backend, cfg.dataset) + list(cfg.serve_args))
+    try:
+        yield server.address, server
+    finally:
+        server.terminate()
+
+
+def fetch_artifact(address: str, timeout_s: float = 10.0) -> dict[str, Any]:
+    """GetArtifact over a short-lived channel; the manifest as a dict (manifest_json when present)."""
+    import grpc
+    from google.protobuf.json_format import MessageToDict
+
+    from proto import inference_pb2, inference_pb2_grpc
+
+    try:
+        with grpc.insecure_channel(address) as ch:
+            stub = inference_pb2_grpc.InferenceStub(ch)
+            m = stub.GetArtifact(inference_pb2.GetArtifactRequest(), timeout=timeout_s, wait_for_ready=True)
+    except grpc.RpcError as exc:
+        raise RunError(f"sut {address}: GetArtifact failed ({exc.code().name}: {exc.details()})") from None
+    if m.manifest_json:
+        try:
+            data: dict[str, Any] = json.loads(m.manifest_json)
+            return data
+        except json.JSONDecodeError:
+            pass
+    return MessageToDict(m, preserving_proto_field_name=True)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], None] | None = None) -> RunResult:
+    """Run one LoadGen test; returns the RunResult also written to ``<log_dir>/results.json``.
+
+    ``on_progress(elapsed_s, completed, rate)`` is called about every 2 s from a helper thread.
+    """
+    import mlperf_loadgen as lg
+
+    from loadgen_harness._bridge import Bridge
+    from loadgen_harness._console import ProgressTicker
+    from loadgen_harness._qsl import DatasetQSL
+    from scenarios import DatasetError, SettingsError, UserConfError, get_benchmark, plan_settings, resolve_dataset
+
+    try:
+        bench = get_benchmark(cfg.benchmark)
+        dataset = resolve_dataset(cfg.dataset or bench.dataset)
+        plan = plan_settings(
+            cfg.scenario,
+            bench,
+            cfg.preset,
+            cfg.mode,
+            {"qps": cfg.qps, "duration_s": cfg.duration_s, "min_query_count": cfg.min_query_count},
+            sample_count=min(len(dataset), bench.total_sample_count),
+        )
+        if cfg.user_conf is not None and not Path(cfg.user_conf).is_file():
+            raise RunError(f"user_conf: {cfg.user_conf}: file not found")
+        if cfg.audit_config is not None and not Path(cfg.audit_config).is_file():
+            raise RunError(f"audit_config: {cfg.audit_config}: file not found")
+        settings = plan.to_test_settings(cfg.user_conf)
+    except (SettingsError, DatasetError, UserConfError, ValueError) as exc:
+        raise RunError(str(exc)) from None
+    max_new = cfg.max_new_tokens or bench.max_new_tokens
+    run_id = cfg.run_id or time.strftime("run-%Y%m%d-%H%M%S")
+    log_dir = cfg.log_dir(run_id)
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    metrics = None
+    if cfg.metrics_port is not None:
+        from loadgen_harness._metrics import HarnessMetrics
+
+        metrics = HarnessMetrics.start(cfg.metrics_port)
+        metrics.run_started(cfg.scenario, cfg.benchmark, cfg.mode, cfg.preset, plan.server_target_qps)
+
+    res = RunResult(
+        run_id=run_id,
+        scenario=cfg.scenario,
+        mode=cfg.mode,
+        benchmark=bench.name,
+        preset=cfg.preset,
+        submittable=plan.submittable,
+        harness_version=harness_version(),
+        log_dir=str(log_dir),
+    )
+    t_start = time.monotonic()
+    failed = True
+    try:
+        with _sut_address(cfg) as (address, _server):
+            res.sut_address = address
+            artifact = fetch_artifact(address)
+            res.artifact = artifact
+            _write_json(log_dir / "artifact.json", artifact)
+            max_batch = int(artifact.get("max_batch", 32) or 32)
+            concurrency = cfg.offline_concurrency or max(8, min(512, 2 * max_batch))
+            qsl = DatasetQSL(dataset, max_new, plan.performance_sample_count_override)
+            bridge = Bridge(
+                address,
+                qsl.requests,
+                offline=plan.loadgen_scenario == "Offline",
+                offline_concurrency=concurrency,
+                rpc_timeout_s=cfg.rpc_timeout_s,
+                expected_queries=plan.expected_queries() * plan.samples_per_query,
+                metrics=metrics,
+            )
+            sut_handle = lg.ConstructSUT(bridge.issue, bridge.flush)
+            ticker = ProgressTicker(bridge, on_progress) if on_progress is not None else None
+            try:
+                out = lg.LogOutputSettings()
+                out.outdir = str(log_dir.resolve())
+                out.copy_summary_to_stdout = False
+                log_settings = lg.LogSettings()
+                log_settings.log_output = out
+                log_settings.enable_trace = True
+                audit = str(Path(cfg.audit_config).resolve()) if cfg.audit_config else NO_AUDIT_CONFIG
+                if ticker is not None:
+                    ticker.start()
+                lg.StartTestWithLogSettings(sut_handle, qsl.handle, settings, log_settings, audit)
+            finally:
+                if ticker is not None:
+                    ticker.stop()
+                bridge.close()
+                lg.DestroySUT(sut_handle)
+                qsl.destroy()
+        res.n_queries = bridge.records.n
+        res.n_errors = bridge.errors
+        res.errors_by_status = dict(bridge.errors_by_status)
+        bridge.records.save(log_dir)
+        res.duration_s = round(time.monotonic() - t_start, 3)
+        fill_from_detail(res, parse_detail_log(log_dir), parse_summary_token_latencies(log_dir))
+        save_results(res, log_dir)
+        failed = False
+        return res
+    finally:
+        if metrics is not None:
+            metrics.run_finished(failed)
+            metrics.stop()
+
+
+def results_dir(out_dir: str | os.PathLike[str], run_id: str, scenario: str, mode: str) -> Path:
+    return Path(out_dir) / run_id / scenario / mode
