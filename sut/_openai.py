@@ -1,0 +1,507 @@
+"""``openai`` backend: relays each request to an OpenAI-compatible streaming endpoint.
+
+The SUT becomes a thin client of ``/v1/completions`` or ``/v1/chat/completions`` (vLLM, TGI,
+SGLang, llama.cpp, GroqCloud, or our own HTTP front). Three rules shape it:
+
+* ``n_tokens`` is the upstream server's own ``usage.completion_tokens`` (``stream_options.include_usage``),
+  not our re-count, so the results say what the server claims it generated.
+* Streamed text becomes token ids by the most faithful method available: the server's own ids when it
+  returns them (``return_token_ids``, as vLLM and our front do), else a configured tokenizer. The method
+  used is recorded in the manifest and in every GenerationEnd (``ids: server`` / ``ids: tokenizer NAME``).
+* Upstream failures (429, 5xx, timeouts, refused connections) become per-query :class:`UpstreamError` s.
+  Nothing is retried: a retry inside a timed query would hide the failure and distort its latency.
+
+The API key is a ``SecretStr``; it is only ever placed in the ``Authorization`` header and is scrubbed
+from anything an upstream sends back before that text can reach an error message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr
+
+from scenarios.registry import RegistryError
+from sut._artifact import ArtifactManifest
+from sut._backend import (
+    BackendConfig,
+    GenerateRequest,
+    GenerationEnd,
+    InvalidRequestError,
+    UpstreamError,
+)
+
+if TYPE_CHECKING:
+    import argparse
+
+    import httpx
+
+    from scenarios.dataset import Dataset
+
+GROQ_BASE_URL = "https://api.groq.com/openai/v1"
+ENV_BASE_URL = "LPUPERF_OPENAI_BASE_URL"
+ENV_MODEL = "LPUPERF_OPENAI_MODEL"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+GROQ_KEY_ENV = "GROQ_API_KEY"
+# What a preset fills in when the config leaves it unset: URL, key variable, API flavour, whether the
+# key is required, and whether the server understands our ``return_token_ids`` extension.
+_PRESETS: dict[str, dict[str, Any]] = {
+    "groq": {
+        "base_url": GROQ_BASE_URL,
+        "api_key_env": GROQ_KEY_ENV,
+        "api": "chat",
+        "model": "llama-3.1-8b-instant",
+        "require_key": True,
+        "request_token_ids": False,
+    },
+}
+_ERROR_BODY_LIMIT = 300  # characters of an upstream error body kept in a message
+_BEARER = re.compile(r"(?i)(bearer\s+)\S+")
+_KEY_LIKE = re.compile(r"\b(sk|gsk|xai|api)[-_][A-Za-z0-9_\-]{8,}")
+
+
+class OpenAIConfigError(RegistryError):
+    """The openai backend cannot be configured (missing key, URL or model): one readable line."""
+
+
+class OpenAIConfig(BackendConfig):
+    """Config of kind ``openai``. Unset fields fall back to the preset, then to the environment."""
+
+    kind: str = "openai"
+    preset: Literal["", "groq"] = ""
+    base_url: str = ""  # e.g. http://127.0.0.1:8000/v1; env LPUPERF_OPENAI_BASE_URL
+    model: str = ""  # env LPUPERF_OPENAI_MODEL; default: the first id from GET /models
+    api_key: SecretStr | None = None
+    api_key_env: str = ""  # env var holding the key; default OPENAI_API_KEY (GROQ_API_KEY for groq)
+    require_key: bool | None = None  # None: required when the preset or an explicit api_key_env asks
+    api: Literal["completions", "chat", ""] = ""  # "" -> completions (chat for groq)
+    prompt: Literal["auto", "text", "ids"] = "auto"  # auto: prompt_text when set, else token ids
+    request_token_ids: bool | None = None  # ask for ``return_token_ids`` (None: yes unless the preset says no)
+    tokenizer: str = "auto"  # auto | dataset | none | path of a Hugging Face tokenizer directory
+    dataset: str = "embedded"  # dataset whose byte decoder maps text back to ids ("dataset" tokenizer)
+    eos_token_id: int = -1  # -1: the request's, else the dataset's/tokenizer's EOS
+    append_eos: bool = True  # tokenizer ids: close a finish_reason=stop answer with EOS, as the server did
+    max_context_tokens: int = Field(default=131072, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0)  # read: longest silence between two stream events
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    write_timeout_s: float = Field(default=10.0, gt=0)
+    pool_timeout_s: float = Field(default=10.0, gt=0)  # wait for a free pooled connection
+    max_connections: int = Field(default=256, gt=0)
+    keepalive_s: float = Field(default=30.0, gt=0)
+
+
+class _Resolved:
+    """The config with presets and environment applied; the key stays a SecretStr."""
+
+    def __init__(self, cfg: OpenAIConfig, env: dict[str, str] | os._Environ[str]) -> None:
+        preset = _PRESETS.get(cfg.preset, {})
+        self.base_url = (cfg.base_url or env.get(ENV_BASE_URL, "") or preset.get("base_url", "")).rstrip("/")
+        if not self.base_url:
+            raise OpenAIConfigError(
+                f"openai backend: field 'base_url': no upstream URL; pass --base-url or set {ENV_BASE_URL}"
+            )
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise OpenAIConfigError(
+                f"openai backend: field 'base_url': expected http(s)://host[:port]/v1, got '{_scrub_url(self.base_url)}'"
+            )
+        self.host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        self.model = cfg.model or env.get(ENV_MODEL, "") or preset.get("model", "")
+        self.api: str = cfg.api or preset.get("api", "completions")
+        self.request_token_ids = (
+            cfg.request_token_ids if cfg.request_token_ids is not None else preset.get("request_token_ids", True)
+        )
+        key_env = cfg.api_key_env or preset.get("api_key_env", DEFAULT_KEY_ENV)
+        required = (
+            cfg.require_key if cfg.require_key is not None else bool(preset.get("require_key") or cfg.api_key_env)
+        )
+        key = cfg.api_key
+        if key is None and env.get(key_env):
+            key = SecretStr(env[key_env])
+        if required and (key is None or not key.get_secret_value()):
+            raise OpenAIConfigError(f"openai backend: API key missing: environment variable {key_env} is not set")
+        self.key_env = key_env
+        self.api_key = key
+
+
+def _scrub_url(url: str) -> str:
+    # userinfo in a URL (https://user:secret@host) is a credential too.
+    parts = urlsplit(url)
+    if parts.password or parts.username:
+        return url.replace(parts.netloc, parts.hostname or "", 1)
+    return url
+
+
+class _ByteEncoder:
+    """Inverse of a dataset's ByteDecoder: greedy longest match of UTF-8 bytes onto token pieces."""
+
+    def __init__(self, pieces: dict[int, bytes]) -> None:
+        self.ids: dict[bytes, int] = {}
+        for tid, piece in sorted(pieces.items()):
+            if piece:
+                self.ids.setdefault(piece, tid)
+        self.max_len = max((len(p) for p in self.ids), default=1)
+        self.unmapped_bytes = 0
+
+    def encode(self, text: str) -> list[int]:
+        data = text.encode("utf-8")
+        out: list[int] = []
+        i = 0
+        while i < len(data):
+            for n in range(min(self.max_len, len(data) - i), 0, -1):
+                tid = self.ids.get(data[i : i + n])
+                if tid is not None:
+                    out.append(tid)
+                    i += n
+                    break
+            else:
+                self.unmapped_bytes += 1  # a byte no piece covers: counted, never invented
+                i += 1
+        return out
+
+
+class OpenAIBackend:
+    """Backend relaying GenerateRequests to an OpenAI-compatible server over pooled keep-alive HTTP."""
+
+    config_model: ClassVar[type[OpenAIConfig]] = OpenAIConfig
+
+    def __init__(self, config: OpenAIConfig, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self._r = _Resolved(config, os.environ if env is None else env)
+        self._client: httpx.AsyncClient | None = None
+        self._inflight = 0
+        self._encode: Callable[[str], list[int]] | None = None
+        self._decode: Callable[[Sequence[int]], str] | None = None
+        self._tokenizer_name = ""
+        self._eos = config.eos_token_id
+        self._load_tokenizer()
+        self._manifest = self._build_manifest()
+
+    def __repr__(self) -> str:
+        key = "set" if self._r.api_key is not None else "none"
+        return f"OpenAIBackend(base_url={self._r.base_url!r}, model={self._r.model!r}, api={self._r.api}, key={key})"
+
+    # --- tokenizer -----------------------------------------------------------------------------
+    def _load_tokenizer(self) -> None:
+        spec = self.config.tokenizer
+        if spec == "none":
+            return
+        if spec in ("auto", "dataset"):
+            ds = self._dataset(required=spec == "dataset")
+            if ds is not None and ds.decoder is not None:
+                enc = _ByteEncoder(ds.decoder.pieces)
+                self._encode, self._decode = enc.encode, ds.decoder.decode
+                self._tokenizer_name = f"dataset:{ds.name}"
+                if self._eos < 0:
+                    self._eos = ds.eos_token_id
+            elif spec == "dataset":
+                raise OpenAIConfigError(
+                    f"openai backend: field 'tokenizer': dataset '{self.config.dataset}' has no decoder"
+                )
+            return
+        try:
+            from transformers import AutoTokenizer
+        except ImportError:
+            raise OpenAIConfigError(
+                "openai backend: field 'tokenizer': a tokenizer directory needs transformers (pip install -e '.[hf]')"
+            ) from None
+        try:
+            tok = AutoTokenizer.from_pretrained(spec)
+        except (OSError, ValueError) as exc:
+            raise OpenAIConfigError(
+                f"openai backend: field 'tokenizer': cannot load '{spec}' ({exc.__class__.__name__})"
+            ) from None
+        self._encode = lambda text: list(tok.encode(text, add_special_tokens=False))
+        self._decode = lambda ids: str(tok.decode(list(ids), skip_special_tokens=True))
+        self._tokenizer_name = f"hf:{os.path.basename(spec.rstrip('/')) or spec}"
+        if self._eos < 0 and tok.eos_token_id is not None:
+            self._eos = int(tok.eos_token_id)
+
+    def _dataset(self, required: bool) -> Dataset | None:
+        from scenarios import DatasetError, resolve_dataset
+
+        try:
+            return resolve_dataset(self.config.dataset)
+        except DatasetError as exc:
+            if required:
+                raise OpenAIConfigError(f"openai backend: field 'dataset': {exc}") from None
+            return None
+
+    @property
+    def ids_method(self) -> str:
+        """How ids are obtained: server ids when asked for and returned, else the tokenizer."""
+        if self._r.request_token_ids:
+            fallback = f"tokenizer {self._tokenizer_name}" if self._encode else "none"
+            return f"server (fallback: {fallback})"
+        return f"tokenizer {self._tokenizer_name}" if self._encode else "none"
+
+    def _build_manifest(self) -> ArtifactManifest:
+        model = self._r.model or "unknown"
+        return ArtifactManifest(
+            artifact_id=f"openai:{self._r.host}:{model}",
+            backend="openai",
+            model=model,
+            precision="remote",
+            max_context_tokens=self.config.max_context_tokens,
+            max_batch=self.config.max_connections,
+            target=self._r.host,
+            eos_token_id=max(self._eos, 0),
+            extra={
+                "api": self._r.api,
+                "base_url": _scrub_url(self._r.base_url),
+                "preset": self.config.preset,
+                "ids": self.ids_method,
+                "tokenizer": self._tokenizer_name,
+                "n_tokens": "upstream usage.completion_tokens",
+                "retries": 0,
+            },
+        ).with_checksum()
+
+    @property
+    def manifest(self) -> ArtifactManifest:
+        return self._manifest
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        import httpx
+
+        headers = {"Accept": "text/event-stream"}
+        if self._r.api_key is not None:
+            headers["Authorization"] = f"Bearer {self._r.api_key.get_secret_value()}"
+        c = self.config
+        self._client = httpx.AsyncClient(
+            base_url=self._r.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(
+                connect=c.connect_timeout_s, read=c.timeout_s, write=c.write_timeout_s, pool=c.pool_timeout_s
+            ),
+            limits=httpx.Limits(
+                max_connections=c.max_connections,
+                max_keepalive_connections=c.max_connections,
+                keepalive_expiry=c.keepalive_s,
+            ),
+            # No transport retries: a failed query must fail, visibly, inside its own timing.
+            transport=httpx.AsyncHTTPTransport(retries=0),
+            follow_redirects=False,
+        )
+        if not self._r.model:
+            self._r.model = await self._first_model()
+            self._manifest = self._build_manifest()
+
+    async def _first_model(self) -> str:
+        assert self._client is not None
+        try:
+            resp = await self._client.get("/models")
+        except Exception as exc:
+            raise UpstreamError(_exc_status(exc), f"GET /models failed: {self._scrub(str(exc))}") from None
+        if resp.status_code != 200:
+            raise UpstreamError(str(resp.status_code), f"GET /models: {self._scrub(resp.text)}")
+        data = resp.json().get("data") or []
+        if not data:
+            raise OpenAIConfigError(f"openai backend: field 'model': none given and {self._r.host} lists no models")
+        return str(data[0]["id"])
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def queue_depth(self) -> int:
+        return 0
+
+    def active_batch(self) -> int:
+        return self._inflight
+
+    # --- requests ------------------------------------------------------------------------------
+    def _scrub(self, text: str) -> str:
+        text = text[:_ERROR_BODY_LIMIT].replace("\n", " ").strip()
+        if self._r.api_key is not None:
+            secret = self._r.api_key.get_secret_value()
+            if secret:
+                text = text.replace(secret, "***")
+        return _KEY_LIKE.sub("***", _BEARER.sub(r"\1***", text))
+
+    def _body(self, request: GenerateRequest) -> tuple[str, dict[str, Any]]:
+        r = self._r
+        body: dict[str, Any] = {
+            "model": r.model,
+            "max_tokens": request.max_new_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.greedy:
+            body["temperature"] = 0.0
+        else:
+            body.update(temperature=request.temperature, top_p=request.top_p, seed=request.seed)
+        if request.min_new_tokens:
+            body["min_tokens"] = request.min_new_tokens
+        if r.request_token_ids:
+            body["return_token_ids"] = True
+        text = request.prompt_text
+        mode = self.config.prompt
+        if mode == "text" or (mode == "auto" and text) or r.api == "chat":
+            if not text and self._decode is not None and request.input_ids.size:
+                text = self._decode(request.input_ids.tolist())
+            if not text:
+                raise InvalidRequestError(
+                    "openai backend: request has no prompt_text and no tokenizer to decode input_ids"
+                )
+            prompt: Any = text
+        else:
+            if not request.input_ids.size:
+                raise InvalidRequestError("openai backend: request has neither prompt_text nor input_ids")
+            prompt = request.input_ids.tolist()
+        if r.api == "chat":
+            body["messages"] = [{"role": "user", "content": prompt}]
+            return "/chat/completions", body
+        body["prompt"] = prompt
+        return "/completions", body
+
+    async def generate(self, request: GenerateRequest) -> AsyncIterator[Sequence[int] | GenerationEnd]:
+        if self._client is None:
+            raise UpstreamError("unavailable", "openai backend used before start()")
+        path, body = self._body(request)
+        self._inflight += 1
+        try:
+            async for item in self._stream(path, body, request):
+                yield item
+        finally:
+            self._inflight -= 1
+
+    async def _stream(
+        self, path: str, body: dict[str, Any], request: GenerateRequest
+    ) -> AsyncIterator[Sequence[int] | GenerationEnd]:
+        import httpx
+
+        assert self._client is not None
+        eos = request.eos_token_id if request.eos_token_id >= 0 else self._eos
+        method = ""
+        streamed: list[int] = []
+        usage_tokens: int | None = None
+        finish = ""
+        try:
+            async with self._client.stream("POST", path, json=body) as resp:
+                if resp.status_code != 200:
+                    raw = (await resp.aread()).decode("utf-8", errors="replace")
+                    raise UpstreamError(str(resp.status_code), _error_message(raw, self._scrub))
+                async for line in resp.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue  # blank separators, ": keep-alive" comments, event: lines
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        break
+                    try:
+                        event = json.loads(payload)
+                    except json.JSONDecodeError:
+                        raise UpstreamError("bad-stream", f"not JSON: {self._scrub(payload)}") from None
+                    if "error" in event:
+                        raise UpstreamError("stream-error", _error_message(json.dumps(event), self._scrub))
+                    usage = event.get("usage")
+                    if usage and usage.get("completion_tokens") is not None:
+                        usage_tokens = int(usage["completion_tokens"])
+                    for choice in event.get("choices") or ():
+                        ids, how = self._ids(choice)
+                        if how:
+                            method = method or how
+                        if choice.get("finish_reason"):
+                            finish = str(choice["finish_reason"])
+                        if ids:
+                            streamed.extend(ids)
+                            yield ids
+        except httpx.TimeoutException as exc:
+            raise UpstreamError("timeout", f"{exc.__class__.__name__} after {self._timeout_for(exc)} s") from None
+        except httpx.HTTPError as exc:
+            raise UpstreamError(_exc_status(exc), self._scrub(f"{exc.__class__.__name__}: {exc}")) from None
+        closes_with_eos = method.startswith("tokenizer") and finish == "stop" and self.config.append_eos
+        if closes_with_eos and eos >= 0 and (not streamed or streamed[-1] != eos):
+            streamed.append(eos)
+            yield [eos]  # the server stopped on EOS; text never carries it
+        info = {"ids": method or "none", "finish_reason": finish or "unknown"}
+        if usage_tokens is None:
+            info["n_tokens"] = "no usage from upstream; counted streamed ids"
+        yield GenerationEnd(
+            n_tokens=usage_tokens if usage_tokens is not None else len(streamed),
+            finish_reason={"stop": "eos", "length": "length"}.get(finish, ""),
+            info=info,
+        )
+
+    def _timeout_for(self, exc: Exception) -> float:
+        name = exc.__class__.__name__
+        c = self.config
+        return {
+            "ConnectTimeout": c.connect_timeout_s,
+            "WriteTimeout": c.write_timeout_s,
+            "PoolTimeout": c.pool_timeout_s,
+        }.get(name, c.timeout_s)
+
+    def _ids(self, choice: dict[str, Any]) -> tuple[list[int], str]:
+        server_ids = choice.get("token_ids")
+        if isinstance(server_ids, list) and self._r.request_token_ids:
+            return [int(t) for t in server_ids], "server"
+        delta = choice.get("delta")
+        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        if not text:
+            return [], ""
+        if self._encode is None:
+            raise UpstreamError("no-ids", "upstream returned text without token ids and no tokenizer is configured")
+        return self._encode(text), f"tokenizer {self._tokenizer_name}"
+
+
+def _exc_status(exc: Exception) -> str:
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connect-error"
+    return "transport-error"
+
+
+def _error_message(raw: str, scrub: Callable[[str], str]) -> str:
+    """Pull ``error.message`` out of an OpenAI-style error body; fall back to the (scrubbed) raw text."""
+    try:
+        obj = json.loads(raw)
+        err = obj.get("error") if isinstance(obj, dict) else None
+        if isinstance(err, dict) and err.get("message"):
+            return scrub(str(err["message"]))
+        if isinstance(err, str):
+            return scrub(err)
+    except json.JSONDecodeError:
+        pass
+    return scrub(raw) or "(empty body)"
+
+
+# --- CLI helpers: shared by ``lpuperf serve`` and ``lpuperf run`` ---------------------------------
+def add_openai_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``--backend openai``; values left unset fall back to the preset, then the environment."""
+    g = parser.add_argument_group("openai backend (--backend openai)")
+    g.add_argument("--base-url", default="", help=f"upstream OpenAI-compatible URL ending in /v1 (env {ENV_BASE_URL})")
+    g.add_argument("--model", default="", help=f"upstream model name (env {ENV_MODEL}; default: first of GET /models)")
+    g.add_argument("--api-key-env", default="", help=f"env var holding the API key (default {DEFAULT_KEY_ENV})")
+    g.add_argument("--api", choices=["completions", "chat"], default="", help="upstream API (default completions)")
+    g.add_argument("--tokenizer", default="auto", help="auto | dataset | none | HF tokenizer dir (maps text to ids)")
+    g.add_argument("--upstream-timeout", type=float, default=60.0, help="read timeout in seconds (per stream event)")
+
+
+def openai_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The backend config dict for parsed CLI args (``preset`` comes from ``--preset`` when it names one)."""
+    preset = getattr(args, "preset", "") or ""
+    cfg: dict[str, Any] = {
+        "kind": "openai",
+        "preset": preset if preset in _PRESETS else "",
+        "base_url": args.base_url,
+        "model": args.model,
+        "api_key_env": args.api_key_env,
+        "api": args.api,
+        "tokenizer": args.tokenizer,
+        "timeout_s": args.upstream_timeout,
+    }
+    dataset = getattr(args, "dataset", None)
+    if dataset:
+        cfg["dataset"] = dataset
+    return cfg
