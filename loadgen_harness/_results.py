@@ -170,7 +170,7 @@ def fill_from_detail(res: RunResult, detail: DetailLog, summary: dict[str, dict[
                 reasons.append(label)
     for key in ("early_stopping_ttft_result", "early_stopping_tpot_result", "early_stopping_result"):
         text = v.get(key)
-        if isinstance(text, str) and res.loadgen_valid is False and "unsuccessful" in text.lower():
+        if isinstance(text, str) and res.loadgen_valid is False and text.strip() and "Run successful." not in text:
             reasons.append(f"{key}: {' '.join(text.replace('*', ' ').split())}")
     res.scheduled_qps = _num(v, "result_scheduled_samples_per_sec")
     res.completed_qps = _num(v, "result_completed_samples_per_sec", "result_samples_per_second", "result_qps")

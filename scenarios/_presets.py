@@ -28,6 +28,10 @@ MULTI_STREAM_SAMPLES_PER_QUERY = 8
 MULTI_STREAM_SUBMISSION_QUERIES = 662
 QUICK_SERVER_TARGET_QUERIES = 600  # early stopping wants ~500 for a p99 verdict; leave a margin
 QUICK_MAX_DURATION_S = 120.0
+# LoadGen generates SingleStream/MultiStream queries for min_duration / expected latency and stops
+# issuing once duration and count are met. A run against a SUT faster than expected runs out of
+# queries ("Ending early") and is INVALID, so quick runs under-estimate: the duration decides.
+QUICK_EXPECTED_LATENCY_MS = 1.0
 
 
 class SettingsError(ValueError):
@@ -77,7 +81,8 @@ class SingleStreamConfig(ScenarioConfig):
 class MultiStreamConfig(ScenarioConfig):
     kind: str = "MultiStream"
     samples_per_query: int = Field(default=MULTI_STREAM_SAMPLES_PER_QUERY, gt=0)
-    quick_min_query_count: int = Field(default=64, gt=0)
+    # Early stopping judges MultiStream only after 662 queries, quick or not.
+    quick_min_query_count: int = Field(default=MULTI_STREAM_SUBMISSION_QUERIES, gt=0)
     submission_min_query_count: int | None = Field(default=MULTI_STREAM_SUBMISSION_QUERIES, gt=0)
 
 
@@ -203,7 +208,9 @@ class SingleStreamScenario(_Scenario):
     loadgen_scenario = "SingleStream"
 
     def fill(self, plan: dict[str, Any], bench: BenchmarkProfile, preset: Preset, ov: SettingsOverrides) -> None:
-        lat = ov.expected_latency_ms or bench.default_single_stream_latency_ms
+        lat = ov.expected_latency_ms or (
+            QUICK_EXPECTED_LATENCY_MS if preset == "quick" else bench.default_single_stream_latency_ms
+        )
         plan["single_stream_expected_latency_ns"] = int(lat * 1e6)
 
 
@@ -215,7 +222,9 @@ class MultiStreamScenario(_Scenario):
     def fill(self, plan: dict[str, Any], bench: BenchmarkProfile, preset: Preset, ov: SettingsOverrides) -> None:
         assert isinstance(self.config, MultiStreamConfig)
         plan["multi_stream_samples_per_query"] = self.config.samples_per_query
-        lat = ov.expected_latency_ms or bench.default_multi_stream_latency_ms
+        lat = ov.expected_latency_ms or (
+            QUICK_EXPECTED_LATENCY_MS if preset == "quick" else bench.default_multi_stream_latency_ms
+        )
         plan["multi_stream_expected_latency_ns"] = int(lat * 1e6)
 
 
