@@ -480,12 +480,18 @@ def _error_message(raw: str, scrub: Callable[[str], str]) -> str:
 def add_openai_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``--backend openai``; values left unset fall back to the preset, then the environment."""
     g = parser.add_argument_group("openai backend (--backend openai)")
-    g.add_argument("--base-url", default="", help=f"upstream OpenAI-compatible URL ending in /v1 (env {ENV_BASE_URL})")
-    g.add_argument("--model", default="", help=f"upstream model name (env {ENV_MODEL}; default: first of GET /models)")
-    g.add_argument("--api-key-env", default="", help=f"env var holding the API key (default {DEFAULT_KEY_ENV})")
-    g.add_argument("--api", choices=["completions", "chat"], default="", help="upstream API (default completions)")
-    g.add_argument("--tokenizer", default="auto", help="auto | dataset | none | HF tokenizer dir (maps text to ids)")
-    g.add_argument("--upstream-timeout", type=float, default=60.0, help="read timeout in seconds (per stream event)")
+    flags: list[tuple[str, dict[str, Any]]] = [
+        ("--base-url", {"default": "", "help": f"upstream OpenAI-compatible URL ending in /v1 (env {ENV_BASE_URL})"}),
+        ("--model", {"default": "", "help": f"upstream model name (env {ENV_MODEL}; default: first of GET /models)"}),
+        ("--api-key-env", {"default": "", "help": f"env var holding the API key (default {DEFAULT_KEY_ENV})"}),
+        ("--api", {"choices": ["completions", "chat"], "default": "", "help": "upstream API (default completions)"}),
+        ("--tokenizer", {"default": "auto", "help": "auto | dataset | none | HF tokenizer dir (maps text to ids)"}),
+        ("--timeout-s", {"type": float, "default": 60.0, "help": "upstream read timeout in seconds (per event)"}),
+    ]
+    for flag, kwargs in flags:
+        # Another backend may already define a flag of the same meaning (--model, --tokenizer): share it.
+        if flag not in parser._option_string_actions:
+            g.add_argument(flag, **kwargs)
 
 
 def openai_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -494,13 +500,11 @@ def openai_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "kind": "openai",
         "preset": preset if preset in _PRESETS else "",
-        "base_url": args.base_url,
-        "model": args.model,
-        "api_key_env": args.api_key_env,
-        "api": args.api,
-        "tokenizer": args.tokenizer,
-        "timeout_s": args.upstream_timeout,
     }
+    for field in ("base_url", "model", "api_key_env", "api", "tokenizer", "timeout_s"):
+        value = getattr(args, field, None)
+        if value not in (None, ""):
+            cfg[field] = value
     dataset = getattr(args, "dataset", None)
     if dataset:
         cfg["dataset"] = dataset
