@@ -1,1 +1,40 @@
-"""compliance package."""
+"""Compliance: MLPerf TEST06 (identical lines), stricter token checks, and the context-length probe."""
+
+from compliance._accuracy_log import (
+    ComplianceInputError,
+    LoggedSample,
+    encode_tokens,
+    load_accuracy_log,
+    parse_accuracy_log,
+)
+from compliance._checks import CheckResult, SampleFailure
+from compliance._context import ContextProbeConfig, ContextVerdict, ProbeAttempt, probe_context
+from compliance._runner import Test06Config, Test06Outcome, run_test06, verify_log, write_audit_config
+from compliance._strict import StrictReport, check_records, strict_checks
+from compliance._test06 import AUDIT_CONFIG_TEXT, Test06Report, verify_test06, write_test06_outputs
+
+__all__ = [
+    "AUDIT_CONFIG_TEXT",
+    "CheckResult",
+    "ComplianceInputError",
+    "ContextProbeConfig",
+    "ContextVerdict",
+    "LoggedSample",
+    "ProbeAttempt",
+    "SampleFailure",
+    "StrictReport",
+    "Test06Config",
+    "Test06Outcome",
+    "Test06Report",
+    "check_records",
+    "encode_tokens",
+    "load_accuracy_log",
+    "parse_accuracy_log",
+    "probe_context",
+    "run_test06",
+    "strict_checks",
+    "verify_log",
+    "verify_test06",
+    "write_audit_config",
+    "write_test06_outputs",
+]

@@ -1,0 +1,150 @@
+"""TEST06 end to end: write the audit.config, make the performance pass, verify, lay out the results.
+
+Layout under ``OUT/<run-id>/``:
+
+* ``compliance/TEST06/<scenario>/performance/``: the LoadGen pass (MLPerf logs, results.json,
+  artifact.json, queries.npz), kept apart from the ordinary performance run of the same run id;
+* ``<scenario>/TEST06/``: the submission layout: ``verify_accuracy.txt``,
+  ``accuracy/mlperf_log_accuracy.json``, ``audit.config``, plus ``test06_report.json`` and
+  ``strict_report.json`` naming the failing samples.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from compliance._accuracy_log import (
+    ComplianceInputError,
+    eos_from_artifact,
+    eos_from_manifest,
+    load_accuracy_log,
+)
+from compliance._strict import STRICT_REPORT_FILE, StrictReport, strict_checks
+from compliance._test06 import AUDIT_CONFIG_TEXT, Test06Report, verify_test06, write_test06_outputs
+
+AUDIT_CONFIG_FILE = "audit.config"
+
+
+class Test06Config(BaseModel):
+    """One TEST06 pass; ``sut=None`` spawns the embedded sim with ``serve_args``."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    scenario: Literal["SingleStream", "MultiStream", "Server", "Offline", "Interactive"] = "Server"
+    benchmark: str = "embedded"
+    dataset: str | None = None
+    sut: str | None = None
+    serve_args: list[str] = Field(default_factory=list)
+    qps: float | None = Field(default=None, gt=0)
+    max_new_tokens: int | None = Field(default=None, gt=0)
+    out_dir: Path = Path("results")
+    run_id: str = "compliance"
+
+
+class Test06Outcome(BaseModel):
+    """Both reports and where they went; ``passed`` needs TEST06 and the strict checks to pass."""
+
+    test06: Test06Report
+    strict: StrictReport
+    test06_dir: str
+    run_dir: str = ""
+    passed: bool
+    message: str
+
+
+def write_audit_config(directory: Path) -> Path:
+    from scenarios import write_atomic
+
+    return write_atomic(directory / AUDIT_CONFIG_FILE, AUDIT_CONFIG_TEXT)
+
+
+def _records_for(log_dir: Path) -> np.ndarray | None:
+    if not (log_dir / "queries.npz").is_file():
+        return None
+    from loadgen_harness._records import load_query_records
+
+    try:
+        return load_query_records(log_dir)
+    except (OSError, ValueError) as exc:
+        raise ComplianceInputError(f"{log_dir / 'queries.npz'}: {exc}") from None
+
+
+def verify_log(
+    accuracy_log: Path,
+    scenario: str,
+    test06_dir: Path,
+    eos_token_id: int | None = None,
+    records: np.ndarray | None = None,
+    run_dir: str = "",
+) -> Test06Outcome:
+    """Verify an existing accuracy log and write the TEST06 layout into ``test06_dir``.
+
+    The EOS id comes from ``eos_token_id`` or else the ``artifact.json`` next to the log; per-query
+    records default to the ``queries.npz`` next to it (the strict stream checks are skipped without).
+    """
+    log = accuracy_log / "mlperf_log_accuracy.json" if accuracy_log.is_dir() else accuracy_log
+    samples = load_accuracy_log(log)
+    if eos_token_id is None:
+        artifact = log.parent / "artifact.json"
+        if not artifact.is_file():
+            raise ComplianceInputError(
+                f"{log}: no artifact.json next to the log to take the EOS id from; give --eos-id or --artifact-json"
+            )
+        eos_token_id = eos_from_artifact(artifact)
+    if records is None:
+        records = _records_for(log.parent)
+    report = verify_test06(samples, scenario, eos_token_id, str(log))
+    strict = strict_checks(samples, eos_token_id, records)
+    write_test06_outputs(report, log, test06_dir)
+    from scenarios import write_atomic
+
+    write_atomic(test06_dir / STRICT_REPORT_FILE, strict.model_dump_json(indent=2) + "\n")
+    return Test06Outcome(
+        test06=report,
+        strict=strict,
+        test06_dir=str(test06_dir),
+        run_dir=run_dir or str(log.parent),
+        passed=report.passed and strict.passed,
+        message=f"{report.message} | {strict.message}",
+    )
+
+
+def run_test06(cfg: Test06Config) -> Test06Outcome:
+    """Make TEST06's performance pass through ``run_benchmark`` with the audit.config, then verify it."""
+    from loadgen_harness import RunConfig, run_benchmark  # type: ignore[attr-defined,unused-ignore]
+
+    test06_dir = Path(cfg.out_dir) / cfg.run_id / cfg.scenario / "TEST06"
+    audit = write_audit_config(test06_dir)
+    extra: dict[str, Any] = {}
+    if cfg.dataset is not None:
+        extra["dataset"] = cfg.dataset
+    if cfg.qps is not None:
+        extra["qps"] = cfg.qps
+    if cfg.max_new_tokens is not None:
+        extra["max_new_tokens"] = cfg.max_new_tokens
+    run_cfg = RunConfig(
+        scenario=cfg.scenario,
+        mode="performance",
+        benchmark=cfg.benchmark,
+        preset="quick",
+        sut=cfg.sut,
+        serve_args=list(cfg.serve_args),
+        out_dir=Path(cfg.out_dir) / cfg.run_id / "compliance",
+        run_id="TEST06",
+        audit_config=audit,
+        **extra,
+    )
+    res = run_benchmark(run_cfg)
+    log_dir = Path(res.log_dir)
+    artifact: Any = res.artifact
+    if not artifact and (log_dir / "artifact.json").is_file():
+        artifact = json.loads((log_dir / "artifact.json").read_text(encoding="utf-8"))
+    eos = eos_from_manifest(artifact, f"{log_dir}/artifact.json")
+    # LoadGen's scenario name: Interactive runs as Server, which keeps the first-token check.
+    scenario = "Server" if cfg.scenario == "Interactive" else cfg.scenario
+    return verify_log(log_dir / "mlperf_log_accuracy.json", scenario, test06_dir, eos, run_dir=str(log_dir))
