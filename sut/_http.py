@@ -238,10 +238,10 @@ class HttpFront:
             prompt = body.get("prompt")
             if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
                 prompt = prompt[0]  # a batch of one
-        text, ids = self._prompt(prompt)
         max_tokens = body.get("max_completion_tokens", body.get("max_tokens", _DEFAULT_MAX_TOKENS))
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
             raise InvalidRequestError("field 'max_tokens': expected a positive integer")
+        text, ids = self._prompt(prompt)
         min_tokens = body.get("min_tokens", 0)
         temperature = body.get("temperature", 1.0)
         if not isinstance(temperature, (int, float)) or not isinstance(min_tokens, int):
@@ -298,7 +298,9 @@ class HttpFront:
             req, stream, usage_in_stream, with_ids = self._parse(body, chat)
         except InvalidRequestError as exc:
             return self._error(400, str(exc), "invalid_request")
-        limit = self.backend.manifest.effective_context_tokens
+        # Only the advertised limit is checked here; what the artifact really enforces is the backend's
+        # business, so a silently capped artifact misbehaves over HTTP exactly as it does over gRPC.
+        limit = self.backend.manifest.max_context_tokens
         if req.input_ids.size + req.max_new_tokens > limit:
             overflow = ContextOverflowError(int(req.input_ids.size), req.max_new_tokens, limit)
             return self._error(400, str(overflow), "context_length_exceeded")
@@ -358,6 +360,7 @@ class _Completion:
         self.ids: list[int] = []
         self.end: GenerationEnd | None = None
         self.pieces: list[str] = []
+        self.chunk_size = max(1, front.backend.manifest.chunk_size)
 
     def _finish_reason(self) -> str:
         if self.end is not None and self.end.finish_reason:
@@ -399,9 +402,14 @@ class _Completion:
                 self.end = item
                 continue
             ids = [int(i) for i in item]
-            if ids:
-                self.ids.extend(ids)
-                yield ids, self.text.feed(ids)
+            # The first token travels alone (TTFT is measured on it); later ones at most chunk_size per event.
+            step = self.chunk_size
+            start = 0
+            while start < len(ids):
+                part = ids[start : start + (1 if not self.ids else step)]
+                start += len(part)
+                self.ids.extend(part)
+                yield part, self.text.feed(part)
 
     async def run_to_end(self) -> None:
         async for _, text in self._items():
