@@ -142,6 +142,14 @@ def _percentiles(values: dict[str, Any], pattern: str) -> Percentiles:
     )
 
 
+def _from_summary(ns_by_pct: dict[str, float]) -> Percentiles:
+    def get(pct: str) -> float | None:
+        v = ns_by_pct.get(pct)
+        return None if v is None else round(v / 1e6, 4)
+
+    return Percentiles(p50=get("50.00"), p90=get("90.00"), p99=get("99.00"))
+
+
 def _num(values: dict[str, Any], *keys: str) -> float | None:
     for k in keys:
         v = values.get(k)
@@ -181,13 +189,9 @@ def fill_from_detail(res: RunResult, detail: DetailLog, summary: dict[str, dict[
     if summary is not None:
         # Older LoadGen versions name TPOT "time to output token": fall back to the summary's figures.
         if res.tpot_ms.p99 is None and "99.00" in summary["tpot"]:
-            res.tpot_ms = Percentiles(
-                **{f"p{k[:2]}": summary["tpot"][k] / 1e6 for k in summary["tpot"] if k[:2] in ("50", "90", "99")}
-            )
+            res.tpot_ms = _from_summary(summary["tpot"])
         if res.ttft_ms.p99 is None and "99.00" in summary["ttft"]:
-            res.ttft_ms = Percentiles(
-                **{f"p{k[:2]}": summary["ttft"][k] / 1e6 for k in summary["ttft"] if k[:2] in ("50", "90", "99")}
-            )
+            res.ttft_ms = _from_summary(summary["ttft"])
     res.settings = {k: val for k, val in v.items() if k.startswith(("effective_", "requested_"))}
     res.loadgen_errors = len(detail.errors)
     if detail.errors:
