@@ -127,7 +127,7 @@ def test_conf_keys_and_malformed_lines(tmp_path: Path) -> None:
     with pytest.raises(UserConfError, match=r"bad.conf:1: field 'target_qps': expected a number"):
         conf_keys(bad, "m", "Server")
     bad.write_text("target_qps 3\n")
-    with pytest.raises(UserConfError, match="expected 'model.Scenario.key = value'"):
+    with pytest.raises(UserConfError, match=r"expected 'model\.Scenario\.key = value'"):
         conf_keys(bad, "m", "Server")
     with pytest.raises(UserConfError, match="not found"):
         conf_keys(tmp_path / "missing.conf", "m", "Server")
