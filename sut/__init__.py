@@ -19,8 +19,50 @@ backends.register_lazy("sim", "sut._sim:SimBackend")
 backends.register_lazy("transformers", "sut._hf:TransformersBackend")
 backends.register_lazy("openai", "sut._openai:OpenAIBackend")
 
-__all__ = [
+
+def __getattr__(name: str) -> object:
+    # The server side pulls in grpc and the dataset; import it only when asked for.
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'sut' has no attribute '{name}'")
+
+
+_LAZY: dict[str, tuple[str, str]] = {
+    "start_embedded": ("sut._embedded", "start_embedded"),
+    "spawn_server": ("sut._embedded", "spawn_server"),
+    "wait_serving": ("sut._embedded", "wait_serving"),
+    "create_backend": ("sut._embedded", "create_backend"),
+    "EmbeddedServer": ("sut._embedded", "EmbeddedServer"),
+    "ServerProcess": ("sut._embedded", "ServerProcess"),
+    "SutStartError": ("sut._embedded", "SutStartError"),
+    "SutServer": ("sut._server", "SutServer"),
+    "FinalTokens": ("sut._server", "FinalTokens"),
+    "SimBackend": ("sut._sim", "SimBackend"),
+    "SimConfig": ("sut._sim", "SimConfig"),
+    "SIM_PRESETS": ("sut._sim", "SIM_PRESETS"),
+    "analytic_capacity_qps": ("sut._sim", "analytic_capacity_qps"),
+    "SutMetrics": ("sut._metrics", "SutMetrics"),
+}
+
+__all__ = [  # noqa: F822 - some names resolve lazily through __getattr__
+    "SIM_PRESETS",
     "ArtifactManifest",
+    "EmbeddedServer",
+    "FinalTokens",
+    "ServerProcess",
+    "SimBackend",
+    "SimConfig",
+    "SutMetrics",
+    "SutServer",
+    "SutStartError",
+    "analytic_capacity_qps",
+    "create_backend",
+    "spawn_server",
+    "start_embedded",
+    "wait_serving",
     "Backend",
     "BackendConfig",
     "BackendError",

@@ -1,0 +1,28 @@
+"""``python -m sut serve ...``: the same ``serve`` command as ``lpuperf serve``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from loadgen_harness.cli import CliError
+    from sut import _cli
+
+    parser = argparse.ArgumentParser(prog="python -m sut")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _cli.add_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except CliError as exc:
+        print(f"lpuperf {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""``lpuperf serve``: run a SUT until SIGTERM/SIGINT, then drain gracefully."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+DEFAULT_GRACE_S = 10.0
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("serve", help="start a gRPC system under test", description=__doc__)
+    p.add_argument("--backend", default="sim", help="backend kind (default: sim)")
+    p.add_argument(
+        "--artifact",
+        default=None,
+        help="artifact preset (sim-fp32, sim-bf16, sim-int8, sim-instant, sim-ctx16k) or a manifest JSON file",
+    )
+    p.add_argument("--dataset", default=None, help="dataset: embedded | synthetic:N:SEED | path (default: embedded)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=50051, help="gRPC port (0: a free one)")
+    p.add_argument("--port-file", default=None, help="write the bound port here (atomically) once listening")
+    p.add_argument("--chunk-size", type=int, default=None, help="max tokens per streamed message after the first")
+    p.add_argument("--fault", action="append", default=[], metavar="NAME", help="plant a test fault (repeatable)")
+    p.add_argument("--enforced-context", type=int, default=None, help="context the artifact really enforces")
+    p.add_argument("--max-batch", type=int, default=None, help="override the artifact's max batch")
+    p.add_argument("--config", default=None, help="backend config as a JSON object or a JSON file (merged last)")
+    p.add_argument("--http", type=int, default=None, metavar="PORT", help="also serve the OpenAI-compatible HTTP API")
+    p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, help="drain grace period in seconds")
+    p.set_defaults(func=run_serve)
+
+
+def _cli_error(msg: str) -> Exception:
+    from loadgen_harness.cli import CliError
+
+    return CliError(msg)
+
+
+def backend_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Turn ``serve`` options into a backend config dict (validated later by the registry)."""
+    from sut import FaultFlags
+
+    cfg: dict[str, Any] = {"kind": args.backend}
+    if args.artifact is not None:
+        cfg["artifact"] = args.artifact
+    if args.dataset is not None:
+        cfg["dataset"] = args.dataset
+    if args.chunk_size is not None:
+        if args.chunk_size <= 0:
+            raise _cli_error(f"--chunk-size: expected a positive integer, got {args.chunk_size}")
+        cfg["chunk_size"] = args.chunk_size
+    if args.enforced_context is not None:
+        cfg["enforced_context_tokens"] = args.enforced_context
+    if args.max_batch is not None:
+        cfg["max_batch"] = args.max_batch
+    if args.fault:
+        known = list(FaultFlags.model_fields)
+        for name in args.fault:
+            if name not in known:
+                raise _cli_error(f"--fault: unknown fault '{name}'; expected one of: {', '.join(known)}")
+        cfg["faults"] = {name: True for name in args.fault}
+    if args.config:
+        text = Path(args.config).read_text(encoding="utf-8") if Path(args.config).is_file() else args.config
+        try:
+            extra = json.loads(text)
+        except json.JSONDecodeError:
+            raise _cli_error(f"--config: expected a JSON object or a JSON file, got '{args.config}'") from None
+        if not isinstance(extra, dict):
+            raise _cli_error("--config: expected a JSON object")
+        cfg.update(extra)
+    return cfg
+
+
+def write_port_file(path: str | Path, port: int) -> None:
+    """Write the port atomically: readers never see an empty or partial file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{port}\n")
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from scenarios.dataset import DatasetError
+    from scenarios.registry import RegistryError
+    from sut._embedded import create_backend
+
+    for name in ("port", "http", "metrics_port"):
+        v = getattr(args, name)
+        if v is not None and not (0 <= v <= 65535):
+            raise _cli_error(f"--{name.replace('_', '-')}: expected a port 0..65535, got {v}")
+    if args.grace < 0:
+        raise _cli_error(f"--grace: expected seconds >= 0, got {args.grace}")
+    if args.http is not None:
+        try:
+            import sut._http  # noqa: F401
+        except ImportError:
+            raise _cli_error("--http: the HTTP front is not available") from None
+    cfg = backend_config_from_args(args)
+    try:
+        backend = create_backend(cfg)
+    except (RegistryError, DatasetError) as exc:
+        raise _cli_error(str(exc)) from None
+    except ValueError as exc:
+        raise _cli_error(f"backend: {str(exc).splitlines()[0]}") from None
+    import uvloop
+
+    return uvloop.run(_serve(backend, args))
+
+
+async def _serve(backend: Any, args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from sut._server import SutServer
+
+    metrics = None
+    if args.metrics_port is not None:
+        from sut._metrics import SutMetrics
+
+        metrics = SutMetrics(backend.manifest)
+    server = SutServer(backend, args.host, args.port, chunk_size=args.chunk_size, metrics=metrics)
+    try:
+        await server.start()
+    except Exception as exc:  # noqa: BLE001 - bind failures become one line
+        raise _cli_error(f"--port: could not listen on {args.host}:{args.port}: {exc}") from None
+    front = None
+    try:
+        if metrics is not None:
+            metrics.serve(args.metrics_port, addr=args.host)
+        if args.http is not None:
+            import sut._http as http
+
+            front = await http.start_http_front(backend, args.host, args.http)
+    except OSError as exc:
+        await server.drain(0)
+        raise _cli_error(f"could not start a listener: {exc}") from None
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if args.port_file:
+        write_port_file(args.port_file, server.port)
+    m = backend.manifest
+    extras = ""
+    if metrics is not None:
+        extras += f", metrics on {args.host}:{metrics.port}"
+    if front is not None:
+        extras += f", http on {front.address}"
+    print(f"lpuperf serve: listening on {server.address} (artifact {m.artifact_id}, {m.backend}){extras}", flush=True)
+    await stop.wait()
+    print(f"lpuperf serve: draining ({server.inflight} in flight, grace {args.grace:g} s)", file=sys.stderr, flush=True)
+    if front is not None:
+        await front.stop()
+    await server.drain(args.grace)
+    if metrics is not None:
+        metrics.close()
+    return 0

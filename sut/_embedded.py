@@ -1,0 +1,246 @@
+"""Run a SUT next to the caller: in-process on its own uvloop thread, or as a child process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pydantic import BaseModel
+
+from sut._artifact import ArtifactManifest
+from sut._backend import Backend, backends
+
+_DEFAULT_BACKEND: dict[str, Any] = {"kind": "sim"}
+
+
+class SutStartError(RuntimeError):
+    """The SUT did not come up; the message says why (with the child's stderr tail)."""
+
+
+def create_backend(config: BaseModel | Mapping[str, Any] | None) -> Backend:
+    """Instantiate a backend from its config (None: the default sim)."""
+    raw: BaseModel | Mapping[str, Any] = _DEFAULT_BACKEND if config is None else config
+    if isinstance(raw, Mapping) and "kind" not in raw:
+        raw = {"kind": "sim", **raw}
+    return backends.create(raw, where="backend")
+
+
+class EmbeddedServer:
+    """A gRPC SUT served from a daemon thread running its own uvloop event loop."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        chunk_size: int | None = None,
+        metrics_port: int | None = None,
+    ) -> None:
+        import uvloop
+
+        from sut._server import SutServer
+
+        self.backend = backend
+        self.metrics = None
+        if metrics_port is not None:
+            from sut._metrics import SutMetrics
+
+            self.metrics = SutMetrics(backend.manifest)
+        self.server = SutServer(backend, host, port, chunk_size=chunk_size, metrics=self.metrics)
+        self.loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="lpuperf-sut", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout=60):
+            raise SutStartError("embedded SUT did not start within 60 s")
+        if self._error is not None:
+            raise SutStartError(f"embedded SUT failed to start: {self._error}") from self._error
+        if self.metrics is not None and metrics_port is not None:
+            self.metrics.serve(metrics_port)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.server.start())
+        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            self.loop.run_until_complete(self.server.wait_stopped())
+        finally:
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def manifest(self) -> ArtifactManifest:
+        return self.backend.manifest
+
+    def drain(self, grace_s: float = 5.0) -> None:
+        """Start a graceful drain without waiting for it (what SIGTERM does to a served SUT)."""
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self.server.drain(grace_s), self.loop)
+
+    def stop(self, grace_s: float = 2.0) -> None:
+        if not self._thread.is_alive():
+            return
+        fut = asyncio.run_coroutine_threadsafe(self.server.drain(grace_s), self.loop)
+        try:
+            fut.result(timeout=grace_s + 10)
+        except Exception:  # noqa: BLE001 - stopping must not raise; the thread is a daemon
+            pass
+        self._thread.join(timeout=10)
+        if self.metrics is not None:
+            self.metrics.close()
+
+    def __enter__(self) -> EmbeddedServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_embedded(
+    backend_config: BaseModel | Mapping[str, Any] | None = None,
+    *,
+    chunk_size: int | None = None,
+    metrics_port: int | None = None,
+    port: int = 0,
+) -> EmbeddedServer:
+    """Start a SUT in this process on 127.0.0.1 (port 0: a free one); returns once it is SERVING."""
+    return EmbeddedServer(create_backend(backend_config), port=port, chunk_size=chunk_size, metrics_port=metrics_port)
+
+
+class ServerProcess:
+    """``python -m sut serve`` as a child process; ``address`` is valid once SERVING."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], address: str, stderr_path: Path) -> None:
+        self.proc = proc
+        self.address = address
+        self._stderr_path = stderr_path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stderr_tail(self, n_chars: int = 2000) -> str:
+        try:
+            return self._stderr_path.read_text(errors="replace")[-n_chars:]
+        except OSError:
+            return ""
+
+    def terminate(self, timeout_s: float = 15.0) -> int | None:
+        """SIGTERM (graceful drain) and wait; SIGKILL if it overstays. Returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._cleanup()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        try:
+            self._stderr_path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.terminate()
+
+
+def spawn_server(extra_args: list[str] | None = None, *, timeout_s: float = 60.0) -> ServerProcess:
+    """Start ``python -m sut serve --port 0 --port-file F [extra_args]``; wait until it is SERVING."""
+    tmpdir = Path(tempfile.mkdtemp(prefix="lpuperf-sut-"))
+    port_file = tmpdir / "port"
+    stderr_path = tmpdir / "stderr.txt"
+    cmd = [sys.executable, "-m", "sut", "serve", "--port", "0", "--port-file", str(port_file), *(extra_args or [])]
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    with open(stderr_path, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+    handle = ServerProcess(proc, "", stderr_path)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise SutStartError(
+                    f"SUT process exited with status {proc.returncode} before serving: {handle.stderr_tail().strip()}"
+                )
+            if port_file.is_file():
+                text = port_file.read_text().strip()
+                if text:
+                    handle.address = f"127.0.0.1:{int(text)}"
+                    break
+            if time.monotonic() > deadline:
+                raise SutStartError(
+                    f"SUT process did not bind within {timeout_s:.0f} s: {handle.stderr_tail().strip()}"
+                )
+            time.sleep(0.02)
+        remaining = max(1.0, deadline - time.monotonic())
+        if not wait_serving(handle.address, remaining):
+            raise SutStartError(
+                f"SUT at {handle.address} not SERVING within {timeout_s:.0f} s: {handle.stderr_tail().strip()}"
+            )
+    except BaseException:
+        handle.kill()
+        raise
+    finally:
+        try:
+            port_file.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return handle
+
+
+def wait_serving(address: str, timeout_s: float = 30.0) -> bool:
+    """Poll grpc.health.v1 until the server reports SERVING (bounded by ``timeout_s``)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return True
+            except grpc.RpcError:
+                pass
+            time.sleep(0.05)
+    return False

@@ -1,0 +1,317 @@
+"""The gRPC server: ``lpuperf.v1.Inference`` plus ``grpc.health.v1`` over any backend.
+
+Transport concerns live here, not in backends: request validation, status codes, chunking,
+SUT-side timestamps, graceful drain. The per-token path builds protobuf messages directly from
+the backend's token lists; metrics are updated once per request, never per token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from proto import inference_pb2 as pb
+from proto import inference_pb2_grpc as pb_grpc
+from sut._backend import (
+    Backend,
+    BackendError,
+    ContextOverflowError,
+    GenerateRequest,
+    GenerationEnd,
+    InvalidRequestError,
+    OverloadedError,
+    UpstreamError,
+)
+
+if TYPE_CHECKING:
+    from sut._metrics import SutMetrics
+
+SERVICE_NAME = "lpuperf.v1.Inference"
+_FINISH = {"eos": pb.FINISH_REASON_EOS, "length": pb.FINISH_REASON_LENGTH, "cancelled": pb.FINISH_REASON_CANCELLED}
+_INT32_MIN = -(2**31)
+
+
+class FinalTokens(list[int]):
+    """A backend's last token list: only its GenerationEnd follows, without waiting.
+
+    Lets the server put these tokens in the final chunk with finish_reason instead of sending
+    an extra metadata-only message. Plain lists are always sent at once.
+    """
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """Map a backend error to the gRPC status and details the client sees."""
+    if isinstance(exc, InvalidRequestError):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, ContextOverflowError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+    if isinstance(exc, OverloadedError):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, UpstreamError):
+        if exc.status == "429":
+            return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+        if exc.status == "timeout":
+            return grpc.StatusCode.DEADLINE_EXCEEDED, str(exc)
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, BackendError):
+        return grpc.StatusCode.INTERNAL, str(exc)
+    return grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"
+
+
+def to_backend_request(request: pb.GenerateRequest, arrival_ns: int) -> GenerateRequest:
+    """Validate a wire request; raise InvalidRequestError naming the bad field."""
+    ids = np.asarray(request.input_ids, dtype=np.int32)
+    if ids.size == 0:
+        raise InvalidRequestError("input_ids: expected at least one token id")
+    if int(ids.min()) < 0:
+        raise InvalidRequestError("input_ids: expected token ids >= 0")
+    if request.max_new_tokens == 0:
+        raise InvalidRequestError("max_new_tokens: expected > 0")
+    if request.min_new_tokens > request.max_new_tokens:
+        raise InvalidRequestError(
+            f"min_new_tokens: expected <= max_new_tokens ({request.min_new_tokens} > {request.max_new_tokens})"
+        )
+    if request.eos_token_id < -1:
+        raise InvalidRequestError("eos_token_id: expected -1 (artifact default) or a token id >= 0")
+    greedy = request.sampling == pb.SAMPLING_GREEDY
+    if not greedy and not (0.0 < request.top_p <= 1.0):
+        raise InvalidRequestError("top_p: expected 0 < top_p <= 1 for random sampling")
+    return GenerateRequest(
+        request_id=request.request_id,
+        input_ids=ids,
+        max_new_tokens=int(request.max_new_tokens),
+        min_new_tokens=int(request.min_new_tokens),
+        eos_token_id=int(request.eos_token_id),
+        prompt_text=request.prompt_text,
+        greedy=greedy,
+        temperature=float(request.temperature),
+        top_p=float(request.top_p) if request.top_p else 1.0,
+        seed=int(request.seed),
+        arrival_ns=arrival_ns,
+    )
+
+
+def manifest_message(backend: Backend) -> pb.ArtifactManifest:
+    m = backend.manifest
+    msg = pb.ArtifactManifest(
+        artifact_id=m.artifact_id,
+        model=m.model,
+        precision=m.precision,
+        max_context_tokens=m.max_context_tokens,
+        max_batch=m.max_batch,
+        toolchain_version=m.toolchain_version,
+        target=m.target,
+        checksum=m.checksum,
+        eos_token_id=m.eos_token_id,
+        backend=m.backend,
+        manifest_json=m.model_dump_json(),
+    )
+    if m.timing is not None:
+        msg.timing.CopyFrom(
+            pb.TimingModel(
+                prefill_base_s=m.timing.prefill_base_s,
+                prefill_per_token_s=m.timing.prefill_per_token_s,
+                decode_step_s=m.timing.decode_step_s,
+            )
+        )
+    return msg
+
+
+class _Servicer(pb_grpc.InferenceServicer):
+    def __init__(self, server: SutServer) -> None:
+        self._srv = server
+        self._artifact = manifest_message(server.backend)
+
+    async def GetArtifact(self, request: pb.GetArtifactRequest, context: Any) -> pb.ArtifactManifest:  # noqa: N802
+        return self._artifact
+
+    async def Generate(  # noqa: N802
+        self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.GenerateChunk]:
+        srv = self._srv
+        arrival = time.time_ns()
+        if srv.draining:
+            srv.count("UNAVAILABLE")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "server is draining")
+        srv.inflight += 1
+        code = "OK"
+        first_ns = 0
+        n_sent = 0
+        try:
+            try:
+                req = to_backend_request(request, arrival)
+            except InvalidRequestError as exc:
+                code = "INVALID_ARGUMENT"
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            chunk = srv.chunk_size
+            batch_first = srv.batch_first_token
+            Chunk = pb.GenerateChunk  # noqa: N806 - local alias on the hot path
+            held: list[int] = []  # tokens kept back: the final chunk's tail, or a batched first token
+            end: GenerationEnd | None = None
+            last_ns = 0
+            gen = srv.backend.generate(req)
+            try:
+                async for item in gen:
+                    if isinstance(item, GenerationEnd):
+                        end = item
+                        continue
+                    if not item:
+                        continue
+                    last_ns = time.time_ns()
+                    final = isinstance(item, FinalTokens)
+                    toks = list(item)
+                    if held:
+                        toks = held + toks
+                        held = []
+                    if not first_ns:
+                        first_ns = last_ns
+                    if n_sent == 0:
+                        # The first token goes out alone and at once, unless the fault batches it.
+                        take = chunk if batch_first else 1
+                        if batch_first and len(toks) < chunk and not final:
+                            held = toks
+                            continue
+                        if final and len(toks) <= take:
+                            held = toks  # everything fits the final chunk, which carries the first fields
+                            break
+                        yield Chunk(token_ids=toks[:take], sut_arrival_ns=arrival, sut_first_token_ns=first_ns)
+                        n_sent = take
+                        toks = toks[take:]
+                    if final:
+                        # Keep the last piece for the final chunk (only GenerationEnd follows).
+                        rest = len(toks)
+                        cut = rest - (rest % chunk or chunk) if rest else 0
+                        held = toks[cut:]
+                        toks = toks[:cut]
+                    for i in range(0, len(toks), chunk):
+                        part = toks[i : i + chunk]
+                        yield Chunk(token_ids=part)
+                        n_sent += len(part)
+                if end is None:
+                    async for item in gen:  # drain a GenerationEnd after a FinalTokens break
+                        if isinstance(item, GenerationEnd):
+                            end = item
+            finally:
+                await gen.aclose()  # type: ignore[attr-defined]
+            total = n_sent + len(held)
+            finish = (end.finish_reason if end is not None else "") or "length"
+            n_tokens = end.n_tokens if end is not None and end.n_tokens is not None else total
+            final_chunk = Chunk(
+                token_ids=held,
+                finish_reason=_FINISH.get(finish, pb.FINISH_REASON_LENGTH),
+                sut_last_token_ns=last_ns or time.time_ns(),
+                n_tokens=n_tokens,
+            )
+            if n_sent == 0:
+                final_chunk.sut_arrival_ns = arrival
+                final_chunk.sut_first_token_ns = first_ns
+            if end is not None and end.output_ids is not None:
+                final_chunk.output_ids.extend(end.output_ids)
+            yield final_chunk
+            n_sent = total
+        except grpc.aio.AbortError:
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            code = "CANCELLED"
+            raise
+        except Exception as exc:
+            status, details = status_for(exc)
+            code = status.name
+            await context.abort(status, details)
+        finally:
+            srv.finish(code, arrival, first_ns, n_sent)
+
+
+class SutServer:
+    """A grpc.aio server over one backend, with health and graceful drain."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        chunk_size: int | None = None,
+        metrics: SutMetrics | None = None,
+    ) -> None:
+        self.backend = backend
+        self.host = host
+        self.requested_port = port
+        self.chunk_size = chunk_size or backend.manifest.chunk_size
+        self.batch_first_token = backend.manifest.faults.batch_first_token
+        self.metrics = metrics
+        self.port = 0
+        self.draining = False
+        self.inflight = 0
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self._stopped: asyncio.Event | None = None
+        self._idle: asyncio.Event | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def start(self) -> str:
+        self._stopped = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        await self.backend.start()
+        server = grpc.aio.server(
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_concurrent_streams", 100000),
+            ]
+        )
+        pb_grpc.add_InferenceServicer_to_server(_Servicer(self), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        self.port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
+        if self.port == 0:
+            raise OSError(f"could not bind {self.host}:{self.requested_port}")
+        await server.start()
+        self._server = server
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        if self.metrics is not None:
+            self.metrics.bind(self)
+        return self.address
+
+    def count(self, code: str) -> None:
+        if self.metrics is not None:
+            self.metrics.request(code)
+
+    def finish(self, code: str, arrival_ns: int, first_ns: int, n_tokens: int) -> None:
+        """Book-keeping at the end of every Generate that got past the drain check."""
+        self.inflight -= 1
+        if self.metrics is not None:
+            self.metrics.finished(code, arrival_ns, first_ns, time.time_ns(), n_tokens)
+        if self.inflight == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def drain(self, grace_s: float = 10.0) -> None:
+        """Refuse new work (UNAVAILABLE, health NOT_SERVING), let streams finish, then stop."""
+        if self.draining:
+            if self._stopped is not None:
+                await self._stopped.wait()
+            return
+        self.draining = True
+        await self._health.enter_graceful_shutdown()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while self.inflight > 0 and loop.time() < deadline:
+            await asyncio.sleep(min(0.01, max(0.0, deadline - loop.time())))
+        if self._server is not None:
+            await self._server.stop(grace=0.5)
+        await self.backend.stop()
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        assert self._stopped is not None
+        await self._stopped.wait()

@@ -1,0 +1,399 @@
+"""Simulated LPU backend: replays reference outputs under a statically scheduled timing model.
+
+Scheduling model (one scheduler task on the server's event loop):
+
+* Time advances in *steps*. A step starts at an absolute time ``t``; every deadline is derived from
+  the previous deadline, never from when the loop actually woke, so timing does not drift.
+* At the start of a step, waiting requests join FIFO while ``len(active) < max_batch`` (continuous
+  batching). Their prefills run back to back: ``P = sum(timing.prefill_s(len(prompt)))``. At
+  ``t + P`` every joiner emits its first token.
+* The decode phase then lasts ``decode_step_s``; at ``t + P + decode_step_s`` every active sequence
+  that still has tokens left (joiners included) emits one token. The next step starts there.
+* A sequence of ``L`` output tokens therefore holds its slot for ``max(1, L - 1)`` steps.
+* When nothing is active or waiting the scheduler sleeps; the next step starts at the arrival time
+  of the request that woke it. Same inputs and arrival times give the same tokens and times.
+
+Steady-state capacity with a full batch ``B`` (see :func:`analytic_capacity_qps`): each step emits
+``B`` decode tokens, so ``B / E[s]`` sequences finish (and join) per step, each adding ``E[prefill]``:
+``qps_max = B / (E[s] * decode_step_s + B * E[prefill])`` with ``s = max(1, L - 1)``.
+
+The zero-time artifact (all timings 0) bypasses the scheduler: the whole output is yielded at once
+and the server streams it (first token alone, then chunks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from sut._artifact import ArtifactManifest, FaultFlags, TimingModel
+from sut._backend import (
+    BackendConfig,
+    ContextOverflowError,
+    GenerateRequest,
+    GenerationEnd,
+    InvalidRequestError,
+    OverloadedError,
+)
+from sut._server import FinalTokens
+
+if TYPE_CHECKING:
+    from scenarios.dataset import Dataset
+
+SIM_VERSION = "0.1.0"
+SIM_TARGET = "sim-lpu"
+RECORDINGS_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "data" / "recordings"
+
+_BASE = {
+    "backend": "sim",
+    "model": "lpuperf-embedded-sim",
+    "max_context_tokens": 4096,
+    "max_batch": 32,
+    "toolchain_version": f"lpuperf-sim/{SIM_VERSION}",
+    "target": SIM_TARGET,
+    "chunk_size": 8,
+}
+
+# Artifact presets: the precision picks which recording the sim replays.
+SIM_PRESETS: dict[str, dict[str, object]] = {
+    "sim-fp32": {"precision": "fp32"},
+    "sim-bf16": {"precision": "bf16"},
+    "sim-int8": {"precision": "int8"},
+    "sim-instant": {
+        "precision": "fp32",
+        "max_batch": 4096,
+        "timing": {"prefill_base_s": 0.0, "prefill_per_token_s": 0.0, "decode_step_s": 0.0},
+    },
+    "sim-ctx16k": {"precision": "fp32", "max_context_tokens": 131072, "enforced_context_tokens": 16384},
+}
+
+
+class SimConfig(BackendConfig):
+    """Config of the ``sim`` backend; unset fields take the artifact preset's value."""
+
+    kind: str = "sim"
+    artifact: str = "sim-fp32"  # a preset name or a path to a manifest JSON file
+    dataset: str = "embedded"
+    precision: str | None = None
+    max_batch: int | None = Field(default=None, gt=0)
+    max_context_tokens: int | None = Field(default=None, gt=0)
+    enforced_context_tokens: int | None = Field(default=None, gt=0)
+    prefill_base_s: float | None = Field(default=None, ge=0)
+    prefill_per_token_s: float | None = Field(default=None, ge=0)
+    decode_step_s: float | None = Field(default=None, ge=0)
+    chunk_size: int | None = Field(default=None, gt=0)
+    faults: FaultFlags = Field(default_factory=FaultFlags)
+
+
+def sim_manifest(cfg: SimConfig, eos_token_id: int = 0, vocab_size: int = 0) -> ArtifactManifest:
+    """Build the artifact manifest for a config: preset (or manifest file) plus overrides."""
+    if cfg.artifact in SIM_PRESETS:
+        raw: dict[str, object] = {**_BASE, "artifact_id": cfg.artifact, **SIM_PRESETS[cfg.artifact]}
+        raw.setdefault("timing", TimingModel().model_dump())
+        raw["eos_token_id"] = eos_token_id
+        raw["vocab_size"] = vocab_size
+        manifest = ArtifactManifest.model_validate(raw)
+    else:
+        path = Path(cfg.artifact)
+        if not path.is_file():
+            raise ValueError(
+                f"artifact '{cfg.artifact}': expected one of {', '.join(SIM_PRESETS)} or a manifest JSON file"
+            )
+        manifest = ArtifactManifest.model_validate_json(path.read_text(encoding="utf-8"))
+        manifest = manifest.model_copy(update={"checksum": ""})
+        if manifest.timing is None:
+            manifest = manifest.model_copy(update={"timing": TimingModel()})
+    update: dict[str, object] = {}
+    timing = manifest.timing or TimingModel()
+    t_over = {
+        k: getattr(cfg, k)
+        for k in ("prefill_base_s", "prefill_per_token_s", "decode_step_s")
+        if getattr(cfg, k) is not None
+    }
+    if t_over:
+        update["timing"] = timing.model_copy(update=t_over)
+    for k in ("precision", "max_batch", "max_context_tokens", "enforced_context_tokens", "chunk_size"):
+        v = getattr(cfg, k)
+        if v is not None:
+            update[k] = v
+    if cfg.faults.any():
+        update["faults"] = cfg.faults
+    # Re-validate so overrides are checked together (e.g. enforced <= advertised).
+    merged = ArtifactManifest.model_validate({**manifest.model_dump(), **_dump(update)})
+    return merged.with_checksum()
+
+
+def _dump(update: dict[str, object]) -> dict[str, object]:
+    return {k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in update.items()}
+
+
+def _is_zero_time(timing: TimingModel) -> bool:
+    return timing.prefill_base_s == 0 and timing.prefill_per_token_s == 0 and timing.decode_step_s == 0
+
+
+class _Seq:
+    """One sequence in the scheduler. ``buf`` collects emitted tokens until the stream takes them."""
+
+    __slots__ = ("out", "pos", "n_prompt", "buf", "waiter", "done", "cancelled", "arrival")
+
+    def __init__(self, out: list[int], n_prompt: int, arrival: float) -> None:
+        self.out = out
+        self.pos = 0
+        self.n_prompt = n_prompt
+        self.buf: list[int] = []
+        self.waiter: asyncio.Future[None] | None = None
+        self.done = False
+        self.cancelled = False
+        self.arrival = arrival
+
+    def emit(self) -> None:
+        self.buf.append(self.out[self.pos])
+        self.pos += 1
+        if self.pos >= len(self.out):
+            self.done = True
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+
+class SimBackend:
+    """A deterministic simulated LPU that replays a dataset's reference outputs."""
+
+    config_model: ClassVar[type[SimConfig]] = SimConfig
+
+    def __init__(self, config: SimConfig) -> None:
+        from scenarios import resolve_dataset
+
+        self.config = config
+        self.dataset = resolve_dataset(config.dataset)
+        eos = int(self.dataset.eos_token_id)
+        vocab = 1 + max(int(r.max()) for r in [*self.dataset.reference_ids, *self.dataset.input_ids])
+        self._manifest = sim_manifest(config, eos_token_id=eos, vocab_size=vocab)
+        self._eos = self._manifest.eos_token_id
+        self._outputs = self._load_outputs()
+        self._lookup: dict[bytes, int] = {}
+        for i, ids in enumerate(self.dataset.input_ids):
+            self._lookup.setdefault(np.ascontiguousarray(ids, dtype=np.int32).tobytes(), i)
+        refs = np.unique(np.concatenate(self.dataset.reference_ids))
+        self._pseudo_vocab = refs[refs != self._eos].astype(np.int32)
+        if self._pseudo_vocab.size == 0:
+            self._pseudo_vocab = np.array([self._eos + 1], dtype=np.int32)
+        timing = self._manifest.timing or TimingModel()
+        self._timing = timing
+        self._zero_time = _is_zero_time(timing)
+        self._waiting: deque[_Seq] = deque()
+        self._active: list[_Seq] = []
+        self._wake: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # ---- Backend protocol -------------------------------------------------------------------
+    @property
+    def manifest(self) -> ArtifactManifest:
+        return self._manifest
+
+    async def start(self) -> None:
+        if not self._zero_time and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._scheduler())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        for seq in [*self._active, *self._waiting]:
+            seq.done = True
+            if seq.waiter is not None and not seq.waiter.done():
+                seq.waiter.set_result(None)
+        self._active.clear()
+        self._waiting.clear()
+
+    def queue_depth(self) -> int:
+        return len(self._waiting)
+
+    def active_batch(self) -> int:
+        return len(self._active)
+
+    def output_for(self, request: GenerateRequest) -> tuple[list[int], str]:
+        """The answer the sim gives to a request, and its finish reason ("eos" | "length")."""
+        key = np.ascontiguousarray(request.input_ids, dtype=np.int32).tobytes()
+        idx = self._lookup.get(key)
+        if idx is not None:
+            out = self._outputs[idx].tolist()
+        else:
+            out = self._pseudo_output(key)
+        eos = self._eos
+        if request.min_new_tokens > 0 and len(out) < request.min_new_tokens and out and out[-1] == eos:
+            # A real model with EOS suppressed keeps going; extend deterministically before EOS.
+            extra = self._pseudo_tokens(key + b"min", request.min_new_tokens - len(out) + 1)
+            out = out[:-1] + extra + [eos]
+        f = self._manifest.faults
+        if f.duplicate_trailing_eos and out and out[-1] == eos:
+            out = out + [eos]
+        if f.mid_sequence_eos and len(out) >= 3:
+            out = list(out)
+            out[len(out) // 2] = eos
+        if len(out) > request.max_new_tokens:
+            return out[: request.max_new_tokens], "length"
+        return out, ("eos" if out and out[-1] == eos else "length")
+
+    async def generate(self, request: GenerateRequest) -> AsyncIterator[Sequence[int] | GenerationEnd]:
+        self._check(request)
+        out, finish = self.output_for(request)
+        f = self._manifest.faults
+        streamed = out
+        if f.wrong_first_token and out:
+            streamed = [self._other_token(out[0]), *out[1:]]
+        n_tokens = len(out) + 1 if f.n_tokens_off_by_one else len(out)
+        end = GenerationEnd(
+            n_tokens=n_tokens,
+            output_ids=out if f.wrong_first_token else None,
+            finish_reason=finish,
+        )
+        if self._zero_time:
+            yield FinalTokens(streamed)
+            yield end
+            return
+        loop = asyncio.get_running_loop()
+        seq = _Seq(streamed, int(request.input_ids.size), loop.time())
+        self._waiting.append(seq)
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+        try:
+            while True:
+                if not seq.buf and not seq.done:
+                    seq.waiter = loop.create_future()
+                    await seq.waiter
+                    seq.waiter = None
+                if seq.buf:
+                    toks, seq.buf = seq.buf, []
+                    yield FinalTokens(toks) if seq.done else toks
+                if seq.done and not seq.buf:
+                    break
+        finally:
+            if not seq.done:
+                seq.cancelled = True
+        yield end
+
+    # ---- internals --------------------------------------------------------------------------
+    def _check(self, req: GenerateRequest) -> None:
+        if req.input_ids.size == 0:
+            raise InvalidRequestError("input_ids: expected at least one token")
+        if req.max_new_tokens <= 0:
+            raise InvalidRequestError("max_new_tokens: expected > 0")
+        m = self._manifest
+        total = int(req.input_ids.size) + req.max_new_tokens
+        if total > m.max_context_tokens:
+            raise ContextOverflowError(int(req.input_ids.size), req.max_new_tokens, m.max_context_tokens)
+        if total > m.effective_context_tokens:
+            # A silently capped artifact: the real incident answered 503 "max tokens exceeded",
+            # not a clean context refusal, so the sim does the same.
+            raise OverloadedError("max tokens exceeded")
+
+    def _load_outputs(self) -> list[np.ndarray]:
+        from scenarios.recording import load_recording
+
+        path = RECORDINGS_DIR / f"{self._manifest.precision}.npz"
+        if path.is_file():
+            rec = load_recording(path)
+            if len(rec) == len(self.dataset) and (
+                not rec.dataset_sha256 or rec.dataset_sha256 == self.dataset.digest()
+            ):
+                return [np.asarray(o, dtype=np.int32) for o in rec.outputs]
+        return list(self.dataset.reference_ids)
+
+    def _pseudo_tokens(self, key: bytes, n: int) -> list[int]:
+        seed = int.from_bytes(hashlib.sha256(key).digest()[:8], "little")
+        rng = np.random.default_rng(seed)
+        return [int(x) for x in rng.choice(self._pseudo_vocab, size=n)]
+
+    def _pseudo_output(self, key: bytes) -> list[int]:
+        seed = int.from_bytes(hashlib.sha256(b"len" + key).digest()[:8], "little")
+        n = int(np.random.default_rng(seed).integers(16, 129))
+        return [*self._pseudo_tokens(key, n - 1), self._eos]
+
+    def _other_token(self, tok: int) -> int:
+        for cand in self._pseudo_vocab[:2].tolist():
+            if cand != tok:
+                return int(cand)
+        return tok + 1
+
+    async def _scheduler(self) -> None:
+        loop = asyncio.get_running_loop()
+        timing = self._timing
+        step = timing.decode_step_s
+        max_batch = self._manifest.max_batch
+        t = 0.0
+        while not self._stopping:
+            if not self._active:
+                self._drop_cancelled_waiting()
+                if not self._waiting:
+                    self._wake = loop.create_future()
+                    await self._wake
+                    self._wake = None
+                    continue
+                # Idle -> busy: the step starts when the first waiting request arrived.
+                t = max(t, self._waiting[0].arrival)
+            # Step boundary: admit FIFO into free slots.
+            self._active = [s for s in self._active if not s.cancelled]
+            self._drop_cancelled_waiting()
+            joiners: list[_Seq] = []
+            while self._waiting and len(self._active) < max_batch:
+                seq = self._waiting.popleft()
+                self._active.append(seq)
+                joiners.append(seq)
+            if joiners:
+                t += sum(timing.prefill_s(s.n_prompt) for s in joiners)
+                await _sleep_until(loop, t)
+                for s in joiners:
+                    if not s.cancelled:
+                        s.emit()
+            if any(not s.done and not s.cancelled for s in self._active):
+                t += step
+                await _sleep_until(loop, t)
+                for s in self._active:
+                    if not s.done and not s.cancelled:
+                        s.emit()
+            self._active = [s for s in self._active if not s.done and not s.cancelled]
+
+    def _drop_cancelled_waiting(self) -> None:
+        if any(s.cancelled for s in self._waiting):
+            self._waiting = deque(s for s in self._waiting if not s.cancelled)
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+    delay = deadline - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def analytic_capacity_qps(manifest: ArtifactManifest, dataset: Dataset, max_new_tokens: int | None = None) -> float:
+    """Steady-state maximum QPS of the sim's timing model over the dataset's length mix.
+
+    With a full batch ``B`` every step emits ``B`` decode tokens; a sequence of ``L`` output
+    tokens holds a slot for ``s = max(1, L - 1)`` steps, so ``B / E[s]`` sequences join per step,
+    each adding its prefill to that step: ``qps = B / (E[s] * decode_step_s + B * E[prefill])``.
+    Returns ``inf`` for a zero-time artifact.
+    """
+    timing = manifest.timing or TimingModel()
+    b = manifest.max_batch
+    steps = []
+    prefills = []
+    for ids, ref in zip(dataset.input_ids, dataset.reference_ids, strict=True):
+        n_out = len(ref) if max_new_tokens is None else min(len(ref), max_new_tokens)
+        steps.append(max(1, n_out - 1))
+        prefills.append(timing.prefill_s(len(ids)))
+    denom = float(np.mean(steps)) * timing.decode_step_s + b * float(np.mean(prefills))
+    return float("inf") if denom <= 0 else b / denom
