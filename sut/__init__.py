@@ -1,5 +1,7 @@
 """System under test: the gRPC server, the backend contract and registry, and the backends."""
 
+from typing import TYPE_CHECKING
+
 from sut._artifact import ArtifactManifest, FaultFlags, TimingModel
 from sut._backend import (
     Backend,
@@ -18,6 +20,20 @@ from sut._backend import (
 backends.register_lazy("sim", "sut._sim:SimBackend")
 backends.register_lazy("transformers", "sut._hf:TransformersBackend")
 backends.register_lazy("openai", "sut._openai:OpenAIBackend")
+
+if TYPE_CHECKING:
+    from sut._embedded import (
+        EmbeddedServer,
+        ServerProcess,
+        SutStartError,
+        create_backend,
+        spawn_server,
+        start_embedded,
+        wait_serving,
+    )
+    from sut._metrics import SutMetrics
+    from sut._server import FinalTokens, SutServer
+    from sut._sim import SIM_PRESETS, SimBackend, SimConfig, analytic_capacity_qps
 
 
 def __getattr__(name: str) -> object:
@@ -47,32 +63,32 @@ _LAZY: dict[str, tuple[str, str]] = {
     "SutMetrics": ("sut._metrics", "SutMetrics"),
 }
 
-__all__ = [  # noqa: F822 - some names resolve lazily through __getattr__
+__all__ = [
     "SIM_PRESETS",
     "ArtifactManifest",
+    "Backend",
+    "BackendConfig",
+    "BackendError",
+    "ContextOverflowError",
     "EmbeddedServer",
+    "FaultFlags",
     "FinalTokens",
+    "GenerateRequest",
+    "GenerationEnd",
+    "InvalidRequestError",
+    "OverloadedError",
     "ServerProcess",
     "SimBackend",
     "SimConfig",
     "SutMetrics",
     "SutServer",
     "SutStartError",
+    "TimingModel",
+    "UpstreamError",
     "analytic_capacity_qps",
+    "backends",
     "create_backend",
     "spawn_server",
     "start_embedded",
     "wait_serving",
-    "Backend",
-    "BackendConfig",
-    "BackendError",
-    "ContextOverflowError",
-    "FaultFlags",
-    "GenerateRequest",
-    "GenerationEnd",
-    "InvalidRequestError",
-    "OverloadedError",
-    "TimingModel",
-    "UpstreamError",
-    "backends",
 ]

@@ -29,11 +29,28 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--fault", action="append", default=[], metavar="NAME", help="plant a test fault (repeatable)")
     p.add_argument("--enforced-context", type=int, default=None, help="context the artifact really enforces")
     p.add_argument("--max-batch", type=int, default=None, help="override the artifact's max batch")
+    p.add_argument("--max-context", type=int, default=None, help="override the advertised context (tokens)")
+    p.add_argument("--precision", default=None, help="override the artifact's precision (picks the recording)")
+    p.add_argument("--prefill-base-s", type=float, default=None, help="override timing: prefill base seconds")
+    p.add_argument("--prefill-per-token-s", type=float, default=None, help="override timing: prefill s/token")
+    p.add_argument("--decode-step-s", type=float, default=None, help="override timing: decode step seconds")
     p.add_argument("--config", default=None, help="backend config as a JSON object or a JSON file (merged last)")
     p.add_argument("--http", type=int, default=None, metavar="PORT", help="also serve the OpenAI-compatible HTTP API")
+    p.add_argument(
+        "--http-fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="HTTP front test fault: 429 | 503 | slow:SECONDS, optionally @N or @FRACTION (repeatable)",
+    )
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, help="drain grace period in seconds")
     p.set_defaults(func=run_serve)
+    try:
+        from sut._openai import add_openai_arguments
+    except ImportError:  # the relay backend is optional
+        return
+    add_openai_arguments(p)
 
 
 def _cli_error(msg: str) -> Exception:
@@ -47,6 +64,10 @@ def backend_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     from sut import FaultFlags
 
     cfg: dict[str, Any] = {"kind": args.backend}
+    if args.backend == "openai":
+        from sut._openai import openai_config_from_args
+
+        cfg = openai_config_from_args(args)
     if args.artifact is not None:
         cfg["artifact"] = args.artifact
     if args.dataset is not None:
@@ -57,8 +78,16 @@ def backend_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         cfg["chunk_size"] = args.chunk_size
     if args.enforced_context is not None:
         cfg["enforced_context_tokens"] = args.enforced_context
-    if args.max_batch is not None:
-        cfg["max_batch"] = args.max_batch
+    for name, key in (
+        ("max_batch", "max_batch"),
+        ("max_context", "max_context_tokens"),
+        ("precision", "precision"),
+        ("prefill_base_s", "prefill_base_s"),
+        ("prefill_per_token_s", "prefill_per_token_s"),
+        ("decode_step_s", "decode_step_s"),
+    ):
+        if getattr(args, name) is not None:
+            cfg[key] = getattr(args, name)
     if args.fault:
         known = list(FaultFlags.model_fields)
         for name in args.fault:
@@ -102,11 +131,19 @@ def run_serve(args: argparse.Namespace) -> int:
             raise _cli_error(f"--{name.replace('_', '-')}: expected a port 0..65535, got {v}")
     if args.grace < 0:
         raise _cli_error(f"--grace: expected seconds >= 0, got {args.grace}")
+    http_faults: list[Any] = []
+    if args.http_fault and args.http is None:
+        raise _cli_error("--http-fault: expected together with --http PORT")
     if args.http is not None:
         try:
-            import sut._http  # noqa: F401
+            from sut._http import parse_http_fault
         except ImportError:
             raise _cli_error("--http: the HTTP front is not available") from None
+        try:
+            http_faults = [parse_http_fault(spec) for spec in args.http_fault]
+        except ValueError as exc:
+            raise _cli_error(str(exc)) from None
+    args.http_faults = http_faults
     cfg = backend_config_from_args(args)
     try:
         backend = create_backend(cfg)
@@ -131,9 +168,15 @@ async def _serve(backend: Any, args: argparse.Namespace) -> int:
 
         metrics = SutMetrics(backend.manifest)
     server = SutServer(backend, args.host, args.port, chunk_size=args.chunk_size, metrics=metrics)
+    from scenarios.registry import RegistryError
+    from sut._backend import BackendError
+
     try:
         await server.start()
-    except Exception as exc:  # noqa: BLE001 - bind failures become one line
+    except (BackendError, RegistryError) as exc:
+        await server.drain(0)
+        raise _cli_error(f"backend {backend.manifest.backend}: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
         raise _cli_error(f"--port: could not listen on {args.host}:{args.port}: {exc}") from None
     front = None
     try:
@@ -142,7 +185,7 @@ async def _serve(backend: Any, args: argparse.Namespace) -> int:
         if args.http is not None:
             import sut._http as http
 
-            front = await http.start_http_front(backend, args.host, args.http)
+            front = await http.start_http_front(backend, args.host, args.http, faults=args.http_faults)
     except OSError as exc:
         await server.drain(0)
         raise _cli_error(f"could not start a listener: {exc}") from None

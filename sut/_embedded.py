@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -73,7 +74,7 @@ class EmbeddedServer:
         asyncio.set_event_loop(self.loop)
         try:
             self.loop.run_until_complete(self.server.start())
-        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+        except BaseException as exc:
             self._error = exc
             self._ready.set()
             return
@@ -105,10 +106,8 @@ class EmbeddedServer:
         if not self._thread.is_alive():
             return
         fut = asyncio.run_coroutine_threadsafe(self.server.drain(grace_s), self.loop)
-        try:
+        with contextlib.suppress(Exception):
             fut.result(timeout=grace_s + 10)
-        except Exception:  # noqa: BLE001 - stopping must not raise; the thread is a daemon
-            pass
         self._thread.join(timeout=10)
         if self.metrics is not None:
             self.metrics.close()
@@ -168,10 +167,8 @@ class ServerProcess:
         self._cleanup()
 
     def _cleanup(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._stderr_path.unlink(missing_ok=True)
-        except OSError:
-            pass
 
     def __enter__(self) -> ServerProcess:
         return self
@@ -220,10 +217,8 @@ def spawn_server(extra_args: list[str] | None = None, *, timeout_s: float = 60.0
         handle.kill()
         raise
     finally:
-        try:
+        with contextlib.suppress(OSError):
             port_file.unlink(missing_ok=True)
-        except OSError:
-            pass
     return handle
 
 

@@ -128,10 +128,10 @@ class _Servicer(pb_grpc.InferenceServicer):
         self._srv = server
         self._artifact = manifest_message(server.backend)
 
-    async def GetArtifact(self, request: pb.GetArtifactRequest, context: Any) -> pb.ArtifactManifest:  # noqa: N802
+    async def GetArtifact(self, request: pb.GetArtifactRequest, context: Any) -> pb.ArtifactManifest:
         return self._artifact
 
-    async def Generate(  # noqa: N802
+    async def Generate(
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.GenerateChunk]:
         srv = self._srv
@@ -151,7 +151,7 @@ class _Servicer(pb_grpc.InferenceServicer):
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             chunk = srv.chunk_size
             batch_first = srv.batch_first_token
-            Chunk = pb.GenerateChunk  # noqa: N806 - local alias on the hot path
+            Chunk = pb.GenerateChunk
             held: list[int] = []  # tokens kept back: the final chunk's tail, or a batched first token
             end: GenerationEnd | None = None
             last_ns = 0
@@ -271,10 +271,14 @@ class SutServer:
         )
         pb_grpc.add_InferenceServicer_to_server(_Servicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        self.port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
-        if self.port == 0:
-            raise OSError(f"could not bind {self.host}:{self.requested_port}")
-        await server.start()
+        try:
+            self.port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
+            if self.port == 0:
+                raise OSError(f"could not bind {self.host}:{self.requested_port}")
+            await server.start()
+        except BaseException:
+            await self.backend.stop()
+            raise
         self._server = server
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)

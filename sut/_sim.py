@@ -24,6 +24,7 @@ and the server streams it (first token alone, then chunks).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -31,8 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, ValidationError
 
+from scenarios.registry import first_error_line
 from sut._artifact import ArtifactManifest, FaultFlags, TimingModel
 from sut._backend import (
     BackendConfig,
@@ -106,8 +108,14 @@ def sim_manifest(cfg: SimConfig, eos_token_id: int = 0, vocab_size: int = 0) -> 
             raise ValueError(
                 f"artifact '{cfg.artifact}': expected one of {', '.join(SIM_PRESETS)} or a manifest JSON file"
             )
-        manifest = ArtifactManifest.model_validate_json(path.read_text(encoding="utf-8"))
-        manifest = manifest.model_copy(update={"checksum": ""})
+        try:
+            manifest = ArtifactManifest.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValidationError as exc:
+            raise ValueError(first_error_line(exc, str(path))) from None
+        # The sim replays the dataset, so the dataset's EOS is the artifact's EOS whatever the file says.
+        manifest = manifest.model_copy(
+            update={"checksum": "", "eos_token_id": eos_token_id, "vocab_size": manifest.vocab_size or vocab_size}
+        )
         if manifest.timing is None:
             manifest = manifest.model_copy(update={"timing": TimingModel()})
     update: dict[str, object] = {}
@@ -126,7 +134,10 @@ def sim_manifest(cfg: SimConfig, eos_token_id: int = 0, vocab_size: int = 0) -> 
     if cfg.faults.any():
         update["faults"] = cfg.faults
     # Re-validate so overrides are checked together (e.g. enforced <= advertised).
-    merged = ArtifactManifest.model_validate({**manifest.model_dump(), **_dump(update)})
+    try:
+        merged = ArtifactManifest.model_validate({**manifest.model_dump(), **_dump(update)})
+    except ValidationError as exc:
+        raise ValueError(first_error_line(exc, f"artifact '{cfg.artifact}'")) from None
     return merged.with_checksum()
 
 
@@ -141,7 +152,7 @@ def _is_zero_time(timing: TimingModel) -> bool:
 class _Seq:
     """One sequence in the scheduler. ``buf`` collects emitted tokens until the stream takes them."""
 
-    __slots__ = ("out", "pos", "n_prompt", "buf", "waiter", "done", "cancelled", "arrival")
+    __slots__ = ("arrival", "buf", "cancelled", "done", "n_prompt", "out", "pos", "waiter")
 
     def __init__(self, out: list[int], n_prompt: int, arrival: float) -> None:
         self.out = out
@@ -207,10 +218,8 @@ class SimBackend:
         self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         for seq in [*self._active, *self._waiting]:
             seq.done = True
@@ -229,10 +238,7 @@ class SimBackend:
         """The answer the sim gives to a request, and its finish reason ("eos" | "length")."""
         key = np.ascontiguousarray(request.input_ids, dtype=np.int32).tobytes()
         idx = self._lookup.get(key)
-        if idx is not None:
-            out = self._outputs[idx].tolist()
-        else:
-            out = self._pseudo_output(key)
+        out = self._outputs[idx].tolist() if idx is not None else self._pseudo_output(key)
         eos = self._eos
         if request.min_new_tokens > 0 and len(out) < request.min_new_tokens and out and out[-1] == eos:
             # A real model with EOS suppressed keeps going; extend deterministically before EOS.
@@ -240,7 +246,7 @@ class SimBackend:
             out = out[:-1] + extra + [eos]
         f = self._manifest.faults
         if f.duplicate_trailing_eos and out and out[-1] == eos:
-            out = out + [eos]
+            out = [*out, eos]
         if f.mid_sequence_eos and len(out) >= 3:
             out = list(out)
             out[len(out) // 2] = eos
