@@ -9,7 +9,14 @@ from compliance._accuracy_log import (
 )
 from compliance._checks import CheckResult, SampleFailure
 from compliance._context import ContextProbeConfig, ContextVerdict, ProbeAttempt, probe_context
-from compliance._runner import Test06Config, Test06Outcome, run_test06, verify_log, write_audit_config
+from compliance._runner import (
+    Test06Config,
+    Test06Outcome,
+    audit_problem,
+    run_test06,
+    verify_log,
+    write_audit_config,
+)
 from compliance._strict import StrictReport, check_records, strict_checks
 from compliance._test06 import AUDIT_CONFIG_TEXT, Test06Report, verify_test06, write_test06_outputs
 
@@ -26,6 +33,7 @@ __all__ = [
     "Test06Config",
     "Test06Outcome",
     "Test06Report",
+    "audit_problem",
     "check_records",
     "encode_tokens",
     "load_accuracy_log",

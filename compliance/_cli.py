@@ -114,6 +114,8 @@ def _print_outcome(outcome: Any) -> None:
         print(f"  {check.line()}")
     print(f"TEST06: {'PASS' if outcome.test06.passed else 'FAIL'}: {outcome.test06.message}")
     print(f"strict: {'PASS' if outcome.strict.passed else 'FAIL'}: {outcome.strict.message}")
+    if outcome.audit_problem:
+        print(f"audit: FAIL: {outcome.audit_problem}")
     print(f"reports: {outcome.test06_dir}")
 
 

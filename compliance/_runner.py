@@ -28,6 +28,14 @@ from compliance._strict import STRICT_REPORT_FILE, StrictReport, strict_checks
 from compliance._test06 import AUDIT_CONFIG_TEXT, Test06Report, verify_test06, write_test06_outputs
 
 AUDIT_CONFIG_FILE = "audit.config"
+# What LoadGen's detail log must show when TEST06's audit.config was applied.
+AUDIT_EFFECTIVE = {
+    "effective_test_mode": "PerformanceOnly",
+    "effective_accuracy_log_sampling_target": 100,
+    "effective_accuracy_log_rng_seed": 720381539243781796,
+    "effective_min_query_count": 100,
+    "effective_sample_concatenate_permutation": False,
+}
 
 
 class Test06Config(BaseModel):
@@ -53,6 +61,7 @@ class Test06Outcome(BaseModel):
     strict: StrictReport
     test06_dir: str
     run_dir: str = ""
+    audit_problem: str = Field(default="", description="set when LoadGen's log shows TEST06's settings were not used")
     passed: bool
     message: str
 
@@ -61,6 +70,27 @@ def write_audit_config(directory: Path) -> Path:
     from scenarios import write_atomic
 
     return write_atomic(directory / AUDIT_CONFIG_FILE, AUDIT_CONFIG_TEXT)
+
+
+def audit_problem(detail_log: Path) -> str:
+    """'' when the detail log shows TEST06's effective settings, else what differs (one line)."""
+    if not detail_log.is_file():
+        return f"{detail_log}: not found; cannot confirm TEST06's audit settings were applied"
+    seen: dict[str, Any] = {}
+    for line in detail_log.read_text(encoding="utf-8", errors="replace").splitlines():
+        _, sep, body = line.partition(":::MLLOG")
+        if not sep:
+            continue
+        try:
+            rec = json.loads(body)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and rec.get("key") in AUDIT_EFFECTIVE:
+            seen[rec["key"]] = rec.get("value")
+    wrong = [
+        f"{k} = {seen.get(k, 'missing')!r} (expected {v!r})" for k, v in AUDIT_EFFECTIVE.items() if seen.get(k) != v
+    ]
+    return f"{detail_log.name}: TEST06 audit settings not in effect: " + "; ".join(wrong) if wrong else ""
 
 
 def _records_for(log_dir: Path) -> np.ndarray | None:
@@ -81,6 +111,7 @@ def verify_log(
     eos_token_id: int | None = None,
     records: np.ndarray | None = None,
     run_dir: str = "",
+    audit_problem: str = "",
 ) -> Test06Outcome:
     """Verify an existing accuracy log and write the TEST06 layout into ``test06_dir``.
 
@@ -109,8 +140,9 @@ def verify_log(
         strict=strict,
         test06_dir=str(test06_dir),
         run_dir=run_dir or str(log.parent),
-        passed=report.passed and strict.passed,
-        message=f"{report.message} | {strict.message}",
+        audit_problem=audit_problem,
+        passed=report.passed and strict.passed and not audit_problem,
+        message=" | ".join(m for m in (audit_problem, report.message, strict.message) if m),
     )
 
 
@@ -147,4 +179,7 @@ def run_test06(cfg: Test06Config) -> Test06Outcome:
     eos = eos_from_manifest(artifact, f"{log_dir}/artifact.json")
     # LoadGen's scenario name: Interactive runs as Server, which keeps the first-token check.
     scenario = "Server" if cfg.scenario == "Interactive" else cfg.scenario
-    return verify_log(log_dir / "mlperf_log_accuracy.json", scenario, test06_dir, eos, run_dir=str(log_dir))
+    problem = audit_problem(log_dir / "mlperf_log_detail.txt")
+    return verify_log(
+        log_dir / "mlperf_log_accuracy.json", scenario, test06_dir, eos, run_dir=str(log_dir), audit_problem=problem
+    )

@@ -10,6 +10,7 @@ import pytest
 from compliance import (
     AUDIT_CONFIG_TEXT,
     ComplianceInputError,
+    audit_problem,
     encode_tokens,
     load_accuracy_log,
     parse_accuracy_log,
@@ -179,3 +180,24 @@ def test_audit_config_holds_test06_settings(tmp_path: Path) -> None:
         "*.*.min_duration": "0",
         "*.*.sample_concatenate_permutation": "0",
     }
+
+
+def _detail_log(path: Path, **override: object) -> Path:
+    values: dict[str, object] = {
+        "effective_test_mode": "PerformanceOnly",
+        "effective_accuracy_log_sampling_target": 100,
+        "effective_accuracy_log_rng_seed": 720381539243781796,
+        "effective_min_query_count": 100,
+        "effective_sample_concatenate_permutation": False,
+        "effective_min_duration_ms": 0,
+    } | override
+    lines = [f":::MLLOG {json.dumps({'key': k, 'value': v, 'time_ms': 1.0})}" for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_audit_settings_are_confirmed_from_the_detail_log(tmp_path: Path) -> None:
+    assert audit_problem(_detail_log(tmp_path / "ok.txt")) == ""
+    bad = audit_problem(_detail_log(tmp_path / "bad.txt", effective_accuracy_log_sampling_target=0))
+    assert "effective_accuracy_log_sampling_target = 0 (expected 100)" in bad
+    assert "not found" in audit_problem(tmp_path / "missing.txt")
