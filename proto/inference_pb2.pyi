@@ -1,11 +1,9 @@
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
-
-from google.protobuf import descriptor as _descriptor
-from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -20,7 +18,6 @@ class FinishReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FINISH_REASON_EOS: _ClassVar[FinishReason]
     FINISH_REASON_LENGTH: _ClassVar[FinishReason]
     FINISH_REASON_CANCELLED: _ClassVar[FinishReason]
-
 SAMPLING_GREEDY: Sampling
 SAMPLING_RANDOM: Sampling
 FINISH_REASON_UNSPECIFIED: FinishReason
@@ -29,18 +26,7 @@ FINISH_REASON_LENGTH: FinishReason
 FINISH_REASON_CANCELLED: FinishReason
 
 class GenerateRequest(_message.Message):
-    __slots__ = (
-        "eos_token_id",
-        "input_ids",
-        "max_new_tokens",
-        "min_new_tokens",
-        "prompt_text",
-        "request_id",
-        "sampling",
-        "seed",
-        "temperature",
-        "top_p",
-    )
+    __slots__ = ("request_id", "input_ids", "prompt_text", "max_new_tokens", "min_new_tokens", "eos_token_id", "sampling", "temperature", "top_p", "seed")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_IDS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -61,31 +47,10 @@ class GenerateRequest(_message.Message):
     temperature: float
     top_p: float
     seed: int
-    def __init__(
-        self,
-        request_id: str | None = ...,
-        input_ids: _Iterable[int] | None = ...,
-        prompt_text: str | None = ...,
-        max_new_tokens: int | None = ...,
-        min_new_tokens: int | None = ...,
-        eos_token_id: int | None = ...,
-        sampling: Sampling | str | None = ...,
-        temperature: float | None = ...,
-        top_p: float | None = ...,
-        seed: int | None = ...,
-    ) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., input_ids: _Optional[_Iterable[int]] = ..., prompt_text: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., min_new_tokens: _Optional[int] = ..., eos_token_id: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class GenerateChunk(_message.Message):
-    __slots__ = (
-        "error",
-        "finish_reason",
-        "n_tokens",
-        "output_ids",
-        "sut_arrival_ns",
-        "sut_first_token_ns",
-        "sut_last_token_ns",
-        "token_ids",
-    )
+    __slots__ = ("token_ids", "finish_reason", "sut_arrival_ns", "sut_first_token_ns", "sut_last_token_ns", "n_tokens", "output_ids", "error")
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     SUT_ARRIVAL_NS_FIELD_NUMBER: _ClassVar[int]
@@ -102,52 +67,24 @@ class GenerateChunk(_message.Message):
     n_tokens: int
     output_ids: _containers.RepeatedScalarFieldContainer[int]
     error: str
-    def __init__(
-        self,
-        token_ids: _Iterable[int] | None = ...,
-        finish_reason: FinishReason | str | None = ...,
-        sut_arrival_ns: int | None = ...,
-        sut_first_token_ns: int | None = ...,
-        sut_last_token_ns: int | None = ...,
-        n_tokens: int | None = ...,
-        output_ids: _Iterable[int] | None = ...,
-        error: str | None = ...,
-    ) -> None: ...
+    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., sut_arrival_ns: _Optional[int] = ..., sut_first_token_ns: _Optional[int] = ..., sut_last_token_ns: _Optional[int] = ..., n_tokens: _Optional[int] = ..., output_ids: _Optional[_Iterable[int]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class GetArtifactRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class TimingModel(_message.Message):
-    __slots__ = ("decode_step_s", "prefill_base_s", "prefill_per_token_s")
+    __slots__ = ("prefill_base_s", "prefill_per_token_s", "decode_step_s")
     PREFILL_BASE_S_FIELD_NUMBER: _ClassVar[int]
     PREFILL_PER_TOKEN_S_FIELD_NUMBER: _ClassVar[int]
     DECODE_STEP_S_FIELD_NUMBER: _ClassVar[int]
     prefill_base_s: float
     prefill_per_token_s: float
     decode_step_s: float
-    def __init__(
-        self,
-        prefill_base_s: float | None = ...,
-        prefill_per_token_s: float | None = ...,
-        decode_step_s: float | None = ...,
-    ) -> None: ...
+    def __init__(self, prefill_base_s: _Optional[float] = ..., prefill_per_token_s: _Optional[float] = ..., decode_step_s: _Optional[float] = ...) -> None: ...
 
 class ArtifactManifest(_message.Message):
-    __slots__ = (
-        "artifact_id",
-        "backend",
-        "checksum",
-        "eos_token_id",
-        "manifest_json",
-        "max_batch",
-        "max_context_tokens",
-        "model",
-        "precision",
-        "target",
-        "timing",
-        "toolchain_version",
-    )
+    __slots__ = ("artifact_id", "model", "precision", "max_context_tokens", "max_batch", "timing", "toolchain_version", "target", "checksum", "eos_token_id", "backend", "manifest_json")
     ARTIFACT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
@@ -172,18 +109,4 @@ class ArtifactManifest(_message.Message):
     eos_token_id: int
     backend: str
     manifest_json: str
-    def __init__(
-        self,
-        artifact_id: str | None = ...,
-        model: str | None = ...,
-        precision: str | None = ...,
-        max_context_tokens: int | None = ...,
-        max_batch: int | None = ...,
-        timing: TimingModel | _Mapping | None = ...,
-        toolchain_version: str | None = ...,
-        target: str | None = ...,
-        checksum: str | None = ...,
-        eos_token_id: int | None = ...,
-        backend: str | None = ...,
-        manifest_json: str | None = ...,
-    ) -> None: ...
+    def __init__(self, artifact_id: _Optional[str] = ..., model: _Optional[str] = ..., precision: _Optional[str] = ..., max_context_tokens: _Optional[int] = ..., max_batch: _Optional[int] = ..., timing: _Optional[_Union[TimingModel, _Mapping]] = ..., toolchain_version: _Optional[str] = ..., target: _Optional[str] = ..., checksum: _Optional[str] = ..., eos_token_id: _Optional[int] = ..., backend: _Optional[str] = ..., manifest_json: _Optional[str] = ...) -> None: ...
