@@ -15,13 +15,14 @@ from typing import Any
 
 from loadgen_harness.cli import CliError
 
-# Where other stages leave their reports, relative to a run's scenario directory
-# (``OUT/<run-id>/<scenario>/``). The first existing match wins.
+# Where other stages leave their reports, relative to a run directory (``OUT/<run-id>/<scenario>/<mode>/``)
+# and then to its scenario directory; the context probe writes ``OUT/<run-id>/context_report.json``.
+# The first existing match wins.
 _ACCURACY_GLOBS = ("accuracy/accuracy.json", "performance/accuracy.json", "accuracy.json")
 _FIDELITY_GLOBS = ("accuracy/fidelity*.json", "fidelity*.json", "*/fidelity*.json")
 _COMPLIANCE_GLOBS: dict[str, tuple[str, ...]] = {
     "TEST06": ("TEST06/test06*.json", "TEST06/*report*.json", "TEST06/*.json", "*/TEST06/*.json"),
-    "context": ("context*.json", "*/context*.json", "compliance/context*.json"),
+    "context": ("context*.json", "*/context*.json", "../context*.json"),
     "strict": ("TEST06/strict*.json", "strict*.json", "*/strict*.json"),
 }
 
