@@ -66,8 +66,7 @@ def format_summary(res: RunResult) -> str:
         f"lpuperf {res.scenario} {res.mode} run '{res.run_id}' ({res.benchmark}, preset {res.preset}"
         f"{'' if res.submittable else ', not submittable'}): {verdict}",
     ]
-    lines += [f"  reason: {r}" for r in res.validity_reasons]
-    lines += [f"  warning: {w}" for w in res.warnings]
+    lines += [f"  {r}" if r.startswith("warning:") else f"  reason: {r}" for r in res.validity_reasons]
 
     def num(v: float | None, unit: str) -> str:
         return "-" if v is None else f"{v:.2f}{unit}"
