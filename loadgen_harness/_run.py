@@ -129,9 +129,11 @@ def fetch_artifact(address: str, timeout_s: float = 10.0) -> dict[str, Any]:
     try:
         with grpc.insecure_channel(address) as ch:
             stub = inference_pb2_grpc.InferenceStub(ch)
-            m = stub.GetArtifact(inference_pb2.GetArtifactRequest(), timeout=timeout_s, wait_for_ready=True)
+            m = stub.GetArtifact(inference_pb2.GetArtifactRequest(), timeout=timeout_s)
     except grpc.RpcError as exc:
-        raise RunError(f"sut {address}: GetArtifact failed ({exc.code().name}: {exc.details()})") from None
+        raise RunError(
+            f"sut {address}: GetArtifact failed, is the SUT up? ({exc.code().name}: {exc.details()})"
+        ) from None
     if m.manifest_json:
         try:
             data: dict[str, Any] = json.loads(m.manifest_json)
@@ -180,7 +182,6 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
     max_new = cfg.max_new_tokens or bench.max_new_tokens
     run_id = cfg.run_id or time.strftime("run-%Y%m%d-%H%M%S")
     log_dir = cfg.log_dir(run_id)
-    log_dir.mkdir(parents=True, exist_ok=True)
 
     metrics = None
     if cfg.metrics_port is not None:
@@ -206,6 +207,8 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
             res.sut_address = address
             artifact = fetch_artifact(address)
             res.artifact = artifact
+            # Created only once the SUT answered: a run that cannot start leaves nothing behind.
+            log_dir.mkdir(parents=True, exist_ok=True)
             _write_json(log_dir / "artifact.json", artifact)
             max_batch = int(artifact.get("max_batch", 32) or 32)
             concurrency = cfg.offline_concurrency or max(8, min(512, 2 * max_batch))
