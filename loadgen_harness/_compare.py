@@ -311,18 +311,6 @@ def load_run_data(run_dir: str | Path) -> RunData:
 
 
 def _load_records(run_dir: Path) -> np.ndarray:
-    try:
-        from loadgen_harness import load_query_records  # type: ignore[attr-defined]
+    from loadgen_harness import load_query_records
 
-        return np.asarray(load_query_records(run_dir))
-    except ImportError:
-        pass
-    with np.load(run_dir / "queries.npz", allow_pickle=False) as z:
-        if "records" in z.files:
-            return np.asarray(z["records"])
-        cols = {k: z[k] for k in z.files}
-    dtype = np.dtype([(k, v.dtype) for k, v in cols.items()])
-    out = np.empty(len(next(iter(cols.values()))), dtype=dtype)
-    for k, v in cols.items():
-        out[k] = v
-    return out
+    return np.asarray(load_query_records(run_dir))

@@ -114,7 +114,7 @@ def sut_for(artifact: str) -> Iterator[str]:
         return
     import sut
 
-    with sut.spawn_server(args) as server:  # type: ignore[attr-defined]
+    with sut.spawn_server(args) as server:
         yield str(server.address)
 
 
@@ -131,19 +131,21 @@ class ArtifactRunner:
         self.root = Path(cfg.out_dir) / self.run_id
 
     def _run(self, scenario: str, mode: str, **extra: Any) -> dict[str, Any]:
-        from loadgen_harness import RunConfig, run_benchmark  # type: ignore[attr-defined]
+        from loadgen_harness import RunConfig, run_benchmark
 
-        cfg = RunConfig(
-            scenario=scenario,
-            mode=mode,
-            benchmark=self.cfg.benchmark,
-            preset=self.cfg.preset,
-            sut=self.address,
-            out_dir=self.cfg.out_dir,
-            run_id=self.run_id,
-            max_new_tokens=self.cfg.max_new_tokens,
-            **({"dataset": self.cfg.dataset} if self.cfg.dataset else {}),
-            **extra,
+        cfg = RunConfig.model_validate(
+            {
+                "scenario": scenario,
+                "mode": mode,
+                "benchmark": self.cfg.benchmark,
+                "preset": self.cfg.preset,
+                "dataset": self.cfg.dataset,
+                "sut": self.address,
+                "out_dir": self.cfg.out_dir,
+                "run_id": self.run_id,
+                "max_new_tokens": self.cfg.max_new_tokens,
+                **extra,
+            }
         )
         return _result_dict(run_benchmark(cfg))
 

@@ -39,9 +39,9 @@ def _manifest(tmp: Path, name: str, decode_step_s: float) -> Path:
 
 def _server_run(out: Path, run_id: str, manifest: Path) -> Path:
     import sut
-    from loadgen_harness import RunConfig, run_benchmark  # type: ignore[attr-defined]
+    from loadgen_harness import RunConfig, run_benchmark
 
-    with sut.spawn_server(["--artifact", str(manifest)]) as server:  # type: ignore[attr-defined]
+    with sut.spawn_server(["--artifact", str(manifest)]) as server:
         res = run_benchmark(
             RunConfig(
                 scenario="Server",

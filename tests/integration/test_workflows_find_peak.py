@@ -1,0 +1,73 @@
+"""find-peak on a real sim SUT: the peak it confirms is within 10% of the sim's analytic capacity.
+
+The artifact is a fast sim (short decode steps, bounded outputs) so the capacity is ~100-200 QPS
+and every probe is a few seconds; the whole search stays around a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+MAX_NEW_TOKENS = 16
+
+
+def fast_manifest(tmp: Path) -> Path:
+    from sut import ArtifactManifest, TimingModel
+
+    m = ArtifactManifest(
+        artifact_id="sim-peak-test",
+        backend="sim",
+        model="embedded-sim",
+        precision="fp32",
+        max_context_tokens=4096,
+        max_batch=8,
+        timing=TimingModel(prefill_base_s=0.002, prefill_per_token_s=0.000002, decode_step_s=0.004),
+        target="sim-lpu",
+    )
+    p = tmp / "sim-peak-test.json"
+    p.write_text(m.model_dump_json())
+    return p
+
+
+def test_find_peak_is_within_10_percent_of_analytic_capacity(tmp_path: Path) -> None:
+    import sut
+    from loadgen_harness._find_peak import FindPeakConfig, find_peak
+    from scenarios import resolve_dataset
+
+    manifest_path = fast_manifest(tmp_path)
+    from sut import ArtifactManifest
+
+    manifest = ArtifactManifest.model_validate_json(manifest_path.read_text())
+    capacity = sut.analytic_capacity_qps(manifest, resolve_dataset("embedded"), MAX_NEW_TOKENS)
+    lines: list[str] = []
+    result = find_peak(
+        FindPeakConfig(
+            serve_args=["--artifact", str(manifest_path)],
+            max_new_tokens=MAX_NEW_TOKENS,
+            bound_duration_s=2.0,
+            probe_duration_s=4.0,
+            max_probe_duration_s=8.0,
+            confirm_duration_s=6.0,
+            resolution=0.04,
+            max_probes=8,
+            out_dir=tmp_path / "out",
+            run_id="peak",
+        ),
+        echo=lines.append,
+    )
+    trace = "\n".join(lines)
+    assert result.confirmed and result.peak_qps is not None, trace
+    error = result.peak_qps / capacity - 1.0
+    print(f"analytic capacity {capacity:.1f} qps, found {result.peak_qps:.1f} qps ({error:+.1%})\n{trace}")
+    assert abs(error) <= 0.10, trace
+    saved = json.loads((tmp_path / "out" / "peak" / "find_peak.json").read_text())
+    assert saved["peak_qps"] == pytest.approx(result.peak_qps)
+    assert [p["kind"] for p in saved["trace"]][:2] == ["offline", "singlestream"]
+    assert saved["evidence"]["verdict"] == "PASS" and saved["evidence"]["valid"] is True
+    # The search saw at least one failing (overloaded or invalid) probe above the peak.
+    assert any(p["verdict"] not in (None, "PASS") for p in saved["trace"]), trace
