@@ -129,6 +129,7 @@ class HttpFront:
         self.faults = list(faults)
         self.model_name = model_name or backend.manifest.artifact_id
         self.requests_received = 0  # generation requests, counted before any fault applies
+        self.requests_with_auth = 0  # of those, how many carried a bearer token (never stored)
         self.responses_by_status: dict[int, int] = {}
         self.draining = False
         self.host = ""
@@ -175,6 +176,7 @@ class HttpFront:
         body = {
             "status": "draining" if self.draining else "ok",
             "requests_received": self.requests_received,
+            "requests_with_auth": self.requests_with_auth,
             "responses_by_status": {str(k): v for k, v in sorted(self.responses_by_status.items())},
         }
         return web.json_response(body, status=503 if self.draining else 200)
@@ -285,6 +287,8 @@ class HttpFront:
         from aiohttp import web
 
         self.requests_received += 1
+        if request.headers.get("Authorization", "").lower().startswith("bearer "):
+            self.requests_with_auth += 1
         if self.draining:
             return self._error(503, "server is draining", "service_unavailable")
         faulted = await self._fault()
@@ -329,7 +333,8 @@ class HttpFront:
     async def start(self, host: str, port: int) -> None:
         from aiohttp import web
 
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        # Bounded drain: in-flight streams get this long to finish once stop() is called.
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await site.start()

@@ -481,6 +481,10 @@ def add_openai_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``--backend openai``; values left unset fall back to the preset, then the environment."""
     g = parser.add_argument_group("openai backend (--backend openai)")
     flags: list[tuple[str, dict[str, Any]]] = [
+        (
+            "--preset",
+            {"choices": sorted(_PRESETS), "default": "", "help": "endpoint preset (groq: GroqCloud, GROQ_API_KEY)"},
+        ),
         ("--base-url", {"default": "", "help": f"upstream OpenAI-compatible URL ending in /v1 (env {ENV_BASE_URL})"}),
         ("--model", {"default": "", "help": f"upstream model name (env {ENV_MODEL}; default: first of GET /models)"}),
         ("--api-key-env", {"default": "", "help": f"env var holding the API key (default {DEFAULT_KEY_ENV})"}),
