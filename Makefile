@@ -82,3 +82,17 @@ submission: venv
 	  --division $(DIVISION) --submitter $(SUBMITTER) $(if $(SYSTEM),--system $(SYSTEM)) \
 	  $(if $(SUT),--sut $(SUT)) $(if $(QPS),--qps $(QPS)) $(if $(DURATION),--duration $(DURATION)) \
 	  $(if $(BENCHMARK),--benchmark $(BENCHMARK))
+
+# Compliance: TEST06 (MLPerf lines + strict checks) and the context-length probe on the embedded SUT.
+# make compliance [SCENARIO=Server] [ARTIFACT=sim-fp32|sim-ctx16k|manifest.json] [SUT=host:port] [QPS=20] [OUT=results]
+# Output: $(OUT)/compliance/<scenario>/TEST06/{verify_accuracy.txt,accuracy/,test06_report.json,strict_report.json}
+# and $(OUT)/compliance/context_report.json. Both checks always run; the target fails if either fails.
+ARTIFACT ?=
+COMPLIANCE_SUT = $(if $(SUT),--sut $(SUT),$(if $(ARTIFACT),--artifact $(ARTIFACT)))
+.PHONY: compliance
+compliance: venv
+	@rc=0; \
+	$(BIN)/lpuperf compliance test06 --scenario $(SCENARIO) --qps $(or $(QPS),20) --out $(OUT) --run-id compliance \
+	  $(COMPLIANCE_SUT) || rc=1; \
+	$(BIN)/lpuperf compliance context --out $(OUT) --run-id compliance $(COMPLIANCE_SUT) || rc=1; \
+	exit $$rc

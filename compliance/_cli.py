@@ -112,8 +112,8 @@ def _print_outcome(outcome: Any) -> None:
     print(outcome.test06.verify_text, end="")
     for check in outcome.test06.checks + outcome.strict.checks:
         print(f"  {check.line()}")
-    print(f"TEST06: {'PASS' if outcome.test06.passed else 'FAIL'}: {outcome.test06.message}")
-    print(f"strict: {'PASS' if outcome.strict.passed else 'FAIL'}: {outcome.strict.message}")
+    print(outcome.test06.message)
+    print(outcome.strict.message)
     if outcome.audit_problem:
         print(f"audit: FAIL: {outcome.audit_problem}")
     print(f"reports: {outcome.test06_dir}")

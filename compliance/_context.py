@@ -185,7 +185,7 @@ def probe_context(address: str, cfg: ContextProbeConfig | None = None) -> Contex
     if first is None:
         served = [a.total_tokens for a in attempts if a.expect == "complete"]
         over = " and refused limit+1 with RESOURCE_EXHAUSTED" if cfg.probe_over else ""
-        message = f"advertised {limit}, served {', '.join(map(str, served))} tokens{over}: PASS"
+        message = f"advertised {limit}, served {', '.join(map(str, served))} tokens{over}"
     else:
         status = f"status {first.status} '{first.detail}'" if first.status != "OK" else f"status OK ({first.reason})"
         message = f"advertised {limit}, failed at {first.total_tokens}: {status}"

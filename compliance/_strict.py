@@ -143,7 +143,7 @@ def strict_checks(samples: list[LoggedSample], eos_token_id: int, records: np.nd
     if failed:
         message = "strict FAIL: " + "; ".join(c.line() for c in failed)
     elif not samples and not n_queries:
-        message = "strict: nothing to check (empty accuracy log, no per-query records)"
+        message = "strict FAIL: nothing to check (empty accuracy log, no per-query records)"
     else:
         ran = sum(c.status == "pass" for c in checks)
         message = f"strict PASS: {ran} checks over {len(samples)} samples and {n_queries} queries"

@@ -160,7 +160,7 @@ def verify_test06(
     ]
     checks = [first, eos, length]
     if n == 0:
-        message = "accuracy log has no samples: was the run made with TEST06's audit.config?"
+        message = "TEST06 FAIL: accuracy log has no samples: was the run made with TEST06's audit.config?"
     elif mlperf_passed:
         message = f"TEST06 PASS: {n} sampled outputs pass the first-token, EOS and length checks"
     else:

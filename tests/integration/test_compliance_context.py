@@ -110,7 +110,11 @@ def test_incomplete_output_within_the_limit_fails() -> None:
 
 def _lpuperf(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "loadgen_harness.cli", *args], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", "from loadgen_harness.cli import main; raise SystemExit(main())", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
