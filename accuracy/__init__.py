@@ -1,14 +1,77 @@
 """Accuracy: MLPerf-exact ROUGE, accuracy-log scoring, FP32-baseline gates and fidelity reports."""
 
+from accuracy._baseline import (
+    BASELINES_DIR,
+    Baseline,
+    GateLine,
+    GateVerdict,
+    apply_gate,
+    available_baselines,
+    compute_reference_baseline,
+    load_baseline,
+    save_baseline,
+)
+from accuracy._evaluate import (
+    AccuracyReport,
+    ScoredSamples,
+    evaluate_log,
+    format_accuracy_txt,
+    load_accuracy_report,
+    score_texts,
+    write_accuracy_files,
+)
+from accuracy._fidelity import (
+    CategoryFidelity,
+    FidelityReport,
+    SampleFidelity,
+    compare_outputs,
+    first_divergence,
+    last_number,
+    render_markdown,
+    write_fidelity_report,
+)
+from accuracy._log import AccuracyLog, AccuracyLogError, read_accuracy_log, write_accuracy_log
+from accuracy._pipeline import AccuracyOutcome, recording_fidelity, score_accuracy_log
 from accuracy._rouge import ROUGE_TYPES, RougeScorer, Score
 from accuracy._scoring import RougeResult, postprocess_text, rouge_scores, split_sentences
 
 __all__ = [
+    "BASELINES_DIR",
     "ROUGE_TYPES",
+    "AccuracyLog",
+    "AccuracyLogError",
+    "AccuracyOutcome",
+    "AccuracyReport",
+    "Baseline",
+    "CategoryFidelity",
+    "FidelityReport",
+    "GateLine",
+    "GateVerdict",
     "RougeResult",
     "RougeScorer",
+    "SampleFidelity",
     "Score",
+    "ScoredSamples",
+    "apply_gate",
+    "available_baselines",
+    "compare_outputs",
+    "compute_reference_baseline",
+    "evaluate_log",
+    "first_divergence",
+    "format_accuracy_txt",
+    "last_number",
+    "load_accuracy_report",
+    "load_baseline",
     "postprocess_text",
+    "read_accuracy_log",
+    "recording_fidelity",
+    "render_markdown",
     "rouge_scores",
+    "save_baseline",
+    "score_accuracy_log",
+    "score_texts",
     "split_sentences",
+    "write_accuracy_files",
+    "write_accuracy_log",
+    "write_fidelity_report",
 ]

@@ -21,6 +21,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "loadgen_harness._cli_compare",
     "loadgen_harness._cli_validate",
     "loadgen_harness._cli_submission",
+    "accuracy._cli",
     "loadgen_harness._cli_report",
     "compliance._cli",
 )
