@@ -118,42 +118,43 @@ class Bridge:
     # ---- LoadGen callbacks (LoadGen's threads) ----
 
     def issue(self, samples: list[Any]) -> None:
+        t = time.monotonic_ns() - self.t0_ns
         batch = [(s.id, s.index) for s in samples]
-        self._loop.call_soon_threadsafe(self._dispatch, batch)
+        self._loop.call_soon_threadsafe(self._dispatch, batch, t)
 
     def flush(self) -> None:
         """LoadGen's flush: nothing is buffered client-side, so nothing to do."""
 
     # ---- loop thread ----
 
-    def _dispatch(self, batch: list[tuple[int, int]]) -> None:
+    def _dispatch(self, batch: list[tuple[int, int]], issued_ns: int) -> None:
         if self.metrics is not None:
             self.metrics.issued(len(batch))
         if self.offline and len(batch) > self.offline_concurrency:
             self._offline_q.extend(batch)
             for _ in range(self.offline_concurrency):
-                self._spawn(self._offline_worker())
+                self._spawn(self._offline_worker(issued_ns))
             return
         for qid, idx in batch:
-            self._spawn(self._one(qid, idx))
+            self._spawn(self._one(qid, idx, issued_ns))
 
     def _spawn(self, coro: Any) -> None:
         task = self._loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _offline_worker(self) -> None:
+    async def _offline_worker(self, issued_ns: int) -> None:
         q = self._offline_q
         while q:
             qid, idx = q.popleft()
-            await self._one(qid, idx)
+            await self._one(qid, idx, issued_ns)
 
-    async def _one(self, qid: int, idx: int) -> None:
+    async def _one(self, qid: int, idx: int, issued_ns: int) -> None:
         lg = self._lg
         rec = self.records
         now = time.monotonic_ns
         t0 = self.t0_ns
-        slot = rec.slot(idx, now() - t0)
+        slot = rec.slot(idx, issued_ns)
         rid = str(qid).encode()
         req = self.requests[idx] + b"\x0a" + _varint(len(rid)) + rid
         tokens: list[int] = []

@@ -1,0 +1,244 @@
+"""Harness overhead against the instant sim SUT, all figures from ONE invocation on one machine.
+
+(a) raw grpc.aio streaming throughput: a plain client loop (no LoadGen) streaming the same
+    128-token outputs with the same chunking, at fixed concurrency;
+(b) the harness's maximum VALID Server QPS with 128-token outputs (a doubling + bisection search),
+    as tokens/s and as a ratio to (a);
+(c) TTFT p50/p99 at 10 QPS as LoadGen measures it, minus the raw RPC's TTFT at the same rate.
+
+Each figure is the median of ``--repeats`` rounds (default 3). Usage: ``python -m bench.harness_overhead``
+(``make bench``); ``--json PATH`` also writes the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OUTPUT_TOKENS = 128
+CHUNK_SIZE = 8
+RAW_CONCURRENCY = 64
+
+
+def _dataset(tmp: Path) -> Path:
+    from scenarios import save_dataset, synthetic_dataset
+
+    ds = synthetic_dataset(n=256, seed=11, input_range=(50, 100), output_tokens=OUTPUT_TOKENS, name="bench-128")
+    return save_dataset(ds, tmp / "bench-128.jsonl")
+
+
+def _requests(dataset: Path) -> list[bytes]:
+    from loadgen_harness._bridge import serialise_requests
+    from scenarios import load_dataset
+
+    ds = load_dataset(dataset)
+    return serialise_requests(ds.input_ids, ds.prompts, [OUTPUT_TOKENS] * len(ds), ds.eos_token_id)
+
+
+async def _raw_stream(call: Any, req: bytes) -> tuple[int, int, int]:
+    """(ns to first message, ns to end, tokens) for one streamed Generate."""
+    t0 = time.perf_counter_ns()
+    first = -1
+    n = 0
+    async for chunk in call(req):
+        if first < 0:
+            first = time.perf_counter_ns() - t0
+        n += len(chunk.token_ids)
+    return first, time.perf_counter_ns() - t0, n
+
+
+def _channel_call(address: str) -> tuple[Any, Any]:
+    import grpc
+
+    from loadgen_harness._bridge import _CHANNEL_OPTIONS, _GENERATE
+    from proto import inference_pb2
+
+    ch = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+    call = ch.unary_stream(
+        _GENERATE, request_serializer=None, response_deserializer=inference_pb2.GenerateChunk.FromString
+    )
+    return ch, call
+
+
+def raw_throughput(address: str, requests: list[bytes], seconds: float) -> dict[str, float]:
+    """(a): closed loop, RAW_CONCURRENCY streams in flight, for ``seconds``."""
+    import uvloop
+
+    async def main() -> dict[str, float]:
+        ch, call = _channel_call(address)
+        await _raw_stream(call, requests[0])  # connect outside the timed window
+        deadline = time.perf_counter() + seconds
+        tokens = 0
+        rpcs = 0
+
+        async def worker(k: int) -> None:
+            nonlocal tokens, rpcs
+            i = k
+            while time.perf_counter() < deadline:
+                _f, _e, n = await _raw_stream(call, requests[i % len(requests)])
+                tokens += n
+                rpcs += 1
+                i += RAW_CONCURRENCY
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(RAW_CONCURRENCY)))
+        dt = time.perf_counter() - t0
+        await ch.close()
+        return {"tokens_per_s": tokens / dt, "rpcs_per_s": rpcs / dt}
+
+    return uvloop.run(main())
+
+
+def raw_ttft(address: str, requests: list[bytes], qps: float, n: int) -> dict[str, float]:
+    """The raw RPC's TTFT at an open-loop rate of ``qps`` (same pacing as the harness run in (c))."""
+    import uvloop
+
+    async def main() -> dict[str, float]:
+        ch, call = _channel_call(address)
+        await _raw_stream(call, requests[0])
+        ttfts: list[int] = []
+        tasks = []
+        t0 = time.perf_counter()
+        for i in range(n):
+            delay = t0 + i / qps - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(_raw_stream(call, requests[i % len(requests)])))
+        for f, _e, _n in await asyncio.gather(*tasks):
+            ttfts.append(f)
+        await ch.close()
+        arr = np.array(ttfts, dtype=np.float64) / 1e6
+        return {"p50_ms": float(np.percentile(arr, 50)), "p99_ms": float(np.percentile(arr, 99))}
+
+    return uvloop.run(main())
+
+
+def harness_run(address: str, dataset: Path, out: Path, run_id: str, qps: float, duration_s: float) -> Any:
+    from loadgen_harness import RunConfig, run_benchmark
+
+    cfg = RunConfig(
+        scenario="Server",
+        sut=address,
+        dataset=str(dataset),
+        qps=qps,
+        duration_s=duration_s,
+        out_dir=out,
+        run_id=run_id,
+        max_new_tokens=OUTPUT_TOKENS,
+    )
+    return run_benchmark(cfg)
+
+
+def _ok(res: Any) -> bool:
+    return bool(res.valid) and not res.warnings and res.n_errors == 0
+
+
+def max_valid_qps(address: str, dataset: Path, out: Path, tag: str, start: float = 250.0) -> dict[str, Any]:
+    """(b): double from ``start`` until a run is not VALID, then bisect to ~5 %."""
+    trace: list[tuple[float, bool, float]] = []
+    n = 0
+
+    def probe(q: float) -> bool:
+        nonlocal n
+        n += 1
+        dur = max(2.0, 800.0 / q)  # >= 800 queries: enough for early stopping at p99
+        res = harness_run(address, dataset, out, f"{tag}-{n:02d}", q, dur)
+        ok = _ok(res)
+        trace.append((q, ok, float(res.tokens_per_second or 0.0)))
+        print(f"    probe {q:8.1f} QPS: {'VALID' if ok else 'not valid'}  tokens/s {res.tokens_per_second or 0:.0f}")
+        return ok
+
+    lo, hi = 0.0, start
+    while probe(hi) and hi < 20000:
+        lo, hi = hi, hi * 2
+    for _ in range(6):
+        if lo and (hi - lo) / lo <= 0.05:
+            break
+        mid = (lo + hi) / 2 if lo else hi / 2
+        if probe(mid):
+            lo = mid
+        else:
+            hi = mid
+    best_tps = max((t for q, ok, t in trace if ok and q == lo), default=0.0)
+    return {"max_valid_qps": lo, "tokens_per_s": best_tps, "trace": trace}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sut
+
+    ap = argparse.ArgumentParser(prog="bench.harness_overhead", description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--raw-seconds", type=float, default=5.0)
+    ap.add_argument("--ttft-queries", type=int, default=100, help="queries at 10 QPS for (c)")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error("--repeats: expected a positive count")
+
+    with tempfile.TemporaryDirectory(prefix="lpuperf-bench-") as tmpname:
+        tmp = Path(tmpname)
+        dataset = _dataset(tmp)
+        requests = _requests(dataset)
+        serve = ["--artifact", "sim-instant", "--dataset", str(dataset), "--chunk-size", str(CHUNK_SIZE)]
+        rounds: list[dict[str, float]] = []
+        with sut.spawn_server(serve) as server:
+            addr = server.address
+            for r in range(args.repeats):
+                print(f"round {r + 1}/{args.repeats}")
+                raw = raw_throughput(addr, requests, args.raw_seconds)
+                print(f"  (a) raw grpc.aio: {raw['tokens_per_s']:.0f} tokens/s, {raw['rpcs_per_s']:.0f} RPC/s")
+                peak = max_valid_qps(addr, dataset, tmp / "out", f"r{r}-peak")
+                ratio = peak["tokens_per_s"] / raw["tokens_per_s"] if raw["tokens_per_s"] else 0.0
+                print(
+                    f"  (b) harness max VALID Server QPS {peak['max_valid_qps']:.0f} "
+                    f"({peak['tokens_per_s']:.0f} tokens/s, {ratio:.2f} of raw)"
+                )
+                raw_t = raw_ttft(addr, requests, 10.0, args.ttft_queries)
+                res = harness_run(addr, dataset, tmp / "out", f"r{r}-ttft", 10.0, args.ttft_queries / 10.0)
+                h50, h99 = res.ttft_ms.p50 or 0.0, res.ttft_ms.p99 or 0.0
+                print(
+                    f"  (c) TTFT at 10 QPS: harness p50 {h50:.3f} / p99 {h99:.3f} ms, raw p50 {raw_t['p50_ms']:.3f} / "
+                    f"p99 {raw_t['p99_ms']:.3f} ms -> overhead p50 {h50 - raw_t['p50_ms']:.3f} / "
+                    f"p99 {h99 - raw_t['p99_ms']:.3f} ms"
+                )
+                rounds.append(
+                    {
+                        "raw_tokens_per_s": raw["tokens_per_s"],
+                        "raw_rpcs_per_s": raw["rpcs_per_s"],
+                        "max_valid_qps": peak["max_valid_qps"],
+                        "harness_tokens_per_s": peak["tokens_per_s"],
+                        "ratio": ratio,
+                        "harness_ttft_p50_ms": h50,
+                        "harness_ttft_p99_ms": h99,
+                        "raw_ttft_p50_ms": raw_t["p50_ms"],
+                        "raw_ttft_p99_ms": raw_t["p99_ms"],
+                        "ttft_overhead_p50_ms": h50 - raw_t["p50_ms"],
+                        "ttft_overhead_p99_ms": h99 - raw_t["p99_ms"],
+                    }
+                )
+    med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    print(f"\nmedians of {len(rounds)} rounds ({OUTPUT_TOKENS}-token outputs, chunk {CHUNK_SIZE}):")
+    for k, v in med.items():
+        print(f"  {k:24s} {v:12.3f}")
+    goals = [
+        ("(b)/(a) >= 0.8", med["ratio"] >= 0.8),
+        ("max VALID Server QPS >= 1000", med["max_valid_qps"] >= 1000),
+        ("TTFT overhead p50 <= 0.3 ms", med["ttft_overhead_p50_ms"] <= 0.3),
+    ]
+    for name, ok in goals:
+        print(f"  goal {name}: {'met' if ok else 'MISSED'}")
+    if args.json:
+        args.json.write_text(json.dumps({"medians": med, "rounds": rounds}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
