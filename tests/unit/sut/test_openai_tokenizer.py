@@ -40,7 +40,8 @@ def _train_tokenizer(directory: Path) -> Any:
 def test_text_only_upstream_is_mapped_with_the_hf_tokenizer(tmp_path: Path) -> None:
     tok = _train_tokenizer(tmp_path / "tok")
     ds = resolve_dataset(DATASET)
-    assert ds.decoder is not None
+    decoder = ds.decoder
+    assert decoder is not None
 
     async def main() -> None:
         sim: Any = backends.create({"kind": "sim", "artifact": "sim-instant", "dataset": DATASET})
@@ -65,7 +66,7 @@ def test_text_only_upstream_is_mapped_with_the_hf_tokenizer(tmp_path: Path) -> N
                     else:
                         ids.extend(item)
                 assert end is not None and end.info["ids"] == "tokenizer hf:tok"
-                text = ds.decoder.decode(ds.reference_ids[i])
+                text = decoder.decode(ds.reference_ids[i])
                 assert tok.decode(ids, skip_special_tokens=True) == text
                 assert ids[-1] == tok.eos_token_id  # the answer ended on EOS upstream: closed with our EOS id
                 # n_tokens stays the upstream's own count, whatever our tokenizer makes of the text.
