@@ -72,10 +72,17 @@ def write_audit_config(directory: Path) -> Path:
     return write_atomic(directory / AUDIT_CONFIG_FILE, AUDIT_CONFIG_TEXT)
 
 
-def audit_problem(detail_log: Path) -> str:
-    """'' when the detail log shows TEST06's effective settings, else what differs (one line)."""
+def audit_problem(detail_log: Path, scenario: str = "Server") -> str:
+    """'' when the detail log shows TEST06's effective settings, else what differs (one line).
+
+    Offline issues one query, so LoadGen reports min_query_count 1 there; TEST06's 100 shows up as
+    samples per query instead.
+    """
     if not detail_log.is_file():
         return f"{detail_log}: not found; cannot confirm TEST06's audit settings were applied"
+    expected = dict(AUDIT_EFFECTIVE)
+    if scenario == "Offline":
+        del expected["effective_min_query_count"]
     seen: dict[str, Any] = {}
     for line in detail_log.read_text(encoding="utf-8", errors="replace").splitlines():
         _, sep, body = line.partition(":::MLLOG")
@@ -85,11 +92,13 @@ def audit_problem(detail_log: Path) -> str:
             rec = json.loads(body)
         except json.JSONDecodeError:
             continue
-        if isinstance(rec, dict) and rec.get("key") in AUDIT_EFFECTIVE:
+        if isinstance(rec, dict) and isinstance(rec.get("key"), str):
             seen[rec["key"]] = rec.get("value")
-    wrong = [
-        f"{k} = {seen.get(k, 'missing')!r} (expected {v!r})" for k, v in AUDIT_EFFECTIVE.items() if seen.get(k) != v
-    ]
+    wrong = [f"{k} = {seen.get(k, 'missing')!r} (expected {v!r})" for k, v in expected.items() if seen.get(k) != v]
+    if scenario == "Offline":
+        spq = seen.get("effective_samples_per_query")
+        if not isinstance(spq, int) or spq < 100:
+            wrong.append(f"effective_samples_per_query = {spq!r} (expected >= 100)")
     return f"{detail_log.name}: TEST06 audit settings not in effect: " + "; ".join(wrong) if wrong else ""
 
 
@@ -179,7 +188,7 @@ def run_test06(cfg: Test06Config) -> Test06Outcome:
     eos = eos_from_manifest(artifact, f"{log_dir}/artifact.json")
     # LoadGen's scenario name: Interactive runs as Server, which keeps the first-token check.
     scenario = "Server" if cfg.scenario == "Interactive" else cfg.scenario
-    problem = audit_problem(log_dir / "mlperf_log_detail.txt")
+    problem = audit_problem(log_dir / "mlperf_log_detail.txt", scenario)
     return verify_log(
         log_dir / "mlperf_log_accuracy.json", scenario, test06_dir, eos, run_dir=str(log_dir), audit_problem=problem
     )

@@ -44,3 +44,21 @@ def test_test06_cli_on_a_planted_fault_lands_in_the_submission_layout(tmp_path: 
     assert report["passed"] is False and report["message"].startswith("TEST06 FAIL: eos: FAIL")
     # The LoadGen pass itself is kept apart from the run id's ordinary performance directory.
     assert (tmp_path / "r1" / "compliance" / "TEST06" / "Server" / "performance" / "queries.npz").is_file()
+
+
+def test_offline_skips_the_first_token_line_but_strict_still_catches_the_stream(tmp_path: Path) -> None:
+    proc = _lpuperf(
+        "compliance", "test06", "--artifact", "sim-instant", "--fault", "wrong_first_token",
+        "--scenario", "Offline", "--out", str(tmp_path), "--run-id", "off",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    t06 = tmp_path / "off" / "Offline" / "TEST06"
+    assert (t06 / "verify_accuracy.txt").read_text() == (
+        "First token check pass: Skipped\n"
+        "EOS check pass: True\n"
+        "Sample length check pass: True\n"
+        "TEST06 verification complete\n"
+    )
+    strict = json.loads((t06 / "strict_report.json").read_text())
+    assert {c["name"] for c in strict["checks"] if c["status"] == "fail"} == {"stream_matches_output"}
+    assert "audit:" not in proc.stdout  # Offline's effective settings are read as Offline reports them

@@ -201,3 +201,9 @@ def test_audit_settings_are_confirmed_from_the_detail_log(tmp_path: Path) -> Non
     bad = audit_problem(_detail_log(tmp_path / "bad.txt", effective_accuracy_log_sampling_target=0))
     assert "effective_accuracy_log_sampling_target = 0 (expected 100)" in bad
     assert "not found" in audit_problem(tmp_path / "missing.txt")
+    # Offline runs one query: LoadGen reports min_query_count 1 and the 100 as samples per query.
+    offline = _detail_log(tmp_path / "off.txt", effective_min_query_count=1, effective_samples_per_query=100)
+    assert audit_problem(offline, "Offline") == ""
+    assert "min_query_count = 1" in audit_problem(offline, "Server")
+    short = _detail_log(tmp_path / "short.txt", effective_min_query_count=1, effective_samples_per_query=10)
+    assert "effective_samples_per_query = 10 (expected >= 100)" in audit_problem(short, "Offline")
