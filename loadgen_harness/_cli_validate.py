@@ -26,6 +26,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--dataset", help="dataset spec (default: the benchmark's)")
     p.add_argument("--preset", choices=("quick", "submission"), default="quick")
     p.add_argument("--max-new-tokens", type=int)
+    p.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra `lpuperf serve` argument for both spawned SUTs (repeatable, e.g. --serve-arg=--decode-step-s=0.002)",
+    )
     p.add_argument("--fail-on-regression", action="store_true", help="also NO DEPLOY on regressions vs baseline")
     p.add_argument("--tolerance", type=float, default=0.05, help="relative tolerance for regressions (0.05)")
     p.add_argument("--out", type=Path, default=Path("results"))
@@ -54,6 +61,7 @@ def run_validate(args: argparse.Namespace) -> int:
             qps=args.qps,
             duration_s=args.duration,
             max_new_tokens=args.max_new_tokens,
+            serve_args=list(args.serve_arg),
             out_dir=args.out,
             run_id=args.run_id,
             fail_on_regression=args.fail_on_regression,

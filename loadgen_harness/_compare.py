@@ -163,7 +163,9 @@ def _delta(
     change = (cand - base) if absolute else rel
     worse_sign = 1.0 if better == "lower" else -1.0
     significant = None if ci is None else not (ci[0] <= 0.0 <= ci[1])
-    if abs(change) <= 1e-12 or (significant is False and abs(change) <= tolerance):
+    # Below half a percent (or a tenth of a point) a change is reported as unchanged whatever its sign.
+    negligible = abs(change) < (0.001 if absolute else 0.005)
+    if negligible or (significant is False and abs(change) <= tolerance):
         direction: Literal["better", "worse", "same"] = "same"
     else:
         direction = "worse" if change * worse_sign > 0 else "better"

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loadgen_harness._compare import CompareConfig, Comparison, RunData, compare_runs
 from scenarios import GateInputs, GateReport, SloSpec, evaluate_slo, write_atomic
+from scenarios._gate import fmt_number
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9_.-]+:\d+$")
 
@@ -41,9 +42,12 @@ class ValidateConfig(BaseModel):
     preset: Literal["quick", "submission"] = "quick"
     qps: float | None = Field(default=None, gt=0, description="Server target QPS; None = the benchmark default")
     duration_s: float | None = Field(default=None, gt=0, description="performance run length; None = preset")
+    offline_duration_s: float | None = Field(default=None, gt=0, description="Offline run length; None = duration_s")
     max_new_tokens: int | None = Field(default=None, gt=0)
     out_dir: Path = Path("results")
     run_id: str | None = None
+    serve_args: list[str] = Field(default_factory=list, description="extra `lpuperf serve` args for spawned SUTs")
+    candidate_serve_args: list[str] = Field(default_factory=list, description="extra serve args, candidate only")
     fail_on_regression: bool = False
     compare: CompareConfig = Field(default_factory=CompareConfig)
 
@@ -107,14 +111,14 @@ def serve_args_for(artifact: str) -> list[str] | None:
 
 
 @contextmanager
-def sut_for(artifact: str) -> Iterator[str]:
+def sut_for(artifact: str, extra_args: list[str] | None = None) -> Iterator[str]:
     args = serve_args_for(artifact)
     if args is None:
         yield artifact
         return
     import sut
 
-    with sut.spawn_server(args) as server:
+    with sut.spawn_server(args + list(extra_args or [])) as server:
         yield str(server.address)
 
 
@@ -128,7 +132,6 @@ class ArtifactRunner:
     def __init__(self, cfg: ValidateConfig, label: str, address: str, echo: Callable[[str], None]) -> None:
         self.cfg, self.label, self.address, self.echo = cfg, label, address, echo
         self.run_id = f"{cfg.run_id or 'validate'}-{label}"
-        self.root = Path(cfg.out_dir) / self.run_id
 
     def _run(self, scenario: str, mode: str, **extra: Any) -> dict[str, Any]:
         from loadgen_harness import RunConfig, run_benchmark
@@ -175,13 +178,15 @@ class ArtifactRunner:
         if self.cfg.qps is not None:
             extra["qps"] = self.cfg.qps
         if self.cfg.duration_s is not None:
-            extra["duration_s"] = self.cfg.duration_s
+            # Early stopping needs ~500 queries before it can call p99 VALID (REFERENCE §1).
+            extra["duration_s"] = max(self.cfg.duration_s, 550.0 / self.cfg.qps if self.cfg.qps else 0.0)
         ev.server = self._run("Server", "performance", **extra)
         ev.server_dir = str(ev.server.get("log_dir", ""))
         ev.manifest = dict(ev.server.get("artifact") or {})
 
     def _offline(self, ev: ArtifactEvidence) -> None:
-        extra = {"duration_s": self.cfg.duration_s} if self.cfg.duration_s is not None else {}
+        extra = {"duration_s": self.cfg.offline_duration_s or self.cfg.duration_s}
+        extra = {k: v for k, v in extra.items() if v is not None}
         ev.offline = self._run("Offline", "performance", **extra)
 
     def _accuracy(self, ev: ArtifactEvidence) -> None:
@@ -190,26 +195,66 @@ class ArtifactRunner:
         ev.accuracy, ev.fidelity = score_accuracy_run(log_dir, self.cfg)
 
     def _test06(self, ev: ArtifactEvidence) -> None:
-        ev.test06 = run_test06(self.address, self.root, self.cfg)
+        ev.test06 = run_test06(self.address, self.cfg, self.run_id)
+        if not ev.test06["passed"]:
+            self.echo(f"[{self.label}] TEST06: FAIL {ev.test06['message']}")
 
     def _context(self, ev: ArtifactEvidence) -> None:
-        ev.context = run_context_probe(self.address, self.root)
+        ev.context = run_context_probe(self.address, self.cfg, self.run_id)
+        if not ev.context.get("passed"):
+            self.echo(f"[{self.label}] context probe: FAIL {ev.context.get('message', '')}")
 
 
 # --- adapters onto the accuracy and compliance packages ----------------------------------------
 
 
-def score_accuracy_run(log_dir: Path, cfg: ValidateConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """ROUGE scores and fidelity vs the FP32 reference for an accuracy-mode run directory."""
-    raise RuntimeError("accuracy scoring is not available (accuracy package)")
+def score_accuracy_run(log_dir: Path, cfg: ValidateConfig) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """ROUGE scores and fidelity vs the FP32 reference for an accuracy-mode run directory.
+
+    accuracy.json / accuracy.txt / fidelity.json land in the run directory, where the gate finds them.
+    """
+    from accuracy import score_accuracy_log
+
+    outcome = score_accuracy_log(log_dir, dataset_spec=cfg.dataset, benchmark=cfg.benchmark, out_dir=log_dir)
+    fidelity = outcome.fidelity.model_dump(mode="json", exclude={"samples"}) if outcome.fidelity else None
+    return outcome.report.model_dump(mode="json"), fidelity
 
 
-def run_test06(address: str, root: Path, cfg: ValidateConfig) -> dict[str, Any]:
-    raise RuntimeError("TEST06 is not available (compliance package)")
+def run_test06(address: str, cfg: ValidateConfig, run_id: str) -> dict[str, Any]:
+    """TEST06 (MLPerf's checks) plus the strict token checks, as one pass/fail report."""
+    from compliance import Test06Config
+    from compliance import run_test06 as run_compliance_test06
+
+    outcome = run_compliance_test06(
+        Test06Config.model_validate(
+            {
+                "scenario": "Server",
+                "benchmark": cfg.benchmark,
+                "dataset": cfg.dataset,
+                "sut": address,
+                "qps": cfg.qps,
+                "max_new_tokens": cfg.max_new_tokens,
+                "out_dir": cfg.out_dir,
+                "run_id": run_id,
+            }
+        )
+    )
+    return {
+        "passed": outcome.passed,
+        "message": outcome.message,
+        "mlperf_passed": outcome.test06.passed,
+        "strict_passed": outcome.strict.passed,
+        "test06_dir": outcome.test06_dir,
+    }
 
 
-def run_context_probe(address: str, root: Path) -> dict[str, Any]:
-    raise RuntimeError("context probe is not available (compliance package)")
+def run_context_probe(address: str, cfg: ValidateConfig, run_id: str) -> dict[str, Any]:
+    """The context-length probe; its message names the first failing length."""
+    from compliance import probe_context
+
+    verdict = probe_context(address)
+    write_atomic(Path(cfg.out_dir) / run_id / "context_report.json", verdict.model_dump_json(indent=2) + "\n")
+    return verdict.model_dump(mode="json")
 
 
 # --- verdict -----------------------------------------------------------------------------------
@@ -236,9 +281,7 @@ def _cell(o: Any) -> str:
         return "-"
     if o.value is None:
         return "PASS" if o.passed and o.direction == "pass" else ("FAIL" if o.direction == "pass" else "missing")
-    v = float(o.value)
-    text = f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
-    return f"{text} {o.unit}".rstrip()
+    return f"{fmt_number(float(o.value))} {o.unit}".rstrip()
 
 
 def slippage_lines(base: dict[str, Any] | None, cand: dict[str, Any] | None) -> list[str]:
@@ -276,7 +319,7 @@ def decide(cfg: ValidateConfig, slo: SloSpec, base: ArtifactEvidence, cand: Arti
             objective=o.name,
             baseline=_cell(by_name.get(o.name)),
             candidate=_cell(o),
-            limit="-" if o.limit is None else f"{o.limit:.3g} {o.unit}".rstrip(),
+            limit="-" if o.limit is None else f"{fmt_number(o.limit)} {o.unit}".rstrip(),
             passed=o.passed,
             line=o.line,
         )
@@ -300,13 +343,26 @@ def decide(cfg: ValidateConfig, slo: SloSpec, base: ArtifactEvidence, cand: Arti
     )
 
 
-def validate(cfg: ValidateConfig, slo: SloSpec, echo: Callable[[str], None] = print) -> ValidateReport:
-    """Measure both artifacts, gate the candidate, compare, and write validate.json."""
+def validate(
+    cfg: ValidateConfig,
+    slo: SloSpec,
+    echo: Callable[[str], None] = print,
+    baseline_evidence: ArtifactEvidence | None = None,
+) -> ValidateReport:
+    """Measure both artifacts, gate the candidate, compare, and write validate.json.
+
+    ``baseline_evidence`` from an earlier call skips re-measuring the baseline when several
+    candidates are validated against it.
+    """
     cfg = cfg.model_copy(update={"run_id": cfg.run_id or time.strftime("validate-%Y%m%d-%H%M%S")})
     evidence: list[ArtifactEvidence] = []
     for label, artifact in (("baseline", cfg.baseline), ("candidate", cfg.candidate)):
+        if label == "baseline" and baseline_evidence is not None:
+            evidence.append(baseline_evidence)
+            continue
+        extra = cfg.serve_args + (cfg.candidate_serve_args if label == "candidate" else [])
         echo(f"[{label}] {artifact}: starting")
-        with sut_for(artifact) as address:
+        with sut_for(artifact, extra) as address:
             evidence.append(ArtifactRunner(cfg, label, address, echo).collect(artifact))
     report = decide(cfg, slo, evidence[0], evidence[1])
     write_atomic(Path(cfg.out_dir) / str(cfg.run_id) / "validate.json", report.model_dump_json(indent=2) + "\n")

@@ -19,6 +19,10 @@ from loadgen_harness._compare import (
 )
 
 
+# Fewer resamples than the CLI default keep these tests quick; intervals stay far from the planted 30%.
+FAST = CompareConfig(resamples=300)
+
+
 def _pcts(a: np.ndarray) -> dict[str, float]:
     return {f"p{q}": float(np.percentile(a, q)) for q in (50, 90, 99)}
 
@@ -45,7 +49,7 @@ def make_run(name: str, ttft_scale: float = 1.0, tps: float = 2000.0, seed: int 
 
 
 def test_same_distribution_is_not_a_regression() -> None:
-    cmp = compare_runs(make_run("a", seed=1), make_run("b", seed=2))
+    cmp = compare_runs(make_run("a", seed=1), make_run("b", seed=2), FAST)
     assert cmp.passed, [m.line for m in cmp.regressions]
     ttft99 = next(m for m in cmp.metrics if m.name == "ttft_ms.p99")
     assert ttft99.ci_low is not None and ttft99.ci_high is not None and ttft99.ci_low < 0 < ttft99.ci_high
@@ -53,7 +57,7 @@ def test_same_distribution_is_not_a_regression() -> None:
 
 def test_planted_ttft_regression_is_flagged_with_actionable_line() -> None:
     base, cand = make_run("a", seed=1), make_run("b", ttft_scale=1.3, seed=2)
-    cmp = compare_runs(base, cand)
+    cmp = compare_runs(base, cand, FAST)
     names = {m.name for m in cmp.regressions}
     assert {"ttft_ms.p50", "ttft_ms.p99"} <= names
     assert "tpot_ms.p99" not in names
@@ -66,13 +70,13 @@ def test_planted_ttft_regression_is_flagged_with_actionable_line() -> None:
 
 
 def test_tolerance_is_configurable() -> None:
-    cmp = compare_runs(make_run("a", seed=1), make_run("b", ttft_scale=1.3, seed=2), CompareConfig(tolerance=0.6))
+    cmp = compare_runs(make_run("a", seed=1), make_run("b", ttft_scale=1.3, seed=2), CompareConfig(tolerance=0.6, resamples=300))
     assert cmp.passed
 
 
 def test_throughput_drop_and_invalid_result_are_regressions() -> None:
     cand = make_run("b", tps=1500.0, valid=False, validity_reasons=["TTFT p99 over limit"])
-    cmp = compare_runs(make_run("a"), cand)
+    cmp = compare_runs(make_run("a"), cand, FAST)
     lines = {m.name: m.line for m in cmp.regressions}
     assert lines["tokens_per_second"] == "tokens/s regressed 25% (2000.0 tok/s -> 1500.0 tok/s)"
     assert lines["valid"] == "LoadGen result regressed (VALID -> INVALID): TTFT p99 over limit"
@@ -83,7 +87,7 @@ def test_accuracy_and_fidelity_regressions() -> None:
     base.accuracy, cand.accuracy = {"rougeL": 28.6, "rouge1": 44.4}, {"rougeL": 27.9, "rouge1": 44.3}
     base.fidelity = {"overall": {"exact_match_rate": 1.0}, "by_category": {"qa": {"exact_match_rate": 1.0}}}
     cand.fidelity = {"overall": {"exact_match_rate": 0.97}, "by_category": {"qa": {"exact_match_rate": 0.9}}}
-    cmp = compare_runs(base, cand)
+    cmp = compare_runs(base, cand, FAST)
     lines = {m.name: m.line for m in cmp.regressions}
     assert set(lines) == {"accuracy.rougeL", "fidelity.exact_match[all]", "fidelity.exact_match[qa]"}
     assert lines["accuracy.rougeL"] == "accuracy rougeL regressed 2% (28.6 -> 27.9)"
@@ -91,7 +95,7 @@ def test_accuracy_and_fidelity_regressions() -> None:
 
 
 def test_error_rate_increase_is_a_regression() -> None:
-    cmp = compare_runs(make_run("a"), make_run("b", n_errors=30))
+    cmp = compare_runs(make_run("a"), make_run("b", n_errors=30), FAST)
     (m,) = cmp.regressions
     assert m.line == "error rate regressed 1.0 points (0.0% -> 1.0%)"
 
@@ -133,7 +137,7 @@ def test_load_run_data_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str
     data = load_run_data(dirs[0])
     assert data.results["tokens_per_second"] == 2000.0 and not data.latencies_ms
     out_json = tmp_path / "cmp.json"
-    assert main(["compare", str(dirs[0]), str(dirs[1]), "--json", str(out_json)]) == 1
+    assert main(["compare", str(dirs[0]), str(dirs[1]), "--resamples", "300", "--json", str(out_json)]) == 1
     out = capsys.readouterr().out
     assert "TTFT p99 regressed" in out and out.rstrip().endswith("regressions")
     assert json.loads(out_json.read_text())["metrics"]
