@@ -130,7 +130,8 @@ def apply_gate(
     )
     lines: list[GateLine] = []
     for metric, ref in baseline.metrics.items():
-        target = round(ref * fraction, 4)
+        # Compared unrounded, as the checker does (value >= target * fraction); rounded only for display.
+        target = ref * fraction
         value = values.get(metric)
         tag = f"target ({level}% of {_num(ref)})"
         if value is None:
@@ -144,7 +145,7 @@ def apply_gate(
         lines.append(GateLine(metric=metric, value=value, target=target, passed=ok, margin=margin, line=line))
     if baseline.tokens_per_sample is not None and baseline.tokens_per_sample_tolerance is not None:
         ref, tol = baseline.tokens_per_sample, baseline.tokens_per_sample_tolerance
-        lo, hi = round(ref * (1 - tol), 4), round(ref * (1 + tol), 4)
+        lo, hi = ref * (1 - tol), ref * (1 + tol)
         value = values.get("tokens_per_sample")
         tag = f"(+-{_num(tol * 100)}% of {_num(ref)})"
         if value is None:

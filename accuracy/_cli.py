@@ -161,6 +161,8 @@ def _main(args: argparse.Namespace) -> int:
     for v in out.verdicts:
         print(v.text())
     print("wrote " + ", ".join(str(f) for f in out.files))
+    for note in out.notes:
+        print(note)
     if not out.verdicts:
         print(f"no baseline for benchmark '{out.report.benchmark}': scores not gated")
         return 0
