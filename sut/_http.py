@@ -24,7 +24,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -401,7 +401,7 @@ class _Completion:
             obj["usage"] = usage
         return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
-    async def _items(self) -> Any:
+    async def _items(self) -> AsyncGenerator[tuple[list[int], str], None]:
         async for item in self.front.backend.generate(self.req):
             if isinstance(item, GenerationEnd):
                 self.end = item
@@ -446,6 +446,18 @@ class _Completion:
         from aiohttp import web
 
         gen = self._items()
+        try:
+            return await self._stream(request, usage_in_stream, gen)
+        except ConnectionResetError:
+            return web.StreamResponse(status=499)  # the client went away; nothing left to tell it
+        finally:
+            await gen.aclose()  # release the backend's slot at once when the client disconnected
+
+    async def _stream(
+        self, request: web.Request, usage_in_stream: bool, gen: AsyncGenerator[tuple[list[int], str], None]
+    ) -> web.StreamResponse:
+        from aiohttp import web
+
         # Pull the first token before committing to 200, so an immediate backend error is a real status.
         try:
             first = await gen.__anext__()

@@ -401,7 +401,8 @@ class OpenAIBackend:
                         raise UpstreamError("bad-stream", f"not JSON: {self._scrub(payload)}") from None
                     if "error" in event:
                         raise UpstreamError("stream-error", _error_message(json.dumps(event), self._scrub))
-                    usage = event.get("usage")
+                    # GroqCloud has also reported usage under x_groq on the last chunk.
+                    usage = event.get("usage") or (event.get("x_groq") or {}).get("usage")
                     if usage and usage.get("completion_tokens") is not None:
                         usage_tokens = int(usage["completion_tokens"])
                     for choice in event.get("choices") or ():

@@ -183,3 +183,24 @@ def test_planted_429_every_second_request() -> None:
         assert front.requests_received == 4
 
     _run(body, faults=("429@2",))
+
+
+def test_client_disconnect_releases_the_backend_slot() -> None:
+    async def body(front: HttpFront, ds: Dataset, client: httpx.AsyncClient) -> None:
+        # Sample 9 has the longest reference (239 tokens, ~2.4 s of 10 ms decode steps).
+        payload = {"prompt": ds.prompts[9], "max_tokens": 1000, "stream": True, "return_token_ids": True}
+        async with client.stream("POST", "/v1/completions", json=payload) as resp:
+            async for line in resp.aiter_lines():
+                if line.startswith("data: "):
+                    break  # first token seen: hang up mid-stream
+        assert front.backend.active_batch() + front.backend.queue_depth() <= 1
+        for _ in range(25):  # bounded: 25 x 20 ms, far less than the rest of the decode
+            if front.backend.active_batch() == 0 and front.backend.queue_depth() == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert front.backend.active_batch() == 0 and front.backend.queue_depth() == 0
+        # The sequence was dropped long before its ~1 s of decode steps would have finished.
+        resp2 = await client.post("/v1/completions", json={"prompt": ds.prompts[1], "max_tokens": 2})
+        assert resp2.status_code == 200
+
+    _run(body, artifact="sim-fp32")
