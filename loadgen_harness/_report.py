@@ -269,12 +269,12 @@ def line_chart(
     x_hi = max([float(xs.max()), *(v for _, v in markers)])
     frame = _Frame(min(0.0, float(xs.min())), x_hi, y_lo, y_hi)
     parts = [_svg_open(plot_id, title, int(xs.size)), *frame.axes(x_label, y_label)]
-    for name, value in markers:
+    for i, (name, value) in enumerate(markers):
         x = frame.x(value)
         parts.append(
             f'<line class="marker" x1="{x:.1f}" y1="{_PAD_T}" x2="{x:.1f}" y2="{_H - _PAD_B}" '
             f'stroke="#555" stroke-dasharray="3 3"/><text class="marker-label" x="{x + 3:.1f}" '
-            f'y="{_PAD_T + 12}">{html.escape(name)}</text>'
+            f'y="{_PAD_T + 12 + 12 * i}">{html.escape(name)}</text>'
         )
     for i, s in enumerate(series):
         pts = " ".join(f"{frame.x(float(a)):.1f},{frame.y(float(b)):.1f}" for a, b in zip(s.xs, s.ys, strict=True))
@@ -325,8 +325,8 @@ def rate_series(times_s: np.ndarray, t_end: float, bin_s: float) -> tuple[np.nda
 
 def _qps_chart(timeline: Timeline, target_qps: float | None) -> str:
     t_end = float(max(timeline.issue_s.max(initial=0.0), timeline.done_s.max(initial=0.0)))
-    # About 60 bins across the run, never under 100 ms: a bin must hold several queries to be a rate.
-    bin_s = max(0.1, _nice_step(max(t_end, 1e-3), 60))
+    # About 40 bins across the run, never under 0.5 s: a bin must hold several queries to be a rate.
+    bin_s = max(0.5, _nice_step(max(t_end, 1e-3), 40))
     series = []
     for label, times in (("issued", timeline.issue_s), ("completed", timeline.done_s), ("errors", timeline.error_s)):
         if times.size or label != "errors":
