@@ -184,9 +184,8 @@ def test_metrics_are_exposed_and_move() -> None:
         for name in ("lpuperf_sut_inflight_requests", "lpuperf_sut_active_batch_size", "lpuperf_sut_queue_depth"):
             assert name in before
         n_tokens = sum(len(_gen_tokens(server.address, i)) for i in range(3))
-        with pytest.raises(grpc.RpcError):
-            with grpc.insecure_channel(server.address) as ch:
-                list(pb_grpc.InferenceStub(ch).Generate(pb.GenerateRequest(max_new_tokens=3), timeout=10))
+        with pytest.raises(grpc.RpcError), grpc.insecure_channel(server.address) as ch:
+            list(pb_grpc.InferenceStub(ch).Generate(pb.GenerateRequest(max_new_tokens=3), timeout=10))
         after = _scrape(server.metrics.port)
         by_status = {s.labels["status"]: s.value for s in after["lpuperf_sut_requests"] if s.name.endswith("_total")}
         assert by_status == {"OK": 3.0, "INVALID_ARGUMENT": 1.0}
