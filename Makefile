@@ -96,3 +96,13 @@ compliance: venv
 	  $(COMPLIANCE_SUT) || rc=1; \
 	$(BIN)/lpuperf compliance context --out $(OUT) --run-id compliance $(COMPLIANCE_SUT) || rc=1; \
 	exit $$rc
+
+# Run report and metrics-endpoint overhead.
+# make report RUN=results/<run-id>/Server/performance   -> RUN/report.html
+RUN ?=
+.PHONY: report bench-metrics
+report: venv
+	@test -n "$(RUN)" || { echo "make report: set RUN=results/<run-id>/<scenario>/<mode>" >&2; exit 2; }
+	$(BIN)/lpuperf report $(RUN)
+bench-metrics: venv
+	$(BIN)/python -m bench.metrics_overhead
