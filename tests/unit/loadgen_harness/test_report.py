@@ -265,3 +265,13 @@ def test_cli_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert capsys.readouterr().out.strip() == str(out)
     assert set(_parse(out.read_text(encoding="utf-8")).plots) == PLOTS
     assert load_results(tmp_path / "run").run_id == "r-test"  # the run directory is left as it was
+
+
+def test_runs_without_latencies_still_render(tmp_path: Path) -> None:
+    make_run(tmp_path / "failed", n=30, errors_every=1)  # every query failed: no latency at all
+    page = _parse(render_report(load_report_inputs(tmp_path / "failed")))
+    assert set(page.plots) == {"qps"}
+    assert {s["data-series"] for s in page.polylines["qps"]} == {"issued", "completed", "errors", "target"}
+    make_run(tmp_path / "one", n=1)
+    page = _parse(render_report(load_report_inputs(tmp_path / "one")))
+    assert set(page.plots) == PLOTS and sum(page.bars["e2e-hist"]) == 1
