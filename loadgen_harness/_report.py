@@ -93,7 +93,10 @@ def load_report_inputs(run_dir: str | Path) -> ReportInputs:
         inputs.latencies_ms = latencies_from_records(records)
         inputs.timeline = _records_timeline(records)
     elif (d / TRACE_FILE).is_file():
-        inputs.latencies_ms, inputs.timeline = trace_timings(d / TRACE_FILE)
+        try:
+            inputs.latencies_ms, inputs.timeline = trace_timings(d / TRACE_FILE)
+        except OSError as exc:
+            raise ReportError(f"{d / TRACE_FILE}: cannot read the LoadGen trace ({exc})") from None
     else:
         raise ReportError(f"{d}: no per-query timings (expected {QUERIES_FILE} or {TRACE_FILE})")
     return inputs
