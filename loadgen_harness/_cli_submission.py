@@ -38,9 +38,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     run = sub.add_parser("run", help="run performance + accuracy + TEST06, then build and check")
     run.add_argument("--scenario", default="Server")
     run.add_argument("--benchmark", default="embedded")
+    run.add_argument("--dataset", help="dataset spec (default: the benchmark's)")
     run.add_argument("--preset", choices=("quick", "submission"), default="quick")
     run.add_argument("--sut", help="host:port of a running SUT (default: spawn the embedded sim)")
-    run.add_argument("--artifact", default="sim-fp32", help="sim artifact preset for the embedded SUT")
+    run.add_argument("--artifact", help="sim artifact preset for the embedded SUT (default: sim-fp32)")
+    run.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra `lpuperf serve` argument for the spawned SUT (repeatable, e.g. --serve-arg=--decode-step-s=0.002)",
+    )
     run.add_argument("--qps", type=float, help="Server target QPS")
     run.add_argument("--duration", type=float, help="performance run duration in seconds (quick preset)")
     run.add_argument("--out", type=Path, default=Path("results"), help="where runs go (default: results)")
@@ -118,4 +126,37 @@ def run_submission_check(args: argparse.Namespace) -> int:
 
 
 def run_submission_all(args: argparse.Namespace) -> int:
-    raise CliError("submission run: needs the harness (loadgen_harness.run_benchmark)")
+    import time
+
+    from pydantic import ValidationError
+
+    from loadgen_harness._submission import SubmissionError, SubmissionRunConfig, run_submission
+    from scenarios import first_error_line
+
+    cfg = _config(args)
+    run_id = args.run_id or time.strftime("submission-%Y%m%d-%H%M%S")
+    if args.sut and (args.artifact or args.serve_arg):
+        raise CliError("--artifact/--serve-arg: only for the spawned SUT; drop them or drop --sut")
+    try:
+        run = SubmissionRunConfig(
+            scenario=args.scenario,
+            benchmark=args.benchmark,
+            dataset=args.dataset,
+            preset=args.preset,
+            sut=args.sut,
+            serve_args=(["--artifact", args.artifact] if args.artifact else []) + list(args.serve_arg),
+            qps=args.qps,
+            duration_s=args.duration,
+            out_dir=args.out,
+            run_id=run_id,
+            submission_dir=args.submission_dir,
+            user_conf=args.user_conf,
+        )
+    except ValidationError as exc:
+        raise CliError(first_error_line(exc, "options").replace("field '", "option '--")) from None
+    try:
+        scen, _ = run_submission(run, cfg)
+    except SubmissionError as exc:
+        raise CliError(str(exc)) from None
+    print(f"submission: wrote {scen}")
+    return print_check(run.submission_dir or args.out / run_id / "submission")

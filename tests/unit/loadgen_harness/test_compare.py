@@ -18,7 +18,6 @@ from loadgen_harness._compare import (
     load_run_data,
 )
 
-
 # Fewer resamples than the CLI default keep these tests quick; intervals stay far from the planted 30%.
 FAST = CompareConfig(resamples=300)
 
@@ -70,7 +69,9 @@ def test_planted_ttft_regression_is_flagged_with_actionable_line() -> None:
 
 
 def test_tolerance_is_configurable() -> None:
-    cmp = compare_runs(make_run("a", seed=1), make_run("b", ttft_scale=1.3, seed=2), CompareConfig(tolerance=0.6, resamples=300))
+    cmp = compare_runs(
+        make_run("a", seed=1), make_run("b", ttft_scale=1.3, seed=2), CompareConfig(tolerance=0.6, resamples=300)
+    )
     assert cmp.passed
 
 

@@ -33,7 +33,7 @@ def _detail(**over: Any) -> str:
         "effective_sample_index_rng_seed": rules["sample_index_rng_seed"],
         "effective_schedule_rng_seed": rules["schedule_rng_seed"],
         "effective_min_duration_ms": 600000,
-        "effective_use_token_latencies": True,
+        "requested_use_token_latencies": True,
         "result_validity": "VALID",
         "result_first_token_99.00_percentile_latency_ns": 900_000_000,
         "result_time_per_output_token_99.00_percentile_ns": 40_000_000,
@@ -115,7 +115,7 @@ def test_quick_preset_is_labelled_not_submittable(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("detail", "code"),
     [
-        ({"effective_use_token_latencies": False}, "token-latencies"),
+        ({"requested_use_token_latencies": False}, "token-latencies"),
         ({"result_validity": "INVALID"}, "invalid"),
         ({"effective_schedule_rng_seed": 42}, "seeds"),
         ({"effective_min_duration_ms": 60000}, "min-duration"),
