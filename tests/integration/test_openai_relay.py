@@ -306,25 +306,10 @@ def test_grpc_sut_relaying_to_http_front_end_to_end_without_leaking_the_key(tmp_
             _generate(relay.grpc_address, 4)  # the front's 5th generation request: planted 503
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "upstream 503" in (err.value.details() or "")
         texts.append(err.value.details() or "")
+        run_args = f"--sut {relay.grpc_address} --scenario SingleStream --dataset {DATASET} --duration 1"
+        run_args += f" --min-query-count 8 --out {out} --run-id relay"
         run = subprocess.run(
-            [
-                LPUPERF,
-                "run",
-                "--sut",
-                relay.grpc_address,
-                "--scenario",
-                "SingleStream",
-                "--dataset",
-                DATASET,
-                "--duration",
-                "2",
-                "--min-query-count",
-                "16",
-                "--out",
-                str(out),
-                "--run-id",
-                "relay",
-            ],
+            [LPUPERF, "run", *run_args.split()],
             capture_output=True,
             text=True,
             timeout=120,
@@ -333,7 +318,7 @@ def test_grpc_sut_relaying_to_http_front_end_to_end_without_leaking_the_key(tmp_
         texts += [run.stdout, run.stderr]
         assert run.returncode in (0, 1), run.stderr
         results = json.loads((out / "relay" / "SingleStream" / "performance" / "results.json").read_text())
-        assert results["n_queries"] >= 16 and results["artifact"]["backend"] == "openai"
+        assert results["n_queries"] >= 8 and results["artifact"]["backend"] == "openai"
         assert front.health()["requests_with_auth"] == front.health()["requests_received"] > 5  # the key was sent
         rec = load_query_records(out / "relay" / "SingleStream" / "performance")
         ok = rec[rec["status"] == 0]
