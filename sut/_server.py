@@ -66,7 +66,7 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 
 def to_backend_request(request: pb.GenerateRequest, arrival_ns: int) -> GenerateRequest:
     """Validate a wire request; raise InvalidRequestError naming the bad field."""
-    ids = np.asarray(request.input_ids, dtype=np.int32)
+    ids = np.array(request.input_ids, dtype=np.int32)
     if ids.size == 0:
         raise InvalidRequestError("input_ids: expected at least one token id")
     if int(ids.min()) < 0:
@@ -165,7 +165,8 @@ class _Servicer(pb_grpc.InferenceServicer):
                         continue
                     last_ns = time.time_ns()
                     final = isinstance(item, FinalTokens)
-                    toks = list(item)
+                    # Backends hand over fresh lists (never mutated here), so no copy on the hot path.
+                    toks: list[int] = item if type(item) is list or final else list(item)  # type: ignore[assignment]
                     if held:
                         toks = held + toks
                         held = []
