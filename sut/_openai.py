@@ -70,7 +70,7 @@ class OpenAIConfigError(RegistryError):
 
 
 class OpenAIConfig(BackendConfig):
-    """Config of kind ``openai``. Unset fields fall back to the preset, then to the environment."""
+    """Config of kind ``openai``. Unset fields fall back to the preset and the environment (see _Resolved)."""
 
     kind: str = "openai"
     preset: Literal["", "groq"] = ""
@@ -100,7 +100,9 @@ class _Resolved:
 
     def __init__(self, cfg: OpenAIConfig, env: dict[str, str] | os._Environ[str]) -> None:
         preset = _PRESETS.get(cfg.preset, {})
-        self.base_url = (cfg.base_url or env.get(ENV_BASE_URL, "") or preset.get("base_url", "")).rstrip("/")
+        # A preset names an endpoint, so its URL beats an ambient LPUPERF_OPENAI_BASE_URL; its model is only
+        # a default, so LPUPERF_OPENAI_MODEL beats it.
+        self.base_url = (cfg.base_url or preset.get("base_url", "") or env.get(ENV_BASE_URL, "")).rstrip("/")
         if not self.base_url:
             raise OpenAIConfigError(
                 f"openai backend: field 'base_url': no upstream URL; pass --base-url or set {ENV_BASE_URL}"

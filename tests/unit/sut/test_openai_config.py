@@ -135,3 +135,14 @@ def test_cli_flags_build_a_config() -> None:
     assert (cfg.preset, cfg.model, cfg.api_key_env, cfg.timeout_s) == ("groq", "llama", "K", 3.0)
     args = parser.parse_args(["--preset", "quick"])
     assert openai_config_from_args(args)["preset"] == ""
+
+
+def test_preset_url_beats_ambient_env_but_env_model_beats_preset_default() -> None:
+    env = {
+        "LPUPERF_OPENAI_BASE_URL": "http://10.0.0.7:8000/v1",
+        "LPUPERF_OPENAI_MODEL": "llama-3.3-70b-versatile",
+        "GROQ_API_KEY": PLANTED_KEY,
+    }
+    m = _backend(env, preset="groq").manifest
+    assert (m.target, m.model) == ("api.groq.com", "llama-3.3-70b-versatile")
+    assert _backend(env, preset="groq", base_url="http://127.0.0.1:9/v1", model="x").manifest.target == "127.0.0.1:9"
