@@ -56,4 +56,7 @@ class CliError(Exception):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run through the imported module so command modules and this entry point share one CliError class.
+    from loadgen_harness.cli import main as _main
+
+    raise SystemExit(_main())
