@@ -152,7 +152,7 @@ def _is_zero_time(timing: TimingModel) -> bool:
 class _Seq:
     """One sequence in the scheduler. ``buf`` collects emitted tokens until the stream takes them."""
 
-    __slots__ = ("arrival", "buf", "cancelled", "done", "n_prompt", "out", "pos", "waiter")
+    __slots__ = ("aborted", "arrival", "buf", "cancelled", "done", "n_prompt", "out", "pos", "waiter")
 
     def __init__(self, out: list[int], n_prompt: int, arrival: float) -> None:
         self.out = out
@@ -162,6 +162,7 @@ class _Seq:
         self.waiter: asyncio.Future[None] | None = None
         self.done = False
         self.cancelled = False
+        self.aborted = ""  # why the backend gave up on this sequence (stopped, scheduler failure)
         self.arrival = arrival
 
     def emit(self) -> None:
@@ -204,6 +205,7 @@ class SimBackend:
         self._wake: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._failure = ""
 
     # ---- Backend protocol -------------------------------------------------------------------
     @property
@@ -221,8 +223,11 @@ class SimBackend:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._abort_all("the backend stopped before the sequence finished")
+
+    def _abort_all(self, why: str) -> None:
         for seq in [*self._active, *self._waiting]:
-            seq.done = True
+            seq.aborted = why
             if seq.waiter is not None and not seq.waiter.done():
                 seq.waiter.set_result(None)
         self._active.clear()
@@ -271,6 +276,8 @@ class SimBackend:
             yield FinalTokens(streamed)
             yield end
             return
+        if self._stopping or self._task is None or self._failure:
+            raise OverloadedError(self._failure or "the sim backend is not running")
         loop = asyncio.get_running_loop()
         seq = _Seq(streamed, int(request.input_ids.size), loop.time())
         self._waiting.append(seq)
@@ -283,6 +290,8 @@ class SimBackend:
                     seq.waiter = loop.create_future()
                     await seq.waiter
                     seq.waiter = None
+                if seq.aborted:
+                    raise OverloadedError(seq.aborted)
                 if seq.buf:
                     toks, seq.buf = seq.buf, []
                     yield FinalTokens(toks) if seq.done else toks
@@ -337,6 +346,15 @@ class SimBackend:
         return tok + 1
 
     async def _scheduler(self) -> None:
+        try:
+            await self._run_steps()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a scheduler bug must not leave streams waiting forever
+            self._failure = f"sim scheduler failed: {type(exc).__name__}: {exc}"
+            self._abort_all(self._failure)
+
+    async def _run_steps(self) -> None:
         loop = asyncio.get_running_loop()
         timing = self._timing
         step = timing.decode_step_s
