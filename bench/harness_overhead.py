@@ -4,7 +4,8 @@
     128-token outputs with the same chunking, at fixed concurrency;
 (b) the harness's maximum VALID Server QPS with 128-token outputs (a doubling + bisection search),
     as tokens/s and as a ratio to (a);
-(c) TTFT p50/p99 at 10 QPS as LoadGen measures it, minus the raw RPC's TTFT at the same rate.
+(c) TTFT p50/p99 at 10 QPS as LoadGen measures it, minus the raw RPC's TTFT at the same rate;
+(d) CPU time per query: the raw client's per RPC vs the harness's (metrics off and on) at 100 QPS.
 
 Each figure is the median of ``--repeats`` rounds (default 3). Usage: ``python -m bench.harness_overhead``
 (``make bench``); ``--json PATH`` also writes the figures.
@@ -88,11 +89,11 @@ def raw_throughput(address: str, requests: list[bytes], seconds: float) -> dict[
                 rpcs += 1
                 i += RAW_CONCURRENCY
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker(k) for k in range(RAW_CONCURRENCY)))
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         await ch.close()
-        return {"tokens_per_s": tokens / dt, "rpcs_per_s": rpcs / dt}
+        return {"tokens_per_s": tokens / dt, "rpcs_per_s": rpcs / dt, "cpu_us_per_rpc": cpu / max(rpcs, 1) * 1e6}
 
     return uvloop.run(main())
 
@@ -106,6 +107,7 @@ def raw_ttft(address: str, requests: list[bytes], qps: float, n: int) -> dict[st
         await _raw_stream(call, requests[0])
         ttfts: list[int] = []
         tasks = []
+        c0 = time.process_time()
         t0 = time.perf_counter()
         for i in range(n):
             delay = t0 + i / qps - time.perf_counter()
@@ -114,14 +116,21 @@ def raw_ttft(address: str, requests: list[bytes], qps: float, n: int) -> dict[st
             tasks.append(asyncio.ensure_future(_raw_stream(call, requests[i % len(requests)])))
         for f, _e, _n in await asyncio.gather(*tasks):
             ttfts.append(f)
+        cpu = time.process_time() - c0
         await ch.close()
         arr = np.array(ttfts, dtype=np.float64) / 1e6
-        return {"p50_ms": float(np.percentile(arr, 50)), "p99_ms": float(np.percentile(arr, 99))}
+        return {
+            "p50_ms": float(np.percentile(arr, 50)),
+            "p99_ms": float(np.percentile(arr, 99)),
+            "cpu_us_per_rpc": cpu / n * 1e6,
+        }
 
     return uvloop.run(main())
 
 
-def harness_run(address: str, dataset: Path, out: Path, run_id: str, qps: float, duration_s: float) -> Any:
+def harness_run(
+    address: str, dataset: Path, out: Path, run_id: str, qps: float, duration_s: float, metrics_port: int | None = None
+) -> Any:
     from loadgen_harness import RunConfig, run_benchmark
 
     cfg = RunConfig(
@@ -133,8 +142,26 @@ def harness_run(address: str, dataset: Path, out: Path, run_id: str, qps: float,
         out_dir=out,
         run_id=run_id,
         max_new_tokens=OUTPUT_TOKENS,
+        metrics_port=metrics_port,
     )
     return run_benchmark(cfg)
+
+
+def harness_cpu(address: str, dataset: Path, out: Path, tag: str, qps: float, metrics: bool) -> float:
+    """Harness CPU time (all threads of this process: LoadGen, bridge, logging) per query, in us.
+
+    CPU time per query is far less sensitive to other load on a shared machine than a rate is.
+    """
+    import socket
+
+    port = None
+    if metrics:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    c0 = time.process_time()
+    res = harness_run(address, dataset, out, tag, qps, 4.0, metrics_port=port)
+    return (time.process_time() - c0) / max(res.n_queries, 1) * 1e6
 
 
 def _ok(res: Any) -> bool:
@@ -209,10 +236,21 @@ def main(argv: list[str] | None = None) -> int:
                     f"p99 {raw_t['p99_ms']:.3f} ms -> overhead p50 {h50 - raw_t['p50_ms']:.3f} / "
                     f"p99 {h99 - raw_t['p99_ms']:.3f} ms"
                 )
+                raw_cpu = raw_ttft(addr, requests, 100.0, 400)["cpu_us_per_rpc"]
+                cpu_off = harness_cpu(addr, dataset, tmp / "out", f"r{r}-cpu-off", 100.0, metrics=False)
+                cpu_on = harness_cpu(addr, dataset, tmp / "out", f"r{r}-cpu-on", 100.0, metrics=True)
+                print(
+                    f"  (d) CPU per query, open loop at 100 QPS: raw RPC {raw_cpu:.0f} us, harness {cpu_off:.0f} us "
+                    f"(metrics on: {cpu_on:.0f} us); closed-loop raw at saturation {raw['cpu_us_per_rpc']:.0f} us"
+                )
                 rounds.append(
                     {
                         "raw_tokens_per_s": raw["tokens_per_s"],
                         "raw_rpcs_per_s": raw["rpcs_per_s"],
+                        "raw_cpu_us_per_rpc_saturated": raw["cpu_us_per_rpc"],
+                        "raw_cpu_us_per_rpc_100qps": raw_cpu,
+                        "harness_cpu_us_per_query": cpu_off,
+                        "harness_cpu_us_per_query_metrics_on": cpu_on,
                         "max_valid_qps": peak["max_valid_qps"],
                         "harness_tokens_per_s": peak["tokens_per_s"],
                         "ratio": ratio,
