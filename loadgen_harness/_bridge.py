@@ -160,13 +160,15 @@ class Bridge:
         tokens: list[int] = []
         n_chunks = 0
         first_sent = False
+        first_ns = -1
         last: Any = None
         try:
             call = self._call(req, timeout=self.rpc_timeout_s)
             async for chunk in call:
                 ids = chunk.token_ids
                 if n_chunks == 0:
-                    rec.first_token_ns[slot] = now() - t0
+                    first_ns = now() - t0
+                    rec.first_token_ns[slot] = first_ns
                     rec.first_chunk_tokens[slot] = len(ids)
                     rec.sut_arrival_ns[slot] = chunk.sut_arrival_ns
                     rec.sut_first_token_ns[slot] = chunk.sut_first_token_ns
@@ -207,7 +209,7 @@ class Bridge:
         rec.stream_matches_output[slot] = out is streamed or bool(np.array_equal(out, streamed))
         self.completed += 1
         if self.metrics is not None:
-            self.metrics.completed(rec, slot)
+            self.metrics.completed(issued_ns, first_ns, done, n_tokens)
 
     def _fail(self, qid: int, slot: int, tokens: list[int], first_sent: bool, status: str, code: int) -> None:
         """Complete a failed query so LoadGen never waits on it.

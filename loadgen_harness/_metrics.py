@@ -75,20 +75,17 @@ class HarnessMetrics:
         self.issued_total.inc(n)
         self.inflight.inc(n)
 
-    def completed(self, rec: Any, slot: int) -> None:
+    def completed(self, issue_ns: int, first_ns: int, done_ns: int, n_tokens: int) -> None:
+        """One completed sample; plain ints (harness clock, ns) so no numpy scalar math on the hot path."""
         self._done += 1
         self.completed_total.inc()
         self.inflight.dec()
-        issue = rec.issue_ns[slot]
-        first = rec.first_token_ns[slot]
-        done = rec.done_ns[slot]
-        n = int(rec.n_tokens[slot])
-        self.output_tokens.inc(n)
-        self.e2e.observe((done - issue) / 1e9)
-        if first >= 0:
-            self.ttft.observe((first - issue) / 1e9)
-            if n > 1:
-                self.tpot.observe((done - first) / 1e9 / (n - 1))
+        self.output_tokens.inc(n_tokens)
+        self.e2e.observe((done_ns - issue_ns) / 1e9)
+        if first_ns >= 0:
+            self.ttft.observe((first_ns - issue_ns) / 1e9)
+            if n_tokens > 1:
+                self.tpot.observe((done_ns - first_ns) / 1e9 / (n_tokens - 1))
 
     def failed(self, status: str) -> None:
         self._done += 1

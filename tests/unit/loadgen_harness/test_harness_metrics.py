@@ -8,7 +8,6 @@ import urllib.request
 from prometheus_client import generate_latest
 
 from loadgen_harness._metrics import HarnessMetrics
-from loadgen_harness._records import QueryRecords
 
 CONTRACT = (
     "lpuperf_harness_queries_issued_total",
@@ -37,12 +36,7 @@ def test_updates_per_completion_and_failure() -> None:
     m = HarnessMetrics()
     m.run_started("Server", "embedded", "performance", "quick", 12.0)
     m.issued(3)
-    rec = QueryRecords(4)
-    slot = rec.slot(0, 1_000_000)
-    rec.first_token_ns[slot] = 3_000_000
-    rec.done_ns[slot] = 13_000_000
-    rec.n_tokens[slot] = 11
-    m.completed(rec, slot)
+    m.completed(1_000_000, 3_000_000, 13_000_000, 11)
     m.failed("UNAVAILABLE")
     text = generate_latest(m.registry).decode()
     for name in CONTRACT:
