@@ -280,7 +280,7 @@ def test_grpc_sut_relaying_to_http_front_end_to_end_without_leaking_the_key(tmp_
     front = _serve(
         tmp_path,
         "front",
-        ["--backend", "sim", "--artifact", "sim-instant", "--dataset", DATASET, "--http-fault", "503@5"],
+        f"--backend sim --artifact sim-instant --dataset {DATASET} --http-fault 503@5 --http-fault 429@7".split(),
     )
     env = dict(os.environ, **{KEY_ENV: PLANTED_KEY})
     relay = _serve(
@@ -316,13 +316,19 @@ def test_grpc_sut_relaying_to_http_front_end_to_end_without_leaking_the_key(tmp_
             env=env,
         )
         texts += [run.stdout, run.stderr]
-        assert run.returncode in (0, 1), run.stderr
+        assert run.returncode == 1, run.stderr  # not valid: some queries failed
         results = json.loads((out / "relay" / "SingleStream" / "performance" / "results.json").read_text())
         assert results["n_queries"] >= 8 and results["artifact"]["backend"] == "openai"
+        # Every 5th upstream request is a 503, every 7th a 429 (one 503 went to the direct call above): each
+        # is a per-query error reported by its status, none retried away.
+        sent = front.health()["responses_by_status"]
+        n_429, n_503 = sent["429"], sent["503"] - 1
+        assert n_429 >= 1 and results["errors_by_status"] == {"RESOURCE_EXHAUSTED": n_429, "UNAVAILABLE": n_503}
         assert front.health()["requests_with_auth"] == front.health()["requests_received"] > 5  # the key was sent
         rec = load_query_records(out / "relay" / "SingleStream" / "performance")
         ok = rec[rec["status"] == 0]
         assert ok.size and bool(np.all(ok["stream_matches_output"]))
+        assert int(np.sum(rec["status"] == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0])) == n_429
     finally:
         _stop(relay)
         _stop(front)
