@@ -31,7 +31,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--probe-duration", type=float, default=5.0, help="seconds per search probe (min; default 5)")
     p.add_argument("--confirm-duration", type=float, help="seconds for the confirm run (default: the preset's)")
     p.add_argument("--resolution", type=float, default=0.03, help="stop when the bracket is this tight (0.03)")
-    p.add_argument("--completed-ratio", type=float, default=0.95, help="completed/scheduled below this = overloaded")
+    p.add_argument(
+        "--completed-ratio",
+        type=float,
+        default=0.97,
+        help="completed rate over the rate a keeping-up SUT shows; below this a probe is overloaded (0.97)",
+    )
     p.add_argument("--max-probes", type=int, default=10)
     p.add_argument("--out", type=Path, default=Path("results"))
     p.add_argument("--run-id")

@@ -45,7 +45,8 @@ class FindPeakConfig(BaseModel):
     min_probe_queries: int = Field(default=500, ge=1, description="early stopping needs ~500 queries for p99")
     confirm_duration_s: float | None = Field(default=None, gt=0, description="None: the preset's full duration")
     resolution: float = Field(default=0.03, gt=0, lt=0.5)
-    completed_ratio: float = Field(default=0.95, gt=0, le=1)
+    # Completed rate / the rate a keeping-up SUT shows (drain tail removed); below it a probe is overloaded.
+    completed_ratio: float = Field(default=0.97, gt=0, le=1)
     max_probes: int = Field(default=10, ge=2, le=40)
     max_confirms: int = Field(default=3, ge=1, le=10)
     time_budget_s: float = Field(default=1800.0, gt=0)
@@ -198,16 +199,22 @@ def _probe_from_result(kind: str, qps: float | None, duration: float | None, res
         log_dir=str(d.get("log_dir") or ""),
     )
     if kind in ("probe", "confirm"):
+        from scenarios._gate import keep_up_ratio
+
         sched = probe.scheduled_qps or qps or 0.0
         done = probe.completed_qps or 0.0
+        kept = keep_up_ratio(d)
         loadgen_valid = d.get("loadgen_valid", probe.valid)
-        overloaded = sched > 0 and done < ratio * sched
+        overloaded = kept is not None and kept < ratio
         if probe.n_errors:
             probe.verdict = "ERRORS"
         elif overloaded and loadgen_valid:
             # LoadGen said VALID, but the SUT fell behind the schedule: a short run hides the backlog.
             probe.verdict = "OVERLOADED"
-            probe.reasons = [f"LoadGen VALID but completed {done:.1f} < {ratio:.0%} of scheduled {sched:.1f} qps"]
+            probe.reasons = [
+                f"LoadGen VALID but completed {done:.1f} of scheduled {sched:.1f} qps is {kept:.1%} of the rate "
+                f"a keeping-up SUT shows (< {ratio:.0%})"
+            ]
         elif not probe.valid or overloaded:
             probe.verdict = "INVALID"
         else:

@@ -107,7 +107,8 @@ class SloSpec(BaseModel):
     max_error_rate: float | None = Field(default=None, ge=0, le=1)
     min_tokens_per_second: float | None = Field(default=None, ge=0)
     min_qps: float | None = Field(default=None, ge=0)
-    # Completed/scheduled below this marks a Server run overloaded even when LoadGen says VALID.
+    # Completed rate over what a keeping-up SUT would show (drain tail removed, see scenarios._gate.keep_up_ratio);
+    # below this a Server run was overloaded even when LoadGen says VALID.
     min_completed_ratio: float | None = Field(default=None, ge=0, le=1)
     accuracy: list[AccuracyObjective] = Field(default_factory=list)
     fidelity: list[FidelityObjective] = Field(default_factory=list)
