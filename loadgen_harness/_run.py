@@ -112,7 +112,11 @@ def _sut_address(cfg: RunConfig) -> Iterator[tuple[str, Any]]:
     spawn = getattr(sut, "spawn_server", None)
     if spawn is None:
         raise RunError("sut: no address given and this build has no embedded SUT (sut.spawn_server)")
-    server = spawn(serve_args_from_backend(cfg.backend, cfg.dataset) + list(cfg.serve_args))
+    try:
+        server = spawn(serve_args_from_backend(cfg.backend, cfg.dataset) + list(cfg.serve_args))
+    except Exception as exc:  # a SUT that cannot start is bad input (artifact, backend flags), one line
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise RunError(f"embedded SUT: {lines[-1] if lines else exc.__class__.__name__}") from None
     try:
         yield server.address, server
     finally:
@@ -187,7 +191,10 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
     if cfg.metrics_port is not None:
         from loadgen_harness._metrics import HarnessMetrics
 
-        metrics = HarnessMetrics.start(cfg.metrics_port)
+        try:
+            metrics = HarnessMetrics.start(cfg.metrics_port)
+        except OSError as exc:
+            raise RunError(f"metrics_port: cannot listen on {cfg.metrics_port} ({exc.strerror or exc})") from None
         metrics.run_started(cfg.scenario, cfg.benchmark, cfg.mode, cfg.preset, plan.server_target_qps)
 
     res = RunResult(

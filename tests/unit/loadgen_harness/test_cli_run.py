@@ -22,6 +22,7 @@ from loadgen_harness.cli import main
         (["--user-conf", "/nonexistent/user.conf"], "user_conf"),
         (["--dataset", "/nonexistent/data.jsonl"], "dataset file not found"),
         (["--dataset", "synthetic:x"], "synthetic[:N[:SEED]]"),
+        (["--artifact", "/nonexistent/manifest.json"], "embedded SUT: "),
     ],
 )
 def test_bad_input_is_one_line_exit_2(
@@ -43,3 +44,17 @@ def test_valid_arguments_parse_and_reach_the_sut(tmp_path: Path, capsys: pytest.
     assert rc == 2
     assert "GetArtifact failed" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_busy_metrics_port_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        rc = main(["run", "--metrics-port", str(port), "--sut", "127.0.0.1:9", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert f"metrics_port: cannot listen on {port}" in err
+    assert "\n" not in err
