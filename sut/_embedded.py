@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -167,8 +168,8 @@ class ServerProcess:
         self._cleanup()
 
     def _cleanup(self) -> None:
-        with contextlib.suppress(OSError):
-            self._stderr_path.unlink(missing_ok=True)
+        # The stderr file lives in a private temp dir made by spawn_server: remove both.
+        shutil.rmtree(self._stderr_path.parent, ignore_errors=True)
 
     def __enter__(self) -> ServerProcess:
         return self
