@@ -120,6 +120,19 @@ def write_port_file(path: str | Path, port: int) -> None:
         raise
 
 
+def _check_free_port(flag: str, host: str, port: int) -> None:
+    """Fail with one line before grpc logs its own multi-line bind error."""
+    import socket
+
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise _cli_error(f"{flag}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from scenarios.dataset import DatasetError
     from scenarios.registry import RegistryError
@@ -144,6 +157,9 @@ def run_serve(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise _cli_error(str(exc)) from None
     args.http_faults = http_faults
+    _check_free_port("--port", args.host, args.port)
+    if args.metrics_port:
+        _check_free_port("--metrics-port", args.host, args.metrics_port)
     cfg = backend_config_from_args(args)
     try:
         backend = create_backend(cfg)

@@ -273,7 +273,10 @@ class SutServer:
         pb_grpc.add_InferenceServicer_to_server(_Servicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         try:
-            self.port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
+            try:
+                self.port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
+            except RuntimeError as exc:  # grpc reports a failed bind as RuntimeError
+                raise OSError(f"could not bind {self.host}:{self.requested_port}: {exc}") from None
             if self.port == 0:
                 raise OSError(f"could not bind {self.host}:{self.requested_port}")
             await server.start()

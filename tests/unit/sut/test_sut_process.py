@@ -199,3 +199,14 @@ def test_metrics_are_exposed_and_move() -> None:
 
 def _gen_tokens(address: str, idx: int) -> list[int]:
     return [t for c in _gen(address, idx) for t in c.token_ids]
+
+
+def test_busy_port_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        rc, lines = _serve_error(["--port", str(port)], capsys)
+    assert rc == 2 and len(lines) == 1 and f"--port: cannot listen on 127.0.0.1:{port}" in lines[0], lines
