@@ -16,9 +16,10 @@ import argparse
 import json
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
-import threading
-import urllib.request
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,31 +32,41 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_SCRAPE_LOOP = """
+import sys, time, urllib.request
+url, n = sys.argv[1], 0
+while True:
+    time.sleep(1.0)
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as resp:
+            resp.read()
+        n += 1
+        print(n, flush=True)
+    except OSError:
+        pass
+"""
+
+
 class _Scraper:
-    """Pulls ``/metrics`` once a second while a run is going, counting successful scrapes."""
+    """Pulls ``/metrics`` once a second from its own process, as Prometheus would: its CPU time is
+    not the harness's."""
 
     def __init__(self, port: int) -> None:
         self.url = f"http://127.0.0.1:{port}/metrics"
         self.ok = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(1.0):
-            try:
-                with urllib.request.urlopen(self.url, timeout=1.0) as resp:
-                    resp.read()
-                self.ok += 1
-            except OSError:
-                pass  # the exporter comes up after the run starts and goes with it
+        self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> _Scraper:
-        self._thread.start()
+        cmd = [sys.executable, "-c", _SCRAPE_LOOP, self.url]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        assert self._proc is not None
+        self._proc.terminate()
+        out, _ = self._proc.communicate(timeout=10)
+        lines = out.split()
+        self.ok = int(lines[-1]) if lines else 0
 
 
 def one_run(address: str, dataset: Path, out: Path, run_id: str, qps: float, duration_s: float, metrics: bool) -> Any:
@@ -73,11 +84,34 @@ def one_run(address: str, dataset: Path, out: Path, run_id: str, qps: float, dur
         max_new_tokens=OUTPUT_TOKENS,
         metrics_port=port,
     )
+    cpu0 = time.process_time()
     if port is None:
-        return run_benchmark(cfg), 0
-    with _Scraper(port) as scraper:
-        res = run_benchmark(cfg)
-    return res, scraper.ok
+        res, scrapes = run_benchmark(cfg), 0
+    else:
+        with _Scraper(port) as scraper:
+            res = run_benchmark(cfg)
+        scrapes = scraper.ok
+    cpu_us = (time.process_time() - cpu0) * 1e6 / max(res.n_queries, 1)
+    return res, scrapes, cpu_us
+
+
+def metric_call_costs(n: int = 200_000) -> dict[str, float]:
+    """CPU cost of the hot-path calls the bridge makes per query, and of rendering one scrape."""
+    from prometheus_client import generate_latest
+
+    from loadgen_harness._metrics import HarnessMetrics
+
+    m = HarnessMetrics()
+    t0 = time.thread_time()
+    for _ in range(n):
+        m.issued(1)
+        m.completed(1_000_000, 3_000_000, 130_000_000, 128)
+    per_query_us = (time.thread_time() - t0) * 1e6 / n
+    t0 = time.thread_time()
+    for _ in range(200):
+        generate_latest(m.registry)
+    per_scrape_ms = (time.thread_time() - t0) * 1e3 / 200
+    return {"metrics_us_per_query": per_query_us, "scrape_render_ms": per_scrape_ms}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,8 +137,11 @@ def main(argv: list[str] | None = None) -> int:
                 for qps in args.qps:
                     for metrics in order:
                         tag = f"r{r}-{qps:g}-{'metrics' if metrics else 'plain'}"
-                        res, scrapes = one_run(server.address, dataset, tmp / "out", tag, qps, args.duration, metrics)
+                        res, scrapes, cpu_us = one_run(
+                            server.address, dataset, tmp / "out", tag, qps, args.duration, metrics
+                        )
                         row = {
+                            "harness_cpu_us_per_query": cpu_us,
                             "completed_qps": float(res.completed_qps or 0.0),
                             "ttft_p50_ms": float(res.ttft_ms.p50 or 0.0),
                             "ttft_p99_ms": float(res.ttft_ms.p99 or 0.0),
@@ -115,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                         print(
                             f"round {r + 1} {qps:6.0f} QPS metrics={'on ' if metrics else 'off'}: completed "
                             f"{row['completed_qps']:.1f} QPS, TTFT p50 {row['ttft_p50_ms']:.3f} / p99 "
-                            f"{row['ttft_p99_ms']:.3f} ms, {'VALID' if res.valid else 'not valid'}, {scrapes} scrapes"
+                            f"{row['ttft_p99_ms']:.3f} ms, {'VALID' if res.valid else 'not valid'}, {scrapes} scrapes, "
+                            f"harness CPU {cpu_us:.0f} us/query"
                         )
     med = {
         f"{q:g}/{'on' if m else 'off'}": {k: statistics.median(x[k] for x in v) for k in v[0]}
@@ -124,21 +162,29 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nmedians of {args.repeats} rounds ({OUTPUT_TOKENS}-token outputs, chunk {CHUNK_SIZE}, {args.duration:g} s):"
     )
-    print(f"  {'QPS':>6} {'metrics':>7} {'completed':>10} {'TTFT p50 ms':>12} {'TTFT p99 ms':>12}")
+    print(f"  {'QPS':>6} {'metrics':>7} {'completed':>10} {'TTFT p50 ms':>12} {'TTFT p99 ms':>12} {'CPU us/q':>9}")
     for key, m in med.items():
         q, onoff = key.split("/")
-        print(f"  {q:>6} {onoff:>7} {m['completed_qps']:10.1f} {m['ttft_p50_ms']:12.3f} {m['ttft_p99_ms']:12.3f}")
+        print(
+            f"  {q:>6} {onoff:>7} {m['completed_qps']:10.1f} {m['ttft_p50_ms']:12.3f} {m['ttft_p99_ms']:12.3f} "
+            f"{m['harness_cpu_us_per_query']:9.0f}"
+        )
+    keys = ("completed_qps", "ttft_p50_ms", "ttft_p99_ms", "harness_cpu_us_per_query")
     for q in args.qps:
         off, on = med[f"{q:g}/off"], med[f"{q:g}/on"]
-        ratios = {
-            k: on[k] / off[k] if off[k] else float("nan") for k in ("completed_qps", "ttft_p50_ms", "ttft_p99_ms")
-        }
+        ratio = {k: on[k] / off[k] if off[k] else float("nan") for k in keys}
         print(
-            f"  {q:g} QPS on/off: completed x{ratios['completed_qps']:.3f}, TTFT p50 x{ratios['ttft_p50_ms']:.3f}, "
-            f"p99 x{ratios['ttft_p99_ms']:.3f}"
+            f"  {q:g} QPS on/off: completed x{ratio['completed_qps']:.3f}, TTFT p50 x{ratio['ttft_p50_ms']:.3f}, "
+            f"p99 x{ratio['ttft_p99_ms']:.3f}, harness CPU/query x{ratio['harness_cpu_us_per_query']:.3f}"
         )
+    call_costs = metric_call_costs()
+    print(
+        f"  hot-path metric calls: {call_costs['metrics_us_per_query']:.2f} us CPU per query; "
+        f"rendering one scrape: {call_costs['scrape_render_ms']:.3f} ms CPU"
+    )
     if args.json:
-        args.json.write_text(json.dumps({"medians": med, "rounds": {f"{q:g}/{m}": v for (q, m), v in rows.items()}}))
+        body = {"medians": med, "costs": call_costs, "rounds": {f"{q:g}/{m}": v for (q, m), v in rows.items()}}
+        args.json.write_text(json.dumps(body, indent=2) + "\n")
     return 0
 
 
