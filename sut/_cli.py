@@ -69,7 +69,13 @@ def backend_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
         cfg = openai_config_from_args(args)
     if args.artifact is not None:
-        cfg["artifact"] = args.artifact
+        # For a real model the "artifact" is its checkpoint (a directory or a .gguf file).
+        cfg["model_path" if args.backend == "transformers" else "artifact"] = args.artifact
+    elif args.backend == "sim" and args.precision is not None:
+        from sut._sim import SIM_PRESETS
+
+        if f"sim-{args.precision}" in SIM_PRESETS:
+            cfg["artifact"] = f"sim-{args.precision}"  # --precision bf16 names the sim-bf16 artifact
     if args.dataset is not None:
         cfg["dataset"] = args.dataset
     if args.chunk_size is not None:

@@ -210,3 +210,26 @@ def test_busy_port_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None
         port = sock.getsockname()[1]
         rc, lines = _serve_error(["--port", str(port)], capsys)
     assert rc == 2 and len(lines) == 1 and f"--port: cannot listen on 127.0.0.1:{port}" in lines[0], lines
+
+
+def test_serve_flags_map_to_backend_configs() -> None:
+    import argparse
+
+    from sut._cli import add_parser, backend_config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+
+    def cfg(*argv: str) -> dict[str, Any]:
+        return backend_config_from_args(parser.parse_args(["serve", *argv]))
+
+    assert cfg("--precision", "int8")["artifact"] == "sim-int8"
+    assert cfg("--artifact", "sim-fp32", "--precision", "bf16") == {
+        "kind": "sim",
+        "artifact": "sim-fp32",
+        "precision": "bf16",
+    }
+    assert cfg("--backend", "transformers", "--artifact", "/m.gguf")["model_path"] == "/m.gguf"
+    faulty = cfg("--fault", "mid_sequence_eos", "--enforced-context", "100", "--decode-step-s", "0.5")
+    assert faulty["faults"] == {"mid_sequence_eos": True}
+    assert faulty["enforced_context_tokens"] == 100 and faulty["decode_step_s"] == 0.5
