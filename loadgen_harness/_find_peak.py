@@ -6,7 +6,7 @@
    and mean service S then estimates the rate at which the p99 queueing delay still fits the TTFT
    budget (limit minus unloaded TTFT). That estimate is the first probe; 1.15 X is the upper bound.
 2. **Search.** Short Server runs, each at least ``min_probe_queries`` long so LoadGen's early
-   stopping can judge p99. A probe PASSES when LoadGen says VALID, no query failed, and the completed
+   stopping can judge p99 (a probe INVALID only for lack of queries is rerun once, twice as long). A probe PASSES when LoadGen says VALID, no query failed, and the completed
    rate reaches ``completed_ratio`` of the scheduled rate: a short overloaded run can still say VALID
    (REFERENCE §1), so "VALID but completed well below scheduled" counts as overloaded. The search
    steps geometrically until it brackets the peak, then bisects until the bracket is within
@@ -42,7 +42,8 @@ class FindPeakConfig(BaseModel):
     bound_duration_s: float = Field(default=3.0, gt=0)
     probe_duration_s: float = Field(default=5.0, gt=0)
     max_probe_duration_s: float = Field(default=30.0, gt=0)
-    min_probe_queries: int = Field(default=500, ge=1, description="early stopping needs ~500 queries for p99")
+    # Early stopping needs ~500 queries to call p99 VALID; the margin keeps a clean probe from failing on it.
+    min_probe_queries: int = Field(default=800, ge=1, description="queries per probe and per confirm run")
     confirm_duration_s: float | None = Field(default=None, gt=0, description="None: the preset's full duration")
     resolution: float = Field(default=0.03, gt=0, lt=0.5)
     # Completed rate / the rate a keeping-up SUT shows (drain tail removed); below it a probe is overloaded.
@@ -222,6 +223,12 @@ def _probe_from_result(kind: str, qps: float | None, duration: float | None, res
     return probe
 
 
+def _short_of_evidence(p: Probe) -> bool:
+    """INVALID only because early stopping lacked queries, with every latency limit met."""
+    text = " ".join(p.reasons).lower()
+    return "early stopping" in text and "latency limits" not in text and "min duration" not in text
+
+
 class PeakSearch:
     """Runs the bound, search and confirmation against one SUT address."""
 
@@ -287,6 +294,9 @@ class PeakSearch:
         while probes < cfg.max_probes and time.monotonic() - t0 < cfg.time_budget_s:
             probes += 1
             p = self._run("Server", "probe", q, self._probe_duration(q))
+            if p.verdict == "INVALID" and _short_of_evidence(p):
+                # Too few queries for early stopping to judge, not a latency violation: once more, longer.
+                p = self._run("Server", "probe", q, 2 * self._probe_duration(q))
             if p.verdict == "PASS":
                 lo = q
             else:
@@ -304,7 +314,10 @@ class PeakSearch:
         confirms = 0
         while lo is not None and confirms < cfg.max_confirms:
             confirms += 1
-            p = self._run("Server", "confirm", lo, cfg.confirm_duration_s)
+            confirm_s = cfg.confirm_duration_s
+            if confirm_s is not None:
+                confirm_s = max(confirm_s, cfg.min_probe_queries / lo)
+            p = self._run("Server", "confirm", lo, confirm_s)
             if p.verdict == "PASS":
                 evidence, confirmed = p, True
                 break
