@@ -80,7 +80,9 @@ def run_cli(args: argparse.Namespace) -> int:
         raise CliError(first_error_line(exc, "run").replace("field 'duration_s'", "field 'duration'")) from None
     show = args.progress or sys.stderr.isatty()
     try:
-        res = run_benchmark(cfg, on_progress=progress_printer() if show else None)
+        res = run_benchmark(
+            cfg.model_copy(update={"progress": False}), on_progress=progress_printer() if show else None
+        )
     except RunError as exc:
         raise CliError(str(exc)) from None
     if show:

@@ -156,12 +156,13 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], None] | None = None) -> RunResult:
     """Run one LoadGen test; returns the RunResult also written to ``<log_dir>/results.json``.
 
-    ``on_progress(elapsed_s, completed, rate)`` is called about every 2 s from a helper thread.
+    ``on_progress(elapsed_s, completed, rate)`` is called about every 2 s from a helper thread;
+    with ``cfg.progress`` and no callback, a status line goes to stderr.
     """
     import mlperf_loadgen as lg
 
     from loadgen_harness._bridge import Bridge
-    from loadgen_harness._console import ProgressTicker
+    from loadgen_harness._console import ProgressTicker, progress_printer
     from loadgen_harness._qsl import DatasetQSL
     from scenarios import DatasetError, SettingsError, UserConfError, get_benchmark, plan_settings, resolve_dataset
 
@@ -230,6 +231,8 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
                 metrics=metrics,
             )
             sut_handle = lg.ConstructSUT(bridge.issue, bridge.flush)
+            if on_progress is None and cfg.progress:
+                on_progress = progress_printer()
             ticker = ProgressTicker(bridge, on_progress) if on_progress is not None else None
             try:
                 out = lg.LogOutputSettings()
