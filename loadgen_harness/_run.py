@@ -89,6 +89,14 @@ def serve_args_from_backend(backend: dict[str, Any], dataset: str | None) -> lis
     args: list[str] = []
     for key, value in backend.items():
         flag = "--backend" if key == "kind" else "--" + key.replace("_", "-")
+        if key in ("faults", "fault") and isinstance(value, dict):
+            # sim FaultFlags as a dict: each true flag is one `--fault NAME`
+            for name, on in value.items():
+                if on:
+                    args += ["--fault", str(name)]
+            continue
+        if key == "faults":
+            flag = "--fault"
         if isinstance(value, bool):
             if value:
                 args.append(flag)

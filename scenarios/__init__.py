@@ -12,6 +12,7 @@ from scenarios._presets import (
     SettingsError,
     SettingsOverrides,
     SettingsPlan,
+    build_test_settings,
     plan_settings,
     scenario_presets,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "SloSpec",
     "UserConfError",
     "apply_user_conf",
+    "build_test_settings",
     "evaluate_slo",
     "first_error_line",
     "get_benchmark",

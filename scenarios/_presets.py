@@ -290,3 +290,16 @@ def plan_settings(
     # Only an unmodified submission preset at MLPerf's durations can produce a submittable result.
     plan["submittable"] = not quick and not explicit and plan["min_duration_ms"] >= SUBMISSION_MIN_DURATION_S * 1000
     return SettingsPlan(**plan)
+
+
+def build_test_settings(
+    scenario: str,
+    benchmark: str | BenchmarkProfile = "embedded",
+    preset: str = "quick",
+    overrides: SettingsOverrides | dict[str, Any] | None = None,
+    mode: str = "performance",
+    user_conf: str | Path | None = None,
+    sample_count: int | None = None,
+) -> Any:
+    """``mlperf_loadgen.TestSettings`` for (scenario, benchmark, preset, overrides) in one call."""
+    return plan_settings(scenario, benchmark, preset, mode, overrides, sample_count).to_test_settings(user_conf)

@@ -174,3 +174,14 @@ def test_user_conf_loaded_once_per_process(tmp_path: Path) -> None:
     assert first_ms == second_ms == preset_ms != "600000"
     assert "already loaded" in lines["refused"]
     assert "new process" in lines["refused"]
+
+
+def test_build_test_settings_in_one_call() -> None:
+    import mlperf_loadgen as lg
+
+    from scenarios import build_test_settings
+
+    s = build_test_settings("Interactive", "llama3_1-8b", "quick", {"qps": 4})
+    assert s.scenario == lg.TestScenario.Server
+    assert (s.ttft_latency, s.tpot_latency) == (500 * 10**6, 30 * 10**6)
+    assert s.server_target_qps == 4
