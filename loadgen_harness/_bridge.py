@@ -22,7 +22,7 @@ import asyncio
 import collections
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -241,12 +241,6 @@ class Bridge:
                 self.metrics.failed(status)
 
     # ---- lifecycle ----
-
-    def run_on_loop(self, fn: Callable[[], Any]) -> Any:
-        async def _call() -> Any:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(_call(), self._loop).result(timeout=30)
 
     def close(self) -> None:
         """Cancel anything still running (each cancelled query is completed), close the channel, stop the loop."""
