@@ -106,3 +106,19 @@ report: venv
 	$(BIN)/lpuperf report $(RUN)
 bench-metrics: venv
 	$(BIN)/python -m bench.metrics_overhead
+
+# Accuracy: AccuracyOnly pass on the embedded benchmark, MLPerf accuracy.txt, FP32 gates, fidelity.
+# make accuracy [ARTIFACT=sim-bf16] [SUT=host:port] [GATE=99|99.9]; make accuracy-fidelity [CANDIDATES="bf16 int8"]
+ARTIFACT ?=
+GATE ?= 99
+CANDIDATES ?= bf16 int8
+.PHONY: accuracy accuracy-fidelity accuracy-baseline bench-rouge
+accuracy: venv
+	$(BIN)/lpuperf accuracy --results $(OUT) --gate $(GATE) $(if $(SUT),--sut $(SUT)) \
+	  $(if $(ARTIFACT),--artifact $(ARTIFACT)) $(if $(BENCHMARK),--benchmark $(BENCHMARK))
+accuracy-fidelity: venv
+	$(BIN)/lpuperf accuracy fidelity $(foreach c,$(CANDIDATES),--candidate $(c)) --out $(OUT)/fidelity
+accuracy-baseline: venv
+	$(BIN)/lpuperf accuracy --write-baseline
+bench-rouge: venv
+	$(BIN)/python -m bench.rouge_speed
