@@ -68,6 +68,7 @@ class Probe(BaseModel):
     n_queries: int = 0
     n_errors: int = 0
     reasons: list[str] = Field(default_factory=list)
+    kept_up: bool | None = None  # completed rate reached completed_ratio of what a keeping-up SUT shows
     log_dir: str = ""
 
     def line(self) -> str:
@@ -207,6 +208,7 @@ def _probe_from_result(kind: str, qps: float | None, duration: float | None, res
         kept = keep_up_ratio(d)
         loadgen_valid = d.get("loadgen_valid", probe.valid)
         overloaded = kept is not None and kept < ratio
+        probe.kept_up = None if kept is None else not overloaded
         if probe.n_errors:
             probe.verdict = "ERRORS"
         elif overloaded and loadgen_valid:
@@ -297,6 +299,10 @@ class PeakSearch:
             if p.verdict == "INVALID" and _short_of_evidence(p):
                 # Too few queries for early stopping to judge, not a latency violation: once more, longer.
                 p = self._run("Server", "probe", q, 2 * self._probe_duration(q))
+            elif p.verdict == "INVALID" and p.kept_up and lo is None:
+                # Latency over the limit while the SUT kept up with the schedule, before any rate passed: a stall
+                # on a shared host looks like this, and it would drag the whole search down. Judge it twice.
+                p = self._run("Server", "probe", q, self._probe_duration(q))
             if p.verdict == "PASS":
                 lo = q
             else:
