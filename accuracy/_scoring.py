@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,9 +40,16 @@ class RougeResult:
 
 
 def rouge_scores(
-    predictions: Sequence[str], references: Sequence[str], workers: int = 1, chunk_size: int = 256
+    predictions: Sequence[str],
+    references: Sequence[str],
+    workers: int = 1,
+    chunk_size: int = 256,
+    start_method: str | None = None,
 ) -> RougeResult:
-    """Score each prediction against its reference; ``workers`` > 1 uses a process pool (0 = all cores)."""
+    """Score each prediction against its reference; ``workers`` > 1 uses a process pool (0 = all cores).
+
+    ``start_method`` (fork/spawn) overrides the automatic choice of :func:`_start_method`.
+    """
     if len(predictions) != len(references):
         raise ValueError(f"predictions: expected {len(references)} texts (one per reference), got {len(predictions)}")
     pairs = list(zip(references, predictions, strict=True))
@@ -52,13 +61,24 @@ def rouge_scores(
         for chunk in chunks:
             rows.extend(_score_chunk(chunk))
     else:
-        # spawn, not fork: the caller may hold gRPC or LoadGen threads, which do not survive a fork.
-        ctx = multiprocessing.get_context("spawn")
+        ctx = multiprocessing.get_context(start_method or _start_method())
         with ctx.Pool(n_workers) as pool:
             for part in pool.imap(_score_chunk, chunks):
                 rows.extend(part)
     table = np.asarray(rows, dtype=np.float64).reshape(len(pairs), 3 * len(ROUGE_TYPES))
     return RougeResult({t: table[:, 3 * k : 3 * k + 3].copy() for k, t in enumerate(ROUGE_TYPES)})
+
+
+def _start_method() -> str:
+    """fork when nothing forbids it (cheap, workers inherit the warm stem cache), else spawn.
+
+    gRPC and LoadGen run native threads that do not survive a fork, so once either is loaded, or
+    any other Python thread runs, workers are spawned instead.
+    """
+    unsafe = threading.active_count() > 1 or any(m in sys.modules for m in ("grpc", "mlperf_loadgen", "torch"))
+    if unsafe or "fork" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    return "fork"
 
 
 @lru_cache(maxsize=1)

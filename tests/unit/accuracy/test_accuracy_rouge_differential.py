@@ -153,12 +153,13 @@ def test_matches_rouge_score_on_10k_generated_pairs(pairs: list[tuple[str, str]]
     assert nonzero > len(pairs)
 
 
-def test_batch_api_equals_pairwise_and_workers_agree(pairs: list[tuple[str, str]]) -> None:
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_batch_api_equals_pairwise_and_workers_agree(pairs: list[tuple[str, str]], start_method: str) -> None:
     subset = pairs[:600]
     refs = [t for t, _ in subset]
     preds = [p for _, p in subset]
     one = rouge_scores(preds, refs, workers=1)
-    two = rouge_scores(preds, refs, workers=2, chunk_size=100)
+    two = rouge_scores(preds, refs, workers=2, chunk_size=100, start_method=start_method)
     reference = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
     for t in ROUGE_TYPES:
         assert one.scores[t].shape == (600, 3)
