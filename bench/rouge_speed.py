@@ -15,6 +15,7 @@ import os
 import random
 import statistics
 import time
+from collections.abc import Callable
 
 from rouge_score import rouge_scorer
 
@@ -37,7 +38,7 @@ def make_pairs(n: int, words: int, seed: int = 0) -> list[tuple[str, str]]:
         cand = [rng.choices(vocab, weights)[0] if rng.random() < 0.3 else w for w in ref]
 
         def text(ws: list[str]) -> str:
-            out = []
+            out: list[str] = []
             for i, w in enumerate(ws):
                 out.append(w.capitalize() if i == 0 or out[-1].endswith("\n") else w)
                 if rng.random() < 1 / 18:
@@ -48,7 +49,7 @@ def make_pairs(n: int, words: int, seed: int = 0) -> list[tuple[str, str]]:
     return pairs
 
 
-def _time_per_pair(fn, pairs: list[tuple[str, str]], repeat: int = 1) -> float:  # type: ignore[no-untyped-def]
+def _time_per_pair(fn: Callable[[str, str], object], pairs: list[tuple[str, str]], repeat: int = 1) -> float:
     t0 = time.perf_counter()
     for _ in range(repeat):
         for target, prediction in pairs:
@@ -82,8 +83,10 @@ def main() -> None:
         ours_t.append(o)
         multi_t.append(m)
         ratios.append(r / o)
-        print(f"run {run + 1}: rouge-score {r * 1e3:.2f} ms/pair, ours {o * 1e6:.0f} us/pair ({r / o:.1f}x), "
-              f"all cores {m * 1e6:.0f} us/pair ({r / m:.1f}x)")
+        print(
+            f"run {run + 1}: rouge-score {r * 1e3:.2f} ms/pair, ours {o * 1e6:.0f} us/pair ({r / o:.1f}x), "
+            f"all cores {m * 1e6:.0f} us/pair ({r / m:.1f}x)"
+        )
     med = statistics.median
     print(
         f"median of {args.runs} runs, {args.words}-word pairs, {os.cpu_count()} cores: "
