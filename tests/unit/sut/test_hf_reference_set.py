@@ -104,10 +104,10 @@ def test_missing_model_path_is_one_clear_line(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from sut._hf_model import ModelLoadError, load_model
 
-    with pytest.raises(ModelLoadError, match="model_path: .*does not exist"):
+    with pytest.raises(ModelLoadError, match=r"model_path: .*does not exist"):
         load_model(tmp_path / "nope")
     (tmp_path / "weights.bin").write_bytes(b"x")
-    with pytest.raises(ModelLoadError, match="not a .gguf"):
+    with pytest.raises(ModelLoadError, match=r"not a \.gguf"):
         load_model(tmp_path / "weights.bin")
     with pytest.raises(ModelLoadError, match="precision: expected one of fp32, bf16, int8"):
         load_model(None, "fp8")
