@@ -182,7 +182,9 @@ def fill_from_detail(res: RunResult, detail: DetailLog, summary: dict[str, dict[
         if isinstance(text, str) and res.loadgen_valid is False and text.strip() and "Run successful." not in text:
             reasons.append(f"{key}: {' '.join(text.replace('*', ' ').split())}")
     res.scheduled_qps = _num(v, "result_scheduled_samples_per_sec")
-    res.completed_qps = _num(v, "result_completed_samples_per_sec", "result_samples_per_second", "result_qps")
+    res.completed_qps = _num(
+        v, "result_completed_samples_per_sec", "result_samples_per_second", "result_qps_with_loadgen_overhead"
+    )
     res.tokens_per_second = _num(v, "result_completed_tokens_per_second", "result_tokens_per_second")
     res.ttft_ms = _percentiles(v, "result_first_token_{}_percentile_latency_ns")
     res.tpot_ms = _percentiles(v, "result_time_per_output_token_{}_percentile_ns")
