@@ -34,8 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument(
         "--completed-ratio",
         type=float,
-        default=0.97,
-        help="completed rate over the rate a keeping-up SUT shows; below this a probe is overloaded (0.97)",
+        default=0.95,
+        help="completed rate over the rate a keeping-up SUT shows; below this a probe is overloaded (0.95)",
     )
     p.add_argument("--max-probes", type=int, default=10)
     p.add_argument("--out", type=Path, default=Path("results"))

@@ -7,8 +7,9 @@
    budget (limit minus unloaded TTFT). That estimate is the first probe; 1.15 X is the upper bound.
 2. **Search.** Short Server runs, each at least ``min_probe_queries`` long so LoadGen's early
    stopping can judge p99 (a probe INVALID only for lack of queries is rerun once, twice as long). A probe PASSES when LoadGen says VALID, no query failed, and the completed
-   rate reaches ``completed_ratio`` of the scheduled rate: a short overloaded run can still say VALID
-   (REFERENCE §1), so "VALID but completed well below scheduled" counts as overloaded. The search
+   rate reaches ``completed_ratio`` of what a keeping-up SUT shows, and TTFT does not trend upward
+   through the run (:func:`ttft_growth_s`): a short overloaded run can still say VALID (REFERENCE §1),
+   so "VALID but completed below scheduled" or "VALID with a growing backlog" counts as overloaded. The search
    steps geometrically until it brackets the peak, then bisects until the bracket is within
    ``resolution``.
 3. **Confirm.** The best passing rate is re-run at full (preset) length; if that fails the rate steps
@@ -47,7 +48,7 @@ class FindPeakConfig(BaseModel):
     confirm_duration_s: float | None = Field(default=None, gt=0, description="None: the preset's full duration")
     resolution: float = Field(default=0.03, gt=0, lt=0.5)
     # Completed rate / the rate a keeping-up SUT shows (drain tail removed); below it a probe is overloaded.
-    completed_ratio: float = Field(default=0.97, gt=0, le=1)
+    completed_ratio: float = Field(default=0.95, gt=0, le=1)
     max_probes: int = Field(default=10, ge=2, le=40)
     max_confirms: int = Field(default=3, ge=1, le=10)
     time_budget_s: float = Field(default=1800.0, gt=0)
@@ -69,6 +70,7 @@ class Probe(BaseModel):
     n_errors: int = 0
     reasons: list[str] = Field(default_factory=list)
     kept_up: bool | None = None  # completed rate reached completed_ratio of what a keeping-up SUT shows
+    ttft_growth_ms: float | None = None  # median TTFT, last quarter of the run minus first quarter
     log_dir: str = ""
 
     def line(self) -> str:
@@ -84,7 +86,7 @@ class Probe(BaseModel):
         return (
             f"{head} {_f(self.qps)} qps for {_f(self.duration_s)} s -> {self.verdict}: completed {_f(self.completed_qps)}"
             f"/{_f(self.scheduled_qps)} qps, TTFT p99 {_f(self.ttft_p99_ms)} ms, TPOT p99 {_f(self.tpot_p99_ms)} ms, "
-            f"{self.n_errors} errors{why}"
+            f"TTFT growth {_f(self.ttft_growth_ms)} ms, {self.n_errors} errors{why}"
         )
 
 
@@ -109,6 +111,10 @@ class FindPeakResult(BaseModel):
     evidence: Probe | None = None
     artifact: dict[str, Any] = Field(default_factory=dict)
     elapsed_s: float = 0.0
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000.0
 
 
 def _f(x: float | None) -> str:
@@ -225,6 +231,30 @@ def _probe_from_result(kind: str, qps: float | None, duration: float | None, res
     return probe
 
 
+def ttft_growth_s(log_dir: str) -> float | None:
+    """Median TTFT of the last quarter of queries (in issue order) minus that of the first quarter.
+
+    A SUT that keeps up has no trend; an overloaded one builds a backlog, so queueing delay, and with
+    it TTFT, grows through the run. This sees overload that a short run's completed rate hides.
+    """
+    import numpy as np
+
+    from loadgen_harness import load_query_records
+
+    try:
+        rec = load_query_records(Path(log_dir))
+    except (OSError, ValueError):
+        return None
+    ok = (rec["status"] == 0) & (rec["first_token_ns"] >= rec["issue_ns"]) & (rec["issue_ns"] >= 0)
+    rec = rec[ok]
+    if rec.shape[0] < 40:
+        return None
+    rec = rec[np.argsort(rec["issue_ns"], kind="stable")]
+    ttft = (rec["first_token_ns"] - rec["issue_ns"]).astype(np.float64) / 1e9
+    k = ttft.size // 4
+    return float(np.median(ttft[-k:]) - np.median(ttft[:k]))
+
+
 def _short_of_evidence(p: Probe) -> bool:
     """INVALID only because early stopping lacked queries, with every latency limit met."""
     text = " ".join(p.reasons).lower()
@@ -241,6 +271,7 @@ class PeakSearch:
         self.run_id = cfg.run_id or time.strftime("peak-%Y%m%d-%H%M%S")
         self.trace: list[Probe] = []
         self.artifact: dict[str, Any] = {}
+        self.growth_limit_s = 0.05
         self._n = 0
 
     def _run(self, scenario: str, kind: str, qps: float | None, duration: float | None) -> Probe:
@@ -266,6 +297,16 @@ class PeakSearch:
         if not self.artifact:
             self.artifact = dict(getattr(res, "artifact", {}) or {})
         probe = _probe_from_result(kind, qps, duration, res, self.cfg.completed_ratio)
+        if kind in ("probe", "confirm") and probe.log_dir:
+            probe.ttft_growth_ms = _ms(ttft_growth_s(probe.log_dir))
+            limit_ms = self.growth_limit_s * 1000.0
+            if probe.verdict == "PASS" and probe.ttft_growth_ms is not None and probe.ttft_growth_ms > limit_ms:
+                probe.verdict = "OVERLOADED"
+                probe.kept_up = False
+                probe.reasons = [
+                    f"LoadGen VALID but TTFT grew {probe.ttft_growth_ms:.0f} ms from the first to the last quarter "
+                    f"of the run (> {limit_ms:.0f} ms): a backlog was building"
+                ]
         self.trace.append(probe)
         self.echo(probe.line())
         return probe
@@ -282,6 +323,9 @@ class PeakSearch:
         if x <= 0:
             raise RuntimeError(f"Offline bound run completed no samples (logs: {off.log_dir})")
         service_s = (single.latency_p50_ms or 1.0) / 1000.0
+        # Queueing growth that counts as a backlog: a tenth of the TTFT limit, or 5x the unloaded TTFT.
+        unloaded = (single.ttft_p99_ms or 0.0) / 1000.0
+        self.growth_limit_s = max(0.1 * ttft_limit_ms / 1000.0 if ttft_limit_ms else 5 * unloaded, 0.01)
         est = estimate_peak(x, service_s, (single.ttft_p99_ms or 0.0) / 1000.0, (ttft_limit_ms or 0) / 1000.0 or None)
         self.echo(
             f"estimate: Offline {x:.1f}/s x service {service_s * 1000:.1f} ms -> parallelism {est.parallelism:.1f}; "
