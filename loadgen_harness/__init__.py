@@ -4,9 +4,8 @@
 directory holds LoadGen's logs plus results.json, artifact.json and queries.npz.
 """
 
-from loadgen_harness._console import format_summary
 from loadgen_harness._records import QUERY_RECORD_DTYPE, load_query_records
-from loadgen_harness._results import Percentiles, RunResult, load_results, parse_detail_log
+from loadgen_harness._results import Percentiles, RunResult, format_summary, load_results, parse_detail_log
 from loadgen_harness._run import NO_AUDIT_CONFIG, RunConfig, RunError, fetch_artifact, run_benchmark
 
 __all__ = [

@@ -43,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run_cli(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from loadgen_harness._console import format_summary, progress_printer
+    from loadgen_harness._results import format_summary, progress_printer
     from loadgen_harness._run import RunConfig, RunError, run_benchmark
     from scenarios import first_error_line
 

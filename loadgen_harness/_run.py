@@ -169,9 +169,8 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
     """
     import mlperf_loadgen as lg
 
-    from loadgen_harness._bridge import Bridge
-    from loadgen_harness._console import ProgressTicker, progress_printer
-    from loadgen_harness._qsl import DatasetQSL
+    from loadgen_harness._bridge import Bridge, DatasetQSL
+    from loadgen_harness._results import ProgressTicker, progress_printer
     from scenarios import DatasetError, SettingsError, UserConfError, get_benchmark, plan_settings, resolve_dataset
 
     try:

@@ -7,9 +7,8 @@ import threading
 
 import pytest
 
-from loadgen_harness import RunResult, _console, format_summary
-from loadgen_harness._console import ProgressTicker, progress_printer
-from loadgen_harness._results import Percentiles
+from loadgen_harness import RunResult, _results, format_summary
+from loadgen_harness._results import Percentiles, ProgressTicker, progress_printer
 
 
 def _res(**kw: object) -> RunResult:
@@ -67,7 +66,7 @@ class _Counter:
 
 
 def test_progress_ticker_reports_elapsed_completed_and_rate(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_console, "PROGRESS_INTERVAL_S", 0.05)
+    monkeypatch.setattr(_results, "PROGRESS_INTERVAL_S", 0.05)
     seen: list[tuple[float, int, float]] = []
     got = threading.Event()
     src = _Counter()
