@@ -72,6 +72,18 @@ def discover_reports(run_dir: Path) -> dict[str, Path]:
     return found
 
 
+def shipped_baseline(benchmark: str) -> dict[str, Any] | None:
+    """The FP32 reference scores the accuracy package ships for a benchmark, as an accuracy report."""
+    if not benchmark:
+        return None
+    from accuracy import available_baselines, load_baseline
+
+    if benchmark not in available_baselines():
+        return None
+    base = load_baseline(benchmark)
+    return {"scores": dict(base.metrics), "source": base.source}
+
+
 def _compliance_arg(text: str) -> tuple[str, Path]:
     name, sep, path = text.partition("=")
     if not sep or not name or not path:
@@ -89,7 +101,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("results", help="run directory OUT/<run-id>/<scenario>/<mode>/ or its results.json")
     p.add_argument("--slo", required=True, help="SLO file (YAML or JSON) or a packaged name, e.g. 'latency-only'")
     p.add_argument("--accuracy", type=Path, help="accuracy.json of the candidate (default: found next to the run)")
-    p.add_argument("--baseline-accuracy", type=Path, help="accuracy.json of the baseline, for relative gates")
+    p.add_argument(
+        "--baseline-accuracy",
+        type=Path,
+        help="accuracy.json of the baseline, for relative gates (default: the benchmark's shipped FP32 baseline)",
+    )
     p.add_argument("--fidelity", type=Path, help="fidelity report JSON (default: found next to the run)")
     p.add_argument(
         "--compliance",
@@ -135,6 +151,10 @@ def run_gate(args: argparse.Namespace) -> int:
         },
         source=str(res_path),
     )
+    if inputs.baseline_accuracy is None and any(
+        a.min_fraction_of_baseline and a.baseline is None for a in slo.accuracy
+    ):
+        inputs.baseline_accuracy = shipped_baseline(str(inputs.results.get("benchmark") or ""))
     report = evaluate_slo(slo, inputs)
     json_path = args.json or run_dir / "gate.json"
     junit_path = args.junit or run_dir / "gate.junit.xml"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
@@ -246,7 +247,9 @@ def compliance_verdict(report: Mapping[str, Any] | None) -> tuple[bool | None, s
             break
     if not detail and isinstance(verdict, str):
         detail = verdict
-    return passed, (detail.splitlines()[0] if detail else ("passed" if passed else "failed"))
+    line = detail.splitlines()[0] if detail else ("passed" if passed else "failed")
+    # Reports often open with their own verdict ("TEST06 PASS: ..."); the gate line states it already.
+    return passed, re.sub(r"^[\w-]+ (?:PASS|FAIL): ", "", line)
 
 
 class GateInputs(BaseModel):
