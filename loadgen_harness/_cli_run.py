@@ -21,7 +21,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--scenario", choices=SCENARIO_CHOICES, default="Server")
     p.add_argument("--mode", choices=("performance", "accuracy"), default="performance")
     p.add_argument("--benchmark", default="embedded", help="benchmark profile (default: embedded)")
-    p.add_argument("--preset", choices=("quick", "submission"), default="quick")
+    p.add_argument(
+        "--preset",
+        choices=("quick", "submission", "groq"),
+        default="quick",
+        help="run preset quick|submission; with --backend openai, 'groq' names the endpoint preset (run: quick)",
+    )
     p.add_argument("--dataset", help="embedded | synthetic:N:SEED | path (default: the benchmark's)")
     p.add_argument("--sut", help="host:port of a running SUT (default: spawn the embedded sim SUT)")
     p.add_argument("--backend", help="backend of the spawned SUT: sim | transformers | openai")
@@ -35,8 +40,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--user-conf", type=Path, help="LoadGen user.conf applied on top of the preset")
     p.add_argument("--audit-config", type=Path, help="LoadGen audit.config (compliance runs)")
     p.add_argument("--metrics-port", type=int, help="expose harness Prometheus metrics on this port")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address the metrics exporter binds (default loopback)")
+    p.add_argument(
+        "--metrics-linger", type=float, default=2.0, help="seconds the exporter stays up after the run (default 2)"
+    )
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--progress", action="store_true", help="show the live progress line even when not on a TTY")
+    from sut._openai import add_openai_arguments
+
+    add_openai_arguments(p)  # --base-url, --model, --api-key-env, ... for a spawned openai relay SUT
     p.set_defaults(func=run_cli)
 
 
@@ -50,7 +62,16 @@ def run_cli(args: argparse.Namespace) -> int:
     backend: dict[str, object] = {}
     if args.sut and (args.backend or args.precision or args.artifact):
         raise CliError("--backend/--precision/--artifact: only for the spawned SUT; drop them or drop --sut")
-    if args.backend:
+    run_preset = args.preset
+    if args.preset == "groq":
+        if args.backend != "openai":
+            raise CliError("--preset groq: an endpoint preset, only with --backend openai")
+        run_preset = "quick"
+    if args.backend == "openai":
+        from sut._openai import openai_config_from_args
+
+        backend.update(openai_config_from_args(args))
+    elif args.backend:
         backend["kind"] = args.backend
     if args.artifact:
         backend["artifact"] = args.artifact
@@ -61,7 +82,7 @@ def run_cli(args: argparse.Namespace) -> int:
             scenario=args.scenario,
             mode=args.mode,
             benchmark=args.benchmark,
-            preset=args.preset,
+            preset=run_preset,
             dataset=args.dataset,
             sut=args.sut,
             backend=backend,
@@ -73,6 +94,8 @@ def run_cli(args: argparse.Namespace) -> int:
             user_conf=args.user_conf,
             audit_config=args.audit_config,
             metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
+            metrics_linger_s=args.metrics_linger,
             max_new_tokens=args.max_new_tokens,
             progress=args.progress,
         )

@@ -56,6 +56,9 @@ class RunConfig(BaseModel):
     user_conf: Path | None = None
     audit_config: Path | None = None
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = Field(default="127.0.0.1", min_length=1, description="address the metrics exporter binds")
+    # Keep the exporter up briefly after the run so a scraper sees the final counts and run state.
+    metrics_linger_s: float = Field(default=2.0, ge=0, le=300)
     max_new_tokens: int | None = Field(default=None, gt=0)
     offline_concurrency: int | None = Field(default=None, gt=0)
     rpc_timeout_s: float = Field(default=300.0, gt=0)
@@ -88,6 +91,9 @@ def serve_args_from_backend(backend: dict[str, Any], dataset: str | None) -> lis
     """Turn a backend config dict into ``lpuperf serve`` flags (``kind`` -> --backend)."""
     args: list[str] = []
     for key, value in backend.items():
+        if key == "api_key":
+            # A flag would put the key on the child's command line (ps, argparse errors): refuse it.
+            raise RunError("backend.api_key: pass the key through the environment (api_key_env), not as a flag")
         flag = "--backend" if key == "kind" else "--" + key.replace("_", "-")
         if key in ("faults", "fault") and isinstance(value, dict):
             # sim FaultFlags as a dict: each true flag is one `--fault NAME`
@@ -200,9 +206,11 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
         from loadgen_harness._metrics import HarnessMetrics
 
         try:
-            metrics = HarnessMetrics.start(cfg.metrics_port)
+            metrics = HarnessMetrics.start(cfg.metrics_port, addr=cfg.metrics_host)
         except OSError as exc:
-            raise RunError(f"metrics_port: cannot listen on {cfg.metrics_port} ({exc.strerror or exc})") from None
+            raise RunError(
+                f"metrics_port: cannot listen on {cfg.metrics_host}:{cfg.metrics_port} ({exc.strerror or exc})"
+            ) from None
         metrics.run_started(cfg.scenario, cfg.benchmark, cfg.mode, cfg.preset, plan.server_target_qps)
 
     res = RunResult(
@@ -270,6 +278,8 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
     finally:
         if metrics is not None:
             metrics.run_finished(failed)
+            if cfg.metrics_linger_s > 0:
+                time.sleep(cfg.metrics_linger_s)
             metrics.stop()
 
 

@@ -248,11 +248,6 @@ def test_sut_image_and_compose_commands_parse_with_lpuperf() -> None:
         assert args.command == "serve" and args.host == "0.0.0.0" and args.metrics_port == 9101 and args.port == 50051
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`lpuperf run` has no --metrics-host yet: its exporter binds 127.0.0.1, which Prometheus in another "
-    "container cannot scrape",
-)
 def test_harness_compose_command_parses_with_lpuperf() -> None:
     text = (DOCKER / "Dockerfile.harness").read_text(encoding="utf-8")
     assert _exec_form(text, "ENTRYPOINT") == ["lpuperf"]

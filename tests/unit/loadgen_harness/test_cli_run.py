@@ -56,5 +56,5 @@ def test_busy_metrics_port_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
         rc = main(["run", "--metrics-port", str(port), "--sut", "127.0.0.1:9", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert rc == 2
-    assert f"metrics_port: cannot listen on {port}" in err
+    assert f"metrics_port: cannot listen on 127.0.0.1:{port}" in err
     assert "\n" not in err
