@@ -95,6 +95,33 @@ def greedy_outputs(
     return outputs, capped
 
 
+def _checkpoint(cfg: BuildConfig, precision: str, prompts_sha: str) -> Path:
+    return cfg.work_dir / f"{precision}-{prompts_sha[:12]}-{cfg.max_new_tokens}-{cfg.batch_size}.npz"
+
+
+def _generate_checkpoint(cfg: BuildConfig, model: Any, input_ids: list[list[int]], precision: str, ckpt: Path) -> None:
+    t0 = time.monotonic()
+    outs, capped = greedy_outputs(model, input_ids, cfg.max_new_tokens, cfg.batch_size, precision)
+    seconds = time.monotonic() - t0
+    save_recording(
+        Recording(precision=precision, outputs=outs, provenance={"capped": capped, "seconds": seconds}), ckpt
+    )
+
+
+def generate_one_precision(cfg: BuildConfig, precision: str) -> Path:
+    """Only the checkpoint of one precision (run several in parallel; the full build then resumes)."""
+    from sut._hf_model import chat_prompt_ids, load_model
+
+    prompts = write_prompts(cfg.n_prompts, cfg.seed)
+    model = load_model(cfg.model_path, precision, threads=cfg.threads)
+    input_ids = [chat_prompt_ids(model.tokenizer, p.prompt) for p in prompts]
+    ckpt = _checkpoint(cfg, precision, _prompts_sha256(prompts, input_ids))
+    cfg.work_dir.mkdir(parents=True, exist_ok=True)
+    if not ckpt.is_file():
+        _generate_checkpoint(cfg, model, input_ids, precision, ckpt)
+    return ckpt
+
+
 def build_reference_set(cfg: BuildConfig) -> dict[str, Any]:
     """Run the whole build; returns the provenance record it wrote."""
     import torch
@@ -127,22 +154,15 @@ def build_reference_set(cfg: BuildConfig) -> dict[str, Any]:
     }
     per_precision: dict[str, tuple[list[np.ndarray], int, float]] = {}
     for precision in cfg.precisions:
-        ckpt = cfg.work_dir / f"{precision}-{prompts_sha[:12]}-{cfg.max_new_tokens}-{cfg.batch_size}.npz"
-        if ckpt.is_file():
-            rec = load_recording(ckpt)
-            per_precision[precision] = (rec.outputs, int(rec.provenance["capped"]), float(rec.provenance["seconds"]))
-            _log(f"{precision}: resumed from {ckpt}")
-            continue
-        model = ref_model if precision == "fp32" else load_model(cfg.model_path, precision, threads=cfg.threads)
-        t0 = time.monotonic()
-        outs, capped = greedy_outputs(model, input_ids, cfg.max_new_tokens, cfg.batch_size, precision)
-        seconds = time.monotonic() - t0
-        save_recording(
-            Recording(precision=precision, outputs=outs, provenance={"capped": capped, "seconds": seconds}), ckpt
-        )
-        per_precision[precision] = (outs, capped, seconds)
-        if model is not ref_model:
-            del model
+        ckpt = _checkpoint(cfg, precision, prompts_sha)
+        if not ckpt.is_file():
+            model = ref_model if precision == "fp32" else load_model(cfg.model_path, precision, threads=cfg.threads)
+            _generate_checkpoint(cfg, model, input_ids, precision, ckpt)
+            if model is not ref_model:
+                del model
+        rec = load_recording(ckpt)
+        per_precision[precision] = (rec.outputs, int(rec.provenance["capped"]), float(rec.provenance["seconds"]))
+        _log(f"{precision}: outputs from {ckpt}")
     fp32_outputs = per_precision["fp32"][0]
     used: set[int] = set()
     for ids in input_ids:
@@ -216,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--work-dir", type=Path, default=Path(os.environ.get("LPUPERF_REFSET_WORK", "models/reference-work"))
     )
+    parser.add_argument(
+        "--only", default=None, help="generate only this precision's checkpoint (to run precisions in parallel)"
+    )
     args = parser.parse_args(argv)
     cfg = BuildConfig(
         n_prompts=args.n,
@@ -229,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         work_dir=args.work_dir,
     )
     try:
+        if args.only:
+            generate_one_precision(cfg, args.only)
+            return 0
         build_reference_set(cfg)
     except ValueError as exc:
         print(f"reference-set: error: {exc}", file=sys.stderr)
