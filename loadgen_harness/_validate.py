@@ -305,12 +305,26 @@ def slippage_lines(base: dict[str, Any] | None, cand: dict[str, Any] | None) -> 
     return [line for _, line in sorted(out, key=lambda t: t[0])]
 
 
+def _latencies(ev: ArtifactEvidence) -> dict[str, Any]:
+    """Per-query latencies of the Server run, so the comparison has confidence intervals."""
+    from loadgen_harness import load_query_records
+    from loadgen_harness._compare import latencies_from_records
+
+    records = Path(ev.server_dir) / "queries.npz"
+    if not ev.server_dir or not records.is_file():
+        return {}
+    try:
+        return latencies_from_records(load_query_records(Path(ev.server_dir)))
+    except (OSError, ValueError):
+        return {}
+
+
 def decide(cfg: ValidateConfig, slo: SloSpec, base: ArtifactEvidence, cand: ArtifactEvidence) -> ValidateReport:
     gate = evaluate_slo(slo, _inputs(cand, base.accuracy))
     base_gate = evaluate_slo(slo, _inputs(base, base.accuracy))
     comparison = compare_runs(
-        RunData(name=base.name, results=base.server, accuracy=base.accuracy, fidelity=base.fidelity),
-        RunData(name=cand.name, results=cand.server, accuracy=cand.accuracy, fidelity=cand.fidelity),
+        RunData(base.name, base.server, _latencies(base), base.accuracy, base.fidelity),
+        RunData(cand.name, cand.server, _latencies(cand), cand.accuracy, cand.fidelity),
         cfg.compare,
     )
     by_name = {o.name: o for o in base_gate.objectives}
