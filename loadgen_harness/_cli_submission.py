@@ -156,8 +156,8 @@ def run_submission_all(args: argparse.Namespace) -> int:
         raise CliError(first_error_line(exc, "options").replace("field '", "option '--")) from None
     try:
         scen, _ = run_submission(run, cfg)
-    except SubmissionError as exc:
-        raise CliError(str(exc)) from None
+    except (SubmissionError, RuntimeError) as exc:  # RuntimeError: the spawned SUT did not start
+        raise CliError(str(exc).strip().splitlines()[0]) from None
     print(f"submission: wrote {scen}")
     root = run.submission_dir or args.out / run_id / "submission"
     rc = print_check(root)

@@ -69,7 +69,10 @@ def run_validate(args: argparse.Namespace) -> int:
         )
     except ValidationError as exc:
         raise CliError(first_error_line(exc, "options").replace("field '", "option '--")) from None
-    report = validate(cfg, slo)
+    try:
+        report = validate(cfg, slo)
+    except RuntimeError as exc:  # the SUT for an artifact did not start (sut.SutStartError)
+        raise CliError(str(exc).strip().splitlines()[0]) from None
     print()
     print(f"validate {report.candidate.name} against {report.baseline.name} (SLO {report.slo})")
     print(report.table())

@@ -5,7 +5,10 @@ The end-to-end runs on the sim artifacts are in tests/integration/test_workflows
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from loadgen_harness._validate import ArtifactEvidence, ValidateConfig, decide, serve_args_for
 from scenarios import SloSpec
@@ -83,3 +86,22 @@ def test_artifact_specs_map_to_serve_args() -> None:
     assert serve_args_for("sim-int8") == ["--artifact", "sim-int8"]
     assert serve_args_for("transformers:bf16") == ["--backend", "transformers", "--precision", "bf16"]
     assert serve_args_for("127.0.0.1:50051") is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["validate", "--baseline", "sim-nope", "--candidate", "sim-bf16"],
+        ["find-peak", "--artifact", "sim-nope"],
+        ["validate", "--baseline", "sim-fp32", "--candidate", "sim-bf16", "--slo", "no-such-slo"],
+    ],
+)
+def test_bad_artifact_or_slo_is_one_error_line(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loadgen_harness.cli import main
+
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"lpuperf {argv[0]}: error: ")
+    assert "sim-nope" in err[0] or "no-such-slo" in err[0]
