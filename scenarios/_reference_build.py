@@ -108,18 +108,47 @@ def _generate_checkpoint(cfg: BuildConfig, model: Any, input_ids: list[list[int]
     )
 
 
-def generate_one_precision(cfg: BuildConfig, precision: str) -> Path:
-    """Only the checkpoint of one precision (run several in parallel; the full build then resumes)."""
+def generate_one_precision(cfg: BuildConfig, precision: str, shard: tuple[int, int] = (0, 1)) -> Path:
+    """Only one precision's checkpoint, or shard ``k`` of ``n`` of it (prompts ``i % n == k``), so
+    precisions and shards can run as parallel processes; the full build then merges and resumes."""
     from sut._hf_model import chat_prompt_ids, load_model
 
+    k, n = shard
+    if not 0 <= k < n:
+        raise ValueError(f"shard: expected K/N with 0 <= K < N, got {k}/{n}")
     prompts = write_prompts(cfg.n_prompts, cfg.seed)
     model = load_model(cfg.model_path, precision, threads=cfg.threads)
     input_ids = [chat_prompt_ids(model.tokenizer, p.prompt) for p in prompts]
     ckpt = _checkpoint(cfg, precision, _prompts_sha256(prompts, input_ids))
+    if n > 1:
+        ckpt = ckpt.with_name(ckpt.stem + f"-{k}of{n}.npz")
+        input_ids = [ids for i, ids in enumerate(input_ids) if i % n == k]
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     if not ckpt.is_file():
-        _generate_checkpoint(cfg, model, input_ids, precision, ckpt)
+        _generate_checkpoint(cfg, model, input_ids, f"{precision} {k}/{n}", ckpt)
     return ckpt
+
+
+def _merge_shards(ckpt: Path, n_prompts: int) -> bool:
+    """Assemble ``ckpt`` from a complete set of ``-KofN`` shard checkpoints, if one exists."""
+    for first in sorted(ckpt.parent.glob(ckpt.stem + "-0of*.npz")):
+        n = int(first.stem.rsplit("of", 1)[1])
+        parts = [ckpt.with_name(ckpt.stem + f"-{k}of{n}.npz") for k in range(n)]
+        if not all(p.is_file() for p in parts):
+            continue
+        recs = [load_recording(p) for p in parts]
+        outputs: list[np.ndarray] = [np.zeros(0, np.int32)] * n_prompts
+        for k, rec in enumerate(recs):
+            for j, out in enumerate(rec.outputs):
+                outputs[k + j * n] = out
+        prov = {
+            "capped": sum(int(r.provenance["capped"]) for r in recs),
+            "seconds": max(float(r.provenance["seconds"]) for r in recs),
+            "shards": n,
+        }
+        save_recording(Recording(precision=recs[0].precision, outputs=outputs, provenance=prov), ckpt)
+        return True
+    return False
 
 
 def build_reference_set(cfg: BuildConfig) -> dict[str, Any]:
@@ -155,7 +184,7 @@ def build_reference_set(cfg: BuildConfig) -> dict[str, Any]:
     per_precision: dict[str, tuple[list[np.ndarray], int, float]] = {}
     for precision in cfg.precisions:
         ckpt = _checkpoint(cfg, precision, prompts_sha)
-        if not ckpt.is_file():
+        if not ckpt.is_file() and not _merge_shards(ckpt, len(prompts)):
             model = ref_model if precision == "fp32" else load_model(cfg.model_path, precision, threads=cfg.threads)
             _generate_checkpoint(cfg, model, input_ids, precision, ckpt)
             if model is not ref_model:
@@ -239,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", default=None, help="generate only this precision's checkpoint (to run precisions in parallel)"
     )
+    parser.add_argument("--shard", default=None, help="with --only: K/N generates prompts i %% N == K")
     args = parser.parse_args(argv)
     cfg = BuildConfig(
         n_prompts=args.n,
@@ -253,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if args.only:
-            generate_one_precision(cfg, args.only)
+            k, _, n = (args.shard or "0/1").partition("/")
+            generate_one_precision(cfg, args.only, (int(k), int(n or 1)))
             return 0
         build_reference_set(cfg)
     except ValueError as exc:

@@ -179,3 +179,29 @@ def test_corrupted_recording_is_rejected(tmp_path: Path) -> None:
         load_recording(bad)
     good = load_recording(DATA / "recordings" / "fp32.npz")
     assert len(good) >= 500
+
+
+def test_shard_checkpoints_merge_in_prompt_order(tmp_path: Path) -> None:
+    from scenarios._reference_build import _merge_shards
+
+    ckpt = tmp_path / "fp32-abc-96-16.npz"
+    outs = [np.array([i, 100 + i, 2], np.int32) for i in range(7)]
+    for k in range(3):
+        part = [outs[i] for i in range(7) if i % 3 == k]
+        prov = {"capped": k, "seconds": 10.0 * (k + 1)}
+        save_recording(Recording("fp32", part, provenance=prov), ckpt.with_name(ckpt.stem + f"-{k}of3.npz"))
+    assert _merge_shards(ckpt, 7)
+    rec = load_recording(ckpt)
+    assert [o.tolist() for o in rec.outputs] == [o.tolist() for o in outs]
+    assert rec.provenance == {"capped": 3, "seconds": 30.0, "shards": 3}
+
+
+def test_incomplete_shards_are_not_merged(tmp_path: Path) -> None:
+    from scenarios._reference_build import _merge_shards
+
+    ckpt = tmp_path / "bf16-abc-96-16.npz"
+    save_recording(
+        Recording("bf16", [np.array([2], np.int32)], provenance={"capped": 0, "seconds": 1.0}),
+        ckpt.with_name(ckpt.stem + "-0of2.npz"),
+    )
+    assert not _merge_shards(ckpt, 2) and not ckpt.exists()
