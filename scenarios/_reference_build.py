@@ -182,6 +182,7 @@ def build_reference_set(cfg: BuildConfig) -> dict[str, Any]:
         "chat_template": True,
     }
     per_precision: dict[str, tuple[list[np.ndarray], int, float]] = {}
+    shards: dict[str, int] = {}
     for precision in cfg.precisions:
         ckpt = _checkpoint(cfg, precision, prompts_sha)
         if not ckpt.is_file() and not _merge_shards(ckpt, len(prompts)):
@@ -191,6 +192,8 @@ def build_reference_set(cfg: BuildConfig) -> dict[str, Any]:
                 del model
         rec = load_recording(ckpt)
         per_precision[precision] = (rec.outputs, int(rec.provenance["capped"]), float(rec.provenance["seconds"]))
+        # Shards are separate engine runs, so batch composition (and near-tie tokens) depends on them.
+        shards[precision] = int(rec.provenance.get("shards", 1))
         _log(f"{precision}: outputs from {ckpt}")
     fp32_outputs = per_precision["fp32"][0]
     used: set[int] = set()
@@ -230,7 +233,12 @@ def build_reference_set(cfg: BuildConfig) -> dict[str, Any]:
     save_dataset(ds, out / "embedded.jsonl.gz")
     provenance: dict[str, Any] = {**provenance_base, "recordings": {}}
     for precision, (outs, capped, seconds) in per_precision.items():
-        rec_prov = {**provenance_base, "precision": precision, "capped_at_max_new_tokens": capped}
+        rec_prov = {
+            **provenance_base,
+            "precision": precision,
+            "capped_at_max_new_tokens": capped,
+            "shards": shards[precision],
+        }
         save_recording(
             Recording(precision=precision, outputs=outs, dataset_sha256=dataset_sha, provenance=rec_prov),
             out / "recordings" / f"{precision}.npz",
@@ -242,6 +250,7 @@ def build_reference_set(cfg: BuildConfig) -> dict[str, Any]:
             "capped_at_max_new_tokens": capped,
             "identical_to_fp32": agree,
             "generation_seconds": round(seconds, 1),
+            "shards": shards[precision],
         }
     tmp = out / "provenance.json.tmp"
     tmp.write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
