@@ -16,7 +16,6 @@ process invalidates a later run there), so the checker cannot drift from the Loa
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -122,31 +121,14 @@ def read_detail_log(path: Path) -> dict[str, Any]:
     return out
 
 
-_RULES_SCRIPT = """
-import json, sys, tempfile, mlperf_loadgen as lg
-s = lg.TestSettings()
-with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
-    s.FromConfig(f.name, sys.argv[1], sys.argv[2])
-keys = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed", "min_duration_ms",
-        "use_token_latencies", "ttft_latency", "tpot_latency", "sample_concatenate_permutation")
-print(json.dumps({k: getattr(s, k) for k in keys}))
-"""
-
-
-@functools.lru_cache(maxsize=32)
 def mlperf_rules(model: str, scenario: str) -> dict[str, Any]:
     """LoadGen's own defaults for (model, scenario): seeds, min duration, token-latency limits."""
-    proc = subprocess.run(
-        [sys.executable, "-c", _RULES_SCRIPT, model, _LOADGEN_SCENARIO.get(scenario, scenario)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SubmissionError(f"cannot read LoadGen's mlperf.conf rules for {model}/{scenario}: {tail}")
-    rules: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return rules
+    from scenarios import UserConfError, mlperf_conf_defaults
+
+    try:
+        return dict(mlperf_conf_defaults(model, _LOADGEN_SCENARIO.get(scenario, scenario)))
+    except UserConfError as exc:
+        raise SubmissionError(str(exc)) from None
 
 
 # --- building ----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from scenarios._presets import (
     scenario_presets,
 )
 from scenarios._resolve import EMBEDDED_DATASET, resolve_dataset
-from scenarios._userconf import UserConfError, apply_user_conf
+from scenarios._userconf import UserConfError, apply_user_conf, mlperf_conf_defaults
 from scenarios.dataset import ByteDecoder, Dataset, DatasetError, load_dataset, save_dataset
 from scenarios.recording import Recording, load_recording, save_recording
 from scenarios.registry import PluginConfig, Registry, RegistryError, first_error_line
@@ -55,6 +55,7 @@ __all__ = [
     "load_dataset",
     "load_recording",
     "load_slo",
+    "mlperf_conf_defaults",
     "plan_settings",
     "resolve_dataset",
     "save_dataset",

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scenarios._benchmarks import BenchmarkError, BenchmarkProfile, get_benchmark
-from scenarios._userconf import apply_user_conf
+from scenarios._userconf import SEED_FIELDS, apply_user_conf, mlperf_conf_defaults
 from scenarios.registry import PluginConfig, Registry, first_error_line
 
 Preset = Literal["quick", "submission"]
@@ -136,6 +136,11 @@ class SettingsPlan(BaseModel):
         from_conf: set[str] = set()
         if user_conf is not None:
             from_conf = apply_user_conf(s, user_conf, self.loadgen_model, self.loadgen_scenario)
+        else:
+            # Without a conf file TestSettings' seeds are 0; MLPerf's checker wants mlperf.conf's seeds.
+            defaults = mlperf_conf_defaults(self.loadgen_model, self.loadgen_scenario)
+            for name in SEED_FIELDS:
+                setattr(s, name, int(defaults[name]))
         values: dict[str, Any] = {
             "min_duration_ms": self.min_duration_ms,
             "max_duration_ms": self.max_duration_ms,

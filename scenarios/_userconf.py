@@ -9,7 +9,11 @@ calling LoadGen again, and a different combination is refused with one clear lin
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,44 @@ _snapshot: dict[str, Any] = {}
 
 class UserConfError(ValueError):
     """A user.conf is missing, malformed or conflicts with the one already loaded; one line."""
+
+
+SEED_FIELDS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
+
+# Reads LoadGen's embedded mlperf.conf in a child process: FromConfig applies it on its first call,
+# and a second FromConfig in one process marks the run invalid, so this process must not call it.
+_DEFAULTS_SCRIPT = """
+import json, sys, tempfile, mlperf_loadgen as lg
+s = lg.TestSettings()
+with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
+    s.FromConfig(f.name, sys.argv[1], sys.argv[2])
+keys = sys.argv[3].split(",")
+print(json.dumps({k: getattr(s, k) for k in keys}))
+"""
+_DEFAULT_KEYS = (
+    *SEED_FIELDS,
+    "min_duration_ms",
+    "use_token_latencies",
+    "ttft_latency",
+    "tpot_latency",
+    "sample_concatenate_permutation",
+)
+
+
+@functools.lru_cache(maxsize=32)
+def mlperf_conf_defaults(model: str, scenario: str) -> dict[str, Any]:
+    """LoadGen's own mlperf.conf values for (model, scenario): the official seeds, min duration, limits."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _DEFAULTS_SCRIPT, model, scenario, ",".join(_DEFAULT_KEYS)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserConfError(f"cannot read LoadGen's mlperf.conf for {model}/{scenario}: {tail}")
+    rules: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return rules
 
 
 def _settings_fields(settings: Any) -> list[str]:
@@ -94,7 +136,12 @@ def apply_user_conf(settings: Any, path: str | Path, model: str, scenario: str) 
             _loaded = ident
             _snapshot = {n: getattr(settings, n) for n in _settings_fields(settings)}
         elif _loaded == ident:
+            # Replay only what the conf files decided (seeds and the file's own keys): mode and scenario
+            # belong to this run, not to the first one.
+            replay = fields_set_by(keys) | set(SEED_FIELDS)
             for name, value in _snapshot.items():
+                if name not in replay:
+                    continue
                 try:
                     setattr(settings, name, value)
                 except (AttributeError, TypeError):

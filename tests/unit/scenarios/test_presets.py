@@ -145,6 +145,8 @@ _ONCE_SCRIPT = textwrap.dedent(
     forced = plan_settings("Server", "embedded", "quick", overrides={"qps": 11}).to_test_settings(conf)
     print("qps", first.server_target_qps, second.server_target_qps, forced.server_target_qps)
     print("dur", plan.min_duration_ms, first.min_duration_ms, second.min_duration_ms)
+    acc = plan_settings("Server", "embedded", "quick", mode="accuracy").to_test_settings(conf)
+    print("mode", int(first.mode), int(acc.mode))
     try:
         plan.to_test_settings(other)
     except UserConfError as exc:
@@ -172,6 +174,9 @@ def test_user_conf_loaded_once_per_process(tmp_path: Path) -> None:
     # Keys the file does not set keep the preset's value (mlperf.conf's 600 s does not leak in).
     preset_ms, first_ms, second_ms = lines["dur"].split()
     assert first_ms == second_ms == preset_ms != "600000"
+    # The replayed snapshot carries the conf's decisions, never the first run's mode.
+    first_mode, acc_mode = lines["mode"].split()
+    assert first_mode != acc_mode
     assert "already loaded" in lines["refused"]
     assert "new process" in lines["refused"]
 
@@ -185,3 +190,13 @@ def test_build_test_settings_in_one_call() -> None:
     assert s.scenario == lg.TestScenario.Server
     assert (s.ttft_latency, s.tpot_latency) == (500 * 10**6, 30 * 10**6)
     assert s.server_target_qps == 4
+
+
+def test_seeds_come_from_mlperf_conf_without_a_user_conf() -> None:
+    """TestSettings() starts with seeds 0, which MLPerf's checker rejects; the presets apply mlperf.conf's."""
+    from scenarios import build_test_settings, mlperf_conf_defaults
+
+    s = build_test_settings("Server", "embedded", "quick")
+    official = mlperf_conf_defaults("lpuperf-embedded", "Server")
+    for name in ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed"):
+        assert getattr(s, name) == official[name] != 0
