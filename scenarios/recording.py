@@ -13,6 +13,7 @@ The sim backend replays a recording under its timing model, so demos and tests n
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ def load_recording(path: str | Path) -> Recording:
     try:
         with np.load(p, allow_pickle=False) as z:
             ids, offsets, meta_raw = z["ids"], z["offsets"], z["meta"]
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise DatasetError(f"{p}: not a valid recording (.npz with ids, offsets, meta): {exc}") from None
     try:
         meta = json.loads(bytes(meta_raw).decode())
