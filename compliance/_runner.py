@@ -83,17 +83,9 @@ def audit_problem(detail_log: Path, scenario: str = "Server") -> str:
     expected = dict(AUDIT_EFFECTIVE)
     if scenario == "Offline":
         del expected["effective_min_query_count"]
-    seen: dict[str, Any] = {}
-    for line in detail_log.read_text(encoding="utf-8", errors="replace").splitlines():
-        _, sep, body = line.partition(":::MLLOG")
-        if not sep:
-            continue
-        try:
-            rec = json.loads(body)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and isinstance(rec.get("key"), str):
-            seen[rec["key"]] = rec.get("value")
+    from loadgen_harness import parse_detail_log
+
+    seen = parse_detail_log(detail_log).values
     wrong = [f"{k} = {seen.get(k, 'missing')!r} (expected {v!r})" for k, v in expected.items() if seen.get(k) != v]
     if scenario == "Offline":
         spq = seen.get("effective_samples_per_query")

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from loadgen_harness._results import parse_detail_log
 from scenarios import write_atomic
 
 MAX_ACCURACY_LOG_BYTES = 10 * 1024
@@ -106,19 +107,7 @@ class CheckReport(BaseModel):
 
 def read_detail_log(path: Path) -> dict[str, Any]:
     """``:::MLLOG {json}`` lines -> {key: value}; the last value of a repeated key wins."""
-    out: dict[str, Any] = {}
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            _, sep, body = line.partition(":::MLLOG ")
-            if not sep:
-                continue
-            try:
-                rec = json.loads(body)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict) and "key" in rec:
-                out[str(rec["key"])] = rec.get("value")
-    return out
+    return dict(parse_detail_log(path).values)
 
 
 def mlperf_rules(model: str, scenario: str) -> dict[str, Any]:
