@@ -302,15 +302,17 @@ class PeakSearch:
             probe.ttft_growth_ms = _ms(ttft_growth_s(probe.log_dir))
             limit_ms = self.growth_limit_s * 1000.0
             growth = probe.ttft_growth_ms
-            # A short probe near capacity always shows some queue swing; count it as a backlog only when it
-            # is large AND, continued for one more probe length, would carry TTFT p99 past the limit.
-            headroom = (self.ttft_limit_ms - (probe.ttft_p99_ms or 0.0)) if self.ttft_limit_ms else 0.0
+            # A probe starts with an empty queue, so near capacity its TTFT rises while the queue fills to its
+            # steady state even when the SUT keeps up (at 90-95% load that warm-up alone is 150-250 ms here).
+            # Count the rise as a backlog only when it is large AND, continued for two more probe lengths,
+            # would carry TTFT p99 past the limit; the completed-rate check catches runs past capacity.
+            headroom = 2 * (self.ttft_limit_ms - (probe.ttft_p99_ms or 0.0)) if self.ttft_limit_ms else 0.0
             if probe.verdict == "PASS" and growth is not None and growth > max(limit_ms, headroom):
                 probe.verdict = "OVERLOADED"
                 probe.kept_up = False
                 probe.reasons = [
                     f"LoadGen VALID but TTFT grew {growth:.0f} ms from the first to the last quarter "
-                    f"of the run (> {max(limit_ms, headroom):.0f} ms, the headroom to the TTFT limit): "
+                    f"of the run (> {max(limit_ms, headroom):.0f} ms, twice the headroom to the TTFT limit): "
                     "a backlog was building"
                 ]
         self.trace.append(probe)
