@@ -48,10 +48,15 @@ test-all: venv
 test-slow: hf
 	$(BIN)/python -m pytest -q -m slow tests
 
+# lint includes the layer contract (pyproject [tool.importlinter]): packages import only downward.
 lint: venv
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
+# --strict on the bottom layer and on every module that defines a contract model between stages.
+STRICT_MODULES = common loadgen_harness/_results.py accuracy/_evaluate.py accuracy/_fidelity.py \
+  compliance/_outcome.py gate/_evaluate.py gate/_slo.py
 typecheck: venv
-	$(BIN)/mypy proto sut loadgen_harness scenarios accuracy compliance
+	$(BIN)/mypy proto sut loadgen_harness scenarios accuracy compliance common gate workflows cli
+	$(BIN)/mypy --strict --follow-imports=silent $(STRICT_MODULES)
 
 bench: venv
 	$(BIN)/python -m bench.harness_overhead
@@ -146,6 +151,6 @@ server-scenario offline-scenario single-stream multi-stream interactive-scenario
 endif
 # Regenerates scenarios/data/{embedded.jsonl.gz,recordings/*.npz,provenance.json} (tens of CPU-minutes).
 reference-set: hf
-	nice -n 10 $(BIN)/python -m scenarios._reference_build
+	nice -n 10 $(BIN)/python -m workflows._reference_build
 bench-hf: hf
 	$(BIN)/python -m bench.hf_batching

@@ -4,6 +4,7 @@ from compliance._accuracy_log import (
     ComplianceInputError,
     LoggedSample,
     encode_tokens,
+    eos_from_artifact,
     load_accuracy_log,
     parse_accuracy_log,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "audit_problem",
     "check_records",
     "encode_tokens",
+    "eos_from_artifact",
     "load_accuracy_log",
     "parse_accuracy_log",
     "probe_context",

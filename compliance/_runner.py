@@ -67,7 +67,7 @@ class Test06Outcome(BaseModel):
 
 
 def write_audit_config(directory: Path) -> Path:
-    from scenarios import write_atomic
+    from common import write_atomic
 
     return write_atomic(directory / AUDIT_CONFIG_FILE, AUDIT_CONFIG_TEXT)
 
@@ -97,7 +97,7 @@ def audit_problem(detail_log: Path, scenario: str = "Server") -> str:
 def _records_for(log_dir: Path) -> np.ndarray | None:
     if not (log_dir / "queries.npz").is_file():
         return None
-    from loadgen_harness._records import load_query_records
+    from loadgen_harness import load_query_records
 
     try:
         return load_query_records(log_dir)
@@ -133,7 +133,7 @@ def verify_log(
     report = verify_test06(samples, scenario, eos_token_id, str(log))
     strict = strict_checks(samples, eos_token_id, records)
     write_test06_outputs(report, log, test06_dir)
-    from scenarios import write_atomic
+    from common import write_atomic
 
     write_atomic(test06_dir / STRICT_REPORT_FILE, strict.model_dump_json(indent=2) + "\n")
     return Test06Outcome(

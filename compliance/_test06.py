@@ -180,7 +180,7 @@ def verify_test06(
 
 def write_test06_outputs(report: Test06Report, accuracy_log: Path, test06_dir: Path) -> Path:
     """Lay out ``TEST06/{verify_accuracy.txt, accuracy/mlperf_log_accuracy.json, test06_report.json}``."""
-    from scenarios import write_atomic
+    from common import write_atomic
 
     test06_dir.mkdir(parents=True, exist_ok=True)
     acc_dir = test06_dir / "accuracy"

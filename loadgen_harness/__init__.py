@@ -4,12 +4,20 @@
 directory holds LoadGen's logs plus results.json, artifact.json and queries.npz.
 """
 
-from loadgen_harness._records import QUERY_RECORD_DTYPE, load_query_records
-from loadgen_harness._results import Percentiles, RunResult, format_summary, load_results, parse_detail_log
+from loadgen_harness._records import QUERIES_FILE, QUERY_RECORD_DTYPE, load_query_records
+from loadgen_harness._results import (
+    Percentiles,
+    RunResult,
+    format_summary,
+    load_results,
+    parse_detail_log,
+    progress_printer,
+)
 from loadgen_harness._run import NO_AUDIT_CONFIG, RunConfig, RunError, fetch_artifact, run_benchmark
 
 __all__ = [
     "NO_AUDIT_CONFIG",
+    "QUERIES_FILE",
     "QUERY_RECORD_DTYPE",
     "Percentiles",
     "RunConfig",
@@ -20,5 +28,6 @@ __all__ = [
     "load_query_records",
     "load_results",
     "parse_detail_log",
+    "progress_printer",
     "run_benchmark",
 ]

@@ -7,7 +7,6 @@ from scenarios._benchmarks import (
     BenchmarkProfile,
     get_benchmark,
 )
-from scenarios._gate import GateInputs, GateReport, ObjectiveOutcome, evaluate_slo, write_atomic
 from scenarios._presets import (
     SettingsError,
     SettingsOverrides,
@@ -16,12 +15,11 @@ from scenarios._presets import (
     plan_settings,
     scenario_presets,
 )
+from scenarios._reference_prompts import ReferencePrompt, write_prompts
 from scenarios._resolve import EMBEDDED_DATASET, resolve_dataset
 from scenarios._userconf import UserConfError, apply_user_conf, mlperf_conf_defaults
 from scenarios.dataset import ByteDecoder, Dataset, DatasetError, load_dataset, save_dataset
 from scenarios.recording import Recording, load_recording, save_recording
-from scenarios.registry import PluginConfig, Registry, RegistryError, first_error_line
-from scenarios.slo import SloError, SloSpec, load_slo
 from scenarios.synthetic import SYNTH_EOS, synthetic_dataset
 
 __all__ = [
@@ -34,27 +32,17 @@ __all__ = [
     "ByteDecoder",
     "Dataset",
     "DatasetError",
-    "GateInputs",
-    "GateReport",
-    "ObjectiveOutcome",
-    "PluginConfig",
     "Recording",
-    "Registry",
-    "RegistryError",
+    "ReferencePrompt",
     "SettingsError",
     "SettingsOverrides",
     "SettingsPlan",
-    "SloError",
-    "SloSpec",
     "UserConfError",
     "apply_user_conf",
     "build_test_settings",
-    "evaluate_slo",
-    "first_error_line",
     "get_benchmark",
     "load_dataset",
     "load_recording",
-    "load_slo",
     "mlperf_conf_defaults",
     "plan_settings",
     "resolve_dataset",
@@ -62,5 +50,5 @@ __all__ = [
     "save_recording",
     "scenario_presets",
     "synthetic_dataset",
-    "write_atomic",
+    "write_prompts",
 ]

@@ -17,9 +17,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from common import PluginConfig, Registry, first_error_line
 from scenarios._benchmarks import BenchmarkError, BenchmarkProfile, get_benchmark
 from scenarios._userconf import SEED_FIELDS, apply_user_conf, mlperf_conf_defaults
-from scenarios.registry import PluginConfig, Registry, first_error_line
 
 Preset = Literal["quick", "submission"]
 Mode = Literal["performance", "accuracy"]

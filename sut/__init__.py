@@ -22,6 +22,7 @@ backends.register_lazy("transformers", "sut._hf:TransformersBackend")
 backends.register_lazy("openai", "sut._openai:OpenAIBackend")
 
 if TYPE_CHECKING:
+    from sut._cli import add_parser as add_serve_parser
     from sut._embedded import (
         EmbeddedServer,
         ServerProcess,
@@ -31,7 +32,10 @@ if TYPE_CHECKING:
         start_embedded,
         wait_serving,
     )
+    from sut._hf_engine import generate_all
+    from sut._hf_model import byte_pieces, chat_prompt_ids, load_model
     from sut._metrics import SutMetrics
+    from sut._openai import add_openai_arguments, openai_config_from_args
     from sut._server import FinalTokens, SutServer
     from sut._sim import SIM_PRESETS, SimBackend, SimConfig, analytic_capacity_qps
 
@@ -47,6 +51,13 @@ def __getattr__(name: str) -> object:
 
 
 _LAZY: dict[str, tuple[str, str]] = {
+    "generate_all": ("sut._hf_engine", "generate_all"),
+    "byte_pieces": ("sut._hf_model", "byte_pieces"),
+    "chat_prompt_ids": ("sut._hf_model", "chat_prompt_ids"),
+    "load_model": ("sut._hf_model", "load_model"),
+    "add_openai_arguments": ("sut._openai", "add_openai_arguments"),
+    "openai_config_from_args": ("sut._openai", "openai_config_from_args"),
+    "add_serve_parser": ("sut._cli", "add_parser"),
     "start_embedded": ("sut._embedded", "start_embedded"),
     "spawn_server": ("sut._embedded", "spawn_server"),
     "wait_serving": ("sut._embedded", "wait_serving"),
@@ -85,9 +96,16 @@ __all__ = [
     "SutStartError",
     "TimingModel",
     "UpstreamError",
+    "add_openai_arguments",
+    "add_serve_parser",
     "analytic_capacity_qps",
     "backends",
+    "byte_pieces",
+    "chat_prompt_ids",
     "create_backend",
+    "generate_all",
+    "load_model",
+    "openai_config_from_args",
     "spawn_server",
     "start_embedded",
     "wait_serving",

@@ -8,18 +8,18 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from loadgen_harness.cli import CliError
-    from sut import _cli
+    from common import UsageError
+    from sut import add_serve_parser
 
     parser = argparse.ArgumentParser(prog="python -m sut")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _cli.add_parser(sub)
+    add_serve_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except CliError as exc:
+    except UsageError as exc:
         print(f"lpuperf {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -13,7 +13,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel
 
-from scenarios.registry import PluginConfig, Registry
+from common import PluginConfig, Registry
 from sut._artifact import ArtifactManifest
 
 

@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from common import UsageError
+
 DEFAULT_GRACE_S = 10.0
 
 
@@ -53,12 +55,6 @@ def add_parser(subparsers: Any) -> None:
     add_openai_arguments(p)
 
 
-def _cli_error(msg: str) -> Exception:
-    from loadgen_harness.cli import CliError
-
-    return CliError(msg)
-
-
 def backend_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Turn ``serve`` options into a backend config dict (validated later by the registry)."""
     from sut import FaultFlags
@@ -80,7 +76,7 @@ def backend_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         cfg["dataset"] = args.dataset
     if args.chunk_size is not None:
         if args.chunk_size <= 0:
-            raise _cli_error(f"--chunk-size: expected a positive integer, got {args.chunk_size}")
+            raise UsageError(f"--chunk-size: expected a positive integer, got {args.chunk_size}")
         cfg["chunk_size"] = args.chunk_size
     if args.enforced_context is not None:
         cfg["enforced_context_tokens"] = args.enforced_context
@@ -98,16 +94,16 @@ def backend_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         known = list(FaultFlags.model_fields)
         for name in args.fault:
             if name not in known:
-                raise _cli_error(f"--fault: unknown fault '{name}'; expected one of: {', '.join(known)}")
+                raise UsageError(f"--fault: unknown fault '{name}'; expected one of: {', '.join(known)}")
         cfg["faults"] = {name: True for name in args.fault}
     if args.config:
         text = Path(args.config).read_text(encoding="utf-8") if Path(args.config).is_file() else args.config
         try:
             extra = json.loads(text)
         except json.JSONDecodeError:
-            raise _cli_error(f"--config: expected a JSON object or a JSON file, got '{args.config}'") from None
+            raise UsageError(f"--config: expected a JSON object or a JSON file, got '{args.config}'") from None
         if not isinstance(extra, dict):
-            raise _cli_error("--config: expected a JSON object")
+            raise UsageError("--config: expected a JSON object")
         cfg.update(extra)
     return cfg
 
@@ -136,32 +132,32 @@ def _check_free_port(flag: str, host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            raise _cli_error(f"{flag}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+            raise UsageError(f"{flag}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from common import RegistryError
     from scenarios.dataset import DatasetError
-    from scenarios.registry import RegistryError
     from sut._embedded import create_backend
 
     for name in ("port", "http", "metrics_port"):
         v = getattr(args, name)
         if v is not None and not (0 <= v <= 65535):
-            raise _cli_error(f"--{name.replace('_', '-')}: expected a port 0..65535, got {v}")
+            raise UsageError(f"--{name.replace('_', '-')}: expected a port 0..65535, got {v}")
     if args.grace < 0:
-        raise _cli_error(f"--grace: expected seconds >= 0, got {args.grace}")
+        raise UsageError(f"--grace: expected seconds >= 0, got {args.grace}")
     http_faults: list[Any] = []
     if args.http_fault and args.http is None:
-        raise _cli_error("--http-fault: expected together with --http PORT")
+        raise UsageError("--http-fault: expected together with --http PORT")
     if args.http is not None:
         try:
             from sut._http import parse_http_fault
         except ImportError:
-            raise _cli_error("--http: the HTTP front is not available") from None
+            raise UsageError("--http: the HTTP front is not available") from None
         try:
             http_faults = [parse_http_fault(spec) for spec in args.http_fault]
         except ValueError as exc:
-            raise _cli_error(str(exc)) from None
+            raise UsageError(str(exc)) from None
     args.http_faults = http_faults
     _check_free_port("--port", args.host, args.port)
     if args.metrics_port:
@@ -170,9 +166,9 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         backend = create_backend(cfg)
     except (RegistryError, DatasetError) as exc:
-        raise _cli_error(str(exc)) from None
+        raise UsageError(str(exc)) from None
     except ValueError as exc:
-        raise _cli_error(f"backend: {str(exc).splitlines()[0]}") from None
+        raise UsageError(f"backend: {str(exc).splitlines()[0]}") from None
     import uvloop
 
     return uvloop.run(_serve(backend, args))
@@ -190,16 +186,16 @@ async def _serve(backend: Any, args: argparse.Namespace) -> int:
 
         metrics = SutMetrics(backend.manifest)
     server = SutServer(backend, args.host, args.port, chunk_size=args.chunk_size, metrics=metrics)
-    from scenarios.registry import RegistryError
+    from common import RegistryError
     from sut._backend import BackendError
 
     try:
         await server.start()
     except (BackendError, RegistryError) as exc:
         await server.drain(0)
-        raise _cli_error(f"backend {backend.manifest.backend}: {str(exc).splitlines()[0]}") from None
+        raise UsageError(f"backend {backend.manifest.backend}: {str(exc).splitlines()[0]}") from None
     except OSError as exc:
-        raise _cli_error(f"--port: could not listen on {args.host}:{args.port}: {exc}") from None
+        raise UsageError(f"--port: could not listen on {args.host}:{args.port}: {exc}") from None
     front = None
     try:
         if metrics is not None:
@@ -210,7 +206,7 @@ async def _serve(backend: Any, args: argparse.Namespace) -> int:
             front = await http.start_http_front(backend, args.host, args.http, faults=args.http_faults)
     except OSError as exc:
         await server.drain(0)
-        raise _cli_error(f"could not start a listener: {exc}") from None
+        raise UsageError(f"could not start a listener: {exc}") from None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 
-from scenarios.registry import RegistryError
+from common import RegistryError
 from sut._artifact import ArtifactManifest
 from sut._backend import (
     BackendConfig,

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 from pydantic import Field, ValidationError
 
-from scenarios.registry import first_error_line
+from common import first_error_line
 from sut._artifact import ArtifactManifest, FaultFlags, TimingModel
 from sut._backend import (
     BackendConfig,

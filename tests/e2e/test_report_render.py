@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="no headless Chromium (Debian package 'chromium'; .ci/run installs it)"
 )
 PLOTS = {"ttft-cdf", "tpot-cdf", "e2e-cdf", "e2e-hist", "qps"}
-SERIES_BLUE = (0x1F, 0x6F, 0xB4)  # the first series colour in loadgen_harness._report
+SERIES_BLUE = (0x1F, 0x6F, 0xB4)  # the first series colour in workflows._report
 SERIES_ORANGE = (0xD9, 0x66, 0x1A)  # the second ("completed" in the QPS plot)
 
 
@@ -130,7 +130,7 @@ def server_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_report_renders_with_plots_in_chromium(server_run: Path, tmp_path: Path) -> None:
     made = subprocess.run(
-        [sys.executable, "-m", "loadgen_harness.cli", "report", str(server_run), "--out", str(tmp_path / "r.html")],
+        [sys.executable, "-m", "cli", "report", str(server_run), "--out", str(tmp_path / "r.html")],
         capture_output=True,
         text=True,
         timeout=60,

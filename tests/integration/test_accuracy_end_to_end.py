@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loadgen_harness.cli import main
+from cli import main
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 def _lpuperf(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from loadgen_harness.cli import main; raise SystemExit(main())", *args],
+        [sys.executable, "-c", "from cli import main; raise SystemExit(main())", *args],
         capture_output=True,
         text=True,
         timeout=180,

@@ -110,7 +110,7 @@ def test_incomplete_output_within_the_limit_fails() -> None:
 
 def _lpuperf(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from loadgen_harness.cli import main; raise SystemExit(main())", *args],
+        [sys.executable, "-c", "from cli import main; raise SystemExit(main())", *args],
         capture_output=True,
         text=True,
         timeout=120,

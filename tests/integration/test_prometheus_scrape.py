@@ -144,7 +144,7 @@ def test_prometheus_scrapes_sut_and_harness_during_a_server_run(tmp_path: Path) 
                 20,
             )
             t_start = time.time()
-            argv = [sys.executable, "-m", "loadgen_harness.cli", "run", "--scenario", "Server"]
+            argv = [sys.executable, "-m", "cli", "run", "--scenario", "Server"]
             argv += ["--sut", sut_proc.address]
             argv += ["--qps", str(QPS), "--duration", str(RUN_S), "--max-new-tokens", str(MAX_NEW_TOKENS)]
             argv += ["--metrics-port", str(harness_metrics), "--out", str(tmp_path / "out"), "--run-id", "scrape"]

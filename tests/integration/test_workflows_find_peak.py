@@ -39,8 +39,8 @@ def fast_manifest(tmp: Path) -> Path:
 
 def test_find_peak_is_within_10_percent_of_analytic_capacity(tmp_path: Path) -> None:
     import sut
-    from loadgen_harness._find_peak import FindPeakConfig, find_peak
     from scenarios import resolve_dataset
+    from workflows._find_peak import FindPeakConfig, find_peak
 
     manifest_path = fast_manifest(tmp_path)
     from sut import ArtifactManifest

@@ -76,7 +76,7 @@ def _results(d: Path) -> dict[str, Any]:
 
 
 def test_compare_flags_planted_slowdown(runs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    from loadgen_harness.cli import main
+    from cli import main
 
     assert (runs["base"] / "queries.npz").is_file()
     rc = main(["compare", str(runs["base"]), str(runs["slow"]), "--json", str(runs["tmp"] / "cmp.json")])
@@ -91,7 +91,7 @@ def test_compare_flags_planted_slowdown(runs: dict[str, Path], capsys: pytest.Ca
 
 
 def test_compare_rerun_of_same_artifact_has_no_tpot_regression(runs: dict[str, Path]) -> None:
-    from loadgen_harness._compare import compare_runs, load_run_data
+    from workflows._compare import compare_runs, load_run_data
 
     cmp = compare_runs(load_run_data(runs["base"]), load_run_data(runs["rerun"]))
     regressed = {m.name for m in cmp.regressions}
@@ -101,7 +101,7 @@ def test_compare_rerun_of_same_artifact_has_no_tpot_regression(runs: dict[str, P
 
 
 def test_gate_fails_slow_artifact_and_passes_fast_one(runs: dict[str, Path], tmp_path: Path) -> None:
-    from loadgen_harness.cli import main
+    from cli import main
 
     base_tpot = _results(runs["base"])["tpot_ms"]["p50"]
     slow_tpot = _results(runs["slow"])["tpot_ms"]["p50"]

@@ -30,7 +30,7 @@ SERVE = [
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from loadgen_harness.cli import main
+    from cli import main
 
     out = tmp_path_factory.mktemp("submission")
     argv = ["submission", "run", "--dataset", DATASET, "--qps", "100", "--duration", "6", "--out", str(out)]
@@ -46,13 +46,13 @@ def _scenario(root: Path) -> Path:
 
 
 def _codes(root: Path) -> list[str]:
-    from loadgen_harness._submission import check_submission
+    from workflows._submission import check_submission
 
     return sorted(f.code for f in check_submission(root).findings)
 
 
 def test_quick_tree_has_every_file_and_only_the_not_submittable_finding(tree: Path) -> None:
-    from loadgen_harness._submission import MAX_ACCURACY_LOG_BYTES, check_submission
+    from workflows._submission import MAX_ACCURACY_LOG_BYTES, check_submission
 
     scen = _scenario(tree)
     for rel in (
@@ -75,7 +75,7 @@ def test_quick_tree_has_every_file_and_only_the_not_submittable_finding(tree: Pa
     findings = check_submission(tree).findings
     assert [f.code for f in findings] == ["not-submittable"], [f.line for f in findings]
     assert "preset 'quick' is not submittable" in findings[0].message
-    from loadgen_harness.cli import main
+    from cli import main
 
     assert main(["submission", "check", str(tree)]) == 1  # the checker itself never accepts it
 

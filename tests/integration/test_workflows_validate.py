@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loadgen_harness._validate import ArtifactEvidence, ArtifactRunner, ValidateConfig, decide, sut_for, validate
-from scenarios import SloSpec, load_slo, resolve_dataset, save_dataset
+from gate import SloSpec, load_slo
+from scenarios import resolve_dataset, save_dataset
+from workflows._validate import ArtifactEvidence, ArtifactRunner, ValidateConfig, decide, sut_for, validate
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +91,7 @@ def test_int8_style_slippage_is_named_per_category(baseline: ArtifactEvidence, s
 
 @pytest.mark.slow
 def test_bf16_verdict_follows_recorded_fidelity(baseline: ArtifactEvidence, slo: SloSpec, tmp_path: Path) -> None:
-    from scenarios._gate import fidelity_value
+    from gate import fidelity_value
 
     report = validate(_cfg(tmp_path, "sim-bf16"), slo, echo=print, baseline_evidence=baseline)
     fid = report.candidate.fidelity

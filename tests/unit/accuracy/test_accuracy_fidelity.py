@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from accuracy import compare_outputs, first_divergence, last_number, recording_fidelity, render_markdown
-from loadgen_harness.cli import main
+from cli import main
 from scenarios import ByteDecoder, Dataset, Recording, save_dataset, save_recording
 
 EOS = 1

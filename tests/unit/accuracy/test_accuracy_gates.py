@@ -24,7 +24,7 @@ from accuracy import (
     score_accuracy_log,
     write_accuracy_log,
 )
-from loadgen_harness.cli import main
+from cli import main
 from scenarios import resolve_dataset
 
 DATASET = "synthetic:60:5"

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from loadgen_harness.cli import build_parser
+from cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCKER = ROOT / "docker"

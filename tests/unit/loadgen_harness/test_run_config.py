@@ -49,7 +49,7 @@ def test_api_key_never_becomes_a_serve_flag() -> None:
 
 
 def test_openai_run_flags_become_a_relay_backend_config() -> None:
-    from loadgen_harness.cli import build_parser
+    from cli import build_parser
 
     args = build_parser().parse_args(
         ["run", "--backend", "openai", "--preset", "groq", "--model", "m1", "--api-key-env", "MY_KEY"]

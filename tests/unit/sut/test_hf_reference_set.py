@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common import RegistryError
 from scenarios import DatasetError, Recording, load_dataset, load_recording, save_recording
 from scenarios._reference_prompts import CATEGORIES, write_prompts
-from scenarios.registry import RegistryError
 from sut import backends
 from sut._hf import artifact_checksum, backend_config_from_flags
 
@@ -182,7 +182,7 @@ def test_corrupted_recording_is_rejected(tmp_path: Path) -> None:
 
 
 def test_shard_checkpoints_merge_in_prompt_order(tmp_path: Path) -> None:
-    from scenarios._reference_build import _merge_shards
+    from workflows._reference_build import _merge_shards
 
     ckpt = tmp_path / "fp32-abc-96-16.npz"
     outs = [np.array([i, 100 + i, 2], np.int32) for i in range(7)]
@@ -197,7 +197,7 @@ def test_shard_checkpoints_merge_in_prompt_order(tmp_path: Path) -> None:
 
 
 def test_incomplete_shards_are_not_merged(tmp_path: Path) -> None:
-    from scenarios._reference_build import _merge_shards
+    from workflows._reference_build import _merge_shards
 
     ckpt = tmp_path / "bf16-abc-96-16.npz"
     save_recording(

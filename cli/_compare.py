@@ -1,0 +1,57 @@
+"""``lpuperf compare BASELINE CANDIDATE``: per-metric deltas; non-zero exit on a regression."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common import UsageError
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "compare",
+        help="compare two runs; non-zero exit on regression",
+        description="Compare two run directories (OUT/<run-id>/<scenario>/<mode>/): latency percentiles with "
+        "bootstrap confidence intervals from queries.npz, tokens/s, QPS, error rate, accuracy and fidelity.",
+    )
+    p.add_argument("baseline", type=Path, help="baseline run directory or results.json")
+    p.add_argument("candidate", type=Path, help="candidate run directory or results.json")
+    p.add_argument("--tolerance", type=float, default=0.05, help="relative latency/throughput tolerance (0.05)")
+    p.add_argument("--accuracy-tolerance", type=float, default=0.01, help="relative accuracy tolerance (0.01)")
+    p.add_argument("--fidelity-tolerance", type=float, default=0.02, help="absolute exact-match tolerance (0.02)")
+    p.add_argument("--confidence", type=float, default=0.95, help="bootstrap confidence level (0.95)")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples, 100..20000 (1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
+    p.add_argument("--json", type=Path, help="write the comparison as JSON here")
+    p.set_defaults(func=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from common import first_error_line, write_atomic
+    from workflows import CompareConfig, compare_runs, load_run_data
+
+    try:
+        cfg = CompareConfig(
+            tolerance=args.tolerance,
+            accuracy_tolerance=args.accuracy_tolerance,
+            fidelity_tolerance=args.fidelity_tolerance,
+            confidence=args.confidence,
+            resamples=args.resamples,
+            seed=args.seed,
+        )
+    except ValidationError as exc:
+        raise UsageError(first_error_line(exc, "options").replace("field '", "option '--").replace("_", "-")) from None
+    comparison = compare_runs(load_run_data(args.baseline), load_run_data(args.candidate), cfg)
+    print(comparison.table())
+    for note in comparison.notes:
+        print(f"note: {note}")
+    for m in comparison.regressions:
+        print(m.line)
+    n = len(comparison.regressions)
+    print(f"compare: {'no regression' if n == 0 else f'{n} regression' + ('s' if n > 1 else '')}")
+    if args.json:
+        write_atomic(args.json, comparison.model_dump_json(indent=2) + "\n")
+    return 0 if comparison.passed else 1

@@ -1,0 +1,181 @@
+"""``lpuperf compliance {test06,context}``: MLPerf TEST06 plus strict checks, and the context-length probe.
+
+Both exit 0 on PASS, 1 on FAIL and 2 on bad input. Without ``--sut`` they start the embedded sim SUT
+(``--artifact``, ``--enforced-context`` and ``--fault`` are passed to ``lpuperf serve``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from common import UsageError
+
+_SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline", "Interactive")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+    return value
+
+
+def _add_sut_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sut", metavar="HOST:PORT", help="SUT to test; default: start the embedded sim SUT")
+    p.add_argument("--artifact", help="embedded SUT: artifact preset (sim-fp32, sim-ctx16k, ...) or manifest JSON")
+    p.add_argument("--enforced-context", type=_positive_int, metavar="N", help="embedded SUT: context it enforces")
+    p.add_argument("--fault", action="append", default=[], metavar="NAME", help="embedded SUT: plant a fault")
+    p.add_argument("--dataset", help="dataset spec (embedded, synthetic:N:SEED or a path)")
+    p.add_argument("--out", type=Path, default=Path("results"), help="output root (default: results)")
+    p.add_argument("--run-id", default="compliance", help="run id under --out (default: compliance)")
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("compliance", help="TEST06 (MLPerf) + strict checks, context-length probe")
+    sub = parser.add_subparsers(dest="compliance_command", metavar="CHECK", required=True)
+
+    t06 = sub.add_parser("test06", help="TEST06 performance pass and verification, or verify an existing log")
+    _add_sut_args(t06)
+    t06.add_argument("--scenario", choices=_SCENARIOS, default="Server")
+    t06.add_argument("--qps", type=float, help="Server target QPS for the pass")
+    t06.add_argument("--max-new-tokens", type=_positive_int)
+    t06.add_argument("--log", type=Path, metavar="PATH", help="verify this mlperf_log_accuracy.json; no run")
+    t06.add_argument("--eos-id", type=int, help="with --log: EOS token id (default: artifact.json next to the log)")
+    t06.add_argument("--artifact-json", type=Path, help="with --log: manifest to take the EOS id from")
+    t06.add_argument("--output", type=Path, help="with --log: TEST06 directory (default: <log dir>/../TEST06)")
+    t06.set_defaults(func=run_test06_cli)
+
+    ctx = sub.add_parser("context", help="probe the advertised context length (50/90/99/100%% and +1)")
+    _add_sut_args(ctx)
+    ctx.add_argument("--max-new-tokens", type=_positive_int, default=16)
+    ctx.add_argument("--timeout", type=float, default=120.0, help="per-request timeout in seconds")
+    ctx.add_argument("--json", type=Path, help="verdict JSON (default: OUT/<run-id>/context_report.json)")
+    ctx.set_defaults(func=run_context_cli)
+
+
+def serve_args(args: argparse.Namespace, with_dataset: bool = True) -> list[str]:
+    """``lpuperf serve`` flags for the embedded SUT from the CLI's SUT options."""
+    out: list[str] = []
+    if args.artifact:
+        out += ["--artifact", str(args.artifact)]
+    if args.enforced_context:
+        out += ["--enforced-context", str(args.enforced_context)]
+    for name in args.fault:
+        out += ["--fault", name]
+    if args.dataset and with_dataset:
+        out += ["--dataset", args.dataset]
+    return out
+
+
+def _check_fault_names(names: list[str]) -> None:
+    from sut import FaultFlags
+
+    known = sorted(FaultFlags.model_fields)
+    for name in names:
+        if name not in known:
+            raise UsageError(f"--fault: unknown fault '{name}'; expected one of {', '.join(known)}")
+
+
+def _check_sut_args(args: argparse.Namespace) -> None:
+    if args.sut and (args.artifact or args.enforced_context or args.fault):
+        raise UsageError("--sut: --artifact, --enforced-context and --fault apply only to the embedded SUT")
+    _check_fault_names(args.fault)
+
+
+@contextlib.contextmanager
+def _embedded_or_given(args: argparse.Namespace) -> Iterator[str]:
+    _check_sut_args(args)
+    if args.sut:
+        yield args.sut
+        return
+    import sut
+
+    try:
+        server = sut.spawn_server(serve_args(args))  # type: ignore[attr-defined,unused-ignore]
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise UsageError(f"embedded SUT did not start: {first}") from None
+    try:
+        yield str(server.address)
+    finally:
+        server.terminate()
+
+
+def _print_outcome(outcome: Any) -> None:
+    print(outcome.test06.verify_text, end="")
+    for check in outcome.test06.checks + outcome.strict.checks:
+        print(f"  {check.line()}")
+    print(outcome.test06.message)
+    print(outcome.strict.message)
+    if outcome.audit_problem:
+        print(f"audit: FAIL: {outcome.audit_problem}")
+    print(f"reports: {outcome.test06_dir}")
+
+
+def run_test06_cli(args: argparse.Namespace) -> int:
+    from compliance import ComplianceInputError, Test06Config, eos_from_artifact, run_test06, verify_log
+
+    try:
+        if args.log is not None:
+            if args.sut or args.artifact or args.fault or args.enforced_context:
+                raise UsageError(
+                    "--log: verifies an existing log; --sut/--artifact/--fault/--enforced-context not used"
+                )
+            log = args.log / "mlperf_log_accuracy.json" if args.log.is_dir() else args.log
+            eos = args.eos_id
+            if eos is None and args.artifact_json is not None:
+                eos = eos_from_artifact(args.artifact_json)
+            out = args.output or log.parent.parent / "TEST06"
+            scenario = "Server" if args.scenario == "Interactive" else args.scenario
+            outcome = verify_log(log, scenario, out, eos)
+        else:
+            if args.eos_id is not None or args.artifact_json or args.output:
+                raise UsageError("--eos-id/--artifact-json/--output: only with --log")
+            _check_sut_args(args)
+            cfg = Test06Config(
+                scenario=args.scenario,
+                dataset=args.dataset,
+                sut=args.sut,
+                serve_args=[] if args.sut else serve_args(args, with_dataset=False),
+                qps=args.qps,
+                max_new_tokens=args.max_new_tokens,
+                out_dir=args.out,
+                run_id=args.run_id,
+            )
+            outcome = run_test06(cfg)
+    except ComplianceInputError as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:  # RunConfig/RunError: already one line naming the field
+        raise UsageError(str(exc).strip().splitlines()[0]) from None
+    _print_outcome(outcome)
+    return 0 if outcome.passed else 1
+
+
+def run_context_cli(args: argparse.Namespace) -> int:
+    from common import write_atomic
+    from compliance import ComplianceInputError, ContextProbeConfig, probe_context
+
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout: expected seconds > 0, got {args.timeout}")
+    cfg = ContextProbeConfig(max_new_tokens=args.max_new_tokens, timeout_s=args.timeout)
+    with _embedded_or_given(args) as address:
+        try:
+            verdict = probe_context(address, cfg)
+        except ComplianceInputError as exc:
+            raise UsageError(str(exc)) from None
+    for a in verdict.attempts:
+        state = "PASS" if a.passed else "FAIL"
+        extra = f" {a.finish_reason} {a.n_tokens} tokens" if a.status == "OK" else f" '{a.detail}'"
+        print(f"  {a.label:>8} {a.total_tokens:>8} tokens: {state} status {a.status}{extra} ({a.elapsed_s:.2f} s)")
+    print(f"context: {'PASS' if verdict.passed else 'FAIL'}: {verdict.message}")
+    path = args.json or args.out / args.run_id / "context_report.json"
+    write_atomic(path, verdict.model_dump_json(indent=2) + "\n")
+    print(f"report: {path}")
+    return 0 if verdict.passed else 1

@@ -1,0 +1,93 @@
+"""``lpuperf find-peak``: the highest Server QPS that stays VALID, with its search trace and evidence."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common import UsageError
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "find-peak",
+        help="find the highest VALID Server QPS (bound, bisect, confirm)",
+        description="Bound the search with short Offline and SingleStream runs (Erlang-C estimate), bisect with "
+        "short Server runs, confirm the result with a full-length run. Writes OUT/<run-id>/find_peak.json.",
+    )
+    p.add_argument("--benchmark", default="embedded")
+    p.add_argument("--dataset", help="dataset spec (default: the benchmark's)")
+    p.add_argument("--preset", choices=("quick", "submission"), default="quick", help="length of the confirm run")
+    p.add_argument("--sut", help="host:port of a running SUT (default: spawn the embedded sim once)")
+    p.add_argument("--artifact", default=None, help="sim artifact preset for the spawned SUT (e.g. sim-fp32)")
+    p.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra `lpuperf serve` argument for the spawned SUT (repeatable, e.g. --serve-arg=--chunk-size=8)",
+    )
+    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--probe-duration", type=float, default=5.0, help="seconds per search probe (min; default 5)")
+    p.add_argument("--confirm-duration", type=float, help="seconds for the confirm run (default: the preset's)")
+    p.add_argument("--resolution", type=float, default=0.03, help="stop when the bracket is this tight (0.03)")
+    p.add_argument(
+        "--completed-ratio",
+        type=float,
+        default=0.95,
+        help="completed rate over the rate a keeping-up SUT shows; below this a probe is overloaded (0.95)",
+    )
+    p.add_argument("--max-probes", type=int, default=10)
+    p.add_argument("--out", type=Path, default=Path("results"))
+    p.add_argument("--run-id")
+    p.set_defaults(func=run_find_peak)
+
+
+def run_find_peak(args: argparse.Namespace) -> int:
+    import time
+
+    from pydantic import ValidationError
+
+    from common import first_error_line
+    from workflows import FindPeakConfig, find_peak
+
+    if args.sut and (args.artifact or args.serve_arg):
+        raise UsageError("--artifact/--serve-arg: only for the spawned SUT; drop them or drop --sut")
+    serve_args = list(args.serve_arg) + (["--artifact", args.artifact] if args.artifact else [])
+    run_id = args.run_id or time.strftime("peak-%Y%m%d-%H%M%S")
+    try:
+        cfg = FindPeakConfig(
+            benchmark=args.benchmark,
+            dataset=args.dataset,
+            preset=args.preset,
+            sut=args.sut,
+            serve_args=serve_args,
+            max_new_tokens=args.max_new_tokens,
+            out_dir=args.out,
+            run_id=run_id,
+            probe_duration_s=args.probe_duration,
+            confirm_duration_s=args.confirm_duration,
+            resolution=args.resolution,
+            completed_ratio=args.completed_ratio,
+            max_probes=args.max_probes,
+        )
+    except ValidationError as exc:
+        raise UsageError(first_error_line(exc, "options").replace("field '", "option '--")) from None
+    try:
+        result = find_peak(cfg)
+    except (ValueError, RuntimeError) as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    out = args.out / run_id / "find_peak.json"
+    if result.peak_qps is None:
+        print(f"find-peak: no VALID Server rate confirmed (bracket {result.bracket}); trace in {out}")
+        return 1
+    ev = result.evidence
+    assert ev is not None
+    print(
+        f"find-peak: peak {result.peak_qps:.1f} qps, confirmed by a {ev.duration_s or 0:.0f} s run "
+        f"({'preset length' if cfg.confirm_duration_s is None else 'requested length'}): "
+        f"{'VALID' if ev.valid else 'INVALID'}, completed {ev.completed_qps or 0:.1f} qps, "
+        f"TTFT p99 {ev.ttft_p99_ms or 0:.1f} ms, TPOT p99 {ev.tpot_p99_ms or 0:.1f} ms; logs {ev.log_dir}"
+    )
+    print(f"find-peak: report {out}")
+    return 0

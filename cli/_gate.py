@@ -1,0 +1,103 @@
+"""``lpuperf gate RESULTS --slo FILE``: apply an SLO to a run; non-zero exit on any violation.
+
+RESULTS is a run directory (``OUT/<run-id>/<scenario>/<mode>/``) or its ``results.json``. Accuracy,
+fidelity and compliance reports are picked up next to it (see :func:`discover_reports`) or given
+explicitly. One line per violated objective goes to stdout; JSON and JUnit XML go next to the
+results (or where ``--json`` / ``--junit`` say) for CI systems.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common import UsageError
+
+
+def _compliance_arg(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"--compliance: expected NAME=PATH (e.g. TEST06=report.json), got '{text}'")
+    return name, Path(path)
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "gate",
+        help="check a run against an SLO file; non-zero exit on violation",
+        description="Apply an SLO (YAML/JSON) to a run directory. Prints one line per violated objective "
+        "with value, limit and margin; writes gate.json and gate.junit.xml.",
+    )
+    p.add_argument("results", help="run directory OUT/<run-id>/<scenario>/<mode>/ or its results.json")
+    p.add_argument("--slo", required=True, help="SLO file (YAML or JSON) or a packaged name, e.g. 'latency-only'")
+    p.add_argument("--accuracy", type=Path, help="accuracy.json of the candidate (default: found next to the run)")
+    p.add_argument(
+        "--baseline-accuracy",
+        type=Path,
+        help="accuracy.json of the baseline, for relative gates (default: the benchmark's shipped FP32 baseline)",
+    )
+    p.add_argument("--fidelity", type=Path, help="fidelity report JSON (default: found next to the run)")
+    p.add_argument(
+        "--compliance",
+        type=_compliance_arg,
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="compliance report for check NAME (TEST06, context, strict); repeatable",
+    )
+    p.add_argument("--json", type=Path, help="where to write the gate report JSON (default: RESULTS/gate.json)")
+    p.add_argument("--junit", type=Path, help="where to write JUnit XML (default: RESULTS/gate.junit.xml)")
+    p.add_argument("--verbose", "-v", action="store_true", help="also print passing objectives")
+    p.set_defaults(func=run_gate)
+
+
+def run_gate(args: argparse.Namespace) -> int:
+    from common import read_json_object
+    from gate import GateInputs, SloError, discover_reports, evaluate_slo, load_slo, results_file, shipped_baseline
+
+    try:
+        slo = load_slo(args.slo)
+    except SloError as exc:
+        raise UsageError(str(exc)) from None
+    res_path = results_file(args.results)
+    run_dir = res_path.parent
+    found = discover_reports(run_dir)
+    explicit = {"accuracy": args.accuracy, "fidelity": args.fidelity} | dict(args.compliance)
+    for key, path in explicit.items():
+        if path is not None:
+            if not Path(path).is_file():
+                raise UsageError(
+                    f"--{key if key in ('accuracy', 'fidelity') else 'compliance'}: {path}: file not found"
+                )
+            found[key] = Path(path)
+    inputs = GateInputs(
+        results=read_json_object(res_path, "run results"),
+        accuracy=read_json_object(found["accuracy"], "accuracy report") if "accuracy" in found else None,
+        baseline_accuracy=(
+            read_json_object(args.baseline_accuracy, "baseline accuracy report") if args.baseline_accuracy else None
+        ),
+        fidelity=read_json_object(found["fidelity"], "fidelity report") if "fidelity" in found else None,
+        compliance={
+            name: read_json_object(path, f"{name} report")
+            for name, path in found.items()
+            if name not in ("accuracy", "fidelity")
+        },
+        source=str(res_path),
+    )
+    if inputs.baseline_accuracy is None and any(
+        a.min_fraction_of_baseline and a.baseline is None for a in slo.accuracy
+    ):
+        inputs.baseline_accuracy = shipped_baseline(str(inputs.results.get("benchmark") or ""))
+    report = evaluate_slo(slo, inputs)
+    json_path = args.json or run_dir / "gate.json"
+    junit_path = args.junit or run_dir / "gate.junit.xml"
+    report.write(json_path, junit_path)
+    for o in report.objectives:
+        if not o.passed or args.verbose:
+            print(o.line)
+    n_bad = len(report.violations)
+    print(
+        f"gate {slo.name}: {'PASS' if report.passed else 'FAIL'} "
+        f"({len(report.objectives) - n_bad}/{len(report.objectives)} objectives met); report {json_path}"
+    )
+    return 0 if report.passed else 1

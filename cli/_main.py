@@ -1,0 +1,54 @@
+"""``lpuperf``: one entry point, one subcommand per workflow.
+
+Each subcommand lives in the package that owns its concern and exposes
+``add_parser(subparsers)``; the parser sets ``func(args) -> int``. Command modules keep heavy
+imports (LoadGen, torch) inside their functions so ``lpuperf --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from common import UsageError
+
+# (module, function adding the subparser) in the order shown by --help. `serve` belongs to the SUT
+# package so a SUT image runs it without the harness.
+_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("sut", "add_serve_parser"),
+    ("cli._run", "add_parser"),
+    ("cli._find_peak", "add_parser"),
+    ("cli._gate", "add_parser"),
+    ("cli._compare", "add_parser"),
+    ("cli._validate", "add_parser"),
+    ("cli._submission", "add_parser"),
+    ("cli._accuracy", "add_parser"),
+    ("cli._report", "add_parser"),
+    ("cli._compliance", "add_parser"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lpuperf",
+        description="MLPerf-style LoadGen load testing and validation for LLM inference.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module, func in _COMMANDS:
+        getattr(importlib.import_module(module), func)(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("lpuperf: interrupted", file=sys.stderr)
+        return 130
+    except UsageError as exc:
+        print(f"lpuperf {args.command}: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,168 @@
+"""``lpuperf submission {run,build,check}``: MLPerf submission tree from runs, and its checker.
+
+* ``run`` does everything ``make submission`` needs: a performance run, an accuracy run scored into
+  accuracy.txt, TEST06, then ``build`` and ``check``.
+* ``build`` lays out finished run directories.
+* ``check`` reports what MLPerf's checker would reject; non-zero exit on any finding.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from common import UsageError
+
+if TYPE_CHECKING:
+    from workflows import SubmissionConfig
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "submission",
+        help="build and check an MLPerf submission directory",
+        description="Build {closed|open}/<submitter>/results/<system>/<benchmark>/<scenario>/ from runs and "
+        "check it the way MLPerf's submission checker would.",
+    )
+    sub = p.add_subparsers(dest="submission_command", metavar="ACTION", required=True)
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--division", choices=("closed", "open"), default="closed")
+        q.add_argument("--submitter", default="lpuperf", help="submitter name (letters, digits, _ . -)")
+        q.add_argument("--system", help="system name (default: the artifact id)")
+        q.add_argument("--status", choices=("available", "preview", "rdi"), default="available")
+        q.add_argument("--system-type", choices=("datacenter", "edge"), default="datacenter")
+        q.add_argument("--user-conf", type=Path, help="user.conf the runs used (copied into the tree)")
+
+    run = sub.add_parser("run", help="run performance + accuracy + TEST06, then build and check")
+    run.add_argument("--scenario", default="Server")
+    run.add_argument("--benchmark", default="embedded")
+    run.add_argument("--dataset", help="dataset spec (default: the benchmark's)")
+    run.add_argument("--preset", choices=("quick", "submission"), default="quick")
+    run.add_argument("--sut", help="host:port of a running SUT (default: spawn the embedded sim)")
+    run.add_argument("--artifact", help="sim artifact preset for the embedded SUT (default: sim-fp32)")
+    run.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra `lpuperf serve` argument for the spawned SUT (repeatable, e.g. --serve-arg=--decode-step-s=0.002)",
+    )
+    run.add_argument("--qps", type=float, help="Server target QPS")
+    run.add_argument("--duration", type=float, help="performance run duration in seconds (quick preset)")
+    run.add_argument("--out", type=Path, default=Path("results"), help="where runs go (default: results)")
+    run.add_argument("--submission-dir", type=Path, help="where the tree goes (default: OUT/submission)")
+    run.add_argument("--run-id", help="run id (default: generated)")
+    common(run)
+    run.set_defaults(func=run_submission_all)
+
+    build = sub.add_parser("build", help="lay out finished runs as a submission tree")
+    build.add_argument("--performance", type=Path, required=True, help="performance run dir (results.json)")
+    build.add_argument("--accuracy", type=Path, required=True, help="accuracy run dir with accuracy.txt")
+    build.add_argument("--test06", type=Path, help="TEST06 dir with verify_accuracy.txt")
+    build.add_argument("--out", type=Path, required=True, help="submission root")
+    common(build)
+    build.set_defaults(func=run_submission_build)
+
+    check = sub.add_parser("check", help="report anything MLPerf's checker would reject")
+    check.add_argument("root", type=Path, help="submission root holding closed/ or open/")
+    check.add_argument("--json", type=Path, help="write the findings as JSON here")
+    check.set_defaults(func=run_submission_check)
+
+
+def _config(args: argparse.Namespace) -> SubmissionConfig:
+    from pydantic import ValidationError
+
+    from common import first_error_line
+    from workflows import SubmissionConfig
+
+    try:
+        return SubmissionConfig(
+            division=args.division,
+            submitter=args.submitter,
+            system=args.system,
+            status=args.status,
+            system_type=args.system_type,
+        )
+    except ValidationError as exc:
+        raise UsageError(first_error_line(exc, "options").replace("field '", "option '--")) from None
+
+
+def run_submission_build(args: argparse.Namespace) -> int:
+    from workflows import SubmissionError, build_submission
+
+    cfg = _config(args)
+    try:
+        scen = build_submission(args.out, args.performance, args.accuracy, args.test06, cfg, args.user_conf)
+    except SubmissionError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"submission: wrote {scen}")
+    return 0
+
+
+def print_check(root: Path, json_path: Path | None = None) -> int:
+    from common import write_atomic
+    from workflows import SubmissionError, check_submission
+
+    try:
+        report = check_submission(root)
+    except SubmissionError as exc:
+        raise UsageError(str(exc)) from None
+    for f in report.findings:
+        print(f.line)
+    n = len(report.findings)
+    verdict = "accepted" if report.passed else f"{n} finding{'s' if n != 1 else ''}"
+    print(f"submission check: {verdict} ({report.scenarios_checked} scenario(s) under {root})")
+    if json_path is not None:
+        write_atomic(json_path, report.model_dump_json(indent=2) + "\n")
+    return 0 if report.passed else 1
+
+
+def run_submission_check(args: argparse.Namespace) -> int:
+    if not args.root.is_dir():
+        raise UsageError(f"{args.root}: submission root not found")
+    return print_check(args.root, args.json)
+
+
+def run_submission_all(args: argparse.Namespace) -> int:
+    import time
+
+    from pydantic import ValidationError
+
+    from common import first_error_line
+    from workflows import SubmissionError, SubmissionRunConfig, check_submission, run_submission
+
+    cfg = _config(args)
+    run_id = args.run_id or time.strftime("submission-%Y%m%d-%H%M%S")
+    if args.sut and (args.artifact or args.serve_arg):
+        raise UsageError("--artifact/--serve-arg: only for the spawned SUT; drop them or drop --sut")
+    try:
+        run = SubmissionRunConfig(
+            scenario=args.scenario,
+            benchmark=args.benchmark,
+            dataset=args.dataset,
+            preset=args.preset,
+            sut=args.sut,
+            serve_args=(["--artifact", args.artifact] if args.artifact else []) + list(args.serve_arg),
+            qps=args.qps,
+            duration_s=args.duration,
+            out_dir=args.out,
+            run_id=run_id,
+            submission_dir=args.submission_dir,
+            user_conf=args.user_conf,
+        )
+    except ValidationError as exc:
+        raise UsageError(first_error_line(exc, "options").replace("field '", "option '--")) from None
+    try:
+        scen, _ = run_submission(run, cfg)
+    except (SubmissionError, RuntimeError) as exc:  # RuntimeError: the spawned SUT did not start
+        raise UsageError(str(exc).strip().splitlines()[0]) from None
+    print(f"submission: wrote {scen}")
+    root = run.submission_dir or args.out / run_id / "submission"
+    rc = print_check(root)
+    if rc and run.preset == "quick" and {f.code for f in check_submission(root).findings} == {"not-submittable"}:
+        # A quick tree is complete and labelled; being unsubmittable is what was asked for.
+        print("submission: quick preset: a complete tree for rehearsal; use PRESET=submission to submit")
+        return 0
+    return rc

@@ -1,0 +1,91 @@
+"""``lpuperf validate --baseline ARTIFACT --candidate ARTIFACT``: one verdict, DEPLOY or NO DEPLOY."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common import UsageError
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "validate",
+        help="may a candidate artifact replace the baseline? (non-zero exit on NO DEPLOY)",
+        description="Run performance (Server + Offline), accuracy with fidelity against the FP32 reference, "
+        "TEST06 and the context probe on both artifacts; gate the candidate with the SLO and print one verdict "
+        "table. ARTIFACT: a sim preset (sim-fp32, sim-bf16, sim-int8, sim-ctx16k), a manifest JSON, "
+        "backend:precision (transformers:int8) or host:port of a running SUT.",
+    )
+    p.add_argument("--baseline", required=True, help="baseline artifact (e.g. sim-fp32)")
+    p.add_argument("--candidate", required=True, help="candidate artifact (e.g. sim-bf16)")
+    p.add_argument("--slo", default="embedded", help="SLO file or packaged name (default: embedded)")
+    p.add_argument("--qps", type=float, help="Server target QPS (default: the benchmark's)")
+    p.add_argument("--duration", type=float, help="performance run length in seconds (default: the preset's)")
+    p.add_argument("--benchmark", default="embedded")
+    p.add_argument("--dataset", help="dataset spec (default: the benchmark's)")
+    p.add_argument("--preset", choices=("quick", "submission"), default="quick")
+    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra `lpuperf serve` argument for both spawned SUTs (repeatable, e.g. --serve-arg=--decode-step-s=0.002)",
+    )
+    p.add_argument("--fail-on-regression", action="store_true", help="also NO DEPLOY on regressions vs baseline")
+    p.add_argument("--tolerance", type=float, default=0.05, help="relative tolerance for regressions (0.05)")
+    p.add_argument("--out", type=Path, default=Path("results"))
+    p.add_argument("--run-id")
+    p.set_defaults(func=run_validate)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from common import first_error_line
+    from gate import SloError, load_slo
+    from workflows import CompareConfig, ValidateConfig, validate
+
+    try:
+        slo = load_slo(args.slo)
+    except SloError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        cfg = ValidateConfig(
+            baseline=args.baseline,
+            candidate=args.candidate,
+            benchmark=args.benchmark,
+            dataset=args.dataset,
+            preset=args.preset,
+            qps=args.qps,
+            duration_s=args.duration,
+            max_new_tokens=args.max_new_tokens,
+            serve_args=list(args.serve_arg),
+            out_dir=args.out,
+            run_id=args.run_id,
+            fail_on_regression=args.fail_on_regression,
+            compare=CompareConfig(tolerance=args.tolerance),
+        )
+    except ValidationError as exc:
+        raise UsageError(first_error_line(exc, "options").replace("field '", "option '--")) from None
+    try:
+        report = validate(cfg, slo)
+    except RuntimeError as exc:  # the SUT for an artifact did not start (sut.SutStartError)
+        raise UsageError(str(exc).strip().splitlines()[0]) from None
+    print()
+    print(f"validate {report.candidate.name} against {report.baseline.name} (SLO {report.slo})")
+    print(report.table())
+    if report.slippage:
+        print("fidelity vs FP32 reference, worst category first:")
+        for line in report.slippage:
+            print(f"  {line}")
+    changes = [m.line for m in report.comparison.metrics if m.direction != "same"]
+    if changes:
+        print("changes vs baseline:")
+        for line in changes:
+            print(f"  {line}{'  <- regression' if any(r.line == line for r in report.comparison.regressions) else ''}")
+    print(f"VERDICT: {report.verdict}")
+    for reason in report.reasons:
+        print(f"  {reason}")
+    return 0 if report.verdict == "DEPLOY" else 1

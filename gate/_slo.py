@@ -1,0 +1,166 @@
+"""Service-level objectives a run must meet before an artifact may be deployed.
+
+An SLO file is YAML or JSON and validates into :class:`SloSpec`. Every objective is optional; a
+spec names only what its owner cares about::
+
+    name: embedded-serving
+    require_valid: true              # LoadGen must say VALID
+    ttft_ms: {p99: 1200}             # time to first token, per percentile, in ms
+    tpot_ms: {p99: 80}               # time per output token
+    latency_ms: {p90: 5000}          # end-to-end query latency
+    max_error_rate: 0.001            # failed queries / all queries
+    min_tokens_per_second: 500
+    min_qps: 10                      # completed queries per second
+    accuracy:                        # vs a baseline (the FP32 reference) or an absolute floor
+      - {metric: rougeL, min_fraction_of_baseline: 0.99}
+    fidelity:                        # exact-match rate vs the FP32 reference, per category or "*"
+      - {category: arithmetic, min_exact_match: 0.9}
+    compliance_must_pass: [TEST06, context]
+
+The gate that applies a spec to run results lives in ``scenarios._gate`` (:func:`evaluate_slo`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from common import first_error_line
+
+SLO_DIR = Path(__file__).with_name("slo")
+"""Example SLO files shipped with the package; ``load_slo("embedded")`` finds them by stem."""
+
+Percentile = Literal["p50", "p90", "p99"]
+COMPLIANCE_CHECKS = ("TEST06", "context", "strict")
+
+
+class SloError(ValueError):
+    """An SLO file is missing or malformed; the message is one line naming the file and field."""
+
+
+class PercentileLimits(BaseModel):
+    """Upper limits in milliseconds for some of p50/p90/p99."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    p50: float | None = Field(default=None, gt=0)
+    p90: float | None = Field(default=None, gt=0)
+    p99: float | None = Field(default=None, gt=0)
+
+    def items(self) -> list[tuple[Percentile, float]]:
+        out: list[tuple[Percentile, float]] = []
+        for name in ("p50", "p90", "p99"):
+            value = getattr(self, name)
+            if value is not None:
+                out.append((name, float(value)))  # type: ignore[arg-type]
+        return out
+
+
+class AccuracyObjective(BaseModel):
+    """``metric`` (e.g. rougeL) must reach a fraction of the baseline's value, or an absolute floor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(min_length=1)
+    min_fraction_of_baseline: float | None = Field(default=None, gt=0, le=1.5)
+    min_value: float | None = None
+    # The baseline value; None means "take it from the baseline run's accuracy report".
+    baseline: float | None = None
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> AccuracyObjective:
+        if self.min_fraction_of_baseline is None and self.min_value is None:
+            raise ValueError("expected min_fraction_of_baseline or min_value")
+        return self
+
+
+class FidelityObjective(BaseModel):
+    """Exact-match rate of outputs vs the FP32 reference in ``category`` ("*" = all samples)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: str = Field(default="*", min_length=1)
+    min_exact_match: float | None = Field(default=None, ge=0, le=1)
+    min_rouge_l: float | None = Field(default=None, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> FidelityObjective:
+        if self.min_exact_match is None and self.min_rouge_l is None:
+            raise ValueError("expected min_exact_match or min_rouge_l")
+        return self
+
+
+class SloSpec(BaseModel):
+    """A set of objectives; the gate checks every one that is set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "slo"
+    require_valid: bool = True
+    ttft_ms: PercentileLimits | None = None
+    tpot_ms: PercentileLimits | None = None
+    latency_ms: PercentileLimits | None = None
+    max_error_rate: float | None = Field(default=None, ge=0, le=1)
+    min_tokens_per_second: float | None = Field(default=None, ge=0)
+    min_qps: float | None = Field(default=None, ge=0)
+    # Completed rate over what a keeping-up SUT would show (drain tail removed, see scenarios._gate.keep_up_ratio);
+    # below this a Server run was overloaded even when LoadGen says VALID.
+    min_completed_ratio: float | None = Field(default=None, ge=0, le=1)
+    accuracy: list[AccuracyObjective] = Field(default_factory=list)
+    fidelity: list[FidelityObjective] = Field(default_factory=list)
+    compliance_must_pass: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_checks(self) -> SloSpec:
+        for name in self.compliance_must_pass:
+            if name not in COMPLIANCE_CHECKS:
+                raise ValueError(f"unknown compliance check '{name}'; expected one of {', '.join(COMPLIANCE_CHECKS)}")
+        return self
+
+    def count(self) -> int:
+        """How many objectives the spec sets (a spec with none would gate nothing)."""
+        n = int(self.require_valid) + len(self.accuracy) + len(self.fidelity) + len(self.compliance_must_pass)
+        for limits in (self.ttft_ms, self.tpot_ms, self.latency_ms):
+            n += len(limits.items()) if limits else 0
+        for value in (self.max_error_rate, self.min_tokens_per_second, self.min_qps, self.min_completed_ratio):
+            n += value is not None
+        return n
+
+
+def _resolve_path(spec: str | Path) -> Path:
+    p = Path(spec)
+    if p.is_file():
+        return p
+    for suffix in (".yaml", ".yml", ".json"):
+        packaged = SLO_DIR / f"{spec}{suffix}"
+        if packaged.is_file():
+            return packaged
+    shipped = ", ".join(sorted(f.stem for f in SLO_DIR.glob("*.yaml"))) or "none"
+    raise SloError(f"{spec}: SLO file not found (packaged SLOs: {shipped})")
+
+
+def load_slo(spec: str | Path) -> SloSpec:
+    """Load an SLO from a YAML/JSON path or a packaged name; raise SloError with one line on bad input."""
+    p = _resolve_path(spec)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SloError(f"{p}: cannot read SLO file ({exc.__class__.__name__})") from None
+    try:
+        raw = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise SloError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'} ({first})") from None
+    if not isinstance(raw, dict):
+        raise SloError(f"{p}: expected a mapping of objectives at the top level")
+    try:
+        slo = SloSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SloError(first_error_line(exc, str(p))) from None
+    if slo.count() == 0:
+        raise SloError(f"{p}: no objectives set; expected at least one of ttft_ms, tpot_ms, ... require_valid")
+    return slo

@@ -1,0 +1,46 @@
+"""Workflows built from runs: find-peak, validate, submission, compare and the HTML report."""
+
+from workflows._compare import (
+    CompareConfig,
+    Comparison,
+    MetricDelta,
+    RunData,
+    compare_runs,
+    latencies_from_records,
+    load_run_data,
+)
+from workflows._find_peak import FindPeakConfig, FindPeakResult, find_peak
+from workflows._report import ReportError, write_report
+from workflows._submission import (
+    SubmissionConfig,
+    SubmissionError,
+    SubmissionRunConfig,
+    build_submission,
+    check_submission,
+    run_submission,
+)
+from workflows._validate import ValidateConfig, ValidateReport, validate
+
+__all__ = [
+    "CompareConfig",
+    "Comparison",
+    "FindPeakConfig",
+    "FindPeakResult",
+    "MetricDelta",
+    "ReportError",
+    "RunData",
+    "SubmissionConfig",
+    "SubmissionError",
+    "SubmissionRunConfig",
+    "ValidateConfig",
+    "ValidateReport",
+    "build_submission",
+    "check_submission",
+    "compare_runs",
+    "find_peak",
+    "latencies_from_records",
+    "load_run_data",
+    "run_submission",
+    "validate",
+    "write_report",
+]

@@ -1,0 +1,428 @@
+"""find-peak: the highest ``server_target_qps`` whose Server run is VALID under the benchmark's limits.
+
+1. **Bound.** A short Offline run gives the SUT's throughput X (samples/s): no Server rate above it can
+   be sustained. A short SingleStream run gives the unloaded service time S and TTFT. Little's law at
+   saturation gives the SUT's effective parallelism c = X * S; an M/M/c (Erlang C) queue with that c
+   and mean service S then estimates the rate at which the p99 queueing delay still fits the TTFT
+   budget (limit minus unloaded TTFT). That estimate is the first probe; 1.15 X is the upper bound.
+2. **Search.** Short Server runs, each at least ``min_probe_queries`` long so LoadGen's early
+   stopping can judge p99 (a probe INVALID only for lack of queries is rerun once, twice as long). A probe PASSES when LoadGen says VALID, no query failed, and the completed
+   rate reaches ``completed_ratio`` of what a keeping-up SUT shows, and TTFT does not trend upward
+   through the run (:func:`ttft_growth_s`): a short overloaded run can still say VALID (REFERENCE §1),
+   so "VALID but completed below scheduled" or "VALID with a growing backlog" counts as overloaded. The search
+   steps geometrically until it brackets the peak, then bisects until the bracket is within
+   ``resolution``.
+3. **Confirm.** The best passing rate is re-run at full (preset) length; if that fails the rate steps
+   down by ``resolution`` and is confirmed again (bounded).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Verdict = Literal["PASS", "OVERLOADED", "INVALID", "ERRORS"]
+
+
+class FindPeakConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    benchmark: str = "embedded"
+    dataset: str | None = None
+    preset: Literal["quick", "submission"] = "quick"
+    sut: str | None = Field(default=None, description="host:port; None spawns one embedded SUT for every run")
+    serve_args: list[str] = Field(default_factory=list, description="extra `lpuperf serve` args for the spawned SUT")
+    max_new_tokens: int | None = Field(default=None, gt=0)
+    out_dir: Path = Path("results")
+    run_id: str | None = None
+    bound_duration_s: float = Field(default=3.0, gt=0)
+    probe_duration_s: float = Field(default=5.0, gt=0)
+    max_probe_duration_s: float = Field(default=30.0, gt=0)
+    # Early stopping needs ~500 queries to call p99 VALID; the margin keeps a clean probe from failing on it.
+    min_probe_queries: int = Field(default=800, ge=1, description="queries per probe and per confirm run")
+    confirm_duration_s: float | None = Field(default=None, gt=0, description="None: the preset's full duration")
+    resolution: float = Field(default=0.03, gt=0, lt=0.5)
+    # Completed rate / the rate a keeping-up SUT shows (drain tail removed); below it a probe is overloaded.
+    completed_ratio: float = Field(default=0.95, gt=0, le=1)
+    max_probes: int = Field(default=10, ge=2, le=40)
+    max_confirms: int = Field(default=3, ge=1, le=10)
+    time_budget_s: float = Field(default=1800.0, gt=0)
+
+
+class Probe(BaseModel):
+    kind: Literal["offline", "singlestream", "probe", "confirm"]
+    qps: float | None = None
+    duration_s: float | None = None
+    verdict: Verdict | None = None
+    valid: bool = False
+    scheduled_qps: float | None = None
+    completed_qps: float | None = None
+    tokens_per_second: float | None = None
+    ttft_p99_ms: float | None = None
+    tpot_p99_ms: float | None = None
+    latency_p50_ms: float | None = None
+    n_queries: int = 0
+    n_errors: int = 0
+    reasons: list[str] = Field(default_factory=list)
+    kept_up: bool | None = None  # completed rate reached completed_ratio of what a keeping-up SUT shows
+    ttft_growth_ms: float | None = None  # median TTFT, last quarter of the run minus first quarter
+    log_dir: str = ""
+
+    def line(self) -> str:
+        head = {"offline": "bound   Offline", "singlestream": "bound   SingleStream"}.get(
+            self.kind, f"{self.kind:<7} Server"
+        )
+        if self.kind in ("offline", "singlestream"):
+            return (
+                f"{head}: {_f(self.completed_qps)} samples/s, latency p50 {_f(self.latency_p50_ms)} ms, "
+                f"TTFT p99 {_f(self.ttft_p99_ms)} ms"
+            )
+        why = f" ({'; '.join(self.reasons)})" if self.reasons and self.verdict != "PASS" else ""
+        return (
+            f"{head} {_f(self.qps)} qps for {_f(self.duration_s)} s -> {self.verdict}: completed {_f(self.completed_qps)}"
+            f"/{_f(self.scheduled_qps)} qps, TTFT p99 {_f(self.ttft_p99_ms)} ms, TPOT p99 {_f(self.tpot_p99_ms)} ms, "
+            f"TTFT growth {_f(self.ttft_growth_ms)} ms, {self.n_errors} errors{why}"
+        )
+
+
+class PeakEstimate(BaseModel):
+    offline_qps: float
+    service_time_s: float
+    unloaded_ttft_s: float
+    parallelism: float
+    ttft_budget_s: float
+    erlang_qps: float
+    upper_bound_qps: float
+
+
+class FindPeakResult(BaseModel):
+    peak_qps: float | None
+    confirmed: bool
+    bracket: tuple[float, float | None]
+    estimate: PeakEstimate | None = None
+    ttft_limit_ms: float | None = None
+    tpot_limit_ms: float | None = None
+    trace: list[Probe] = Field(default_factory=list)
+    evidence: Probe | None = None
+    artifact: dict[str, Any] = Field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000.0
+
+
+def _f(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{x:.1f}" if abs(x) >= 10 else f"{x:.3g}"
+
+
+# --- queueing estimate -------------------------------------------------------------------------
+
+
+def erlang_c(c: int, offered: float) -> float:
+    """Probability an arrival waits in an M/M/c queue with offered load ``offered`` = lambda/mu (< c)."""
+    from scipy.special import gammaln, logsumexp
+
+    if offered <= 0:
+        return 0.0
+    if offered >= c:
+        return 1.0
+    k = list(range(c))
+    log_terms = [i * math.log(offered) - float(gammaln(i + 1)) for i in k]
+    log_last = c * math.log(offered) - float(gammaln(c + 1)) + math.log(c / (c - offered))
+    return float(math.exp(log_last - float(logsumexp([*log_terms, log_last]))))
+
+
+def erlang_rate_for_wait(c: int, service_s: float, wait_s: float, quantile: float = 0.99) -> float:
+    """Largest arrival rate whose ``quantile`` of the M/M/c queueing delay is at most ``wait_s``."""
+    from scipy.optimize import brentq
+
+    mu = 1.0 / service_s
+    cap = c * mu
+
+    def excess(lam: float) -> float:
+        # P(W > t) = C(c, a) * exp(-(c mu - lambda) t)
+        return erlang_c(c, lam / mu) * math.exp(-(cap - lam) * wait_s) - (1.0 - quantile)
+
+    lo, hi = cap * 1e-6, cap * (1 - 1e-9)
+    if excess(hi) <= 0:
+        return hi
+    if excess(lo) > 0:
+        return lo
+    return float(brentq(excess, lo, hi, xtol=cap * 1e-6))
+
+
+def estimate_peak(
+    offline_qps: float, service_s: float, unloaded_ttft_s: float, ttft_limit_s: float | None
+) -> PeakEstimate:
+    parallelism = max(1.0, offline_qps * service_s)
+    budget = max(0.0, (ttft_limit_s or 10 * service_s) - unloaded_ttft_s)
+    c = max(1, round(parallelism))
+    # Scale so c / service == offline throughput exactly (parallelism is rarely an integer).
+    erlang = erlang_rate_for_wait(c, c / offline_qps, budget) if budget > 0 else 0.5 * offline_qps
+    return PeakEstimate(
+        offline_qps=offline_qps,
+        service_time_s=service_s,
+        unloaded_ttft_s=unloaded_ttft_s,
+        parallelism=parallelism,
+        ttft_budget_s=budget,
+        erlang_qps=erlang,
+        upper_bound_qps=1.15 * offline_qps,
+    )
+
+
+# --- the search --------------------------------------------------------------------------------
+
+
+def _probe_from_result(kind: str, qps: float | None, duration: float | None, res: Any, ratio: float) -> Probe:
+    d = res.model_dump() if hasattr(res, "model_dump") else dict(res)
+
+    def pct(field: str, p: str) -> float | None:
+        sec = d.get(field) or {}
+        v = sec.get(p) if isinstance(sec, dict) else None
+        return float(v) if isinstance(v, int | float) else None
+
+    ran_for = d.get("duration_s")
+    probe = Probe(
+        kind=kind,  # type: ignore[arg-type]
+        qps=qps,
+        duration_s=float(ran_for) if isinstance(ran_for, int | float) and duration is None else duration,
+        valid=bool(d.get("valid")),
+        scheduled_qps=d.get("scheduled_qps"),
+        completed_qps=d.get("completed_qps"),
+        tokens_per_second=d.get("tokens_per_second"),
+        ttft_p99_ms=pct("ttft_ms", "p99"),
+        tpot_p99_ms=pct("tpot_ms", "p99"),
+        latency_p50_ms=pct("latency_ms", "p50"),
+        n_queries=int(d.get("n_queries") or 0),
+        n_errors=int(d.get("n_errors") or 0),
+        reasons=[str(r) for r in d.get("validity_reasons") or []],
+        log_dir=str(d.get("log_dir") or ""),
+    )
+    if kind in ("probe", "confirm"):
+        from gate import keep_up_ratio
+
+        sched = probe.scheduled_qps or qps or 0.0
+        done = probe.completed_qps or 0.0
+        kept = keep_up_ratio(d)
+        loadgen_valid = d.get("loadgen_valid", probe.valid)
+        overloaded = kept is not None and kept < ratio
+        probe.kept_up = None if kept is None else not overloaded
+        if probe.n_errors:
+            probe.verdict = "ERRORS"
+        elif overloaded and loadgen_valid:
+            # LoadGen said VALID, but the SUT fell behind the schedule: a short run hides the backlog.
+            probe.verdict = "OVERLOADED"
+            probe.reasons = [
+                f"LoadGen VALID but completed {done:.1f} of scheduled {sched:.1f} qps is {kept:.1%} of the rate "
+                f"a keeping-up SUT shows (< {ratio:.0%})"
+            ]
+        elif not probe.valid or overloaded:
+            probe.verdict = "INVALID"
+        else:
+            probe.verdict = "PASS"
+    return probe
+
+
+def ttft_growth_s(log_dir: str) -> float | None:
+    """Median TTFT of the last quarter of queries (in issue order) minus that of the first quarter.
+
+    A SUT that keeps up has no trend; an overloaded one builds a backlog, so queueing delay, and with
+    it TTFT, grows through the run. This sees overload that a short run's completed rate hides.
+    """
+    import numpy as np
+
+    from loadgen_harness import load_query_records
+
+    try:
+        rec = load_query_records(Path(log_dir))
+    except (OSError, ValueError):
+        return None
+    ok = (rec["status"] == 0) & (rec["first_token_ns"] >= rec["issue_ns"]) & (rec["issue_ns"] >= 0)
+    rec = rec[ok]
+    if rec.shape[0] < 40:
+        return None
+    rec = rec[np.argsort(rec["issue_ns"], kind="stable")]
+    ttft = (rec["first_token_ns"] - rec["issue_ns"]).astype(np.float64) / 1e9
+    k = ttft.size // 4
+    return float(np.median(ttft[-k:]) - np.median(ttft[:k]))
+
+
+def _short_of_evidence(p: Probe) -> bool:
+    """INVALID only because early stopping lacked queries, with every latency limit met."""
+    text = " ".join(p.reasons).lower()
+    return "early stopping" in text and "latency limits" not in text and "min duration" not in text
+
+
+class PeakSearch:
+    """Runs the bound, search and confirmation against one SUT address."""
+
+    def __init__(self, cfg: FindPeakConfig, address: str, echo: Callable[[str], None] = print) -> None:
+        self.cfg = cfg
+        self.address = address
+        self.echo = echo
+        self.run_id = cfg.run_id or time.strftime("peak-%Y%m%d-%H%M%S")
+        self.trace: list[Probe] = []
+        self.artifact: dict[str, Any] = {}
+        self.growth_limit_s = 0.05
+        self.ttft_limit_ms: float | None = None
+        self._n = 0
+
+    def _run(self, scenario: str, kind: str, qps: float | None, duration: float | None) -> Probe:
+        from loadgen_harness import RunConfig, run_benchmark
+
+        self._n += 1
+        cfg = RunConfig.model_validate(
+            {
+                "scenario": scenario,
+                "mode": "performance",
+                "benchmark": self.cfg.benchmark,
+                "preset": self.cfg.preset,
+                "dataset": self.cfg.dataset,
+                "sut": self.address,
+                "qps": qps,
+                "duration_s": duration,
+                "out_dir": self.cfg.out_dir,
+                "run_id": f"{self.run_id}-{self._n:02d}-{kind}",
+                "max_new_tokens": self.cfg.max_new_tokens,
+            }
+        )
+        res = run_benchmark(cfg)
+        if not self.artifact:
+            self.artifact = dict(getattr(res, "artifact", {}) or {})
+        probe = _probe_from_result(kind, qps, duration, res, self.cfg.completed_ratio)
+        if kind in ("probe", "confirm") and probe.log_dir:
+            probe.ttft_growth_ms = _ms(ttft_growth_s(probe.log_dir))
+            limit_ms = self.growth_limit_s * 1000.0
+            growth = probe.ttft_growth_ms
+            # A probe starts with an empty queue, so near capacity its TTFT rises while the queue fills to its
+            # steady state even when the SUT keeps up (at 90-95% load that warm-up alone is 150-250 ms here).
+            # Count the rise as a backlog only when it is large AND, continued for two more probe lengths,
+            # would carry TTFT p99 past the limit; the completed-rate check catches runs past capacity.
+            headroom = 2 * (self.ttft_limit_ms - (probe.ttft_p99_ms or 0.0)) if self.ttft_limit_ms else 0.0
+            if probe.verdict == "PASS" and growth is not None and growth > max(limit_ms, headroom):
+                probe.verdict = "OVERLOADED"
+                probe.kept_up = False
+                probe.reasons = [
+                    f"LoadGen VALID but TTFT grew {growth:.0f} ms from the first to the last quarter "
+                    f"of the run (> {max(limit_ms, headroom):.0f} ms, twice the headroom to the TTFT limit): "
+                    "a backlog was building"
+                ]
+        self.trace.append(probe)
+        self.echo(probe.line())
+        return probe
+
+    def _probe_duration(self, qps: float) -> float:
+        return min(self.cfg.max_probe_duration_s, max(self.cfg.probe_duration_s, self.cfg.min_probe_queries / qps))
+
+    def run(self, ttft_limit_ms: float | None, tpot_limit_ms: float | None) -> FindPeakResult:
+        t0 = time.monotonic()
+        cfg = self.cfg
+        off = self._run("Offline", "offline", None, cfg.bound_duration_s)
+        single = self._run("SingleStream", "singlestream", None, cfg.bound_duration_s)
+        x = off.completed_qps or 0.0
+        if x <= 0:
+            raise RuntimeError(f"Offline bound run completed no samples (logs: {off.log_dir})")
+        service_s = (single.latency_p50_ms or 1.0) / 1000.0
+        # Least queueing growth that can count as a backlog: a tenth of the TTFT limit, or 5x the unloaded TTFT.
+        unloaded = (single.ttft_p99_ms or 0.0) / 1000.0
+        self.ttft_limit_ms = ttft_limit_ms
+        self.growth_limit_s = max(0.1 * ttft_limit_ms / 1000.0 if ttft_limit_ms else 5 * unloaded, 0.01)
+        est = estimate_peak(x, service_s, (single.ttft_p99_ms or 0.0) / 1000.0, (ttft_limit_ms or 0) / 1000.0 or None)
+        self.echo(
+            f"estimate: Offline {x:.1f}/s x service {service_s * 1000:.1f} ms -> parallelism {est.parallelism:.1f}; "
+            f"Erlang-C rate for p99 wait <= {est.ttft_budget_s * 1000:.0f} ms: {est.erlang_qps:.1f} qps; "
+            f"upper bound {est.upper_bound_qps:.1f} qps"
+        )
+        lo: float | None = None  # highest passing rate
+        hi: float | None = est.upper_bound_qps  # lowest failing rate (the bound counts as failing)
+        hi_seen_fail = False
+        q = min(max(est.erlang_qps, 0.3 * x), 0.97 * est.upper_bound_qps)
+        probes = 0
+        while probes < cfg.max_probes and time.monotonic() - t0 < cfg.time_budget_s:
+            probes += 1
+            p = self._run("Server", "probe", q, self._probe_duration(q))
+            if p.verdict == "INVALID" and _short_of_evidence(p):
+                # Too few queries for early stopping to judge, not a latency violation: once more, longer.
+                p = self._run("Server", "probe", q, 2 * self._probe_duration(q))
+            elif p.verdict == "INVALID" and p.kept_up and lo is None:
+                # Latency over the limit while the SUT kept up with the schedule, before any rate passed: a stall
+                # on a shared host looks like this, and it would drag the whole search down. Judge it twice.
+                p = self._run("Server", "probe", q, self._probe_duration(q))
+            if p.verdict == "PASS":
+                lo = q
+            else:
+                hi, hi_seen_fail = q, True
+            if lo is None:
+                q = q * 0.7 if not hi_seen_fail or hi is None else hi * 0.7
+                continue
+            if hi is None or (not hi_seen_fail and q >= 0.97 * est.upper_bound_qps):
+                break  # passing right up to the throughput bound
+            if hi / lo - 1.0 <= cfg.resolution:
+                break
+            q = math.sqrt(lo * hi) if hi_seen_fail else min(lo * 1.25, 0.99 * hi)
+        evidence: Probe | None = None
+        confirmed = False
+        confirms = 0
+        while lo is not None and confirms < cfg.max_confirms:
+            confirms += 1
+            confirm_s = cfg.confirm_duration_s
+            if confirm_s is not None:
+                confirm_s = max(confirm_s, cfg.min_probe_queries / lo)
+            p = self._run("Server", "confirm", lo, confirm_s)
+            if p.verdict == "PASS":
+                evidence, confirmed = p, True
+                break
+            hi, lo = lo, lo * (1.0 - cfg.resolution)
+        return FindPeakResult(
+            peak_qps=lo if confirmed else None,
+            confirmed=confirmed,
+            bracket=(lo or 0.0, hi),
+            estimate=est,
+            ttft_limit_ms=ttft_limit_ms,
+            tpot_limit_ms=tpot_limit_ms,
+            trace=self.trace,
+            evidence=evidence,
+            artifact=self.artifact,
+            elapsed_s=time.monotonic() - t0,
+        )
+
+
+def find_peak(cfg: FindPeakConfig, echo: Callable[[str], None] = print) -> FindPeakResult:
+    """Run the whole search; spawns one embedded SUT for all runs when ``cfg.sut`` is None."""
+    from common import write_atomic
+
+    ttft, tpot = benchmark_limits_ms(cfg.benchmark)
+    if cfg.sut:
+        result = PeakSearch(cfg, cfg.sut, echo).run(ttft, tpot)
+    else:
+        import sut
+
+        with sut.spawn_server(cfg.serve_args) as server:
+            result = PeakSearch(cfg, server.address, echo).run(ttft, tpot)
+    run_id = cfg.run_id or "find-peak"
+    write_atomic(Path(cfg.out_dir) / run_id / "find_peak.json", result.model_dump_json(indent=2) + "\n")
+    return result
+
+
+def benchmark_limits_ms(benchmark: str) -> tuple[float | None, float | None]:
+    """The Server TTFT/TPOT p99 limits (ms) of a benchmark profile, when the profile states them."""
+    try:
+        import scenarios
+
+        get = getattr(scenarios, "get_benchmark", None)
+        if get is None:
+            return None, None
+        prof = get(benchmark)
+    except (KeyError, ValueError, LookupError):
+        return None, None
+    ttft = getattr(prof, "ttft_ms", None) or getattr(prof, "server_ttft_ms", None)
+    tpot = getattr(prof, "tpot_ms", None) or getattr(prof, "server_tpot_ms", None)
+    return (float(ttft) if ttft else None), (float(tpot) if tpot else None)

@@ -1,0 +1,476 @@
+"""Run report: one self-contained HTML page per run directory.
+
+The page carries the validity verdict with its reasons, the headline figures, latency CDFs (TTFT,
+TPOT, end-to-end), an end-to-end latency histogram and QPS over time, then the effective LoadGen
+settings and the artifact manifest. Plots are inline SVG drawn here: no scripts, no stylesheets
+or fonts from elsewhere, so the file can be mailed, archived or opened offline.
+
+Per-query timings come from ``queries.npz``. Runs that lack it fall back to LoadGen's
+``mlperf_log_trace.json``, which has issue/completion times and TTFT but no token counts (so no
+TPOT curve).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loadgen_harness import RunResult
+from workflows._compare import latencies_from_records
+
+REPORT_FILE = "report.html"
+TRACE_FILE = "mlperf_log_trace.json"
+# A CDF is drawn from at most this many quantiles: enough for a smooth curve, small enough that a
+# 600 s run at high QPS still gives a page of a few hundred KB.
+_CDF_POINTS = 400
+_HIST_BINS = 40
+_W, _H = 640, 300
+_PAD_L, _PAD_R, _PAD_T, _PAD_B = 64, 16, 40, 44
+_COLORS = ("#1f6fb4", "#d9661a", "#2e9c48", "#b3262c", "#7b4fa8")
+_LATENCY_KINDS: tuple[tuple[str, str], ...] = (
+    ("ttft_ms", "Time to first token"),
+    ("tpot_ms", "Time per output token"),
+    ("latency_ms", "End-to-end latency"),
+)
+
+
+class ReportError(ValueError):
+    """The run directory cannot be reported on; the message names the file and what was expected."""
+
+
+@dataclass
+class Timeline:
+    """Per-query event times in seconds from the run start; the source file is named in the page."""
+
+    issue_s: np.ndarray
+    done_s: np.ndarray
+    error_s: np.ndarray
+    source: str
+
+
+@dataclass
+class ReportInputs:
+    result: RunResult
+    latencies_ms: dict[str, np.ndarray] = field(default_factory=dict)
+    timeline: Timeline | None = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs
+
+
+def load_report_inputs(run_dir: str | Path) -> ReportInputs:
+    """results.json plus per-query timings (queries.npz, else the LoadGen trace) of one run."""
+    from pydantic import ValidationError
+
+    from common import first_error_line
+    from loadgen_harness import QUERIES_FILE, load_query_records, load_results
+
+    d = Path(run_dir)
+    try:
+        result = load_results(d)
+    except FileNotFoundError:
+        raise ReportError(f"{d}: no results.json (expected a run directory OUT/<run-id>/<scenario>/<mode>/)") from None
+    except ValidationError as exc:
+        raise ReportError(first_error_line(exc, str(d / "results.json"))) from None
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{d / 'results.json'}: cannot read run results ({exc})") from None
+    inputs = ReportInputs(result=result)
+    if (d / QUERIES_FILE).is_file():
+        try:
+            records = load_query_records(d)
+        except (OSError, ValueError) as exc:
+            raise ReportError(f"{d / QUERIES_FILE}: cannot read per-query records ({exc})") from None
+        inputs.latencies_ms = latencies_from_records(records)
+        inputs.timeline = _records_timeline(records)
+    elif (d / TRACE_FILE).is_file():
+        try:
+            inputs.latencies_ms, inputs.timeline = trace_timings(d / TRACE_FILE)
+        except OSError as exc:
+            raise ReportError(f"{d / TRACE_FILE}: cannot read the LoadGen trace ({exc})") from None
+    else:
+        raise ReportError(f"{d}: no per-query timings (expected {QUERIES_FILE} or {TRACE_FILE})")
+    return inputs
+
+
+def _records_timeline(records: np.ndarray) -> Timeline:
+    issue, done, status = records["issue_ns"], records["done_ns"], records["status"]
+    return Timeline(
+        issue_s=issue[issue >= 0] / 1e9,
+        done_s=done[(done >= 0) & (status == 0)] / 1e9,
+        error_s=done[(done >= 0) & (status != 0)] / 1e9,
+        source="queries.npz",
+    )
+
+
+# LoadGen writes the trace one event per line, and not always as valid JSON (some LogDetail args
+# are double-quoted twice), so events are picked out line by line.
+_TRACE_SAMPLE = re.compile(r'"name":"Sample".*?"ph":"b".*?"ts":([0-9.]+).*?"issue_start_ns":(\d+),"complete_ns":(\d+)')
+_TRACE_COUNTER = re.compile(r'"name":"(Token_Latency|Latency)","ph": ?"C".*?"issue_delay":(\d+),"issue_to_done":(\d+)')
+
+
+def trace_timings(path: str | Path) -> tuple[dict[str, np.ndarray], Timeline]:
+    """TTFT and end-to-end latency (ms) and the issue/completion timeline from a LoadGen trace.
+
+    LoadGen measures latency from a query's scheduled time: ``ts`` is that time (us) and a
+    sample's ``issue_start_ns`` / ``complete_ns`` are offsets from it.
+    """
+    issue: list[float] = []
+    done: list[float] = []
+    lat: dict[str, list[float]] = {"Token_Latency": [], "Latency": []}
+    p = Path(path)
+    with open(p, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if '"Sample"' in line:
+                m = _TRACE_SAMPLE.search(line)
+                if m:
+                    ts_ns = float(m.group(1)) * 1e3
+                    issue.append((ts_ns + int(m.group(2))) / 1e9)
+                    done.append((ts_ns + int(m.group(3))) / 1e9)
+            elif "Latency" in line:
+                c = _TRACE_COUNTER.search(line)
+                if c:
+                    lat[c.group(1)].append((int(c.group(2)) + int(c.group(3))) / 1e6)
+    if not done:
+        raise ReportError(f"{p}: no Sample events (expected a LoadGen trace written with enable_trace)")
+    latencies = {"latency_ms": np.asarray(lat["Latency"], dtype=np.float64)}
+    if lat["Token_Latency"]:
+        latencies["ttft_ms"] = np.asarray(lat["Token_Latency"], dtype=np.float64)
+    t0 = min(issue)
+    timeline = Timeline(
+        issue_s=np.asarray(issue) - t0, done_s=np.asarray(done) - t0, error_s=np.zeros(0), source=TRACE_FILE
+    )
+    return latencies, timeline
+
+
+# ----------------------------------------------------------------------------------------------
+# SVG plots
+
+
+@dataclass
+class _Series:
+    label: str
+    xs: np.ndarray
+    ys: np.ndarray
+    dashed: bool = False
+
+
+def _nice_step(span: float, n: int) -> float:
+    raw = span / max(n, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        if raw <= m * mag:
+            return m * mag
+    return 10 * mag
+
+
+def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    if not hi > lo:
+        hi = lo + 1.0
+    step = _nice_step(hi - lo, n)
+    start = math.floor(lo / step) * step
+    out: list[float] = []
+    v = start
+    while v <= hi + step * 1e-9 and len(out) < 4 * n:
+        if v >= lo - step * 1e-9:
+            out.append(round(v, 10))
+        v += step
+    return out
+
+
+def _fmt(v: float) -> str:
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 10:
+        return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
+    return f"{v:.3g}"
+
+
+class _Frame:
+    """Maps data coordinates onto the plot area of one SVG."""
+
+    def __init__(self, x_lo: float, x_hi: float, y_lo: float, y_hi: float) -> None:
+        self.xt = _ticks(x_lo, x_hi)
+        self.yt = _ticks(y_lo, y_hi)
+        self.x_lo, self.x_hi = min(self.xt[0], x_lo), max(self.xt[-1], x_hi)
+        self.y_lo, self.y_hi = min(self.yt[0], y_lo), max(self.yt[-1], y_hi)
+
+    def x(self, v: float) -> float:
+        return _PAD_L + (v - self.x_lo) / (self.x_hi - self.x_lo) * (_W - _PAD_L - _PAD_R)
+
+    def y(self, v: float) -> float:
+        return _H - _PAD_B - (v - self.y_lo) / (self.y_hi - self.y_lo) * (_H - _PAD_T - _PAD_B)
+
+    def axes(self, x_label: str, y_label: str) -> list[str]:
+        e = html.escape
+        out = [f'<rect class="area" x="{_PAD_L}" y="{_PAD_T}" width="{_W - _PAD_L - _PAD_R}" '
+               f'height="{_H - _PAD_T - _PAD_B}" fill="#fafafa" stroke="#999"/>']  # fmt: skip
+        for t in self.xt:
+            x = self.x(t)
+            out.append(f'<line x1="{x:.1f}" y1="{_PAD_T}" x2="{x:.1f}" y2="{_H - _PAD_B}" stroke="#e3e3e3"/>')
+            out.append(f'<text x="{x:.1f}" y="{_H - _PAD_B + 16}" text-anchor="middle">{_fmt(t)}</text>')
+        for t in self.yt:
+            y = self.y(t)
+            out.append(f'<line x1="{_PAD_L}" y1="{y:.1f}" x2="{_W - _PAD_R}" y2="{y:.1f}" stroke="#e3e3e3"/>')
+            out.append(f'<text x="{_PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(t)}</text>')
+        out.append(f'<text x="{(_PAD_L + _W - _PAD_R) / 2:.0f}" y="{_H - 8}" text-anchor="middle">{e(x_label)}</text>')
+        out.append(
+            f'<text x="14" y="{(_PAD_T + _H - _PAD_B) / 2:.0f}" text-anchor="middle" '
+            f'transform="rotate(-90 14 {(_PAD_T + _H - _PAD_B) / 2:.0f})">{e(y_label)}</text>'
+        )
+        return out
+
+
+def _svg_open(plot_id: str, title: str, n_points: int) -> str:
+    e = html.escape
+    return (
+        f'<svg class="plot" id="plot-{plot_id}" data-plot="{plot_id}" data-points="{n_points}" '
+        f'viewBox="0 0 {_W} {_H}" width="{_W}" height="{_H}" role="img" aria-label="{e(title)}">'
+        f'<title>{e(title)}</title><text class="title" x="{_PAD_L}" y="18">{e(title)}</text>'
+    )
+
+
+def _legend(labels: Sequence[str]) -> list[str]:
+    out = []
+    x = _W - _PAD_R - 8
+    for i, label in reversed(list(enumerate(labels))):
+        width = 16 + 7 * len(label)
+        x -= width
+        color = _COLORS[i % len(_COLORS)]
+        out.append(f'<rect x="{x}" y="24" width="10" height="10" fill="{color}"/>')
+        out.append(f'<text x="{x + 14}" y="33">{html.escape(label)}</text>')
+        x -= 8
+    return out
+
+
+def line_chart(
+    plot_id: str,
+    title: str,
+    series: Sequence[_Series],
+    x_label: str,
+    y_label: str,
+    markers: Sequence[tuple[str, float]] = (),
+    y_range: tuple[float, float] | None = None,
+) -> str:
+    """An SVG line chart; each series is one ``<polyline class="series">`` with its points."""
+    xs = np.concatenate([s.xs for s in series])
+    ys = np.concatenate([s.ys for s in series])
+    y_lo, y_hi = y_range if y_range is not None else (0.0, float(ys.max()) * 1.05 if ys.size else 1.0)
+    # LoadGen's own percentiles widen the x range: a marker off the curve shows a disagreement.
+    x_hi = max([float(xs.max()), *(v for _, v in markers)])
+    frame = _Frame(min(0.0, float(xs.min())), x_hi, y_lo, y_hi)
+    parts = [_svg_open(plot_id, title, int(xs.size)), *frame.axes(x_label, y_label)]
+    for i, (name, value) in enumerate(markers):
+        x = frame.x(value)
+        parts.append(
+            f'<line class="marker" x1="{x:.1f}" y1="{_PAD_T}" x2="{x:.1f}" y2="{_H - _PAD_B}" '
+            f'stroke="#555" stroke-dasharray="3 3"/><text class="marker-label" x="{x + 3:.1f}" '
+            f'y="{_PAD_T + 12 + 12 * i}">{html.escape(name)}</text>'
+        )
+    for i, s in enumerate(series):
+        pts = " ".join(f"{frame.x(float(a)):.1f},{frame.y(float(b)):.1f}" for a, b in zip(s.xs, s.ys, strict=True))
+        dash = ' stroke-dasharray="6 4"' if s.dashed else ""
+        parts.append(
+            f'<polyline class="series" data-series="{html.escape(s.label)}" data-n="{s.xs.size}" fill="none" '
+            f'stroke="{_COLORS[i % len(_COLORS)]}" stroke-width="2"{dash} points="{pts}"/>'
+        )
+    if len(series) > 1:
+        parts += _legend([s.label for s in series])
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def histogram_chart(plot_id: str, title: str, values: np.ndarray, x_label: str) -> str:
+    """An SVG histogram: one ``<rect class="bar">`` per bin."""
+    lo, hi = float(values.min()), float(values.max())
+    if not hi > lo:
+        hi = lo + max(abs(lo) * 0.01, 1e-3)
+    counts, edges = np.histogram(values, bins=_HIST_BINS, range=(lo, hi))
+    frame = _Frame(lo, hi, 0.0, float(counts.max()) * 1.05)
+    parts = [_svg_open(plot_id, title, int(values.size)), *frame.axes(x_label, "queries")]
+    for c, a, b in zip(counts, edges[:-1], edges[1:], strict=True):
+        x0, x1, y = frame.x(float(a)), frame.x(float(b)), frame.y(float(c))
+        parts.append(
+            f'<rect class="bar" data-count="{int(c)}" x="{x0:.1f}" y="{y:.1f}" width="{max(x1 - x0 - 1, 0.5):.1f}" '
+            f'height="{_H - _PAD_B - y:.1f}" fill="{_COLORS[0]}"/>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def cdf_points(values: np.ndarray, max_points: int = _CDF_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """(latency, cumulative fraction) pairs; quantiles at evenly spaced fractions for large runs."""
+    v = np.sort(values)
+    if v.size <= max_points:
+        return v, np.arange(1, v.size + 1) / v.size
+    probs = np.linspace(0.0, 1.0, max_points)
+    return np.quantile(v, probs), probs
+
+
+def rate_series(times_s: np.ndarray, t_end: float, bin_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Events per second in consecutive bins of ``bin_s``; x is each bin's midpoint."""
+    n_bins = max(1, math.ceil(t_end / bin_s))
+    counts, edges = np.histogram(times_s, bins=n_bins, range=(0.0, n_bins * bin_s))
+    return (edges[:-1] + edges[1:]) / 2, counts / bin_s
+
+
+def _qps_chart(timeline: Timeline, target_qps: float | None) -> str:
+    t_end = float(max(timeline.issue_s.max(initial=0.0), timeline.done_s.max(initial=0.0)))
+    # About 40 bins across the run, never under 0.5 s: a bin must hold several queries to be a rate.
+    bin_s = max(0.5, _nice_step(max(t_end, 1e-3), 40))
+    series = []
+    for label, times in (("issued", timeline.issue_s), ("completed", timeline.done_s), ("errors", timeline.error_s)):
+        if times.size or label != "errors":
+            xs, ys = rate_series(times, t_end, bin_s)
+            series.append(_Series(label, xs, ys))
+    if target_qps:
+        series.append(_Series("target", np.array([0.0, t_end]), np.array([target_qps, target_qps]), dashed=True))
+    return line_chart(
+        "qps", f"Queries per second over time ({_fmt(bin_s)} s bins, {timeline.source})", series, "seconds", "queries/s"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Page
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1340px;color:#222;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+.verdict{display:inline-block;padding:4px 12px;border-radius:4px;font-weight:700;color:#fff;margin:8px 0}
+.valid{background:#2e8540} .invalid{background:#b3262c}
+.plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(640px,1fr));gap:12px}
+svg.plot{background:#fff;border:1px solid #ddd;font-size:11px;max-width:100%;height:auto}
+svg.plot text.title{font-size:13px;font-weight:600}
+table{border-collapse:collapse;margin:6px 0} td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
+th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
+pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:12px} .note{color:#666}
+"""
+
+
+def _table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None, table_id: str = "") -> str:
+    e = html.escape
+    out = [f'<table id="{table_id}">' if table_id else "<table>"]
+    if header:
+        out.append("<tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+    for row in rows:
+        cells = []
+        for c in row:
+            cls = ' class="num"' if isinstance(c, int | float) and not isinstance(c, bool) else ""
+            text = "—" if c is None else (_fmt(float(c)) if cls and isinstance(c, float) else str(c))
+            cells.append(f"<td{cls}>{e(text)}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _summary_section(r: RunResult) -> str:
+    e = html.escape
+    verdict = "VALID" if r.valid else "INVALID"
+    parts = [f'<div class="verdict {verdict.lower()}" id="verdict">{verdict}</div>']
+    if r.validity_reasons:
+        parts.append('<ul id="validity-reasons">' + "".join(f"<li>{e(x)}</li>" for x in r.validity_reasons) + "</ul>")
+    else:
+        parts.append('<p class="note" id="validity-reasons">No validity problems reported.</p>')
+    if r.warnings:
+        parts.append("<p>Warnings:</p><ul>" + "".join(f"<li>{e(w)}</li>" for w in r.warnings) + "</ul>")
+    figures = [
+        ("scheduled QPS", r.scheduled_qps),
+        ("completed QPS", r.completed_qps),
+        ("tokens/s", r.tokens_per_second),
+        ("queries", r.n_queries),
+        ("errors", r.n_errors),
+        ("duration (s)", r.duration_s),
+    ]
+    parts.append(_table([(k, v) for k, v in figures]))
+    if r.errors_by_status:
+        parts.append(_table(sorted(r.errors_by_status.items()), header=("status", "queries")))
+    pct_rows = [
+        (label, p.p50, p.p90, p.p99)
+        for label, p in (("TTFT", r.ttft_ms), ("TPOT", r.tpot_ms), ("end-to-end", r.latency_ms))
+    ]
+    parts.append("<p>LoadGen's percentiles (ms):</p>" + _table(pct_rows, header=("latency", "p50", "p90", "p99")))
+    return "".join(parts)
+
+
+def _plots_section(inputs: ReportInputs) -> str:
+    r = inputs.result
+    plots: list[str] = []
+    notes: list[str] = []
+    loadgen_pcts = {"ttft_ms": r.ttft_ms, "tpot_ms": r.tpot_ms, "latency_ms": r.latency_ms}
+    for key, label in _LATENCY_KINDS:
+        values = inputs.latencies_ms.get(key)
+        if values is None or values.size == 0:
+            src = inputs.timeline.source if inputs.timeline else "the run"
+            notes.append(f"{label}: no per-query values in {src}.")
+            continue
+        xs, ys = cdf_points(values)
+        pct = loadgen_pcts[key]
+        markers = [(n, v) for n, v in (("p50", pct.p50), ("p90", pct.p90), ("p99", pct.p99)) if v is not None]
+        slug = key.removesuffix("_ms").replace("latency", "e2e")
+        title = f"{label} CDF ({values.size} queries)"
+        plots.append(line_chart(f"{slug}-cdf", title, [_Series(label, xs, ys)], "ms", "fraction", markers, (0, 1)))
+    e2e = inputs.latencies_ms.get("latency_ms")
+    if e2e is not None and e2e.size:
+        plots.append(histogram_chart("e2e-hist", "End-to-end latency histogram", e2e, "ms"))
+    if inputs.timeline is not None and (inputs.timeline.issue_s.size or inputs.timeline.done_s.size):
+        plots.append(_qps_chart(inputs.timeline, r.scheduled_qps))
+    out = '<div class="plots">' + "".join(plots) + "</div>"
+    if notes:
+        out += "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
+    if inputs.timeline is not None:
+        out += f'<p class="note">Per-query timings from {html.escape(inputs.timeline.source)}; dashed lines mark '
+        out += "LoadGen's own p50/p90/p99.</p>"
+    return out
+
+
+def render_report(inputs: ReportInputs) -> str:
+    """The whole page as one string."""
+    e = html.escape
+    r = inputs.result
+    title = f"lpuperf {r.scenario} {r.mode} — {r.run_id}"
+    settings_rows = sorted((k, json.dumps(v) if not isinstance(v, str) else v) for k, v in r.settings.items())
+    head = (
+        f"<p>benchmark <b>{e(r.benchmark)}</b> · preset <b>{e(r.preset)}</b> · "
+        f"submittable <b>{'yes' if r.submittable else 'no'}</b> · {e(r.harness_version)}</p>"
+    )
+    return "".join(
+        [
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+            f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
+            f"<h1>{e(title)}</h1>",
+            head,
+            '<h2 id="validity">Validity</h2>',
+            _summary_section(r),
+            '<h2 id="plots-heading">Latency and throughput</h2>',
+            _plots_section(inputs),
+            '<h2 id="settings">Effective LoadGen settings</h2>',
+            _table(settings_rows, header=("key", "value"), table_id="settings-table")
+            if settings_rows
+            else '<p class="note">none recorded</p>',
+            '<h2 id="artifact">Artifact</h2>',
+            f'<pre id="artifact-manifest">{e(json.dumps(r.artifact, indent=2, sort_keys=True))}</pre>',
+            "</body></html>\n",
+        ]
+    )
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Render the report of ``run_dir`` to ``out`` (default ``run_dir/report.html``), atomically."""
+    from common import write_atomic
+
+    inputs = load_report_inputs(run_dir)
+    target = Path(out) if out is not None else Path(run_dir) / REPORT_FILE
+    path = write_atomic(target, render_report(inputs))
+    path.chmod(0o644)  # a page to share, not a secret (the temp file it was renamed from is 0600)
+    return path

@@ -1,0 +1,528 @@
+"""MLPerf submission directory: build it from finished runs, and check it the way MLPerf's checker would.
+
+Layout (REFERENCE §2)::
+
+    <division>/<submitter>/systems/<system>.json
+    <division>/<submitter>/results/<system>/<benchmark>/<scenario>/
+        accuracy/{accuracy.txt, mlperf_log_accuracy.json (<= 10 KiB), mlperf_log_detail.txt, mlperf_log_summary.txt}
+        performance/run_1/{mlperf_log_summary.txt, mlperf_log_detail.txt}
+        TEST06/{verify_accuracy.txt, accuracy/mlperf_log_accuracy.json}
+        user.conf  measurements.json  README.md
+
+The rules the checker applies come from LoadGen itself: the default seeds and the minimum duration
+are read from LoadGen's embedded mlperf.conf (in a child process, because loading a conf twice in one
+process invalidates a later run there), so the checker cannot drift from the LoadGen version in use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from common import write_atomic
+from loadgen_harness import parse_detail_log
+
+MAX_ACCURACY_LOG_BYTES = 10 * 1024
+HASH_LINE = re.compile(r"^hash=[0-9a-f]{64}$", re.MULTILINE)
+# Rules for every LLM benchmark, whatever LoadGen's conf says about a model it does not know.
+LLM_MIN_DURATION_MS = 600_000
+_SEED_KEYS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
+_LOADGEN_SCENARIO = {"Interactive": "Server"}
+
+
+class SubmissionError(ValueError):
+    """A run needed for the submission is missing or unusable; one line naming the path."""
+
+
+class SystemDescription(BaseModel):
+    """systems/<system>.json: MLPerf's system description, filled from the artifact manifest and flags."""
+
+    model_config = ConfigDict(extra="allow")
+
+    division: str
+    submitter: str
+    status: str = "available"
+    system_name: str
+    system_type: str = "datacenter"
+    number_of_nodes: int = 1
+    host_processor_model_name: str = ""
+    host_processors_per_node: int = 1
+    host_processor_core_count: int = 0
+    host_memory_capacity: str = ""
+    host_storage_capacity: str = ""
+    host_networking: str = "loopback"
+    accelerator_model_name: str = ""
+    accelerators_per_node: int = 1
+    accelerator_memory_capacity: str = ""
+    framework: str = ""
+    operating_system: str = ""
+    other_software_stack: str = ""
+    sw_notes: str = ""
+    hw_notes: str = ""
+    artifact: dict[str, Any] = Field(default_factory=dict)  # the manifest the results were measured on
+
+
+class SubmissionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    division: Literal["closed", "open"] = "closed"
+    submitter: str = Field(default="lpuperf", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    system: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
+    status: Literal["available", "preview", "rdi"] = "available"
+    system_type: Literal["datacenter", "edge"] = "datacenter"
+
+
+class Finding(BaseModel):
+    code: str
+    path: str
+    message: str
+
+    @property
+    def line(self) -> str:
+        return f"[{self.code}] {self.path}: {self.message}"
+
+
+class CheckReport(BaseModel):
+    root: str
+    scenarios_checked: int = 0
+    findings: list[Finding] = Field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.findings
+
+
+# --- MLPerf log reading ------------------------------------------------------------------------
+
+
+def read_detail_log(path: Path) -> dict[str, Any]:
+    """``:::MLLOG {json}`` lines -> {key: value}; the last value of a repeated key wins."""
+    return dict(parse_detail_log(path).values)
+
+
+def mlperf_rules(model: str, scenario: str) -> dict[str, Any]:
+    """LoadGen's own defaults for (model, scenario): seeds, min duration, token-latency limits."""
+    from scenarios import UserConfError, mlperf_conf_defaults
+
+    try:
+        return dict(mlperf_conf_defaults(model, _LOADGEN_SCENARIO.get(scenario, scenario)))
+    except UserConfError as exc:
+        raise SubmissionError(str(exc)) from None
+
+
+# --- building ----------------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def truncate_accuracy_log(src: Path, dst: Path, limit: int = MAX_ACCURACY_LOG_BYTES) -> None:
+    """Copy, cut to ``limit`` bytes as MLPerf's truncation does (head and tail kept, marker between)."""
+    data = src.read_bytes()
+    if len(data) > limit:
+        marker = b"\n...truncated...\n"
+        half = (limit - len(marker)) // 2
+        data = data[:half] + marker + data[-half:]
+    write_atomic(dst, data)
+
+
+def _copy(src: Path, dst: Path) -> None:
+    if not src.is_file():
+        raise SubmissionError(f"{src}: required file not found")
+    write_atomic(dst, src.read_bytes())
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SubmissionError(f"{path}: cannot read {what} ({exc.__class__.__name__})") from None
+    if not isinstance(raw, dict):
+        raise SubmissionError(f"{path}: expected a JSON object ({what})")
+    return raw
+
+
+def _memory_gib() -> str:
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        return f"{pages * size / 2**30:.0f} GB"
+    except (ValueError, OSError, AttributeError):
+        return ""
+
+
+def system_description(cfg: SubmissionConfig, system: str, artifact: dict[str, Any]) -> SystemDescription:
+    """MLPerf system fields from the artifact manifest (accelerator, toolchain) and the host."""
+    timing = artifact.get("timing") or {}
+    return SystemDescription(
+        division=cfg.division,
+        submitter=cfg.submitter,
+        status=cfg.status,
+        system_name=system,
+        system_type=cfg.system_type,
+        host_processor_model_name=platform.processor() or platform.machine(),
+        host_processor_core_count=os.cpu_count() or 0,
+        host_memory_capacity=_memory_gib(),
+        accelerator_model_name=str(artifact.get("target") or artifact.get("backend") or "unknown"),
+        accelerator_memory_capacity="",
+        framework=str(artifact.get("toolchain_version") or ""),
+        operating_system=f"{platform.system()} {platform.release()}",
+        other_software_stack=f"python {platform.python_version()}; lpuperf harness",
+        sw_notes=f"artifact {artifact.get('artifact_id', '?')} checksum {artifact.get('checksum', '')}",
+        hw_notes=(
+            f"precision {artifact.get('precision', '?')}, max_batch {artifact.get('max_batch', '?')}, "
+            f"max_context_tokens {artifact.get('max_context_tokens', '?')}"
+            + (f", decode_step_s {timing.get('decode_step_s')}" if timing else "")
+        ),
+        artifact=artifact,
+    )
+
+
+def build_submission(
+    out_root: str | Path,
+    performance_dir: str | Path,
+    accuracy_dir: str | Path,
+    test06_dir: str | Path | None,
+    cfg: SubmissionConfig | None = None,
+    user_conf: str | Path | None = None,
+) -> Path:
+    """Lay finished runs out in MLPerf's tree; return the scenario directory."""
+    cfg = cfg or SubmissionConfig()
+    perf, acc = Path(performance_dir), Path(accuracy_dir)
+    results = _read_json(perf / "results.json", "run results")
+    artifact = results.get("artifact") or {}
+    if not artifact and (perf / "artifact.json").is_file():
+        artifact = _read_json(perf / "artifact.json", "artifact manifest")
+    system = cfg.system or re.sub(r"[^A-Za-z0-9_.-]+", "_", str(artifact.get("artifact_id") or "lpuperf-system"))
+    benchmark, scenario = str(results.get("benchmark", "embedded")), str(results.get("scenario", "Server"))
+    sub_root = Path(out_root) / cfg.division / cfg.submitter
+    scen = sub_root / "results" / system / benchmark / scenario
+    # Performance: only the logs the checker reads.
+    for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt"):
+        _copy(perf / name, scen / "performance" / "run_1" / name)
+    # Accuracy: the logs, the score file with the full log's hash, and the truncated log.
+    for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt"):
+        _copy(acc / name, scen / "accuracy" / name)
+    full_log = acc / "mlperf_log_accuracy.json"
+    if not full_log.is_file():
+        raise SubmissionError(f"{full_log}: required file not found (run the accuracy mode first)")
+    acc_txt = acc / "accuracy.txt"
+    if not acc_txt.is_file():
+        raise SubmissionError(f"{acc_txt}: required file not found (score the accuracy log with lpuperf accuracy)")
+    text = acc_txt.read_text(encoding="utf-8")
+    if not HASH_LINE.search(text):
+        # MLPerf's truncation tool records the hash of the full log before cutting it.
+        text = text.rstrip("\n") + f"\nhash={_sha256(full_log)}\n"
+    write_atomic(scen / "accuracy" / "accuracy.txt", text)
+    truncate_accuracy_log(full_log, scen / "accuracy" / "mlperf_log_accuracy.json")
+    if test06_dir is not None:
+        t06 = Path(test06_dir)
+        _copy(t06 / "verify_accuracy.txt", scen / "TEST06" / "verify_accuracy.txt")
+        t06_log = t06 / "accuracy" / "mlperf_log_accuracy.json"
+        if not t06_log.is_file():
+            t06_log = t06 / "mlperf_log_accuracy.json"
+        if not t06_log.is_file():
+            raise SubmissionError(f"{t06}: no TEST06 accuracy log (accuracy/mlperf_log_accuracy.json)")
+        truncate_accuracy_log(t06_log, scen / "TEST06" / "accuracy" / "mlperf_log_accuracy.json")
+    conf = Path(user_conf) if user_conf else None
+    write_atomic(scen / "user.conf", conf.read_text(encoding="utf-8") if conf and conf.is_file() else "")
+    measurements = {
+        "input_data_types": "int32 token ids",
+        "retraining": "no",
+        "starting_weights_filename": str(artifact.get("model", "")),
+        "weight_data_types": str(artifact.get("precision", "")),
+        "weight_transformations": f"compiled artifact {artifact.get('artifact_id', '')}",
+        "lpuperf_preset": str(results.get("preset", "")),
+        "lpuperf_submittable": bool(results.get("submittable", False)),
+        "lpuperf_run_id": str(results.get("run_id", "")),
+    }
+    write_atomic(scen / "measurements.json", json.dumps(measurements, indent=2) + "\n")
+    label = "" if measurements["lpuperf_submittable"] else "\n**Not submittable**: quick preset (short durations).\n"
+    readme = (
+        f"# {benchmark} {scenario} on {system}\n{label}\n"
+        f"Produced by `lpuperf` (preset `{results.get('preset', '?')}`, run `{results.get('run_id', '?')}`).\n"
+        f"Artifact `{artifact.get('artifact_id', '?')}` ({artifact.get('precision', '?')}), "
+        f"result {'VALID' if results.get('valid') else 'INVALID'}.\n\n"
+        "Reproduce with `make submission PRESET=submission`.\n"
+    )
+    write_atomic(scen / "README.md", readme)
+    desc = system_description(cfg, system, artifact)
+    write_atomic(sub_root / "systems" / f"{system}.json", desc.model_dump_json(indent=2) + "\n")
+    return scen
+
+
+# --- checking ----------------------------------------------------------------------------------
+
+_REQUIRED = (
+    "accuracy/accuracy.txt",
+    "accuracy/mlperf_log_accuracy.json",
+    "accuracy/mlperf_log_detail.txt",
+    "accuracy/mlperf_log_summary.txt",
+    "performance/run_1/mlperf_log_summary.txt",
+    "performance/run_1/mlperf_log_detail.txt",
+    "TEST06/verify_accuracy.txt",
+    "TEST06/accuracy/mlperf_log_accuracy.json",
+    "user.conf",
+    "measurements.json",
+    "README.md",
+)
+_TEST06_LINES = ("First token check pass: ", "EOS check pass: ", "Sample length check pass: ")
+
+
+def _truthy(v: Any) -> bool:
+    return v is True or (isinstance(v, str) and v.strip().lower() in ("true", "1")) or v == 1
+
+
+def benchmark_token_limits_ns(benchmark: str, scenario: str, detail: dict[str, Any]) -> tuple[int | None, int | None]:
+    """TTFT/TPOT p99 limits: MLPerf's for models LoadGen knows, else the project's benchmark profile."""
+    rules = mlperf_rules(benchmark, scenario)
+    if _truthy(rules.get("use_token_latencies")):
+        return int(rules["ttft_latency"]), int(rules["tpot_latency"])
+    try:  # the project's own benchmarks (e.g. "embedded") define their limits in scenarios
+        import scenarios
+
+        get = getattr(scenarios, "get_benchmark", None)
+        if get is not None:
+            prof = get(benchmark)
+            limits = prof.limits_for(scenario) if hasattr(prof, "limits_for") else None
+            if limits is not None:
+                return int(limits[0] * 1e6), int(limits[1] * 1e6)
+    except (KeyError, ValueError, LookupError):
+        pass  # an unknown benchmark falls back to the limits the run itself asked for
+    ttft, tpot = detail.get("requested_ttft_latency"), detail.get("requested_tpot_latency")
+    return (int(ttft) if ttft else None), (int(tpot) if tpot else None)
+
+
+def _check_scenario(scen: Path, rel: str, out: list[Finding]) -> None:
+    def find(code: str, path: str, msg: str) -> None:
+        out.append(Finding(code=code, path=f"{rel}/{path}" if path else rel, message=msg))
+
+    for name in _REQUIRED:
+        if not (scen / name).is_file():
+            find("missing-file", name, "required file not found")
+    benchmark, scenario = scen.parent.name, scen.name
+    meas: dict[str, Any] = {}
+    if (scen / "measurements.json").is_file():
+        try:
+            meas = json.loads((scen / "measurements.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            find("bad-file", "measurements.json", "not valid JSON")
+    preset = str(meas.get("lpuperf_preset", ""))
+    submittable = meas.get("lpuperf_submittable", preset == "submission")
+    rules = mlperf_rules(benchmark, scenario)
+    perf_detail = scen / "performance" / "run_1" / "mlperf_log_detail.txt"
+    if perf_detail.is_file():
+        d = read_detail_log(perf_detail)
+        p = "performance/run_1/mlperf_log_detail.txt"
+        for key in _SEED_KEYS:
+            got = d.get(f"effective_{key}")
+            if got is None or int(got) != int(rules[key]):
+                find("seeds", p, f"{key} is {got}, expected LoadGen's default {rules[key]}")
+        min_ms = max(int(rules["min_duration_ms"]), LLM_MIN_DURATION_MS) if scenario != "MultiStream" else 0
+        got_ms = d.get("effective_min_duration_ms")
+        short = got_ms is not None and int(got_ms) < min_ms
+        if not _truthy(submittable):
+            detail_txt = f"; min_duration {got_ms} ms < {min_ms} ms required" if short else ""
+            find("not-submittable", "measurements.json", f"preset '{preset or '?'}' is not submittable{detail_txt}")
+        elif short or got_ms is None:
+            find("min-duration", p, f"min_duration_ms is {got_ms}, rules require >= {min_ms}")
+        # LoadGen logs only the requested value of this setting; an effective one wins where present.
+        token_lat = d.get("effective_use_token_latencies", d.get("requested_use_token_latencies"))
+        if not _truthy(token_lat):
+            find("token-latencies", p, f"use_token_latencies is {token_lat}, expected 1")
+        validity = d.get("result_validity")
+        if validity != "VALID":
+            find("invalid", p, f"result_validity is {validity}, expected VALID")
+        if scenario in ("Server", "Interactive"):
+            ttft_lim, tpot_lim = benchmark_token_limits_ns(benchmark, scenario, d)
+            ttft = d.get("result_first_token_99.00_percentile_latency_ns")
+            tpot = d.get("result_time_per_output_token_99.00_percentile_ns")
+            for what, value, limit in (("TTFT", ttft, ttft_lim), ("TPOT", tpot, tpot_lim)):
+                if limit is None:
+                    continue
+                if value is None:
+                    find("latency", p, f"{what} p99 missing from the log (limit {limit / 1e6:.1f} ms)")
+                elif float(value) > limit:
+                    find("latency", p, f"{what} p99 {float(value) / 1e6:.1f} ms above the {limit / 1e6:.1f} ms limit")
+    acc_txt = scen / "accuracy" / "accuracy.txt"
+    if acc_txt.is_file() and not HASH_LINE.search(acc_txt.read_text(encoding="utf-8", errors="replace")):
+        find("hash", "accuracy/accuracy.txt", "no 'hash=<sha256>' line")
+    for log in ("accuracy/mlperf_log_accuracy.json", "TEST06/accuracy/mlperf_log_accuracy.json"):
+        f = scen / log
+        if f.is_file() and f.stat().st_size > MAX_ACCURACY_LOG_BYTES:
+            find("log-size", log, f"{f.stat().st_size} bytes; truncate to <= {MAX_ACCURACY_LOG_BYTES}")
+    verify = scen / "TEST06" / "verify_accuracy.txt"
+    if verify.is_file():
+        lines = verify.read_text(encoding="utf-8", errors="replace").splitlines()
+        for prefix in _TEST06_LINES:
+            hit = [ln for ln in lines if ln.startswith(prefix)]
+            allowed = ("True", "Skipped") if prefix.startswith("First") else ("True",)
+            if not hit or hit[-1][len(prefix) :].strip() not in allowed:
+                find("TEST06", "TEST06/verify_accuracy.txt", f"'{prefix.strip()}' is not True")
+        if "TEST06 verification complete" not in lines:
+            find("TEST06", "TEST06/verify_accuracy.txt", "no 'TEST06 verification complete' line")
+
+
+def check_submission(root: str | Path) -> CheckReport:
+    """Every finding MLPerf's checker would reject, plus the not-submittable label of quick runs."""
+    base = Path(root)
+    report = CheckReport(root=str(base))
+    scen_dirs = sorted(p.parent for p in base.glob("*/*/results/*/*/*/measurements.json"))
+    scen_dirs += sorted(
+        p.parent.parent for p in base.glob("*/*/results/*/*/*/performance/run_1") if p.parent.parent not in scen_dirs
+    )
+    if not scen_dirs:
+        report.findings.append(
+            Finding(code="missing-file", path=str(base), message="no <division>/<submitter>/results/<system>/... tree")
+        )
+        return report
+    for scen in scen_dirs:
+        rel = str(scen.relative_to(base))
+        division = scen.relative_to(base).parts[0]
+        if division not in ("closed", "open", "network"):
+            report.findings.append(Finding(code="layout", path=rel, message=f"division '{division}' unknown"))
+        system = scen.parent.parent.name
+        sys_file = scen.parents[3] / "systems" / f"{system}.json"
+        if not sys_file.is_file():
+            report.findings.append(
+                Finding(code="missing-file", path=str(sys_file.relative_to(base)), message="system description")
+            )
+        _check_scenario(scen, rel, report.findings)
+        report.scenarios_checked += 1
+    return report
+
+
+# --- running everything a submission needs -----------------------------------------------------
+
+
+class SubmissionRunConfig(BaseModel):
+    """One scenario's runs for ``make submission``; ``sut=None`` spawns one embedded SUT for all of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: Literal["SingleStream", "MultiStream", "Server", "Offline", "Interactive"] = "Server"
+    benchmark: str = "embedded"
+    dataset: str | None = None
+    preset: Literal["quick", "submission"] = "quick"
+    sut: str | None = None
+    serve_args: list[str] = Field(default_factory=list)
+    qps: float | None = Field(default=None, gt=0)
+    duration_s: float | None = Field(default=None, gt=0)
+    test06_qps: float | None = Field(default=None, gt=0, description="TEST06 rate; None = qps")
+    out_dir: Path = Path("results")
+    run_id: str = "submission"
+    submission_dir: Path | None = None
+    user_conf: Path | None = None
+
+
+def run_submission(
+    run: SubmissionRunConfig, cfg: SubmissionConfig, echo: Callable[[str], None] = print
+) -> tuple[Path, CheckReport]:
+    """Performance, accuracy (scored) and TEST06 runs on one SUT, then the tree and its check.
+
+    The performance and accuracy passes each run in a process of their own with a user.conf, as an
+    MLPerf submission does: LoadGen applies its mlperf.conf (default seeds) only through FromConfig,
+    and counts FromConfig calls per process.
+    """
+    from contextlib import nullcontext
+
+    import sut as sut_pkg
+    from scenarios import get_benchmark
+
+    model = get_benchmark(run.benchmark).loadgen_model_for(run.scenario)
+    user_conf = run.user_conf
+    if user_conf is None:
+        user_conf = Path(run.out_dir) / run.run_id / "user.conf"
+        write_atomic(user_conf, _user_conf_text(run, model))
+    server_cm: Any = nullcontext(None) if run.sut else sut_pkg.spawn_server(list(run.serve_args))
+    with server_cm as server:
+        address = run.sut or str(server.address)
+        perf = _harness_run(run, "performance", address, user_conf)
+        echo(f"submission: performance run {'VALID' if perf.get('valid') else 'INVALID'} in {perf.get('log_dir')}")
+        acc = _harness_run(run, "accuracy", address, user_conf)
+        acc_dir = Path(str(acc.get("log_dir")))
+        from accuracy import score_accuracy_log
+
+        outcome = score_accuracy_log(acc_dir, dataset_spec=run.dataset, benchmark=run.benchmark, out_dir=acc_dir)
+        echo(f"submission: accuracy {outcome.report.result_dict()} in {acc_dir}")
+        from compliance import Test06Config
+        from compliance import run_test06 as run_compliance_test06
+
+        t06 = run_compliance_test06(
+            Test06Config.model_validate(
+                {
+                    "scenario": run.scenario,
+                    "benchmark": run.benchmark,
+                    "dataset": run.dataset,
+                    "sut": address,
+                    "qps": run.test06_qps or run.qps,
+                    "out_dir": run.out_dir,
+                    "run_id": run.run_id,
+                }
+            )
+        )
+        echo(f"submission: TEST06 {'PASS' if t06.passed else 'FAIL'}: {t06.message}")
+    root = run.submission_dir or Path(run.out_dir) / run.run_id / "submission"
+    scen = build_submission(root, Path(str(perf.get("log_dir"))), acc_dir, Path(t06.test06_dir), cfg, user_conf)
+    return scen, check_submission(root)
+
+
+def _user_conf_text(run: SubmissionRunConfig, loadgen_model: str) -> str:
+    """The user.conf the runs load: only the rate the submitter chose; everything else stays MLPerf's."""
+    lines = [f"# lpuperf submission run {run.run_id} (preset {run.preset})"]
+    if run.qps is not None:
+        lines.append(f"{loadgen_model}.{_LOADGEN_SCENARIO.get(run.scenario, run.scenario)}.target_qps = {run.qps:g}")
+    return "\n".join(lines) + "\n"
+
+
+def _harness_run(run: SubmissionRunConfig, mode: str, address: str, user_conf: Path) -> dict[str, Any]:
+    """One ``lpuperf run`` in a child process; its results.json is the outcome."""
+    args = [
+        sys.executable,
+        "-m",
+        "cli",
+        "run",
+        "--scenario",
+        run.scenario,
+        "--mode",
+        mode,
+        "--benchmark",
+        run.benchmark,
+        "--preset",
+        run.preset,
+        "--sut",
+        address,
+        "--out",
+        str(run.out_dir),
+        "--run-id",
+        run.run_id,
+        "--user-conf",
+        str(user_conf),
+    ]
+    if run.dataset:
+        args += ["--dataset", run.dataset]
+    if run.qps is not None:
+        args += ["--qps", f"{run.qps:g}"]
+    if run.duration_s is not None and mode == "performance":
+        args += ["--duration", f"{run.duration_s:g}"]
+    # Generous bound: a submission-preset performance run is 600 s plus drain.
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=3600)
+    log_dir = Path(run.out_dir) / run.run_id / run.scenario / mode
+    if not (log_dir / "results.json").is_file():
+        tail = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
+        raise SubmissionError(f"lpuperf run --mode {mode} failed (exit {proc.returncode}): {tail}")
+    return _read_json(log_dir / "results.json", "run results")

@@ -1,0 +1,383 @@
+"""``lpuperf validate``: may a candidate compiled artifact replace the baseline? DEPLOY or NO DEPLOY.
+
+For each artifact (a sim preset such as ``sim-bf16``, a manifest JSON, ``backend:precision`` such as
+``transformers:int8``, or ``host:port`` of a running SUT) one SUT is started and kept for all runs:
+
+* performance: a Server run at ``qps`` and an Offline run;
+* accuracy: an accuracy-mode run scored with ROUGE, plus fidelity of the outputs against the FP32
+  reference outputs (per category, exact match and ROUGE-L);
+* compliance: TEST06 and the context-length probe.
+
+The candidate is gated with the SLO (accuracy objectives relative to the baseline's scores), the
+baseline through the same SLO for reference, and the two are compared metric by metric. The verdict
+table has one row per objective; NO DEPLOY lists every violated objective with value, limit and
+margin, and the per-category fidelity slippage is named.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from common import write_atomic
+from gate import GateInputs, GateReport, SloSpec, evaluate_slo, fmt_number
+from workflows._compare import CompareConfig, Comparison, RunData, compare_runs
+
+_ADDRESS = re.compile(r"^[A-Za-z0-9_.-]+:\d+$")
+
+
+class ValidateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    baseline: str = Field(min_length=1)
+    candidate: str = Field(min_length=1)
+    benchmark: str = "embedded"
+    dataset: str | None = None
+    preset: Literal["quick", "submission"] = "quick"
+    qps: float | None = Field(default=None, gt=0, description="Server target QPS; None = the benchmark default")
+    duration_s: float | None = Field(default=None, gt=0, description="performance run length; None = preset")
+    offline_duration_s: float | None = Field(default=None, gt=0, description="Offline run length; None = duration_s")
+    max_new_tokens: int | None = Field(default=None, gt=0)
+    out_dir: Path = Path("results")
+    run_id: str | None = None
+    serve_args: list[str] = Field(default_factory=list, description="extra `lpuperf serve` args for spawned SUTs")
+    candidate_serve_args: list[str] = Field(default_factory=list, description="extra serve args, candidate only")
+    fail_on_regression: bool = False
+    compare: CompareConfig = Field(default_factory=CompareConfig)
+
+
+class ArtifactEvidence(BaseModel):
+    """Everything measured on one artifact; dicts are the stages' own JSON reports."""
+
+    name: str
+    manifest: dict[str, Any] = Field(default_factory=dict)
+    server: dict[str, Any] = Field(default_factory=dict)
+    server_dir: str = ""
+    offline: dict[str, Any] = Field(default_factory=dict)
+    accuracy: dict[str, Any] | None = None
+    fidelity: dict[str, Any] | None = None
+    test06: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    errors: list[str] = Field(default_factory=list)  # a stage that could not run at all
+
+
+class VerdictRow(BaseModel):
+    objective: str
+    baseline: str
+    candidate: str
+    limit: str
+    passed: bool
+    line: str
+
+
+class ValidateReport(BaseModel):
+    verdict: Literal["DEPLOY", "NO DEPLOY"]
+    baseline: ArtifactEvidence
+    candidate: ArtifactEvidence
+    slo: str
+    gate: GateReport
+    baseline_gate: GateReport
+    comparison: Comparison
+    rows: list[VerdictRow] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    slippage: list[str] = Field(default_factory=list)
+
+    def table(self) -> str:
+        head = ("objective", "baseline", "candidate", "limit", "result")
+        rows = [head] + [
+            (r.objective, r.baseline, r.candidate, r.limit, "PASS" if r.passed else "FAIL") for r in self.rows
+        ]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        return "\n".join(lines)
+
+
+def serve_args_for(artifact: str) -> list[str] | None:
+    """``lpuperf serve`` arguments for an artifact spec; None when the spec is a running SUT's address."""
+    if _ADDRESS.match(artifact) and not artifact.startswith("sim-"):
+        return None
+    if artifact.endswith(".json") or Path(artifact).is_file():
+        return ["--artifact", artifact]
+    backend, sep, precision = artifact.partition(":")
+    if sep and backend in ("transformers", "openai", "sim"):
+        return ["--backend", backend, "--precision", precision]
+    return ["--artifact", artifact]
+
+
+@contextmanager
+def sut_for(artifact: str, extra_args: list[str] | None = None) -> Iterator[str]:
+    args = serve_args_for(artifact)
+    if args is None:
+        yield artifact
+        return
+    import sut
+
+    with sut.spawn_server(args + list(extra_args or [])) as server:
+        yield str(server.address)
+
+
+def _result_dict(res: Any) -> dict[str, Any]:
+    return res.model_dump(mode="json") if hasattr(res, "model_dump") else dict(res)
+
+
+class ArtifactRunner:
+    """Runs every stage against one SUT address; a failing stage is recorded, never silently skipped."""
+
+    def __init__(self, cfg: ValidateConfig, label: str, address: str, echo: Callable[[str], None]) -> None:
+        self.cfg, self.label, self.address, self.echo = cfg, label, address, echo
+        self.run_id = f"{cfg.run_id or 'validate'}-{label}"
+
+    def _run(self, scenario: str, mode: str, **extra: Any) -> dict[str, Any]:
+        from loadgen_harness import RunConfig, run_benchmark
+
+        cfg = RunConfig.model_validate(
+            {
+                "scenario": scenario,
+                "mode": mode,
+                "benchmark": self.cfg.benchmark,
+                "preset": self.cfg.preset,
+                "dataset": self.cfg.dataset,
+                "sut": self.address,
+                "out_dir": self.cfg.out_dir,
+                "run_id": self.run_id,
+                "max_new_tokens": self.cfg.max_new_tokens,
+                **extra,
+            }
+        )
+        return _result_dict(run_benchmark(cfg))
+
+    def collect(self, name: str) -> ArtifactEvidence:
+        ev = ArtifactEvidence(name=name)
+        stages: list[tuple[str, Callable[[ArtifactEvidence], None]]] = [
+            ("Server performance", self._server),
+            ("Offline performance", self._offline),
+            ("accuracy + fidelity", self._accuracy),
+            ("TEST06", self._test06),
+            ("context probe", self._context),
+        ]
+        for stage, fn in stages:
+            t0 = time.monotonic()
+            try:
+                fn(ev)
+            except Exception as exc:  # a broken stage is evidence against the artifact, not a crash
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+                ev.errors.append(f"{stage}: {msg}")
+                self.echo(f"[{self.label}] {stage}: ERROR {msg}")
+                continue
+            self.echo(f"[{self.label}] {stage}: done in {time.monotonic() - t0:.1f} s")
+        return ev
+
+    def _server(self, ev: ArtifactEvidence) -> None:
+        extra: dict[str, Any] = {}
+        if self.cfg.qps is not None:
+            extra["qps"] = self.cfg.qps
+        if self.cfg.duration_s is not None:
+            # Early stopping needs ~500 queries before it can call p99 VALID (REFERENCE §1).
+            extra["duration_s"] = max(self.cfg.duration_s, 550.0 / self.cfg.qps if self.cfg.qps else 0.0)
+        ev.server = self._run("Server", "performance", **extra)
+        ev.server_dir = str(ev.server.get("log_dir", ""))
+        ev.manifest = dict(ev.server.get("artifact") or {})
+
+    def _offline(self, ev: ArtifactEvidence) -> None:
+        extra = {"duration_s": self.cfg.offline_duration_s or self.cfg.duration_s}
+        extra = {k: v for k, v in extra.items() if v is not None}
+        ev.offline = self._run("Offline", "performance", **extra)
+
+    def _accuracy(self, ev: ArtifactEvidence) -> None:
+        res = self._run("Offline", "accuracy")
+        log_dir = Path(str(res.get("log_dir", "")))
+        ev.accuracy, ev.fidelity = score_accuracy_run(log_dir, self.cfg)
+
+    def _test06(self, ev: ArtifactEvidence) -> None:
+        ev.test06 = run_test06(self.address, self.cfg, self.run_id)
+        if not ev.test06["passed"]:
+            self.echo(f"[{self.label}] TEST06: FAIL {ev.test06['message']}")
+
+    def _context(self, ev: ArtifactEvidence) -> None:
+        ev.context = run_context_probe(self.address, self.cfg, self.run_id)
+        if not ev.context.get("passed"):
+            self.echo(f"[{self.label}] context probe: FAIL {ev.context.get('message', '')}")
+
+
+# --- adapters onto the accuracy and compliance packages ----------------------------------------
+
+
+def score_accuracy_run(log_dir: Path, cfg: ValidateConfig) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """ROUGE scores and fidelity vs the FP32 reference for an accuracy-mode run directory.
+
+    accuracy.json / accuracy.txt / fidelity.json land in the run directory, where the gate finds them.
+    """
+    from accuracy import score_accuracy_log
+
+    outcome = score_accuracy_log(log_dir, dataset_spec=cfg.dataset, benchmark=cfg.benchmark, out_dir=log_dir)
+    fidelity = outcome.fidelity.model_dump(mode="json", exclude={"samples"}) if outcome.fidelity else None
+    return outcome.report.model_dump(mode="json"), fidelity
+
+
+def run_test06(address: str, cfg: ValidateConfig, run_id: str) -> dict[str, Any]:
+    """TEST06 (MLPerf's checks) plus the strict token checks, as one pass/fail report."""
+    from compliance import Test06Config
+    from compliance import run_test06 as run_compliance_test06
+
+    outcome = run_compliance_test06(
+        Test06Config.model_validate(
+            {
+                "scenario": "Server",
+                "benchmark": cfg.benchmark,
+                "dataset": cfg.dataset,
+                "sut": address,
+                "qps": cfg.qps,
+                "max_new_tokens": cfg.max_new_tokens,
+                "out_dir": cfg.out_dir,
+                "run_id": run_id,
+            }
+        )
+    )
+    return {
+        "passed": outcome.passed,
+        "message": outcome.message,
+        "mlperf_passed": outcome.test06.passed,
+        "strict_passed": outcome.strict.passed,
+        "test06_dir": outcome.test06_dir,
+    }
+
+
+def run_context_probe(address: str, cfg: ValidateConfig, run_id: str) -> dict[str, Any]:
+    """The context-length probe; its message names the first failing length."""
+    from compliance import probe_context
+
+    verdict = probe_context(address)
+    write_atomic(Path(cfg.out_dir) / run_id / "context_report.json", verdict.model_dump_json(indent=2) + "\n")
+    return verdict.model_dump(mode="json")
+
+
+# --- verdict -----------------------------------------------------------------------------------
+
+
+def _inputs(ev: ArtifactEvidence, baseline_accuracy: dict[str, Any] | None) -> GateInputs:
+    compliance: dict[str, dict[str, Any]] = {}
+    if ev.test06 is not None:
+        compliance["TEST06"] = ev.test06
+    if ev.context is not None:
+        compliance["context"] = ev.context
+    return GateInputs(
+        results=ev.server,
+        accuracy=ev.accuracy,
+        baseline_accuracy=baseline_accuracy,
+        fidelity=ev.fidelity,
+        compliance=compliance,
+        source=ev.server_dir,
+    )
+
+
+def _cell(o: Any) -> str:
+    if o is None:
+        return "-"
+    if o.value is None:
+        return "PASS" if o.passed and o.direction == "pass" else ("FAIL" if o.direction == "pass" else "missing")
+    return f"{fmt_number(float(o.value))} {o.unit}".rstrip()
+
+
+def slippage_lines(base: dict[str, Any] | None, cand: dict[str, Any] | None) -> list[str]:
+    """Per-category fidelity change, worst first: 'arithmetic: exact match 100.0% -> 62.0% (-38.0 points)'."""
+    from gate import fidelity_value
+    from workflows._compare import _fidelity_categories
+
+    if not cand:
+        return []
+    out: list[tuple[float, str]] = []
+    for cat in _fidelity_categories(*(r for r in (base, cand) if r)):
+        c = fidelity_value(cand, cat, "exact")
+        if c is None:
+            continue
+        b = fidelity_value(base, cat, "exact") if base else None
+        b = 1.0 if b is None else b
+        rouge = fidelity_value(cand, cat, "rouge")
+        tag = "all samples" if cat == "*" else cat
+        extra = f", ROUGE-L vs FP32 {rouge:.1f}" if rouge is not None else ""
+        out.append((c - b, f"{tag}: exact match vs FP32 {b:.1%} -> {c:.1%} ({(c - b) * 100:+.1f} points){extra}"))
+    return [line for _, line in sorted(out, key=lambda t: t[0])]
+
+
+def _latencies(ev: ArtifactEvidence) -> dict[str, Any]:
+    """Per-query latencies of the Server run, so the comparison has confidence intervals."""
+    from loadgen_harness import load_query_records
+    from workflows._compare import latencies_from_records
+
+    records = Path(ev.server_dir) / "queries.npz"
+    if not ev.server_dir or not records.is_file():
+        return {}
+    try:
+        return latencies_from_records(load_query_records(Path(ev.server_dir)))
+    except (OSError, ValueError):
+        return {}
+
+
+def decide(cfg: ValidateConfig, slo: SloSpec, base: ArtifactEvidence, cand: ArtifactEvidence) -> ValidateReport:
+    gate = evaluate_slo(slo, _inputs(cand, base.accuracy))
+    base_gate = evaluate_slo(slo, _inputs(base, base.accuracy))
+    comparison = compare_runs(
+        RunData(base.name, base.server, _latencies(base), base.accuracy, base.fidelity),
+        RunData(cand.name, cand.server, _latencies(cand), cand.accuracy, cand.fidelity),
+        cfg.compare,
+    )
+    by_name = {o.name: o for o in base_gate.objectives}
+    rows = [
+        VerdictRow(
+            objective=o.name,
+            baseline=_cell(by_name.get(o.name)),
+            candidate=_cell(o),
+            limit="-" if o.limit is None else f"{fmt_number(o.limit)} {o.unit}".rstrip(),
+            passed=o.passed,
+            line=o.line,
+        )
+        for o in gate.objectives
+    ]
+    reasons = [o.line for o in gate.violations]
+    reasons += [f"{cand.name}: {e}" for e in cand.errors]
+    if cfg.fail_on_regression:
+        reasons += [m.line for m in comparison.regressions]
+    return ValidateReport(
+        verdict="NO DEPLOY" if reasons else "DEPLOY",
+        baseline=base,
+        candidate=cand,
+        slo=slo.name,
+        gate=gate,
+        baseline_gate=base_gate,
+        comparison=comparison,
+        rows=rows,
+        reasons=reasons,
+        slippage=slippage_lines(base.fidelity, cand.fidelity),
+    )
+
+
+def validate(
+    cfg: ValidateConfig,
+    slo: SloSpec,
+    echo: Callable[[str], None] = print,
+    baseline_evidence: ArtifactEvidence | None = None,
+) -> ValidateReport:
+    """Measure both artifacts, gate the candidate, compare, and write validate.json.
+
+    ``baseline_evidence`` from an earlier call skips re-measuring the baseline when several
+    candidates are validated against it.
+    """
+    cfg = cfg.model_copy(update={"run_id": cfg.run_id or time.strftime("validate-%Y%m%d-%H%M%S")})
+    evidence: list[ArtifactEvidence] = []
+    for label, artifact in (("baseline", cfg.baseline), ("candidate", cfg.candidate)):
+        if label == "baseline" and baseline_evidence is not None:
+            evidence.append(baseline_evidence)
+            continue
+        extra = cfg.serve_args + (cfg.candidate_serve_args if label == "candidate" else [])
+        echo(f"[{label}] {artifact}: starting")
+        with sut_for(artifact, extra) as address:
+            evidence.append(ArtifactRunner(cfg, label, address, echo).collect(artifact))
+    report = decide(cfg, slo, evidence[0], evidence[1])
+    write_atomic(Path(cfg.out_dir) / str(cfg.run_id) / "validate.json", report.model_dump_json(indent=2) + "\n")
+    return report
