@@ -14,8 +14,6 @@ from typing import Any
 
 from common import UsageError
 
-_SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline", "Interactive")
-
 
 def _positive_int(text: str) -> int:
     try:
@@ -43,7 +41,9 @@ def add_parser(subparsers: Any) -> None:
 
     t06 = sub.add_parser("test06", help="TEST06 performance pass and verification, or verify an existing log")
     _add_sut_args(t06)
-    t06.add_argument("--scenario", choices=_SCENARIOS, default="Server")
+    from scenarios import scenario_names
+
+    t06.add_argument("--scenario", choices=scenario_names(), default="Server")
     t06.add_argument("--qps", type=float, help="Server target QPS for the pass")
     t06.add_argument("--max-new-tokens", type=_positive_int)
     t06.add_argument("--log", type=Path, metavar="PATH", help="verify this mlperf_log_accuracy.json; no run")
@@ -133,7 +133,9 @@ def run_test06_cli(args: argparse.Namespace) -> int:
             if eos is None and args.artifact_json is not None:
                 eos = eos_from_artifact(args.artifact_json)
             out = args.output or log.parent.parent / "TEST06"
-            scenario = "Server" if args.scenario == "Interactive" else args.scenario
+            from scenarios import loadgen_scenario
+
+            scenario = loadgen_scenario(args.scenario)
             outcome = verify_log(log, scenario, out, eos)
         else:
             if args.eos_id is not None or args.artifact_json or args.output:

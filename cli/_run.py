@@ -8,8 +8,6 @@ from pathlib import Path
 
 from common import UsageError
 
-SCENARIO_CHOICES = ("SingleStream", "MultiStream", "Server", "Offline", "Interactive")
-
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
@@ -18,7 +16,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Run one MLPerf LoadGen scenario. Results go to OUT/<run-id>/<scenario>/<mode>/: LoadGen's "
         "logs, results.json, artifact.json and queries.npz.",
     )
-    p.add_argument("--scenario", choices=SCENARIO_CHOICES, default="Server")
+    from scenarios import scenario_names
+
+    p.add_argument("--scenario", choices=scenario_names(), default="Server")
     p.add_argument("--mode", choices=("performance", "accuracy"), default="performance")
     p.add_argument("--benchmark", default="embedded", help="benchmark profile (default: embedded)")
     p.add_argument(

@@ -60,6 +60,11 @@ class Registry(Generic[T]):
         if name in self._classes or name in self._lazy:
             raise RegistryError(f"{self.what} '{name}' is already registered")
 
+    def unregister(self, name: str) -> None:
+        """Forget a plugin (a test's throwaway plugin); unknown names are ignored."""
+        self._classes.pop(name, None)
+        self._lazy.pop(name, None)
+
     def names(self) -> list[str]:
         return sorted(set(self._classes) | set(self._lazy))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +26,7 @@ from compliance._accuracy_log import (
 )
 from compliance._strict import STRICT_REPORT_FILE, StrictReport, strict_checks
 from compliance._test06 import AUDIT_CONFIG_TEXT, Test06Report, verify_test06, write_test06_outputs
+from scenarios import ScenarioName, loadgen_scenario
 
 AUDIT_CONFIG_FILE = "audit.config"
 # What LoadGen's detail log must show when TEST06's audit.config was applied.
@@ -43,7 +44,7 @@ class Test06Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    scenario: Literal["SingleStream", "MultiStream", "Server", "Offline", "Interactive"] = "Server"
+    scenario: ScenarioName = "Server"
     benchmark: str = "embedded"
     dataset: str | None = None
     sut: str | None = None
@@ -179,7 +180,7 @@ def run_test06(cfg: Test06Config) -> Test06Outcome:
         artifact = json.loads((log_dir / "artifact.json").read_text(encoding="utf-8"))
     eos = eos_from_manifest(artifact, f"{log_dir}/artifact.json")
     # LoadGen's scenario name: Interactive runs as Server, which keeps the first-token check.
-    scenario = "Server" if cfg.scenario == "Interactive" else cfg.scenario
+    scenario = loadgen_scenario(cfg.scenario)
     problem = audit_problem(log_dir / "mlperf_log_detail.txt", scenario)
     return verify_log(
         log_dir / "mlperf_log_accuracy.json", scenario, test06_dir, eos, run_dir=str(log_dir), audit_problem=problem

@@ -25,6 +25,7 @@ from loadgen_harness._results import (
     parse_summary_token_latencies,
     save_results,
 )
+from scenarios import ScenarioName
 
 # LoadGen applies ./audit.config when it exists; a stray one must never alter a normal run, so
 # normal runs name a file that cannot exist.
@@ -40,7 +41,7 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    scenario: Literal["SingleStream", "MultiStream", "Server", "Offline", "Interactive"] = "Server"
+    scenario: ScenarioName = "Server"
     mode: Literal["performance", "accuracy"] = "performance"
     benchmark: str = "embedded"
     preset: Literal["quick", "submission"] = "quick"

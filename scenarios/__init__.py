@@ -2,21 +2,33 @@
 
 from scenarios._benchmarks import (
     BENCHMARKS,
-    SCENARIOS,
     BenchmarkError,
     BenchmarkProfile,
+    benchmark_names,
     get_benchmark,
 )
 from scenarios._presets import (
     SettingsError,
-    SettingsOverrides,
     SettingsPlan,
     build_test_settings,
     plan_settings,
-    scenario_presets,
 )
 from scenarios._reference_prompts import ReferencePrompt, write_prompts
 from scenarios._resolve import EMBEDDED_DATASET, resolve_dataset
+from scenarios._scenario import (
+    LoadGenScenario,
+    Preset,
+    Scenario,
+    ScenarioConfig,
+    ScenarioName,
+    ScenarioSettings,
+    SettingsOverrides,
+    get_scenario,
+    loadgen_scenario,
+    scenario_class,
+    scenario_names,
+    scenario_presets,
+)
 from scenarios._userconf import UserConfError, apply_user_conf, mlperf_conf_defaults
 from scenarios.dataset import ByteDecoder, Dataset, DatasetError, load_dataset, save_dataset
 from scenarios.recording import Recording, load_recording, save_recording
@@ -25,29 +37,39 @@ from scenarios.synthetic import SYNTH_EOS, synthetic_dataset
 __all__ = [
     "BENCHMARKS",
     "EMBEDDED_DATASET",
-    "SCENARIOS",
     "SYNTH_EOS",
     "BenchmarkError",
     "BenchmarkProfile",
     "ByteDecoder",
     "Dataset",
     "DatasetError",
+    "LoadGenScenario",
+    "Preset",
     "Recording",
     "ReferencePrompt",
+    "Scenario",
+    "ScenarioConfig",
+    "ScenarioName",
+    "ScenarioSettings",
     "SettingsError",
     "SettingsOverrides",
     "SettingsPlan",
     "UserConfError",
     "apply_user_conf",
+    "benchmark_names",
     "build_test_settings",
     "get_benchmark",
+    "get_scenario",
     "load_dataset",
     "load_recording",
+    "loadgen_scenario",
     "mlperf_conf_defaults",
     "plan_settings",
     "resolve_dataset",
     "save_dataset",
     "save_recording",
+    "scenario_class",
+    "scenario_names",
     "scenario_presets",
     "synthetic_dataset",
     "write_prompts",

@@ -6,12 +6,9 @@ Interactive token-latency limits, the dataset size and the defaults a quick run 
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-ScenarioName = Literal["SingleStream", "MultiStream", "Server", "Offline", "Interactive"]
-SCENARIOS: tuple[ScenarioName, ...] = ("SingleStream", "MultiStream", "Server", "Offline", "Interactive")
+from scenarios._scenario import scenario_class, scenario_names
 
 
 class BenchmarkError(ValueError):
@@ -50,27 +47,29 @@ class BenchmarkProfile(BaseModel):
         return self.interactive_tpot_ms if self.interactive_only else self.server_tpot_ms
 
     def supports(self, scenario: str) -> bool:
+        kind = scenario_class(scenario)
         if self.interactive_only:
-            return scenario in ("Server", "Interactive")
-        if scenario == "Interactive":
+            return kind.loadgen_scenario == "Server"
+        if kind.interactive:
             return self.interactive_ttft_ms is not None
-        return scenario in SCENARIOS
+        return True
 
     def check_scenario(self, scenario: str) -> None:
         """Raise BenchmarkError with one line when the combination is not defined."""
-        if scenario not in SCENARIOS:
-            raise BenchmarkError(f"scenario: expected one of {', '.join(SCENARIOS)}, got '{scenario}'")
+        if scenario not in scenario_names():
+            raise BenchmarkError(f"scenario: expected one of {', '.join(scenario_names())}, got '{scenario}'")
         if self.supports(scenario):
             return
         if self.interactive_only:
             raise BenchmarkError(
                 f"benchmark '{self.name}' is interactive and runs only as Server/Interactive, not {scenario}"
             )
-        raise BenchmarkError(f"scenario 'Interactive': benchmark '{self.name}' defines no interactive TTFT/TPOT limits")
+        raise BenchmarkError(f"scenario '{scenario}': benchmark '{self.name}' defines no interactive TTFT/TPOT limits")
 
     def limits_for(self, scenario: str) -> tuple[float, float] | None:
         """(ttft_ms, tpot_ms) the scenario is judged by, or None when the scenario has no token limits."""
-        if scenario == "Interactive" or (scenario == "Server" and self.interactive_only):
+        kind = scenario_class(scenario)
+        if kind.interactive or (kind.loadgen_scenario == "Server" and self.interactive_only):
             if self.interactive_ttft_ms is None or self.interactive_tpot_ms is None:
                 return None
             return self.interactive_ttft_ms, self.interactive_tpot_ms
@@ -80,7 +79,7 @@ class BenchmarkProfile(BaseModel):
 
     def loadgen_model_for(self, scenario: str) -> str:
         """The model key for user.conf lines; interactive runs use MLPerf's ``-interactive`` name."""
-        if scenario == "Interactive" and not self.loadgen_model.endswith("-interactive"):
+        if scenario_class(scenario).interactive and not self.loadgen_model.endswith("-interactive"):
             return f"{self.loadgen_model}-interactive"
         return self.loadgen_model
 
@@ -170,7 +169,12 @@ BENCHMARKS: dict[str, BenchmarkProfile] = {
 }
 
 
+def benchmark_names() -> list[str]:
+    return list(BENCHMARKS)
+
+
 def get_benchmark(name: str) -> BenchmarkProfile:
+    """The one way to select a benchmark profile by name (BenchmarkError, one line, when unknown)."""
     try:
         return BENCHMARKS[name]
     except KeyError:

@@ -1,7 +1,7 @@
 """Scenario presets and the LoadGen TestSettings they produce.
 
-Each scenario is a plugin in :data:`scenario_presets` (the project's one Registry pattern) with a
-pydantic config. :func:`plan_settings` combines (scenario, benchmark, preset, overrides) into a
+Each scenario is a plugin in :data:`scenario_presets` (see ``scenarios._scenario``) with a pydantic
+config. :func:`plan_settings` combines (scenario, benchmark, preset, overrides) into a
 :class:`SettingsPlan`, a plain pydantic record of every LoadGen field the harness sets;
 :meth:`SettingsPlan.to_test_settings` turns it into ``mlperf_loadgen.TestSettings``.
 
@@ -13,77 +13,21 @@ uses MLPerf's durations: 600 s minimum, MultiStream 662 queries.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from common import PluginConfig, Registry, first_error_line
+from common import RegistryError, first_error_line
 from scenarios._benchmarks import BenchmarkError, BenchmarkProfile, get_benchmark
+from scenarios._scenario import LoadGenScenario, Preset, Scenario, ScenarioName, SettingsOverrides, get_scenario
 from scenarios._userconf import SEED_FIELDS, apply_user_conf, mlperf_conf_defaults
 
-Preset = Literal["quick", "submission"]
 Mode = Literal["performance", "accuracy"]
 SUBMISSION_MIN_DURATION_S = 600.0
-MULTI_STREAM_SAMPLES_PER_QUERY = 8
-MULTI_STREAM_SUBMISSION_QUERIES = 662
-QUICK_SERVER_TARGET_QUERIES = 600  # early stopping wants ~500 for a p99 verdict; leave a margin
-QUICK_MAX_DURATION_S = 120.0
-# LoadGen generates SingleStream/MultiStream queries for min_duration / expected latency and stops
-# issuing once duration and count are met. A run against a SUT faster than expected runs out of
-# queries ("Ending early") and is INVALID, so quick runs under-estimate: the duration decides.
-QUICK_EXPECTED_LATENCY_MS = 1.0
 
 
 class SettingsError(ValueError):
     """Invalid scenario/benchmark/preset/override combination; one readable line."""
-
-
-class SettingsOverrides(BaseModel):
-    """What a user may override on top of a preset. None = the preset's value."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    qps: float | None = Field(default=None, gt=0, description="Server target QPS / Offline expected QPS")
-    duration_s: float | None = Field(default=None, gt=0, description="LoadGen min_duration")
-    min_query_count: int | None = Field(default=None, gt=0)
-    max_duration_s: float | None = Field(default=None, gt=0)
-    expected_latency_ms: float | None = Field(default=None, gt=0)
-
-
-class ScenarioConfig(PluginConfig):
-    """Base preset; ``kind`` is the scenario name."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    quick_duration_s: float = Field(default=10.0, gt=0)
-    quick_min_query_count: int = Field(default=1, gt=0)
-    submission_min_query_count: int | None = Field(default=None, gt=0, description="None = LoadGen's default")
-
-
-class ServerConfig(ScenarioConfig):
-    kind: str = "Server"
-
-
-class InteractiveConfig(ServerConfig):
-    kind: str = "Interactive"
-
-
-class OfflineConfig(ScenarioConfig):
-    kind: str = "Offline"
-    quick_duration_s: float = Field(default=5.0, gt=0)
-
-
-class SingleStreamConfig(ScenarioConfig):
-    kind: str = "SingleStream"
-    quick_min_query_count: int = Field(default=64, gt=0)  # early stopping's floor for a p90 verdict
-
-
-class MultiStreamConfig(ScenarioConfig):
-    kind: str = "MultiStream"
-    samples_per_query: int = Field(default=MULTI_STREAM_SAMPLES_PER_QUERY, gt=0)
-    # Early stopping judges MultiStream only after 662 queries, quick or not.
-    quick_min_query_count: int = Field(default=MULTI_STREAM_SUBMISSION_QUERIES, gt=0)
-    submission_min_query_count: int | None = Field(default=MULTI_STREAM_SUBMISSION_QUERIES, gt=0)
 
 
 class SettingsPlan(BaseModel):
@@ -91,8 +35,8 @@ class SettingsPlan(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    scenario: str
-    loadgen_scenario: Literal["SingleStream", "MultiStream", "Server", "Offline"]
+    scenario: ScenarioName
+    loadgen_scenario: LoadGenScenario
     mode: Mode
     benchmark: str
     loadgen_model: str
@@ -166,73 +110,6 @@ class SettingsPlan(BaseModel):
         return s
 
 
-scenario_presets: Registry[Any] = Registry("scenario")
-
-
-class _Scenario:
-    config_model: ClassVar[type[ScenarioConfig]] = ScenarioConfig
-    loadgen_scenario: ClassVar[str] = "Server"
-
-    def __init__(self, config: ScenarioConfig) -> None:
-        self.config = config
-
-    def fill(self, plan: dict[str, Any], bench: BenchmarkProfile, preset: Preset, ov: SettingsOverrides) -> None:
-        """Set the scenario-specific fields of ``plan``."""
-
-
-@scenario_presets.register("Server")
-class ServerScenario(_Scenario):
-    config_model: ClassVar[type[ScenarioConfig]] = ServerConfig
-
-    def fill(self, plan: dict[str, Any], bench: BenchmarkProfile, preset: Preset, ov: SettingsOverrides) -> None:
-        qps = ov.qps or bench.default_server_qps
-        plan["server_target_qps"] = qps
-        if preset == "quick" and ov.duration_s is None:
-            # Enough queries for early stopping, but a quick run stays quick.
-            dur = min(QUICK_MAX_DURATION_S, max(self.config.quick_duration_s, QUICK_SERVER_TARGET_QUERIES / qps))
-            plan["min_duration_ms"] = int(dur * 1000)
-
-
-@scenario_presets.register("Interactive")
-class InteractiveScenario(ServerScenario):
-    config_model = InteractiveConfig
-
-
-@scenario_presets.register("Offline")
-class OfflineScenario(_Scenario):
-    config_model = OfflineConfig
-    loadgen_scenario = "Offline"
-
-    def fill(self, plan: dict[str, Any], bench: BenchmarkProfile, preset: Preset, ov: SettingsOverrides) -> None:
-        plan["offline_expected_qps"] = ov.qps or bench.default_offline_qps
-
-
-@scenario_presets.register("SingleStream")
-class SingleStreamScenario(_Scenario):
-    config_model = SingleStreamConfig
-    loadgen_scenario = "SingleStream"
-
-    def fill(self, plan: dict[str, Any], bench: BenchmarkProfile, preset: Preset, ov: SettingsOverrides) -> None:
-        lat = ov.expected_latency_ms or (
-            QUICK_EXPECTED_LATENCY_MS if preset == "quick" else bench.default_single_stream_latency_ms
-        )
-        plan["single_stream_expected_latency_ns"] = int(lat * 1e6)
-
-
-@scenario_presets.register("MultiStream")
-class MultiStreamScenario(_Scenario):
-    config_model = MultiStreamConfig
-    loadgen_scenario = "MultiStream"
-
-    def fill(self, plan: dict[str, Any], bench: BenchmarkProfile, preset: Preset, ov: SettingsOverrides) -> None:
-        assert isinstance(self.config, MultiStreamConfig)
-        plan["multi_stream_samples_per_query"] = self.config.samples_per_query
-        lat = ov.expected_latency_ms or (
-            QUICK_EXPECTED_LATENCY_MS if preset == "quick" else bench.default_multi_stream_latency_ms
-        )
-        plan["multi_stream_expected_latency_ns"] = int(lat * 1e6)
-
-
 def plan_settings(
     scenario: str,
     benchmark: str | BenchmarkProfile = "embedded",
@@ -255,12 +132,15 @@ def plan_settings(
         ov = overrides if isinstance(overrides, SettingsOverrides) else SettingsOverrides(**(overrides or {}))
     except ValidationError as exc:
         raise SettingsError(first_error_line(exc, "overrides")) from None
-    runner: _Scenario = scenario_presets.create({"kind": scenario}, where=f"scenario {scenario}")
+    try:
+        runner: Scenario = get_scenario(scenario)
+    except RegistryError as exc:
+        raise SettingsError(str(exc)) from None
     cfg = runner.config
     quick = preset == "quick"
     dur_s = ov.duration_s or (cfg.quick_duration_s if quick else SUBMISSION_MIN_DURATION_S)
     min_q = ov.min_query_count or (cfg.quick_min_query_count if quick else cfg.submission_min_query_count)
-    limits = bench.limits_for("Interactive" if scenario == "Interactive" else "Server")
+    limits = bench.limits_for(scenario)
     plan: dict[str, Any] = {
         "scenario": scenario,
         "loadgen_scenario": runner.loadgen_scenario,
@@ -279,7 +159,7 @@ def plan_settings(
         # count, which would stretch a quick run; quick runs are not submittable anyway.
         "sample_concatenate_permutation": not quick,
     }
-    runner.fill(plan, bench, "quick" if quick else "submission", ov)
+    plan.update(runner.settings(bench, "quick" if quick else "submission", ov).model_dump(exclude_none=True))
     explicit = [
         name
         for name, given in (

@@ -31,13 +31,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from common import write_atomic
 from loadgen_harness import parse_detail_log
+from scenarios import ScenarioName
 
 MAX_ACCURACY_LOG_BYTES = 10 * 1024
 HASH_LINE = re.compile(r"^hash=[0-9a-f]{64}$", re.MULTILINE)
 # Rules for every LLM benchmark, whatever LoadGen's conf says about a model it does not know.
 LLM_MIN_DURATION_MS = 600_000
 _SEED_KEYS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
-_LOADGEN_SCENARIO = {"Interactive": "Server"}
 
 
 class SubmissionError(ValueError):
@@ -115,9 +115,20 @@ def mlperf_rules(model: str, scenario: str) -> dict[str, Any]:
     from scenarios import UserConfError, mlperf_conf_defaults
 
     try:
-        return dict(mlperf_conf_defaults(model, _LOADGEN_SCENARIO.get(scenario, scenario)))
+        return dict(mlperf_conf_defaults(model, _loadgen_scenario(scenario)))
     except UserConfError as exc:
         raise SubmissionError(str(exc)) from None
+
+
+def _loadgen_scenario(scenario: str) -> str:
+    """LoadGen's name for a scenario; a directory name no plugin knows is passed through for the checker."""
+    from common import RegistryError
+    from scenarios import loadgen_scenario
+
+    try:
+        return loadgen_scenario(scenario)
+    except RegistryError:
+        return scenario
 
 
 # --- building ----------------------------------------------------------------------------------
@@ -347,7 +358,7 @@ def _check_scenario(scen: Path, rel: str, out: list[Finding]) -> None:
         validity = d.get("result_validity")
         if validity != "VALID":
             find("invalid", p, f"result_validity is {validity}, expected VALID")
-        if scenario in ("Server", "Interactive"):
+        if _loadgen_scenario(scenario) == "Server":
             ttft_lim, tpot_lim = benchmark_token_limits_ns(benchmark, scenario, d)
             ttft = d.get("result_first_token_99.00_percentile_latency_ns")
             tpot = d.get("result_time_per_output_token_99.00_percentile_ns")
@@ -414,7 +425,7 @@ class SubmissionRunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    scenario: Literal["SingleStream", "MultiStream", "Server", "Offline", "Interactive"] = "Server"
+    scenario: ScenarioName = "Server"
     benchmark: str = "embedded"
     dataset: str | None = None
     preset: Literal["quick", "submission"] = "quick"
@@ -485,7 +496,7 @@ def _user_conf_text(run: SubmissionRunConfig, loadgen_model: str) -> str:
     """The user.conf the runs load: only the rate the submitter chose; everything else stays MLPerf's."""
     lines = [f"# lpuperf submission run {run.run_id} (preset {run.preset})"]
     if run.qps is not None:
-        lines.append(f"{loadgen_model}.{_LOADGEN_SCENARIO.get(run.scenario, run.scenario)}.target_qps = {run.qps:g}")
+        lines.append(f"{loadgen_model}.{_loadgen_scenario(run.scenario)}.target_qps = {run.qps:g}")
     return "\n".join(lines) + "\n"
 
 
