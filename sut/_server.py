@@ -8,12 +8,14 @@ the backend's token lists; metrics are updated once per request, never per token
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from proto import inference_pb2 as pb
@@ -64,13 +66,66 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"
 
 
-def to_backend_request(request: pb.GenerateRequest, arrival_ns: int) -> GenerateRequest:
-    """Validate a wire request; raise InvalidRequestError naming the bad field."""
+class Undecodable:
+    """What the request deserializer hands over for bytes that are no valid message of the expected type.
+
+    grpc turns an exception raised while deserializing into ``UNKNOWN: Unexpected DecodeError``; returning
+    this marker instead lets the handler answer INVALID_ARGUMENT with a one-line reason.
+    """
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _lenient(parse: Any, type_name: str) -> Any:
+    def deserialize(raw: bytes) -> Any:
+        try:
+            return parse(raw)
+        except DecodeError:
+            return Undecodable(f"request: {len(raw)} bytes are not a valid {type_name} protobuf message")
+
+    return deserialize
+
+
+def add_inference_service(servicer: pb_grpc.InferenceServicer, server: grpc.aio.Server) -> None:
+    """Register the Inference service, like the generated helper but with non-raising deserializers."""
+    handlers = {
+        "Generate": grpc.unary_stream_rpc_method_handler(
+            servicer.Generate,
+            request_deserializer=_lenient(pb.GenerateRequest.FromString, "lpuperf.v1.GenerateRequest"),
+            response_serializer=pb.GenerateChunk.SerializeToString,
+        ),
+        "GetArtifact": grpc.unary_unary_rpc_method_handler(
+            servicer.GetArtifact,
+            request_deserializer=_lenient(pb.GetArtifactRequest.FromString, "lpuperf.v1.GetArtifactRequest"),
+            response_serializer=pb.ArtifactManifest.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
+def to_backend_request(
+    request: pb.GenerateRequest | Undecodable, arrival_ns: int, vocab_size: int = 0
+) -> GenerateRequest:
+    """Validate a wire request; raise InvalidRequestError naming the bad field.
+
+    ``vocab_size`` > 0 (the artifact's) also refuses token ids the model has no embedding for.
+    """
+    if isinstance(request, Undecodable):
+        raise InvalidRequestError(request.reason)
     ids = np.array(request.input_ids, dtype=np.int32)
     if ids.size == 0:
         raise InvalidRequestError("input_ids: expected at least one token id")
-    if int(ids.min()) < 0:
-        raise InvalidRequestError("input_ids: expected token ids >= 0")
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0:
+        raise InvalidRequestError(f"input_ids[{int(np.argmin(ids))}]: expected token ids >= 0, got {lo}")
+    if vocab_size and hi >= vocab_size:
+        raise InvalidRequestError(
+            f"input_ids[{int(np.argmax(ids))}]: token id {hi} is outside the vocabulary (vocab_size {vocab_size})"
+        )
     if request.max_new_tokens == 0:
         raise InvalidRequestError("max_new_tokens: expected > 0")
     if request.min_new_tokens > request.max_new_tokens:
@@ -79,9 +134,17 @@ def to_backend_request(request: pb.GenerateRequest, arrival_ns: int) -> Generate
         )
     if request.eos_token_id < -1:
         raise InvalidRequestError("eos_token_id: expected -1 (artifact default) or a token id >= 0")
+    if vocab_size and request.eos_token_id >= vocab_size:
+        raise InvalidRequestError(
+            f"eos_token_id: {request.eos_token_id} is outside the vocabulary (vocab_size {vocab_size})"
+        )
+    if request.sampling not in (pb.SAMPLING_GREEDY, pb.SAMPLING_RANDOM):
+        raise InvalidRequestError(f"sampling: unknown value {request.sampling}; expected GREEDY (0) or RANDOM (1)")
     greedy = request.sampling == pb.SAMPLING_GREEDY
     if not greedy and not (0.0 < request.top_p <= 1.0):
         raise InvalidRequestError("top_p: expected 0 < top_p <= 1 for random sampling")
+    if not greedy and not (math.isfinite(request.temperature) and request.temperature >= 0.0):
+        raise InvalidRequestError(f"temperature: expected a finite value >= 0, got {request.temperature}")
     return GenerateRequest(
         request_id=request.request_id,
         input_ids=ids,
@@ -127,12 +190,15 @@ class _Servicer(pb_grpc.InferenceServicer):
     def __init__(self, server: SutServer) -> None:
         self._srv = server
         self._artifact = manifest_message(server.backend)
+        self._vocab_size = server.backend.manifest.vocab_size
 
-    async def GetArtifact(self, request: pb.GetArtifactRequest, context: Any) -> pb.ArtifactManifest:
+    async def GetArtifact(self, request: pb.GetArtifactRequest | Undecodable, context: Any) -> pb.ArtifactManifest:
+        if isinstance(request, Undecodable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         return self._artifact
 
     async def Generate(
-        self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: pb.GenerateRequest | Undecodable, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.GenerateChunk]:
         srv = self._srv
         arrival = time.time_ns()
@@ -145,7 +211,7 @@ class _Servicer(pb_grpc.InferenceServicer):
         n_sent = 0
         try:
             try:
-                req = to_backend_request(request, arrival)
+                req = to_backend_request(request, arrival, self._vocab_size)
             except InvalidRequestError as exc:
                 code = "INVALID_ARGUMENT"
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -270,7 +336,7 @@ class SutServer:
                 ("grpc.max_concurrent_streams", 100000),
             ]
         )
-        pb_grpc.add_InferenceServicer_to_server(_Servicer(self), server)
+        add_inference_service(_Servicer(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         try:
             try:

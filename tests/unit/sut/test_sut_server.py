@@ -75,6 +75,10 @@ def test_artifact_and_health(instant: tuple[Any, pb_grpc.InferenceStub]) -> None
         ([5, 6, 7], 0, {}, "max_new_tokens"),
         ([5, 6, 7], 4, {"min_new_tokens": 5}, "min_new_tokens"),
         ([5, 6, 7], 4, {"eos_token_id": -7}, "eos_token_id"),
+        ([5, 2**20, 7], 4, {}, "input_ids[1]"),  # out of the artifact's vocabulary
+        ([5, 6, 7], 4, {"eos_token_id": 2**20}, "eos_token_id"),
+        ([5, 6, 7], 4, {"sampling": 9}, "sampling"),
+        ([5, 6, 7], 4, {"sampling": pb.SAMPLING_RANDOM, "top_p": 0.9, "temperature": -1.0}, "temperature"),
     ],
 )
 def test_malformed_requests_are_invalid_argument(
@@ -86,6 +90,23 @@ def test_malformed_requests_are_invalid_argument(
         list(stub.Generate(req, timeout=10))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in (err.value.details() or "")
+
+
+@pytest.mark.parametrize("method", ["Generate", "GetArtifact"])
+def test_undecodable_bytes_are_invalid_argument_not_unknown(
+    instant: tuple[Any, pb_grpc.InferenceStub], method: str
+) -> None:
+    server, stub = instant
+    with grpc.insecure_channel(server.address) as ch:
+        # Identity serializers: the bytes reach the server as sent.
+        call: Any = (ch.unary_stream if method == "Generate" else ch.unary_unary)(f"/lpuperf.v1.Inference/{method}")
+        with pytest.raises(grpc.RpcError) as err:
+            result = call(b"\xff\xff\xff not protobuf", timeout=10)
+            list(result) if method == "Generate" else None
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = err.value.details() or ""
+    assert "not a valid lpuperf.v1." in details and "\n" not in details
+    assert _tokens(_gen(stub, DS.input_ids[0], max_new=2)) == DS.reference_ids[0][:2].tolist()  # still serving
 
 
 def test_well_formed_request_streams_the_reference(instant: tuple[Any, pb_grpc.InferenceStub]) -> None:
