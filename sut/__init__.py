@@ -13,6 +13,8 @@ from sut._backend import (
     InvalidRequestError,
     OverloadedError,
     UpstreamError,
+    add_backend_arguments,
+    backend_options_from_args,
     backends,
 )
 
@@ -23,6 +25,7 @@ backends.register_lazy("openai", "sut._openai:OpenAIBackend")
 
 if TYPE_CHECKING:
     from sut._cli import add_parser as add_serve_parser
+    from sut._cli import backend_config_from_serve_args, read_config_option
     from sut._embedded import (
         EmbeddedServer,
         ServerProcess,
@@ -58,6 +61,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "add_openai_arguments": ("sut._openai", "add_openai_arguments"),
     "openai_config_from_args": ("sut._openai", "openai_config_from_args"),
     "add_serve_parser": ("sut._cli", "add_parser"),
+    "backend_config_from_serve_args": ("sut._cli", "backend_config_from_serve_args"),
+    "read_config_option": ("sut._cli", "read_config_option"),
     "start_embedded": ("sut._embedded", "start_embedded"),
     "spawn_server": ("sut._embedded", "spawn_server"),
     "wait_serving": ("sut._embedded", "wait_serving"),
@@ -96,9 +101,12 @@ __all__ = [
     "SutStartError",
     "TimingModel",
     "UpstreamError",
+    "add_backend_arguments",
     "add_openai_arguments",
     "add_serve_parser",
     "analytic_capacity_qps",
+    "backend_config_from_serve_args",
+    "backend_options_from_args",
     "backends",
     "byte_pieces",
     "chat_prompt_ids",
@@ -106,6 +114,7 @@ __all__ = [
     "generate_all",
     "load_model",
     "openai_config_from_args",
+    "read_config_option",
     "spawn_server",
     "start_embedded",
     "wait_serving",

@@ -6,12 +6,13 @@ only turns a :class:`GenerateRequest` into a stream of token lists.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from common import PluginConfig, Registry
 from sut._artifact import ArtifactManifest
@@ -106,9 +107,30 @@ class Backend(Protocol):
 
 
 class BackendConfig(PluginConfig):
-    """Base config; each backend subclasses it with its own fields."""
+    """Base config; each backend subclasses it with its own fields.
+
+    Callers pass generic options (``artifact``, ``precision``, ``dataset``, ...) and each backend's
+    model maps them onto its own fields (validators, aliases) or refuses them: unknown fields are
+    errors, so a typo or an option the backend does not have never passes silently.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     kind: str = "sim"
 
 
 backends: Registry[Backend] = Registry("backend")
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every registered backend's own CLI flags (a backend class may define ``add_arguments``)."""
+    for name in backends.names():
+        hook = getattr(backends.get(name), "add_arguments", None)
+        if hook is not None:
+            hook(parser)
+
+
+def backend_options_from_args(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields backend ``kind`` takes from its own CLI flags (``options_from_args``), else {}."""
+    hook = getattr(backends.get(kind), "options_from_args", None)
+    return dict(hook(args)) if hook is not None else {}

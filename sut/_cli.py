@@ -17,6 +17,11 @@ DEFAULT_GRACE_S = 10.0
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("serve", help="start a gRPC system under test", description=__doc__)
+    add_serve_arguments(p)
+    p.set_defaults(func=run_serve)
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="sim", help="backend kind (default: sim)")
     p.add_argument(
         "--artifact",
@@ -36,7 +41,12 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--prefill-base-s", type=float, default=None, help="override timing: prefill base seconds")
     p.add_argument("--prefill-per-token-s", type=float, default=None, help="override timing: prefill s/token")
     p.add_argument("--decode-step-s", type=float, default=None, help="override timing: decode step seconds")
-    p.add_argument("--config", default=None, help="backend config as a JSON object or a JSON file (merged last)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="backend config as a JSON object or a JSON file, validated by the backend's model (merged last); "
+        "a key travels by name (api_key_env), never inline",
+    )
     p.add_argument("--http", type=int, default=None, metavar="PORT", help="also serve the OpenAI-compatible HTTP API")
     p.add_argument(
         "--http-fault",
@@ -47,64 +57,94 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, help="drain grace period in seconds")
-    p.set_defaults(func=run_serve)
+    from sut._backend import add_backend_arguments
+
+    add_backend_arguments(p)  # each backend's own flags (openai: --base-url, --model, ...)
+
+
+# Generic flags every backend may take; each backend's config model maps or refuses them.
+_GENERIC_OPTIONS = (
+    ("artifact", "artifact"),
+    ("dataset", "dataset"),
+    ("precision", "precision"),
+    ("enforced_context", "enforced_context_tokens"),
+    ("max_batch", "max_batch"),
+    ("max_context", "max_context_tokens"),
+    ("prefill_base_s", "prefill_base_s"),
+    ("prefill_per_token_s", "prefill_per_token_s"),
+    ("decode_step_s", "decode_step_s"),
+)
+
+
+def read_config_option(value: str, flag: str = "--config") -> dict[str, Any]:
+    """A JSON object given inline or as a file. An inline ``api_key`` is refused: argv is visible in ps."""
+    path = Path(value)
+    inline = not path.is_file()
+    text = value if inline else path.read_text(encoding="utf-8")
     try:
-        from sut._openai import add_openai_arguments
-    except ImportError:  # the relay backend is optional
-        return
-    add_openai_arguments(p)
+        raw = json.loads(text)
+    except json.JSONDecodeError:
+        raise UsageError(f"{flag}: expected a JSON object or a JSON file, got '{value[:80]}'") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"{flag}: expected a JSON object")
+    if inline and "api_key" in raw:
+        raise UsageError(
+            f"{flag}: field 'api_key': a key on the command line is visible to other users; "
+            "name the environment variable that holds it with api_key_env"
+        )
+    return raw
 
 
 def backend_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """Turn ``serve`` options into a backend config dict (validated later by the registry)."""
+    """Turn ``serve`` options into one backend config dict (validated later by the backend's model)."""
     from sut import FaultFlags
+    from sut._backend import backend_options_from_args, backends
 
-    cfg: dict[str, Any] = {"kind": args.backend}
-    if args.backend == "openai":
-        from sut._openai import openai_config_from_args
-
-        cfg = openai_config_from_args(args)
-    if args.artifact is not None:
-        # For a real model the "artifact" is its checkpoint (a directory or a .gguf file).
-        cfg["model_path" if args.backend == "transformers" else "artifact"] = args.artifact
-    elif args.backend == "sim" and args.precision is not None:
-        from sut._sim import SIM_PRESETS
-
-        if f"sim-{args.precision}" in SIM_PRESETS:
-            cfg["artifact"] = f"sim-{args.precision}"  # --precision bf16 names the sim-bf16 artifact
-    if args.dataset is not None:
-        cfg["dataset"] = args.dataset
+    from_file = read_config_option(args.config) if args.config else {}
+    kind = str(from_file.get("kind") or args.backend)
+    cfg: dict[str, Any] = {"kind": kind, **backend_options_from_args(kind, args)}
+    for name, key in _GENERIC_OPTIONS:
+        if getattr(args, name) is not None:
+            cfg[key] = getattr(args, name)
     if args.chunk_size is not None:
         if args.chunk_size <= 0:
             raise UsageError(f"--chunk-size: expected a positive integer, got {args.chunk_size}")
-        cfg["chunk_size"] = args.chunk_size
-    if args.enforced_context is not None:
-        cfg["enforced_context_tokens"] = args.enforced_context
-    for name, key in (
-        ("max_batch", "max_batch"),
-        ("max_context", "max_context_tokens"),
-        ("precision", "precision"),
-        ("prefill_base_s", "prefill_base_s"),
-        ("prefill_per_token_s", "prefill_per_token_s"),
-        ("decode_step_s", "decode_step_s"),
-    ):
-        if getattr(args, name) is not None:
-            cfg[key] = getattr(args, name)
+        # Also a server option (message coalescing); a backend config only takes it when it has the field.
+        if "chunk_size" in backends.config_model(kind).model_fields:
+            cfg["chunk_size"] = args.chunk_size
     if args.fault:
         known = list(FaultFlags.model_fields)
         for name in args.fault:
             if name not in known:
                 raise UsageError(f"--fault: unknown fault '{name}'; expected one of: {', '.join(known)}")
         cfg["faults"] = {name: True for name in args.fault}
-    if args.config:
-        text = Path(args.config).read_text(encoding="utf-8") if Path(args.config).is_file() else args.config
-        try:
-            extra = json.loads(text)
-        except json.JSONDecodeError:
-            raise UsageError(f"--config: expected a JSON object or a JSON file, got '{args.config}'") from None
-        if not isinstance(extra, dict):
-            raise UsageError("--config: expected a JSON object")
-        cfg.update(extra)
+    cfg.update(from_file)
+    return cfg
+
+
+_SERVER_ONLY = ("host", "port", "port_file", "http", "http_fault", "metrics_port", "grace")
+
+
+def backend_config_from_serve_args(argv: list[str]) -> dict[str, Any]:
+    """The backend config that ``lpuperf serve ARGV`` would build (for workflows' ``--serve-arg`` options).
+
+    Only backend options are accepted: a spawned SUT's port, HTTP front and metrics belong to the launcher.
+    """
+    parser = argparse.ArgumentParser(prog="lpuperf serve", add_help=False, allow_abbrev=False, exit_on_error=False)
+    add_serve_arguments(parser)
+    try:
+        args, unknown = parser.parse_known_args(argv)
+    except argparse.ArgumentError as exc:
+        raise UsageError(f"--serve-arg: {exc}") from None
+    if unknown:
+        raise UsageError(f"--serve-arg: unrecognized serve argument '{unknown[0]}'")
+    defaults, _ = parser.parse_known_args([])
+    for name in _SERVER_ONLY:
+        if getattr(args, name) != getattr(defaults, name):
+            raise UsageError(f"--serve-arg: --{name.replace('_', '-')} is not a backend option of a spawned SUT")
+    cfg = backend_config_from_args(args)
+    if args.backend == defaults.backend and "kind" not in (read_config_option(args.config) if args.config else {}):
+        del cfg["kind"]  # let the artifact spec or the caller choose the backend
     return cfg
 
 

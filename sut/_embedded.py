@@ -6,15 +6,17 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 from pydantic import BaseModel
 
@@ -132,12 +134,18 @@ def start_embedded(
 
 
 class ServerProcess:
-    """``python -m sut serve`` as a child process; ``address`` is valid once SERVING."""
+    """``python -m sut serve`` as a child process; ``address`` is valid once SERVING.
 
-    def __init__(self, proc: subprocess.Popen[bytes], address: str, stderr_path: Path) -> None:
+    The child's stderr goes to an unlinked temporary file (read back for error messages), so nothing
+    of a SUT is left on disk whatever way the parent ends.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes], address: str, stderr: IO[bytes]) -> None:
         self.proc = proc
         self.address = address
-        self._stderr_path = stderr_path
+        self._stderr = stderr
+        # Reaps the child and closes the file if the caller never stops it (e.g. the interpreter exits).
+        self._finalizer = weakref.finalize(self, _reap, proc, stderr)
 
     @property
     def pid(self) -> int:
@@ -145,8 +153,11 @@ class ServerProcess:
 
     def stderr_tail(self, n_chars: int = 2000) -> str:
         try:
-            return self._stderr_path.read_text(errors="replace")[-n_chars:]
-        except OSError:
+            fd = self._stderr.fileno()
+            size = os.fstat(fd).st_size
+            start = max(0, size - 4 * n_chars)
+            return os.pread(fd, size - start, start).decode(errors="replace")[-n_chars:]
+        except (OSError, ValueError):
             return ""
 
     def terminate(self, timeout_s: float = 15.0) -> int | None:
@@ -158,18 +169,14 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        self._cleanup()
+        self._finalizer()
         return self.proc.returncode
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
-        self._cleanup()
-
-    def _cleanup(self) -> None:
-        # The stderr file lives in a private temp dir made by spawn_server: remove both.
-        shutil.rmtree(self._stderr_path.parent, ignore_errors=True)
+        self._finalizer()
 
     def __enter__(self) -> ServerProcess:
         return self
@@ -180,20 +187,63 @@ class ServerProcess:
         self.terminate()
 
 
-def spawn_server(extra_args: list[str] | None = None, *, timeout_s: float = 60.0) -> ServerProcess:
-    """Start ``python -m sut serve --port 0 --port-file F [extra_args]``; wait until it is SERVING."""
-    tmpdir = Path(tempfile.mkdtemp(prefix="lpuperf-sut-"))
-    port_file = tmpdir / "port"
-    stderr_path = tmpdir / "stderr.txt"
-    cmd = [sys.executable, "-m", "sut", "serve", "--port", "0", "--port-file", str(port_file), *(extra_args or [])]
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    with open(stderr_path, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
-    handle = ServerProcess(proc, "", stderr_path)
-    deadline = time.monotonic() + timeout_s
+def _reap(proc: subprocess.Popen[bytes], stderr: IO[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+    stderr.close()
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGTERM when the parent dies (Linux only).
+
+    PR_SET_PDEATHSIG fires when the thread that forked the child exits, so spawn from a thread that
+    outlives the SUT (the main thread, as the launcher does). The libc lookup happens here, in the
+    parent: between fork and exec the child only makes two system calls.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
     try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return hook
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def spawn_server(extra_args: list[str] | None = None, *, timeout_s: float = 60.0) -> ServerProcess:
+    """Start ``python -m sut serve --port 0 --port-file F [extra_args]``; wait until it is SERVING.
+
+    The child dies with this process (Linux), and the private temp dir that holds the port file is
+    removed as soon as the port is known or the start failed.
+    """
+    # Owned by the returned handle (closed when the SUT stops), hence no ``with``.
+    stderr = tempfile.TemporaryFile(prefix="lpuperf-sut-stderr-")  # noqa: SIM115
+    tmpdir = Path(tempfile.mkdtemp(prefix="lpuperf-sut-"))
+    handle: ServerProcess | None = None
+    try:
+        port_file = tmpdir / "port"
+        cmd = [sys.executable, "-m", "sut", "serve", "--port", "0", "--port-file", str(port_file), *(extra_args or [])]
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=stderr, env=env, preexec_fn=_die_with_parent_hook()
+        )
+        handle = ServerProcess(proc, "", stderr)
+        deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
                 raise SutStartError(
@@ -209,17 +259,20 @@ def spawn_server(extra_args: list[str] | None = None, *, timeout_s: float = 60.0
                     f"SUT process did not bind within {timeout_s:.0f} s: {handle.stderr_tail().strip()}"
                 )
             time.sleep(0.02)
+        shutil.rmtree(tmpdir, ignore_errors=True)
         remaining = max(1.0, deadline - time.monotonic())
         if not wait_serving(handle.address, remaining):
             raise SutStartError(
                 f"SUT at {handle.address} not SERVING within {timeout_s:.0f} s: {handle.stderr_tail().strip()}"
             )
     except BaseException:
-        handle.kill()
+        if handle is not None:
+            handle.kill()
+        else:
+            stderr.close()
         raise
     finally:
-        with contextlib.suppress(OSError):
-            port_file.unlink(missing_ok=True)
+        shutil.rmtree(tmpdir, ignore_errors=True)
     return handle
 
 

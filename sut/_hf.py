@@ -270,28 +270,3 @@ class TransformersBackend:
     def _end(job: _Job) -> GenerationEnd:
         seq = job.seq
         return GenerationEnd(n_tokens=len(seq.output), output_ids=list(seq.output), finish_reason=seq.finish_reason)
-
-
-def backend_config_from_flags(
-    backend: str, precision: str | None = None, artifact: str | None = None, **extra: Any
-) -> dict[str, Any]:
-    """Map ``--backend/--precision/--artifact`` to a backend config dict (validated by the registry).
-
-    ``--backend transformers --precision bf16`` -> ``{"kind": "transformers", "precision": "bf16"}``;
-    for the sim, ``--precision P`` without an artifact picks the ``sim-P`` artifact.
-    """
-    cfg: dict[str, Any] = {"kind": backend}
-    if backend == "transformers":
-        if artifact:
-            cfg["model_path"] = artifact
-        if precision:
-            cfg["precision"] = precision
-    else:
-        if artifact:
-            cfg["artifact"] = artifact
-        elif precision and backend == "sim":
-            cfg["artifact"] = f"sim-{precision}"
-        if precision and backend != "sim":
-            cfg["precision"] = precision
-    cfg.update({k: v for k, v in extra.items() if v is not None})
-    return cfg

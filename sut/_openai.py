@@ -172,6 +172,14 @@ class OpenAIBackend:
 
     config_model: ClassVar[type[OpenAIConfig]] = OpenAIConfig
 
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        add_openai_arguments(parser)
+
+    @staticmethod
+    def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+        return openai_config_from_args(args)
+
     def __init__(self, config: OpenAIConfig, env: dict[str, str] | None = None) -> None:
         self.config = config
         self._r = _Resolved(config, os.environ if env is None else env)

@@ -29,10 +29,10 @@ import hashlib
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from common import first_error_line
 from sut._artifact import ArtifactManifest, FaultFlags, TimingModel
@@ -92,6 +92,14 @@ class SimConfig(BackendConfig):
     decode_step_s: float | None = Field(default=None, ge=0)
     chunk_size: int | None = Field(default=None, gt=0)
     faults: FaultFlags = Field(default_factory=FaultFlags)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _precision_names_the_artifact(cls, raw: Any) -> Any:
+        # The generic ``precision`` option without an artifact: precision bf16 is the sim-bf16 artifact.
+        if isinstance(raw, dict) and raw.get("artifact") is None and f"sim-{raw.get('precision')}" in SIM_PRESETS:
+            raw = {**raw, "artifact": f"sim-{raw['precision']}"}
+        return raw
 
 
 def sim_manifest(cfg: SimConfig, eos_token_id: int = 0, vocab_size: int = 0) -> ArtifactManifest:

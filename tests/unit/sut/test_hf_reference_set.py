@@ -14,7 +14,7 @@ from common import RegistryError
 from scenarios import DatasetError, Recording, load_dataset, load_recording, save_recording
 from scenarios._reference_prompts import CATEGORIES, write_prompts
 from sut import backends
-from sut._hf import artifact_checksum, backend_config_from_flags
+from sut._hf import artifact_checksum
 
 DATA = Path(__file__).resolve().parents[3] / "scenarios" / "data"
 EMBEDDED = DATA / "embedded.jsonl.gz"
@@ -78,13 +78,14 @@ def test_recording_round_trip(tmp_path: Path) -> None:
     assert [o.tolist() for o in rec.outputs] == [o.tolist() for o in outs]
 
 
-def test_backend_config_from_flags() -> None:
-    cfg = backend_config_from_flags("transformers", "bf16")
-    assert cfg == {"kind": "transformers", "precision": "bf16"}
-    parsed = backends.parse_config(cfg)
+def test_generic_options_map_onto_each_backends_config() -> None:
+    """Callers pass {kind, artifact, precision, ...}; each backend's model maps them onto its own fields."""
+    parsed = backends.parse_config({"kind": "transformers", "precision": "bf16"})
     assert parsed.precision == "bf16" and parsed.kind == "transformers"  # type: ignore[attr-defined]
-    assert backend_config_from_flags("sim", "int8") == {"kind": "sim", "artifact": "sim-int8"}
-    assert backend_config_from_flags("transformers", None, "/m/dir", max_batch=4)["model_path"] == "/m/dir"
+    sim = backends.parse_config({"kind": "sim", "precision": "int8"})
+    assert sim.artifact == "sim-int8"  # type: ignore[attr-defined]
+    hf = backends.parse_config({"kind": "transformers", "artifact": "/m/dir", "max_batch": 4})
+    assert hf.model_path == "/m/dir"  # type: ignore[attr-defined]
 
 
 def test_bad_transformers_config_is_one_line() -> None:

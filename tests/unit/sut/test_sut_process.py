@@ -223,13 +223,101 @@ def test_serve_flags_map_to_backend_configs() -> None:
     def cfg(*argv: str) -> dict[str, Any]:
         return backend_config_from_args(parser.parse_args(["serve", *argv]))
 
-    assert cfg("--precision", "int8")["artifact"] == "sim-int8"
+    # Generic options; the backend's own model maps them (precision int8 is the sim-int8 artifact).
+    assert cfg("--precision", "int8") == {"kind": "sim", "precision": "int8"}
+    assert sut.SimConfig.model_validate(cfg("--precision", "int8")).artifact == "sim-int8"
     assert cfg("--artifact", "sim-fp32", "--precision", "bf16") == {
         "kind": "sim",
         "artifact": "sim-fp32",
         "precision": "bf16",
     }
-    assert cfg("--backend", "transformers", "--artifact", "/m.gguf")["model_path"] == "/m.gguf"
+    hf = sut.backends.parse_config(cfg("--backend", "transformers", "--artifact", "/m.gguf"))
+    assert hf.model_path == "/m.gguf"  # type: ignore[attr-defined]
     faulty = cfg("--fault", "mid_sequence_eos", "--enforced-context", "100", "--decode-step-s", "0.5")
     assert faulty["faults"] == {"mid_sequence_eos": True}
     assert faulty["enforced_context_tokens"] == 100 and faulty["decode_step_s"] == 0.5
+    # --config is merged last and may choose the backend; the openai flags come through its registry hook.
+    relay = cfg("--config", '{"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}', "--model", "m")
+    assert relay["kind"] == "openai" and relay["model"] == "m" and relay["base_url"] == "http://127.0.0.1:9/v1"
+
+
+@pytest.mark.parametrize(
+    ("config", "needle"),
+    [
+        ('{"bogus": 1}', "field 'bogus'"),
+        ('{"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "decode_step_s": 1}', "field 'decode_step_s'"),
+        ('{"kind": "nope"}', "unknown backend kind 'nope'"),
+        ("[1, 2]", "expected a JSON object"),
+        ("{not json", "expected a JSON object or a JSON file"),
+    ],
+)
+def test_config_json_is_validated_by_the_backends_model(
+    config: str, needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, lines = _serve_error(["--config", config], capsys)
+    assert rc == 2 and len(lines) == 1 and needle in lines[0], lines
+
+
+def test_inline_api_key_is_refused_and_never_echoed(capsys: pytest.CaptureFixture[str]) -> None:
+    secret = "sk-test-DO-NOT-LEAK-1234567890"
+    cfg = f'{{"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "{secret}"}}'
+    rc, lines = _serve_error(["--config", cfg], capsys)
+    assert rc == 2 and len(lines) == 1 and "api_key_env" in lines[0], lines
+    assert secret not in lines[0]
+
+
+def test_serve_args_become_a_backend_config() -> None:
+    from common import UsageError
+
+    assert sut.backend_config_from_serve_args(["--dataset", DATASET, "--decode-step-s=0.002"]) == {
+        "dataset": DATASET,
+        "decode_step_s": 0.002,
+    }
+    assert sut.backend_config_from_serve_args(["--backend", "transformers"]) == {"kind": "transformers"}
+    for argv, needle in (
+        (["--http", "8000"], "--http is not a backend option"),
+        (["--decode-step-s", "fast"], "--serve-arg"),
+        (["--nope"], "unrecognized serve argument '--nope'"),
+        (["--fault", "x_y"], "--fault: unknown fault 'x_y'"),
+    ):
+        with pytest.raises(UsageError, match=needle):
+            sut.backend_config_from_serve_args(argv)
+
+
+def test_spawn_leaves_no_temp_dir_and_the_child_dies_with_its_parent(tmp_path: Path) -> None:
+    """The SUT child of a parent killed with SIGKILL gets SIGTERM (PR_SET_PDEATHSIG) and exits."""
+    script = (
+        "import sys, tempfile, sut\n"
+        "made = []\n"
+        "orig = tempfile.mkdtemp\n"
+        "tempfile.mkdtemp = lambda **kw: made.append(orig(**kw)) or made[-1]\n"
+        f"s = sut.spawn_server(['--dataset', '{DATASET}', '--artifact', 'sim-instant'], timeout_s=120)\n"
+        "print(s.pid, made[0], flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        pid_text, tmpdir = parent.stdout.readline().split()
+        child = int(pid_text)
+        assert not Path(tmpdir).exists()  # removed once the port was known
+        parent.kill()
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _alive(child):
+            time.sleep(0.1)
+        assert not _alive(child)
+    finally:
+        parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return os.path.exists(f"/proc/{pid}")
