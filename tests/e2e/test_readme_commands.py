@@ -2,7 +2,8 @@
 
 Commands come from the fenced ```bash / ```sh / ```shell / ```console blocks (in console blocks only the
 ``$ `` lines). ``lpuperf ...`` commands must parse with the real CLI parser; ``make TARGET VAR=...``
-commands must dry-run (``make -n``) with the Makefile; files a ``docker ... -f FILE`` names must exist.
+commands must dry-run (``make -n``) with the Makefile; files a ``docker ... -f FILE`` names and the
+README's links to docs must exist.
 The commands that read a run directory (gate, compare, report) run for real against a short Server run.
 """
 
@@ -76,6 +77,14 @@ def test_extractor_reads_blocks_prompts_continuations_and_comments() -> None:
         "```yaml\nmake: x\n```\n"
     )
     assert [_words(c) for c in readme_commands(text)] == [["lpuperf", "run", "--qps", "5"], ["make", "test"]]
+
+
+def test_readme_links_to_files_that_exist() -> None:
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README.read_text(encoding="utf-8"))
+    local = [link for link in links if "://" not in link]
+    assert local, "README links to no docs"
+    missing = [link for link in local if not (ROOT / link).exists()]
+    assert not missing, f"README links to missing files: {missing}"
 
 
 @pytest.mark.parametrize("cmd", LPUPERF)
