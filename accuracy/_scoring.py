@@ -4,7 +4,7 @@ MLPerf's LLM evaluation scripts strip each text, split it into sentences with nl
 join the sentences with "\\n" (only rougeLsum looks at the split). punkt's data cannot be
 downloaded here, so :func:`split_sentences` uses ``nupunkt``'s bundled model instead. How close
 the two splitters are is measured in tests/unit/accuracy/test_accuracy_sentences.py and recorded in
-the README's accuracy section.
+docs/algorithms.md (Sentence splitting).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The paragraphs below were written for this project and split by hand the way Punkt's English
 model splits them (abbreviations, initials, decimals and ellipses do not end a sentence;
 '?', '!' and quoted endings do). The test measures the paragraph-level agreement rate and the
-boundary precision/recall of nupunkt and keeps them above the floors recorded in the README.
+boundary precision/recall of nupunkt and keeps them above the floors recorded in docs/algorithms.md.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def test_nupunkt_agrees_with_hand_checked_splits() -> None:
         tp, fp, fn = tp + len(gb & wb), fp + len(gb - wb), fn + len(wb - gb)
     agreement = exact / len(HAND_SPLIT)
     precision, recall = tp / (tp + fp), tp / (tp + fn)
-    # Floors recorded in the README; a splitter regression shows up here.
+    # Floors recorded in docs/algorithms.md; a splitter regression shows up here.
     assert agreement >= 0.85, (agreement, precision, recall)
     assert precision >= 0.9 and recall >= 0.9, (precision, recall)
 
