@@ -19,6 +19,9 @@ Steady-state capacity with a full batch ``B`` (see :func:`analytic_capacity_qps`
 
 The zero-time artifact (all timings 0) bypasses the scheduler: the whole output is yielded at once
 and the server streams it (first token alone, then chunks).
+
+Time comes from a :class:`~sut._clock.Clock`: the event loop's by default, or a virtual clock that
+tests use to check the schedule with exact numbers, independent of how busy the machine is.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from sut._backend import (
     InvalidRequestError,
     OverloadedError,
 )
+from sut._clock import Clock, LoopClock
 from sut._server import FinalTokens
 
 if TYPE_CHECKING:
@@ -188,7 +192,7 @@ class SimBackend:
 
     config_model: ClassVar[type[SimConfig]] = SimConfig
 
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, clock: Clock | None = None) -> None:
         from scenarios import resolve_dataset
 
         self.config = config
@@ -214,6 +218,7 @@ class SimBackend:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._failure = ""
+        self._clock: Clock | None = clock  # None: the running loop's, bound in start()
 
     # ---- Backend protocol -------------------------------------------------------------------
     @property
@@ -222,7 +227,10 @@ class SimBackend:
 
     async def start(self) -> None:
         if not self._zero_time and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._scheduler())
+            loop = asyncio.get_running_loop()
+            if self._clock is None:
+                self._clock = LoopClock(loop)
+            self._task = loop.create_task(self._scheduler())
 
     async def stop(self) -> None:
         self._stopping = True
@@ -284,10 +292,11 @@ class SimBackend:
             yield FinalTokens(streamed)
             yield end
             return
-        if self._stopping or self._task is None or self._failure:
+        clock = self._clock
+        if self._stopping or self._task is None or self._failure or clock is None:
             raise OverloadedError(self._failure or "the sim backend is not running")
         loop = asyncio.get_running_loop()
-        seq = _Seq(streamed, int(request.input_ids.size), loop.time())
+        seq = _Seq(streamed, int(request.input_ids.size), clock.now())
         self._waiting.append(seq)
         wake = self._wake
         if wake is not None and not wake.done():
@@ -364,6 +373,8 @@ class SimBackend:
 
     async def _run_steps(self) -> None:
         loop = asyncio.get_running_loop()
+        assert self._clock is not None  # bound in start()
+        now, sleep = self._clock.now, self._clock.sleep
         timing = self._timing
         step = timing.decode_step_s
         max_batch = self._manifest.max_batch
@@ -388,13 +399,16 @@ class SimBackend:
                 joiners.append(seq)
             if joiners:
                 t += sum(timing.prefill_s(s.n_prompt) for s in joiners)
-                await _sleep_until(loop, t)
+                delay = t - now()
+                # Behind schedule (a busy CPU): still yield once, so streams flush while the steps catch up.
+                await sleep(delay if delay > 0 else 0)
                 for s in joiners:
                     if not s.cancelled:
                         s.emit()
             if any(not s.done and not s.cancelled for s in self._active):
                 t += step
-                await _sleep_until(loop, t)
+                delay = t - now()
+                await sleep(delay if delay > 0 else 0)
                 for s in self._active:
                     if not s.done and not s.cancelled:
                         s.emit()
@@ -403,12 +417,6 @@ class SimBackend:
     def _drop_cancelled_waiting(self) -> None:
         if any(s.cancelled for s in self._waiting):
             self._waiting = deque(s for s in self._waiting if not s.cancelled)
-
-
-async def _sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
-    delay = deadline - loop.time()
-    # Behind schedule (a busy CPU): still yield once, so streams flush while the steps catch up.
-    await asyncio.sleep(delay if delay > 0 else 0)
 
 
 def analytic_capacity_qps(manifest: ArtifactManifest, dataset: Dataset, max_new_tokens: int | None = None) -> float:
