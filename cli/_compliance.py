@@ -60,17 +60,15 @@ def add_parser(subparsers: Any) -> None:
     ctx.set_defaults(func=run_context_cli)
 
 
-def serve_args(args: argparse.Namespace, with_dataset: bool = True) -> list[str]:
-    """``lpuperf serve`` flags for the embedded SUT from the CLI's SUT options."""
-    out: list[str] = []
+def sut_backend(args: argparse.Namespace) -> dict[str, Any]:
+    """The embedded SUT's backend config from the CLI's SUT options (generic options; the sim by default)."""
+    out: dict[str, Any] = {}
     if args.artifact:
-        out += ["--artifact", str(args.artifact)]
+        out["artifact"] = str(args.artifact)
     if args.enforced_context:
-        out += ["--enforced-context", str(args.enforced_context)]
-    for name in args.fault:
-        out += ["--fault", name]
-    if args.dataset and with_dataset:
-        out += ["--dataset", args.dataset]
+        out["enforced_context_tokens"] = args.enforced_context
+    if args.fault:
+        out["faults"] = {name: True for name in args.fault}
     return out
 
 
@@ -91,21 +89,21 @@ def _check_sut_args(args: argparse.Namespace) -> None:
 
 @contextlib.contextmanager
 def _embedded_or_given(args: argparse.Namespace) -> Iterator[str]:
-    _check_sut_args(args)
-    if args.sut:
-        yield args.sut
-        return
-    import sut
+    from pydantic import ValidationError
 
+    from common import first_error_line
+    from loadgen_harness import RunError, SutTarget, launch_sut
+
+    _check_sut_args(args)
     try:
-        server = sut.spawn_server(serve_args(args))  # type: ignore[attr-defined,unused-ignore]
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        raise UsageError(f"embedded SUT did not start: {first}") from None
+        target = SutTarget(address=args.sut, backend={} if args.sut else sut_backend(args), dataset=args.dataset)
+    except ValidationError as exc:
+        raise UsageError(first_error_line(exc, "--sut")) from None
     try:
-        yield str(server.address)
-    finally:
-        server.terminate()
+        with launch_sut(target) as running:
+            yield running.address
+    except RunError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _print_outcome(outcome: Any) -> None:
@@ -145,7 +143,7 @@ def run_test06_cli(args: argparse.Namespace) -> int:
                 scenario=args.scenario,
                 dataset=args.dataset,
                 sut=args.sut,
-                serve_args=[] if args.sut else serve_args(args, with_dataset=False),
+                backend={} if args.sut else sut_backend(args),
                 qps=args.qps,
                 max_new_tokens=args.max_new_tokens,
                 out_dir=args.out,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from common import UsageError
 
@@ -23,13 +24,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--benchmark", default="embedded", help="benchmark profile (default: embedded)")
     p.add_argument(
         "--preset",
-        choices=("quick", "submission", "groq"),
         default="quick",
-        help="run preset quick|submission; with --backend openai, 'groq' names the endpoint preset (run: quick)",
+        help="run preset quick|submission, or an endpoint preset of the spawned SUT's backend "
+        "(e.g. --backend openai --preset groq; the run is then quick)",
     )
     p.add_argument("--dataset", help="embedded | synthetic:N:SEED | path (default: the benchmark's)")
     p.add_argument("--sut", help="host:port of a running SUT (default: spawn the embedded sim SUT)")
-    p.add_argument("--backend", help="backend of the spawned SUT: sim | transformers | openai")
+    from sut import backends
+
+    p.add_argument("--backend", help=f"backend of the spawned SUT: {' | '.join(backends.names())} (default: sim)")
     p.add_argument("--precision", help="precision of the spawned SUT's artifact (e.g. fp32, bf16, int8)")
     p.add_argument("--artifact", help="artifact preset or manifest path for the spawned SUT (e.g. sim-fp32)")
     p.add_argument("--qps", type=float, help="Server target QPS / Offline expected QPS")
@@ -46,10 +49,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--progress", action="store_true", help="show the live progress line even when not on a TTY")
-    from sut import add_openai_arguments
+    from sut import add_backend_arguments
 
-    add_openai_arguments(p)  # --base-url, --model, --api-key-env, ... for a spawned openai relay SUT
+    add_backend_arguments(p)  # each backend's own flags (openai: --base-url, --model, --api-key-env, ...)
     p.set_defaults(func=run_cli)
+
+
+def backend_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The spawned SUT's backend config: the generic options plus the chosen backend's own flags."""
+    from sut import backend_options_from_args
+
+    backend: dict[str, Any] = {}
+    if args.backend:
+        backend = {**backend_options_from_args(args.backend, args), "kind": args.backend}
+    if args.artifact:
+        backend["artifact"] = args.artifact
+    if args.precision:
+        backend["precision"] = args.precision
+    return backend
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -58,24 +75,20 @@ def run_cli(args: argparse.Namespace) -> int:
     from common import first_error_line
     from loadgen_harness import RunConfig, RunError, format_summary, progress_printer, run_benchmark
 
-    backend: dict[str, object] = {}
     if args.sut and (args.backend or args.precision or args.artifact):
         raise UsageError("--backend/--precision/--artifact: only for the spawned SUT; drop them or drop --sut")
-    run_preset = args.preset
-    if args.preset == "groq":
-        if args.backend != "openai":
-            raise UsageError("--preset groq: an endpoint preset, only with --backend openai")
-        run_preset = "quick"
-    if args.backend == "openai":
-        from sut import openai_config_from_args
+    from typing import get_args
 
-        backend.update(openai_config_from_args(args))
-    elif args.backend:
-        backend["kind"] = args.backend
-    if args.artifact:
-        backend["artifact"] = args.artifact
-    if args.precision:
-        backend["precision"] = args.precision
+    from scenarios import Preset
+
+    backend = backend_from_args(args)
+    run_preset = args.preset
+    if args.preset not in get_args(Preset):
+        if backend.get("preset") != args.preset:
+            raise UsageError(
+                f"--preset {args.preset}: expected quick or submission, or an endpoint preset of the --backend"
+            )
+        run_preset = "quick"  # an endpoint preset names the upstream, not the run's length
     try:
         cfg = RunConfig(
             scenario=args.scenario,

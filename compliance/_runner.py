@@ -40,7 +40,7 @@ AUDIT_EFFECTIVE = {
 
 
 class Test06Config(BaseModel):
-    """One TEST06 pass; ``sut=None`` spawns the embedded sim with ``serve_args``."""
+    """One TEST06 pass; ``sut=None`` spawns an embedded SUT with the ``backend`` config (default: the sim)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -48,7 +48,7 @@ class Test06Config(BaseModel):
     benchmark: str = "embedded"
     dataset: str | None = None
     sut: str | None = None
-    serve_args: list[str] = Field(default_factory=list)
+    backend: dict[str, Any] = Field(default_factory=dict, description="spawned SUT's backend config (SutTarget)")
     qps: float | None = Field(default=None, gt=0)
     max_new_tokens: int | None = Field(default=None, gt=0)
     out_dir: Path = Path("results")
@@ -167,7 +167,7 @@ def run_test06(cfg: Test06Config) -> Test06Outcome:
         benchmark=cfg.benchmark,
         preset="quick",
         sut=cfg.sut,
-        serve_args=list(cfg.serve_args),
+        backend=cfg.backend,
         out_dir=Path(cfg.out_dir) / cfg.run_id / "compliance",
         run_id="TEST06",
         audit_config=audit,

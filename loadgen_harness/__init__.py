@@ -4,6 +4,7 @@
 directory holds LoadGen's logs plus results.json, artifact.json and queries.npz.
 """
 
+from loadgen_harness._launcher import RunningSut, SutTarget, launch_sut
 from loadgen_harness._records import QUERIES_FILE, QUERY_RECORD_DTYPE, load_query_records
 from loadgen_harness._results import (
     Percentiles,
@@ -23,8 +24,11 @@ __all__ = [
     "RunConfig",
     "RunError",
     "RunResult",
+    "RunningSut",
+    "SutTarget",
     "fetch_artifact",
     "format_summary",
+    "launch_sut",
     "load_query_records",
     "load_results",
     "parse_detail_log",

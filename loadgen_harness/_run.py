@@ -47,8 +47,9 @@ class RunConfig(BaseModel):
     preset: Literal["quick", "submission"] = "quick"
     dataset: str | None = Field(default=None, description="dataset spec; None = the benchmark's")
     sut: str | None = Field(default=None, description="host:port; None = spawn the embedded sim SUT")
-    backend: dict[str, Any] = Field(default_factory=dict, description="backend config for the spawned SUT")
-    serve_args: list[str] = Field(default_factory=list, description="extra `lpuperf serve` args for the spawned SUT")
+    backend: dict[str, Any] = Field(
+        default_factory=dict, description="backend config of the spawned SUT ({'kind': ..., ...}); see SutTarget"
+    )
     qps: float | None = Field(default=None, gt=0)
     duration_s: float | None = Field(default=None, gt=0)
     min_query_count: int | None = Field(default=None, gt=0)
@@ -68,12 +69,9 @@ class RunConfig(BaseModel):
     @field_validator("sut")
     @classmethod
     def _address(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        host, sep, port = v.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"expected host:port, got '{v}'")
-        return v
+        from loadgen_harness._launcher import check_address
+
+        return None if v is None else check_address(v)
 
     def log_dir(self, run_id: str) -> Path:
         return Path(self.out_dir) / run_id / self.scenario / self.mode
@@ -88,54 +86,20 @@ def harness_version() -> str:
         return "lpuperf (unknown version)"
 
 
-def serve_args_from_backend(backend: dict[str, Any], dataset: str | None) -> list[str]:
-    """Turn a backend config dict into ``lpuperf serve`` flags (``kind`` -> --backend)."""
-    args: list[str] = []
-    for key, value in backend.items():
-        if key == "api_key":
-            # A flag would put the key on the child's command line (ps, argparse errors): refuse it.
-            raise RunError("backend.api_key: pass the key through the environment (api_key_env), not as a flag")
-        flag = "--backend" if key == "kind" else "--" + key.replace("_", "-")
-        if key in ("faults", "fault") and isinstance(value, dict):
-            # sim FaultFlags as a dict: each true flag is one `--fault NAME`
-            for name, on in value.items():
-                if on:
-                    args += ["--fault", str(name)]
-            continue
-        if key == "faults":
-            flag = "--fault"
-        if isinstance(value, bool):
-            if value:
-                args.append(flag)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                args += [flag, str(item)]
-        elif value is not None:
-            args += [flag, str(value)]
-    if dataset and "dataset" not in backend:
-        args += ["--dataset", dataset]
-    return args
-
-
 @contextlib.contextmanager
-def _sut_address(cfg: RunConfig) -> Iterator[tuple[str, Any]]:
-    if cfg.sut is not None:
-        yield cfg.sut, None
-        return
-    import sut
+def _sut_address(cfg: RunConfig) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(address, artifact manifest) of the run's SUT, through the one launcher."""
+    from pydantic import ValidationError
 
-    spawn = getattr(sut, "spawn_server", None)
-    if spawn is None:
-        raise RunError("sut: no address given and this build has no embedded SUT (sut.spawn_server)")
+    from common import first_error_line
+    from loadgen_harness._launcher import SutTarget, launch_sut
+
     try:
-        server = spawn(serve_args_from_backend(cfg.backend, cfg.dataset) + list(cfg.serve_args))
-    except Exception as exc:  # a SUT that cannot start is bad input (artifact, backend flags), one line
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        raise RunError(f"embedded SUT: {lines[-1] if lines else exc.__class__.__name__}") from None
-    try:
-        yield server.address, server
-    finally:
-        server.terminate()
+        target = SutTarget(address=cfg.sut, backend=cfg.backend, dataset=cfg.dataset)
+    except ValidationError as exc:
+        raise RunError(first_error_line(exc, "sut")) from None
+    with launch_sut(target) as running:
+        yield running.address, running.artifact
 
 
 def fetch_artifact(address: str, timeout_s: float = 10.0) -> dict[str, Any]:
@@ -227,9 +191,8 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
     t_start = time.monotonic()
     failed = True
     try:
-        with _sut_address(cfg) as (address, _server):
+        with _sut_address(cfg) as (address, artifact):
             res.sut_address = address
-            artifact = fetch_artifact(address)
             res.artifact = artifact
             # Created only once the SUT answered: a run that cannot start leaves nothing behind.
             log_dir.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,9 @@ from cli import main
         (["--dataset", "/nonexistent/data.jsonl"], "dataset file not found"),
         (["--dataset", "synthetic:x"], "synthetic[:N[:SEED]]"),
         (["--artifact", "/nonexistent/manifest.json"], "embedded SUT: "),
+        (["--preset", "groq"], "--preset groq: expected quick or submission"),
+        (["--backend", "nope"], "unknown backend kind 'nope'"),
+        (["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--precision", "x"], "field 'precision'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(

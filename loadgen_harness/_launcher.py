@@ -1,0 +1,120 @@
+"""The one way a run gets its SUT: a running SUT's address, or an embedded SUT in a child process.
+
+:class:`SutTarget` says which. :func:`launch_sut` starts an embedded SUT as ``lpuperf serve --config
+JSON`` (the backend config travels as one JSON document, validated here by the backend's own model
+before anything starts and again by the child), waits until it is SERVING, fetches its artifact
+manifest, and stops it on the way out whatever happens. The child gets SIGTERM if this process dies.
+
+Secrets never travel on the child's command line: a config names the environment variable that holds
+an API key (``api_key_env``) and a literal ``api_key`` is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from common import RegistryError
+
+DEFAULT_BACKEND = "sim"
+
+
+def check_address(value: str) -> str:
+    """``host:port`` with a port in 1..65535, or ValueError naming what was expected."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected host:port, got '{value}'")
+    return value
+
+
+class SutTarget(BaseModel):
+    """Where a run's SUT comes from: a running SUT (``address``), else an embedded one built from ``backend``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(default=None, description="host:port of a running SUT; None = spawn one")
+    backend: dict[str, Any] = Field(
+        default_factory=dict,
+        description="config of the spawned SUT's backend: {'kind': name, ...}; generic options (artifact, "
+        "precision, dataset, ...) are mapped by the backend's own model; kind defaults to sim",
+    )
+    dataset: str | None = Field(default=None, description="dataset the spawned SUT serves unless backend names one")
+    start_timeout_s: float = Field(default=120.0, gt=0)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        return None if v is None else check_address(v)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SutTarget:
+        if self.address is not None and self.backend:
+            raise ValueError("backend: only for a spawned SUT; drop it or drop the address")
+        if "api_key" in self.backend:
+            # The config reaches the child on its command line (ps, error messages): refuse the key itself.
+            raise ValueError("backend.api_key: pass the key through the environment (api_key_env), not in the config")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return self.address is None
+
+    def backend_config(self) -> dict[str, Any]:
+        """The config the spawned SUT gets, checked by the backend's model; RunError (one line) when invalid."""
+        from loadgen_harness._run import RunError
+        from sut import backends
+
+        raw: dict[str, Any] = {"kind": DEFAULT_BACKEND, **self.backend}
+        try:
+            model = backends.config_model(str(raw["kind"]))
+            if self.dataset is not None and "dataset" not in raw and "dataset" in model.model_fields:
+                raw["dataset"] = self.dataset
+            backends.parse_config(raw, where="backend")
+        except RegistryError as exc:
+            raise RunError(str(exc)) from None
+        return raw
+
+    def config_json(self) -> str:
+        """``lpuperf serve --config`` argument: the backend config as one JSON document."""
+        return json.dumps(self.backend_config(), sort_keys=True, separators=(",", ":"))
+
+
+@dataclass
+class RunningSut:
+    """A SUT that answered: its address, its artifact manifest, and the child process when it is embedded."""
+
+    address: str
+    artifact: dict[str, Any]
+    process: Any = None  # sut.ServerProcess for an embedded SUT
+
+    @property
+    def embedded(self) -> bool:
+        return self.process is not None
+
+
+@contextlib.contextmanager
+def launch_sut(target: SutTarget | None = None) -> Iterator[RunningSut]:
+    """Yield a running SUT for ``target`` (default: the embedded sim); an embedded one is always stopped."""
+    from loadgen_harness._run import RunError, fetch_artifact
+
+    target = target or SutTarget()
+    if target.address is not None:
+        yield RunningSut(target.address, fetch_artifact(target.address))
+        return
+    config = target.config_json()
+    import sut
+
+    try:
+        server = sut.spawn_server(["--config", config], timeout_s=target.start_timeout_s)
+    except Exception as exc:  # a SUT that cannot start is bad input (artifact, backend options): one line
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise RunError(f"embedded SUT: {lines[-1] if lines else exc.__class__.__name__}") from None
+    try:
+        yield RunningSut(server.address, fetch_artifact(server.address), server)
+    finally:
+        server.terminate()
