@@ -13,7 +13,6 @@ it prints); tokens per sample must lie within ``target * (1 -/+ tolerance)``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from accuracy._evaluate import AccuracyReport, score_texts
 from accuracy._log import AccuracyLogError
+from common import write_atomic
 
 BASELINES_DIR = Path(__file__).with_name("baselines")
 GATE_LEVELS: dict[str, float] = {"99": 0.99, "99.9": 0.999}
@@ -85,12 +85,7 @@ def load_baseline(name_or_path: str | Path) -> Baseline:
 
 
 def save_baseline(baseline: Baseline, path: str | Path) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    tmp.write_text(baseline.model_dump_json(indent=2, exclude_none=True) + "\n", encoding="utf-8")
-    tmp.replace(p)
-    return p
+    return write_atomic(path, baseline.model_dump_json(indent=2, exclude_none=True) + "\n")
 
 
 def compute_reference_baseline(

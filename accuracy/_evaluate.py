@@ -12,7 +12,6 @@ sha256 of the accuracy log, as the submission checker expects.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from pydantic import BaseModel, Field
 from accuracy._log import AccuracyLog, AccuracyLogError
 from accuracy._rouge import ROUGE_TYPES
 from accuracy._scoring import postprocess_text, rouge_scores
+from common import write_atomic
 
 
 class AccuracyReport(BaseModel):
@@ -67,18 +67,11 @@ def format_accuracy_txt(report: AccuracyReport) -> str:
     return f"{report.result_dict()!r}\nhash={report.log_sha256}\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def write_accuracy_files(report: AccuracyReport, out_dir: str | Path) -> tuple[Path, Path]:
     out = Path(out_dir)
     txt, js = out / "accuracy.txt", out / "accuracy.json"
-    _atomic_write(txt, format_accuracy_txt(report))
-    _atomic_write(js, report.model_dump_json(indent=2) + "\n")
+    write_atomic(txt, format_accuracy_txt(report))
+    write_atomic(js, report.model_dump_json(indent=2) + "\n")
     return txt, js
 
 

@@ -13,7 +13,6 @@ Report keys follow what the SLO gate reads: ``overall`` / ``by_category`` sectio
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from accuracy._scoring import rouge_scores
+from common import write_atomic
 
 _NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
@@ -223,10 +223,7 @@ def render_markdown(rep: FidelityReport) -> str:
 
 def write_fidelity_report(rep: FidelityReport, out_dir: str | Path, stem: str = "fidelity") -> tuple[Path, Path]:
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = (out / f"{stem}.json", out / f"{stem}.md")
     for path, text in zip(paths, (rep.model_dump_json(indent=2) + "\n", render_markdown(rep)), strict=True):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, text)
     return paths

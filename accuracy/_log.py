@@ -17,6 +17,8 @@ from typing import Literal
 
 import numpy as np
 
+from common import write_atomic
+
 TokenDtype = Literal["int32", "int64"]
 
 
@@ -85,12 +87,7 @@ def write_accuracy_log(path: str | Path, outputs: Sequence[np.ndarray], dtype: T
         {"seq_id": i, "qsl_idx": i, "data": np.asarray(ids).astype(np_dtype).tobytes().hex().upper()}
         for i, ids in enumerate(outputs)
     ]
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(rows, indent=0), encoding="utf-8")
-    tmp.replace(p)
-    return p
+    return write_atomic(path, json.dumps(rows, indent=0))
 
 
 def hf_decoder(tokenizer_dir: str | Path) -> Callable[[Sequence[int]], str]:

@@ -4,31 +4,48 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from common._errors import UsageError
 
 
-def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write via a temp file in the same directory and rename, so readers never see half a file."""
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A fresh temp path beside ``path`` for a writer that wants a file name (numpy, gzip, copyfile).
+
+    On a clean exit the temp file is renamed onto ``path``, so readers never see half a file; on an
+    error it is removed. ``suffix`` ends the temp name, for writers that pick a format by extension
+    (``np.savez`` appends ``.npz`` to any other name, a gzip opener looks for ``.gz``).
+    """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
+        yield tmp
         os.replace(tmp, p)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` (str as UTF-8) via a temp file in the same directory and rename it onto ``path``."""
+    p = Path(path)
+    with atomic_path(p) as tmp:
+        # O_EXCL: the temp name is ours alone; mode 0o666 lets the umask decide, as a plain open() would.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
     return p
 
 
-def write_json_atomic(path: str | Path, data: Any, *, sort_keys: bool = False) -> Path:
-    """``data`` as indented JSON with a trailing newline, written atomically."""
-    return write_atomic(path, json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
+def write_json_atomic(path: str | Path, data: Any, *, sort_keys: bool = False, indent: int | None = 2) -> Path:
+    """``data`` as JSON (indented by default) with a trailing newline, written atomically."""
+    return write_atomic(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
 
 
 def read_json_object(path: str | Path, what: str = "JSON file") -> dict[str, Any]:

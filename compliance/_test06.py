@@ -180,16 +180,15 @@ def verify_test06(
 
 def write_test06_outputs(report: Test06Report, accuracy_log: Path, test06_dir: Path) -> Path:
     """Lay out ``TEST06/{verify_accuracy.txt, accuracy/mlperf_log_accuracy.json, test06_report.json}``."""
-    from common import write_atomic
+    from common import atomic_path, write_atomic
 
     test06_dir.mkdir(parents=True, exist_ok=True)
     acc_dir = test06_dir / "accuracy"
     acc_dir.mkdir(exist_ok=True)
     dest = acc_dir / "mlperf_log_accuracy.json"
     if accuracy_log.resolve() != dest.resolve():
-        tmp = acc_dir / ".mlperf_log_accuracy.json.tmp"
-        shutil.copyfile(accuracy_log, tmp)
-        tmp.replace(dest)
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(accuracy_log, tmp)
     write_atomic(test06_dir / VERIFY_FILE, report.verify_text)
     write_atomic(test06_dir / REPORT_FILE, report.model_dump_json(indent=2) + "\n")
     return test06_dir

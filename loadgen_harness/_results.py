@@ -18,6 +18,8 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common import write_atomic
+
 RESULTS_FILE = "results.json"
 DETAIL_FILE = "mlperf_log_detail.txt"
 SUMMARY_FILE = "mlperf_log_summary.txt"
@@ -238,12 +240,7 @@ def overload_warning(res: RunResult, query_count: float | None) -> str | None:
 
 
 def save_results(res: RunResult, directory: str | Path) -> Path:
-    d = Path(directory)
-    path = d / RESULTS_FILE
-    tmp = d / (RESULTS_FILE + ".tmp")
-    tmp.write_text(res.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_atomic(Path(directory) / RESULTS_FILE, res.model_dump_json(indent=2) + "\n")
 
 
 def load_results(path: str | Path) -> RunResult:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from common import write_json_atomic
 from loadgen_harness._results import (
     RunResult,
     fill_from_detail,
@@ -126,12 +126,6 @@ def fetch_artifact(address: str, timeout_s: float = 10.0) -> dict[str, Any]:
     return MessageToDict(m, preserving_proto_field_name=True)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], None] | None = None) -> RunResult:
     """Run one LoadGen test; returns the RunResult also written to ``<log_dir>/results.json``.
 
@@ -196,7 +190,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
             res.artifact = artifact
             # Created only once the SUT answered: a run that cannot start leaves nothing behind.
             log_dir.mkdir(parents=True, exist_ok=True)
-            _write_json(log_dir / "artifact.json", artifact)
+            write_json_atomic(log_dir / "artifact.json", artifact, sort_keys=True)
             max_batch = int(artifact.get("max_batch", 32) or 32)
             concurrency = cfg.offline_concurrency or max(8, min(512, 2 * max_batch))
             qsl = DatasetQSL(dataset, max_new, plan.performance_sample_count_override)
@@ -245,7 +239,3 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
             if cfg.metrics_linger_s > 0:
                 time.sleep(cfg.metrics_linger_s)
             metrics.stop()
-
-
-def results_dir(out_dir: str | os.PathLike[str], run_id: str, scenario: str, mode: str) -> Path:
-    return Path(out_dir) / run_id / scenario / mode

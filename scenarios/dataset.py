@@ -33,6 +33,8 @@ from typing import IO, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from common import atomic_path
+
 FORMAT = "lpuperf-dataset/1"
 _MAX_TOKEN_ID = 2**31 - 1
 
@@ -232,8 +234,6 @@ def load_dataset(path: str | Path) -> Dataset:
 def save_dataset(ds: Dataset, path: str | Path) -> Path:
     """Write atomically (temp file + rename), so a crash never leaves a half-written dataset."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp" + (".gz" if p.suffix == ".gz" else ""))
     header = {
         "format": FORMAT,
         "name": ds.name,
@@ -241,9 +241,9 @@ def save_dataset(ds: Dataset, path: str | Path) -> Path:
         "tokenizer": ds.tokenizer,
         "decoder": ds.decoder.to_json() if ds.decoder else None,
     }
-    with _open_text(tmp, "w") as fh:
+    # The temp name keeps ``.gz`` last so _open_text compresses it as it will the final file.
+    with atomic_path(p, suffix=".tmp" + (".gz" if p.suffix == ".gz" else "")) as tmp, _open_text(tmp, "w") as fh:
         fh.write(json.dumps(header) + "\n")
         for row in ds.iter_rows():
             fh.write(json.dumps(row, separators=(",", ":")) + "\n")
-    tmp.replace(p)
     return p

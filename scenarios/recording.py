@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from common import atomic_path
 from scenarios.dataset import DatasetError
 
 RECORDING_FORMAT = "lpuperf-recording/1"
@@ -39,7 +40,6 @@ class Recording:
 
 def save_recording(rec: Recording, path: str | Path) -> Path:
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     lens = np.array([len(o) for o in rec.outputs], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
     ids = np.concatenate(rec.outputs).astype(np.int32) if rec.outputs else np.zeros(0, np.int32)
@@ -49,9 +49,8 @@ def save_recording(rec: Recording, path: str | Path) -> Path:
         "dataset_sha256": rec.dataset_sha256,
         "provenance": rec.provenance,
     }
-    tmp = p.with_name(p.name + ".tmp.npz")
-    np.savez_compressed(tmp, ids=ids, offsets=offsets, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
-    tmp.replace(p)
+    with atomic_path(p, suffix=".tmp.npz") as tmp:
+        np.savez_compressed(tmp, ids=ids, offsets=offsets, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
     return p
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import UsageError
+from common import UsageError, write_atomic
 
 DEFAULT_GRACE_S = 10.0
 
@@ -150,16 +148,7 @@ def backend_config_from_serve_args(argv: list[str]) -> dict[str, Any]:
 
 def write_port_file(path: str | Path, port: int) -> None:
     """Write the port atomically: readers never see an empty or partial file."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"{port}\n")
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, f"{port}\n")
 
 
 def _check_free_port(flag: str, host: str, port: int) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import platform
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from common import write_json_atomic
 from scenarios import ReferencePrompt, write_prompts
 from scenarios.dataset import ByteDecoder, Dataset, save_dataset
 from scenarios.recording import Recording, load_recording, save_recording
@@ -252,9 +252,7 @@ def build_reference_set(cfg: BuildConfig) -> dict[str, Any]:
             "generation_seconds": round(seconds, 1),
             "shards": shards[precision],
         }
-    tmp = out / "provenance.json.tmp"
-    tmp.write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")
-    tmp.replace(out / "provenance.json")
+    write_json_atomic(out / "provenance.json", provenance, sort_keys=True)
     _log(f"wrote {out}/embedded.jsonl.gz, recordings for {', '.join(per_precision)}, provenance.json")
     return provenance
 
