@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from common import UsageError
 
@@ -30,8 +31,19 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse reporting bad input the way the commands do: ``PROG: error: ...`` on one line, exit 2.
+
+    argparse's default puts the usage block first, which buries the line naming the bad flag and
+    makes scripted callers parse several lines; ``--help`` still shows the usage.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="lpuperf",
         description="MLPerf-style LoadGen load testing and validation for LLM inference.",
     )
@@ -43,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad flag (2, already reported on one line)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

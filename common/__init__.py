@@ -5,6 +5,7 @@ Every other package may import this one; it imports none of them.
 
 from common._errors import UsageError
 from common._io import atomic_path, read_json_object, write_atomic, write_json_atomic
+from common._paths import check_run_id, check_writable_dir, check_writable_file
 from common._registry import PluginConfig, Registry, RegistryError, first_error_line
 
 __all__ = [
@@ -13,6 +14,9 @@ __all__ = [
     "RegistryError",
     "UsageError",
     "atomic_path",
+    "check_run_id",
+    "check_writable_dir",
+    "check_writable_file",
     "first_error_line",
     "read_json_object",
     "write_atomic",
