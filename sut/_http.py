@@ -10,6 +10,13 @@ Extension fields (ignored by clients that do not know them):
   ids the backend produced for that event (vLLM spells it the same way). The EOS id is included,
   though its text is empty. Our relay uses these instead of re-tokenizing text.
 * request ``"prompt"`` may be a list of token ids (completions API), which reaches the backend verbatim.
+* request ``"min_tokens"`` / ``"ignore_eos"`` (vLLM's spelling) suppress EOS until that many tokens.
+
+Sharing the loop with gRPC means nothing here may block it (see :class:`HttpLimits`): a body over
+``max_body_bytes`` is refused (413) before it is read, slow headers and bodies are cut off, open
+connections are capped, and big bodies and long text prompts are parsed and tokenized on a worker
+thread. Bodies are validated strictly (:mod:`sut._http_body`): every bad request is a 4xx with an
+OpenAI-style JSON error whose one-line message names the field; ``/health`` counts every answer.
 
 Test faults (``--http-fault``) make the front answer 429 or 503, or stall before answering, for every
 request, every Nth request (``@N``) or a seeded fraction of them (``@0.25``). ``/health`` reports how
@@ -19,13 +26,14 @@ many generation requests arrived, so tests can prove a client did not retry.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import json
+import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,18 +43,27 @@ from sut._backend import (
     BackendError,
     ContextOverflowError,
     GenerateRequest,
-    GenerationEnd,
     InvalidRequestError,
     OverloadedError,
     UpstreamError,
 )
+from sut._http_body import ChatBody, CompletionBody, HttpError, HttpLimits, parse_body, read_body
+from sut._http_render import Completion, TextDecoder
 
 if TYPE_CHECKING:
     from aiohttp import web
 
     from scenarios.dataset import Dataset
 
+__all__ = ["HttpFault", "HttpFront", "HttpLimits", "parse_http_fault", "start_http_front"]
+
+_T = TypeVar("_T")
+_log = logging.getLogger("lpuperf.sut.http")
 _DEFAULT_MAX_TOKENS = 256
+_GENERATION_PATHS = ("/v1/completions", "/v1/chat/completions")
+_ROUTES = (*_GENERATION_PATHS, "/v1/models", "/health")
+# After a 413 the unread rest of a body is drained this long, so the client sees the answer, not a reset.
+_LINGER_S = 2.0
 
 
 class HttpFault(BaseModel):
@@ -88,31 +105,6 @@ def parse_http_fault(spec: str) -> HttpFault:
         raise ValueError(f"--http-fault '{spec}': {expected}") from None
 
 
-class _TextDecoder:
-    """Turns a growing id stream into text deltas without splitting a multi-byte character."""
-
-    def __init__(self, decode: Callable[[Sequence[int]], str] | None, pieces: dict[int, bytes] | None) -> None:
-        self._pieces = pieces
-        self._decode = decode
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._ids: list[int] = []
-        self._emitted = 0
-
-    def feed(self, ids: Sequence[int]) -> str:
-        if self._pieces is not None:
-            get = self._pieces.get
-            return self._utf8.decode(b"".join(get(int(i), b"") for i in ids))
-        if self._decode is None:
-            return ""
-        self._ids.extend(int(i) for i in ids)
-        text = self._decode(self._ids)
-        if text.endswith("\ufffd"):
-            return ""  # an incomplete character: wait for the next token
-        delta = text[self._emitted :]
-        self._emitted = len(text)
-        return delta
-
-
 class HttpFront:
     """The running front: ``address``/``port``, request counters, ``stop()``."""
 
@@ -124,21 +116,30 @@ class HttpFront:
         model_name: str = "",
         decode: Callable[[Sequence[int]], str] | None = None,
         encode: Callable[[str], list[int]] | None = None,
+        limits: HttpLimits | None = None,
     ) -> None:
         self.backend = backend
         self.faults = list(faults)
+        self.limits = limits or HttpLimits()
         self.model_name = model_name or backend.manifest.artifact_id
         self.requests_received = 0  # generation requests, counted before any fault applies
         self.requests_with_auth = 0  # of those, how many carried a bearer token (never stored)
-        self.responses_by_status: dict[int, int] = {}
+        self.responses_by_status: dict[int, int] = {}  # every answer to a generation request
+        self.other_responses_by_status: dict[int, int] = {}  # every other answer but /health's own
+        self.connections_refused = 0  # over max_connections
         self.draining = False
         self.host = ""
         self.port = 0
         self._rng = random.Random(self.faults[0].seed if self.faults else 0)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.AbstractServer | None = None
+        # One worker: big bodies and long prompts are parsed there one at a time, so a flood of them
+        # costs the event loop (and the gRPC streams on it) at most a share of the GIL, never a stall.
+        self._worker: ThreadPoolExecutor | None = None
         self._pieces: dict[int, bytes] | None = None
         self._decode = decode
         self._encode = encode
+        self._vocab_size = backend.manifest.vocab_size
         self._prompt_ids: dict[str, np.ndarray] = {}
         if dataset is not None:
             # Exact prompt -> ids lookup first: a dataset prompt must reach the backend as the very ids
@@ -156,19 +157,63 @@ class HttpFront:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def _count(self, status: int) -> None:
-        self.responses_by_status[status] = self.responses_by_status.get(status, 0) + 1
+    def _count(self, request: web.Request, status: int) -> None:
+        path = request.path
+        if path in _GENERATION_PATHS and request.method == "POST":
+            self.responses_by_status[status] = self.responses_by_status.get(status, 0) + 1
+        elif path != "/health":
+            self.other_responses_by_status[status] = self.other_responses_by_status.get(status, 0) + 1
 
     # --- handlers ------------------------------------------------------------------------------
     def app(self) -> web.Application:
         from aiohttp import web
 
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        @web.middleware
+        async def guard(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
+            return await self._guard(request, handler)
+
+        app = web.Application(client_max_size=self.limits.max_body_bytes, middlewares=[guard])
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
         return app
+
+    async def _guard(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Every answer is counted, and every failure is a JSON error: never a text/plain traceback."""
+        from aiohttp import web
+
+        try:
+            resp = await handler(request)
+        except HttpError as exc:
+            resp = self._error(exc.status, str(exc), exc.code, exc.param)
+        except web.HTTPException as exc:  # the router's 404/405, aiohttp's own 413
+            resp = self._router_error(request, exc)
+        except Exception as exc:  # a bug: answer, log once, keep serving
+            _log.exception("HTTP %s %s failed", request.method, request.path[:200])
+            resp = self._error(500, f"internal error: {type(exc).__name__}", "internal_error")
+        self._count(request, resp.status)
+        return resp
+
+    def _router_error(self, request: web.Request, exc: web.HTTPException) -> web.Response:
+        from aiohttp import web
+
+        path = repr(request.path[:100])
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            allowed = ", ".join(sorted(exc.allowed_methods))
+            msg = f"method {request.method[:20]} is not allowed on {path}; expected {allowed}"
+            return self._error(405, msg, "method_not_allowed", headers={"Allow": ",".join(exc.allowed_methods)})
+        if isinstance(exc, web.HTTPNotFound):
+            msg = f"path {path} not found; expected one of {', '.join(_ROUTES)}"
+            return self._error(404, msg, "not_found")
+        if isinstance(exc, web.HTTPRequestEntityTooLarge):
+            msg = f"request body: over the limit of {self.limits.max_body_bytes} bytes"
+            return self._error(413, msg, "request_too_large")
+        return self._error(exc.status, f"{exc.status} {exc.reason}", "http_error")
 
     async def _health(self, request: web.Request) -> web.Response:
         from aiohttp import web
@@ -178,8 +223,17 @@ class HttpFront:
             "requests_received": self.requests_received,
             "requests_with_auth": self.requests_with_auth,
             "responses_by_status": {str(k): v for k, v in sorted(self.responses_by_status.items())},
+            "other_responses_by_status": {str(k): v for k, v in sorted(self.other_responses_by_status.items())},
+            "connections_open": self.connections_open,
+            "connections_refused": self.connections_refused,
+            "limits": self.limits.model_dump(),
         }
         return web.json_response(body, status=503 if self.draining else 200)
+
+    @property
+    def connections_open(self) -> int:
+        server = self._runner.server if self._runner is not None else None
+        return len(server.connections) if server is not None else 0
 
     async def _models(self, request: web.Request) -> web.Response:
         from aiohttp import web
@@ -201,15 +255,21 @@ class HttpFront:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, chat=True)
 
-    def _error(self, status: int, message: str, code: str) -> web.Response:
+    def _error(
+        self, status: int, message: str, code: str, param: str | None = None, headers: dict[str, str] | None = None
+    ) -> web.Response:
         from aiohttp import web
 
-        self._count(status)
-        kind = "invalid_request_error" if status == 400 else "server_error"
-        headers = {"Retry-After": "1"} if status in (429, 503) else None
-        return web.json_response(
-            {"error": {"message": message, "type": kind, "code": code, "param": None}}, status=status, headers=headers
+        kind = "invalid_request_error" if 400 <= status < 500 and status != 429 else "server_error"
+        hdrs = {"Retry-After": "1"} if status in (429, 503) else {}
+        resp = web.json_response(
+            {"error": {"message": " ".join(message.split()), "type": kind, "code": code, "param": param}},
+            status=status,
+            headers={**hdrs, **(headers or {})},
         )
+        if status in (408, 413):
+            resp.force_close()  # the rest of the body is unread or late: never reuse this connection
+        return resp
 
     async def _fault(self) -> web.Response | None:
         for fault in self.faults:
@@ -223,65 +283,39 @@ class HttpFront:
                 return self._error(503, "service unavailable (planted fault)", "service_unavailable")
         return None
 
-    def _parse(self, body: Any, chat: bool) -> tuple[GenerateRequest, bool, bool, bool]:
-        if not isinstance(body, dict):
-            raise InvalidRequestError("request body: expected a JSON object")
-        if chat:
-            msgs = body.get("messages")
-            if not isinstance(msgs, list) or not msgs or not isinstance(msgs[-1], dict):
-                raise InvalidRequestError("field 'messages': expected a non-empty list of {role, content}")
-            content = msgs[-1].get("content")
-            if isinstance(content, list):  # content parts: keep the text ones
-                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-            if not isinstance(content, str) or not content:
-                raise InvalidRequestError("field 'messages[-1].content': expected non-empty text")
-            prompt: Any = content
-        else:
-            prompt = body.get("prompt")
-            if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
-                prompt = prompt[0]  # a batch of one
-        max_tokens = body.get("max_completion_tokens", body.get("max_tokens", _DEFAULT_MAX_TOKENS))
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-            raise InvalidRequestError("field 'max_tokens': expected a positive integer")
-        text, ids = self._prompt(prompt)
-        min_tokens = body.get("min_tokens", 0)
-        temperature = body.get("temperature", 1.0)
-        if not isinstance(temperature, (int, float)) or not isinstance(min_tokens, int):
-            raise InvalidRequestError("fields 'temperature'/'min_tokens': expected numbers")
-        stream = bool(body.get("stream", False))
-        opts = body.get("stream_options") or {}
-        usage_in_stream = bool(isinstance(opts, dict) and opts.get("include_usage"))
-        with_ids = bool(body.get("return_token_ids", False))
-        req = GenerateRequest(
-            request_id=uuid.uuid4().hex,
-            input_ids=ids,
-            max_new_tokens=max_tokens,
-            min_new_tokens=min_tokens,
-            prompt_text=text,
-            greedy=float(temperature) == 0.0,
-            temperature=float(temperature),
-            top_p=float(body.get("top_p", 1.0)),
-            seed=int(body.get("seed") or 0),
-            arrival_ns=time.time_ns(),
-        )
-        return req, stream, usage_in_stream, with_ids
+    async def _offload(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run CPU-heavy parsing on the front's worker thread, keeping the event loop responsive."""
+        if self._worker is None:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
-    def _prompt(self, prompt: Any) -> tuple[str, np.ndarray]:
-        if isinstance(prompt, list) and prompt and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
-            if min(prompt) < 0:
-                raise InvalidRequestError("field 'prompt': token ids must be >= 0")
-            return "", np.asarray(prompt, dtype=np.int32)
-        if not isinstance(prompt, str) or not prompt:
-            raise InvalidRequestError("field 'prompt': expected non-empty text or a list of token ids")
+    async def _prompt(self, body: CompletionBody | ChatBody) -> tuple[str, np.ndarray]:
+        """Prompt text (if any) and the ids the backend gets; raises HttpError naming the field."""
+        prompt: str | list[int] = body.prompt_text() if isinstance(body, ChatBody) else body.prompt
+        field = "prompt" if isinstance(body, CompletionBody) else f"messages[{len(body.messages) - 1}].content"
+        if isinstance(prompt, list):
+            ids = np.asarray(prompt, dtype=np.int32)  # in range: the body model checked 0..2^31-1
+            if self._vocab_size and int(ids.max()) >= self._vocab_size:
+                i = int(np.argmax(ids))
+                msg = f"token id {int(ids[i])} is outside the vocabulary (vocab_size {self._vocab_size})"
+                raise HttpError(400, f"field 'prompt[{i}]': {msg}", "invalid_request", f"prompt[{i}]")
+            return "", ids
         known = self._prompt_ids.get(prompt)
         if known is not None:
             return prompt, known
-        if self._encode is None:
-            raise InvalidRequestError("field 'prompt': this SUT has no tokenizer for text; send token ids")
-        ids = self._encode(prompt)
-        if not ids:
-            raise InvalidRequestError("field 'prompt': text maps to no tokens of this SUT's vocabulary")
-        return prompt, np.asarray(ids, dtype=np.int32)
+        encode = self._encode
+        if encode is None:
+            raise HttpError(
+                400, f"field '{field}': this SUT has no tokenizer for text; send token ids", "invalid_request", field
+            )
+        if len(prompt) > self.limits.inline_encode_chars:
+            tokens = await self._offload(encode, prompt)
+        else:
+            tokens = encode(prompt)
+        if not tokens:
+            msg = f"field '{field}': text maps to no tokens of this SUT's vocabulary"
+            raise HttpError(400, msg, "invalid_request", field)
+        return prompt, np.asarray(tokens, dtype=np.int32)
 
     async def _serve(self, request: web.Request, chat: bool) -> web.StreamResponse:
         from aiohttp import web
@@ -294,32 +328,48 @@ class HttpFront:
         faulted = await self._fault()
         if faulted is not None:
             return faulted
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return self._error(400, "request body: expected JSON", "invalid_json")
-        try:
-            req, stream, usage_in_stream, with_ids = self._parse(body, chat)
-        except InvalidRequestError as exc:
-            return self._error(400, str(exc), "invalid_request")
+        raw = await read_body(request, self.limits)
+        if len(raw) > self.limits.inline_parse_bytes:
+            body = await self._offload(parse_body, raw, chat)
+        else:
+            body = parse_body(raw, chat)
+        max_new, min_new = body.checked(_DEFAULT_MAX_TOKENS)
+        text, ids = await self._prompt(body)
         # Only the advertised limit is checked here; what the artifact really enforces is the backend's
         # business, so a silently capped artifact misbehaves over HTTP exactly as it does over gRPC.
         limit = self.backend.manifest.max_context_tokens
-        if req.input_ids.size + req.max_new_tokens > limit:
-            overflow = ContextOverflowError(int(req.input_ids.size), req.max_new_tokens, limit)
+        if ids.size + max_new > limit:
+            overflow = ContextOverflowError(int(ids.size), max_new, limit)
             return self._error(400, str(overflow), "context_length_exceeded")
+        temperature = 1.0 if body.temperature is None else body.temperature
+        req = GenerateRequest(
+            request_id=uuid.uuid4().hex,
+            input_ids=ids,
+            max_new_tokens=max_new,
+            min_new_tokens=min_new,
+            prompt_text=text,
+            greedy=temperature == 0.0,
+            temperature=temperature,
+            top_p=1.0 if body.top_p is None else body.top_p,
+            seed=body.seed or 0,
+            arrival_ns=time.time_ns(),
+        )
         created = int(time.time())
-        ctx = _Completion(self, req, chat, with_ids, created, body.get("model") or self.model_name)
-        if not stream:
+        ctx = Completion(self, req, chat, bool(body.return_token_ids), created, body.model or self.model_name)
+        if not body.stream:
             try:
                 await ctx.run_to_end()
             except BackendError as exc:
-                return self._backend_error(exc)
-            self._count(200)
+                return self.backend_error(exc)
             return web.json_response(ctx.full_body())
-        return await ctx.stream(request, usage_in_stream)
+        usage = bool(body.stream_options is not None and body.stream_options.include_usage)
+        return await ctx.stream(request, usage)
 
-    def _backend_error(self, exc: BackendError) -> web.Response:
+    def text_decoder(self) -> TextDecoder:
+        """A fresh id -> text delta decoder for one response."""
+        return TextDecoder(self._decode, self._pieces)
+
+    def backend_error(self, exc: BackendError) -> web.Response:
         if isinstance(exc, (InvalidRequestError, ContextOverflowError)):
             return self._error(400, str(exc), "invalid_request")
         if isinstance(exc, OverloadedError):
@@ -330,165 +380,66 @@ class HttpFront:
         return self._error(500, str(exc), "backend_error")
 
     # --- lifecycle -----------------------------------------------------------------------------
+    def _connection(self) -> asyncio.BaseProtocol:
+        """Protocol factory: aiohttp's handler, or a one-shot 503 once max_connections are open."""
+        assert self._runner is not None and self._runner.server is not None
+        server = self._runner.server
+        if len(server.connections) >= self.limits.max_connections:
+            self.connections_refused += 1
+            return _Refused(self.limits.max_connections)
+        return server()
+
     async def start(self, host: str, port: int) -> None:
         from aiohttp import web
 
-        # Bounded drain: in-flight streams get this long to finish once stop() is called.
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=5.0)
+        # keepalive_timeout is aiohttp's idle timer: armed at connect and after each response, it closes a
+        # connection still waiting for a complete request line and headers, so it is the header timeout.
+        # Bounded drain: in-flight streams get shutdown_timeout to finish once stop() is called.
+        self._runner = web.AppRunner(
+            self.app(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=5.0,
+            keepalive_timeout=self.limits.header_timeout_s,
+            lingering_time=_LINGER_S,
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
-        await site.start()
-        server = site._server  # aiohttp exposes the bound port only through the asyncio server
-        sockets = getattr(server, "sockets", None) or []
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lpuperf-http-parse")
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(self._connection, host, port, reuse_address=True, backlog=1024)
+        sockets: Sequence[Any] = self._listener.sockets or ()
         self.host = host
         self.port = int(sockets[0].getsockname()[1]) if sockets else port
 
     async def stop(self) -> None:
         self.draining = True
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._worker is not None:
+            self._worker.shutdown(wait=False, cancel_futures=True)
+            self._worker = None
 
 
-class _Completion:
-    """One request's generation: drives backend.generate and renders OpenAI events."""
+class _Refused(asyncio.Protocol):
+    """Answers 503 to a connection over the cap without reading it, then closes."""
 
-    def __init__(self, front: HttpFront, req: GenerateRequest, chat: bool, with_ids: bool, created: int, model: str):
-        self.front = front
-        self.req = req
-        self.chat = chat
-        self.with_ids = with_ids
-        self.id = ("chatcmpl-" if chat else "cmpl-") + req.request_id
-        self.created = created
-        self.model = str(model)
-        self.text = _TextDecoder(front._decode, front._pieces)
-        self.ids: list[int] = []
-        self.end: GenerationEnd | None = None
-        self.pieces: list[str] = []
-        self.chunk_size = max(1, front.backend.manifest.chunk_size)
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
 
-    def _finish_reason(self) -> str:
-        if self.end is not None and self.end.finish_reason:
-            return "stop" if self.end.finish_reason == "eos" else self.end.finish_reason
-        eos = self.req.eos_token_id if self.req.eos_token_id >= 0 else self.front.backend.manifest.eos_token_id
-        if self.ids and self.ids[-1] == eos:
-            return "stop"
-        return "length" if len(self.ids) >= self.req.max_new_tokens else "stop"
-
-    def usage(self) -> dict[str, int]:
-        n = self.end.n_tokens if self.end is not None and self.end.n_tokens is not None else len(self.ids)
-        prompt = int(self.req.input_ids.size)
-        return {"prompt_tokens": prompt, "completion_tokens": int(n), "total_tokens": prompt + int(n)}
-
-    def _choice(self, text: str, ids: Sequence[int], finish: str | None) -> dict[str, Any]:
-        if self.chat:
-            choice: dict[str, Any] = {"index": 0, "delta": {"content": text}, "finish_reason": finish}
-        else:
-            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
-        if self.with_ids:
-            choice["token_ids"] = [int(i) for i in ids]
-        return choice
-
-    def _event(self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
-        obj: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk" if self.chat else "text_completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-        }
-        if usage is not None:
-            obj["usage"] = usage
-        return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
-
-    async def _items(self) -> AsyncGenerator[tuple[list[int], str], None]:
-        async for item in self.front.backend.generate(self.req):
-            if isinstance(item, GenerationEnd):
-                self.end = item
-                continue
-            ids = [int(i) for i in item]
-            # The first token travels alone (TTFT is measured on it); later ones at most chunk_size per event.
-            step = self.chunk_size
-            start = 0
-            while start < len(ids):
-                part = ids[start : start + (1 if not self.ids else step)]
-                start += len(part)
-                self.ids.extend(part)
-                yield part, self.text.feed(part)
-
-    async def run_to_end(self) -> None:
-        async for _, text in self._items():
-            self.pieces.append(text)
-
-    def full_body(self) -> dict[str, Any]:
-        text = "".join(self.pieces)
-        finish = self._finish_reason()
-        if self.chat:
-            choice: dict[str, Any] = {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": finish,
-            }
-        else:
-            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
-        if self.with_ids:
-            choice["token_ids"] = list(self.ids)
-        return {
-            "id": self.id,
-            "object": "chat.completion" if self.chat else "text_completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [choice],
-            "usage": self.usage(),
-        }
-
-    async def stream(self, request: web.Request, usage_in_stream: bool) -> web.StreamResponse:
-        from aiohttp import web
-
-        gen = self._items()
-        try:
-            return await self._stream(request, usage_in_stream, gen)
-        except ConnectionResetError:
-            return web.StreamResponse(status=499)  # the client went away; nothing left to tell it
-        finally:
-            await gen.aclose()  # release the backend's slot at once when the client disconnected
-
-    async def _stream(
-        self, request: web.Request, usage_in_stream: bool, gen: AsyncGenerator[tuple[list[int], str], None]
-    ) -> web.StreamResponse:
-        from aiohttp import web
-
-        # Pull the first token before committing to 200, so an immediate backend error is a real status.
-        try:
-            first = await gen.__anext__()
-        except StopAsyncIteration:
-            first = None
-        except BackendError as exc:
-            return self.front._backend_error(exc)
-        resp = web.StreamResponse(
-            status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        msg = f"too many open connections (limit {self._cap}); retry later"
+        body = json.dumps({"error": {"message": msg, "type": "server_error", "code": "too_many_connections"}})
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+            f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
         )
-        await resp.prepare(request)
-        self.front._count(200)
-        if self.chat:
-            await resp.write(
-                self._event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-            )
-        try:
-            if first is not None:
-                await resp.write(self._event([self._choice(first[1], first[0], None)]))
-                async for ids, text in gen:
-                    await resp.write(self._event([self._choice(text, ids, None)]))
-            await resp.write(self._event([self._choice("", [], self._finish_reason())]))
-            if usage_in_stream:
-                await resp.write(self._event([], self.usage()))
-        except BackendError as exc:
-            # Headers are gone: report in-band, as OpenAI-compatible servers do, then end the stream.
-            err = {"error": {"message": str(exc), "type": "server_error", "code": exc.__class__.__name__}}
-            await resp.write(b"data: " + json.dumps(err).encode() + b"\n\n")
-        await resp.write(b"data: [DONE]\n\n")
-        await resp.write_eof()
-        return resp
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(head.encode() + body.encode())
+        transport.close()
 
 
 async def start_http_front(
@@ -499,6 +450,7 @@ async def start_http_front(
     dataset: Dataset | None = None,
     faults: Sequence[HttpFault | str] = (),
     model_name: str = "",
+    limits: HttpLimits | None = None,
 ) -> HttpFront:
     """Serve the OpenAI-compatible API over ``backend`` on the running event loop; return the front.
 
@@ -513,6 +465,8 @@ async def start_http_front(
     if dataset is None and tok is not None and hasattr(tok, "decode") and hasattr(tok, "encode"):
         decode = lambda ids: str(tok.decode(list(ids), skip_special_tokens=True))  # noqa: E731
         encode = lambda text: list(tok.encode(text, add_special_tokens=False))  # noqa: E731
-    front = HttpFront(backend, dataset=dataset, faults=parsed, model_name=model_name, decode=decode, encode=encode)
+    front = HttpFront(
+        backend, dataset=dataset, faults=parsed, model_name=model_name, decode=decode, encode=encode, limits=limits
+    )
     await front.start(host, port)
     return front
