@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from common import first_error_line
 from sut._artifact import ArtifactManifest, FaultFlags, TimingModel
@@ -79,6 +79,8 @@ SIM_PRESETS: dict[str, dict[str, object]] = {
     },
     "sim-ctx16k": {"precision": "fp32", "max_context_tokens": 131072, "enforced_context_tokens": 16384},
 }
+# The precisions the sim can replay: each is a preset sim-<precision> with its own recording.
+SIM_PRECISIONS = tuple(str(v["precision"]) for name, v in SIM_PRESETS.items() if name == f"sim-{v['precision']}")
 
 
 class SimConfig(BackendConfig):
@@ -96,6 +98,14 @@ class SimConfig(BackendConfig):
     decode_step_s: float | None = Field(default=None, ge=0)
     chunk_size: int | None = Field(default=None, gt=0)
     faults: FaultFlags = Field(default_factory=FaultFlags)
+
+    @field_validator("precision")
+    @classmethod
+    def _known_precision(cls, v: str | None) -> str | None:
+        # Any other name would replay the dataset's reference outputs under a made-up label.
+        if v is not None and v not in SIM_PRECISIONS:
+            raise ValueError(f"expected one of {', '.join(SIM_PRECISIONS)}, got '{v}'")
+        return v
 
     @model_validator(mode="before")
     @classmethod
