@@ -9,14 +9,16 @@ calling LoadGen again, and a different combination is refused with one clear lin
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
+import math
 import re
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 # conf-file key -> TestSettings attributes it can set (which one depends on the scenario).
 CONF_KEY_FIELDS: dict[str, tuple[str, ...]] = {
@@ -33,10 +35,70 @@ CONF_KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "samples_per_query": ("multi_stream_samples_per_query",),
     "performance_sample_count_override": ("performance_sample_count_override",),
     "sample_concatenate_permutation": ("sample_concatenate_permutation",),
-    "expected_latency": ("multi_stream_expected_latency_ns", "single_stream_expected_latency_ns"),
 }
 
-_LINE = re.compile(r"^\s*([^.\s=#]+)\.([^.\s=#]+)\.([A-Za-z0-9_]+)\s*=\s*(\S+)\s*$")
+# LoadGen splits a line on whitespace into key, '=', value: 'key=5' is one word it silently ignores,
+# and a word after the value is read as another value, so both are refused here.
+_LINE = re.compile(r"^\s*([^.\s=#]+)\.([^.\s=#]+)\.([A-Za-z0-9_]+)\s+=\s+(\S+)\s*$")
+_SCENARIOS = ("*", "SingleStream", "MultiStream", "Server", "Offline")
+# LoadGen reads integer keys with strtoull: '1e30' is 1, '2.5' is 2, '-5' wraps around, '010' is octal.
+_INT_TEXT = re.compile(r"0|[1-9][0-9]*")
+_FLOAT_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_INT64_MAX = 2**63 - 1
+_MS_MAX = _INT64_MAX // 1_000_000  # LoadGen turns milliseconds into int64 nanoseconds
+
+
+class _Key(NamedTuple):
+    kind: str  # "int" | "float" | "bool"
+    lo: float
+    hi: float
+    what: str  # how the expectation reads in an error
+    lo_open: bool = False
+
+
+_MS = _Key("int", 0, _MS_MAX, f"a whole number of milliseconds from 0 to {_MS_MAX}")
+_COUNT = _Key("int", 0, _INT64_MAX, f"a whole number from 0 to {_INT64_MAX}")
+_SEED = _Key("int", 0, 2**64 - 1, f"a whole number from 0 to {2**64 - 1}")
+_BOOL = _Key("bool", 0, 1, "0 or 1")
+_PERCENT = _Key("float", 0, 100, "a percentage in (0, 100]", lo_open=True)
+
+# The keys LoadGen's TestSettings.FromConfig understands; any other key would be ignored silently.
+LOADGEN_CONF_KEYS: dict[str, _Key] = {
+    "mode": _Key("int", 0, 3, "a LoadGen test mode 0..3"),
+    "min_duration": _MS,
+    "max_duration": _MS,
+    "target_duration": _MS,
+    "min_query_count": _COUNT,
+    "max_query_count": _COUNT,
+    "performance_sample_count_override": _COUNT,
+    "accuracy_sample_count_override": _COUNT,
+    "performance_issue_same_index": _COUNT,
+    "accuracy_log_sampling_target": _COUNT,
+    "token_latency_scaling_factor": _COUNT,
+    "qsl_rng_seed": _SEED,
+    "sample_index_rng_seed": _SEED,
+    "schedule_rng_seed": _SEED,
+    "accuracy_log_rng_seed": _SEED,
+    "test05_qsl_rng_seed": _SEED,
+    "test05_sample_index_rng_seed": _SEED,
+    "test05_schedule_rng_seed": _SEED,
+    "accuracy_log_probability": _Key("float", 0, 100, "a percentage from 0 to 100"),
+    "print_timestamps": _BOOL,
+    "performance_issue_unique": _BOOL,
+    "performance_issue_same": _BOOL,
+    "test05": _BOOL,
+    "coalesce_queries": _BOOL,
+    "use_token_latencies": _BOOL,
+    "infer_token_latencies": _BOOL,
+    "sample_concatenate_permutation": _BOOL,
+    "target_qps": _Key("float", 0, float("inf"), "queries per second > 0", lo_open=True),
+    "target_latency": _MS,
+    "ttft_latency": _MS,
+    "tpot_latency": _MS,
+    "target_latency_percentile": _PERCENT,
+    "samples_per_query": _Key("int", 1, 2**31 - 1, f"a whole number from 1 to {2**31 - 1}"),
+    "max_async_queries": _Key("int", 0, 2**31 - 1, f"a whole number from 0 to {2**31 - 1}"),
+}
 _lock = threading.Lock()
 _loaded: tuple[str, str, str] | None = None
 _snapshot: dict[str, Any] = {}
@@ -91,24 +153,51 @@ def _settings_fields(settings: Any) -> list[str]:
 def conf_keys(path: str | Path, model: str, scenario: str) -> set[str]:
     """Keys a conf file sets for ``model``/``scenario`` (``*`` matches any), validating each line."""
     p = Path(path)
+    if p.is_dir():
+        raise UserConfError(f"{p}: expected a user.conf file, got a directory")
     if not p.is_file():
         raise UserConfError(f"{p}: user.conf not found")
+    try:
+        text = p.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise UserConfError(f"{p}: cannot read the user.conf ({exc.strerror or exc})") from None
     keys: set[str] = set()
-    for lineno, raw in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
             continue
+        if "#" in line:
+            # LoadGen takes a '#' after the value for another value and rejects the whole file.
+            raise UserConfError(f"{p}:{lineno}: a comment must be on a line of its own, got '{line}'")
         m = _LINE.match(line)
         if m is None:
-            raise UserConfError(f"{p}:{lineno}: expected 'model.Scenario.key = value', got '{raw.strip()}'")
+            raise UserConfError(
+                f"{p}:{lineno}: expected 'model.Scenario.key = value' with spaces around '=', got '{raw.strip()}'"
+            )
         m_model, m_scen, key, value = m.groups()
-        try:
-            float(value)
-        except ValueError:
-            raise UserConfError(f"{p}:{lineno}: field '{key}': expected a number, got '{value}'") from None
+        _check_conf_value(f"{p}:{lineno}", m_scen, key, value)
         if m_model in ("*", model) and m_scen in ("*", scenario):
             keys.add(key)
     return keys
+
+
+def _check_conf_value(where: str, scenario: str, key: str, value: str) -> None:
+    """UsageError-style one line unless ``scenario.key = value`` is something LoadGen reads as written."""
+    if scenario not in _SCENARIOS:
+        raise UserConfError(f"{where}: scenario '{scenario}': expected one of {', '.join(_SCENARIOS)}")
+    spec = LOADGEN_CONF_KEYS.get(key)
+    if spec is None:
+        close = difflib.get_close_matches(key, LOADGEN_CONF_KEYS, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"expected one of {', '.join(sorted(LOADGEN_CONF_KEYS))}"
+        raise UserConfError(f"{where}: unknown key '{key}' (LoadGen would ignore it); {hint}")
+    if not _FLOAT_TEXT.fullmatch(value):
+        raise UserConfError(f"{where}: field '{key}': expected a number, got '{value}'")
+    if spec.kind in ("int", "bool") and not _INT_TEXT.fullmatch(value):
+        raise UserConfError(f"{where}: field '{key}': expected {spec.what} written as digits, got '{value}'")
+    number = int(value) if spec.kind != "float" else float(value)
+    low_ok = number > spec.lo if spec.lo_open else number >= spec.lo
+    if not (math.isfinite(number) and low_ok and number <= spec.hi):
+        raise UserConfError(f"{where}: field '{key}': expected {spec.what}, got '{value}'")
 
 
 def fields_set_by(keys: set[str]) -> set[str]:
