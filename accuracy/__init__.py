@@ -28,6 +28,7 @@ from accuracy._fidelity import (
     compare_outputs,
     first_divergence,
     last_number,
+    load_fidelity_report,
     render_markdown,
     write_fidelity_report,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "last_number",
     "load_accuracy_report",
     "load_baseline",
+    "load_fidelity_report",
     "postprocess_text",
     "read_accuracy_log",
     "recording_fidelity",

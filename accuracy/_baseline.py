@@ -34,6 +34,15 @@ class Baseline(BaseModel):
     tokens_per_sample_tolerance: float | None = Field(default=None, gt=0, lt=1, description="relative, 0.1 = +-10%")
     dataset_sha256: str = Field(default="", description="for computed baselines: the dataset they were computed on")
 
+    def as_report(self) -> AccuracyReport:
+        """The reference values as an accuracy report, so a gate compares a report with a report."""
+        return AccuracyReport(
+            benchmark=self.benchmark,
+            dataset_sha256=self.dataset_sha256,
+            scores_percent=dict(self.metrics),
+            tokens_per_sample=self.tokens_per_sample or 0.0,
+        )
+
 
 class GateLine(BaseModel):
     metric: str
@@ -101,7 +110,7 @@ def compute_reference_baseline(
     baseline = Baseline(
         benchmark=benchmark,
         source=f"computed from the FP32 reference outputs of dataset '{dataset.name}' ({len(dataset)} samples)",
-        metrics=dict(report.scores),
+        metrics=dict(report.scores_percent),
         tokens_per_sample=report.tokens_per_sample,
         tokens_per_sample_tolerance=tolerance,
         dataset_sha256=dataset.digest(),
@@ -119,7 +128,7 @@ def apply_gate(
     """Per metric: value >= baseline * fraction; tokens_per_sample within the baseline's window."""
     fraction = GATE_LEVELS[level]
     values: dict[str, float] = (
-        dict(report.scores) | {"tokens_per_sample": report.tokens_per_sample}
+        dict(report.scores_percent) | {"tokens_per_sample": report.tokens_per_sample}
         if isinstance(report, AccuracyReport)
         else dict(report)
     )

@@ -11,27 +11,33 @@ sha256 of the accuracy log, as the submission checker expects.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from accuracy._log import AccuracyLog, AccuracyLogError
 from accuracy._rouge import ROUGE_TYPES
 from accuracy._scoring import postprocess_text, rouge_scores
-from common import write_atomic
+from common import first_error_line, write_atomic
 
 
 class AccuracyReport(BaseModel):
-    """accuracy.json: the MLPerf result dict plus where it came from."""
+    """accuracy.json: the MLPerf result dict plus where it came from.
+
+    ``scores_percent`` holds each metric on MLPerf's printed scale: ROUGE as mean F x 100 (0..100).
+    Unknown fields are refused so a report from another writer fails loudly instead of reading as empty.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     benchmark: str = ""
     dataset: str = ""
     dataset_sha256: str = ""
-    scores: dict[str, float] = Field(default_factory=dict, description="rouge1/2/L/Lsum, mean F x 100")
+    scores_percent: dict[str, float] = Field(
+        default_factory=dict, description="rouge1/2/L/Lsum (or a baseline's other metrics), 0..100"
+    )
     gen_len: int = 0
     gen_num: int = 0
     gen_tok_len: int = 0
@@ -42,9 +48,11 @@ class AccuracyReport(BaseModel):
     duplicates_dropped: int = 0
     decoder: str = ""
 
-    def result_dict(self) -> dict[str, Any]:
+    def result_dict(self) -> dict[str, float | int]:
         """The dict MLPerf's evaluation prints, keys in its order, plain Python numbers."""
-        out: dict[str, Any] = {t: float(self.scores[t]) for t in ROUGE_TYPES if t in self.scores}
+        out: dict[str, float | int] = {
+            t: float(self.scores_percent[t]) for t in ROUGE_TYPES if t in self.scores_percent
+        }
         out |= {
             "gen_len": int(self.gen_len),
             "gen_num": int(self.gen_num),
@@ -85,7 +93,7 @@ def score_texts(
     n = len(preds)
     gen_tok_len = int(sum(int(c) for c in token_counts))
     report = AccuracyReport(
-        scores=result.means(),
+        scores_percent=result.means(),
         gen_len=int(sum(len(p) for p in preds)),
         gen_num=n,
         gen_tok_len=gen_tok_len,
@@ -126,8 +134,13 @@ def evaluate_log(
 
 
 def load_accuracy_report(path: str | Path) -> AccuracyReport:
+    """accuracy.json as written by :func:`write_accuracy_files`; AccuracyLogError naming the file and field."""
     p = Path(path)
     try:
-        return AccuracyReport.model_validate(json.loads(p.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        raise AccuracyLogError(f"{p}: not an accuracy.json report ({exc.__class__.__name__})") from None
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AccuracyLogError(f"{p}: cannot read accuracy report ({exc.__class__.__name__})") from None
+    try:
+        return AccuracyReport.model_validate_json(text)
+    except ValidationError as exc:
+        raise AccuracyLogError(first_error_line(exc, f"{p} (accuracy report)")) from None

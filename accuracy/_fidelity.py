@@ -7,8 +7,8 @@ aggregates per category (exact-match rate, mean ROUGE-L, mean divergence positio
 arithmetic answers (the last number in the output against the dataset's answer) for both sides,
 and ranks the worst samples with both texts. Output: JSON (:class:`FidelityReport`) and Markdown.
 
-Report keys follow what the SLO gate reads: ``overall`` / ``by_category`` sections with
-``exact_match_rate`` (0..1) and ``rouge_l`` (0..100).
+Units are in the field names: ``exact_match_fraction`` and ``answer_accuracy_fraction`` are 0..1,
+``rouge_l_percent`` is ROUGE-L F x 100 (0..100). The SLO gate and the comparison read these fields.
 """
 
 from __future__ import annotations
@@ -18,27 +18,32 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from accuracy._log import AccuracyLogError
 from accuracy._scoring import rouge_scores
-from common import write_atomic
+from common import first_error_line, write_atomic
 
 _NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
 class CategoryFidelity(BaseModel):
-    n: int
-    exact_match_rate: float = Field(description="fraction of samples whose ids equal the FP32 ids")
-    rouge_l: float = Field(description="mean ROUGE-L F x 100 of candidate text vs FP32 text")
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(ge=0)
+    exact_match_fraction: float = Field(ge=0, le=1, description="fraction of samples whose ids equal the FP32 ids")
+    rouge_l_percent: float = Field(ge=0, le=100, description="mean ROUGE-L F x 100 of candidate text vs FP32 text")
     mean_first_divergence: float | None = Field(description="mean first differing token position, diverging samples")
-    answer_accuracy: float | None = None
-    reference_answer_accuracy: float | None = None
+    answer_accuracy_fraction: float | None = Field(default=None, ge=0, le=1)
+    reference_answer_accuracy_fraction: float | None = Field(default=None, ge=0, le=1)
 
 
 class SampleFidelity(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     index: int
     category: str
-    rouge_l: float
+    rouge_l_percent: float = Field(ge=0, le=100)
     exact_match: bool
     first_divergence: int | None
     candidate_tokens: int
@@ -50,6 +55,8 @@ class SampleFidelity(BaseModel):
 
 
 class FidelityReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     candidate: str
     reference: str
     dataset: str
@@ -78,7 +85,7 @@ def first_divergence(a: np.ndarray, b: np.ndarray) -> int | None:
 
 def last_number(text: str) -> str | None:
     """The last number in a text, normalised (thousands separators and a trailing '.0' dropped)."""
-    found = _NUMBER_RE.findall(text)
+    found: list[str] = _NUMBER_RE.findall(text)
     if not found:
         return None
     s = found[-1].replace(",", "")
@@ -102,11 +109,11 @@ def _aggregate(
         ref_acc = sum(_answers_match(rows[i].answer, refs_answer[i]) for i in graded) / len(graded)
     return CategoryFidelity(
         n=len(rows),
-        exact_match_rate=round(sum(r.exact_match for r in rows) / len(rows), 6) if rows else 0.0,
-        rouge_l=round(float(np.mean([r.rouge_l for r in rows])), 4) if rows else 0.0,
+        exact_match_fraction=round(sum(r.exact_match for r in rows) / len(rows), 6) if rows else 0.0,
+        rouge_l_percent=round(float(np.mean([r.rouge_l_percent for r in rows])), 4) if rows else 0.0,
         mean_first_divergence=round(float(np.mean(div)), 2) if div else None,
-        answer_accuracy=None if acc is None else round(acc, 6),
-        reference_answer_accuracy=None if ref_acc is None else round(ref_acc, 6),
+        answer_accuracy_fraction=None if acc is None else round(acc, 6),
+        reference_answer_accuracy_fraction=None if ref_acc is None else round(ref_acc, 6),
     )
 
 
@@ -149,7 +156,7 @@ def compare_outputs(
             SampleFidelity(
                 index=i,
                 category=dataset.categories[i],
-                rouge_l=round(float(rouge_l[k]), 4),
+                rouge_l_percent=round(float(rouge_l[k]), 4),
                 exact_match=fd is None,
                 first_divergence=fd,
                 candidate_tokens=len(cand[k]),
@@ -167,7 +174,9 @@ def compare_outputs(
         c: _aggregate([rows[k] for k in ks], [cand_answers[k] for k in ks], [ref_answers[k] for k in ks])
         for c, ks in sorted(cats.items())
     }
-    order = sorted(range(len(rows)), key=lambda k: (rows[k].rouge_l, rows[k].first_divergence or 0, rows[k].index))
+    order = sorted(
+        range(len(rows)), key=lambda k: (rows[k].rouge_l_percent, rows[k].first_divergence or 0, rows[k].index)
+    )
     worst = [rows[k] for k in order[:worst_k] if not rows[k].exact_match]
     slim = [r.model_copy(update={"candidate_text": "", "reference_text": ""}) for r in rows]
     return FidelityReport(
@@ -203,15 +212,19 @@ def render_markdown(rep: FidelityReport) -> str:
     ]
     for name, c in [*rep.by_category.items(), ("**all**", rep.overall)]:
         div = "-" if c.mean_first_divergence is None else f"{c.mean_first_divergence:.1f}"
-        ans = "-" if c.answer_accuracy is None else f"{_pct(c.answer_accuracy)} / {_pct(c.reference_answer_accuracy)}"
-        out.append(f"| {name} | {c.n} | {_pct(c.exact_match_rate)} | {c.rouge_l:.2f} | {div} | {ans} |")
+        ans = (
+            "-"
+            if c.answer_accuracy_fraction is None
+            else f"{_pct(c.answer_accuracy_fraction)} / {_pct(c.reference_answer_accuracy_fraction)}"
+        )
+        out.append(f"| {name} | {c.n} | {_pct(c.exact_match_fraction)} | {c.rouge_l_percent:.2f} | {div} | {ans} |")
     out += ["", f"## Worst {len(rep.worst)} samples (lowest ROUGE-L vs FP32)", ""]
     if not rep.worst:
         out.append("Every sample matches the FP32 reference exactly.")
     for s in rep.worst:
         ans = f", answer {s.answer} vs candidate {s.candidate_answer}" if s.answer is not None else ""
         out += [
-            f"### sample {s.index} ({s.category}): ROUGE-L {s.rouge_l:.2f}, diverges at token {s.first_divergence}"
+            f"### sample {s.index} ({s.category}): ROUGE-L {s.rouge_l_percent:.2f}, diverges at token {s.first_divergence}"
             f" ({s.candidate_tokens} vs {s.reference_tokens} tokens{ans})",
             "",
             f"- candidate: {_clip(s.candidate_text)}",
@@ -227,3 +240,16 @@ def write_fidelity_report(rep: FidelityReport, out_dir: str | Path, stem: str = 
     for path, text in zip(paths, (rep.model_dump_json(indent=2) + "\n", render_markdown(rep)), strict=True):
         write_atomic(path, text)
     return paths
+
+
+def load_fidelity_report(path: str | Path) -> FidelityReport:
+    """A fidelity JSON as written by :func:`write_fidelity_report`; AccuracyLogError naming the file and field."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AccuracyLogError(f"{p}: cannot read fidelity report ({exc.__class__.__name__})") from None
+    try:
+        return FidelityReport.model_validate_json(text)
+    except ValidationError as exc:
+        raise AccuracyLogError(first_error_line(exc, f"{p} (fidelity report)")) from None

@@ -67,11 +67,12 @@ def _fidelity_main(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         o = rep.overall
         print(
-            f"{rep.candidate} vs {rep.reference}: exact match {o.exact_match_rate * 100:.1f}%, ROUGE-L {o.rouge_l:.2f}"
+            f"{rep.candidate} vs {rep.reference}: exact match {o.exact_match_fraction * 100:.1f}%, "
+            f"ROUGE-L {o.rouge_l_percent:.2f}"
         )
         for name, c in rep.by_category.items():
-            ans = "" if c.answer_accuracy is None else f", answers {c.answer_accuracy * 100:.1f}%"
-            print(f"  {name}: exact match {c.exact_match_rate * 100:.1f}%, ROUGE-L {c.rouge_l:.2f}{ans}")
+            ans = "" if c.answer_accuracy_fraction is None else f", answers {c.answer_accuracy_fraction * 100:.1f}%"
+            print(f"  {name}: exact match {c.exact_match_fraction * 100:.1f}%, ROUGE-L {c.rouge_l_percent:.2f}{ans}")
         print("  wrote " + ", ".join(str(f) for f in files))
     return 0
 
@@ -155,7 +156,7 @@ def _main(args: argparse.Namespace) -> int:
     print(f"hash={out.report.log_sha256}")
     if out.fidelity is not None:
         o = out.fidelity.overall
-        print(f"fidelity vs FP32: exact match {o.exact_match_rate * 100:.1f}%, ROUGE-L {o.rouge_l:.2f}")
+        print(f"fidelity vs FP32: exact match {o.exact_match_fraction * 100:.1f}%, ROUGE-L {o.rouge_l_percent:.2f}")
     for v in out.verdicts:
         print(v.text())
     print("wrote " + ", ".join(str(f) for f in out.files))

@@ -160,7 +160,7 @@ def run_test06_cli(args: argparse.Namespace) -> int:
 
 def run_context_cli(args: argparse.Namespace) -> int:
     from common import write_atomic
-    from compliance import ComplianceInputError, ContextProbeConfig, probe_context
+    from compliance import CONTEXT_REPORT_FILE, ComplianceInputError, ContextProbeConfig, probe_context
 
     if args.timeout <= 0:
         raise UsageError(f"--timeout: expected seconds > 0, got {args.timeout}")
@@ -175,7 +175,7 @@ def run_context_cli(args: argparse.Namespace) -> int:
         extra = f" {a.finish_reason} {a.n_tokens} tokens" if a.status == "OK" else f" '{a.detail}'"
         print(f"  {a.label:>8} {a.total_tokens:>8} tokens: {state} status {a.status}{extra} ({a.elapsed_s:.2f} s)")
     print(f"context: {'PASS' if verdict.passed else 'FAIL'}: {verdict.message}")
-    path = args.json or args.out / args.run_id / "context_report.json"
+    path = args.json or args.out / args.run_id / CONTEXT_REPORT_FILE
     write_atomic(path, verdict.model_dump_json(indent=2) + "\n")
     print(f"report: {path}")
     return 0 if verdict.passed else 1

@@ -52,8 +52,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    from common import read_json_object
-    from gate import GateInputs, SloError, discover_reports, evaluate_slo, load_slo, results_file, shipped_baseline
+    from compliance import COMPLIANCE_CHECKS
+    from gate import (
+        SloError,
+        discover_reports,
+        evaluate_slo,
+        load_gate_inputs,
+        load_slo,
+        results_file,
+        shipped_baseline,
+    )
 
     try:
         slo = load_slo(args.slo)
@@ -62,32 +70,25 @@ def run_gate(args: argparse.Namespace) -> int:
     res_path = results_file(args.results)
     run_dir = res_path.parent
     found = discover_reports(run_dir)
-    explicit = {"accuracy": args.accuracy, "fidelity": args.fidelity} | dict(args.compliance)
-    for key, path in explicit.items():
-        if path is not None:
-            if not Path(path).is_file():
-                raise UsageError(
-                    f"--{key if key in ('accuracy', 'fidelity') else 'compliance'}: {path}: file not found"
-                )
-            found[key] = Path(path)
-    inputs = GateInputs(
-        results=read_json_object(res_path, "run results"),
-        accuracy=read_json_object(found["accuracy"], "accuracy report") if "accuracy" in found else None,
-        baseline_accuracy=(
-            read_json_object(args.baseline_accuracy, "baseline accuracy report") if args.baseline_accuracy else None
-        ),
-        fidelity=read_json_object(found["fidelity"], "fidelity report") if "fidelity" in found else None,
-        compliance={
-            name: read_json_object(path, f"{name} report")
-            for name, path in found.items()
-            if name not in ("accuracy", "fidelity")
-        },
-        source=str(res_path),
-    )
+    for flag, path in (("--accuracy", args.accuracy), ("--fidelity", args.fidelity)):
+        if path is not None and not Path(path).is_file():
+            raise UsageError(f"{flag}: {path}: file not found")
+    found.accuracy = args.accuracy or found.accuracy
+    found.fidelity = args.fidelity or found.fidelity
+    for name, path in args.compliance:
+        check = next((c for c in COMPLIANCE_CHECKS if c == name), None)
+        if check is None:
+            raise UsageError(f"--compliance: unknown check '{name}'; expected one of {', '.join(COMPLIANCE_CHECKS)}")
+        if not path.is_file():
+            raise UsageError(f"--compliance: {path}: file not found")
+        found.compliance[check] = path
+    if args.baseline_accuracy is not None and not Path(args.baseline_accuracy).is_file():
+        raise UsageError(f"--baseline-accuracy: {args.baseline_accuracy}: file not found")
+    inputs = load_gate_inputs(res_path, found, args.baseline_accuracy)
     if inputs.baseline_accuracy is None and any(
         a.min_fraction_of_baseline and a.baseline is None for a in slo.accuracy
     ):
-        inputs.baseline_accuracy = shipped_baseline(str(inputs.results.get("benchmark") or ""))
+        inputs.baseline_accuracy = shipped_baseline(inputs.results.benchmark if inputs.results else "")
     report = evaluate_slo(slo, inputs)
     json_path = args.json or run_dir / "gate.json"
     junit_path = args.junit or run_dir / "gate.junit.xml"

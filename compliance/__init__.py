@@ -10,6 +10,14 @@ from compliance._accuracy_log import (
 )
 from compliance._checks import CheckResult, SampleFailure
 from compliance._context import ContextProbeConfig, ContextVerdict, ProbeAttempt, probe_context
+from compliance._outcome import (
+    COMPLIANCE_CHECKS,
+    CONTEXT_REPORT_FILE,
+    REPORT_FILES,
+    ComplianceCheck,
+    ComplianceOutcome,
+    load_compliance_outcome,
+)
 from compliance._runner import (
     Test06Config,
     Test06Outcome,
@@ -23,8 +31,13 @@ from compliance._test06 import AUDIT_CONFIG_TEXT, Test06Report, verify_test06, w
 
 __all__ = [
     "AUDIT_CONFIG_TEXT",
+    "COMPLIANCE_CHECKS",
+    "CONTEXT_REPORT_FILE",
+    "REPORT_FILES",
     "CheckResult",
+    "ComplianceCheck",
     "ComplianceInputError",
+    "ComplianceOutcome",
     "ContextProbeConfig",
     "ContextVerdict",
     "LoggedSample",
@@ -39,6 +52,7 @@ __all__ = [
     "encode_tokens",
     "eos_from_artifact",
     "load_accuracy_log",
+    "load_compliance_outcome",
     "parse_accuracy_log",
     "probe_context",
     "run_test06",

@@ -1,35 +1,38 @@
 """The SLO gate: objectives a run must meet, checked against the run's results and its reports."""
 
-from gate._discover import discover_reports, results_file, shipped_baseline
-from gate._evaluate import (
-    GateInputs,
-    GateReport,
-    ObjectiveOutcome,
-    compliance_verdict,
-    evaluate_slo,
-    fidelity_value,
-    find_metric,
-    fmt_number,
-    keep_up_ratio,
+from gate._discover import (
+    ReportPaths,
+    discover_reports,
+    load_gate_inputs,
+    read_accuracy,
+    read_compliance,
+    read_fidelity,
+    read_report,
+    read_results,
+    results_file,
+    shipped_baseline,
 )
-from gate._slo import COMPLIANCE_CHECKS, SLO_DIR, SloError, SloSpec, load_slo
+from gate._evaluate import GateInputs, GateReport, ObjectiveOutcome, evaluate_slo, fmt_number
+from gate._slo import SLO_DIR, SloError, SloSpec, load_slo
 
 __all__ = [
-    "COMPLIANCE_CHECKS",
     "SLO_DIR",
     "GateInputs",
     "GateReport",
     "ObjectiveOutcome",
+    "ReportPaths",
     "SloError",
     "SloSpec",
-    "compliance_verdict",
     "discover_reports",
     "evaluate_slo",
-    "fidelity_value",
-    "find_metric",
     "fmt_number",
-    "keep_up_ratio",
+    "load_gate_inputs",
     "load_slo",
+    "read_accuracy",
+    "read_compliance",
+    "read_fidelity",
+    "read_report",
+    "read_results",
     "results_file",
     "shipped_baseline",
 ]

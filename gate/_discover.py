@@ -1,22 +1,45 @@
-"""Find the reports a gate reads next to a run directory (accuracy, fidelity, compliance)."""
+"""Find the reports a gate reads next to a run directory, and load each with the model that wrote it.
+
+A run directory is ``OUT/<run-id>/<scenario>/<mode>/``. Accuracy scoring writes ``accuracy.json``
+and ``fidelity.json`` into the accuracy run directory; TEST06 writes ``test06_report.json`` and
+``strict_report.json`` into ``OUT/<run-id>/<scenario>/TEST06/``; the context probe writes
+``OUT/<run-id>/context_report.json``. A malformed report is a UsageError naming the file and field.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from common import UsageError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-# Where other stages leave their reports, relative to a run directory (``OUT/<run-id>/<scenario>/<mode>/``)
-# and then to its scenario directory; the context probe writes ``OUT/<run-id>/context_report.json``.
-# The first existing match wins.
-_ACCURACY_GLOBS = ("accuracy/accuracy.json", "performance/accuracy.json", "accuracy.json")
-_FIDELITY_GLOBS = ("accuracy/fidelity*.json", "fidelity*.json", "*/fidelity*.json")
-_COMPLIANCE_GLOBS: dict[str, tuple[str, ...]] = {
-    "TEST06": ("TEST06/test06*.json", "TEST06/*report*.json", "TEST06/*.json", "*/TEST06/*.json"),
-    "context": ("context*.json", "*/context*.json", "../context*.json"),
-    "strict": ("TEST06/strict*.json", "strict*.json", "*/strict*.json"),
+from accuracy import AccuracyReport, FidelityReport, load_accuracy_report, load_fidelity_report
+from common import UsageError, first_error_line
+from compliance import REPORT_FILES, ComplianceCheck, ComplianceOutcome, load_compliance_outcome
+from gate._evaluate import GateInputs
+from loadgen_harness import RunResult, load_results
+
+T = TypeVar("T")
+
+# Patterns relative to the run directory and then to the directories above it; the first match wins.
+_ACCURACY_PATTERNS = ("accuracy.json", "accuracy/accuracy.json")
+_FIDELITY_PATTERNS = ("fidelity.json", "fidelity-*.json", "accuracy/fidelity.json", "accuracy/fidelity-*.json")
+_COMPLIANCE_PATTERNS: dict[ComplianceCheck, tuple[str, ...]] = {
+    "TEST06": (f"TEST06/{REPORT_FILES['TEST06']}",),
+    "strict": (f"TEST06/{REPORT_FILES['strict']}",),
+    "context": (REPORT_FILES["context"],),
 }
+
+
+class ReportPaths(BaseModel):
+    """Where each report of a run lies; None (or no entry) where none was found or given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    accuracy: Path | None = None
+    fidelity: Path | None = None
+    compliance: dict[ComplianceCheck, Path] = Field(default_factory=dict)
 
 
 def results_file(path: str | Path) -> Path:
@@ -31,30 +54,69 @@ def results_file(path: str | Path) -> Path:
 def _first_match(roots: list[Path], patterns: tuple[str, ...]) -> Path | None:
     for root in roots:
         for pattern in patterns:
-            hits = sorted(root.glob(pattern))
+            hits = sorted(p for p in root.glob(pattern) if p.is_file())
             if hits:
                 return hits[0]
     return None
 
 
-def discover_reports(run_dir: Path) -> dict[str, Path]:
-    """Reports found next to a run: keys 'accuracy', 'fidelity' and compliance check names."""
-    roots = [run_dir, run_dir.parent]
-    found: dict[str, Path] = {}
-    acc = _first_match(roots, _ACCURACY_GLOBS)
-    if acc is not None:
-        found["accuracy"] = acc
-    fid = _first_match(roots, _FIDELITY_GLOBS)
-    if fid is not None:
-        found["fidelity"] = fid
-    for name, patterns in _COMPLIANCE_GLOBS.items():
-        hit = _first_match(roots, patterns)
+def discover_reports(run_dir: Path) -> ReportPaths:
+    """Reports next to a run: in the run directory, its scenario directory, or the run-id directory."""
+    near = [run_dir, run_dir.parent]
+    compliance_roots = [run_dir, run_dir.parent, run_dir.parent.parent]
+    found = ReportPaths(
+        accuracy=_first_match(near, _ACCURACY_PATTERNS),
+        fidelity=_first_match(near, _FIDELITY_PATTERNS),
+    )
+    for check, patterns in _COMPLIANCE_PATTERNS.items():
+        hit = _first_match(compliance_roots, patterns)
         if hit is not None:
-            found[name] = hit
+            found.compliance[check] = hit
     return found
 
 
-def shipped_baseline(benchmark: str) -> dict[str, Any] | None:
+def read_report(path: Path, loader: Callable[[Path], T], what: str) -> T:
+    """``loader(path)``, with every way a report can be unreadable turned into one UsageError line."""
+    if not path.is_file():
+        raise UsageError(f"{path}: {what} not found")
+    try:
+        return loader(path)
+    except ValidationError as exc:
+        raise UsageError(first_error_line(exc, f"{path} ({what})")) from None
+    except (OSError, ValueError) as exc:
+        text = str(exc).strip()
+        raise UsageError(text.splitlines()[0] if text else f"{path}: cannot read {what}") from None
+
+
+def read_results(path: Path) -> RunResult:
+    return read_report(path, load_results, "run results")
+
+
+def read_accuracy(path: Path) -> AccuracyReport:
+    return read_report(path, load_accuracy_report, "accuracy report")
+
+
+def read_fidelity(path: Path) -> FidelityReport:
+    return read_report(path, load_fidelity_report, "fidelity report")
+
+
+def read_compliance(check: ComplianceCheck, path: Path) -> ComplianceOutcome:
+    return read_report(path, lambda p: load_compliance_outcome(check, p), f"{check} report")
+
+
+def load_gate_inputs(results_path: Path, reports: ReportPaths, baseline_accuracy: Path | None = None) -> GateInputs:
+    """Every report the gate reads, each loaded with its own model."""
+    return GateInputs(
+        results=read_results(results_path),
+        accuracy=None if reports.accuracy is None else read_accuracy(reports.accuracy),
+        baseline_accuracy=None if baseline_accuracy is None else read_accuracy(baseline_accuracy),
+        fidelity=None if reports.fidelity is None else read_fidelity(reports.fidelity),
+        compliance={check: read_compliance(check, path) for check, path in reports.compliance.items()},
+        source=str(results_path),
+    )
+
+
+def shipped_baseline(benchmark: str) -> AccuracyReport | None:
     """The FP32 reference scores the accuracy package ships for a benchmark, as an accuracy report."""
     if not benchmark:
         return None
@@ -62,5 +124,4 @@ def shipped_baseline(benchmark: str) -> dict[str, Any] | None:
 
     if benchmark not in available_baselines():
         return None
-    base = load_baseline(benchmark)
-    return {"scores": dict(base.metrics), "source": base.source}
+    return load_baseline(benchmark).as_report()

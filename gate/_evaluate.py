@@ -1,8 +1,10 @@
 """The SLO gate: apply an :class:`SloSpec` to a run's results and its accuracy/compliance reports.
 
-Inputs are plain mappings (``results.json``, ``accuracy.json``, a fidelity report, compliance
-reports) so this module depends on no other package. An objective whose evidence is missing FAILS:
-a gate that cannot see a number must not wave the artifact through.
+Inputs are the models the stages write (:class:`RunResult`, :class:`AccuracyReport`,
+:class:`FidelityReport`, :class:`ComplianceOutcome`), read field by field with the units their names
+state: fractions are 0..1, ``*_percent`` fields 0..100. An objective whose evidence is missing FAILS
+and its line names the missing report: a gate that cannot see a number must not wave the artifact
+through.
 
 Every outcome renders as one line with value, limit and margin, for example
 ``ttft_p99 1480.0 ms > 1200.0 ms limit: over by 280.0 ms (23.3%)``.
@@ -10,36 +12,21 @@ Every outcome renders as one line with value, limit and margin, for example
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import re
-import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from gate._slo import SloSpec
+from accuracy import AccuracyReport, CategoryFidelity, FidelityReport
+from common import write_atomic
+from compliance import ComplianceCheck, ComplianceOutcome
+from gate._slo import PercentileLimits, SloSpec
+from loadgen_harness import Percentiles, RunResult, keep_up_ratio
 
 Direction = Literal["max", "min", "pass"]
-
-
-def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write via a temp file in the same directory and rename, so readers never see half a file."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
 
 
 class ObjectiveOutcome(BaseModel):
@@ -103,9 +90,9 @@ def _pct(margin: float, limit: float) -> str:
 
 
 def check_max(
-    name: str, value: float | None, limit: float, unit: str = "", source: str = "results"
+    name: str, value: float | None, limit: float, unit: str = "", missing: str = "no value in the results"
 ) -> ObjectiveOutcome:
-    """``value`` must not exceed ``limit``."""
+    """``value`` must not exceed ``limit``; ``missing`` says why there is no value when it is None."""
     if value is None or not math.isfinite(value):
         return ObjectiveOutcome(
             name=name,
@@ -113,7 +100,7 @@ def check_max(
             passed=False,
             limit=limit,
             unit=unit,
-            line=f"{name}: no value in the {source} (limit {fmt_number(limit)}{_u(unit)})",
+            line=f"{name}: {missing} (limit {fmt_number(limit)}{_u(unit)})",
         )
     margin = limit - value
     pct = _pct(margin, limit)
@@ -127,9 +114,14 @@ def check_max(
 
 
 def check_min(
-    name: str, value: float | None, limit: float, unit: str = "", what: str = "minimum", source: str = "results"
+    name: str,
+    value: float | None,
+    limit: float,
+    unit: str = "",
+    what: str = "minimum",
+    missing: str = "no value in the results",
 ) -> ObjectiveOutcome:
-    """``value`` must reach ``limit``."""
+    """``value`` must reach ``limit``; ``missing`` says why there is no value when it is None."""
     if value is None or not math.isfinite(value):
         return ObjectiveOutcome(
             name=name,
@@ -137,7 +129,7 @@ def check_min(
             passed=False,
             limit=limit,
             unit=unit,
-            line=f"{name}: no value in the {source} ({what} {fmt_number(limit)}{_u(unit)})",
+            line=f"{name}: {missing} ({what} {fmt_number(limit)}{_u(unit)})",
         )
     margin = value - limit
     pct = _pct(margin, limit)
@@ -158,199 +150,121 @@ def check_pass(name: str, passed: bool | None, detail: str) -> ObjectiveOutcome:
     )
 
 
-# --- tolerant readers for reports written by other stages -------------------------------------
-
-
-def _number(x: Any) -> float | None:
-    if isinstance(x, bool) or not isinstance(x, int | float):
-        return None
-    return float(x)
-
-
-def find_metric(report: Mapping[str, Any] | None, key: str, depth: int = 3) -> float | None:
-    """A numeric ``key`` at the top level of a report or inside nested sections (scores, metrics...)."""
-    if not report:
-        return None
-    if key in report and _number(report[key]) is not None:
-        return _number(report[key])
-    if depth == 0:
-        return None
-    for section in ("scores", "metrics", "result", "summary", "rouge", "accuracy"):
-        sub = report.get(section)
-        if isinstance(sub, Mapping):
-            found = find_metric(sub, key, depth - 1)
-            if found is not None:
-                return found
-    return None
-
-
-_EXACT_KEYS = ("exact_match_rate", "exact_match", "exact_match_fraction", "exact")
-_ROUGE_KEYS = ("rouge_l", "rougeL", "mean_rouge_l", "rouge_l_mean")
-
-
-def _as_fraction(x: float | None) -> float | None:
-    # Reports may state a rate as 0..1 or as a percentage; SLO limits are fractions.
-    return None if x is None else (x / 100.0 if x > 1.0 else x)
-
-
-def fidelity_value(report: Mapping[str, Any] | None, category: str, what: Literal["exact", "rouge"]) -> float | None:
-    """Exact-match fraction (0..1) or ROUGE-L (0..100) for ``category`` ("*" = overall) from a fidelity report."""
-    if not report:
-        return None
-    keys = _EXACT_KEYS if what == "exact" else _ROUGE_KEYS
-    section: Mapping[str, Any] | None = report
-    if category != "*":
-        section = None
-        for name in ("by_category", "categories", "per_category"):
-            cats = report.get(name)
-            if isinstance(cats, Mapping) and isinstance(cats.get(category), Mapping):
-                section = cats[category]
-                break
-            if isinstance(cats, list):
-                for row in cats:
-                    if isinstance(row, Mapping) and row.get("category") == category:
-                        section = row
-                        break
-            if section is not None:
-                break
-    if section is None:
-        return None
-    if category == "*":
-        for name in ("overall", "all", "total"):
-            sub = section.get(name)
-            if isinstance(sub, Mapping):
-                section = sub
-                break
-    for key in keys:
-        v = find_metric(section, key, depth=1)
-        if v is not None:
-            return _as_fraction(v) if what == "exact" else (v * 100.0 if v <= 1.0 else v)
-    return None
-
-
-def compliance_verdict(report: Mapping[str, Any] | None) -> tuple[bool | None, str]:
-    """(passed, one-line detail) from a compliance report of any of the shapes the checks write."""
-    if report is None:
-        return None, "expected a report next to the run, or --compliance NAME=PATH"
-    passed: bool | None = None
-    for key in ("passed", "ok", "pass", "success"):
-        if isinstance(report.get(key), bool):
-            passed = bool(report[key])
-            break
-    verdict = report.get("verdict")
-    if passed is None and isinstance(verdict, str):
-        passed = verdict.strip().upper() in ("PASS", "PASSED", "OK", "COMPLETE")
-    detail = ""
-    for key in ("message", "reason", "summary", "detail"):
-        if isinstance(report.get(key), str) and report[key]:
-            detail = report[key]
-            break
-    if not detail and isinstance(verdict, str):
-        detail = verdict
-    line = detail.splitlines()[0] if detail else ("passed" if passed else "failed")
-    # Reports often open with their own verdict ("TEST06 PASS: ..."); the gate line states it already.
-    return passed, re.sub(r"^[\w-]+ (?:PASS|FAIL): ", "", line)
-
-
 class GateInputs(BaseModel):
-    """What the gate reads. ``results`` is a RunResult as a dict."""
+    """What the gate reads: each stage's own report model, None (or no entry) where a report is missing."""
 
-    results: dict[str, Any] = Field(default_factory=dict)
-    accuracy: dict[str, Any] | None = None
-    baseline_accuracy: dict[str, Any] | None = None
-    fidelity: dict[str, Any] | None = None
-    compliance: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    model_config = ConfigDict(extra="forbid")
+
+    results: RunResult | None = None
+    accuracy: AccuracyReport | None = None
+    # The scores the accuracy objectives are relative to: a baseline run's report or the shipped FP32 values.
+    baseline_accuracy: AccuracyReport | None = None
+    fidelity: FidelityReport | None = None
+    compliance: dict[ComplianceCheck, ComplianceOutcome] = Field(default_factory=dict)
     source: str = ""
 
 
-def keep_up_ratio(results: Mapping[str, Any]) -> float | None:
-    """Completed rate over the rate a SUT that keeps up would show, for a Server run.
-
-    LoadGen divides completions by the time of the last one, so even a SUT that keeps up shows a
-    drain tail of about one query latency: it would reach scheduled x D / (D + median latency), with
-    D = queries / scheduled rate. An overloaded SUT's backlog pushes the ratio well below 1.
-    """
-    sched, done = _number(results.get("scheduled_qps")), _number(results.get("completed_qps"))
-    if not sched or done is None:
-        return None
-    n = _number(results.get("n_queries")) or 0.0
-    span = n / sched
-    tail = (_percentile(results, "latency_ms", "p50") or 0.0) / 1000.0
-    keep_up = sched * span / (span + tail) if span > 0 else sched
-    return done / keep_up
+# Where the gate expects each report when it is missing (see gate._discover and ``lpuperf gate --help``).
+MISSING_RESULTS = "no run results (results.json of the performance run)"
+MISSING_ACCURACY = "no accuracy report (expected accuracy.json next to the run, or --accuracy PATH)"
+MISSING_FIDELITY = "no fidelity report (expected fidelity*.json next to the run, or --fidelity PATH)"
 
 
-def _percentile(results: Mapping[str, Any], field: str, pct: str) -> float | None:
-    section = results.get(field)
-    return _number(section.get(pct)) if isinstance(section, Mapping) else None
+def _missing_compliance(check: ComplianceCheck) -> str:
+    return f"no {check} report (expected one next to the run, or --compliance {check}=PATH)"
+
+
+def _accuracy_score(report: AccuracyReport | None, metric: str) -> tuple[float | None, str]:
+    """(score 0..100, why missing) for ``metric`` in an accuracy report."""
+    if report is None:
+        return None, MISSING_ACCURACY
+    value = report.scores_percent.get(metric)
+    known = ", ".join(sorted(report.scores_percent)) or "none"
+    return value, f"no '{metric}' in the accuracy report's scores_percent (has: {known})"
+
+
+def _fidelity_category(report: FidelityReport | None, category: str) -> tuple[CategoryFidelity | None, str]:
+    """The section for ``category`` ("*" = overall) and why it is missing when it is."""
+    if report is None:
+        return None, MISSING_FIDELITY
+    if category == "*":
+        return report.overall, "no finite value in the fidelity report's overall section"
+    known = ", ".join(sorted(report.by_category)) or "none"
+    return report.by_category.get(category), f"no category '{category}' in the fidelity report (has: {known})"
+
+
+def _results_objectives(slo: SloSpec, r: RunResult | None) -> list[ObjectiveOutcome]:
+    """The objectives read from the run's own results; every one fails, naming the gap, without them."""
+    missing = MISSING_RESULTS if r is None else "no value in the results"
+
+    def value(get: Callable[[RunResult], float | None]) -> float | None:
+        return None if r is None else get(r)
+
+    out: list[ObjectiveOutcome] = []
+    if slo.require_valid:
+        if r is None:
+            out.append(check_pass("result_valid", None, MISSING_RESULTS))
+        else:
+            detail = "LoadGen result VALID" if r.valid else "LoadGen result INVALID"
+            reasons = [x for x in r.validity_reasons if x]
+            if reasons and not r.valid:
+                detail += ": " + "; ".join(reasons)
+            out.append(check_pass("result_valid", r.valid, detail))
+    latencies: tuple[tuple[str, PercentileLimits | None, Callable[[RunResult], Percentiles]], ...] = (
+        ("ttft", slo.ttft_ms, lambda x: x.ttft_ms),
+        ("tpot", slo.tpot_ms, lambda x: x.tpot_ms),
+        ("latency", slo.latency_ms, lambda x: x.latency_ms),
+    )
+    for short, limits, section in latencies:
+        for pct, limit in limits.items() if limits is not None else []:
+            v = None if r is None else section(r).at(pct)
+            out.append(check_max(f"{short}_{pct}", v, limit, "ms", missing=missing))
+    if slo.max_error_rate is not None:
+        rate = value(lambda x: x.n_errors / x.n_queries if x.n_queries else (0.0 if x.n_errors == 0 else None))
+        out.append(check_max("error_rate", rate, slo.max_error_rate, missing=missing))
+    if slo.min_tokens_per_second is not None:
+        tps = value(lambda x: x.tokens_per_second)
+        out.append(check_min("tokens_per_second", tps, slo.min_tokens_per_second, "tok/s", missing=missing))
+    if slo.min_qps is not None:
+        out.append(check_min("completed_qps", value(lambda x: x.completed_qps), slo.min_qps, "qps", missing=missing))
+    if slo.min_completed_ratio is not None:
+        ratio = value(keep_up_ratio)
+        out.append(check_min("completed_over_scheduled", ratio, slo.min_completed_ratio, missing=missing))
+    return out
 
 
 def evaluate_slo(slo: SloSpec, inputs: GateInputs) -> GateReport:
     """Check every objective the spec sets; the report passes only if all of them pass."""
-    r = inputs.results
-    out: list[ObjectiveOutcome] = []
-    if slo.require_valid:
-        valid = r.get("valid")
-        reasons = [str(x) for x in r.get("validity_reasons", []) if x]
-        detail = "LoadGen result VALID" if valid else "LoadGen result INVALID"
-        if reasons and not valid:
-            detail += ": " + "; ".join(reasons)
-        out.append(check_pass("result_valid", valid if isinstance(valid, bool) else None, detail))
-    for field, short in (("ttft_ms", "ttft"), ("tpot_ms", "tpot"), ("latency_ms", "latency")):
-        limits = getattr(slo, field)
-        if limits is None:
-            continue
-        for pct, limit in limits.items():
-            out.append(check_max(f"{short}_{pct}", _percentile(r, field, pct), limit, "ms"))
-    if slo.max_error_rate is not None:
-        n = _number(r.get("n_queries"))
-        errors = _number(r.get("n_errors"))
-        rate = errors / n if n and errors is not None else (0.0 if n == 0 and errors == 0 else None)
-        out.append(check_max("error_rate", rate, slo.max_error_rate))
-    if slo.min_tokens_per_second is not None:
-        out.append(
-            check_min("tokens_per_second", _number(r.get("tokens_per_second")), slo.min_tokens_per_second, "tok/s")
-        )
-    if slo.min_qps is not None:
-        out.append(check_min("completed_qps", _number(r.get("completed_qps")), slo.min_qps, "qps"))
-    if slo.min_completed_ratio is not None:
-        out.append(check_min("completed_over_scheduled", keep_up_ratio(r), slo.min_completed_ratio))
+    out = _results_objectives(slo, inputs.results)
     for acc in slo.accuracy:
-        value = find_metric(inputs.accuracy, acc.metric)
+        name = f"accuracy_{acc.metric}"
+        value, missing = _accuracy_score(inputs.accuracy, acc.metric)
         if acc.min_value is not None:
-            out.append(check_min(f"accuracy_{acc.metric}", value, acc.min_value, source="accuracy report"))
+            out.append(check_min(name, value, acc.min_value, missing=missing))
         if acc.min_fraction_of_baseline is not None:
-            base = acc.baseline if acc.baseline is not None else find_metric(inputs.baseline_accuracy, acc.metric)
-            name = f"accuracy_{acc.metric}"
+            base = acc.baseline
+            if base is None and inputs.baseline_accuracy is not None:
+                base = inputs.baseline_accuracy.scores_percent.get(acc.metric)
             if base is None:
-                out.append(
-                    check_pass(name, None, f"no baseline {acc.metric}; set 'baseline' or give a baseline report")
-                )
+                why = f"no baseline {acc.metric}; set 'baseline' or give a baseline report"
+                out.append(check_pass(name, None, why if value is not None else f"{why}; {missing}"))
             else:
                 floor = base * acc.min_fraction_of_baseline
                 what = f"minimum ({acc.min_fraction_of_baseline:.1%} of baseline {fmt_number(base)})"
-                out.append(check_min(name, value, floor, what=what, source="accuracy report"))
+                out.append(check_min(name, value, floor, what=what, missing=missing))
     for fid in slo.fidelity:
         tag = "all" if fid.category == "*" else fid.category
-        if fid.min_exact_match is not None:
-            v = fidelity_value(inputs.fidelity, fid.category, "exact")
-            out.append(check_min(f"fidelity_exact_match[{tag}]", v, fid.min_exact_match, source="fidelity report"))
-        if fid.min_rouge_l is not None:
-            v = fidelity_value(inputs.fidelity, fid.category, "rouge")
-            out.append(check_min(f"fidelity_rouge_l[{tag}]", v, fid.min_rouge_l, source="fidelity report"))
+        section, missing = _fidelity_category(inputs.fidelity, fid.category)
+        if fid.min_exact_match_fraction is not None:
+            v = None if section is None else section.exact_match_fraction
+            out.append(check_min(f"fidelity_exact_match[{tag}]", v, fid.min_exact_match_fraction, missing=missing))
+        if fid.min_rouge_l_percent is not None:
+            v = None if section is None else section.rouge_l_percent
+            out.append(check_min(f"fidelity_rouge_l[{tag}]", v, fid.min_rouge_l_percent, missing=missing))
     for check in slo.compliance_must_pass:
-        passed, detail = compliance_verdict(inputs.compliance.get(check))
-        out.append(check_pass(f"compliance_{check}", passed, detail))
+        outcome = inputs.compliance.get(check)
+        if outcome is None:
+            out.append(check_pass(f"compliance_{check}", None, _missing_compliance(check)))
+        else:
+            out.append(check_pass(f"compliance_{check}", outcome.passed, outcome.message))
     return GateReport(slo=slo.name, source=inputs.source, passed=all(o.passed for o in out), objectives=out)
-
-
-def load_json_report(path: str | Path) -> dict[str, Any]:
-    """Read a JSON report; a non-object or unreadable file raises ValueError naming the file."""
-    p = Path(path)
-    try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{p}: cannot read JSON report ({exc.__class__.__name__})") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{p}: expected a JSON object")
-    return raw

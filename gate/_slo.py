@@ -13,11 +13,12 @@ spec names only what its owner cares about::
     min_qps: 10                      # completed queries per second
     accuracy:                        # vs a baseline (the FP32 reference) or an absolute floor
       - {metric: rougeL, min_fraction_of_baseline: 0.99}
-    fidelity:                        # exact-match rate vs the FP32 reference, per category or "*"
-      - {category: arithmetic, min_exact_match: 0.9}
+    fidelity:                        # vs the FP32 reference outputs, per category or "*" (all samples)
+      - {category: arithmetic, min_exact_match_fraction: 0.9}   # identical token ids, 0..1
+      - {category: "*", min_rouge_l_percent: 95}                 # ROUGE-L F x 100 vs FP32 text, 0..100
     compliance_must_pass: [TEST06, context]
 
-The gate that applies a spec to run results lives in ``scenarios._gate`` (:func:`evaluate_slo`).
+The gate that applies a spec to run results is :func:`gate.evaluate_slo`.
 """
 
 from __future__ import annotations
@@ -27,15 +28,15 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from common import first_error_line
+from compliance import COMPLIANCE_CHECKS, ComplianceCheck
 
 SLO_DIR = Path(__file__).with_name("slo")
 """Example SLO files shipped with the package; ``load_slo("embedded")`` finds them by stem."""
 
 Percentile = Literal["p50", "p90", "p99"]
-COMPLIANCE_CHECKS = ("TEST06", "context", "strict")
 
 
 class SloError(ValueError):
@@ -52,12 +53,8 @@ class PercentileLimits(BaseModel):
     p99: float | None = Field(default=None, gt=0)
 
     def items(self) -> list[tuple[Percentile, float]]:
-        out: list[tuple[Percentile, float]] = []
-        for name in ("p50", "p90", "p99"):
-            value = getattr(self, name)
-            if value is not None:
-                out.append((name, float(value)))  # type: ignore[arg-type]
-        return out
+        pairs: tuple[tuple[Percentile, float | None], ...] = (("p50", self.p50), ("p90", self.p90), ("p99", self.p99))
+        return [(name, float(value)) for name, value in pairs if value is not None]
 
 
 class AccuracyObjective(BaseModel):
@@ -79,18 +76,18 @@ class AccuracyObjective(BaseModel):
 
 
 class FidelityObjective(BaseModel):
-    """Exact-match rate of outputs vs the FP32 reference in ``category`` ("*" = all samples)."""
+    """Outputs vs the FP32 reference in ``category`` ("*" = all samples): exact-match fraction and/or ROUGE-L."""
 
     model_config = ConfigDict(extra="forbid")
 
     category: str = Field(default="*", min_length=1)
-    min_exact_match: float | None = Field(default=None, ge=0, le=1)
-    min_rouge_l: float | None = Field(default=None, ge=0, le=100)
+    min_exact_match_fraction: float | None = Field(default=None, ge=0, le=1, description="identical ids, 0..1")
+    min_rouge_l_percent: float | None = Field(default=None, ge=0, le=100, description="ROUGE-L F x 100, 0..100")
 
     @model_validator(mode="after")
     def _one_limit(self) -> FidelityObjective:
-        if self.min_exact_match is None and self.min_rouge_l is None:
-            raise ValueError("expected min_exact_match or min_rouge_l")
+        if self.min_exact_match_fraction is None and self.min_rouge_l_percent is None:
+            raise ValueError("expected min_exact_match_fraction or min_rouge_l_percent")
         return self
 
 
@@ -107,19 +104,21 @@ class SloSpec(BaseModel):
     max_error_rate: float | None = Field(default=None, ge=0, le=1)
     min_tokens_per_second: float | None = Field(default=None, ge=0)
     min_qps: float | None = Field(default=None, ge=0)
-    # Completed rate over what a keeping-up SUT would show (drain tail removed, see scenarios._gate.keep_up_ratio);
+    # Completed rate over what a keeping-up SUT would show (drain tail removed, see loadgen_harness.keep_up_ratio);
     # below this a Server run was overloaded even when LoadGen says VALID.
     min_completed_ratio: float | None = Field(default=None, ge=0, le=1)
     accuracy: list[AccuracyObjective] = Field(default_factory=list)
     fidelity: list[FidelityObjective] = Field(default_factory=list)
-    compliance_must_pass: list[str] = Field(default_factory=list)
+    compliance_must_pass: list[ComplianceCheck] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _known_checks(self) -> SloSpec:
-        for name in self.compliance_must_pass:
+    @field_validator("compliance_must_pass", mode="before")
+    @classmethod
+    def _known_checks(cls, names: object) -> object:
+        # A named error instead of pydantic's literal listing, which reads poorly for a typo'd check.
+        for name in names if isinstance(names, list) else []:
             if name not in COMPLIANCE_CHECKS:
                 raise ValueError(f"unknown compliance check '{name}'; expected one of {', '.join(COMPLIANCE_CHECKS)}")
-        return self
+        return names
 
     def count(self) -> int:
         """How many objectives the spec sets (a spec with none would gate nothing)."""

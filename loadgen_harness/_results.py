@@ -14,9 +14,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from common import write_atomic
 
@@ -36,6 +36,9 @@ class Percentiles(BaseModel):
     p50: float | None = None
     p90: float | None = None
     p99: float | None = None
+
+    def at(self, pct: Literal["p50", "p90", "p99"]) -> float | None:
+        return {"p50": self.p50, "p90": self.p90, "p99": self.p99}[pct]
 
 
 class RunResult(BaseModel):
@@ -63,8 +66,10 @@ class RunResult(BaseModel):
     n_errors: int = 0
     errors_by_status: dict[str, int] = Field(default_factory=dict)
     loadgen_errors: int = 0
-    settings: dict[str, Any] = Field(default_factory=dict)
-    artifact: dict[str, Any] = Field(default_factory=dict)
+    # LoadGen's effective_*/requested_* values, as its detail log states them.
+    settings: dict[str, JsonValue] = Field(default_factory=dict)
+    # The manifest GetArtifact returned, as the SUT stated it (a SUT of another make may add keys).
+    artifact: dict[str, JsonValue] = Field(default_factory=dict)
     harness_version: str = ""
     log_dir: str = ""
     duration_s: float | None = None
@@ -74,7 +79,7 @@ class RunResult(BaseModel):
 class DetailLog(BaseModel):
     """What the harness reads out of mlperf_log_detail.txt."""
 
-    values: dict[str, Any] = Field(default_factory=dict)
+    values: dict[str, JsonValue] = Field(default_factory=dict)
     errors: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
 
@@ -136,12 +141,12 @@ def parse_summary_token_latencies(path: str | Path) -> dict[str, dict[str, float
     return out
 
 
-def _ms(values: dict[str, Any], key: str) -> float | None:
+def _ms(values: dict[str, JsonValue], key: str) -> float | None:
     v = values.get(key)
     return round(float(v) / 1e6, 4) if isinstance(v, int | float) else None
 
 
-def _percentiles(values: dict[str, Any], pattern: str) -> Percentiles:
+def _percentiles(values: dict[str, JsonValue], pattern: str) -> Percentiles:
     return Percentiles(
         p50=_ms(values, pattern.format("50.00")),
         p90=_ms(values, pattern.format("90.00")),
@@ -157,7 +162,7 @@ def _from_summary(ns_by_pct: dict[str, float]) -> Percentiles:
     return Percentiles(p50=get("50.00"), p90=get("90.00"), p99=get("99.00"))
 
 
-def _num(values: dict[str, Any], *keys: str) -> float | None:
+def _num(values: dict[str, JsonValue], *keys: str) -> float | None:
     for k in keys:
         v = values.get(k)
         if isinstance(v, int | float):
@@ -217,21 +222,34 @@ def fill_from_detail(res: RunResult, detail: DetailLog, summary: dict[str, dict[
         res.warnings.append(warning)
 
 
-def overload_warning(res: RunResult, query_count: float | None) -> str | None:
-    """A warning when a VALID Server run completed well below the scheduled rate, else None.
+def keep_up_qps(res: RunResult, query_count: float | None = None) -> float | None:
+    """The completed rate a SUT that keeps up would show in this run; None without a scheduled rate.
 
     LoadGen's completed rate divides by the time of the *last* completion, so even a SUT that keeps
     up shows a drain tail of about one query latency. The rate a keeping-up SUT would reach is
     therefore scheduled x D / (D + median latency), D = queries / scheduled rate; an overloaded SUT
     has a growing backlog and falls well below it.
     """
-    if not res.loadgen_valid or not res.scheduled_qps or res.completed_qps is None:
+    if not res.scheduled_qps:
         return None
     n = query_count or res.n_queries
     span = n / res.scheduled_qps if n else 0.0
     tail = (res.latency_ms.p50 or 0.0) / 1000.0
-    keep_up = res.scheduled_qps * span / (span + tail) if span > 0 else res.scheduled_qps
-    if res.completed_qps >= COMPLETED_RATE_WARN_RATIO * keep_up:
+    return res.scheduled_qps * span / (span + tail) if span > 0 else res.scheduled_qps
+
+
+def keep_up_ratio(res: RunResult) -> float | None:
+    """Completed rate over :func:`keep_up_qps`: well below 1 means the SUT did not keep up."""
+    keep_up = keep_up_qps(res)
+    return None if keep_up is None or res.completed_qps is None else res.completed_qps / keep_up
+
+
+def overload_warning(res: RunResult, query_count: float | None) -> str | None:
+    """A warning when a VALID Server run completed well below what a keeping-up SUT shows, else None."""
+    if not res.loadgen_valid or res.completed_qps is None:
+        return None
+    keep_up = keep_up_qps(res, query_count)
+    if keep_up is None or res.completed_qps >= COMPLETED_RATE_WARN_RATIO * keep_up:
         return None
     return (
         f"warning: completed {res.completed_qps:.2f} samples/s is well below the scheduled "

@@ -1,6 +1,6 @@
 """Compare two runs: per-metric deltas, direction, significance and regressions.
 
-Latency percentiles come from LoadGen's results (``results.json``); where both runs kept per-query
+Latency percentiles come from LoadGen's results (:class:`RunResult`); where both runs kept per-query
 records (``queries.npz``) a seeded bootstrap gives a confidence interval for the relative change of
 each percentile. A metric is a **regression** when it moved the wrong way by more than the tolerance
 and, where an interval exists, the interval excludes zero (so noise between two equal runs is not a
@@ -10,18 +10,18 @@ regression). Lines are meant to be acted on: ``TTFT p99 regressed 23% (1.20 s ->
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from accuracy import AccuracyReport, CategoryFidelity, FidelityReport
+from loadgen_harness import Percentiles, RunResult
+
 Better = Literal["lower", "higher"]
-_PCTS = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0))
-_LATENCIES = (("ttft_ms", "TTFT"), ("tpot_ms", "TPOT"), ("latency_ms", "latency"))
-_ACCURACY_METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum", "exact_match")
+_PCTS: tuple[tuple[Literal["p50", "p90", "p99"], float], ...] = (("p50", 50.0), ("p90", 90.0), ("p99", 99.0))
 
 
 class CompareConfig(BaseModel):
@@ -31,7 +31,7 @@ class CompareConfig(BaseModel):
 
     tolerance: float = Field(default=0.05, ge=0, description="latency and throughput, relative")
     accuracy_tolerance: float = Field(default=0.01, ge=0, description="accuracy scores, relative (MLPerf's 99%)")
-    fidelity_tolerance: float = Field(default=0.02, ge=0, description="exact-match rate, absolute")
+    fidelity_tolerance: float = Field(default=0.02, ge=0, description="exact-match fraction, absolute")
     error_rate_tolerance: float = Field(default=0.001, ge=0, description="error rate, absolute")
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     resamples: int = Field(default=1000, ge=100, le=20000)
@@ -86,10 +86,10 @@ class RunData:
     """One run as the comparison sees it."""
 
     name: str
-    results: dict[str, Any]
+    results: RunResult
     latencies_ms: dict[str, np.ndarray] = field(default_factory=dict)  # ttft_ms / tpot_ms / latency_ms
-    accuracy: dict[str, Any] | None = None
-    fidelity: dict[str, Any] | None = None
+    accuracy: AccuracyReport | None = None
+    fidelity: FidelityReport | None = None
 
 
 def _fmt_value(v: float, unit: str) -> str:
@@ -199,20 +199,22 @@ def rel_ci_text(ci: tuple[float, float]) -> str:
     return f"CI {ci[0]:+.0%}..{ci[1]:+.0%}"
 
 
-def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) else None
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _latency_sections(r: RunResult) -> tuple[tuple[str, str, Percentiles], ...]:
+    return (("ttft_ms", "TTFT", r.ttft_ms), ("tpot_ms", "TPOT", r.tpot_ms), ("latency_ms", "latency", r.latency_ms))
 
 
 def compare_runs(base: RunData, cand: RunData, cfg: CompareConfig | None = None) -> Comparison:
     """Every metric both runs report, baseline first."""
-    from gate import fidelity_value, find_metric
-
     cfg = cfg or CompareConfig()
     rng = np.random.default_rng(cfg.seed)
     out = Comparison(baseline=base.name, candidate=cand.name, config=cfg)
     rb, rc = base.results, cand.results
-    if rb.get("valid") is True and rc.get("valid") is False:
-        reasons = "; ".join(str(x) for x in rc.get("validity_reasons", []) if x) or "see mlperf_log_summary.txt"
+    if rb.valid and not rc.valid:
+        reasons = "; ".join(x for x in rc.validity_reasons if x) or "see mlperf_log_summary.txt"
         out.metrics.append(
             MetricDelta(
                 name="valid",
@@ -225,91 +227,95 @@ def compare_runs(base: RunData, cand: RunData, cfg: CompareConfig | None = None)
                 line=f"LoadGen result regressed (VALID -> INVALID): {reasons}",
             )
         )
-    if rb.get("scenario") and rc.get("scenario") and rb.get("scenario") != rc.get("scenario"):
-        out.notes.append(f"scenarios differ: {rb.get('scenario')} vs {rc.get('scenario')}")
-    for field_name, label in _LATENCIES:
-        sb, sc = rb.get(field_name), rc.get(field_name)
-        if not isinstance(sb, Mapping) or not isinstance(sc, Mapping):
-            continue
+    if rb.scenario != rc.scenario:
+        out.notes.append(f"scenarios differ: {rb.scenario} vs {rc.scenario}")
+    for (field_name, label, sb), (_, _, sc) in zip(_latency_sections(rb), _latency_sections(rc), strict=True):
         ab, ac = base.latencies_ms.get(field_name), cand.latencies_ms.get(field_name)
         for pct, q in _PCTS:
-            vb, vc = _num(sb.get(pct)), _num(sc.get(pct))
+            vb, vc = _finite(sb.at(pct)), _finite(sc.at(pct))
             if vb is None or vc is None:
                 continue
             ci = bootstrap_rel_change(ab, ac, q, cfg, rng) if ab is not None and ac is not None else None
             out.metrics.append(
                 _delta(f"{field_name}.{pct}", f"{label} {pct}", "ms", "lower", vb, vc, cfg.tolerance, ci=ci)
             )
-    for key, label, unit in (("tokens_per_second", "tokens/s", "tok/s"), ("completed_qps", "completed QPS", "qps")):
-        vb, vc = _num(rb.get(key)), _num(rc.get(key))
+    for key, label, unit, vb, vc in (
+        ("tokens_per_second", "tokens/s", "tok/s", _finite(rb.tokens_per_second), _finite(rc.tokens_per_second)),
+        ("completed_qps", "completed QPS", "qps", _finite(rb.completed_qps), _finite(rc.completed_qps)),
+    ):
         if vb is not None and vc is not None and vb > 0:
             out.metrics.append(_delta(key, label, unit, "higher", vb, vc, cfg.tolerance))
-    nb, nc = _num(rb.get("n_queries")), _num(rc.get("n_queries"))
-    eb, ec = _num(rb.get("n_errors")), _num(rc.get("n_errors"))
-    if nb and nc and eb is not None and ec is not None:
+    if rb.n_queries and rc.n_queries:
         out.metrics.append(
-            _delta("error_rate", "error rate", "%", "lower", eb / nb, ec / nc, cfg.error_rate_tolerance, absolute=True)
+            _delta(
+                "error_rate",
+                "error rate",
+                "%",
+                "lower",
+                rb.n_errors / rb.n_queries,
+                rc.n_errors / rc.n_queries,
+                cfg.error_rate_tolerance,
+                absolute=True,
+            )
         )
-    if base.accuracy and cand.accuracy:
-        for metric in _ACCURACY_METRICS:
-            vb, vc = find_metric(base.accuracy, metric), find_metric(cand.accuracy, metric)
-            if vb is not None and vc is not None and vb > 0:
+    if base.accuracy is not None and cand.accuracy is not None:
+        cand_scores = cand.accuracy.scores_percent
+        for metric, vb in base.accuracy.scores_percent.items():
+            vc = cand_scores.get(metric)
+            if vc is not None and vb > 0:
                 out.metrics.append(
                     _delta(f"accuracy.{metric}", f"accuracy {metric}", "", "higher", vb, vc, cfg.accuracy_tolerance)
                 )
-    if base.fidelity and cand.fidelity:
-        for category in _fidelity_categories(base.fidelity, cand.fidelity):
-            vb, vc = fidelity_value(base.fidelity, category, "exact"), fidelity_value(cand.fidelity, category, "exact")
-            if vb is not None and vc is not None:
-                tag = "all" if category == "*" else category
-                out.metrics.append(
-                    _delta(
-                        f"fidelity.exact_match[{tag}]",
-                        f"exact match vs FP32 [{tag}]",
-                        "%",
-                        "higher",
-                        vb,
-                        vc,
-                        cfg.fidelity_tolerance,
-                        absolute=True,
-                    )
+    if base.fidelity is not None and cand.fidelity is not None:
+        for category in fidelity_categories(base.fidelity, cand.fidelity):
+            fb, fc = fidelity_section(base.fidelity, category), fidelity_section(cand.fidelity, category)
+            if fb is None or fc is None:
+                continue
+            tag = "all" if category == "*" else category
+            out.metrics.append(
+                _delta(
+                    f"fidelity.exact_match[{tag}]",
+                    f"exact match vs FP32 [{tag}]",
+                    "%",
+                    "higher",
+                    fb.exact_match_fraction,
+                    fc.exact_match_fraction,
+                    cfg.fidelity_tolerance,
+                    absolute=True,
                 )
-    elif base.fidelity or cand.fidelity:
+            )
+    elif base.fidelity is not None or cand.fidelity is not None:
         out.notes.append("fidelity report present for only one run: not compared")
     return out
 
 
-def _fidelity_categories(*reports: Mapping[str, Any]) -> list[str]:
+def fidelity_categories(*reports: FidelityReport) -> list[str]:
+    """ "*" (all samples) first, then every category any report names, in first-seen order."""
     cats: list[str] = ["*"]
     for rep in reports:
-        for name in ("by_category", "categories", "per_category"):
-            section = rep.get(name)
-            keys = (
-                list(section)
-                if isinstance(section, Mapping)
-                else [r.get("category") for r in section if isinstance(r, Mapping)]
-                if isinstance(section, list)
-                else []
-            )
-            cats += [str(k) for k in keys if k and str(k) not in cats]
+        cats += [c for c in rep.by_category if c not in cats]
     return cats
 
 
+def fidelity_section(report: FidelityReport, category: str) -> CategoryFidelity | None:
+    """The aggregate for ``category``; "*" is the report's overall section."""
+    return report.overall if category == "*" else report.by_category.get(category)
+
+
 def load_run_data(run_dir: str | Path) -> RunData:
-    """results.json, queries.npz and any accuracy/fidelity reports of one run directory."""
-    from common import read_json_object
-    from gate import discover_reports, results_file
+    """results.json, queries.npz and any accuracy/fidelity reports of one run directory, each as its model."""
+    from gate import discover_reports, read_accuracy, read_fidelity, read_results, results_file
 
     res = results_file(run_dir)
     d = res.parent
-    data = RunData(name=str(d), results=read_json_object(res, "run results"))
+    data = RunData(name=str(d), results=read_results(res))
     if (d / "queries.npz").is_file():
         data.latencies_ms = latencies_from_records(_load_records(d))
     found = discover_reports(d)
-    if "accuracy" in found:
-        data.accuracy = read_json_object(found["accuracy"], "accuracy report")
-    if "fidelity" in found:
-        data.fidelity = read_json_object(found["fidelity"], "fidelity report")
+    if found.accuracy is not None:
+        data.accuracy = read_accuracy(found.accuracy)
+    if found.fidelity is not None:
+        data.fidelity = read_fidelity(found.fidelity)
     return data
 
 

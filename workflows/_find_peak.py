@@ -22,9 +22,11 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from loadgen_harness import RunResult
 
 Verdict = Literal["PASS", "OVERLOADED", "INVALID", "ERRORS"]
 
@@ -109,7 +111,7 @@ class FindPeakResult(BaseModel):
     tpot_limit_ms: float | None = None
     trace: list[Probe] = Field(default_factory=list)
     evidence: Probe | None = None
-    artifact: dict[str, Any] = Field(default_factory=dict)
+    artifact: dict[str, JsonValue] = Field(default_factory=dict)
     elapsed_s: float = 0.0
 
 
@@ -181,38 +183,30 @@ def estimate_peak(
 # --- the search --------------------------------------------------------------------------------
 
 
-def _probe_from_result(kind: str, qps: float | None, duration: float | None, res: Any, ratio: float) -> Probe:
-    d = res.model_dump() if hasattr(res, "model_dump") else dict(res)
-
-    def pct(field: str, p: str) -> float | None:
-        sec = d.get(field) or {}
-        v = sec.get(p) if isinstance(sec, dict) else None
-        return float(v) if isinstance(v, int | float) else None
-
-    ran_for = d.get("duration_s")
+def _probe_from_result(kind: str, qps: float | None, duration: float | None, res: RunResult, ratio: float) -> Probe:
     probe = Probe(
         kind=kind,  # type: ignore[arg-type]
         qps=qps,
-        duration_s=float(ran_for) if isinstance(ran_for, int | float) and duration is None else duration,
-        valid=bool(d.get("valid")),
-        scheduled_qps=d.get("scheduled_qps"),
-        completed_qps=d.get("completed_qps"),
-        tokens_per_second=d.get("tokens_per_second"),
-        ttft_p99_ms=pct("ttft_ms", "p99"),
-        tpot_p99_ms=pct("tpot_ms", "p99"),
-        latency_p50_ms=pct("latency_ms", "p50"),
-        n_queries=int(d.get("n_queries") or 0),
-        n_errors=int(d.get("n_errors") or 0),
-        reasons=[str(r) for r in d.get("validity_reasons") or []],
-        log_dir=str(d.get("log_dir") or ""),
+        duration_s=res.duration_s if duration is None else duration,
+        valid=res.valid,
+        scheduled_qps=res.scheduled_qps,
+        completed_qps=res.completed_qps,
+        tokens_per_second=res.tokens_per_second,
+        ttft_p99_ms=res.ttft_ms.p99,
+        tpot_p99_ms=res.tpot_ms.p99,
+        latency_p50_ms=res.latency_ms.p50,
+        n_queries=res.n_queries,
+        n_errors=res.n_errors,
+        reasons=list(res.validity_reasons),
+        log_dir=res.log_dir,
     )
     if kind in ("probe", "confirm"):
-        from gate import keep_up_ratio
+        from loadgen_harness import keep_up_ratio
 
         sched = probe.scheduled_qps or qps or 0.0
         done = probe.completed_qps or 0.0
-        kept = keep_up_ratio(d)
-        loadgen_valid = d.get("loadgen_valid", probe.valid)
+        kept = keep_up_ratio(res)
+        loadgen_valid = res.loadgen_valid
         overloaded = kept is not None and kept < ratio
         probe.kept_up = None if kept is None else not overloaded
         if probe.n_errors:
@@ -270,7 +264,7 @@ class PeakSearch:
         self.echo = echo
         self.run_id = cfg.run_id or time.strftime("peak-%Y%m%d-%H%M%S")
         self.trace: list[Probe] = []
-        self.artifact: dict[str, Any] = {}
+        self.artifact: dict[str, JsonValue] = {}
         self.growth_limit_s = 0.05
         self.ttft_limit_ms: float | None = None
         self._n = 0
@@ -296,7 +290,7 @@ class PeakSearch:
         )
         res = run_benchmark(cfg)
         if not self.artifact:
-            self.artifact = dict(getattr(res, "artifact", {}) or {})
+            self.artifact = dict(res.artifact)
         probe = _probe_from_result(kind, qps, duration, res, self.cfg.completed_ratio)
         if kind in ("probe", "confirm") and probe.log_dir:
             probe.ttft_growth_ms = _ms(ttft_growth_s(probe.log_dir))

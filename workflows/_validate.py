@@ -23,11 +23,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from accuracy import AccuracyReport, FidelityReport
 from common import write_atomic
-from gate import GateInputs, GateReport, SloSpec, evaluate_slo, fmt_number
-from workflows._compare import CompareConfig, Comparison, RunData, compare_runs
+from compliance import CONTEXT_REPORT_FILE, ComplianceCheck, ComplianceOutcome, ContextVerdict, Test06Outcome
+from gate import GateInputs, GateReport, ObjectiveOutcome, SloSpec, evaluate_slo, fmt_number
+from loadgen_harness import RunResult
+from workflows._compare import (
+    CompareConfig,
+    Comparison,
+    RunData,
+    compare_runs,
+    fidelity_categories,
+    fidelity_section,
+)
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9_.-]+:\d+$")
 
@@ -53,18 +64,23 @@ class ValidateConfig(BaseModel):
 
 
 class ArtifactEvidence(BaseModel):
-    """Everything measured on one artifact; dicts are the stages' own JSON reports."""
+    """Everything measured on one artifact, each as the model its stage writes; None where it did not run."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str
-    manifest: dict[str, Any] = Field(default_factory=dict)
-    server: dict[str, Any] = Field(default_factory=dict)
-    server_dir: str = ""
-    offline: dict[str, Any] = Field(default_factory=dict)
-    accuracy: dict[str, Any] | None = None
-    fidelity: dict[str, Any] | None = None
-    test06: dict[str, Any] | None = None
-    context: dict[str, Any] | None = None
+    server: RunResult | None = None
+    offline: RunResult | None = None
+    accuracy: AccuracyReport | None = None
+    fidelity: FidelityReport | None = Field(default=None, description="per-sample rows dropped")
+    test06: Test06Outcome | None = None
+    context: ContextVerdict | None = None
+    context_report: str = Field(default="", description="where the context verdict was written")
     errors: list[str] = Field(default_factory=list)  # a stage that could not run at all
+
+    @property
+    def server_dir(self) -> str:
+        return self.server.log_dir if self.server is not None else ""
 
 
 class VerdictRow(BaseModel):
@@ -122,10 +138,6 @@ def sut_for(artifact: str, extra_args: list[str] | None = None) -> Iterator[str]
         yield str(server.address)
 
 
-def _result_dict(res: Any) -> dict[str, Any]:
-    return res.model_dump(mode="json") if hasattr(res, "model_dump") else dict(res)
-
-
 class ArtifactRunner:
     """Runs every stage against one SUT address; a failing stage is recorded, never silently skipped."""
 
@@ -133,7 +145,7 @@ class ArtifactRunner:
         self.cfg, self.label, self.address, self.echo = cfg, label, address, echo
         self.run_id = f"{cfg.run_id or 'validate'}-{label}"
 
-    def _run(self, scenario: str, mode: str, **extra: Any) -> dict[str, Any]:
+    def _run(self, scenario: str, mode: str, **extra: Any) -> RunResult:
         from loadgen_harness import RunConfig, run_benchmark
 
         cfg = RunConfig.model_validate(
@@ -150,7 +162,7 @@ class ArtifactRunner:
                 **extra,
             }
         )
-        return _result_dict(run_benchmark(cfg))
+        return run_benchmark(cfg)
 
     def collect(self, name: str) -> ArtifactEvidence:
         ev = ArtifactEvidence(name=name)
@@ -174,15 +186,13 @@ class ArtifactRunner:
         return ev
 
     def _server(self, ev: ArtifactEvidence) -> None:
-        extra: dict[str, Any] = {}
+        extra: dict[str, float] = {}
         if self.cfg.qps is not None:
             extra["qps"] = self.cfg.qps
         if self.cfg.duration_s is not None:
             # Early stopping needs ~500 queries before it can call p99 VALID (REFERENCE §1).
             extra["duration_s"] = max(self.cfg.duration_s, 550.0 / self.cfg.qps if self.cfg.qps else 0.0)
         ev.server = self._run("Server", "performance", **extra)
-        ev.server_dir = str(ev.server.get("log_dir", ""))
-        ev.manifest = dict(ev.server.get("artifact") or {})
 
     def _offline(self, ev: ArtifactEvidence) -> None:
         extra = {"duration_s": self.cfg.offline_duration_s or self.cfg.duration_s}
@@ -191,36 +201,36 @@ class ArtifactRunner:
 
     def _accuracy(self, ev: ArtifactEvidence) -> None:
         res = self._run("Offline", "accuracy")
-        log_dir = Path(str(res.get("log_dir", "")))
-        ev.accuracy, ev.fidelity = score_accuracy_run(log_dir, self.cfg)
+        ev.accuracy, ev.fidelity = score_accuracy_run(Path(res.log_dir), self.cfg)
 
     def _test06(self, ev: ArtifactEvidence) -> None:
         ev.test06 = run_test06(self.address, self.cfg, self.run_id)
-        if not ev.test06["passed"]:
-            self.echo(f"[{self.label}] TEST06: FAIL {ev.test06['message']}")
+        if not ev.test06.passed:
+            self.echo(f"[{self.label}] TEST06: FAIL {ev.test06.message}")
 
     def _context(self, ev: ArtifactEvidence) -> None:
         ev.context = run_context_probe(self.address, self.cfg, self.run_id)
-        if not ev.context.get("passed"):
-            self.echo(f"[{self.label}] context probe: FAIL {ev.context.get('message', '')}")
+        ev.context_report = str(context_report_path(self.cfg, self.run_id))
+        if not ev.context.passed:
+            self.echo(f"[{self.label}] context probe: FAIL {ev.context.message}")
 
 
 # --- adapters onto the accuracy and compliance packages ----------------------------------------
 
 
-def score_accuracy_run(log_dir: Path, cfg: ValidateConfig) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """ROUGE scores and fidelity vs the FP32 reference for an accuracy-mode run directory.
+def score_accuracy_run(log_dir: Path, cfg: ValidateConfig) -> tuple[AccuracyReport, FidelityReport | None]:
+    """ROUGE scores and fidelity vs the FP32 reference (per-sample rows dropped) for an accuracy-mode run.
 
     accuracy.json / accuracy.txt / fidelity.json land in the run directory, where the gate finds them.
     """
     from accuracy import score_accuracy_log
 
     outcome = score_accuracy_log(log_dir, dataset_spec=cfg.dataset, benchmark=cfg.benchmark, out_dir=log_dir)
-    fidelity = outcome.fidelity.model_dump(mode="json", exclude={"samples"}) if outcome.fidelity else None
-    return outcome.report.model_dump(mode="json"), fidelity
+    fidelity = outcome.fidelity.model_copy(update={"samples": []}) if outcome.fidelity else None
+    return outcome.report, fidelity
 
 
-def run_test06(address: str, cfg: ValidateConfig, run_id: str) -> dict[str, Any]:
+def run_test06(address: str, cfg: ValidateConfig, run_id: str) -> Test06Outcome:
     """TEST06 (MLPerf's checks) plus the strict token checks, as one pass/fail report."""
     from compliance import Test06Config
     from compliance import run_test06 as run_compliance_test06
@@ -239,33 +249,31 @@ def run_test06(address: str, cfg: ValidateConfig, run_id: str) -> dict[str, Any]
             }
         )
     )
-    return {
-        "passed": outcome.passed,
-        "message": outcome.message,
-        "mlperf_passed": outcome.test06.passed,
-        "strict_passed": outcome.strict.passed,
-        "test06_dir": outcome.test06_dir,
-    }
+    return outcome
 
 
-def run_context_probe(address: str, cfg: ValidateConfig, run_id: str) -> dict[str, Any]:
+def context_report_path(cfg: ValidateConfig, run_id: str) -> Path:
+    return Path(cfg.out_dir) / run_id / CONTEXT_REPORT_FILE
+
+
+def run_context_probe(address: str, cfg: ValidateConfig, run_id: str) -> ContextVerdict:
     """The context-length probe; its message names the first failing length."""
     from compliance import probe_context
 
     verdict = probe_context(address)
-    write_atomic(Path(cfg.out_dir) / run_id / "context_report.json", verdict.model_dump_json(indent=2) + "\n")
-    return verdict.model_dump(mode="json")
+    write_atomic(context_report_path(cfg, run_id), verdict.model_dump_json(indent=2) + "\n")
+    return verdict
 
 
 # --- verdict -----------------------------------------------------------------------------------
 
 
-def _inputs(ev: ArtifactEvidence, baseline_accuracy: dict[str, Any] | None) -> GateInputs:
-    compliance: dict[str, dict[str, Any]] = {}
+def _inputs(ev: ArtifactEvidence, baseline_accuracy: AccuracyReport | None) -> GateInputs:
+    compliance: dict[ComplianceCheck, ComplianceOutcome] = {}
     if ev.test06 is not None:
-        compliance["TEST06"] = ev.test06
+        compliance["TEST06"] = ComplianceOutcome.from_report(ev.test06)
     if ev.context is not None:
-        compliance["context"] = ev.context
+        compliance["context"] = ComplianceOutcome.from_report(ev.context, ev.context_report)
     return GateInputs(
         results=ev.server,
         accuracy=ev.accuracy,
@@ -276,7 +284,7 @@ def _inputs(ev: ArtifactEvidence, baseline_accuracy: dict[str, Any] | None) -> G
     )
 
 
-def _cell(o: Any) -> str:
+def _cell(o: ObjectiveOutcome | None) -> str:
     if o is None:
         return "-"
     if o.value is None:
@@ -284,28 +292,33 @@ def _cell(o: Any) -> str:
     return f"{fmt_number(float(o.value))} {o.unit}".rstrip()
 
 
-def slippage_lines(base: dict[str, Any] | None, cand: dict[str, Any] | None) -> list[str]:
-    """Per-category fidelity change, worst first: 'arithmetic: exact match 100.0% -> 62.0% (-38.0 points)'."""
-    from gate import fidelity_value
-    from workflows._compare import _fidelity_categories
+def slippage_lines(base: FidelityReport | None, cand: FidelityReport | None) -> list[str]:
+    """Per-category fidelity change, worst first: 'arithmetic: exact match 100.0% -> 62.0% (-38.0 points), ...'.
 
-    if not cand:
+    Without a baseline report the FP32 reference itself is the baseline: it matches itself exactly.
+    """
+    if cand is None:
         return []
     out: list[tuple[float, str]] = []
-    for cat in _fidelity_categories(*(r for r in (base, cand) if r)):
-        c = fidelity_value(cand, cat, "exact")
+    for cat in fidelity_categories(*(r for r in (base, cand) if r is not None)):
+        c = fidelity_section(cand, cat)
         if c is None:
             continue
-        b = fidelity_value(base, cat, "exact") if base else None
-        b = 1.0 if b is None else b
-        rouge = fidelity_value(cand, cat, "rouge")
+        b_section = fidelity_section(base, cat) if base is not None else None
+        b = 1.0 if b_section is None else b_section.exact_match_fraction
         tag = "all samples" if cat == "*" else cat
-        extra = f", ROUGE-L vs FP32 {rouge:.1f}" if rouge is not None else ""
-        out.append((c - b, f"{tag}: exact match vs FP32 {b:.1%} -> {c:.1%} ({(c - b) * 100:+.1f} points){extra}"))
+        delta = c.exact_match_fraction - b
+        out.append(
+            (
+                delta,
+                f"{tag}: exact match vs FP32 {b:.1%} -> {c.exact_match_fraction:.1%} ({delta * 100:+.1f} points), "
+                f"ROUGE-L vs FP32 {c.rouge_l_percent:.1f}",
+            )
+        )
     return [line for _, line in sorted(out, key=lambda t: t[0])]
 
 
-def _latencies(ev: ArtifactEvidence) -> dict[str, Any]:
+def _latencies(ev: ArtifactEvidence) -> dict[str, np.ndarray]:
     """Per-query latencies of the Server run, so the comparison has confidence intervals."""
     from loadgen_harness import load_query_records
     from workflows._compare import latencies_from_records
@@ -319,14 +332,26 @@ def _latencies(ev: ArtifactEvidence) -> dict[str, Any]:
         return {}
 
 
-def decide(cfg: ValidateConfig, slo: SloSpec, base: ArtifactEvidence, cand: ArtifactEvidence) -> ValidateReport:
-    gate = evaluate_slo(slo, _inputs(cand, base.accuracy))
-    base_gate = evaluate_slo(slo, _inputs(base, base.accuracy))
-    comparison = compare_runs(
+def _compare(cfg: ValidateConfig, base: ArtifactEvidence, cand: ArtifactEvidence) -> Comparison:
+    if base.server is None or cand.server is None:
+        missing = ", ".join(e.name for e in (base, cand) if e.server is None)
+        return Comparison(
+            baseline=base.name,
+            candidate=cand.name,
+            config=cfg.compare,
+            notes=[f"no Server run for {missing}: not compared"],
+        )
+    return compare_runs(
         RunData(base.name, base.server, _latencies(base), base.accuracy, base.fidelity),
         RunData(cand.name, cand.server, _latencies(cand), cand.accuracy, cand.fidelity),
         cfg.compare,
     )
+
+
+def decide(cfg: ValidateConfig, slo: SloSpec, base: ArtifactEvidence, cand: ArtifactEvidence) -> ValidateReport:
+    gate = evaluate_slo(slo, _inputs(cand, base.accuracy))
+    base_gate = evaluate_slo(slo, _inputs(base, base.accuracy))
+    comparison = _compare(cfg, base, cand)
     by_name = {o.name: o for o in base_gate.objectives}
     rows = [
         VerdictRow(

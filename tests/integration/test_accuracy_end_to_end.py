@@ -31,10 +31,11 @@ def test_accuracy_pass_scores_gates_and_writes_mlperf_files(tmp_path: Path, caps
     assert re.match(r".*'rougeL':\s([\d.]+).*", lines[0]) and re.match(r"^hash=[0-9a-f]{64}$", lines[1])
     report = json.loads((log_dir / "accuracy.json").read_text())
     assert (
-        report["gen_num"] == 24 and report["scores"]["rougeL"] == json.loads(baseline.read_text())["metrics"]["rougeL"]
+        report["gen_num"] == 24
+        and report["scores_percent"]["rougeL"] == json.loads(baseline.read_text())["metrics"]["rougeL"]
     )
     fidelity = json.loads((log_dir / "fidelity.json").read_text())
-    assert fidelity["overall"]["exact_match_rate"] == 1.0
+    assert fidelity["overall"]["exact_match_fraction"] == 1.0 and fidelity["overall"]["rouge_l_percent"] == 100.0
     assert "accuracy gate 99.9% vs embedded FP32 baseline: PASS" in out
 
     assert main(["accuracy", *common, "--run-id", "short", "--max-new-tokens", "30"]) == 1

@@ -91,12 +91,16 @@ def test_int8_style_slippage_is_named_per_category(baseline: ArtifactEvidence, s
 
 @pytest.mark.slow
 def test_bf16_verdict_follows_recorded_fidelity(baseline: ArtifactEvidence, slo: SloSpec, tmp_path: Path) -> None:
-    from gate import fidelity_value
+    from workflows._compare import fidelity_section
 
     report = validate(_cfg(tmp_path, "sim-bf16"), slo, echo=print, baseline_evidence=baseline)
     fid = report.candidate.fidelity
     assert fid is not None
-    meets = all((fidelity_value(fid, o.category, "exact") or 0.0) >= (o.min_exact_match or 0.0) for o in slo.fidelity)
+    sections = {o.category: fidelity_section(fid, o.category) for o in slo.fidelity}
+    meets = all(
+        (s.exact_match_fraction if (s := sections[o.category]) else 0.0) >= (o.min_exact_match_fraction or 0.0)
+        for o in slo.fidelity
+    )
     fidelity_lines = [r for r in report.reasons if r.startswith("fidelity_")]
     assert bool(fidelity_lines) == (not meets)
     assert (report.verdict == "DEPLOY") == (meets and not report.reasons)

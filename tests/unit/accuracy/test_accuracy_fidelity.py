@@ -8,7 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accuracy import compare_outputs, first_divergence, last_number, recording_fidelity, render_markdown
+from accuracy import (
+    AccuracyLogError,
+    AccuracyReport,
+    compare_outputs,
+    first_divergence,
+    last_number,
+    load_accuracy_report,
+    load_baseline,
+    load_fidelity_report,
+    recording_fidelity,
+    render_markdown,
+    write_accuracy_files,
+)
 from cli import main
 from scenarios import ByteDecoder, Dataset, Recording, save_dataset, save_recording
 
@@ -54,17 +66,17 @@ def test_planted_divergences_are_located_and_aggregated() -> None:
     arith = rep.by_category["arithmetic"]
     wrong = [i for i in range(30) if ds.categories[i] == "arithmetic" and i % 2 == 0]
     assert arith.n == 10
-    assert arith.exact_match_rate == pytest.approx(1 - len(wrong) / 10)
-    assert arith.answer_accuracy == pytest.approx(1 - len(wrong) / 10)
-    assert arith.reference_answer_accuracy == 1.0
+    assert arith.exact_match_fraction == pytest.approx(1 - len(wrong) / 10)
+    assert arith.answer_accuracy_fraction == pytest.approx(1 - len(wrong) / 10)
+    assert arith.reference_answer_accuracy_fraction == 1.0
     assert arith.mean_first_divergence == 8.0  # the answer token sits at position 8
-    assert rep.by_category["qa"].exact_match_rate == 1.0 and rep.by_category["qa"].rouge_l == 100.0
+    assert rep.by_category["qa"].exact_match_fraction == 1.0 and rep.by_category["qa"].rouge_l_percent == 100.0
     summ = rep.by_category["summarization"]
-    assert summ.exact_match_rate == pytest.approx(9 / 10) and summ.rouge_l < 100.0
+    assert summ.exact_match_fraction == pytest.approx(9 / 10) and summ.rouge_l_percent < 100.0
     by_index = {s.index: s for s in rep.samples}
     assert by_index[1].first_divergence == 5 and by_index[1].candidate_tokens == 5
     assert rep.worst[0].index == 1 and rep.worst[0].reference_text.startswith(rep.worst[0].candidate_text)
-    assert rep.overall.exact_match_rate == pytest.approx((30 - len(wrong) - 1) / 30)
+    assert rep.overall.exact_match_fraction == pytest.approx((30 - len(wrong) - 1) / 30)
     md = render_markdown(rep)
     assert "| arithmetic | 10 |" in md and "sample 1 (summarization)" in md
 
@@ -72,7 +84,7 @@ def test_planted_divergences_are_located_and_aggregated() -> None:
 def test_identical_outputs_report_full_fidelity() -> None:
     ds = _dataset()
     rep = compare_outputs(ds, [r.copy() for r in ds.reference_ids])
-    assert rep.overall.exact_match_rate == 1.0 and rep.overall.rouge_l == 100.0 and not rep.worst
+    assert rep.overall.exact_match_fraction == 1.0 and rep.overall.rouge_l_percent == 100.0 and not rep.worst
     assert "matches the FP32 reference exactly" in render_markdown(rep)
 
 
@@ -91,8 +103,9 @@ def test_recording_fidelity_and_cli(tmp_path: Path, capsys: pytest.CaptureFixtur
     save_recording(Recording("fp32", list(ds.reference_ids), digest), tmp_path / "fp32.npz")
     save_recording(Recording("int8", _plant(ds), digest), tmp_path / "int8.npz")
     rep, files = recording_fidelity(str(tmp_path / "int8.npz"), str(tmp_path / "fp32.npz"), str(ds_path), tmp_path)
-    assert rep.by_category["arithmetic"].answer_accuracy == pytest.approx(0.5)
-    assert json.loads(files[0].read_text())["overall"]["exact_match_rate"] == rep.overall.exact_match_rate
+    assert rep.by_category["arithmetic"].answer_accuracy_fraction == pytest.approx(0.5)
+    assert json.loads(files[0].read_text())["overall"]["exact_match_fraction"] == rep.overall.exact_match_fraction
+    assert load_fidelity_report(files[0]) == rep
     argv = ["accuracy", "fidelity", "--candidate", str(tmp_path / "int8.npz"), "--reference"]
     argv += [str(tmp_path / "fp32.npz"), "--dataset", str(ds_path), "--out", str(tmp_path / "cli")]
     assert main(argv) == 0
@@ -102,3 +115,36 @@ def test_recording_fidelity_and_cli(tmp_path: Path, capsys: pytest.CaptureFixtur
     argv[3] = str(tmp_path / "other.npz")
     assert main(argv) == 2
     assert "recorded on another dataset" in capsys.readouterr().err
+
+
+def test_report_loaders_name_the_file_and_field(tmp_path: Path) -> None:
+    report = AccuracyReport(benchmark="embedded", scores_percent={"rougeL": 38.7})
+    _, js = write_accuracy_files(report, tmp_path)
+    assert load_accuracy_report(js) == report
+    bad = {
+        "accuracy.json": (load_accuracy_report, {"scores": {"rougeL": 38.7}}, "field 'scores'"),
+        "fidelity.json": (load_fidelity_report, {"overall": {"exact_match_rate": 1.0}}, "field 'candidate'"),
+    }
+    for name, (load, content, field) in bad.items():
+        f = tmp_path / "bad" / name
+        f.parent.mkdir(exist_ok=True)
+        f.write_text(json.dumps(content))
+        with pytest.raises(AccuracyLogError) as info:
+            load(f)
+        msg = str(info.value)
+        assert "\n" not in msg and str(f) in msg and field in msg, msg
+
+
+def test_fidelity_rejects_a_rouge_l_outside_percent_and_a_fraction_above_one() -> None:
+    rep = compare_outputs(_dataset(), _dataset().reference_ids[:6], indices=list(range(6)))
+    for key, value in (("exact_match_fraction", 100.0), ("rouge_l_percent", 150.0)):
+        raw = json.loads(rep.model_dump_json())
+        raw["overall"][key] = value
+        with pytest.raises(ValueError, match=key):
+            type(rep).model_validate(raw)
+
+
+def test_shipped_baseline_as_report_keeps_percent_scores() -> None:
+    base = load_baseline("embedded")
+    as_report = base.as_report()
+    assert as_report.scores_percent == base.metrics and as_report.benchmark == "embedded"

@@ -16,6 +16,7 @@ import pytest
 
 from accuracy import (
     AccuracyLogError,
+    AccuracyOutcome,
     apply_gate,
     compute_reference_baseline,
     load_baseline,
@@ -51,7 +52,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
-def _score(setup: dict[str, Path], which: str) -> object:
+def _score(setup: dict[str, Path], which: str) -> AccuracyOutcome:
     return score_accuracy_log(
         setup[which], dataset_spec=DATASET, baseline=setup["baseline"], out_dir=setup[which].parent, fidelity=False
     )
@@ -60,7 +61,7 @@ def _score(setup: dict[str, Path], which: str) -> object:
 @pytest.mark.parametrize("level", ["99", "99.9"])
 def test_clean_outputs_pass_both_levels(setup: dict[str, Path], level: str) -> None:
     out = _score(setup, "clean")
-    verdict = next(v for v in out.verdicts if v.level == level)  # type: ignore[attr-defined]
+    verdict = next(v for v in out.verdicts if v.level == level)
     assert verdict.passed, verdict.text()
     assert all(g.passed for g in verdict.lines)
     assert all("PASS by" in g.line or ("within" in g.line and g.line.endswith("PASS")) for g in verdict.lines)
@@ -69,7 +70,7 @@ def test_clean_outputs_pass_both_levels(setup: dict[str, Path], level: str) -> N
 @pytest.mark.parametrize("level", ["99", "99.9"])
 def test_outputs_truncated_by_20_percent_fail(setup: dict[str, Path], level: str) -> None:
     out = _score(setup, "truncated")
-    verdict = next(v for v in out.verdicts if v.level == level)  # type: ignore[attr-defined]
+    verdict = next(v for v in out.verdicts if v.level == level)
     assert not verdict.passed
     failed = {g.metric for g in verdict.lines if not g.passed}
     assert {"rouge1", "rougeL", "tokens_per_sample"} <= failed
@@ -79,7 +80,7 @@ def test_outputs_truncated_by_20_percent_fail(setup: dict[str, Path], level: str
 
 def test_tokens_per_sample_out_of_window_fails_alone(setup: dict[str, Path]) -> None:
     out = _score(setup, "padded")
-    verdict = next(v for v in out.verdicts if v.level == "99.9")  # type: ignore[attr-defined]
+    verdict = next(v for v in out.verdicts if v.level == "99.9")
     assert not verdict.passed
     assert [g.metric for g in verdict.lines if not g.passed] == ["tokens_per_sample"]
     assert "outside" in verdict.lines[-1].line and "FAIL by" in verdict.lines[-1].line
@@ -105,8 +106,8 @@ def test_accuracy_txt_parses_with_checker_patterns(setup: dict[str, Path]) -> No
         m = rx.match(lines[0])
         assert m, key
         found[key] = float(m.group(1))
-    assert found["rougeL"] == out.report.scores["rougeL"]  # type: ignore[attr-defined]
-    assert found["tokens_per_sample"] == out.report.tokens_per_sample  # type: ignore[attr-defined]
+    assert found["rougeL"] == out.report.scores_percent["rougeL"]
+    assert found["tokens_per_sample"] == out.report.tokens_per_sample
     m = HASH_RE.match(lines[1])
     assert m and m.group(1) == hashlib.sha256(setup["clean"].read_bytes()).hexdigest()
     # The result dict line is a Python literal with plain numbers (no numpy reprs).
@@ -134,4 +135,4 @@ def test_int64_log_scores_like_int32(tmp_path: Path, setup: dict[str, Path]) -> 
     p = write_accuracy_log(tmp_path / "mlperf_log_accuracy.json", outs, dtype="int64")
     a = score_accuracy_log(setup["clean"], dataset_spec=DATASET, fidelity=False).report
     b = score_accuracy_log(p, dataset_spec=DATASET, dtype="int64", fidelity=False).report
-    assert a.scores == b.scores and a.gen_tok_len == b.gen_tok_len
+    assert a.scores_percent == b.scores_percent and a.gen_tok_len == b.gen_tok_len

@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 
+from accuracy import AccuracyReport, CategoryFidelity, FidelityReport
 from cli import main
+from compliance import ComplianceOutcome
 from gate import SLO_DIR, GateInputs, SloError, SloSpec, evaluate_slo, load_slo
+from loadgen_harness import RunResult
 
 
 def clean_results(**over: Any) -> dict[str, Any]:
@@ -49,21 +52,45 @@ FULL_SLO = {
     "min_qps": 40,
     "min_completed_ratio": 0.95,
     "accuracy": [{"metric": "rougeL", "min_fraction_of_baseline": 0.99}],
-    "fidelity": [{"category": "arithmetic", "min_exact_match": 0.9}, {"category": "*", "min_rouge_l": 95}],
+    "fidelity": [
+        {"category": "arithmetic", "min_exact_match_fraction": 0.9},
+        {"category": "*", "min_rouge_l_percent": 95},
+    ],
     "compliance_must_pass": ["TEST06", "context"],
 }
 
 
+def category(exact_match_fraction: float, rouge_l_percent: float = 99.0, n: int = 100) -> CategoryFidelity:
+    return CategoryFidelity(
+        n=n,
+        exact_match_fraction=exact_match_fraction,
+        rouge_l_percent=rouge_l_percent,
+        mean_first_divergence=None,
+    )
+
+
+def fidelity(overall: CategoryFidelity, **by_category: CategoryFidelity) -> FidelityReport:
+    return FidelityReport(
+        candidate="cand",
+        reference="fp32",
+        dataset="embedded",
+        n_samples=overall.n,
+        overall=overall,
+        by_category=by_category,
+        worst=[],
+    )
+
+
 def clean_inputs(**results_over: Any) -> GateInputs:
     return GateInputs(
-        results=clean_results(**results_over),
-        accuracy={"rouge1": 44.0, "rougeL": 28.5},
-        baseline_accuracy={"rougeL": 28.6},
-        fidelity={
-            "overall": {"exact_match_rate": 0.95, "rouge_l": 98.0},
-            "by_category": {"arithmetic": {"exact_match_rate": 0.97}},
+        results=RunResult.model_validate(clean_results(**results_over)),
+        accuracy=AccuracyReport(scores_percent={"rouge1": 44.0, "rougeL": 28.5}),
+        baseline_accuracy=AccuracyReport(scores_percent={"rougeL": 28.6}),
+        fidelity=fidelity(category(0.95, 98.0), arithmetic=category(0.97)),
+        compliance={
+            "TEST06": ComplianceOutcome(check="TEST06", passed=True, message="100 sampled outputs pass"),
+            "context": ComplianceOutcome(check="context", passed=True, message="all lengths ok"),
         },
-        compliance={"TEST06": {"passed": True}, "context": {"passed": True, "message": "all lengths ok"}},
     )
 
 
@@ -106,7 +133,7 @@ def test_overloaded_but_valid_run_fails_completed_ratio() -> None:
 
 def test_accuracy_below_fraction_of_baseline_fails() -> None:
     inputs = clean_inputs()
-    inputs.accuracy = {"rougeL": 28.0}  # 28.6 * 0.99 = 28.314
+    inputs.accuracy = AccuracyReport(scores_percent={"rougeL": 28.0})  # 28.6 * 0.99 = 28.314
     report = evaluate_slo(SloSpec.model_validate(FULL_SLO), inputs)
     (v,) = report.violations
     assert v.name == "accuracy_rougeL"
@@ -115,11 +142,10 @@ def test_accuracy_below_fraction_of_baseline_fails() -> None:
 
 def test_fidelity_per_category_and_compliance_fail() -> None:
     inputs = clean_inputs()
-    inputs.fidelity = {
-        "overall": {"exact_match_rate": 0.95, "rouge_l": 98.0},
-        "by_category": {"arithmetic": {"exact_match_rate": 0.6}},
-    }
-    inputs.compliance["context"] = {"passed": False, "message": "advertised 131072, failed at 65536"}
+    inputs.fidelity = fidelity(category(0.95, 98.0), arithmetic=category(0.6))
+    inputs.compliance["context"] = ComplianceOutcome(
+        check="context", passed=False, message="advertised 131072, failed at 65536"
+    )
     report = evaluate_slo(SloSpec.model_validate(FULL_SLO), inputs)
     lines = {o.name: o.line for o in report.violations}
     assert set(lines) == {"fidelity_exact_match[arithmetic]", "compliance_context"}
@@ -128,10 +154,52 @@ def test_fidelity_per_category_and_compliance_fail() -> None:
 
 
 def test_missing_evidence_fails_rather_than_passing() -> None:
-    inputs = GateInputs(results=clean_results())
+    inputs = GateInputs(results=RunResult.model_validate(clean_results()))
     report = evaluate_slo(SloSpec.model_validate(FULL_SLO), inputs)
     bad = {o.name for o in report.violations}
     assert {"accuracy_rougeL", "fidelity_exact_match[arithmetic]", "compliance_TEST06", "compliance_context"} <= bad
+
+
+def test_collapsed_rouge_l_in_percent_is_not_rescaled_into_a_pass() -> None:
+    # ROUGE-L 0.7 out of 100: a collapsed artifact. Reading it as a 0..1 fraction (70%) would pass min 50.
+    inputs = clean_inputs()
+    inputs.fidelity = fidelity(category(0.95, rouge_l_percent=0.7), arithmetic=category(0.97))
+    slo = SloSpec.model_validate({"name": "t", "fidelity": [{"category": "*", "min_rouge_l_percent": 50}]})
+    report = evaluate_slo(slo, inputs)
+    assert not report.passed
+    (v,) = report.violations
+    assert v.name == "fidelity_rouge_l[all]" and v.value == 0.7
+    assert v.line.startswith("fidelity_rouge_l[all] 0.7 < 50.0 minimum: under by 49.3")
+
+
+def test_each_missing_report_is_named() -> None:
+    report = evaluate_slo(SloSpec.model_validate(FULL_SLO), GateInputs())
+    lines = {o.name: o.line for o in report.violations}
+    assert len(lines) == len(report.objectives)  # nothing passes without evidence
+    assert lines["result_valid"].startswith("result_valid: no evidence (no run results (results.json")
+    assert lines["ttft_p99"].startswith("ttft_p99: no run results (results.json")
+    assert lines["accuracy_rougeL"] == (
+        "accuracy_rougeL: no evidence (no baseline rougeL; set 'baseline' or give a baseline report; "
+        "no accuracy report (expected accuracy.json next to the run, or --accuracy PATH))"
+    )
+    with_baseline = GateInputs(baseline_accuracy=AccuracyReport(scores_percent={"rougeL": 28.6}))
+    (acc,) = [o for o in evaluate_slo(SloSpec.model_validate(FULL_SLO), with_baseline).objectives if "rougeL" in o.name]
+    assert acc.line.startswith("accuracy_rougeL: no accuracy report (expected accuracy.json")
+    assert lines["fidelity_rouge_l[all]"].startswith("fidelity_rouge_l[all]: no fidelity report (expected fidelity")
+    assert lines["compliance_TEST06"] == (
+        "compliance_TEST06: no evidence (no TEST06 report (expected one next to the run, or --compliance TEST06=PATH))"
+    )
+
+
+def test_a_report_without_the_metric_or_category_is_named() -> None:
+    inputs = clean_inputs()
+    inputs.accuracy = AccuracyReport(scores_percent={"rouge1": 44.0})
+    inputs.fidelity = fidelity(category(0.95, 98.0), qa=category(1.0))
+    report = evaluate_slo(SloSpec.model_validate(FULL_SLO), inputs)
+    lines = {o.name: o.line for o in report.violations}
+    assert set(lines) == {"accuracy_rougeL", "fidelity_exact_match[arithmetic]"}
+    assert "no 'rougeL' in the accuracy report's scores_percent (has: rouge1)" in lines["accuracy_rougeL"]
+    assert "no category 'arithmetic' in the fidelity report (has: qa)" in lines["fidelity_exact_match[arithmetic]"]
 
 
 def test_packaged_slos_load() -> None:
@@ -147,6 +215,8 @@ def test_packaged_slos_load() -> None:
         ("ttft_ms: {p99: -5}\n", "field 'ttft_ms.p99'"),
         ("ttft_ms: {p95: 10}\n", "field 'ttft_ms.p95'"),
         ("compliance_must_pass: [TEST01]\n", "unknown compliance check 'TEST01'"),
+        ("fidelity: [{min_exact_match: 0.9}]\n", "field 'fidelity.0.min_exact_match'"),
+        ("fidelity: [{min_exact_match_fraction: 90}]\n", "field 'fidelity.0.min_exact_match_fraction'"),
         ("accuracy: [{metric: rougeL}]\n", "expected min_fraction_of_baseline or min_value"),
         ("- 1\n- 2\n", "expected a mapping"),
         ("ttft_ms: {p99: [\n", "not valid YAML"),
@@ -189,10 +259,27 @@ def test_gate_cli_fails_with_one_line_per_violation_and_writes_junit(
     assert json.loads((run / "gate.json").read_text())["passed"] is False
 
 
+def t06_report_json(passed: bool = True) -> str:
+    from compliance import Test06Report
+
+    verdict = "PASS: 100 sampled outputs pass" if passed else "FAIL: eos: 3 of 100 samples fail"
+    return Test06Report(
+        scenario="Server",
+        accuracy_log="mlperf_log_accuracy.json",
+        eos_token_id=2,
+        n_samples=100,
+        checks=[],
+        verify_lines=[],
+        mlperf_passed=passed,
+        passed=passed,
+        message=f"TEST06 {verdict}",
+    ).model_dump_json()
+
+
 def test_gate_cli_passes_clean_run_in_a_subprocess(tmp_path: Path) -> None:
     run = _write_run(tmp_path)
     (run.parent / "TEST06").mkdir()
-    (run.parent / "TEST06" / "test06_report.json").write_text(json.dumps({"passed": True}))
+    (run.parent / "TEST06" / "test06_report.json").write_text(t06_report_json())
     slo = tmp_path / "slo.yaml"
     slo.write_text("ttft_ms: {p99: 1200}\ncompliance_must_pass: [TEST06]\n")
     proc = subprocess.run(
@@ -209,3 +296,52 @@ def test_gate_cli_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest
     assert main(["gate", str(tmp_path), "--slo", "latency-only"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no results.json" in err[0]
+
+
+def test_gate_cli_reads_reports_next_to_the_run_with_their_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _write_run(tmp_path)
+    (run.parent / "TEST06").mkdir()
+    (run.parent / "TEST06" / "test06_report.json").write_text(t06_report_json(passed=False))
+    (run / "fidelity.json").write_text(fidelity(category(0.95, rouge_l_percent=0.7)).model_dump_json())
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("fidelity: [{category: '*', min_rouge_l_percent: 50}]\ncompliance_must_pass: [TEST06]\n")
+    assert main(["gate", str(run), "--slo", str(slo)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [
+        "fidelity_rouge_l[all] 0.7 < 50.0 minimum: under by 49.3 (98.6%)",
+        "compliance_TEST06 FAIL: eos: 3 of 100 samples fail",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("where", "text", "needle"),
+    [
+        # An old-style fidelity report (rates under other names) is refused, not guessed at.
+        ("fidelity.json", json.dumps({"overall": {"exact_match_rate": 0.9, "rouge_l": 0.7}}), "field 'candidate'"),
+        ("accuracy.json", json.dumps({"scores": {"rougeL": 28.0}}), "field 'scores'"),
+        ("../TEST06/test06_report.json", json.dumps({"passed": True}), "field 'scenario'"),
+        ("../TEST06/test06_report.json", "{not json", "field '<root>'"),
+        ("results.json", json.dumps({"run_id": "r"}), "field 'scenario'"),
+    ],
+)
+def test_gate_cli_malformed_report_is_one_line_naming_file_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str, text: str, needle: str
+) -> None:
+    run = _write_run(tmp_path)
+    target = (run / where).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    assert main(["gate", str(run), "--slo", "latency-only"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(target) in err[0] and needle in err[0], err
+
+
+def test_gate_cli_compliance_flag_names_unknown_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = _write_run(tmp_path)
+    report = tmp_path / "r.json"
+    report.write_text(t06_report_json())
+    assert main(["gate", str(run), "--slo", "latency-only", "--compliance", f"TEST01={report}"]) == 2
+    assert "unknown check 'TEST01'" in capsys.readouterr().err
+    assert main(["gate", str(run), "--slo", "latency-only", "--compliance", f"TEST06={report}"]) == 0

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from accuracy import AccuracyReport, CategoryFidelity, FidelityReport
+from loadgen_harness import RunResult
 from workflows._compare import (
     CompareConfig,
     RunData,
@@ -32,6 +34,10 @@ def make_run(name: str, ttft_scale: float = 1.0, tps: float = 2000.0, seed: int 
     tpot = rng.normal(20.0, 2.0, 3000).clip(5)
     lat = ttft + tpot * 100
     results: dict[str, Any] = {
+        "run_id": name,
+        "mode": "performance",
+        "benchmark": "embedded",
+        "preset": "quick",
         "scenario": "Server",
         "valid": True,
         "validity_reasons": [],
@@ -44,7 +50,26 @@ def make_run(name: str, ttft_scale: float = 1.0, tps: float = 2000.0, seed: int 
         "n_errors": 0,
     }
     results.update(over)
-    return RunData(name=name, results=results, latencies_ms={"ttft_ms": ttft, "tpot_ms": tpot, "latency_ms": lat})
+    return RunData(
+        name=name,
+        results=RunResult.model_validate(results),
+        latencies_ms={"ttft_ms": ttft, "tpot_ms": tpot, "latency_ms": lat},
+    )
+
+
+def fidelity(overall: float, **by_category: float) -> FidelityReport:
+    def cat(exact: float) -> CategoryFidelity:
+        return CategoryFidelity(n=100, exact_match_fraction=exact, rouge_l_percent=99.0, mean_first_divergence=None)
+
+    return FidelityReport(
+        candidate="c",
+        reference="fp32",
+        dataset="embedded",
+        n_samples=100,
+        overall=cat(overall),
+        by_category={k: cat(v) for k, v in by_category.items()},
+        worst=[],
+    )
 
 
 def test_same_distribution_is_not_a_regression() -> None:
@@ -61,7 +86,8 @@ def test_planted_ttft_regression_is_flagged_with_actionable_line() -> None:
     assert {"ttft_ms.p50", "ttft_ms.p99"} <= names
     assert "tpot_ms.p99" not in names
     m = next(m for m in cmp.regressions if m.name == "ttft_ms.p99")
-    b, c = base.results["ttft_ms"]["p99"], cand.results["ttft_ms"]["p99"]
+    b, c = base.results.ttft_ms.p99, cand.results.ttft_ms.p99
+    assert b is not None and c is not None
     pct = round(abs(c / b - 1) * 100)
     assert c > 1000 > b  # the line switches units at one second
     assert m.line.startswith(f"TTFT p99 regressed {pct}% ({b:.1f} ms -> {c / 1000:.2f} s) [CI +")
@@ -85,9 +111,9 @@ def test_throughput_drop_and_invalid_result_are_regressions() -> None:
 
 def test_accuracy_and_fidelity_regressions() -> None:
     base, cand = make_run("a"), make_run("b")
-    base.accuracy, cand.accuracy = {"rougeL": 28.6, "rouge1": 44.4}, {"rougeL": 27.9, "rouge1": 44.3}
-    base.fidelity = {"overall": {"exact_match_rate": 1.0}, "by_category": {"qa": {"exact_match_rate": 1.0}}}
-    cand.fidelity = {"overall": {"exact_match_rate": 0.97}, "by_category": {"qa": {"exact_match_rate": 0.9}}}
+    base.accuracy = AccuracyReport(scores_percent={"rougeL": 28.6, "rouge1": 44.4})
+    cand.accuracy = AccuracyReport(scores_percent={"rougeL": 27.9, "rouge1": 44.3})
+    base.fidelity, cand.fidelity = fidelity(1.0, qa=1.0), fidelity(0.97, qa=0.9)
     cmp = compare_runs(base, cand, FAST)
     lines = {m.name: m.line for m in cmp.regressions}
     assert set(lines) == {"accuracy.rougeL", "fidelity.exact_match[all]", "fidelity.exact_match[qa]"}
@@ -133,10 +159,10 @@ def test_load_run_data_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str
     for name, run in (("base", make_run("a", seed=1)), ("cand", make_run("b", ttft_scale=1.3, seed=2))):
         d = tmp_path / name / "Server" / "performance"
         d.mkdir(parents=True)
-        (d / "results.json").write_text(json.dumps(run.results))
+        (d / "results.json").write_text(run.results.model_dump_json())
         dirs.append(d)
     data = load_run_data(dirs[0])
-    assert data.results["tokens_per_second"] == 2000.0 and not data.latencies_ms
+    assert data.results.tokens_per_second == 2000.0 and not data.latencies_ms and data.fidelity is None
     out_json = tmp_path / "cmp.json"
     assert main(["compare", str(dirs[0]), str(dirs[1]), "--resamples", "300", "--json", str(out_json)]) == 1
     out = capsys.readouterr().out
@@ -144,3 +170,22 @@ def test_load_run_data_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert json.loads(out_json.read_text())["metrics"]
     assert main(["compare", str(dirs[0]), str(dirs[0])]) == 0
     assert main(["compare", str(dirs[0]), str(dirs[1]), "--resamples", "5"]) == 2
+
+
+def test_load_run_data_reads_reports_with_their_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cli import main
+
+    run = make_run("a")
+    d = tmp_path / "base" / "Offline" / "accuracy"
+    d.mkdir(parents=True)
+    (d / "results.json").write_text(run.results.model_dump_json())
+    (d / "accuracy.json").write_text(AccuracyReport(scores_percent={"rougeL": 28.6}).model_dump_json())
+    (d / "fidelity.json").write_text(fidelity(0.97, qa=0.9).model_dump_json())
+    data = load_run_data(d)
+    assert data.accuracy is not None and data.accuracy.scores_percent == {"rougeL": 28.6}
+    assert data.fidelity is not None and data.fidelity.by_category["qa"].exact_match_fraction == 0.9
+    # A fidelity report in the old spelling is refused with the file and field, not read as missing.
+    (d / "fidelity.json").write_text(json.dumps({"overall": {"exact_match_rate": 0.97}}))
+    assert main(["compare", str(d), str(d)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(d / "fidelity.json") in err[0] and "field '" in err[0]
