@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -61,9 +62,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("lpuperf: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        # A run stopped by a signal (loadgen_harness.RunInterrupted) says which: 130 SIGINT, 143 SIGTERM.
+        code = int(getattr(exc, "exit_code", 130))
+        print(f"lpuperf: interrupted by {getattr(exc, 'signal_name', 'SIGINT')}", file=sys.stderr)
+        if getattr(exc, "must_exit", False):
+            # LoadGen's abandoned test still runs on its own thread; an interpreter shutdown would
+            # call into Python from it mid-finalisation. Its outputs are written and the SUT stopped.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     except UsageError as exc:
         print(f"lpuperf {args.command}: error: {exc}", file=sys.stderr)
         return 2

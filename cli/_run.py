@@ -73,7 +73,7 @@ def run_cli(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from common import first_error_line
-    from loadgen_harness import RunConfig, RunError, format_summary, progress_printer, run_benchmark
+    from loadgen_harness import RunConfig, RunError, RunInterrupted, format_summary, progress_printer, run_benchmark
 
     if args.sut and (args.backend or args.precision or args.artifact):
         raise UsageError("--backend/--precision/--artifact: only for the spawned SUT; drop them or drop --sut")
@@ -120,6 +120,11 @@ def run_cli(args: argparse.Namespace) -> int:
         )
     except RunError as exc:
         raise UsageError(str(exc)) from None
+    except RunInterrupted as stop:  # results.json is written: show it, then exit 130/143 (cli._main)
+        if show:
+            sys.stderr.write("\n")
+        print(format_summary(stop.result), flush=True)
+        raise
     if show:
         sys.stderr.write("\n")
     print(format_summary(res))

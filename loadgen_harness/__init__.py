@@ -4,11 +4,14 @@
 directory holds LoadGen's logs plus results.json, artifact.json and queries.npz.
 """
 
+from loadgen_harness._interrupt import MAX_PLANNED_SAMPLES, RunInterrupted
 from loadgen_harness._launcher import RunningSut, SutTarget, launch_sut
-from loadgen_harness._records import QUERIES_FILE, QUERY_RECORD_DTYPE, load_query_records
+from loadgen_harness._records import QUERIES_FILE, QUERY_RECORD_DTYPE, load_query_records, success_stats
 from loadgen_harness._results import (
     Percentiles,
     RunResult,
+    RunState,
+    SuccessStats,
     format_summary,
     keep_up_qps,
     keep_up_ratio,
@@ -19,14 +22,18 @@ from loadgen_harness._results import (
 from loadgen_harness._run import NO_AUDIT_CONFIG, RunConfig, RunError, fetch_artifact, run_benchmark
 
 __all__ = [
+    "MAX_PLANNED_SAMPLES",
     "NO_AUDIT_CONFIG",
     "QUERIES_FILE",
     "QUERY_RECORD_DTYPE",
     "Percentiles",
     "RunConfig",
     "RunError",
+    "RunInterrupted",
     "RunResult",
+    "RunState",
     "RunningSut",
+    "SuccessStats",
     "SutTarget",
     "fetch_artifact",
     "format_summary",
@@ -38,4 +45,5 @@ __all__ = [
     "parse_detail_log",
     "progress_printer",
     "run_benchmark",
+    "success_stats",
 ]

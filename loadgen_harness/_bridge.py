@@ -14,7 +14,9 @@ Hot-path design (the per-token path decides the harness's ceiling):
 * The first streamed message goes to ``FirstTokenComplete`` at once (not in Offline); the rest are
   only appended to a list. ``QuerySamplesComplete`` gets the final chunk's ``output_ids`` when the
   SUT sent them, else the concatenated stream. Both buffers live in locals until the call returns.
-* Every issued sample is completed exactly once, whatever happens to its RPC (see ``_fail``).
+* Every issued sample is completed exactly once, whatever happens to its RPC or the run: it sits in
+  ``_pending`` from issue to completion, and each completion path pops it first (see ``_fail``).
+* Each query writes its row of the per-query records through the row's own chunk (``_records``).
 * Offline is one query holding every sample; it alone is issued through a bounded pool of workers,
   because opening thousands of streams at once only makes the SUT and the client thrash; no
   latency is measured there, so a client-side limit cannot hide anything.
@@ -32,7 +34,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from loadgen_harness._records import QueryRecords
+from loadgen_harness._records import QueryRecords, RecordChunk
 from proto import inference_pb2
 from scenarios import Dataset
 
@@ -44,6 +46,9 @@ _CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 0),
 ]
 _EMPTY = np.zeros(1, dtype=np.int32)
+# A query failed by an interrupt: counted under this status, recorded with gRPC's CANCELLED code.
+_INTERRUPTED = "INTERRUPTED"
+_INTERRUPTED_CODE = 1
 
 
 def _varint(n: int) -> bytes:
@@ -109,7 +114,16 @@ class DatasetQSL:
 
 
 class Bridge:
-    """Owns the uvloop thread, the channel and the per-query records for one run."""
+    """Owns the uvloop thread, the channel and the per-query records for one run.
+
+    Interrupt (``interrupt``, from the thread that got the signal): every query in flight is
+    cancelled and completed as failed, each exactly once; queries LoadGen issues afterwards are
+    completed as failed on arrival, or, with ``hold_on_interrupt`` (a Server run with LoadGen's
+    outstanding-query limit set), held uncompleted until LoadGen stops issuing (``flush``): LoadGen
+    has no abort call, and the held queries are what pushes it over that limit so its test ends
+    early instead of at the scheduled end. ``loadgen_done`` / ``abandon`` close the gate to LoadGen:
+    after them no call reaches it (a completion after its test returned would crash the process).
+    """
 
     def __init__(
         self,
@@ -121,6 +135,7 @@ class Bridge:
         rpc_timeout_s: float = 300.0,
         expected_queries: int = 1024,
         metrics: Any = None,
+        hold_on_interrupt: bool = False,
     ) -> None:
         import mlperf_loadgen as lg
         import uvloop
@@ -133,10 +148,17 @@ class Bridge:
         self.rpc_timeout_s = rpc_timeout_s
         self.records = QueryRecords(expected_queries)
         self.metrics = metrics
+        self.hold_on_interrupt = hold_on_interrupt
         self.completed = 0
         self.errors = 0
         self.errors_by_status: dict[str, int] = {}
+        self.interrupted: str | None = None
         self.t0_ns = time.monotonic_ns()
+        # Queries issued by LoadGen and not yet completed to it: qid -> (chunk, row). A completion
+        # pops its entry first, so each query is completed exactly once whichever path gets there.
+        self._pending: dict[int, tuple[RecordChunk, int]] = {}
+        self._held: list[int] = []
+        self._lg_open = True
         self._loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="lpuperf-grpc", daemon=True)
         self._thread.start()
@@ -154,28 +176,77 @@ class Bridge:
             response_deserializer=inference_pb2.GenerateChunk.FromString,
         )
 
+    @property
+    def outstanding(self) -> int:
+        """Queries LoadGen issued that are not completed yet (approximate from another thread)."""
+        return len(self._pending) + len(self._offline_q)
+
     # ---- LoadGen callbacks (LoadGen's threads) ----
 
     def issue(self, samples: list[Any]) -> None:
-        t = time.monotonic_ns() - self.t0_ns
-        batch = [(s.id, s.index) for s in samples]
-        self._loop.call_soon_threadsafe(self._dispatch, batch, t)
+        # An exception here would unwind through LoadGen's C++ and abort the process: never raise.
+        try:
+            if not self._lg_open:
+                return  # abandoned: the process is on its way out
+            t = time.monotonic_ns() - self.t0_ns
+            batch = [(s.id, s.index) for s in samples]
+            self._loop.call_soon_threadsafe(self._dispatch, batch, t)
+        except Exception:
+            return
 
     def flush(self) -> None:
-        """LoadGen's flush: nothing is buffered client-side, so nothing to do."""
+        """LoadGen issues nothing more: complete any query held since an interrupt."""
+        try:
+            if self._lg_open:
+                self._loop.call_soon_threadsafe(self._release_held)
+        except Exception:
+            return
+
+    # ---- control (any thread) ----
+
+    def interrupt(self, reason: str) -> None:
+        """Stop new work: fail everything outstanding, and every later query on arrival (or hold it)."""
+        if self.interrupted is None:
+            self.interrupted = reason
+            self._loop.call_soon_threadsafe(self._spawn, self._interrupt_outstanding())
+
+    def loadgen_done(self) -> None:
+        """LoadGen's test returned: from now on nothing may reach LoadGen."""
+        self._lg_open = False
+
+    def abandon(self) -> None:
+        """Give up on LoadGen's test (it keeps running until the process exits): stop calling it."""
+        self._lg_open = False
 
     # ---- loop thread ----
+
+    def _register(self, qid: int, idx: int, issued_ns: int) -> tuple[RecordChunk, int]:
+        ref = self.records.slot_ref(idx, issued_ns)
+        self._pending[qid] = ref
+        return ref
 
     def _dispatch(self, batch: list[tuple[int, int]], issued_ns: int) -> None:
         if self.metrics is not None:
             self.metrics.issued(len(batch))
+        if self.interrupted is not None:
+            for qid, idx in batch:
+                self._register(qid, idx, issued_ns)
+            qids = [qid for qid, _ in batch]
+            if self.hold_on_interrupt:
+                self._held.extend(qids)
+            else:
+                self._fail_many(qids, _INTERRUPTED, _INTERRUPTED_CODE)
+            return
         if self.offline and len(batch) > self.offline_concurrency:
             self._offline_q.extend(batch)
             for _ in range(self.offline_concurrency):
                 self._spawn(self._offline_worker(issued_ns))
             return
         for qid, idx in batch:
-            self._spawn(self._one(qid, idx, issued_ns))
+            # Registered before the task exists: a task cancelled before its first step never runs
+            # its own handler, and its query is then completed from ``_pending``.
+            chunk, j = self._register(qid, idx, issued_ns)
+            self._spawn(self._one(qid, idx, issued_ns, chunk, j))
 
     def _spawn(self, coro: Any) -> None:
         task = self._loop.create_task(coro)
@@ -184,16 +255,37 @@ class Bridge:
 
     async def _offline_worker(self, issued_ns: int) -> None:
         q = self._offline_q
-        while q:
+        while q and self.interrupted is None:
             qid, idx = q.popleft()
-            await self._one(qid, idx, issued_ns)
+            chunk, j = self._register(qid, idx, issued_ns)
+            await self._one(qid, idx, issued_ns, chunk, j)
 
-    async def _one(self, qid: int, idx: int, issued_ns: int) -> None:
+    async def _interrupt_outstanding(self) -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._fail_leftovers(_INTERRUPTED, _INTERRUPTED_CODE, keep_held=True)
+
+    def _fail_leftovers(self, status: str, code: int, keep_held: bool) -> None:
+        """Fail what no task will complete: queued Offline samples and queries whose task never ran."""
+        t = time.monotonic_ns() - self.t0_ns
+        while self._offline_q:
+            qid, idx = self._offline_q.popleft()
+            self._register(qid, idx, t)
+        held = set(self._held) if keep_held else set()
+        self._fail_many([q for q in self._pending if q not in held], status, code)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        self._fail_many(held, _INTERRUPTED, _INTERRUPTED_CODE)
+
+    async def _one(self, qid: int, idx: int, issued_ns: int, chunk: RecordChunk, j: int) -> None:
         lg = self._lg
-        rec = self.records
         now = time.monotonic_ns
         t0 = self.t0_ns
-        slot = rec.slot(idx, issued_ns)
         rid = str(qid).encode()
         req = self.requests[idx] + b"\x0a" + _varint(len(rid)) + rid
         tokens: list[int] = []
@@ -203,55 +295,59 @@ class Bridge:
         last: Any = None
         try:
             call = self._call(req, timeout=self.rpc_timeout_s)
-            async for chunk in call:
-                ids = chunk.token_ids
+            async for msg in call:
+                ids = msg.token_ids
                 if n_chunks == 0:
                     first_ns = now() - t0
-                    rec.first_token_ns[slot] = first_ns
-                    rec.first_chunk_tokens[slot] = len(ids)
-                    rec.sut_arrival_ns[slot] = chunk.sut_arrival_ns
-                    rec.sut_first_token_ns[slot] = chunk.sut_first_token_ns
-                    if not self.offline and len(ids):
+                    chunk.first_token_ns[j] = first_ns
+                    chunk.first_chunk_tokens[j] = len(ids)
+                    chunk.sut_arrival_ns[j] = msg.sut_arrival_ns
+                    chunk.sut_first_token_ns[j] = msg.sut_first_token_ns
+                    if not self.offline and len(ids) and self._lg_open:
                         first = np.array(ids[:1], dtype=np.int32)
                         lg.FirstTokenComplete([lg.QuerySampleResponse(qid, first.ctypes.data, 4)])
                         first_sent = True
                 n_chunks += 1
                 tokens.extend(ids)
-                last = chunk
+                last = msg
         except asyncio.CancelledError:
-            self._fail(qid, slot, tokens, first_sent, "CANCELLED", 1)
+            status = _INTERRUPTED if self.interrupted is not None else "CANCELLED"
+            self._fail(qid, tokens, first_sent, status, 1)
             raise
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
-            self._fail(qid, slot, tokens, first_sent, code.name, int(code.value[0]))
+            self._fail(qid, tokens, first_sent, code.name, int(code.value[0]))
             return
         except Exception:  # a broken stream must still complete the query
-            self._fail(qid, slot, tokens, first_sent, "UNKNOWN", 2)
+            self._fail(qid, tokens, first_sent, "UNKNOWN", 2)
             return
         if last is None or (not tokens and not (last is not None and len(last.output_ids))):
-            self._fail(qid, slot, tokens, first_sent, "EMPTY_RESPONSE", 2)
+            self._fail(qid, tokens, first_sent, "EMPTY_RESPONSE", 2)
             return
+        if self._pending.pop(qid, None) is None:
+            return  # already completed (failed) by an interrupt
         streamed = np.array(tokens, dtype=np.int32)
         out = np.array(last.output_ids, dtype=np.int32) if len(last.output_ids) else streamed
         n_tokens = int(last.n_tokens) if last.n_tokens > 0 else len(out)
-        if not self.offline and not first_sent:
-            # The first message had no tokens: report the first answered token as the first token.
-            lg.FirstTokenComplete([lg.QuerySampleResponse(qid, out.ctypes.data, 4)])
-        lg.QuerySamplesComplete([lg.QuerySampleResponse(qid, out.ctypes.data, out.nbytes, n_tokens)])
+        if self._lg_open:
+            if not self.offline and not first_sent:
+                # The first message had no tokens: report the first answered token as the first token.
+                lg.FirstTokenComplete([lg.QuerySampleResponse(qid, out.ctypes.data, 4)])
+            lg.QuerySamplesComplete([lg.QuerySampleResponse(qid, out.ctypes.data, out.nbytes, n_tokens)])
         done = now() - t0
-        rec.done_ns[slot] = done
-        rec.n_tokens[slot] = n_tokens
-        rec.n_streamed[slot] = streamed.size
-        rec.n_chunks[slot] = n_chunks
-        rec.status[slot] = 0
-        rec.sut_last_token_ns[slot] = last.sut_last_token_ns
-        rec.stream_matches_output[slot] = out is streamed or bool(np.array_equal(out, streamed))
+        chunk.done_ns[j] = done
+        chunk.n_tokens[j] = n_tokens
+        chunk.n_streamed[j] = streamed.size
+        chunk.n_chunks[j] = n_chunks
+        chunk.status[j] = 0
+        chunk.sut_last_token_ns[j] = last.sut_last_token_ns
+        chunk.stream_matches_output[j] = out is streamed or bool(np.array_equal(out, streamed))
         self.completed += 1
         if self.metrics is not None:
             self.metrics.completed(issued_ns, first_ns, done, n_tokens)
 
-    def _fail(self, qid: int, slot: int, tokens: list[int], first_sent: bool, status: str, code: int) -> None:
-        """Complete a failed query so LoadGen never waits on it.
+    def _fail(self, qid: int, tokens: list[int], first_sent: bool, status: str, code: int) -> None:
+        """Complete a failed query so LoadGen never waits on it (nothing if it was completed already).
 
         With token latencies LoadGen divides by ``n_tokens - 1`` for TPOT and logs an error for
         ``n_tokens <= 1``; a run whose detail log holds errors is rejected by the submission checker
@@ -260,35 +356,61 @@ class Bridge:
         error, and the failure is counted here (results.json n_errors / errors_by_status), which
         marks the run not valid. The bytes LoadGen records stay honest: no token is invented.
         """
+        ref = self._pending.pop(qid, None)
+        if ref is None:
+            return
+        chunk, j = ref
         lg = self._lg
         data = np.array(tokens, dtype=np.int32) if tokens else _EMPTY[:0]
         ptr = data.ctypes.data if data.size else _EMPTY.ctypes.data
         try:
-            if not self.offline and not first_sent:
-                lg.FirstTokenComplete([lg.QuerySampleResponse(qid, ptr, min(4, data.nbytes))])
-            lg.QuerySamplesComplete([lg.QuerySampleResponse(qid, ptr, data.nbytes, max(2, data.size))])
+            if self._lg_open:
+                if not self.offline and not first_sent:
+                    lg.FirstTokenComplete([lg.QuerySampleResponse(qid, ptr, min(4, data.nbytes))])
+                lg.QuerySamplesComplete([lg.QuerySampleResponse(qid, ptr, data.nbytes, max(2, data.size))])
         finally:
-            rec = self.records
-            rec.done_ns[slot] = time.monotonic_ns() - self.t0_ns
-            rec.status[slot] = code
-            rec.n_streamed[slot] = len(tokens)
-            rec.n_tokens[slot] = max(2, len(tokens))
-            self.completed += 1
-            self.errors += 1
-            self.errors_by_status[status] = self.errors_by_status.get(status, 0) + 1
-            if self.metrics is not None:
-                self.metrics.failed(status)
+            self._record_failure(chunk, j, len(tokens), status, code)
+
+    def _fail_many(self, qids: list[int], status: str, code: int) -> None:
+        """Complete queries that received nothing as failed, in one LoadGen call (interrupts fail thousands)."""
+        refs = [(qid, ref) for qid in qids if (ref := self._pending.pop(qid, None)) is not None]
+        if not refs:
+            return
+        lg = self._lg
+        try:
+            if self._lg_open:
+                ptr = _EMPTY.ctypes.data
+                if not self.offline:
+                    lg.FirstTokenComplete([lg.QuerySampleResponse(qid, ptr, 0) for qid, _ in refs])
+                lg.QuerySamplesComplete([lg.QuerySampleResponse(qid, ptr, 0, 2) for qid, _ in refs])
+        finally:
+            for _, (chunk, j) in refs:
+                self._record_failure(chunk, j, 0, status, code)
+
+    def _record_failure(self, chunk: RecordChunk, j: int, n_received: int, status: str, code: int) -> None:
+        chunk.done_ns[j] = time.monotonic_ns() - self.t0_ns
+        chunk.status[j] = code
+        chunk.n_streamed[j] = n_received
+        chunk.n_tokens[j] = max(2, n_received)
+        self.completed += 1
+        self.errors += 1
+        self.errors_by_status[status] = self.errors_by_status.get(status, 0) + 1
+        if self.metrics is not None:
+            self.metrics.failed(status)
 
     # ---- lifecycle ----
 
     def close(self) -> None:
-        """Cancel anything still running (each cancelled query is completed), close the channel, stop the loop."""
+        """Cancel anything still running, fail what is left (sent to LoadGen only while its test runs),
+        close the channel, stop the loop."""
 
         async def _shutdown() -> None:
             for t in list(self._tasks):
                 t.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+            status = _INTERRUPTED if self.interrupted is not None else "CANCELLED"
+            self._fail_leftovers(status, 1, keep_held=False)
             if self._channel is not None:
                 await self._channel.close()
 

@@ -1,16 +1,25 @@
-"""Per-query records: preallocated column arrays on the hot path, ``queries.npz`` on disk.
+"""Per-query records: column chunks on the hot path, ``queries.npz`` on disk, success-only figures.
 
-The bridge writes one slot per issued sample into plain 1-D numpy columns (one store per field,
-no per-query objects), grows them by doubling when a run issues more than expected, and saves a
-structured array at the end. Times are int64 ns: harness times are relative to the run start on
-the harness clock; ``sut_*`` times are the SUT's own clock as it reported them. -1 = not reached.
+The bridge writes one row per issued sample into plain 1-D numpy columns (one store per field, no
+per-query objects). Rows live in fixed-size chunks appended on demand, so memory follows what the
+run really issued, never the plan: a plan of 1e9 queries that the SUT answers at 500/s costs what
+500/s costs, and nothing is ever copied to grow. The chunk size is a power of two between 1,024
+and 65,536 rows sized from the expected count (at most ~6 MB per chunk). ``save`` streams the chunks
+into the structured array of ``queries.npz`` one at a time, so saving adds one chunk, not a second
+copy of the run. Times are int64 ns: harness times are relative to the run start on the harness
+clock; ``sut_*`` times are the SUT's own clock as it reported them. -1 = not reached.
 """
 
 from __future__ import annotations
 
+import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from loadgen_harness._results import Percentiles, SuccessStats
 
 QUERY_RECORD_DTYPE = np.dtype(
     [
@@ -30,11 +39,29 @@ QUERY_RECORD_DTYPE = np.dtype(
     ]
 )
 QUERIES_FILE = "queries.npz"
+_FIELDS: tuple[str, ...] = tuple(QUERY_RECORD_DTYPE.names or ())
+MIN_CHUNK_ROWS = 1024
+MAX_CHUNK_ROWS = 65536
 
 
-class QueryRecords:
-    """Column store for per-query records; ``slot()`` hands out rows in issue order."""
+class RecordChunk:
+    """One block of rows: a column array per field (``chunk.done_ns[j] = ...`` on the hot path)."""
 
+    __slots__ = (
+        "done_ns",
+        "first_chunk_tokens",
+        "first_token_ns",
+        "issue_ns",
+        "n_chunks",
+        "n_streamed",
+        "n_tokens",
+        "sample_index",
+        "status",
+        "stream_matches_output",
+        "sut_arrival_ns",
+        "sut_first_token_ns",
+        "sut_last_token_ns",
+    )
     sample_index: np.ndarray
     issue_ns: np.ndarray
     first_token_ns: np.ndarray
@@ -49,43 +76,157 @@ class QueryRecords:
     sut_last_token_ns: np.ndarray
     stream_matches_output: np.ndarray
 
-    def __init__(self, capacity: int = 1024) -> None:
-        self.n = 0
-        self._alloc(max(16, capacity))
-
-    def _alloc(self, cap: int) -> None:
-        old = {name: getattr(self, name) for name in QUERY_RECORD_DTYPE.names or ()} if self.n else {}
-        for name in QUERY_RECORD_DTYPE.names or ():
+    def __init__(self, rows: int) -> None:
+        for name in _FIELDS:
             dt = QUERY_RECORD_DTYPE.fields[name][0]  # type: ignore[index]
-            col = np.zeros(cap, dtype=dt) if dt == np.bool_ else np.full(cap, -1, dtype=dt)
-            if name in old:
-                col[: self.n] = old[name][: self.n]
-            setattr(self, name, col)
-        self.capacity = cap
+            setattr(self, name, np.zeros(rows, dtype=dt) if dt == np.bool_ else np.full(rows, -1, dtype=dt))
+
+    def column(self, name: str) -> np.ndarray:
+        col: np.ndarray = getattr(self, name)
+        return col
+
+
+assert set(RecordChunk.__slots__) == set(_FIELDS), "RecordChunk's columns must be QUERY_RECORD_DTYPE's fields"
+
+
+class _Column:
+    """One field across every chunk, indexed by global row (for writers that hold a row number)."""
+
+    __slots__ = ("_name", "_rec")
+
+    def __init__(self, rec: QueryRecords, name: str) -> None:
+        self._rec = rec
+        self._name = name
+
+    def __getitem__(self, row: int) -> Any:
+        chunk, j = self._rec.locate(row)
+        return chunk.column(self._name)[j]
+
+    def __setitem__(self, row: int, value: Any) -> None:
+        chunk, j = self._rec.locate(row)
+        chunk.column(self._name)[j] = value
+
+    def __len__(self) -> int:
+        return self._rec.n
+
+
+class QueryRecords:
+    """Chunked column store for per-query records; ``slot_ref()`` hands out rows in issue order.
+
+    The bridge uses ``slot_ref`` (the row's chunk and index within it). ``slot`` returns a global
+    row number instead, usable with the ``rec.<field>[row]`` column views.
+    """
+
+    sample_index: _Column
+    issue_ns: _Column
+    first_token_ns: _Column
+    done_ns: _Column
+    n_tokens: _Column
+    n_streamed: _Column
+    n_chunks: _Column
+    first_chunk_tokens: _Column
+    status: _Column
+    sut_arrival_ns: _Column
+    sut_first_token_ns: _Column
+    sut_last_token_ns: _Column
+    stream_matches_output: _Column
+
+    def __init__(self, capacity: int = 1024) -> None:
+        """``capacity``: the expected row count; it only sizes the chunks, nothing is preallocated for it."""
+        rows = 1 << max(0, int(capacity) - 1).bit_length()
+        self.chunk_rows = min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, rows))
+        self._shift = self.chunk_rows.bit_length() - 1
+        self._mask = self.chunk_rows - 1
+        self.n = 0
+        self._chunks: list[RecordChunk] = []
+        for name in _FIELDS:
+            setattr(self, name, _Column(self, name))
+
+    @property
+    def capacity(self) -> int:
+        """Rows allocated so far (a whole number of chunks)."""
+        return len(self._chunks) * self.chunk_rows
+
+    @property
+    def nbytes(self) -> int:
+        return self.capacity * QUERY_RECORD_DTYPE.itemsize
+
+    def slot_ref(self, sample_index: int, issue_ns: int) -> tuple[RecordChunk, int]:
+        """A new row holding (sample_index, issue_ns): its chunk and index within the chunk."""
+        i = self.n
+        j = i & self._mask
+        if j == 0:
+            self._chunks.append(RecordChunk(self.chunk_rows))
+        chunk = self._chunks[-1]
+        self.n = i + 1
+        chunk.sample_index[j] = sample_index
+        chunk.issue_ns[j] = issue_ns
+        return chunk, j
 
     def slot(self, sample_index: int, issue_ns: int) -> int:
-        i = self.n
-        if i >= self.capacity:
-            self._alloc(self.capacity * 2)
-        self.n = i + 1
-        self.sample_index[i] = sample_index
-        self.issue_ns[i] = issue_ns
-        return i
+        """Like ``slot_ref`` but returns the global row number."""
+        self.slot_ref(sample_index, issue_ns)
+        return self.n - 1
+
+    def locate(self, row: int) -> tuple[RecordChunk, int]:
+        if not 0 <= row < self.n:
+            raise IndexError(f"row {row} out of range (0..{self.n - 1})")
+        return self._chunks[row >> self._shift], row & self._mask
+
+    def column(self, name: str) -> np.ndarray:
+        """One field of every row as a new contiguous array."""
+        if name not in _FIELDS:
+            raise KeyError(name)
+        out = np.empty(self.n, dtype=QUERY_RECORD_DTYPE.fields[name][0])  # type: ignore[index]
+        for start, chunk in self._spans():
+            rows = min(self.chunk_rows, self.n - start)
+            out[start : start + rows] = chunk.column(name)[:rows]
+        return out
+
+    def _spans(self) -> Iterator[tuple[int, RecordChunk]]:
+        n_chunks = (self.n + self.chunk_rows - 1) >> self._shift
+        for k in range(n_chunks):
+            yield k * self.chunk_rows, self._chunks[k]
+
+    def _chunk_arrays(self) -> Iterator[np.ndarray]:
+        """Structured arrays of QUERY_RECORD_DTYPE, one chunk at a time (the last one trimmed)."""
+        for start, chunk in self._spans():
+            rows = min(self.chunk_rows, self.n - start)
+            arr = np.empty(rows, dtype=QUERY_RECORD_DTYPE)
+            for name in _FIELDS:
+                arr[name] = chunk.column(name)[:rows]
+            yield arr
 
     def to_array(self) -> np.ndarray:
         out = np.empty(self.n, dtype=QUERY_RECORD_DTYPE)
-        for name in QUERY_RECORD_DTYPE.names or ():
-            out[name] = getattr(self, name)[: self.n]
+        start = 0
+        for arr in self._chunk_arrays():
+            out[start : start + arr.size] = arr
+            start += arr.size
         return out
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``queries.npz`` atomically."""
+        """Write ``queries.npz`` atomically, streaming one chunk at a time (what ``np.load`` reads back)."""
         d = Path(directory)
         path = d / QUERIES_FILE
         tmp = d / (QUERIES_FILE + ".tmp.npz")
-        np.savez_compressed(tmp, records=self.to_array())
+        header = {
+            "descr": np.lib.format.dtype_to_descr(QUERY_RECORD_DTYPE),
+            "fortran_order": False,
+            "shape": (self.n,),
+        }
+        with (
+            zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf,
+            zf.open("records.npy", "w", force_zip64=True) as fh,
+        ):
+            np.lib.format.write_array_header_1_0(fh, header)
+            for arr in self._chunk_arrays():
+                fh.write(arr.tobytes())
         tmp.replace(path)
         return path
+
+    def success_stats(self) -> SuccessStats:
+        return success_stats({name: self.column(name) for name in _STATS_FIELDS})
 
 
 def load_query_records(path: str | Path) -> np.ndarray:
@@ -102,3 +243,53 @@ def load_query_records(path: str | Path) -> np.ndarray:
     if arr.dtype != QUERY_RECORD_DTYPE:
         raise ValueError(f"{p}: field 'records': unexpected dtype {arr.dtype}")
     return arr
+
+
+# ---- figures over successful queries only ----
+
+_STATS_FIELDS = ("issue_ns", "first_token_ns", "done_ns", "n_tokens", "status")
+
+
+def _pcts(values_ns: np.ndarray) -> Percentiles:
+    if values_ns.size == 0:
+        return Percentiles()
+    # "higher" picks a recorded value at or above the rank, as LoadGen's sorted[n * p] does.
+    p50, p90, p99 = np.percentile(values_ns, [50, 90, 99], method="higher") / 1e6
+    return Percentiles(p50=round(float(p50), 4), p90=round(float(p90), 4), p99=round(float(p99), 4))
+
+
+def success_stats(records: Mapping[str, np.ndarray] | np.ndarray) -> SuccessStats:
+    """Rates and latency percentiles over the queries that succeeded (status 0), from per-query records.
+
+    A failed query is completed to LoadGen at once, so LoadGen's own rates count it as done and its
+    percentiles count its (short) time as a latency. Here the window is the same as LoadGen's (first
+    issue to last completion, every query), but only successful queries count towards the rate, the
+    tokens and the percentiles. Latencies are from the harness's issue time, TPOT is
+    (done - first token) / (tokens - 1) as LoadGen computes it.
+    """
+    issue = np.asarray(records["issue_ns"], dtype=np.int64)
+    first = np.asarray(records["first_token_ns"], dtype=np.int64)
+    done = np.asarray(records["done_ns"], dtype=np.int64)
+    n_tok = np.asarray(records["n_tokens"], dtype=np.int64)
+    status = np.asarray(records["status"], dtype=np.int64)
+    finished = done >= 0
+    ok = finished & (status == 0) & (issue >= 0) & (done >= issue)
+    n_ok = int(ok.sum())
+    n_failed = int((finished & (status != 0)).sum())
+    window_s: float | None = None
+    if finished.any() and (issue >= 0).any():
+        window_s = float(done[finished].max() - issue[issue >= 0].min()) / 1e9
+    rate_ok = window_s is not None and window_s > 0
+    has_first = ok & (first >= issue) & (first <= done)
+    multi = has_first & (n_tok > 1)
+    tpot = (done[multi] - first[multi]) / (n_tok[multi] - 1)
+    return SuccessStats(
+        n_queries=n_ok,
+        n_failed=n_failed,
+        window_s=None if window_s is None else round(window_s, 6),
+        qps=round(n_ok / window_s, 4) if rate_ok and window_s else None,
+        tokens_per_second=round(float(n_tok[ok].sum()) / window_s, 4) if rate_ok and window_s else None,
+        ttft_ms=_pcts(first[has_first] - issue[has_first]),
+        tpot_ms=_pcts(tpot),
+        latency_ms=_pcts(done[ok] - issue[ok]),
+    )

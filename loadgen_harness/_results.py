@@ -41,6 +41,28 @@ class Percentiles(BaseModel):
         return {"p50": self.p50, "p90": self.p90, "p99": self.p99}[pct]
 
 
+class SuccessStats(BaseModel):
+    """Figures over the queries that succeeded, from the per-query records (the harness's clock).
+
+    LoadGen counts a failed query as completed, with its short time as a latency; these do not.
+    The window is LoadGen's (first issue to last completion of any query).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_queries: int = 0
+    n_failed: int = 0
+    window_s: float | None = None
+    qps: float | None = None
+    tokens_per_second: float | None = None
+    ttft_ms: Percentiles = Field(default_factory=Percentiles)
+    tpot_ms: Percentiles = Field(default_factory=Percentiles)
+    latency_ms: Percentiles = Field(default_factory=Percentiles)
+
+
+RunState = Literal["complete", "interrupted", "failed"]
+
+
 class RunResult(BaseModel):
     """The machine-readable outcome of one LoadGen run (results.json)."""
 
@@ -74,6 +96,12 @@ class RunResult(BaseModel):
     log_dir: str = ""
     duration_s: float | None = None
     sut_address: str = ""
+    # "interrupted": a signal stopped the run; outstanding queries were completed as failed.
+    state: RunState = "complete"
+    interrupted_by: Literal["SIGINT", "SIGTERM"] | None = None
+    # False when LoadGen's test was abandoned (second signal or drain timeout): its logs are partial.
+    loadgen_finished: bool = True
+    successful: SuccessStats | None = None
 
 
 class DetailLog(BaseModel):
@@ -321,10 +349,17 @@ def _p(p: Percentiles) -> str:
 
 
 def format_summary(res: RunResult) -> str:
-    """The final human summary: verdict with reasons, rates, token latencies, errors, where the results are."""
+    """The final human summary: verdict with reasons, rates, token latencies, errors, where the results are.
+
+    With failed queries the rates and percentiles shown are over successful queries only: LoadGen
+    counts a failed query as completed (fast), so its own figures would headline an inflated rate
+    and short latencies. LoadGen's figures follow in brackets, labelled as including the failures.
+    """
     verdict = "VALID" if res.valid else "INVALID"
     if res.mode == "accuracy":
         verdict = "ACCURACY RUN COMPLETE" if res.valid else "ACCURACY RUN FAILED"
+    if res.state != "complete":
+        verdict = f"{res.state.upper()}{f' by {res.interrupted_by}' if res.interrupted_by else ''}"
     lines = [
         f"lpuperf {res.scenario} {res.mode} run '{res.run_id}' ({res.benchmark}, preset {res.preset}"
         f"{'' if res.submittable else ', not submittable'}): {verdict}",
@@ -334,14 +369,38 @@ def format_summary(res: RunResult) -> str:
     def num(v: float | None, unit: str) -> str:
         return "-" if v is None else f"{v:.2f}{unit}"
 
-    lines.append(
-        f"  QPS completed {num(res.completed_qps, '')} / scheduled {num(res.scheduled_qps, '')}"
-        f"   tokens/s {num(res.tokens_per_second, '')}"
-    )
-    lines.append(f"  TTFT     {_p(res.ttft_ms)}")
-    lines.append(f"  TPOT     {_p(res.tpot_ms)}")
-    lines.append(f"  latency  {_p(res.latency_ms)}")
+    ok = res.successful
     errs = ", ".join(f"{k} {n}" for k, n in sorted(res.errors_by_status.items()))
-    lines.append(f"  queries {res.n_queries}, errors {res.n_errors}{f' ({errs})' if errs else ''}")
+    if not res.n_errors:
+        lines.append(
+            f"  QPS completed {num(res.completed_qps, '')} / scheduled {num(res.scheduled_qps, '')}"
+            f"   tokens/s {num(res.tokens_per_second, '')}"
+        )
+        lines.append(f"  TTFT     {_p(res.ttft_ms)}")
+        lines.append(f"  TPOT     {_p(res.tpot_ms)}")
+        lines.append(f"  latency  {_p(res.latency_ms)}")
+        lines.append(f"  queries {res.n_queries}, errors 0")
+    elif ok is None:  # results.json from before per-query success figures: no rate can be headlined
+        lines.append(
+            f"  LoadGen completed {num(res.completed_qps, '')}/s incl. {res.n_errors} failed (successful rate "
+            f"unknown) / scheduled {num(res.scheduled_qps, '')}"
+        )
+        lines.append(f"  LoadGen latencies incl. failed: TTFT {_p(res.ttft_ms)}")
+        lines.append(f"  queries {res.n_queries}, errors {res.n_errors} ({errs})")
+    else:
+        lines.append(
+            f"  successful QPS {num(ok.qps, '')} (LoadGen completed {num(res.completed_qps, '')} incl. "
+            f"{res.n_errors} failed) / scheduled {num(res.scheduled_qps, '')}"
+            f"   successful tokens/s {num(ok.tokens_per_second, '')}"
+        )
+        for label, mine, theirs in (
+            ("TTFT    ", ok.ttft_ms, res.ttft_ms),
+            ("TPOT    ", ok.tpot_ms, res.tpot_ms),
+            ("latency ", ok.latency_ms, res.latency_ms),
+        ):
+            lines.append(f"  {label} {_p(mine)}  [LoadGen incl. failed: p50 {num(theirs.p50, '')}]")
+        lines.append(
+            f"  queries {res.n_queries}: {ok.n_queries} succeeded (figures above), {res.n_errors} failed ({errs})"
+        )
     lines.append(f"  results: {res.log_dir}/results.json")
     return "\n".join(lines)

@@ -17,8 +17,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from common import write_json_atomic
+from common import UsageError, write_json_atomic
+from loadgen_harness._interrupt import (
+    RunInterrupted,
+    TestOutcome,
+    plan_size_error,
+    run_test,
+    server_outstanding_limit,
+)
 from loadgen_harness._results import (
+    DETAIL_FILE,
     RunResult,
     fill_from_detail,
     parse_detail_log,
@@ -32,7 +40,7 @@ from scenarios import ScenarioName
 NO_AUDIT_CONFIG = "/nonexistent/lpuperf-no-audit.config"
 
 
-class RunError(ValueError):
+class RunError(UsageError):
     """A run could not start (bad config, unreachable SUT); the message is one line."""
 
 
@@ -64,6 +72,8 @@ class RunConfig(BaseModel):
     max_new_tokens: int | None = Field(default=None, gt=0)
     offline_concurrency: int | None = Field(default=None, gt=0)
     rpc_timeout_s: float = Field(default=300.0, gt=0)
+    # After SIGINT/SIGTERM, how long LoadGen may take to end its test before it is abandoned.
+    drain_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     progress: bool = False
 
     @field_validator("sut")
@@ -156,7 +166,15 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
         settings = plan.to_test_settings(cfg.user_conf)
     except (SettingsError, DatasetError, UserConfError, ValueError) as exc:
         raise RunError(str(exc)) from None
+    too_big = plan_size_error(settings)
+    if too_big is not None:
+        raise RunError(too_big)
     max_new = cfg.max_new_tokens or bench.max_new_tokens
+    hold_on_interrupt = False
+    if plan.loadgen_scenario == "Server" and cfg.mode == "performance":
+        if not settings.server_max_async_queries:  # a user.conf value stands
+            settings.server_max_async_queries = server_outstanding_limit(settings, max_new)
+        hold_on_interrupt = True
     run_id = cfg.run_id or time.strftime("run-%Y%m%d-%H%M%S")
     log_dir = cfg.log_dir(run_id)
 
@@ -184,6 +202,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
     )
     t_start = time.monotonic()
     failed = True
+    outcome = TestOutcome()
     try:
         with _sut_address(cfg) as (address, artifact):
             res.sut_address = address
@@ -202,6 +221,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
                 rpc_timeout_s=cfg.rpc_timeout_s,
                 expected_queries=plan.expected_queries() * plan.samples_per_query,
                 metrics=metrics,
+                hold_on_interrupt=hold_on_interrupt,
             )
             sut_handle = lg.ConstructSUT(bridge.issue, bridge.flush)
             if on_progress is None and cfg.progress:
@@ -217,20 +237,25 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
                 audit = str(Path(cfg.audit_config).resolve()) if cfg.audit_config else NO_AUDIT_CONFIG
                 if ticker is not None:
                     ticker.start()
-                lg.StartTestWithLogSettings(sut_handle, qsl.handle, settings, log_settings, audit)
+                outcome = run_test(
+                    lambda: lg.StartTestWithLogSettings(sut_handle, qsl.handle, settings, log_settings, audit),
+                    bridge,
+                    cfg.drain_timeout_s,
+                )
             finally:
                 if ticker is not None:
                     ticker.stop()
                 bridge.close()
-                lg.DestroySUT(sut_handle)
-                qsl.destroy()
-        res.n_queries = bridge.records.n
-        res.n_errors = bridge.errors
-        res.errors_by_status = dict(bridge.errors_by_status)
-        bridge.records.save(log_dir)
+                if not outcome.abandoned:  # an abandoned test still uses both: freeing them would crash it
+                    lg.DestroySUT(sut_handle)
+                    qsl.destroy()
+        _finish_result(res, bridge, outcome, log_dir)
         res.duration_s = round(time.monotonic() - t_start, 3)
-        fill_from_detail(res, parse_detail_log(log_dir), parse_summary_token_latencies(log_dir))
         save_results(res, log_dir)
+        if outcome.interrupted_by is not None:
+            raise RunInterrupted(res)
+        if outcome.error is not None:
+            raise RuntimeError(f"LoadGen's test failed: {outcome.error!r}") from outcome.error
         failed = False
         return res
     finally:
@@ -239,3 +264,28 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
             if cfg.metrics_linger_s > 0:
                 time.sleep(cfg.metrics_linger_s)
             metrics.stop()
+
+
+def _finish_result(res: RunResult, bridge: Any, outcome: TestOutcome, log_dir: Path) -> None:
+    """Fill ``res`` from the bridge's records and LoadGen's logs; writes queries.npz."""
+    res.n_queries = bridge.records.n
+    res.n_errors = bridge.errors
+    res.errors_by_status = dict(bridge.errors_by_status)
+    bridge.records.save(log_dir)
+    res.successful = bridge.records.success_stats()
+    detail = log_dir / DETAIL_FILE
+    if detail.is_file():  # LoadGen writes it from the start; an abandoned test leaves it partial
+        fill_from_detail(res, parse_detail_log(detail), parse_summary_token_latencies(log_dir))
+    if outcome.error is not None:
+        res.state = "failed"
+        res.valid = False
+        res.validity_reasons.insert(0, f"LoadGen's test failed: {outcome.error!r}")
+    if outcome.interrupted_by is not None:
+        res.state = "interrupted"
+        res.interrupted_by = "SIGTERM" if outcome.interrupted_by == "SIGTERM" else "SIGINT"
+        res.loadgen_finished = not outcome.abandoned
+        res.valid = False
+        how = "LoadGen's test was abandoned, its logs are partial" if outcome.abandoned else "LoadGen ended its test"
+        res.validity_reasons.insert(
+            0, f"interrupted by {res.interrupted_by}: outstanding queries completed as failed; {how}"
+        )

@@ -13,6 +13,8 @@ from cli import main
     ("argv", "needle"),
     [
         (["--qps", "-5"], "field 'qps'"),
+        (["--qps", "1e9", "--duration", "1"], "qps/duration: qps 1e+09 x duration 1 s plans about 1e+09 queries"),
+        (["--duration", "1e12"], "qps 12 x duration 1e+12 s"),
         (["--duration", "0"], "field 'duration'"),
         (["--scenario", "Offline", "--benchmark", "llama2-70b-interactive"], "runs only as Server/Interactive"),
         (["--scenario", "Interactive", "--benchmark", "mixtral-8x7b"], "no interactive TTFT/TPOT limits"),
