@@ -12,7 +12,6 @@ it prints); tokens per sample must lie within ``target * (1 -/+ tolerance)``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -20,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from accuracy._evaluate import AccuracyReport, score_texts
 from accuracy._log import AccuracyLogError
-from common import write_atomic
+from common import first_error_line, read_json_object, write_atomic
 
 BASELINES_DIR = Path(__file__).with_name("baselines")
 GATE_LEVELS: dict[str, float] = {"99": 0.99, "99.9": 0.999}
@@ -81,16 +80,11 @@ def load_baseline(name_or_path: str | Path) -> Baseline:
             raise AccuracyLogError(
                 f"baseline '{name_or_path}': no such shipped baseline; expected one of {available_baselines()} or a path"
             )
-    if not p.is_file():
-        raise AccuracyLogError(f"{p}: baseline file not found")
+    raw = read_json_object(p, "baseline file", AccuracyLogError)
     try:
-        return Baseline.model_validate(json.loads(p.read_text(encoding="utf-8")))
-    except json.JSONDecodeError as exc:
-        raise AccuracyLogError(f"{p}: not valid JSON ({exc.msg})") from None
+        return Baseline.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err.get("loc", ())) or "<root>"
-        raise AccuracyLogError(f"{p}: field '{loc}': {err.get('msg', 'invalid')}") from None
+        raise AccuracyLogError(first_error_line(exc, str(p))) from None
 
 
 def save_baseline(baseline: Baseline, path: str | Path) -> Path:

@@ -1,25 +1,21 @@
-"""Reading LoadGen's ``mlperf_log_accuracy.json`` and decoding its token ids to text.
+"""Scoring's view of LoadGen's ``mlperf_log_accuracy.json``: token ids per sample, and decoding them to text.
 
-The log is a JSON list of ``{"seq_id", "qsl_idx", "data": HEX, ...}``; ``data`` holds the raw
-response bytes, here token ids of ``--dtype`` int32 (LoadGen's LLM default) or int64. A sample can
+The file is read and its hex decoded by the harness (``loadgen_harness.read_accuracy_log_entries``,
+``decode_tokens``); token ids are ``--dtype`` int32 (LoadGen's LLM default) or int64. A sample can
 appear more than once (LoadGen may issue it repeatedly); MLPerf's evaluation keeps the first entry
 per ``qsl_idx`` and so does :func:`read_accuracy_log`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-from common import write_atomic
-
-TokenDtype = Literal["int32", "int64"]
+from common import file_sha256
+from loadgen_harness import TokenDtype, accuracy_log_path, decode_tokens, read_accuracy_log_entries
 
 
 class AccuracyLogError(ValueError):
@@ -35,59 +31,26 @@ class AccuracyLog:
     n_entries: int  # entries in the file, duplicates included
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_accuracy_log(path: str | Path, dtype: TokenDtype = "int32") -> AccuracyLog:
-    p = Path(path)
-    if not p.is_file():
-        raise AccuracyLogError(f"{p}: accuracy log not found")
-    try:
-        entries = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AccuracyLogError(f"{p}: not a JSON accuracy log ({exc.__class__.__name__})") from None
-    if not isinstance(entries, list):
-        raise AccuracyLogError(f"{p}: expected a JSON list of {{qsl_idx, data}} entries")
-    np_dtype = np.dtype("<i4" if dtype == "int32" else "<i8")
+    p = accuracy_log_path(path)
+    entries = read_accuracy_log_entries(p, AccuracyLogError)
     seen: set[int] = set()
     indices: list[int] = []
     outputs: list[np.ndarray] = []
     for k, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not isinstance(entry.get("qsl_idx"), int):
+        idx = entry.get("qsl_idx")
+        if not isinstance(idx, int) or isinstance(idx, bool):
             raise AccuracyLogError(f"{p}: entry {k}: field 'qsl_idx': expected an integer")
-        idx = entry["qsl_idx"]
         if idx in seen:
             continue
-        data = entry.get("data")
-        if not isinstance(data, str):
-            raise AccuracyLogError(f"{p}: entry {k}: field 'data': expected a hex string")
         try:
-            raw = bytes.fromhex(data)
-        except ValueError:
-            raise AccuracyLogError(f"{p}: entry {k}: field 'data': not valid hex") from None
-        if len(raw) % np_dtype.itemsize:
-            raise AccuracyLogError(
-                f"{p}: entry {k}: field 'data': {len(raw)} bytes is not a whole number of {dtype} token ids"
-            )
+            ids = decode_tokens(entry.get("data"), dtype)
+        except ValueError as exc:
+            raise AccuracyLogError(f"{p}: entry {k}: field 'data': {exc}") from None
         seen.add(idx)
         indices.append(idx)
-        outputs.append(np.frombuffer(raw, dtype=np_dtype).astype(np.int64))
+        outputs.append(ids.astype(np.int64))
     return AccuracyLog(path=p, sha256=file_sha256(p), qsl_indices=indices, outputs=outputs, n_entries=len(entries))
-
-
-def write_accuracy_log(path: str | Path, outputs: Sequence[np.ndarray], dtype: TokenDtype = "int32") -> Path:
-    """Write a LoadGen-shaped accuracy log (used to score recordings and by tests)."""
-    np_dtype = np.dtype("<i4" if dtype == "int32" else "<i8")
-    rows = [
-        {"seq_id": i, "qsl_idx": i, "data": np.asarray(ids).astype(np_dtype).tobytes().hex().upper()}
-        for i, ids in enumerate(outputs)
-    ]
-    return write_atomic(path, json.dumps(rows, indent=0))
 
 
 def hf_decoder(tokenizer_dir: str | Path) -> Callable[[Sequence[int]], str]:

@@ -6,7 +6,6 @@ accuracy-mode run directory and want its accuracy.json and fidelity report.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from accuracy._baseline import GateVerdict, apply_gate, available_baselines, loa
 from accuracy._evaluate import AccuracyReport, ScoredSamples, evaluate_log, write_accuracy_files
 from accuracy._fidelity import FidelityReport, compare_outputs, write_fidelity_report
 from accuracy._log import AccuracyLogError, TokenDtype, hf_decoder, read_accuracy_log
+from common import UsageError, read_json_object
 
 
 @dataclass
@@ -29,12 +29,9 @@ class AccuracyOutcome:
 
 def run_benchmark_name(log_dir: Path) -> str | None:
     """The benchmark recorded in the run's results.json, if there is one."""
-    res = log_dir / "results.json"
-    if not res.is_file():
-        return None
     try:
-        value = json.loads(res.read_text(encoding="utf-8")).get("benchmark")
-    except (OSError, ValueError, AttributeError):
+        value = read_json_object(log_dir / "results.json", "run results").get("benchmark")
+    except UsageError:  # no or unreadable results: the caller falls back to its default benchmark
         return None
     return value if isinstance(value, str) and value else None
 

@@ -4,7 +4,7 @@ Every other package may import this one; it imports none of them.
 """
 
 from common._errors import UsageError
-from common._io import atomic_path, read_json_object, write_atomic, write_json_atomic
+from common._io import atomic_path, file_sha256, read_json, read_json_object, write_atomic, write_json_atomic
 from common._paths import check_run_id, check_writable_dir, check_writable_file
 from common._registry import PluginConfig, Registry, RegistryError, first_error_line
 
@@ -17,7 +17,9 @@ __all__ = [
     "check_run_id",
     "check_writable_dir",
     "check_writable_file",
+    "file_sha256",
     "first_error_line",
+    "read_json",
     "read_json_object",
     "write_atomic",
     "write_json_atomic",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -48,15 +49,32 @@ def write_json_atomic(path: str | Path, data: Any, *, sort_keys: bool = False, i
     return write_atomic(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
 
 
-def read_json_object(path: str | Path, what: str = "JSON file") -> dict[str, Any]:
-    """A JSON object from ``path``; UsageError naming the file and the problem otherwise."""
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks (logs and model files can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_json(path: str | Path, what: str = "JSON file", error: type[Exception] = UsageError) -> Any:
+    """The JSON value in ``path``; otherwise ``error`` (a UsageError by default) naming the file and the problem.
+
+    ``error`` lets a package keep raising its own exception type (one its callers already catch).
+    """
     p = Path(path)
     try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
+        return json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UsageError(f"{p}: {what} not found") from None
+        raise error(f"{p}: {what} not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{p}: cannot read {what} ({exc.__class__.__name__}: {exc})") from None
+        raise error(f"{p}: cannot read {what} ({exc.__class__.__name__}: {exc})") from None
+
+
+def read_json_object(path: str | Path, what: str = "JSON file", error: type[Exception] = UsageError) -> dict[str, Any]:
+    """A JSON object from ``path``; ``error`` naming the file and the problem otherwise (see :func:`read_json`)."""
+    raw = read_json(path, what, error)
     if not isinstance(raw, dict):
-        raise UsageError(f"{p}: expected a JSON object in the {what}")
+        raise error(f"{path}: expected a JSON object in the {what}")
     return raw

@@ -3,7 +3,6 @@
 from compliance._accuracy_log import (
     ComplianceInputError,
     LoggedSample,
-    encode_tokens,
     eos_from_artifact,
     load_accuracy_log,
     parse_accuracy_log,
@@ -28,6 +27,9 @@ from compliance._runner import (
 )
 from compliance._strict import StrictReport, check_records, strict_checks
 from compliance._test06 import AUDIT_CONFIG_TEXT, Test06Report, verify_test06, write_test06_outputs
+
+# The log's encoder is the harness's (one encoder of LoadGen's format); compliance users keep finding it here.
+from loadgen_harness import encode_tokens
 
 __all__ = [
     "AUDIT_CONFIG_TEXT",

@@ -1,21 +1,22 @@
-"""Reading LoadGen's ``mlperf_log_accuracy.json`` as TEST06 sees it: int32 token ids per sample.
+"""TEST06's view of LoadGen's ``mlperf_log_accuracy.json``: int32 token ids per sample, failures kept.
 
-LoadGen writes a JSON list of ``{seq_id, qsl_idx, data: HEX}``; with token latencies each entry
-also has ``token_count`` and, outside Offline, ``token_data`` (the first-token bytes). A sample whose
-bytes cannot be decoded is kept with the reason, so each check can fail it individually the way
-MLPerf's script fails a whole check on an exception.
+The harness reads the file and decodes its hex (``loadgen_harness.read_accuracy_log_entries``,
+``decode_tokens``). With token latencies each entry also has ``token_count`` and, outside Offline,
+``token_data`` (the first-token bytes). A sample whose bytes cannot be decoded is kept with the
+reason, so each check can fail it individually the way MLPerf's script fails a whole check on an
+exception.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-TOKEN_DTYPE = np.dtype("<i4")  # TEST06 reads the logged bytes as int32 token ids
+from common import read_json_object
+from loadgen_harness import accuracy_log_path, check_accuracy_log_entries, decode_tokens, read_accuracy_log_entries
 
 
 class ComplianceInputError(ValueError):
@@ -36,19 +37,14 @@ class LoggedSample:
     token_count_error: str
 
 
-def _decode_tokens(entry: dict[str, Any], key: str) -> tuple[np.ndarray | None, str]:
+def _decode_field(entry: dict[str, Any], key: str) -> tuple[np.ndarray | None, str]:
+    # TEST06 reads the logged bytes as int32 token ids.
     if key not in entry:
         return None, f"no '{key}' field"
-    raw = entry[key]
-    if not isinstance(raw, str):
-        return None, f"'{key}' is {type(raw).__name__}, expected a hex string"
     try:
-        buf = bytes.fromhex(raw)
-    except ValueError:
-        return None, f"'{key}' is not valid hex"
-    if len(buf) % TOKEN_DTYPE.itemsize:
-        return None, f"'{key}' holds {len(buf)} bytes, not a whole number of int32 token ids"
-    return np.frombuffer(buf, dtype=TOKEN_DTYPE), ""
+        return decode_tokens(entry[key], "int32"), ""
+    except ValueError as exc:
+        return None, f"field '{key}': {exc}"
 
 
 def _decode_count(entry: dict[str, Any]) -> tuple[int | None, str]:
@@ -64,15 +60,11 @@ def _decode_count(entry: dict[str, Any]) -> tuple[int | None, str]:
 
 
 def parse_accuracy_log(entries: Any, source: str = "accuracy log") -> list[LoggedSample]:
-    """Decode a loaded accuracy log (the JSON list) into samples; ComplianceInputError if not a list."""
-    if not isinstance(entries, list):
-        raise ComplianceInputError(f"{source}: expected a JSON list of {{seq_id, qsl_idx, data}} entries")
+    """Decode a loaded accuracy log (the JSON list) into samples; ComplianceInputError if not a list of objects."""
     samples: list[LoggedSample] = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise ComplianceInputError(f"{source}: entry {i}: expected an object, got {type(entry).__name__}")
-        data, data_err = _decode_tokens(entry, "data")
-        token_data, td_err = _decode_tokens(entry, "token_data")
+    for i, entry in enumerate(check_accuracy_log_entries(entries, source, ComplianceInputError)):
+        data, data_err = _decode_field(entry, "data")
+        token_data, td_err = _decode_field(entry, "token_data")
         count, count_err = _decode_count(entry)
         samples.append(
             LoggedSample(
@@ -91,31 +83,13 @@ def parse_accuracy_log(entries: Any, source: str = "accuracy log") -> list[Logge
 
 def load_accuracy_log(path: str | Path) -> list[LoggedSample]:
     """Read and decode ``mlperf_log_accuracy.json`` (a directory holding it is accepted too)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "mlperf_log_accuracy.json"
-    if not p.is_file():
-        raise ComplianceInputError(f"{p}: accuracy log not found (expected mlperf_log_accuracy.json)")
-    try:
-        entries = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ComplianceInputError(f"{p}: cannot read the accuracy log ({exc.__class__.__name__}: {exc})") from None
-    return parse_accuracy_log(entries, str(p))
-
-
-def encode_tokens(ids: Any) -> str:
-    """Hex of int32 token ids, as LoadGen logs them (used to build logs in tests and tools)."""
-    return np.asarray(ids, dtype=TOKEN_DTYPE).tobytes().hex().upper()
+    p = accuracy_log_path(path)
+    return parse_accuracy_log(read_accuracy_log_entries(p, ComplianceInputError), str(p))
 
 
 def eos_from_artifact(path: str | Path) -> int:
     """The EOS id an ``artifact.json`` (the SUT's manifest) declares; ComplianceInputError if absent."""
-    p = Path(path)
-    try:
-        manifest = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ComplianceInputError(f"{p}: cannot read the artifact manifest ({exc.__class__.__name__})") from None
-    return eos_from_manifest(manifest, str(p))
+    return eos_from_manifest(read_json_object(path, "artifact manifest", ComplianceInputError), str(path))
 
 
 def eos_from_manifest(manifest: Any, source: str = "artifact") -> int:

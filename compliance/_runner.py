@@ -11,13 +11,13 @@ Layout under ``OUT/<run-id>/``:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from common import read_json_object
 from compliance._accuracy_log import (
     ComplianceInputError,
     eos_from_artifact,
@@ -26,6 +26,7 @@ from compliance._accuracy_log import (
 )
 from compliance._strict import STRICT_REPORT_FILE, StrictReport, strict_checks
 from compliance._test06 import AUDIT_CONFIG_TEXT, Test06Report, verify_test06, write_test06_outputs
+from loadgen_harness import accuracy_log_path
 from scenarios import ScenarioName, loadgen_scenario
 
 AUDIT_CONFIG_FILE = "audit.config"
@@ -120,7 +121,7 @@ def verify_log(
     The EOS id comes from ``eos_token_id`` or else the ``artifact.json`` next to the log; per-query
     records default to the ``queries.npz`` next to it (the strict stream checks are skipped without).
     """
-    log = accuracy_log / "mlperf_log_accuracy.json" if accuracy_log.is_dir() else accuracy_log
+    log = accuracy_log_path(accuracy_log)
     samples = load_accuracy_log(log)
     if eos_token_id is None:
         artifact = log.parent / "artifact.json"
@@ -177,7 +178,7 @@ def run_test06(cfg: Test06Config) -> Test06Outcome:
     log_dir = Path(res.log_dir)
     artifact: Any = res.artifact
     if not artifact and (log_dir / "artifact.json").is_file():
-        artifact = json.loads((log_dir / "artifact.json").read_text(encoding="utf-8"))
+        artifact = read_json_object(log_dir / "artifact.json", "artifact manifest", ComplianceInputError)
     eos = eos_from_manifest(artifact, f"{log_dir}/artifact.json")
     # LoadGen's scenario name: Interactive runs as Server, which keeps the first-token check.
     scenario = loadgen_scenario(cfg.scenario)

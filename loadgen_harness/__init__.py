@@ -4,6 +4,16 @@
 directory holds LoadGen's logs plus results.json, artifact.json and queries.npz.
 """
 
+from loadgen_harness._accuracy_log import (
+    ACCURACY_LOG_FILE,
+    TokenDtype,
+    accuracy_log_path,
+    check_accuracy_log_entries,
+    decode_tokens,
+    encode_tokens,
+    read_accuracy_log_entries,
+    write_accuracy_log,
+)
 from loadgen_harness._interrupt import MAX_PLANNED_SAMPLES, RunInterrupted
 from loadgen_harness._launcher import RunningSut, SutTarget, launch_sut
 from loadgen_harness._records import QUERIES_FILE, QUERY_RECORD_DTYPE, load_query_records, success_stats
@@ -22,6 +32,7 @@ from loadgen_harness._results import (
 from loadgen_harness._run import NO_AUDIT_CONFIG, RunConfig, RunError, fetch_artifact, run_benchmark
 
 __all__ = [
+    "ACCURACY_LOG_FILE",
     "MAX_PLANNED_SAMPLES",
     "NO_AUDIT_CONFIG",
     "QUERIES_FILE",
@@ -35,6 +46,11 @@ __all__ = [
     "RunningSut",
     "SuccessStats",
     "SutTarget",
+    "TokenDtype",
+    "accuracy_log_path",
+    "check_accuracy_log_entries",
+    "decode_tokens",
+    "encode_tokens",
     "fetch_artifact",
     "format_summary",
     "keep_up_qps",
@@ -44,6 +60,8 @@ __all__ = [
     "load_results",
     "parse_detail_log",
     "progress_printer",
+    "read_accuracy_log_entries",
     "run_benchmark",
     "success_stats",
+    "write_accuracy_log",
 ]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from common import UsageError, write_atomic
+from common import UsageError, read_json_object, write_atomic
 
 DEFAULT_GRACE_S = 10.0
 
@@ -76,16 +76,15 @@ _GENERIC_OPTIONS = (
 
 def read_config_option(value: str, flag: str = "--config") -> dict[str, Any]:
     """A JSON object given inline or as a file. An inline ``api_key`` is refused: argv is visible in ps."""
-    path = Path(value)
-    inline = not path.is_file()
-    text = value if inline else path.read_text(encoding="utf-8")
+    if Path(value).is_file():
+        return read_json_object(value, f"{flag} file")
     try:
-        raw = json.loads(text)
+        raw = json.loads(value)
     except json.JSONDecodeError:
         raise UsageError(f"{flag}: expected a JSON object or a JSON file, got '{value[:80]}'") from None
     if not isinstance(raw, dict):
         raise UsageError(f"{flag}: expected a JSON object")
-    if inline and "api_key" in raw:
+    if "api_key" in raw:
         raise UsageError(
             f"{flag}: field 'api_key': a key on the command line is visible to other users; "
             "name the environment variable that holds it with api_key_env"

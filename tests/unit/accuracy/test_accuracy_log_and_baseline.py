@@ -48,7 +48,7 @@ def test_wrong_dtype_and_bad_entries_give_one_clear_line(tmp_path: Path) -> None
     with pytest.raises(AccuracyLogError, match=r"field 'data': not valid hex"):
         read_accuracy_log(p)
     p.write_text("{not json")
-    with pytest.raises(AccuracyLogError, match="not a JSON accuracy log"):
+    with pytest.raises(AccuracyLogError, match="cannot read the accuracy log"):
         read_accuracy_log(p)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import UsageError, atomic_path, read_json_object, write_atomic, write_json_atomic
+from common import UsageError, atomic_path, file_sha256, read_json, read_json_object, write_atomic, write_json_atomic
 
 
 def test_write_atomic_creates_parents_and_leaves_no_temp_file(tmp_path: Path) -> None:
@@ -66,3 +67,15 @@ def test_read_json_object_errors_name_the_file(tmp_path: Path, content: str | No
         read_json_object(path, "report")
     assert str(info.value).startswith(str(path)) and expected in str(info.value)
     assert "\n" not in str(info.value)
+
+
+class _OwnError(ValueError):
+    pass
+
+
+def test_read_json_raises_the_callers_error_type(tmp_path: Path) -> None:
+    with pytest.raises(_OwnError, match=r"r\.json: run results not found"):
+        read_json_object(tmp_path / "r.json", "run results", _OwnError)
+    (tmp_path / "l.json").write_text("[1, 2]")
+    assert read_json(tmp_path / "l.json") == [1, 2]
+    assert file_sha256(tmp_path / "l.json") == hashlib.sha256(b"[1, 2]").hexdigest()
