@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cli._args import out_dir_arg, run_id_arg
 from common import UsageError
 
 
@@ -26,15 +27,15 @@ def add_parser(sub: Any) -> None:
     src.add_argument("--artifact", help="artifact preset of the spawned SUT (e.g. sim-fp32, sim-bf16)")
     src.add_argument("--backend", help="backend of the spawned SUT: sim | transformers | openai")
     src.add_argument("--max-new-tokens", type=int)
-    src.add_argument("--run-id", help="run id of the accuracy pass (default: accuracy-<timestamp>)")
+    src.add_argument("--run-id", type=run_id_arg, help="run id of the accuracy pass (default: accuracy-<timestamp>)")
     p.add_argument("--benchmark", help="benchmark profile (default: the run's, else embedded)")
     p.add_argument("--dataset", help="embedded | synthetic:N:SEED | path (default: the benchmark's)")
     p.add_argument("--dtype", choices=("int32", "int64"), default="int32", help="token id type in the log")
     p.add_argument("--tokenizer", type=Path, help="Hugging Face tokenizer dir (default: the dataset's decoder)")
     p.add_argument("--baseline", help="baseline name or JSON path (default: the benchmark's shipped baseline)")
     p.add_argument("--gate", choices=("99", "99.9"), default="99", help="gate level deciding the exit status")
-    p.add_argument("--out", type=Path, help="where accuracy.txt/json go (default: next to the log)")
-    p.add_argument("--results", type=Path, default=Path("results"), help="output root of the accuracy pass")
+    p.add_argument("--out", type=out_dir_arg, help="where accuracy.txt/json go (default: next to the log)")
+    p.add_argument("--results", type=out_dir_arg, default=Path("results"), help="output root of the accuracy pass")
     p.add_argument("--no-fidelity", action="store_true", help="skip the fidelity report vs FP32 outputs")
     p.add_argument("--workers", type=int, default=1, help="scoring processes (0 = all cores)")
     p.add_argument(
@@ -50,7 +51,7 @@ def add_parser(sub: Any) -> None:
     f.add_argument("--candidate", required=True, action="append", help="precision (bf16, int8) or .npz path")
     f.add_argument("--reference", default="fp32", help="reference recording (default: fp32, else the dataset's)")
     f.add_argument("--dataset", dest="fidelity_dataset", default="embedded")
-    f.add_argument("--out", dest="fidelity_out", type=Path, default=Path("results/fidelity"))
+    f.add_argument("--out", dest="fidelity_out", type=out_dir_arg, default=Path("results/fidelity"))
     f.add_argument("--worst", type=int, default=10, help="how many worst samples to list")
     f.set_defaults(func=_fidelity_main)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cli._args import out_file_arg
 from common import UsageError
 
 
@@ -23,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--confidence", type=float, default=0.95, help="bootstrap confidence level (0.95)")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples, 100..20000 (1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
-    p.add_argument("--json", type=Path, help="write the comparison as JSON here")
+    p.add_argument("--json", type=out_file_arg, help="write the comparison as JSON here")
     p.set_defaults(func=run_compare)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cli._args import out_dir_arg, out_file_arg, run_id_arg
 from common import UsageError
 
 
@@ -31,8 +32,8 @@ def _add_sut_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--enforced-context", type=_positive_int, metavar="N", help="embedded SUT: context it enforces")
     p.add_argument("--fault", action="append", default=[], metavar="NAME", help="embedded SUT: plant a fault")
     p.add_argument("--dataset", help="dataset spec (embedded, synthetic:N:SEED or a path)")
-    p.add_argument("--out", type=Path, default=Path("results"), help="output root (default: results)")
-    p.add_argument("--run-id", default="compliance", help="run id under --out (default: compliance)")
+    p.add_argument("--out", type=out_dir_arg, default=Path("results"), help="output root (default: results)")
+    p.add_argument("--run-id", type=run_id_arg, default="compliance", help="run id under --out (default: compliance)")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -49,14 +50,14 @@ def add_parser(subparsers: Any) -> None:
     t06.add_argument("--log", type=Path, metavar="PATH", help="verify this mlperf_log_accuracy.json; no run")
     t06.add_argument("--eos-id", type=int, help="with --log: EOS token id (default: artifact.json next to the log)")
     t06.add_argument("--artifact-json", type=Path, help="with --log: manifest to take the EOS id from")
-    t06.add_argument("--output", type=Path, help="with --log: TEST06 directory (default: <log dir>/../TEST06)")
+    t06.add_argument("--output", type=out_dir_arg, help="with --log: TEST06 directory (default: <log dir>/../TEST06)")
     t06.set_defaults(func=run_test06_cli)
 
     ctx = sub.add_parser("context", help="probe the advertised context length (50/90/99/100%% and +1)")
     _add_sut_args(ctx)
     ctx.add_argument("--max-new-tokens", type=_positive_int, default=16)
     ctx.add_argument("--timeout", type=float, default=120.0, help="per-request timeout in seconds")
-    ctx.add_argument("--json", type=Path, help="verdict JSON (default: OUT/<run-id>/context_report.json)")
+    ctx.add_argument("--json", type=out_file_arg, help="verdict JSON (default: OUT/<run-id>/context_report.json)")
     ctx.set_defaults(func=run_context_cli)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cli._args import out_dir_arg, run_id_arg
 from common import UsageError
 
 
@@ -38,8 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="completed rate over the rate a keeping-up SUT shows; below this a probe is overloaded (0.95)",
     )
     p.add_argument("--max-probes", type=int, default=10)
-    p.add_argument("--out", type=Path, default=Path("results"))
-    p.add_argument("--run-id")
+    p.add_argument("--out", type=out_dir_arg, default=Path("results"))
+    p.add_argument("--run-id", type=run_id_arg)
     p.set_defaults(func=run_find_peak)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cli._args import out_file_arg
 from common import UsageError
 
 
@@ -45,8 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="NAME=PATH",
         help="compliance report for check NAME (TEST06, context, strict); repeatable",
     )
-    p.add_argument("--json", type=Path, help="where to write the gate report JSON (default: RESULTS/gate.json)")
-    p.add_argument("--junit", type=Path, help="where to write JUnit XML (default: RESULTS/gate.junit.xml)")
+    p.add_argument("--json", type=out_file_arg, help="where to write the gate report JSON (default: RESULTS/gate.json)")
+    p.add_argument("--junit", type=out_file_arg, help="where to write JUnit XML (default: RESULTS/gate.junit.xml)")
     p.add_argument("--verbose", "-v", action="store_true", help="also print passing objectives")
     p.set_defaults(func=run_gate)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cli._args import out_file_arg
 from common import UsageError
 
 
@@ -17,7 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "settings and the artifact manifest.",
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory holding results.json")
-    p.add_argument("-o", "--out", type=Path, help="output file (default: RUN_DIR/report.html)")
+    p.add_argument("-o", "--out", type=out_file_arg, help="output file (default: RUN_DIR/report.html)")
     p.set_defaults(func=report_cli)
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli._args import out_dir_arg, run_id_arg
 from common import UsageError
 
 
@@ -38,8 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--qps", type=float, help="Server target QPS / Offline expected QPS")
     p.add_argument("--duration", type=float, help="minimum duration in seconds")
     p.add_argument("--min-query-count", type=int)
-    p.add_argument("--out", type=Path, default=Path("results"), help="output root (default: results)")
-    p.add_argument("--run-id", help="run id (default: run-<timestamp>)")
+    p.add_argument("--out", type=out_dir_arg, default=Path("results"), help="output root (default: results)")
+    p.add_argument("--run-id", type=run_id_arg, help="run id (default: run-<timestamp>)")
     p.add_argument("--user-conf", type=Path, help="LoadGen user.conf applied on top of the preset")
     p.add_argument("--audit-config", type=Path, help="LoadGen audit.config (compliance runs)")
     p.add_argument("--metrics-port", type=int, help="expose harness Prometheus metrics on this port")
@@ -49,6 +50,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--progress", action="store_true", help="show the live progress line even when not on a TTY")
+    p.add_argument(
+        "--allow-context-overflow",
+        action="store_true",
+        help="send samples whose prompt + max_new_tokens exceed the SUT's advertised context (refused otherwise)",
+    )
     from sut import add_backend_arguments
 
     add_backend_arguments(p)  # each backend's own flags (openai: --base-url, --model, --api-key-env, ...)
@@ -110,6 +116,7 @@ def run_cli(args: argparse.Namespace) -> int:
             metrics_linger_s=args.metrics_linger,
             max_new_tokens=args.max_new_tokens,
             progress=args.progress,
+            allow_context_overflow=args.allow_context_overflow,
         )
     except ValidationError as exc:
         raise UsageError(first_error_line(exc, "run").replace("field 'duration_s'", "field 'duration'")) from None

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cli._args import out_dir_arg, out_file_arg, run_id_arg
 from common import UsageError
 
 if TYPE_CHECKING:
@@ -51,9 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     run.add_argument("--qps", type=float, help="Server target QPS")
     run.add_argument("--duration", type=float, help="performance run duration in seconds (quick preset)")
-    run.add_argument("--out", type=Path, default=Path("results"), help="where runs go (default: results)")
-    run.add_argument("--submission-dir", type=Path, help="where the tree goes (default: OUT/submission)")
-    run.add_argument("--run-id", help="run id (default: generated)")
+    run.add_argument("--out", type=out_dir_arg, default=Path("results"), help="where runs go (default: results)")
+    run.add_argument("--submission-dir", type=out_dir_arg, help="where the tree goes (default: OUT/submission)")
+    run.add_argument("--run-id", type=run_id_arg, help="run id (default: generated)")
     common(run)
     run.set_defaults(func=run_submission_all)
 
@@ -61,13 +62,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     build.add_argument("--performance", type=Path, required=True, help="performance run dir (results.json)")
     build.add_argument("--accuracy", type=Path, required=True, help="accuracy run dir with accuracy.txt")
     build.add_argument("--test06", type=Path, help="TEST06 dir with verify_accuracy.txt")
-    build.add_argument("--out", type=Path, required=True, help="submission root")
+    build.add_argument("--out", type=out_dir_arg, required=True, help="submission root")
     common(build)
     build.set_defaults(func=run_submission_build)
 
     check = sub.add_parser("check", help="report anything MLPerf's checker would reject")
     check.add_argument("root", type=Path, help="submission root holding closed/ or open/")
-    check.add_argument("--json", type=Path, help="write the findings as JSON here")
+    check.add_argument("--json", type=out_file_arg, help="write the findings as JSON here")
     check.set_defaults(func=run_submission_check)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cli._args import out_dir_arg, run_id_arg
 from common import UsageError
 
 
@@ -35,8 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--fail-on-regression", action="store_true", help="also NO DEPLOY on regressions vs baseline")
     p.add_argument("--tolerance", type=float, default=0.05, help="relative tolerance for regressions (0.05)")
-    p.add_argument("--out", type=Path, default=Path("results"))
-    p.add_argument("--run-id")
+    p.add_argument("--out", type=out_dir_arg, default=Path("results"))
+    p.add_argument("--run-id", type=run_id_arg)
     p.set_defaults(func=run_validate)
 
 

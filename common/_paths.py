@@ -13,6 +13,9 @@ import os
 import re
 import secrets
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from common._errors import UsageError
 
@@ -31,6 +34,10 @@ def check_run_id(value: str) -> str:
             f"at most {_RUN_ID_MAX} characters), got '{value}'"
         )
     return value
+
+
+# A config field holding a run id: the same check wherever a run id names a directory.
+RunId = Annotated[str, AfterValidator(check_run_id)]
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -70,26 +77,29 @@ def _dir_problem(p: Path) -> str | None:
     return f"{verb} {base} ({why})"
 
 
-def check_writable_dir(path: str | os.PathLike[str], what: str) -> Path:
+def _prefix(what: str) -> str:
+    return f"{what}: " if what else ""
+
+
+def check_writable_dir(path: str | os.PathLike[str], what: str = "") -> Path:
     """``path`` as a directory this process can create (if missing) and write in; UsageError otherwise.
 
-    ``what`` names the flag or field in the message. Nothing is created.
+    ``what`` names the flag or field the message starts with (argparse adds its own). Nothing is created.
     """
     p = Path(path)
     why = _dir_problem(p)
     if why is not None:
-        raise UsageError(f"{what}: {p}: {why}")
+        raise UsageError(f"{_prefix(what)}{p}: {why}")
     return p
 
 
-def check_writable_file(path: str | os.PathLike[str], what: str) -> Path:
+def check_writable_file(path: str | os.PathLike[str], what: str = "") -> Path:
     """``path`` as a file this process can create or replace (parents may be missing); UsageError otherwise."""
     p = Path(path)
     if p.is_dir():
-        raise UsageError(f"{what}: {p}: expected a file path, got a directory")
+        raise UsageError(f"{_prefix(what)}{p}: expected a file path, got a directory")
     why = _dir_problem(p.absolute().parent)
     if why is not None:
-        raise UsageError(
-            f"{what}: {p}: {why.replace('expected a directory, got an existing file', 'a parent is a file')}"
-        )
+        why = why.replace("expected a directory, got an existing file", "a parent is a file")
+        raise UsageError(f"{_prefix(what)}{p}: {why}")
     return p

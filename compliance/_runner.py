@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from common import read_json_object
+from common import RunId
 from compliance._accuracy_log import (
     ComplianceInputError,
     eos_from_artifact,
@@ -53,7 +54,7 @@ class Test06Config(BaseModel):
     qps: float | None = Field(default=None, gt=0)
     max_new_tokens: int | None = Field(default=None, gt=0)
     out_dir: Path = Path("results")
-    run_id: str = "compliance"
+    run_id: RunId = "compliance"
 
 
 class Test06Outcome(BaseModel):

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from common import UsageError, write_json_atomic
+from common import RunId, UsageError, write_json_atomic
 from loadgen_harness._interrupt import (
     RunInterrupted,
     TestOutcome,
@@ -62,7 +62,7 @@ class RunConfig(BaseModel):
     duration_s: float | None = Field(default=None, gt=0)
     min_query_count: int | None = Field(default=None, gt=0)
     out_dir: Path = Path("results")
-    run_id: str | None = None
+    run_id: RunId | None = None
     user_conf: Path | None = None
     audit_config: Path | None = None
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
@@ -75,6 +75,9 @@ class RunConfig(BaseModel):
     # After SIGINT/SIGTERM, how long LoadGen may take to end its test before it is abandoned.
     drain_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     progress: bool = False
+    # Samples over the SUT's advertised context are refused before the run unless this is set
+    # (a test that wants to see the SUT's refusals sends them on purpose).
+    allow_context_overflow: bool = False
 
     @field_validator("sut")
     @classmethod
@@ -144,7 +147,9 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
     """
     import mlperf_loadgen as lg
 
+    from common import check_writable_dir
     from loadgen_harness._bridge import Bridge, DatasetQSL
+    from loadgen_harness._preflight import context_overflow_error
     from loadgen_harness._results import ProgressTicker, progress_printer
     from scenarios import DatasetError, SettingsError, UserConfError, get_benchmark, plan_settings, resolve_dataset
 
@@ -163,6 +168,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
             raise RunError(f"user_conf: {cfg.user_conf}: file not found")
         if cfg.audit_config is not None and not Path(cfg.audit_config).is_file():
             raise RunError(f"audit_config: {cfg.audit_config}: file not found")
+        check_writable_dir(cfg.out_dir, "out_dir")  # before the SUT starts, not when results are written
         settings = plan.to_test_settings(cfg.user_conf)
     except (SettingsError, DatasetError, UserConfError, ValueError) as exc:
         raise RunError(str(exc)) from None
@@ -207,6 +213,9 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
         with _sut_address(cfg) as (address, artifact):
             res.sut_address = address
             res.artifact = artifact
+            overflow = None if cfg.allow_context_overflow else context_overflow_error(dataset, max_new, artifact)
+            if overflow is not None:
+                raise RunError(overflow)
             # Created only once the SUT answered: a run that cannot start leaves nothing behind.
             log_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(log_dir / "artifact.json", artifact, sort_keys=True)

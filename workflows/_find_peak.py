@@ -26,6 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from common import RunId
 from loadgen_harness import RunResult
 
 Verdict = Literal["PASS", "OVERLOADED", "INVALID", "ERRORS"]
@@ -41,7 +42,7 @@ class FindPeakConfig(BaseModel):
     serve_args: list[str] = Field(default_factory=list, description="extra `lpuperf serve` args for the spawned SUT")
     max_new_tokens: int | None = Field(default=None, gt=0)
     out_dir: Path = Path("results")
-    run_id: str | None = None
+    run_id: RunId | None = None
     bound_duration_s: float = Field(default=3.0, gt=0)
     probe_duration_s: float = Field(default=5.0, gt=0)
     max_probe_duration_s: float = Field(default=30.0, gt=0)

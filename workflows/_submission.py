@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from common import UsageError, file_sha256, read_json_object, write_atomic, write_json_atomic
+from common import RunId, UsageError, file_sha256, read_json_object, write_atomic, write_json_atomic
 from loadgen_harness import parse_detail_log
 from scenarios import ScenarioName
 
@@ -415,7 +415,7 @@ class SubmissionRunConfig(BaseModel):
     duration_s: float | None = Field(default=None, gt=0)
     test06_qps: float | None = Field(default=None, gt=0, description="TEST06 rate; None = qps")
     out_dir: Path = Path("results")
-    run_id: str = "submission"
+    run_id: RunId = "submission"
     submission_dir: Path | None = None
     user_conf: Path | None = None
 

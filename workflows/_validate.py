@@ -27,7 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from accuracy import AccuracyReport, FidelityReport
-from common import write_atomic
+from common import RunId, write_atomic
 from compliance import CONTEXT_REPORT_FILE, ComplianceCheck, ComplianceOutcome, ContextVerdict, Test06Outcome
 from gate import GateInputs, GateReport, ObjectiveOutcome, SloSpec, evaluate_slo, fmt_number
 from loadgen_harness import RunResult
@@ -56,7 +56,7 @@ class ValidateConfig(BaseModel):
     offline_duration_s: float | None = Field(default=None, gt=0, description="Offline run length; None = duration_s")
     max_new_tokens: int | None = Field(default=None, gt=0)
     out_dir: Path = Path("results")
-    run_id: str | None = None
+    run_id: RunId | None = None
     serve_args: list[str] = Field(default_factory=list, description="extra `lpuperf serve` args for spawned SUTs")
     candidate_serve_args: list[str] = Field(default_factory=list, description="extra serve args, candidate only")
     fail_on_regression: bool = False

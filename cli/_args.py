@@ -1,0 +1,36 @@
+"""argparse ``type=`` converters shared by the commands: each refuses bad input while parsing.
+
+A refusal here reaches the user as ``lpuperf CMD: error: argument --FLAG: <why>``, exit 2, before
+any SUT starts or any directory is made.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common import UsageError, check_run_id, check_writable_dir, check_writable_file
+
+
+def run_id_arg(text: str) -> str:
+    """A run id: one safe path component, so OUT/<run-id>/ stays under OUT."""
+    try:
+        return check_run_id(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def out_dir_arg(text: str) -> Path:
+    """An output directory this process can create and write in (checked with a probe file, then removed)."""
+    try:
+        return check_writable_dir(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def out_file_arg(text: str) -> Path:
+    """An output file this process can create or replace."""
+    try:
+        return check_writable_file(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -1,0 +1,42 @@
+"""Checks a run makes once the SUT's artifact manifest is known, before LoadGen issues anything.
+
+A sample whose prompt plus ``max_new_tokens`` exceeds the context the SUT advertises can only be
+refused, so a run carrying such samples would go to its end and fail each of them. Saying so up
+front, with the count and the worst case, costs one pass over the prompt lengths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from scenarios import Dataset
+
+
+def advertised_context(artifact: dict[str, Any]) -> int | None:
+    """The manifest's ``max_context_tokens`` as an int; None when the SUT does not advertise one."""
+    raw = artifact.get("max_context_tokens")
+    try:
+        value = int(raw)  # type: ignore[arg-type]  # a proto uint64 arrives as a string through MessageToDict
+    except (TypeError, ValueError):
+        return None
+    return value if value > 0 else None
+
+
+def context_overflow_error(dataset: Dataset, max_new_tokens: int, artifact: dict[str, Any]) -> str | None:
+    """One line naming how many samples exceed the SUT's advertised context and the largest; None if none do."""
+    limit = advertised_context(artifact)
+    if limit is None or len(dataset) == 0:
+        return None
+    prompts = np.fromiter((ids.size for ids in dataset.input_ids), dtype=np.int64, count=len(dataset))
+    totals = prompts + int(max_new_tokens)
+    n_over = int(np.count_nonzero(totals > limit))
+    if n_over == 0:
+        return None
+    worst = int(np.argmax(totals))
+    return (
+        f"dataset: {n_over} of {len(dataset)} samples exceed the SUT's context of {limit} tokens "
+        f"(largest {int(totals[worst])} = {int(prompts[worst])} prompt + {max_new_tokens} max_new_tokens); "
+        "pass --allow-context-overflow to send them anyway"
+    )
