@@ -13,11 +13,13 @@ import json
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from common import first_error_line
 from compliance._accuracy_log import ComplianceInputError
 
 DEFAULT_FRACTIONS = (0.5, 0.9, 0.99, 1.0)
+Expect = Literal["complete", "refused"]
 # Long prompts are large messages (131072 ids is ~0.5 MB); lift gRPC's 4 MB default for safety.
 _CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 
@@ -31,12 +33,26 @@ class ContextProbeConfig(BaseModel):
     probe_over: bool = Field(default=True, description="also send one token over the limit")
 
 
+class ProbeTarget(BaseModel):
+    """The manifest fields the probe relies on, as the SUT advertises them through GetArtifact.
+
+    Other manifest fields are ignored: the probe must run against any SUT that states its context.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    artifact_id: str = ""
+    max_context_tokens: int = 0
+    eos_token_id: int = 0
+    vocab_size: int = Field(default=0, ge=0)
+
+
 class ProbeAttempt(BaseModel):
     label: str
     total_tokens: int = Field(description="prompt + max_new_tokens")
     prompt_tokens: int
     max_new_tokens: int
-    expect: Literal["complete", "refused"]
+    expect: Expect
     status: str = Field(description="gRPC status name, OK on success")
     detail: str = ""
     n_tokens: int = 0
@@ -59,11 +75,11 @@ class ContextVerdict(BaseModel):
     message: str
 
 
-def probe_lengths(limit: int, cfg: ContextProbeConfig) -> list[tuple[str, int, int, str]]:
+def probe_lengths(limit: int, cfg: ContextProbeConfig) -> list[tuple[str, int, int, Expect]]:
     """(label, total, max_new_tokens, expect) for each probe, in increasing length, duplicates dropped."""
     max_new = max(1, min(cfg.max_new_tokens, limit // 4))
     seen: set[int] = set()
-    out: list[tuple[str, int, int, str]] = []
+    out: list[tuple[str, int, int, Expect]] = []
     for frac in sorted(cfg.fractions):
         total = max(max_new + 1, int(limit * frac))
         if total > limit or total in seen:
@@ -82,44 +98,51 @@ def prompt_ids(n: int, eos_token_id: int, vocab_size: int) -> list[int]:
     return [t + 1 if t == eos_token_id else t for t in ids]
 
 
-def read_manifest(stub: Any, timeout_s: float) -> dict[str, Any]:
+def read_manifest(stub: Any, timeout_s: float, address: str = "") -> ProbeTarget:
+    """The SUT's manifest (its manifest_json, else the message's own fields) as a :class:`ProbeTarget`."""
     from google.protobuf.json_format import MessageToDict
 
     from proto import inference_pb2
 
     m = stub.GetArtifact(inference_pb2.GetArtifactRequest(), timeout=timeout_s, wait_for_ready=True)
+    raw: object = None
     if m.manifest_json:
         try:
-            data = json.loads(m.manifest_json)
-            if isinstance(data, dict):
-                return data
+            raw = json.loads(m.manifest_json)
         except json.JSONDecodeError:
-            pass
-    return MessageToDict(m, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+            raw = None  # an unreadable manifest_json: the message's own fields still state the context
+    if not isinstance(raw, dict):
+        raw = MessageToDict(m, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    try:
+        return ProbeTarget.model_validate(raw)
+    except ValidationError as exc:
+        raise ComplianceInputError(first_error_line(exc, f"sut {address}: artifact manifest")) from None
 
 
 def _attempt(
-    stub: Any, label: str, total: int, max_new: int, expect: str, man: dict[str, Any], timeout_s: float
+    stub: Any, label: str, total: int, max_new: int, expect: Expect, man: ProbeTarget, timeout_s: float
 ) -> ProbeAttempt:
     import grpc
 
     from proto import inference_pb2
 
-    eos = int(man.get("eos_token_id", 0))
+    eos = man.eos_token_id
     prompt_len = total - max_new
     req = inference_pb2.GenerateRequest(
         request_id=f"context-probe-{total}",
-        input_ids=prompt_ids(prompt_len, eos, int(man.get("vocab_size", 0) or 0)),
+        input_ids=prompt_ids(prompt_len, eos, man.vocab_size),
         max_new_tokens=max_new,
         eos_token_id=-1,
     )
-    base: dict[str, Any] = {
-        "label": label,
-        "total_tokens": total,
-        "prompt_tokens": prompt_len,
-        "max_new_tokens": max_new,
-        "expect": expect,
-    }
+    base = ProbeAttempt(
+        label=label,
+        total_tokens=total,
+        prompt_tokens=prompt_len,
+        max_new_tokens=max_new,
+        expect=expect,
+        status="",
+        passed=False,
+    )
     tokens: list[int] = []
     answer: list[int] | None = None
     finish = inference_pb2.FINISH_REASON_UNSPECIFIED
@@ -134,19 +157,20 @@ def _attempt(
     except grpc.RpcError as exc:
         code, details = exc.code(), (exc.details() or "").strip()
         elapsed = time.monotonic() - t0
+        failed = base.model_copy(update={"status": code.name, "detail": details, "elapsed_s": elapsed})
         if expect == "refused" and code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            return ProbeAttempt(**base, status=code.name, detail=details, elapsed_s=elapsed, passed=True)
+            return failed.model_copy(update={"passed": True})
         why = "refused with the wrong status" if expect == "refused" else "request within the limit failed"
-        return ProbeAttempt(
-            **base, status=code.name, detail=details, elapsed_s=elapsed, passed=False, reason=f"{why}: {details}"
-        )
+        return failed.model_copy(update={"reason": f"{why}: {details}"})
     elapsed = time.monotonic() - t0
     out = answer if answer is not None else tokens
     finish_name = inference_pb2.FinishReason.Name(finish).removeprefix("FINISH_REASON_")
-    base |= {"status": "OK", "n_tokens": len(out), "finish_reason": finish_name, "elapsed_s": elapsed}
+    served = base.model_copy(
+        update={"status": "OK", "n_tokens": len(out), "finish_reason": finish_name, "elapsed_s": elapsed}
+    )
     if expect == "refused":
-        return ProbeAttempt(
-            **base, passed=False, reason=f"accepted {total} tokens, over the limit; expected RESOURCE_EXHAUSTED"
+        return served.model_copy(
+            update={"reason": f"accepted {total} tokens, over the limit; expected RESOURCE_EXHAUSTED"}
         )
     if finish == inference_pb2.FINISH_REASON_LENGTH and len(out) != max_new:
         reason = f"finish LENGTH after {len(out)} tokens, expected {max_new}"
@@ -155,8 +179,8 @@ def _attempt(
     elif finish not in (inference_pb2.FINISH_REASON_EOS, inference_pb2.FINISH_REASON_LENGTH):
         reason = f"incomplete output: stream ended with finish reason {finish_name} after {len(out)} tokens"
     else:
-        return ProbeAttempt(**base, passed=True)
-    return ProbeAttempt(**base, passed=False, reason=reason)
+        return served.model_copy(update={"passed": True})
+    return served.model_copy(update={"reason": reason})
 
 
 def probe_context(address: str, cfg: ContextProbeConfig | None = None) -> ContextVerdict:
@@ -169,12 +193,12 @@ def probe_context(address: str, cfg: ContextProbeConfig | None = None) -> Contex
     with grpc.insecure_channel(address, options=_CHANNEL_OPTIONS) as channel:
         stub = inference_pb2_grpc.InferenceStub(channel)
         try:
-            man = read_manifest(stub, min(cfg.timeout_s, 30.0))
+            man = read_manifest(stub, min(cfg.timeout_s, 30.0), address)
         except grpc.RpcError as exc:
             raise ComplianceInputError(
                 f"sut {address}: GetArtifact failed ({exc.code().name}: {exc.details()})"
             ) from None
-        limit = int(man.get("max_context_tokens", 0) or 0)
+        limit = man.max_context_tokens
         if limit <= 1:
             raise ComplianceInputError(f"sut {address}: artifact field 'max_context_tokens': expected > 1, got {limit}")
         attempts = [
@@ -191,9 +215,9 @@ def probe_context(address: str, cfg: ContextProbeConfig | None = None) -> Contex
         message = f"advertised {limit}, failed at {first.total_tokens}: {status}"
     return ContextVerdict(
         address=address,
-        artifact_id=str(man.get("artifact_id", "")),
+        artifact_id=man.artifact_id,
         advertised_context_tokens=limit,
-        eos_token_id=int(man.get("eos_token_id", 0)),
+        eos_token_id=man.eos_token_id,
         attempts=attempts,
         passed=first is None,
         first_failure_tokens=None if first is None else first.total_tokens,

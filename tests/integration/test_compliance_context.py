@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 import pytest
 
-from compliance import ContextProbeConfig, probe_context
+from compliance import ComplianceInputError, ContextProbeConfig, probe_context
 from proto import inference_pb2 as pb
 from proto import inference_pb2_grpc as pb_grpc
 
@@ -36,7 +36,9 @@ class ScriptedSut(pb_grpc.InferenceServicer):
 
     def GetArtifact(self, request: Any, context: Any) -> Any:
         artifact_id = f"scripted-{self.mode}"
-        manifest = {"artifact_id": artifact_id, "max_context_tokens": LIMIT, "eos_token_id": EOS}
+        manifest: dict[str, object] = {"artifact_id": artifact_id, "max_context_tokens": LIMIT, "eos_token_id": EOS}
+        if self.mode == "bad_manifest":
+            manifest["max_context_tokens"] = "lots"
         return pb.ArtifactManifest(
             artifact_id=artifact_id,
             max_context_tokens=LIMIT,
@@ -106,6 +108,13 @@ def test_incomplete_output_within_the_limit_fails() -> None:
     verdict = _probe("short_stream")
     assert not verdict.passed and verdict.first_failure_tokens == 900
     assert "incomplete output" in verdict.attempts[1].reason and verdict.attempts[0].passed
+
+
+def test_a_manifest_stating_no_number_is_one_error_line() -> None:
+    with pytest.raises(ComplianceInputError) as info:
+        _probe("bad_manifest")
+    msg = str(info.value)
+    assert "\n" not in msg and "artifact manifest: field 'max_context_tokens'" in msg, msg
 
 
 def _lpuperf(*args: str) -> subprocess.CompletedProcess[str]:
