@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from common import atomic_path
 from loadgen_harness._results import Percentiles, SuccessStats
 
 QUERY_RECORD_DTYPE = np.dtype(
@@ -207,22 +208,20 @@ class QueryRecords:
 
     def save(self, directory: str | Path) -> Path:
         """Write ``queries.npz`` atomically, streaming one chunk at a time (what ``np.load`` reads back)."""
-        d = Path(directory)
-        path = d / QUERIES_FILE
-        tmp = d / (QUERIES_FILE + ".tmp.npz")
+        path = Path(directory) / QUERIES_FILE
         header = {
             "descr": np.lib.format.dtype_to_descr(QUERY_RECORD_DTYPE),
             "fortran_order": False,
             "shape": (self.n,),
         }
         with (
+            atomic_path(path, suffix=".tmp.npz") as tmp,
             zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf,
             zf.open("records.npy", "w", force_zip64=True) as fh,
         ):
             np.lib.format.write_array_header_1_0(fh, header)
             for arr in self._chunk_arrays():
                 fh.write(arr.tobytes())
-        tmp.replace(path)
         return path
 
     def success_stats(self) -> SuccessStats:
