@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from common import UsageError, read_json_object, write_atomic
+from common import UsageError, check_writable_file, read_json_object, write_atomic
 
 DEFAULT_GRACE_S = 10.0
 
@@ -187,6 +187,9 @@ def run_serve(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     args.http_faults = http_faults
+    if args.port_file:
+        # Checked before binding: a failure after the SUT is up would leave its callers waiting for a port.
+        check_writable_file(args.port_file, "--port-file")
     _check_free_port("--port", args.host, args.port)
     if args.metrics_port:
         _check_free_port("--metrics-port", args.host, args.metrics_port)
