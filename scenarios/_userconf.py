@@ -241,8 +241,3 @@ def apply_user_conf(settings: Any, path: str | Path, model: str, scenario: str) 
                 "second conf load invalid, so run this one in a new process"
             )
     return fields_set_by(keys)
-
-
-def loaded_user_conf() -> tuple[str, str, str] | None:
-    """(path, model, scenario) loaded in this process, if any."""
-    return _loaded

@@ -126,12 +126,6 @@ class Dataset:
             raise DatasetError(f"{self.source or self.name}: dataset has no decoder; pass a tokenizer")
         return self.decoder.decode(ids)
 
-    def category_counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for c in self.categories:
-            out[c] = out.get(c, 0) + 1
-        return out
-
     def iter_rows(self) -> Iterator[dict[str, Any]]:
         for i in range(len(self)):
             yield {

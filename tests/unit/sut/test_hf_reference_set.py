@@ -127,7 +127,7 @@ needs_data = pytest.mark.skipif(not EMBEDDED.is_file(), reason="reference set no
 def test_shipped_reference_set_is_complete() -> None:
     ds = load_dataset(EMBEDDED)
     assert len(ds) >= 500 and ds.name == "embedded"
-    assert set(ds.category_counts()) == set(CATEGORIES)
+    assert set(ds.categories) == set(CATEGORIES)
     lengths = np.array([ids.size for ids in ds.input_ids])
     assert lengths.min() >= 50 and lengths.max() <= 1000 and np.percentile(lengths, 90) > 400
     assert all(ref[-1] == ds.eos_token_id for ref in ds.reference_ids)
