@@ -8,7 +8,8 @@
 2. **Search.** Short Server runs, each at least ``min_probe_queries`` long so LoadGen's early
    stopping can judge p99 (a probe INVALID only for lack of queries is rerun once, twice as long). A probe PASSES when LoadGen says VALID, no query failed, and the completed
    rate reaches ``completed_ratio`` of what a keeping-up SUT shows, and TTFT does not trend upward
-   through the run (:func:`ttft_growth_s`): a short overloaded run can still say VALID (REFERENCE §1),
+   through the run (:func:`ttft_growth_s`): a short overloaded run can still say VALID (its backlog has not yet
+   pushed the completed queries' latency percentiles over the limit),
    so "VALID but completed below scheduled" or "VALID with a growing backlog" counts as overloaded. The search
    steps geometrically until it brackets the peak, then bisects until the bracket is within
    ``resolution``.

@@ -1,6 +1,6 @@
 """MLPerf submission directory: build it from finished runs, and check it the way MLPerf's checker would.
 
-Layout (REFERENCE §2)::
+Layout, as MLPerf's submission checker expects it::
 
     <division>/<submitter>/systems/<system>.json
     <division>/<submitter>/results/<system>/<benchmark>/<scenario>/
