@@ -54,7 +54,9 @@ def run_find_peak(args: argparse.Namespace) -> int:
 
     if args.sut and (args.artifact or args.serve_arg):
         raise UsageError("--artifact/--serve-arg: only for the spawned SUT; drop them or drop --sut")
-    serve_args = list(args.serve_arg) + (["--artifact", args.artifact] if args.artifact else [])
+    from cli._run import spawned_backend
+
+    backend = spawned_backend(args.serve_arg, args.artifact)
     run_id = args.run_id or time.strftime("peak-%Y%m%d-%H%M%S")
     try:
         cfg = FindPeakConfig(
@@ -62,7 +64,7 @@ def run_find_peak(args: argparse.Namespace) -> int:
             dataset=args.dataset,
             preset=args.preset,
             sut=args.sut,
-            serve_args=serve_args,
+            backend=backend,
             max_new_tokens=args.max_new_tokens,
             out_dir=args.out,
             run_id=run_id,

@@ -75,6 +75,16 @@ def backend_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return backend
 
 
+def spawned_backend(serve_args: list[str], artifact: str | None = None) -> dict[str, Any]:
+    """A workflow's spawned SUT config from its ``--serve-arg`` flags (read as ``lpuperf serve`` reads them)."""
+    from sut import backend_config_from_serve_args
+
+    backend = backend_config_from_serve_args(list(serve_args))
+    if artifact:
+        backend["artifact"] = artifact
+    return backend
+
+
 def run_cli(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 

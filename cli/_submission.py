@@ -132,12 +132,16 @@ def run_submission_all(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from common import first_error_line
+    from loadgen_harness import RunError
     from workflows import SubmissionError, SubmissionRunConfig, check_submission, run_submission
 
     cfg = _config(args)
     run_id = args.run_id or time.strftime("submission-%Y%m%d-%H%M%S")
     if args.sut and (args.artifact or args.serve_arg):
         raise UsageError("--artifact/--serve-arg: only for the spawned SUT; drop them or drop --sut")
+    from cli._run import spawned_backend
+
+    backend = spawned_backend(args.serve_arg, args.artifact)
     try:
         run = SubmissionRunConfig(
             scenario=args.scenario,
@@ -145,7 +149,7 @@ def run_submission_all(args: argparse.Namespace) -> int:
             dataset=args.dataset,
             preset=args.preset,
             sut=args.sut,
-            serve_args=(["--artifact", args.artifact] if args.artifact else []) + list(args.serve_arg),
+            backend=backend,
             qps=args.qps,
             duration_s=args.duration,
             out_dir=args.out,
@@ -157,7 +161,7 @@ def run_submission_all(args: argparse.Namespace) -> int:
         raise UsageError(first_error_line(exc, "options").replace("field '", "option '--")) from None
     try:
         scen, _ = run_submission(run, cfg)
-    except (SubmissionError, RuntimeError) as exc:  # RuntimeError: the spawned SUT did not start
+    except (SubmissionError, RunError) as exc:  # RunError: a run or the spawned SUT could not start
         raise UsageError(str(exc).strip().splitlines()[0]) from None
     print(f"submission: wrote {scen}")
     root = run.submission_dir or args.out / run_id / "submission"

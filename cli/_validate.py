@@ -44,6 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run_validate(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from cli._run import spawned_backend
     from common import first_error_line
     from gate import SloError, load_slo
     from workflows import CompareConfig, ValidateConfig, validate
@@ -62,7 +63,7 @@ def run_validate(args: argparse.Namespace) -> int:
             qps=args.qps,
             duration_s=args.duration,
             max_new_tokens=args.max_new_tokens,
-            serve_args=list(args.serve_arg),
+            backend=spawned_backend(args.serve_arg),
             out_dir=args.out,
             run_id=args.run_id,
             fail_on_regression=args.fail_on_regression,
@@ -72,7 +73,7 @@ def run_validate(args: argparse.Namespace) -> int:
         raise UsageError(first_error_line(exc, "options").replace("field '", "option '--")) from None
     try:
         report = validate(cfg, slo)
-    except RuntimeError as exc:  # the SUT for an artifact did not start (sut.SutStartError)
+    except (RuntimeError, ValueError) as exc:  # the SUT for an artifact did not start (RunError, one line)
         raise UsageError(str(exc).strip().splitlines()[0]) from None
     print()
     print(f"validate {report.candidate.name} against {report.baseline.name} (SLO {report.slo})")

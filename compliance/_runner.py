@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from common import read_json_object
-from common import RunId
+from common import RunId, read_json_object
 from compliance._accuracy_log import (
     ComplianceInputError,
     eos_from_artifact,

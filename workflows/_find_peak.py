@@ -40,7 +40,7 @@ class FindPeakConfig(BaseModel):
     dataset: str | None = None
     preset: Literal["quick", "submission"] = "quick"
     sut: str | None = Field(default=None, description="host:port; None spawns one embedded SUT for every run")
-    serve_args: list[str] = Field(default_factory=list, description="extra `lpuperf serve` args for the spawned SUT")
+    backend: dict[str, JsonValue] = Field(default_factory=dict, description="spawned SUT's backend config (SutTarget)")
     max_new_tokens: int | None = Field(default=None, gt=0)
     out_dir: Path = Path("results")
     run_id: RunId | None = None
@@ -396,13 +396,11 @@ def find_peak(cfg: FindPeakConfig, echo: Callable[[str], None] = print) -> FindP
     from common import write_atomic
 
     ttft, tpot = benchmark_limits_ms(cfg.benchmark)
-    if cfg.sut:
-        result = PeakSearch(cfg, cfg.sut, echo).run(ttft, tpot)
-    else:
-        import sut
+    from loadgen_harness import SutTarget, launch_sut
 
-        with sut.spawn_server(cfg.serve_args) as server:
-            result = PeakSearch(cfg, server.address, echo).run(ttft, tpot)
+    target = SutTarget(address=cfg.sut, backend={} if cfg.sut else cfg.backend, dataset=cfg.dataset)
+    with launch_sut(target) as running:
+        result = PeakSearch(cfg, running.address, echo).run(ttft, tpot)
     run_id = cfg.run_id or "find-peak"
     write_atomic(Path(cfg.out_dir) / run_id / "find_peak.json", result.model_dump_json(indent=2) + "\n")
     return result

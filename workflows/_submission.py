@@ -19,8 +19,6 @@ from __future__ import annotations
 import os
 import platform
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -410,7 +408,7 @@ class SubmissionRunConfig(BaseModel):
     dataset: str | None = None
     preset: Literal["quick", "submission"] = "quick"
     sut: str | None = None
-    serve_args: list[str] = Field(default_factory=list)
+    backend: dict[str, Any] = Field(default_factory=dict, description="spawned SUT's backend config (SutTarget)")
     qps: float | None = Field(default=None, gt=0)
     duration_s: float | None = Field(default=None, gt=0)
     test06_qps: float | None = Field(default=None, gt=0, description="TEST06 rate; None = qps")
@@ -429,46 +427,33 @@ def run_submission(
     MLPerf submission does: LoadGen applies its mlperf.conf (default seeds) only through FromConfig,
     and counts FromConfig calls per process.
     """
-    from contextlib import nullcontext
-
-    import sut as sut_pkg
+    from loadgen_harness import SutTarget, launch_sut
     from scenarios import get_benchmark
+    from workflows._session import RunStep, SessionConfig, run_session
 
     model = get_benchmark(run.benchmark).loadgen_model_for(run.scenario)
     user_conf = run.user_conf
     if user_conf is None:
         user_conf = Path(run.out_dir) / run.run_id / "user.conf"
         write_atomic(user_conf, _user_conf_text(run, model))
-    server_cm: Any = nullcontext(None) if run.sut else sut_pkg.spawn_server(list(run.serve_args))
-    with server_cm as server:
-        address = run.sut or str(server.address)
-        perf = _harness_run(run, "performance", address, user_conf)
-        echo(f"submission: performance run {'VALID' if perf.get('valid') else 'INVALID'} in {perf.get('log_dir')}")
-        acc = _harness_run(run, "accuracy", address, user_conf)
-        acc_dir = Path(str(acc.get("log_dir")))
-        from accuracy import score_accuracy_log
-
-        outcome = score_accuracy_log(acc_dir, dataset_spec=run.dataset, benchmark=run.benchmark, out_dir=acc_dir)
-        echo(f"submission: accuracy {outcome.report.result_dict()} in {acc_dir}")
-        from compliance import Test06Config
-        from compliance import run_test06 as run_compliance_test06
-
-        t06 = run_compliance_test06(
-            Test06Config.model_validate(
-                {
-                    "scenario": run.scenario,
-                    "benchmark": run.benchmark,
-                    "dataset": run.dataset,
-                    "sut": address,
-                    "qps": run.test06_qps or run.qps,
-                    "out_dir": run.out_dir,
-                    "run_id": run.run_id,
-                }
-            )
-        )
-        echo(f"submission: TEST06 {'PASS' if t06.passed else 'FAIL'}: {t06.message}")
+    session = SessionConfig(
+        run_id=run.run_id,
+        benchmark=run.benchmark,
+        dataset=run.dataset,
+        preset=run.preset,
+        out_dir=run.out_dir,
+        user_conf=user_conf,
+        performance=[RunStep(name="performance", scenario=run.scenario, qps=run.qps, duration_s=run.duration_s)],
+        accuracy=RunStep(name="accuracy", scenario=run.scenario, qps=run.qps),
+        test06=RunStep(name="TEST06", scenario=run.scenario, qps=run.test06_qps or run.qps),
+    )
+    target = SutTarget(address=run.sut, backend={} if run.sut else run.backend, dataset=run.dataset)
+    with launch_sut(target) as running:
+        result = run_session(session, running.address, echo, label="submission")
+    perf, acc, t06 = result.performance["performance"], result.accuracy_run, result.test06
+    assert acc is not None and t06 is not None  # without keep_going a failing step raised
     root = run.submission_dir or Path(run.out_dir) / run.run_id / "submission"
-    scen = build_submission(root, Path(str(perf.get("log_dir"))), acc_dir, Path(t06.test06_dir), cfg, user_conf)
+    scen = build_submission(root, Path(perf.log_dir), Path(acc.log_dir), Path(t06.test06_dir), cfg, user_conf)
     return scen, check_submission(root)
 
 
@@ -478,42 +463,3 @@ def _user_conf_text(run: SubmissionRunConfig, loadgen_model: str) -> str:
     if run.qps is not None:
         lines.append(f"{loadgen_model}.{_loadgen_scenario(run.scenario)}.target_qps = {run.qps:g}")
     return "\n".join(lines) + "\n"
-
-
-def _harness_run(run: SubmissionRunConfig, mode: str, address: str, user_conf: Path) -> dict[str, Any]:
-    """One ``lpuperf run`` in a child process; its results.json is the outcome."""
-    args = [
-        sys.executable,
-        "-m",
-        "cli",
-        "run",
-        "--scenario",
-        run.scenario,
-        "--mode",
-        mode,
-        "--benchmark",
-        run.benchmark,
-        "--preset",
-        run.preset,
-        "--sut",
-        address,
-        "--out",
-        str(run.out_dir),
-        "--run-id",
-        run.run_id,
-        "--user-conf",
-        str(user_conf),
-    ]
-    if run.dataset:
-        args += ["--dataset", run.dataset]
-    if run.qps is not None:
-        args += ["--qps", f"{run.qps:g}"]
-    if run.duration_s is not None and mode == "performance":
-        args += ["--duration", f"{run.duration_s:g}"]
-    # Generous bound: a submission-preset performance run is 600 s plus drain.
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=3600)
-    log_dir = Path(run.out_dir) / run.run_id / run.scenario / mode
-    if not (log_dir / "results.json").is_file():
-        tail = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
-        raise SubmissionError(f"lpuperf run --mode {mode} failed (exit {proc.returncode}): {tail}")
-    return read_json_object(log_dir / "results.json", "run results", SubmissionError)

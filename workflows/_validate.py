@@ -30,7 +30,7 @@ from accuracy import AccuracyReport, FidelityReport
 from common import RunId, write_atomic
 from compliance import CONTEXT_REPORT_FILE, ComplianceCheck, ComplianceOutcome, ContextVerdict, Test06Outcome
 from gate import GateInputs, GateReport, ObjectiveOutcome, SloSpec, evaluate_slo, fmt_number
-from loadgen_harness import RunResult
+from loadgen_harness import RunResult, SutTarget
 from workflows._compare import (
     CompareConfig,
     Comparison,
@@ -39,6 +39,7 @@ from workflows._compare import (
     fidelity_categories,
     fidelity_section,
 )
+from workflows._session import RunStep, SessionConfig, run_session
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9_.-]+:\d+$")
 
@@ -57,8 +58,8 @@ class ValidateConfig(BaseModel):
     max_new_tokens: int | None = Field(default=None, gt=0)
     out_dir: Path = Path("results")
     run_id: RunId | None = None
-    serve_args: list[str] = Field(default_factory=list, description="extra `lpuperf serve` args for spawned SUTs")
-    candidate_serve_args: list[str] = Field(default_factory=list, description="extra serve args, candidate only")
+    backend: dict[str, Any] = Field(default_factory=dict, description="backend options for both spawned SUTs")
+    candidate_backend: dict[str, Any] = Field(default_factory=dict, description="backend options, candidate only")
     fail_on_regression: bool = False
     compare: CompareConfig = Field(default_factory=CompareConfig)
 
@@ -114,28 +115,29 @@ class ValidateReport(BaseModel):
         return "\n".join(lines)
 
 
-def serve_args_for(artifact: str) -> list[str] | None:
-    """``lpuperf serve`` arguments for an artifact spec; None when the spec is a running SUT's address."""
-    if _ADDRESS.match(artifact) and not artifact.startswith("sim-"):
-        return None
-    if artifact.endswith(".json") or Path(artifact).is_file():
-        return ["--artifact", artifact]
-    backend, sep, precision = artifact.partition(":")
-    if sep and backend in ("transformers", "openai", "sim"):
-        return ["--backend", backend, "--precision", precision]
-    return ["--artifact", artifact]
+def target_for(artifact: str, backend: dict[str, Any] | None = None) -> SutTarget:
+    """The SUT for an artifact spec: a running SUT's address, ``kind:precision``, else the sim's artifact.
+
+    ``backend`` adds options for a spawned SUT (e.g. a dataset or timing); the spec's own fields win.
+    """
+    from sut import backends
+
+    if _ADDRESS.match(artifact) and artifact.partition(":")[0] not in backends.names():
+        return SutTarget(address=artifact)
+    kind, sep, precision = artifact.partition(":")
+    if sep and kind in backends.names():
+        spec: dict[str, Any] = {"kind": kind, "precision": precision}
+    else:
+        spec = {"artifact": artifact}  # a preset name or a manifest file, for the default backend
+    return SutTarget(backend={**(backend or {}), **spec})
 
 
 @contextmanager
-def sut_for(artifact: str, extra_args: list[str] | None = None) -> Iterator[str]:
-    args = serve_args_for(artifact)
-    if args is None:
-        yield artifact
-        return
-    import sut
+def sut_for(artifact: str, backend: dict[str, Any] | None = None) -> Iterator[str]:
+    from loadgen_harness import launch_sut
 
-    with sut.spawn_server(args + list(extra_args or [])) as server:
-        yield str(server.address)
+    with launch_sut(target_for(artifact, backend)) as running:
+        yield running.address
 
 
 class ArtifactRunner:
@@ -145,68 +147,50 @@ class ArtifactRunner:
         self.cfg, self.label, self.address, self.echo = cfg, label, address, echo
         self.run_id = f"{cfg.run_id or 'validate'}-{label}"
 
-    def _run(self, scenario: str, mode: str, **extra: Any) -> RunResult:
-        from loadgen_harness import RunConfig, run_benchmark
-
-        cfg = RunConfig.model_validate(
-            {
-                "scenario": scenario,
-                "mode": mode,
-                "benchmark": self.cfg.benchmark,
-                "preset": self.cfg.preset,
-                "dataset": self.cfg.dataset,
-                "sut": self.address,
-                "out_dir": self.cfg.out_dir,
-                "run_id": self.run_id,
-                "max_new_tokens": self.cfg.max_new_tokens,
-                **extra,
-            }
+    def session_config(self) -> SessionConfig:
+        """Server and Offline performance, the scored Offline accuracy run, TEST06 as Server."""
+        cfg = self.cfg
+        server_s = cfg.duration_s
+        if server_s is not None and cfg.qps:
+            # Early stopping needs ~500 queries before it can call p99 VALID.
+            server_s = max(server_s, 550.0 / cfg.qps)
+        return SessionConfig(
+            run_id=self.run_id,
+            benchmark=cfg.benchmark,
+            dataset=cfg.dataset,
+            preset=cfg.preset,
+            max_new_tokens=cfg.max_new_tokens,
+            out_dir=cfg.out_dir,
+            performance=[
+                RunStep(name="Server", scenario="Server", qps=cfg.qps, duration_s=server_s),
+                RunStep(name="Offline", scenario="Offline", duration_s=cfg.offline_duration_s or cfg.duration_s),
+            ],
+            accuracy=RunStep(name="accuracy", scenario="Offline"),
+            test06=RunStep(name="TEST06", scenario="Server", qps=cfg.qps),
+            keep_going=True,
         )
-        return run_benchmark(cfg)
 
     def collect(self, name: str) -> ArtifactEvidence:
-        ev = ArtifactEvidence(name=name)
-        stages: list[tuple[str, Callable[[ArtifactEvidence], None]]] = [
-            ("Server performance", self._server),
-            ("Offline performance", self._offline),
-            ("accuracy + fidelity", self._accuracy),
-            ("TEST06", self._test06),
-            ("context probe", self._context),
-        ]
-        for stage, fn in stages:
-            t0 = time.monotonic()
-            try:
-                fn(ev)
-            except Exception as exc:  # a broken stage is evidence against the artifact, not a crash
-                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-                ev.errors.append(f"{stage}: {msg}")
-                self.echo(f"[{self.label}] {stage}: ERROR {msg}")
-                continue
-            self.echo(f"[{self.label}] {stage}: done in {time.monotonic() - t0:.1f} s")
+        got = run_session(self.session_config(), self.address, self.echo, self.label)
+        ev = ArtifactEvidence(
+            name=name,
+            server=got.performance.get("Server"),
+            offline=got.performance.get("Offline"),
+            accuracy=got.accuracy,
+            fidelity=got.fidelity,
+            test06=got.test06,
+            errors=list(got.errors),
+        )
+        t0 = time.monotonic()
+        try:
+            self._context(ev)
+        except Exception as exc:  # a broken stage is evidence against the artifact, not a crash
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            ev.errors.append(f"context probe: {msg}")
+            self.echo(f"[{self.label}] context probe: ERROR {msg}")
+        else:
+            self.echo(f"[{self.label}] context probe: done in {time.monotonic() - t0:.1f} s")
         return ev
-
-    def _server(self, ev: ArtifactEvidence) -> None:
-        extra: dict[str, float] = {}
-        if self.cfg.qps is not None:
-            extra["qps"] = self.cfg.qps
-        if self.cfg.duration_s is not None:
-            # Early stopping needs ~500 queries before it can call p99 VALID (REFERENCE §1).
-            extra["duration_s"] = max(self.cfg.duration_s, 550.0 / self.cfg.qps if self.cfg.qps else 0.0)
-        ev.server = self._run("Server", "performance", **extra)
-
-    def _offline(self, ev: ArtifactEvidence) -> None:
-        extra = {"duration_s": self.cfg.offline_duration_s or self.cfg.duration_s}
-        extra = {k: v for k, v in extra.items() if v is not None}
-        ev.offline = self._run("Offline", "performance", **extra)
-
-    def _accuracy(self, ev: ArtifactEvidence) -> None:
-        res = self._run("Offline", "accuracy")
-        ev.accuracy, ev.fidelity = score_accuracy_run(Path(res.log_dir), self.cfg)
-
-    def _test06(self, ev: ArtifactEvidence) -> None:
-        ev.test06 = run_test06(self.address, self.cfg, self.run_id)
-        if not ev.test06.passed:
-            self.echo(f"[{self.label}] TEST06: FAIL {ev.test06.message}")
 
     def _context(self, ev: ArtifactEvidence) -> None:
         ev.context = run_context_probe(self.address, self.cfg, self.run_id)
@@ -215,41 +199,7 @@ class ArtifactRunner:
             self.echo(f"[{self.label}] context probe: FAIL {ev.context.message}")
 
 
-# --- adapters onto the accuracy and compliance packages ----------------------------------------
-
-
-def score_accuracy_run(log_dir: Path, cfg: ValidateConfig) -> tuple[AccuracyReport, FidelityReport | None]:
-    """ROUGE scores and fidelity vs the FP32 reference (per-sample rows dropped) for an accuracy-mode run.
-
-    accuracy.json / accuracy.txt / fidelity.json land in the run directory, where the gate finds them.
-    """
-    from accuracy import score_accuracy_log
-
-    outcome = score_accuracy_log(log_dir, dataset_spec=cfg.dataset, benchmark=cfg.benchmark, out_dir=log_dir)
-    fidelity = outcome.fidelity.model_copy(update={"samples": []}) if outcome.fidelity else None
-    return outcome.report, fidelity
-
-
-def run_test06(address: str, cfg: ValidateConfig, run_id: str) -> Test06Outcome:
-    """TEST06 (MLPerf's checks) plus the strict token checks, as one pass/fail report."""
-    from compliance import Test06Config
-    from compliance import run_test06 as run_compliance_test06
-
-    outcome = run_compliance_test06(
-        Test06Config.model_validate(
-            {
-                "scenario": "Server",
-                "benchmark": cfg.benchmark,
-                "dataset": cfg.dataset,
-                "sut": address,
-                "qps": cfg.qps,
-                "max_new_tokens": cfg.max_new_tokens,
-                "out_dir": cfg.out_dir,
-                "run_id": run_id,
-            }
-        )
-    )
-    return outcome
+# --- adapters onto the compliance package ------------------------------------------------------
 
 
 def context_report_path(cfg: ValidateConfig, run_id: str) -> Path:
@@ -399,9 +349,9 @@ def validate(
         if label == "baseline" and baseline_evidence is not None:
             evidence.append(baseline_evidence)
             continue
-        extra = cfg.serve_args + (cfg.candidate_serve_args if label == "candidate" else [])
+        backend = {**cfg.backend, **(cfg.candidate_backend if label == "candidate" else {})}
         echo(f"[{label}] {artifact}: starting")
-        with sut_for(artifact, extra) as address:
+        with sut_for(artifact, backend) as address:
             evidence.append(ArtifactRunner(cfg, label, address, echo).collect(artifact))
     report = decide(cfg, slo, evidence[0], evidence[1])
     write_atomic(Path(cfg.out_dir) / str(cfg.run_id) / "validate.json", report.model_dump_json(indent=2) + "\n")

@@ -50,7 +50,7 @@ def test_find_peak_is_within_10_percent_of_analytic_capacity(tmp_path: Path) -> 
     lines: list[str] = []
     result = find_peak(
         FindPeakConfig(
-            serve_args=["--artifact", str(manifest_path)],
+            backend={"artifact": str(manifest_path)},
             dataset=DATASET,
             max_new_tokens=MAX_NEW_TOKENS,
             bound_duration_s=2.0,

@@ -19,7 +19,7 @@ from workflows._validate import ArtifactEvidence, ArtifactRunner, ValidateConfig
 pytestmark = pytest.mark.integration
 
 DATASET = "synthetic:96:5"
-FAST = ["--decode-step-s", "0.001", "--prefill-base-s", "0.001", "--prefill-per-token-s", "0.000002"]
+FAST = {"decode_step_s": 0.001, "prefill_base_s": 0.001, "prefill_per_token_s": 0.000002}
 
 
 def _cfg(tmp: Path, candidate: str, **over: object) -> ValidateConfig:
@@ -30,7 +30,7 @@ def _cfg(tmp: Path, candidate: str, **over: object) -> ValidateConfig:
         "qps": 100.0,
         "duration_s": 5.5,
         "offline_duration_s": 2.0,
-        "serve_args": ["--dataset", DATASET, *FAST],
+        "backend": {"dataset": DATASET, **FAST},
         "out_dir": tmp,
         "run_id": f"v-{candidate}",
     }
@@ -47,7 +47,7 @@ def slo() -> SloSpec:
 def baseline(tmp_path_factory: pytest.TempPathFactory, slo: SloSpec) -> ArtifactEvidence:
     tmp = tmp_path_factory.mktemp("validate")
     cfg = _cfg(tmp, "sim-fp32")
-    with sut_for(cfg.baseline, cfg.serve_args) as address:
+    with sut_for(cfg.baseline, cfg.backend) as address:
         evidence = ArtifactRunner(cfg, "baseline", address, print).collect(cfg.baseline)
     assert not evidence.errors and evidence.accuracy and evidence.fidelity
     # A clean artifact judged against itself deploys.
@@ -80,8 +80,8 @@ def _slipped_dataset(tmp: Path) -> Path:
 
 def test_int8_style_slippage_is_named_per_category(baseline: ArtifactEvidence, slo: SloSpec, tmp_path: Path) -> None:
     slipped = _slipped_dataset(tmp_path)
-    # The candidate's own --dataset comes after the shared one, so its SUT serves the slipped outputs.
-    cfg = _cfg(tmp_path, "sim-int8", candidate_serve_args=["--dataset", str(slipped)])
+    # The candidate's own dataset overrides the shared one, so its SUT serves the slipped outputs.
+    cfg = _cfg(tmp_path, "sim-int8", candidate_backend={"dataset": str(slipped)})
     report = validate(cfg, slo, echo=print, baseline_evidence=baseline)
     assert report.verdict == "NO DEPLOY"
     assert any(r.startswith("fidelity_exact_match[arithmetic] ") for r in report.reasons), report.reasons

@@ -15,7 +15,7 @@ from accuracy import AccuracyReport, CategoryFidelity, FidelityReport
 from compliance import ContextVerdict, StrictReport
 from gate import SloSpec
 from loadgen_harness import RunResult
-from workflows._validate import ArtifactEvidence, ValidateConfig, decide, serve_args_for
+from workflows._validate import ArtifactEvidence, ValidateConfig, decide, target_for
 
 SLO = SloSpec.model_validate(
     {
@@ -141,10 +141,14 @@ def test_failed_test06_and_a_missing_server_run_are_named() -> None:
     assert ArtifactEvidence.model_validate_json(cand.model_dump_json()) == cand
 
 
-def test_artifact_specs_map_to_serve_args() -> None:
-    assert serve_args_for("sim-int8") == ["--artifact", "sim-int8"]
-    assert serve_args_for("transformers:bf16") == ["--backend", "transformers", "--precision", "bf16"]
-    assert serve_args_for("127.0.0.1:50051") is None
+def test_artifact_specs_map_to_sut_targets() -> None:
+    assert target_for("sim-int8").backend == {"artifact": "sim-int8"}
+    assert target_for("transformers:bf16").backend == {"kind": "transformers", "precision": "bf16"}
+    assert target_for("sim:bf16").backend == {"kind": "sim", "precision": "bf16"}
+    assert target_for("127.0.0.1:50051").address == "127.0.0.1:50051"
+    # Shared options for the spawned SUT; the artifact spec wins over them.
+    shared = target_for("sim-int8", {"dataset": "synthetic:8:1", "artifact": "sim-fp32"})
+    assert shared.backend == {"dataset": "synthetic:8:1", "artifact": "sim-int8"}
 
 
 @pytest.mark.parametrize(
