@@ -133,6 +133,8 @@ class HttpFront:
         self._rng = random.Random(self.faults[0].seed if self.faults else 0)
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.AbstractServer | None = None
+        self._handler: type[web.RequestHandler] | None = None
+        self._handler_tasks: set[asyncio.Task[Any]] = set()  # one per open connection
         # One worker: big bodies and long prompts are parsed there one at a time, so a flood of them
         # costs the event loop (and the gRPC streams on it) at most a share of the GIL, never a stall.
         self._worker: ThreadPoolExecutor | None = None
@@ -339,8 +341,9 @@ class HttpFront:
         # business, so a silently capped artifact misbehaves over HTTP exactly as it does over gRPC.
         limit = self.backend.manifest.max_context_tokens
         if ids.size + max_new > limit:
-            overflow = ContextOverflowError(int(ids.size), max_new, limit)
-            return self._error(400, str(overflow), "context_length_exceeded")
+            n = int(ids.size)
+            msg = f"field 'max_tokens': prompt {n} + max_tokens {max_new} = {n + max_new} tokens exceeds"
+            return self._error(400, f"{msg} the context limit of {limit}", "context_length_exceeded", "max_tokens")
         temperature = 1.0 if body.temperature is None else body.temperature
         req = GenerateRequest(
             request_id=uuid.uuid4().hex,
@@ -387,22 +390,51 @@ class HttpFront:
         if len(server.connections) >= self.limits.max_connections:
             self.connections_refused += 1
             return _Refused(self.limits.max_connections)
-        return server()
+        assert self._handler is not None
+        return self._handler(server, loop=asyncio.get_running_loop(), **self._handler_options())
+
+    def _handler_options(self) -> dict[str, Any]:
+        # keepalive_timeout is aiohttp's idle timer: armed at connect and after each response, it closes a
+        # connection still waiting for a complete request line and headers, so it is the header timeout.
+        return {"access_log": None, "keepalive_timeout": self.limits.header_timeout_s, "lingering_time": _LINGER_S}
+
+    def _protocol_error(self, status: int, message: str | None) -> web.Response:
+        """aiohttp's answer to a request it could not parse (bad request line, header, framing): JSON too."""
+        detail = " ".join(str(message or "").split())[:200] or "unparseable request"
+        self.other_responses_by_status[status] = self.other_responses_by_status.get(status, 0) + 1
+        return self._error(status, f"malformed HTTP request: {detail}", "bad_http_request")
 
     async def start(self, host: str, port: int) -> None:
         from aiohttp import web
 
-        # keepalive_timeout is aiohttp's idle timer: armed at connect and after each response, it closes a
-        # connection still waiting for a complete request line and headers, so it is the header timeout.
+        front = self
+
+        class _Handler(web.RequestHandler):
+            async def start(self) -> None:
+                task = asyncio.current_task()
+                assert task is not None  # aiohttp runs start() as the connection's own task
+                front._handler_tasks.add(task)
+                try:
+                    await super().start()
+                finally:
+                    front._handler_tasks.discard(task)
+
+            def handle_error(
+                self,
+                request: web.BaseRequest,
+                status: int = 500,
+                exc: BaseException | None = None,
+                message: str | None = None,
+            ) -> web.StreamResponse:
+                if request.writer.output_size > 0:  # a response is under way: only aiohttp can end it
+                    return super().handle_error(request, status, exc, message)
+                resp = front._protocol_error(status, message)
+                resp.force_close()
+                return resp
+
+        self._handler = _Handler
         # Bounded drain: in-flight streams get shutdown_timeout to finish once stop() is called.
-        self._runner = web.AppRunner(
-            self.app(),
-            access_log=None,
-            handle_signals=False,
-            shutdown_timeout=5.0,
-            keepalive_timeout=self.limits.header_timeout_s,
-            lingering_time=_LINGER_S,
-        )
+        self._runner = web.AppRunner(self.app(), handle_signals=False, shutdown_timeout=5.0, **self._handler_options())
         await self._runner.setup()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lpuperf-http-parse")
         loop = asyncio.get_running_loop()
@@ -419,6 +451,13 @@ class HttpFront:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        # A connection lost while aiohttp drains a refused body keeps its task up to _LINGER_S after
+        # cleanup(); end those now, so a loop closed right after stop() has nothing left pending.
+        leftover = [t for t in self._handler_tasks if not t.done()]
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            await asyncio.wait(leftover, timeout=_LINGER_S + 1.0)
         if self._worker is not None:
             self._worker.shutdown(wait=False, cancel_futures=True)
             self._worker = None

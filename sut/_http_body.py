@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 # Token ids travel as int32 on the wire and in the backends.
 _MAX_TOKEN_ID = 2**31 - 1
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_ENCODINGS = ("", "identity", "gzip", "deflate")  # what aiohttp decodes without optional packages
 
 
 class HttpLimits(BaseModel):
@@ -298,7 +299,11 @@ async def read_body(request: web.Request, limits: HttpLimits) -> bytes:
     ctype = request.headers.get("Content-Type", "")
     if ctype and not _json_content_type(ctype):
         raise HttpError(415, f"header 'Content-Type': expected application/json, got {_short(ctype)}", "bad_type")
-    cap = limits.max_body_bytes
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in _ENCODINGS:
+        msg = f"header 'Content-Encoding': {_short(encoding)} is not supported; expected identity, gzip or deflate"
+        raise HttpError(415, msg, "bad_encoding")
+    cap = limits.max_body_bytes  # counted after decompression, so a small gzip bomb is cut off too
     declared = request.content_length
     if declared is not None and declared > cap:
         raise HttpError(413, f"request body: {declared} bytes exceeds the limit of {cap} bytes", "request_too_large")
