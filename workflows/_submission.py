@@ -23,10 +23,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from common import RunId, UsageError, file_sha256, read_json_object, write_atomic, write_json_atomic
-from loadgen_harness import parse_detail_log
+from common import (
+    RunId,
+    UsageError,
+    file_sha256,
+    first_error_line,
+    read_json_object,
+    write_atomic,
+)
+from loadgen_harness import RunResult, load_results, parse_detail_log
 from scenarios import ScenarioName
 
 MAX_ACCURACY_LOG_BYTES = 10 * 1024
@@ -65,7 +72,43 @@ class SystemDescription(BaseModel):
     other_software_stack: str = ""
     sw_notes: str = ""
     hw_notes: str = ""
-    artifact: dict[str, Any] = Field(default_factory=dict)  # the manifest the results were measured on
+    artifact: dict[str, JsonValue] = Field(default_factory=dict)  # the manifest the results were measured on
+
+
+class MlperfRules(BaseModel):
+    """LoadGen's own mlperf.conf values for a (model, scenario): what the checker holds a run to."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    qsl_rng_seed: int
+    sample_index_rng_seed: int
+    schedule_rng_seed: int
+    min_duration_ms: int
+    use_token_latencies: bool = False
+    ttft_latency: int | None = Field(default=None, description="ns")
+    tpot_latency: int | None = Field(default=None, description="ns")
+
+    def seed(self, key: str) -> int:
+        return {
+            "qsl_rng_seed": self.qsl_rng_seed,
+            "sample_index_rng_seed": self.sample_index_rng_seed,
+            "schedule_rng_seed": self.schedule_rng_seed,
+        }[key]
+
+
+class Measurements(BaseModel):
+    """measurements.json: MLPerf's fields plus the lpuperf_* ones the checker reads back."""
+
+    model_config = ConfigDict(extra="allow")
+
+    input_data_types: str = ""
+    retraining: str = ""
+    starting_weights_filename: str = ""
+    weight_data_types: str = ""
+    weight_transformations: str = ""
+    lpuperf_preset: str = ""
+    lpuperf_submittable: bool | None = None
+    lpuperf_run_id: str = ""
 
 
 class SubmissionConfig(BaseModel):
@@ -101,19 +144,40 @@ class CheckReport(BaseModel):
 # --- MLPerf log reading ------------------------------------------------------------------------
 
 
-def read_detail_log(path: Path) -> dict[str, Any]:
+def read_detail_log(path: Path) -> dict[str, JsonValue]:
     """``:::MLLOG {json}`` lines -> {key: value}; the last value of a repeated key wins."""
     return dict(parse_detail_log(path).values)
 
 
-def mlperf_rules(model: str, scenario: str) -> dict[str, Any]:
+def mlperf_rules(model: str, scenario: str) -> MlperfRules:
     """LoadGen's own defaults for (model, scenario): seeds, min duration, token-latency limits."""
     from scenarios import UserConfError, mlperf_conf_defaults
 
     try:
-        return dict(mlperf_conf_defaults(model, _loadgen_scenario(scenario)))
+        raw = mlperf_conf_defaults(model, _loadgen_scenario(scenario))
     except UserConfError as exc:
         raise SubmissionError(str(exc)) from None
+    try:
+        return MlperfRules.model_validate(raw)
+    except ValidationError as exc:
+        raise SubmissionError(first_error_line(exc, f"LoadGen's mlperf.conf for {model}/{scenario}")) from None
+
+
+def _as_int(value: JsonValue) -> int | None:
+    """A detail-log number (LoadGen writes some as strings); None when it is not one."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str):
+        try:  # int() first: a 64-bit seed does not survive a float
+            return int(value)
+        except ValueError:
+            try:
+                return int(float(value))
+            except ValueError:
+                return None
+    return None
 
 
 def _loadgen_scenario(scenario: str) -> str:
@@ -140,6 +204,17 @@ def truncate_accuracy_log(src: Path, dst: Path, limit: int = MAX_ACCURACY_LOG_BY
     write_atomic(dst, data)
 
 
+def _load_run_results(run_dir: Path) -> RunResult:
+    """results.json of a finished run; SubmissionError naming the file (and field) otherwise."""
+    path = run_dir / "results.json"
+    try:
+        return load_results(path)
+    except FileNotFoundError:
+        raise SubmissionError(f"{path}: required file not found (run results)") from None
+    except ValidationError as exc:
+        raise SubmissionError(first_error_line(exc, f"{path} (run results)")) from None
+
+
 def _copy(src: Path, dst: Path) -> None:
     if not src.is_file():
         raise SubmissionError(f"{src}: required file not found")
@@ -154,9 +229,10 @@ def _memory_gib() -> str:
         return ""
 
 
-def system_description(cfg: SubmissionConfig, system: str, artifact: dict[str, Any]) -> SystemDescription:
+def system_description(cfg: SubmissionConfig, system: str, artifact: dict[str, JsonValue]) -> SystemDescription:
     """MLPerf system fields from the artifact manifest (accelerator, toolchain) and the host."""
-    timing = artifact.get("timing") or {}
+    timing = artifact.get("timing")
+    timing = timing if isinstance(timing, dict) else {}
     return SystemDescription(
         division=cfg.division,
         submitter=cfg.submitter,
@@ -192,12 +268,12 @@ def build_submission(
     """Lay finished runs out in MLPerf's tree; return the scenario directory."""
     cfg = cfg or SubmissionConfig()
     perf, acc = Path(performance_dir), Path(accuracy_dir)
-    results = read_json_object(perf / "results.json", "run results", SubmissionError)
-    artifact = results.get("artifact") or {}
+    results = _load_run_results(perf)
+    artifact = dict(results.artifact)
     if not artifact and (perf / "artifact.json").is_file():
         artifact = read_json_object(perf / "artifact.json", "artifact manifest", SubmissionError)
     system = cfg.system or re.sub(r"[^A-Za-z0-9_.-]+", "_", str(artifact.get("artifact_id") or "lpuperf-system"))
-    benchmark, scenario = str(results.get("benchmark", "embedded")), str(results.get("scenario", "Server"))
+    benchmark, scenario = results.benchmark, results.scenario
     sub_root = Path(out_root) / cfg.division / cfg.submitter
     scen = sub_root / "results" / system / benchmark / scenario
     # Performance: only the logs the checker reads.
@@ -229,23 +305,23 @@ def build_submission(
         truncate_accuracy_log(t06_log, scen / "TEST06" / "accuracy" / "mlperf_log_accuracy.json")
     conf = Path(user_conf) if user_conf else None
     write_atomic(scen / "user.conf", conf.read_text(encoding="utf-8") if conf and conf.is_file() else "")
-    measurements = {
-        "input_data_types": "int32 token ids",
-        "retraining": "no",
-        "starting_weights_filename": str(artifact.get("model", "")),
-        "weight_data_types": str(artifact.get("precision", "")),
-        "weight_transformations": f"compiled artifact {artifact.get('artifact_id', '')}",
-        "lpuperf_preset": str(results.get("preset", "")),
-        "lpuperf_submittable": bool(results.get("submittable", False)),
-        "lpuperf_run_id": str(results.get("run_id", "")),
-    }
-    write_json_atomic(scen / "measurements.json", measurements)
-    label = "" if measurements["lpuperf_submittable"] else "\n**Not submittable**: quick preset (short durations).\n"
+    measurements = Measurements(
+        input_data_types="int32 token ids",
+        retraining="no",
+        starting_weights_filename=str(artifact.get("model", "")),
+        weight_data_types=str(artifact.get("precision", "")),
+        weight_transformations=f"compiled artifact {artifact.get('artifact_id', '')}",
+        lpuperf_preset=results.preset,
+        lpuperf_submittable=results.submittable,
+        lpuperf_run_id=results.run_id,
+    )
+    write_atomic(scen / "measurements.json", measurements.model_dump_json(indent=2) + "\n")
+    label = "" if results.submittable else "\n**Not submittable**: quick preset (short durations).\n"
     readme = (
         f"# {benchmark} {scenario} on {system}\n{label}\n"
-        f"Produced by `lpuperf` (preset `{results.get('preset', '?')}`, run `{results.get('run_id', '?')}`).\n"
+        f"Produced by `lpuperf` (preset `{results.preset}`, run `{results.run_id}`).\n"
         f"Artifact `{artifact.get('artifact_id', '?')}` ({artifact.get('precision', '?')}), "
-        f"result {'VALID' if results.get('valid') else 'INVALID'}.\n\n"
+        f"result {'VALID' if results.valid else 'INVALID'}.\n\n"
         "Reproduce with `make submission PRESET=submission`.\n"
     )
     write_atomic(scen / "README.md", readme)
@@ -272,28 +348,27 @@ _REQUIRED = (
 _TEST06_LINES = ("First token check pass: ", "EOS check pass: ", "Sample length check pass: ")
 
 
-def _truthy(v: Any) -> bool:
+def _truthy(v: JsonValue) -> bool:
     return v is True or (isinstance(v, str) and v.strip().lower() in ("true", "1")) or v == 1
 
 
-def benchmark_token_limits_ns(benchmark: str, scenario: str, detail: dict[str, Any]) -> tuple[int | None, int | None]:
+def benchmark_token_limits_ns(
+    benchmark: str, scenario: str, detail: dict[str, JsonValue]
+) -> tuple[int | None, int | None]:
     """TTFT/TPOT p99 limits: MLPerf's for models LoadGen knows, else the project's benchmark profile."""
-    rules = mlperf_rules(benchmark, scenario)
-    if _truthy(rules.get("use_token_latencies")):
-        return int(rules["ttft_latency"]), int(rules["tpot_latency"])
-    try:  # the project's own benchmarks (e.g. "embedded") define their limits in scenarios
-        import scenarios
+    from scenarios import get_benchmark
 
-        get = getattr(scenarios, "get_benchmark", None)
-        if get is not None:
-            prof = get(benchmark)
-            limits = prof.limits_for(scenario) if hasattr(prof, "limits_for") else None
-            if limits is not None:
-                return int(limits[0] * 1e6), int(limits[1] * 1e6)
-    except (KeyError, ValueError, LookupError):
-        pass  # an unknown benchmark falls back to the limits the run itself asked for
-    ttft, tpot = detail.get("requested_ttft_latency"), detail.get("requested_tpot_latency")
-    return (int(ttft) if ttft else None), (int(tpot) if tpot else None)
+    rules = mlperf_rules(benchmark, scenario)
+    if rules.use_token_latencies and rules.ttft_latency is not None and rules.tpot_latency is not None:
+        return rules.ttft_latency, rules.tpot_latency
+    try:  # the project's own benchmarks (e.g. "embedded") define their limits in scenarios
+        limits = get_benchmark(benchmark).limits_for(scenario)
+        if limits is not None:
+            return int(limits[0] * 1e6), int(limits[1] * 1e6)
+    except (ValueError, LookupError):
+        pass  # an unknown benchmark or scenario falls back to the limits the run itself asked for
+    ttft, tpot = _as_int(detail.get("requested_ttft_latency")), _as_int(detail.get("requested_tpot_latency"))
+    return ttft or None, tpot or None
 
 
 def _check_scenario(scen: Path, rel: str, out: list[Finding]) -> None:
@@ -304,27 +379,29 @@ def _check_scenario(scen: Path, rel: str, out: list[Finding]) -> None:
         if not (scen / name).is_file():
             find("missing-file", name, "required file not found")
     benchmark, scenario = scen.parent.name, scen.name
-    meas: dict[str, Any] = {}
+    meas = Measurements()
     if (scen / "measurements.json").is_file():
         try:
-            meas = read_json_object(scen / "measurements.json", "measurements")
+            meas = Measurements.model_validate(read_json_object(scen / "measurements.json", "measurements"))
         except UsageError:
             find("bad-file", "measurements.json", "not a valid JSON object")
-    preset = str(meas.get("lpuperf_preset", ""))
-    submittable = meas.get("lpuperf_submittable", preset == "submission")
+        except ValidationError as exc:
+            find("bad-file", "measurements.json", first_error_line(exc, "measurements.json").partition(": ")[2])
+    preset = meas.lpuperf_preset
+    submittable = meas.lpuperf_submittable if meas.lpuperf_submittable is not None else preset == "submission"
     rules = mlperf_rules(benchmark, scenario)
     perf_detail = scen / "performance" / "run_1" / "mlperf_log_detail.txt"
     if perf_detail.is_file():
         d = read_detail_log(perf_detail)
         p = "performance/run_1/mlperf_log_detail.txt"
         for key in _SEED_KEYS:
-            got = d.get(f"effective_{key}")
-            if got is None or int(got) != int(rules[key]):
-                find("seeds", p, f"{key} is {got}, expected LoadGen's default {rules[key]}")
-        min_ms = max(int(rules["min_duration_ms"]), LLM_MIN_DURATION_MS) if scenario != "MultiStream" else 0
-        got_ms = d.get("effective_min_duration_ms")
-        short = got_ms is not None and int(got_ms) < min_ms
-        if not _truthy(submittable):
+            got = _as_int(d.get(f"effective_{key}"))
+            if got is None or got != rules.seed(key):
+                find("seeds", p, f"{key} is {got}, expected LoadGen's default {rules.seed(key)}")
+        min_ms = max(rules.min_duration_ms, LLM_MIN_DURATION_MS) if scenario != "MultiStream" else 0
+        got_ms = _as_int(d.get("effective_min_duration_ms"))
+        short = got_ms is not None and got_ms < min_ms
+        if not submittable:
             detail_txt = f"; min_duration {got_ms} ms < {min_ms} ms required" if short else ""
             find("not-submittable", "measurements.json", f"preset '{preset or '?'}' is not submittable{detail_txt}")
         elif short or got_ms is None:
@@ -338,15 +415,15 @@ def _check_scenario(scen: Path, rel: str, out: list[Finding]) -> None:
             find("invalid", p, f"result_validity is {validity}, expected VALID")
         if _loadgen_scenario(scenario) == "Server":
             ttft_lim, tpot_lim = benchmark_token_limits_ns(benchmark, scenario, d)
-            ttft = d.get("result_first_token_99.00_percentile_latency_ns")
-            tpot = d.get("result_time_per_output_token_99.00_percentile_ns")
+            ttft = _as_int(d.get("result_first_token_99.00_percentile_latency_ns"))
+            tpot = _as_int(d.get("result_time_per_output_token_99.00_percentile_ns"))
             for what, value, limit in (("TTFT", ttft, ttft_lim), ("TPOT", tpot, tpot_lim)):
                 if limit is None:
                     continue
                 if value is None:
                     find("latency", p, f"{what} p99 missing from the log (limit {limit / 1e6:.1f} ms)")
-                elif float(value) > limit:
-                    find("latency", p, f"{what} p99 {float(value) / 1e6:.1f} ms above the {limit / 1e6:.1f} ms limit")
+                elif value > limit:
+                    find("latency", p, f"{what} p99 {value / 1e6:.1f} ms above the {limit / 1e6:.1f} ms limit")
     acc_txt = scen / "accuracy" / "accuracy.txt"
     if acc_txt.is_file() and not HASH_LINE.search(acc_txt.read_text(encoding="utf-8", errors="replace")):
         find("hash", "accuracy/accuracy.txt", "no 'hash=<sha256>' line")

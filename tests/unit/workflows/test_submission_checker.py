@@ -17,6 +17,7 @@ import pytest
 from workflows._submission import (
     MAX_ACCURACY_LOG_BYTES,
     SubmissionConfig,
+    SubmissionError,
     build_submission,
     check_submission,
     mlperf_rules,
@@ -29,9 +30,9 @@ BENCH = "llama3_1-8b"
 def _detail(**over: Any) -> str:
     rules = mlperf_rules(BENCH, "Server")
     values: dict[str, Any] = {
-        "effective_qsl_rng_seed": rules["qsl_rng_seed"],
-        "effective_sample_index_rng_seed": rules["sample_index_rng_seed"],
-        "effective_schedule_rng_seed": rules["schedule_rng_seed"],
+        "effective_qsl_rng_seed": rules.qsl_rng_seed,
+        "effective_sample_index_rng_seed": rules.sample_index_rng_seed,
+        "effective_schedule_rng_seed": rules.schedule_rng_seed,
         "effective_min_duration_ms": 600000,
         "requested_use_token_latencies": True,
         "result_validity": "VALID",
@@ -52,6 +53,7 @@ def make_runs(tmp: Path, preset: str = "submission", test06_ok: bool = True, **d
     results = {
         "run_id": "run",
         "scenario": "Server",
+        "mode": "performance",
         "benchmark": BENCH,
         "preset": preset,
         "submittable": preset == "submission",
@@ -152,3 +154,31 @@ def test_checker_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[st
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("[invalid] closed/acme/results/sim-fp32/llama3_1-8b/Server/performance/run_1/")
     assert main(["submission", "check", str(tmp_path / "nope")]) == 2
+
+
+def test_run_results_that_are_not_a_run_result_are_one_line(tmp_path: Path) -> None:
+    runs = make_runs(tmp_path)
+    (runs["perf"] / "results.json").write_text(json.dumps({"run_id": "run", "valid": True}))
+    with pytest.raises(SubmissionError) as info:
+        build_submission(runs["root"], runs["perf"], runs["acc"], runs["t06"])
+    msg = str(info.value)
+    assert "\n" not in msg and str(runs["perf"] / "results.json") in msg and "field 'scenario'" in msg
+
+
+def test_measurements_with_a_wrong_type_are_a_bad_file(tmp_path: Path) -> None:
+    root, scen = build(tmp_path)
+    meas = json.loads((scen / "measurements.json").read_text())
+    assert meas["lpuperf_submittable"] is True and meas["lpuperf_preset"] == "submission"
+    meas["lpuperf_submittable"] = "perhaps"
+    (scen / "measurements.json").write_text(json.dumps(meas))
+    found = check_submission(root).findings
+    (bad,) = [f for f in found if f.code == "bad-file"]
+    assert bad.message.startswith("field 'lpuperf_submittable'")
+
+
+def test_seeds_logged_as_strings_are_compared_exactly(tmp_path: Path) -> None:
+    rules = mlperf_rules(BENCH, "Server")
+    root, _ = build(tmp_path, effective_schedule_rng_seed=str(rules.schedule_rng_seed))
+    assert "seeds" not in codes(root)
+    root2, _ = build(tmp_path / "off", effective_schedule_rng_seed=str(rules.schedule_rng_seed + 1))
+    assert "seeds" in codes(root2)
