@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from loadgen_harness import RunResult
+from loadgen_harness import Percentiles, RunResult
 from workflows._compare import latencies_from_records
 
 REPORT_FILE = "report.html"
@@ -91,6 +91,10 @@ def load_report_inputs(run_dir: str | Path) -> ReportInputs:
             raise ReportError(f"{d / QUERIES_FILE}: cannot read per-query records ({exc})") from None
         inputs.latencies_ms = latencies_from_records(records)
         inputs.timeline = _records_timeline(records)
+        if result.successful is None:  # a run saved before success-only figures: derive them here
+            from loadgen_harness import success_stats
+
+            result.successful = success_stats(records)
     elif (d / TRACE_FILE).is_file():
         try:
             inputs.latencies_ms, inputs.timeline = trace_timings(d / TRACE_FILE)
@@ -348,7 +352,7 @@ _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1340px;color:#222;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .verdict{display:inline-block;padding:4px 12px;border-radius:4px;font-weight:700;color:#fff;margin:8px 0}
-.valid{background:#2e8540} .invalid{background:#b3262c}
+.valid{background:#2e8540} .invalid{background:#b3262c} .interrupted{background:#8a5a00} .failed{background:#6b6b6b}
 .plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(640px,1fr));gap:12px}
 svg.plot{background:#fff;border:1px solid #ddd;font-size:11px;max-width:100%;height:auto}
 svg.plot text.title{font-size:13px;font-weight:600}
@@ -374,32 +378,75 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None, t
     return "".join(out)
 
 
+def _verdict(r: RunResult) -> str:
+    if r.state == "interrupted":
+        return "INTERRUPTED"
+    if r.state == "failed":
+        return "FAILED"
+    return "VALID" if r.valid else "INVALID"
+
+
 def _summary_section(r: RunResult) -> str:
     e = html.escape
-    verdict = "VALID" if r.valid else "INVALID"
+    verdict = _verdict(r)
     parts = [f'<div class="verdict {verdict.lower()}" id="verdict">{verdict}</div>']
+    if r.state == "interrupted":
+        finished = "LoadGen ended its test" if r.loadgen_finished else "LoadGen's test was abandoned (partial logs)"
+        parts.append(
+            f'<p id="run-state">Stopped by {e(r.interrupted_by or "a signal")}: the queries outstanding then were '
+            f"completed as failed; {e(finished)}. The figures cover what ran until then.</p>"
+        )
     if r.validity_reasons:
         parts.append('<ul id="validity-reasons">' + "".join(f"<li>{e(x)}</li>" for x in r.validity_reasons) + "</ul>")
     else:
         parts.append('<p class="note" id="validity-reasons">No validity problems reported.</p>')
     if r.warnings:
         parts.append("<p>Warnings:</p><ul>" + "".join(f"<li>{e(w)}</li>" for w in r.warnings) + "</ul>")
-    figures = [
-        ("scheduled QPS", r.scheduled_qps),
-        ("completed QPS", r.completed_qps),
-        ("tokens/s", r.tokens_per_second),
+    ok = r.successful
+    if r.n_errors and ok is not None:
+        # LoadGen counts a failed query as completed (fast): its rates and percentiles are shown
+        # only as such, the headline figures are over successful queries.
+        figures: list[tuple[str, Any]] = [
+            ("scheduled QPS", r.scheduled_qps),
+            ("successful QPS", ok.qps),
+            ("successful tokens/s", ok.tokens_per_second),
+            (f"LoadGen completed QPS (incl. {r.n_errors} failed)", r.completed_qps),
+            ("LoadGen tokens/s (incl. failed)", r.tokens_per_second),
+        ]
+    elif r.n_errors:
+        figures = [
+            ("scheduled QPS", r.scheduled_qps),
+            (f"LoadGen completed QPS (incl. {r.n_errors} failed; successful rate unknown)", r.completed_qps),
+        ]
+    else:
+        figures = [
+            ("scheduled QPS", r.scheduled_qps),
+            ("completed QPS", r.completed_qps),
+            ("tokens/s", r.tokens_per_second),
+        ]
+    figures += [
         ("queries", r.n_queries),
+        ("successful", ok.n_queries if ok is not None else r.n_queries - r.n_errors),
         ("errors", r.n_errors),
         ("duration (s)", r.duration_s),
     ]
-    parts.append(_table([(k, v) for k, v in figures]))
+    parts.append(_table([(k, v) for k, v in figures], table_id="figures"))
     if r.errors_by_status:
         parts.append(_table(sorted(r.errors_by_status.items()), header=("status", "queries")))
-    pct_rows = [
-        (label, p.p50, p.p90, p.p99)
-        for label, p in (("TTFT", r.ttft_ms), ("TPOT", r.tpot_ms), ("end-to-end", r.latency_ms))
-    ]
-    parts.append("<p>LoadGen's percentiles (ms):</p>" + _table(pct_rows, header=("latency", "p50", "p90", "p99")))
+
+    def rows(t: Percentiles, p: Percentiles, e2e: Percentiles) -> list[tuple[str, Any, Any, Any]]:
+        return [(label, x.p50, x.p90, x.p99) for label, x in (("TTFT", t), ("TPOT", p), ("end-to-end", e2e))]
+
+    header = ("latency", "p50", "p90", "p99")
+    if r.n_errors and ok is not None:
+        parts.append(
+            "<p>Successful queries' percentiles (ms, from the per-query records):</p>"
+            + _table(rows(ok.ttft_ms, ok.tpot_ms, ok.latency_ms), header=header, table_id="successful-percentiles")
+        )
+        parts.append("<p>LoadGen's percentiles (ms), failed queries included:</p>")
+    else:
+        parts.append("<p>LoadGen's percentiles (ms):</p>")
+    parts.append(_table(rows(r.ttft_ms, r.tpot_ms, r.latency_ms), header=header, table_id="loadgen-percentiles"))
     return "".join(parts)
 
 
@@ -407,7 +454,10 @@ def _plots_section(inputs: ReportInputs) -> str:
     r = inputs.result
     plots: list[str] = []
     notes: list[str] = []
-    loadgen_pcts = {"ttft_ms": r.ttft_ms, "tpot_ms": r.tpot_ms, "latency_ms": r.latency_ms}
+    # The curves are successful queries only; with failures LoadGen's percentiles include them, so
+    # the markers are the successful queries' own.
+    marked = r.successful if r.n_errors and r.successful is not None else r
+    loadgen_pcts = {"ttft_ms": marked.ttft_ms, "tpot_ms": marked.tpot_ms, "latency_ms": marked.latency_ms}
     for key, label in _LATENCY_KINDS:
         values = inputs.latencies_ms.get(key)
         if values is None or values.size == 0:
@@ -430,7 +480,7 @@ def _plots_section(inputs: ReportInputs) -> str:
         out += "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
     if inputs.timeline is not None:
         out += f'<p class="note">Per-query timings from {html.escape(inputs.timeline.source)}; dashed lines mark '
-        out += "LoadGen's own p50/p90/p99.</p>"
+        out += "the successful queries' p50/p90/p99.</p>" if marked is not r else "LoadGen's own p50/p90/p99.</p>"
     return out
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from loadgen_harness import RunConfig, RunResult, load_query_records, load_results, run_benchmark
+from loadgen_harness import RunConfig, RunResult, format_summary, load_query_records, load_results, run_benchmark
 from scenarios import resolve_dataset
 
 pytestmark = pytest.mark.integration
@@ -192,3 +192,14 @@ def test_sut_killed_mid_run_counts_errors_and_ends(tmp_path: Path) -> None:
     rec = _assert_every_query_completed(res)
     assert int((rec["status"] != 0).sum()) == res.n_errors
     assert (rec["status"][rec["status"] != 0] == 14).all()  # grpc.StatusCode.UNAVAILABLE
+    # Failed queries complete in about a millisecond and LoadGen counts them as completed: the
+    # figures the harness reports are over successful queries only, and the summary headlines those.
+    ok = res.successful
+    assert ok is not None and ok.n_queries == res.n_queries - res.n_errors > 0 and ok.n_failed == res.n_errors
+    failed = rec["status"] != 0
+    failed_ms = (rec["done_ns"][failed] - rec["issue_ns"][failed]) / 1e6
+    assert ok.latency_ms.p50 is not None and ok.latency_ms.p50 > float(np.median(failed_ms))
+    assert ok.qps is not None and res.completed_qps is not None and ok.qps < res.completed_qps
+    text = format_summary(res)
+    assert "QPS completed" not in text
+    assert f"(LoadGen completed {res.completed_qps:.2f} incl. {res.n_errors} failed)" in text

@@ -18,7 +18,7 @@ import pytest
 from cli import main
 from loadgen_harness import RunResult, load_results
 from loadgen_harness._records import QueryRecords
-from loadgen_harness._results import parse_detail_log, save_results
+from loadgen_harness._results import Percentiles, parse_detail_log, save_results
 from workflows._report import (
     ReportError,
     cdf_points,
@@ -158,6 +158,33 @@ def test_errors_get_their_own_rate_series(tmp_path: Path) -> None:
     assert "errors" in {s["data-series"] for s in page.polylines["qps"]}
     assert page.plots["e2e-cdf"]["aria-label"] == "End-to-end latency CDF (540 queries)"  # failed ones have none
     assert sum(page.bars["e2e-hist"]) == 540
+
+
+def test_failures_are_not_headlined_and_an_interrupted_run_says_so(tmp_path: Path) -> None:
+    rec = make_run(tmp_path, n=600, errors_every=3)  # 200 failed, each done in 1 ms
+    res = load_results(tmp_path).model_copy(
+        update={
+            "state": "interrupted",
+            "interrupted_by": "SIGINT",
+            "n_errors": 200,
+            "errors_by_status": {"INTERRUPTED": 200},
+            "completed_qps": 50.0,
+            "latency_ms": Percentiles(p50=1.0, p90=300.0, p99=900.0),  # LoadGen's, failures included
+        }
+    )
+    assert res.successful is None  # an older results.json: the report derives the figures itself
+    save_results(res, tmp_path)
+    page = _parse(render_report(load_report_inputs(tmp_path)))
+    assert page.text_by_id["verdict"] == "INTERRUPTED"
+    assert "Stopped by SIGINT" in page.text_by_id["run-state"]
+    figures = page.text_by_id["figures"]
+    assert "successful QPS" in figures and "LoadGen completed QPS (incl. 200 failed)" in figures
+    assert "completed QPS" not in figures.replace("LoadGen completed QPS", "")
+    ok = rec["status"] == 0
+    e2e_ok = (rec["done_ns"][ok] - rec["issue_ns"][ok]) / 1e6
+    rows = page.text_by_id["successful-percentiles"]
+    assert f"{np.percentile(e2e_ok, 50, method='higher'):.1f}" in rows  # not LoadGen's 1 ms
+    assert "failed queries included" in render_report(load_report_inputs(tmp_path))
 
 
 def test_rate_series_counts_events_per_second() -> None:
