@@ -9,11 +9,13 @@ exception.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import JsonValue
 
 from common import read_json_object
 from loadgen_harness import accuracy_log_path, check_accuracy_log_entries, decode_tokens, read_accuracy_log_entries
@@ -37,7 +39,7 @@ class LoggedSample:
     token_count_error: str
 
 
-def _decode_field(entry: dict[str, Any], key: str) -> tuple[np.ndarray | None, str]:
+def _decode_field(entry: Mapping[str, JsonValue], key: str) -> tuple[np.ndarray | None, str]:
     # TEST06 reads the logged bytes as int32 token ids.
     if key not in entry:
         return None, f"no '{key}' field"
@@ -47,16 +49,18 @@ def _decode_field(entry: dict[str, Any], key: str) -> tuple[np.ndarray | None, s
         return None, f"field '{key}': {exc}"
 
 
-def _decode_count(entry: dict[str, Any]) -> tuple[int | None, str]:
+def _decode_count(entry: Mapping[str, JsonValue]) -> tuple[int | None, str]:
     if "token_count" not in entry:
         return None, "no 'token_count' field"
     raw = entry["token_count"]
     if isinstance(raw, bool):
         return None, "'token_count' is a bool, expected an integer"
-    try:
-        return int(raw), ""
-    except (TypeError, ValueError):
-        return None, f"'token_count' is {raw!r}, expected an integer"
+    if isinstance(raw, int | float | str):
+        try:
+            return int(raw), ""
+        except ValueError:
+            pass
+    return None, f"'token_count' is {raw!r}, expected an integer"
 
 
 def parse_accuracy_log(entries: Any, source: str = "accuracy log") -> list[LoggedSample]:

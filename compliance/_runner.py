@@ -151,28 +151,23 @@ def verify_log(
 
 def run_test06(cfg: Test06Config) -> Test06Outcome:
     """Make TEST06's performance pass through ``run_benchmark`` with the audit.config, then verify it."""
-    from loadgen_harness import RunConfig, run_benchmark  # type: ignore[attr-defined,unused-ignore]
+    from loadgen_harness import RunConfig, run_benchmark
 
     test06_dir = Path(cfg.out_dir) / cfg.run_id / cfg.scenario / "TEST06"
     audit = write_audit_config(test06_dir)
-    extra: dict[str, Any] = {}
-    if cfg.dataset is not None:
-        extra["dataset"] = cfg.dataset
-    if cfg.qps is not None:
-        extra["qps"] = cfg.qps
-    if cfg.max_new_tokens is not None:
-        extra["max_new_tokens"] = cfg.max_new_tokens
     run_cfg = RunConfig(
         scenario=cfg.scenario,
         mode="performance",
         benchmark=cfg.benchmark,
+        dataset=cfg.dataset,
         preset="quick",
         sut=cfg.sut,
         backend=cfg.backend,
+        qps=cfg.qps,
+        max_new_tokens=cfg.max_new_tokens,
         out_dir=Path(cfg.out_dir) / cfg.run_id / "compliance",
         run_id="TEST06",
         audit_config=audit,
-        **extra,
     )
     res = run_benchmark(run_cfg)
     log_dir = Path(res.log_dir)
