@@ -338,3 +338,17 @@ def test_grpc_sut_relaying_to_http_front_end_to_end_without_leaking_the_key(tmp_
     assert len(texts) > 8
     for text in texts:
         assert PLANTED_KEY not in text
+
+
+def test_run_spawns_the_relay_sut_itself_from_its_flags(sim_front: Served, tmp_path: Path) -> None:
+    """`lpuperf run --backend openai --base-url URL`: the harness starts the relay SUT from one JSON config."""
+    out = tmp_path / "results"
+    env = dict(os.environ, **{KEY_ENV: PLANTED_KEY})
+    argv = ["run", "--backend", "openai", "--base-url", sim_front.base_url, "--api-key-env", KEY_ENV]
+    argv += ["--scenario", "Offline", "--dataset", DATASET, "--duration", "1", "--out", str(out), "--run-id", "spawned"]
+    run = subprocess.run([LPUPERF, *argv], capture_output=True, text=True, timeout=180, env=env)
+    assert run.returncode in (0, 1), run.stderr
+    results = json.loads((out / "spawned" / "Offline" / "performance" / "results.json").read_text())
+    assert results["artifact"]["backend"] == "openai" and results["n_queries"] >= 1 and results["n_errors"] == 0
+    assert sim_front.health()["requests_with_auth"] >= results["n_queries"]  # the key came from the environment
+    assert PLANTED_KEY not in run.stdout + run.stderr
