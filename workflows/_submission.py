@@ -21,7 +21,7 @@ import platform
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
@@ -485,7 +485,7 @@ class SubmissionRunConfig(BaseModel):
     dataset: str | None = None
     preset: Literal["quick", "submission"] = "quick"
     sut: str | None = None
-    backend: dict[str, Any] = Field(default_factory=dict, description="spawned SUT's backend config (SutTarget)")
+    backend: dict[str, JsonValue] = Field(default_factory=dict, description="spawned SUT's backend config (SutTarget)")
     qps: float | None = Field(default=None, gt=0)
     duration_s: float | None = Field(default=None, gt=0)
     test06_qps: float | None = Field(default=None, gt=0, description="TEST06 rate; None = qps")

@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from accuracy import AccuracyReport, FidelityReport
 from common import RunId, write_atomic
@@ -58,8 +58,8 @@ class ValidateConfig(BaseModel):
     max_new_tokens: int | None = Field(default=None, gt=0)
     out_dir: Path = Path("results")
     run_id: RunId | None = None
-    backend: dict[str, Any] = Field(default_factory=dict, description="backend options for both spawned SUTs")
-    candidate_backend: dict[str, Any] = Field(default_factory=dict, description="backend options, candidate only")
+    backend: dict[str, JsonValue] = Field(default_factory=dict, description="backend options for both spawned SUTs")
+    candidate_backend: dict[str, JsonValue] = Field(default_factory=dict, description="backend options, candidate only")
     fail_on_regression: bool = False
     compare: CompareConfig = Field(default_factory=CompareConfig)
 
@@ -115,7 +115,7 @@ class ValidateReport(BaseModel):
         return "\n".join(lines)
 
 
-def target_for(artifact: str, backend: dict[str, Any] | None = None) -> SutTarget:
+def target_for(artifact: str, backend: dict[str, JsonValue] | None = None) -> SutTarget:
     """The SUT for an artifact spec: a running SUT's address, ``kind:precision``, else the sim's artifact.
 
     ``backend`` adds options for a spawned SUT (e.g. a dataset or timing); the spec's own fields win.
@@ -126,14 +126,14 @@ def target_for(artifact: str, backend: dict[str, Any] | None = None) -> SutTarge
         return SutTarget(address=artifact)
     kind, sep, precision = artifact.partition(":")
     if sep and kind in backends.names():
-        spec: dict[str, Any] = {"kind": kind, "precision": precision}
+        spec: dict[str, JsonValue] = {"kind": kind, "precision": precision}
     else:
         spec = {"artifact": artifact}  # a preset name or a manifest file, for the default backend
     return SutTarget(backend={**(backend or {}), **spec})
 
 
 @contextmanager
-def sut_for(artifact: str, backend: dict[str, Any] | None = None) -> Iterator[str]:
+def sut_for(artifact: str, backend: dict[str, JsonValue] | None = None) -> Iterator[str]:
     from loadgen_harness import launch_sut
 
     with launch_sut(target_for(artifact, backend)) as running:
