@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from common import RunId, read_json_object
 from compliance._accuracy_log import (
@@ -49,7 +49,7 @@ class Test06Config(BaseModel):
     benchmark: str = "embedded"
     dataset: str | None = None
     sut: str | None = None
-    backend: dict[str, Any] = Field(default_factory=dict, description="spawned SUT's backend config (SutTarget)")
+    backend: dict[str, JsonValue] = Field(default_factory=dict, description="spawned SUT's backend config (SutTarget)")
     qps: float | None = Field(default=None, gt=0)
     max_new_tokens: int | None = Field(default=None, gt=0)
     out_dir: Path = Path("results")

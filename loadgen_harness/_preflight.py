@@ -7,24 +7,28 @@ front, with the count and the worst case, costs one pass over the prompt lengths
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
+from pydantic import JsonValue
 
 from scenarios import Dataset
 
 
-def advertised_context(artifact: dict[str, Any]) -> int | None:
+def advertised_context(artifact: Mapping[str, JsonValue]) -> int | None:
     """The manifest's ``max_context_tokens`` as an int; None when the SUT does not advertise one."""
     raw = artifact.get("max_context_tokens")
+    # A proto uint64 arrives as a string through MessageToDict.
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        return None
     try:
-        value = int(raw)  # type: ignore[arg-type]  # a proto uint64 arrives as a string through MessageToDict
-    except (TypeError, ValueError):
+        value = int(raw)
+    except ValueError:
         return None
     return value if value > 0 else None
 
 
-def context_overflow_error(dataset: Dataset, max_new_tokens: int, artifact: dict[str, Any]) -> str | None:
+def context_overflow_error(dataset: Dataset, max_new_tokens: int, artifact: Mapping[str, JsonValue]) -> str | None:
     """One line naming how many samples exceed the SUT's advertised context and the largest; None if none do."""
     limit = advertised_context(artifact)
     if limit is None or len(dataset) == 0:
