@@ -96,9 +96,8 @@ def eos_from_artifact(path: str | Path) -> int:
     return eos_from_manifest(read_json_object(path, "artifact manifest", ComplianceInputError), str(path))
 
 
-def eos_from_manifest(manifest: Any, source: str = "artifact") -> int:
-    if not isinstance(manifest, dict):
-        raise ComplianceInputError(f"{source}: expected a JSON object (the artifact manifest)")
+def eos_from_manifest(manifest: Mapping[str, JsonValue], source: str = "artifact") -> int:
+    """The manifest's EOS token id; ComplianceInputError naming ``source`` and the field otherwise."""
     raw = manifest.get("eos_token_id")
     if isinstance(raw, bool) or not isinstance(raw, int | str):
         raise ComplianceInputError(f"{source}: field 'eos_token_id': expected an integer token id")

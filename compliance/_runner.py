@@ -12,7 +12,6 @@ Layout under ``OUT/<run-id>/``:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -171,7 +170,7 @@ def run_test06(cfg: Test06Config) -> Test06Outcome:
     )
     res = run_benchmark(run_cfg)
     log_dir = Path(res.log_dir)
-    artifact: Any = res.artifact
+    artifact: dict[str, JsonValue] = dict(res.artifact)
     if not artifact and (log_dir / "artifact.json").is_file():
         artifact = read_json_object(log_dir / "artifact.json", "artifact manifest", ComplianceInputError)
     eos = eos_from_manifest(artifact, f"{log_dir}/artifact.json")
