@@ -35,6 +35,7 @@ from accuracy._fidelity import (
 from accuracy._log import AccuracyLog, AccuracyLogError, read_accuracy_log
 from accuracy._pipeline import AccuracyOutcome, recording_fidelity, score_accuracy_log
 from accuracy._rouge import ROUGE_TYPES, RougeScorer, Score
+from accuracy._scorers import RougeScorerConfig, Scorer, ScorerConfig, create_scorer, scorers
 from accuracy._scoring import RougeResult, postprocess_text, rouge_scores, split_sentences
 
 # The log's writer is the harness's (one encoder of LoadGen's format); accuracy users keep finding it here.
@@ -54,14 +55,18 @@ __all__ = [
     "GateVerdict",
     "RougeResult",
     "RougeScorer",
+    "RougeScorerConfig",
     "SampleFidelity",
     "Score",
     "ScoredSamples",
+    "Scorer",
+    "ScorerConfig",
     "apply_gate",
     "available_baselines",
     "baseline_path",
     "compare_outputs",
     "compute_reference_baseline",
+    "create_scorer",
     "evaluate_log",
     "first_divergence",
     "format_accuracy_txt",
@@ -77,6 +82,7 @@ __all__ = [
     "save_baseline",
     "score_accuracy_log",
     "score_texts",
+    "scorers",
     "split_sentences",
     "write_accuracy_files",
     "write_accuracy_log",

@@ -11,8 +11,9 @@ sha256 of the accuracy log, as the submission checker expects.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -108,17 +109,19 @@ def evaluate_log(
     decode: Callable[[Sequence[int]], str],
     workers: int = 1,
     decoder_name: str = "",
+    scorer: BaseModel | Mapping[str, Any] | None = None,
 ) -> tuple[AccuracyReport, ScoredSamples]:
-    """Score a read accuracy log against ``targets`` (indexed by qsl_idx)."""
+    """Score a read accuracy log against ``targets`` (indexed by qsl_idx) with ``scorer`` (default: ROUGE)."""
+    from accuracy._scorers import create_scorer
+
     if not log.qsl_indices:
         raise AccuracyLogError(f"{log.path}: the accuracy log has no entries")
     bad = [i for i in log.qsl_indices if not 0 <= i < len(targets)]
     if bad:
         raise AccuracyLogError(f"{log.path}: field 'qsl_idx': {bad[0]} is outside the dataset's {len(targets)} samples")
     texts = [decode(ids.tolist()) for ids in log.outputs]
-    report, rouge_l = score_texts(
-        texts, [targets[i] for i in log.qsl_indices], [len(o) for o in log.outputs], workers=workers
-    )
+    scoring = create_scorer(scorer if scorer is not None else {"kind": "rouge", "workers": workers})
+    report, rouge_l = scoring.score(texts, [targets[i] for i in log.qsl_indices], [len(o) for o in log.outputs])
     report.log_path = str(log.path)
     report.log_sha256 = log.sha256
     report.log_entries = log.n_entries
@@ -128,7 +131,7 @@ def evaluate_log(
         qsl_indices=list(log.qsl_indices),
         predictions=texts,
         outputs=[o.tolist() for o in log.outputs],
-        rougeL=[float(x) for x in rouge_l],
+        rougeL=rouge_l,
     )
     return report, samples
 

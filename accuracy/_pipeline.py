@@ -6,9 +6,12 @@ accuracy-mode run directory and want its accuracy.json and fidelity report.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
 
 from accuracy._baseline import GateVerdict, apply_gate, available_baselines, load_baseline
 from accuracy._evaluate import AccuracyReport, ScoredSamples, evaluate_log, write_accuracy_files
@@ -47,6 +50,7 @@ def score_accuracy_log(
     out_dir: str | Path | None = None,
     fidelity: bool = True,
     workers: int = 1,
+    scorer: BaseModel | Mapping[str, Any] | None = None,
 ) -> AccuracyOutcome:
     """Score ``mlperf_log_accuracy.json``; write accuracy.txt/json (and fidelity.json/md) to ``out_dir``.
 
@@ -72,7 +76,9 @@ def score_accuracy_log(
         if dataset.decoder is None:
             raise AccuracyLogError(f"dataset '{spec}': has no decoder; pass --tokenizer DIR")
         decode, decoder_name = dataset.decode, "dataset byte decoder"
-    report, samples = evaluate_log(log, dataset.targets, decode, workers=workers, decoder_name=decoder_name)
+    report, samples = evaluate_log(
+        log, dataset.targets, decode, workers=workers, decoder_name=decoder_name, scorer=scorer
+    )
     report.benchmark, report.dataset, report.dataset_sha256 = bench_name, dataset.name, dataset.digest()
     outcome = AccuracyOutcome(report=report, samples=samples)
     base_ref = baseline if baseline is not None else (bench_name if bench_name in available_baselines() else None)
