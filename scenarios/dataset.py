@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from common import atomic_path
 
@@ -47,20 +47,21 @@ class _Header(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format: str
     name: str = Field(min_length=1)
-    eos_token_id: int = Field(ge=0)
+    eos_token_id: StrictInt = Field(ge=0)
     tokenizer: str = ""
     decoder: dict[str, Any] | None = None
 
 
 class _SampleRow(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    index: int = Field(ge=0)
+    # Strict ints: JSON true/false or 6.0 are not token ids, and a lax model would take them as 1/0/6.
+    index: StrictInt = Field(ge=0)
     category: str = Field(min_length=1)
     prompt: str
-    input_ids: list[int] = Field(min_length=1)
+    input_ids: list[StrictInt] = Field(min_length=1)
     target: str
     answer: str | None = None
-    reference_ids: list[int] = Field(min_length=1)
+    reference_ids: list[StrictInt] = Field(min_length=1)
 
 
 class ByteDecoder:
