@@ -396,9 +396,15 @@ def find_peak(cfg: FindPeakConfig, echo: Callable[[str], None] = print) -> FindP
     from common import write_atomic
 
     ttft, tpot = benchmark_limits_ms(cfg.benchmark)
-    from loadgen_harness import SutTarget, launch_sut
+    from pydantic import ValidationError
 
-    target = SutTarget(address=cfg.sut, backend={} if cfg.sut else cfg.backend, dataset=cfg.dataset)
+    from common import first_error_line
+    from loadgen_harness import RunError, SutTarget, launch_sut
+
+    try:
+        target = SutTarget(address=cfg.sut, backend={} if cfg.sut else cfg.backend, dataset=cfg.dataset)
+    except ValidationError as exc:
+        raise RunError(first_error_line(exc, "sut")) from None
     with launch_sut(target) as running:
         result = PeakSearch(cfg, running.address, echo).run(ttft, tpot)
     run_id = cfg.run_id or "find-peak"
