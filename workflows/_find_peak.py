@@ -58,8 +58,11 @@ class FindPeakConfig(BaseModel):
     time_budget_s: float = Field(default=1800.0, gt=0)
 
 
+ProbeKind = Literal["offline", "singlestream", "probe", "confirm"]
+
+
 class Probe(BaseModel):
-    kind: Literal["offline", "singlestream", "probe", "confirm"]
+    kind: ProbeKind
     qps: float | None = None
     duration_s: float | None = None
     verdict: Verdict | None = None
@@ -185,9 +188,11 @@ def estimate_peak(
 # --- the search --------------------------------------------------------------------------------
 
 
-def _probe_from_result(kind: str, qps: float | None, duration: float | None, res: RunResult, ratio: float) -> Probe:
+def _probe_from_result(
+    kind: ProbeKind, qps: float | None, duration: float | None, res: RunResult, ratio: float
+) -> Probe:
     probe = Probe(
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         qps=qps,
         duration_s=res.duration_s if duration is None else duration,
         valid=res.valid,
@@ -271,7 +276,7 @@ class PeakSearch:
         self.ttft_limit_ms: float | None = None
         self._n = 0
 
-    def _run(self, scenario: str, kind: str, qps: float | None, duration: float | None) -> Probe:
+    def _run(self, scenario: str, kind: ProbeKind, qps: float | None, duration: float | None) -> Probe:
         from loadgen_harness import RunConfig, run_benchmark
 
         self._n += 1
@@ -414,15 +419,10 @@ def find_peak(cfg: FindPeakConfig, echo: Callable[[str], None] = print) -> FindP
 
 def benchmark_limits_ms(benchmark: str) -> tuple[float | None, float | None]:
     """The Server TTFT/TPOT p99 limits (ms) of a benchmark profile, when the profile states them."""
-    try:
-        import scenarios
+    from scenarios import BenchmarkError, get_benchmark
 
-        get = getattr(scenarios, "get_benchmark", None)
-        if get is None:
-            return None, None
-        prof = get(benchmark)
-    except (KeyError, ValueError, LookupError):
+    try:
+        prof = get_benchmark(benchmark)
+    except BenchmarkError:
         return None, None
-    ttft = getattr(prof, "ttft_ms", None) or getattr(prof, "server_ttft_ms", None)
-    tpot = getattr(prof, "tpot_ms", None) or getattr(prof, "server_tpot_ms", None)
-    return (float(ttft) if ttft else None), (float(tpot) if tpot else None)
+    return prof.ttft_ms or prof.server_ttft_ms, prof.tpot_ms or prof.server_tpot_ms

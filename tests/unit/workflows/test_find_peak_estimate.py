@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from workflows._find_peak import erlang_c, erlang_rate_for_wait, estimate_peak
+from scenarios import get_benchmark
+from workflows._find_peak import benchmark_limits_ms, erlang_c, erlang_rate_for_wait, estimate_peak
 
 
 def test_erlang_c_matches_closed_forms() -> None:
@@ -33,3 +34,10 @@ def test_estimate_rises_with_budget_and_stays_below_the_bound() -> None:
     assert 0 < tight.erlang_qps < loose.erlang_qps < 100.0 < loose.upper_bound_qps
     # A generous TTFT budget lets the queue run close to the throughput bound.
     assert loose.erlang_qps > 0.9 * 100.0
+
+
+def test_benchmark_limits_come_from_the_profile() -> None:
+    prof = get_benchmark("llama2-70b-interactive")
+    assert benchmark_limits_ms("llama2-70b-interactive") == (prof.ttft_ms, prof.tpot_ms)
+    assert benchmark_limits_ms("embedded") == (get_benchmark("embedded").ttft_ms, get_benchmark("embedded").tpot_ms)
+    assert benchmark_limits_ms("no-such-benchmark") == (None, None)
