@@ -11,6 +11,7 @@ from workflows._compare import (
 )
 from workflows._find_peak import FindPeakConfig, FindPeakResult, find_peak
 from workflows._report import ReportError, write_report
+from workflows._session import RunStep, SessionConfig, SessionResult, run_session
 from workflows._submission import (
     SubmissionConfig,
     SubmissionError,
@@ -29,6 +30,9 @@ __all__ = [
     "MetricDelta",
     "ReportError",
     "RunData",
+    "RunStep",
+    "SessionConfig",
+    "SessionResult",
     "SubmissionConfig",
     "SubmissionError",
     "SubmissionRunConfig",
@@ -40,6 +44,7 @@ __all__ = [
     "find_peak",
     "latencies_from_records",
     "load_run_data",
+    "run_session",
     "run_submission",
     "validate",
     "write_report",
