@@ -21,6 +21,7 @@ from common import RunId, UsageError, write_json_atomic
 from loadgen_harness._interrupt import (
     RunInterrupted,
     TestOutcome,
+    drain_estimate_s,
     plan_size_error,
     run_test,
     server_outstanding_limit,
@@ -250,6 +251,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
                     lambda: lg.StartTestWithLogSettings(sut_handle, qsl.handle, settings, log_settings, audit),
                     bridge,
                     cfg.drain_timeout_s,
+                    lambda elapsed_s: drain_estimate_s(settings, elapsed_s, bridge.records.n),
                 )
             finally:
                 if ticker is not None:

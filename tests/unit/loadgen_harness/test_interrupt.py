@@ -13,6 +13,7 @@ import pytest
 from loadgen_harness._interrupt import (
     MAX_PLANNED_SAMPLES,
     _SignalWatch,
+    drain_estimate_s,
     plan_size_error,
     planned_samples,
     run_test,
@@ -49,6 +50,19 @@ def test_server_outstanding_limit_is_twice_the_compliant_backlog() -> None:
     assert server_outstanding_limit(s, 16) == 32 + 16  # ceil(2 x 12 x (0.5 + 16 x 0.05)) + 16
     s.ttft_latency = 0
     assert server_outstanding_limit(s, 16) == 2 * 12 * 60 + 16
+
+
+def test_drain_estimates_follow_how_each_scenario_ends() -> None:
+    server = _settings("Server", qps=40, duration_s=600)
+    server.server_max_async_queries = 120
+    assert drain_estimate_s(server, 10.0, 400) == pytest.approx(3.0)  # 120 held queries at 40/s
+    assert drain_estimate_s(server, 599.0, 400) == pytest.approx(1.0)  # the schedule ends first
+    assert drain_estimate_s(_settings("Offline", duration_s=600), 10.0, 5) == 0.0
+    # Quick SingleStream expects 1 ms queries: 1.2M pre-generated for 600 s, ~240 s to run through.
+    single = _settings("SingleStream", duration_s=600)
+    assert drain_estimate_s(single, 10.0, 1000) == pytest.approx((1.2e6 - 1000) / 5000)
+    assert drain_estimate_s(_settings("SingleStream", duration_s=100), 99.0, 1000) == pytest.approx(1.0)
+    assert drain_estimate_s(_settings("MultiStream", duration_s=600), 10.0, 80) == pytest.approx(590.0)
 
 
 class _FakeBridge:
@@ -102,6 +116,19 @@ def test_second_signal_abandons_at_once() -> None:
     assert out.interrupted_by == "SIGINT" and out.abandoned
     assert bridge.calls == ["interrupt:SIGINT", "abandon"]  # never "done": LoadGen's test still runs
     assert time.monotonic() - t0 < 20
+
+
+def test_a_drain_longer_than_the_timeout_is_not_waited_for() -> None:
+    bridge = _FakeBridge()
+    release = threading.Event()
+    timer = _signal_soon(signal.SIGINT, 0.1)
+    try:
+        out = run_test(lambda: release.wait(60) and None, bridge, drain_timeout_s=30, drain_estimate=lambda _: 240.0)
+    finally:
+        release.set()
+        timer.cancel()
+    assert out.abandoned and out.drain_s is not None and out.drain_s < 20
+    assert bridge.calls == ["interrupt:SIGINT", "abandon"]
 
 
 def test_a_test_that_does_not_drain_is_abandoned_after_the_timeout() -> None:
