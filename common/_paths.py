@@ -13,9 +13,6 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Annotated
-
-from pydantic import AfterValidator
 
 from common._errors import UsageError
 
@@ -34,10 +31,6 @@ def check_run_id(value: str) -> str:
             f"at most {_RUN_ID_MAX} characters), got '{value}'"
         )
     return value
-
-
-# A config field holding a run id: the same check wherever a run id names a directory.
-RunId = Annotated[str, AfterValidator(check_run_id)]
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -3,26 +3,22 @@
 Backends, scenarios and scorers each own a :class:`Registry`. A plugin class names its pydantic
 config model in ``config_model``; the config's ``kind`` field selects the plugin. Built-in plugins
 are registered lazily by ``"module:Class"`` path so that, for example, listing backends never
-imports torch.
+imports torch. This module imports pydantic only to validate a config: a CLI parser lists plugin
+names and flags without it (the config base class is :class:`common.PluginConfig`).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from common._errors import UsageError
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
+
 T = TypeVar("T")
-
-
-class PluginConfig(BaseModel):
-    """Base for plugin configs; ``kind`` names the registered plugin."""
-
-    kind: str
 
 
 class RegistryError(UsageError):
@@ -41,6 +37,7 @@ class Registry(Generic[T]):
         self.what = what
         self._classes: dict[str, type[T]] = {}
         self._lazy: dict[str, str] = {}
+        self._hooks: dict[str, dict[str, str]] = {}
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         def deco(cls: type[T]) -> type[T]:
@@ -50,10 +47,17 @@ class Registry(Generic[T]):
 
         return deco
 
-    def register_lazy(self, name: str, target: str) -> None:
-        """Register ``"package.module:Class"``; the module is imported on first use."""
+    def register_lazy(self, name: str, target: str, hooks: Mapping[str, str] | None = None) -> None:
+        """Register ``"package.module:Class"``; the module is imported on first use.
+
+        ``hooks`` maps the plugin's optional hooks (``add_arguments``, ...) to ``"module:function"``
+        paths, so :meth:`hook` serves them without importing the plugin, and answers None for any
+        other; with ``hooks=None`` :meth:`hook` asks the plugin class.
+        """
         self._claim(name)
         self._lazy[name] = target
+        if hooks is not None:
+            self._hooks[name] = dict(hooks)
 
     def _claim(self, name: str) -> None:
         # A second registration under one name would silently replace the first plugin.
@@ -64,6 +68,7 @@ class Registry(Generic[T]):
         """Forget a plugin (a test's throwaway plugin); unknown names are ignored."""
         self._classes.pop(name, None)
         self._lazy.pop(name, None)
+        self._hooks.pop(name, None)
 
     def names(self) -> list[str]:
         return sorted(set(self._classes) | set(self._lazy))
@@ -81,6 +86,20 @@ class Registry(Generic[T]):
                 f"unknown {self.what} kind '{name}'; expected one of: {', '.join(self.names())}"
             ) from None
 
+    def hook(self, name: str, attr: str) -> Any:
+        """The plugin's optional hook ``attr`` (a class attribute, or one named at registration), else None.
+
+        Building a CLI parser asks every plugin for its flags: a plugin registered with its hooks
+        named is not imported for that.
+        """
+        declared = self._hooks.get(name)
+        if declared is None:
+            return getattr(self.get(name), attr, None)
+        if attr not in declared:
+            return None
+        module, _, func = declared[attr].partition(":")
+        return getattr(importlib.import_module(module), func)
+
     def config_model(self, name: str) -> type[BaseModel]:
         cls = self.get(name)
         model = getattr(cls, "config_model", None)
@@ -89,6 +108,8 @@ class Registry(Generic[T]):
         return model  # type: ignore[no-any-return]
 
     def parse_config(self, config: BaseModel | Mapping[str, Any], where: str = "config") -> BaseModel:
+        from pydantic import BaseModel, ValidationError
+
         raw = config.model_dump() if isinstance(config, BaseModel) else dict(config)
         kind = raw.get("kind")
         if not isinstance(kind, str) or not kind:

@@ -1,38 +1,79 @@
-"""Configuration foundation: the plugin registry, the dataset format, scenario and benchmark presets."""
+"""Configuration foundation: the plugin registry, the dataset format, scenario and benchmark presets.
 
-from scenarios._benchmarks import (
-    BENCHMARKS,
-    BenchmarkError,
-    BenchmarkProfile,
-    benchmark_names,
-    get_benchmark,
+Every name is imported on first use (:func:`common.lazy_exports`): a CLI parser asking for the
+scenario names must not load the dataset code and numpy.
+"""
+
+from typing import TYPE_CHECKING
+
+from common import lazy_exports
+
+if TYPE_CHECKING:
+    from scenarios._benchmarks import (
+        BENCHMARKS,
+        BenchmarkError,
+        BenchmarkProfile,
+        benchmark_names,
+        get_benchmark,
+    )
+    from scenarios._plugins import get_scenario, loadgen_scenario, scenario_class, scenario_names, scenario_presets
+    from scenarios._presets import (
+        SettingsError,
+        SettingsPlan,
+        build_test_settings,
+        plan_settings,
+    )
+    from scenarios._reference_prompts import ReferencePrompt, write_prompts
+    from scenarios._resolve import EMBEDDED_DATASET, resolve_dataset
+    from scenarios._scenario import (
+        LoadGenScenario,
+        Preset,
+        Scenario,
+        ScenarioConfig,
+        ScenarioName,
+        ScenarioSettings,
+        SettingsOverrides,
+    )
+    from scenarios._userconf import UserConfError, apply_user_conf, mlperf_conf_defaults
+    from scenarios.dataset import ByteDecoder, Dataset, DatasetError, load_dataset, save_dataset
+    from scenarios.recording import Recording, load_recording, save_recording
+    from scenarios.synthetic import SYNTH_EOS, synthetic_dataset
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "scenarios._benchmarks": [
+            "BENCHMARKS",
+            "BenchmarkError",
+            "BenchmarkProfile",
+            "benchmark_names",
+            "get_benchmark",
+        ],
+        "scenarios._presets": ["SettingsError", "SettingsPlan", "build_test_settings", "plan_settings"],
+        "scenarios._reference_prompts": ["ReferencePrompt", "write_prompts"],
+        "scenarios._resolve": ["EMBEDDED_DATASET", "resolve_dataset"],
+        "scenarios._plugins": [
+            "get_scenario",
+            "loadgen_scenario",
+            "scenario_class",
+            "scenario_names",
+            "scenario_presets",
+        ],
+        "scenarios._scenario": [
+            "LoadGenScenario",
+            "Preset",
+            "Scenario",
+            "ScenarioConfig",
+            "ScenarioName",
+            "ScenarioSettings",
+            "SettingsOverrides",
+        ],
+        "scenarios._userconf": ["UserConfError", "apply_user_conf", "mlperf_conf_defaults"],
+        "scenarios.dataset": ["ByteDecoder", "Dataset", "DatasetError", "load_dataset", "save_dataset"],
+        "scenarios.recording": ["Recording", "load_recording", "save_recording"],
+        "scenarios.synthetic": ["SYNTH_EOS", "synthetic_dataset"],
+    },
 )
-from scenarios._presets import (
-    SettingsError,
-    SettingsPlan,
-    build_test_settings,
-    plan_settings,
-)
-from scenarios._reference_prompts import ReferencePrompt, write_prompts
-from scenarios._resolve import EMBEDDED_DATASET, resolve_dataset
-from scenarios._scenario import (
-    LoadGenScenario,
-    Preset,
-    Scenario,
-    ScenarioConfig,
-    ScenarioName,
-    ScenarioSettings,
-    SettingsOverrides,
-    get_scenario,
-    loadgen_scenario,
-    scenario_class,
-    scenario_names,
-    scenario_presets,
-)
-from scenarios._userconf import UserConfError, apply_user_conf, mlperf_conf_defaults
-from scenarios.dataset import ByteDecoder, Dataset, DatasetError, load_dataset, save_dataset
-from scenarios.recording import Recording, load_recording, save_recording
-from scenarios.synthetic import SYNTH_EOS, synthetic_dataset
 
 __all__ = [
     "BENCHMARKS",

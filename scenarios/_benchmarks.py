@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from scenarios._scenario import scenario_class, scenario_names
+from scenarios._plugins import scenario_class, scenario_names
 
 
 class BenchmarkError(ValueError):

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from common import RegistryError, first_error_line
 from scenarios._benchmarks import BenchmarkError, BenchmarkProfile, get_benchmark
-from scenarios._scenario import LoadGenScenario, Preset, Scenario, ScenarioName, SettingsOverrides, get_scenario
+from scenarios._plugins import get_scenario
+from scenarios._scenario import LoadGenScenario, Preset, Scenario, ScenarioName, SettingsOverrides
 from scenarios._userconf import SEED_FIELDS, apply_user_conf, mlperf_conf_defaults
 
 Mode = Literal["performance", "accuracy"]

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from common import PluginConfig, Registry
+from common import PluginConfig
+from scenarios._plugins import scenario_presets
 
 if TYPE_CHECKING:
     from scenarios._benchmarks import BenchmarkProfile
@@ -82,28 +83,6 @@ class Scenario:
         return ScenarioSettings()
 
 
-scenario_presets: Registry[Scenario] = Registry("scenario")
-
-
-def scenario_names() -> list[str]:
-    return scenario_presets.names()
-
-
-def scenario_class(name: str) -> type[Scenario]:
-    """The registered plugin class (raises RegistryError, one line, for an unknown name)."""
-    return scenario_presets.get(name)
-
-
-def get_scenario(name: str, **config: object) -> Scenario:
-    """The plugin for ``name`` with its default config (``config`` overrides fields)."""
-    return scenario_presets.create({**config, "kind": name}, where=f"scenario {name}")
-
-
-def loadgen_scenario(name: str) -> LoadGenScenario:
-    """The LoadGen scenario a scenario runs as (Interactive -> Server)."""
-    return scenario_class(name).loadgen_scenario
-
-
 def _registered(name: str) -> str:
     if name not in scenario_presets.names():
         raise ValueError(f"expected one of {', '.join(scenario_presets.names())}, got '{name}'")
@@ -113,7 +92,7 @@ def _registered(name: str) -> str:
 ScenarioName = Annotated[str, AfterValidator(_registered)]
 
 
-# --- the built-in scenarios --------------------------------------------------------------------
+# --- the built-in scenarios (registered by name in scenarios._plugins) --------------------------
 
 
 class ServerConfig(ScenarioConfig):
@@ -147,7 +126,6 @@ def _expected_latency_ns(ov: SettingsOverrides, preset: Preset, default_ms: floa
     return int(lat * 1e6)
 
 
-@scenario_presets.register("Server")
 class ServerScenario(Scenario):
     config_model: ClassVar[type[ScenarioConfig]] = ServerConfig
     loadgen_scenario: ClassVar[LoadGenScenario] = "Server"
@@ -162,13 +140,11 @@ class ServerScenario(Scenario):
         return out
 
 
-@scenario_presets.register("Interactive")
 class InteractiveScenario(ServerScenario):
     config_model: ClassVar[type[ScenarioConfig]] = InteractiveConfig
     interactive: ClassVar[bool] = True
 
 
-@scenario_presets.register("Offline")
 class OfflineScenario(Scenario):
     config_model: ClassVar[type[ScenarioConfig]] = OfflineConfig
     loadgen_scenario: ClassVar[LoadGenScenario] = "Offline"
@@ -177,7 +153,6 @@ class OfflineScenario(Scenario):
         return ScenarioSettings(offline_expected_qps=ov.qps or bench.default_offline_qps)
 
 
-@scenario_presets.register("SingleStream")
 class SingleStreamScenario(Scenario):
     config_model: ClassVar[type[ScenarioConfig]] = SingleStreamConfig
     loadgen_scenario: ClassVar[LoadGenScenario] = "SingleStream"
@@ -187,7 +162,6 @@ class SingleStreamScenario(Scenario):
         return ScenarioSettings(single_stream_expected_latency_ns=lat_ns)
 
 
-@scenario_presets.register("MultiStream")
 class MultiStreamScenario(Scenario):
     config_model: ClassVar[type[ScenarioConfig]] = MultiStreamConfig
     loadgen_scenario: ClassVar[LoadGenScenario] = "MultiStream"

@@ -1,4 +1,4 @@
-"""The backend contract every SUT backend implements, and its registry.
+"""The backend contract every SUT backend implements (the registry is in ``sut._plugins``).
 
 The gRPC server owns transport concerns (status codes, chunking, timestamps, drain); a backend
 only turns a :class:`GenerateRequest` into a stream of token lists.
@@ -6,16 +6,17 @@ only turns a :class:`GenerateRequest` into a stream of token lists.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from common import PluginConfig, Registry
+from common import PluginConfig
 from sut._artifact import ArtifactManifest
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(slots=True)
@@ -117,20 +118,3 @@ class BackendConfig(PluginConfig):
     model_config = ConfigDict(extra="forbid")
 
     kind: str = "sim"
-
-
-backends: Registry[Backend] = Registry("backend")
-
-
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add every registered backend's own CLI flags (a backend class may define ``add_arguments``)."""
-    for name in backends.names():
-        hook = getattr(backends.get(name), "add_arguments", None)
-        if hook is not None:
-            hook(parser)
-
-
-def backend_options_from_args(kind: str, args: argparse.Namespace) -> dict[str, Any]:
-    """The config fields backend ``kind`` takes from its own CLI flags (``options_from_args``), else {}."""
-    hook = getattr(backends.get(kind), "options_from_args", None)
-    return dict(hook(args)) if hook is not None else {}

@@ -55,7 +55,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, help="drain grace period in seconds")
-    from sut._backend import add_backend_arguments
+    from sut._plugins import add_backend_arguments
 
     add_backend_arguments(p)  # each backend's own flags (openai: --base-url, --model, ...)
 
@@ -95,7 +95,7 @@ def read_config_option(value: str, flag: str = "--config") -> dict[str, Any]:
 def backend_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Turn ``serve`` options into one backend config dict (validated later by the backend's model)."""
     from sut import FaultFlags
-    from sut._backend import backend_options_from_args, backends
+    from sut._plugins import backend_options_from_args, backends
 
     from_file = read_config_option(args.config) if args.config else {}
     kind = str(from_file.get("kind") or args.backend)

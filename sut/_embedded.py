@@ -21,7 +21,8 @@ from typing import IO, Any
 from pydantic import BaseModel
 
 from sut._artifact import ArtifactManifest
-from sut._backend import Backend, backends
+from sut._backend import Backend
+from sut._plugins import backends
 
 _DEFAULT_BACKEND: dict[str, Any] = {"kind": "sim"}
 

@@ -7,16 +7,9 @@ import argparse
 import pytest
 
 from scenarios import synthetic_dataset
-from sut import backends
-from sut._openai import (
-    GROQ_BASE_URL,
-    OpenAIBackend,
-    OpenAIConfig,
-    OpenAIConfigError,
-    _ByteEncoder,
-    add_openai_arguments,
-    openai_config_from_args,
-)
+from sut import add_openai_arguments, backends, openai_config_from_args
+from sut._openai import OpenAIBackend, OpenAIConfig, OpenAIConfigError, _ByteEncoder
+from sut._openai_options import GROQ_BASE_URL
 
 PLANTED_KEY = "sk-PLANTED-0123456789abcdefSECRET"
 
