@@ -1,8 +1,9 @@
 """``lpuperf``: one entry point, one subcommand per workflow.
 
-Each subcommand lives in the package that owns its concern and exposes
-``add_parser(subparsers)``; the parser sets ``func(args) -> int``. Command modules keep heavy
-imports (LoadGen, torch) inside their functions so ``lpuperf --help`` stays instant.
+Each subcommand is a module here (``serve`` is the SUT package's) exposing ``add_parser(subparsers)``;
+the parser sets ``func(args) -> int``. Building the parser imports no heavy library (pydantic,
+numpy, grpc, LoadGen, torch): command modules import them inside their functions, so
+``lpuperf --help`` stays instant (tests/unit/cli/test_cli_startup.py checks it).
 """
 
 from __future__ import annotations
