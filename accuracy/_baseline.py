@@ -22,7 +22,8 @@ from accuracy._log import AccuracyLogError
 from common import first_error_line, read_json_object, write_atomic
 
 BASELINES_DIR = Path(__file__).with_name("baselines")
-GATE_LEVELS: dict[str, float] = {"99": 0.99, "99.9": 0.999}
+GateLevel = Literal["99", "99.9"]
+GATE_LEVELS: dict[GateLevel, float] = {"99": 0.99, "99.9": 0.999}
 
 
 class Baseline(BaseModel):
@@ -116,9 +117,7 @@ def _num(x: float) -> str:
     return f"{x:.4f}".rstrip("0").rstrip(".") if abs(x) < 1e6 else f"{x:.0f}"
 
 
-def apply_gate(
-    report: AccuracyReport | dict[str, float], baseline: Baseline, level: Literal["99", "99.9"] = "99"
-) -> GateVerdict:
+def apply_gate(report: AccuracyReport | dict[str, float], baseline: Baseline, level: GateLevel = "99") -> GateVerdict:
     """Per metric: value >= baseline * fraction; tokens_per_sample within the baseline's window."""
     fraction = GATE_LEVELS[level]
     values: dict[str, float] = (

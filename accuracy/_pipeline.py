@@ -13,11 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from accuracy._baseline import GateVerdict, apply_gate, available_baselines, load_baseline
+from accuracy._baseline import GateLevel, GateVerdict, apply_gate, available_baselines, load_baseline
 from accuracy._evaluate import AccuracyReport, ScoredSamples, evaluate_log, write_accuracy_files
 from accuracy._fidelity import FidelityReport, compare_outputs, write_fidelity_report
 from accuracy._log import AccuracyLogError, TokenDtype, hf_decoder, read_accuracy_log
-from common import UsageError, read_json_object
 
 
 @dataclass
@@ -32,11 +31,12 @@ class AccuracyOutcome:
 
 def run_benchmark_name(log_dir: Path) -> str | None:
     """The benchmark recorded in the run's results.json, if there is one."""
+    from loadgen_harness import load_results
+
     try:
-        value = read_json_object(log_dir / "results.json", "run results").get("benchmark")
-    except UsageError:  # no or unreadable results: the caller falls back to its default benchmark
+        return load_results(log_dir).benchmark or None
+    except (OSError, ValueError):  # no or unreadable results: the caller falls back to its default benchmark
         return None
-    return value if isinstance(value, str) and value else None
 
 
 def score_accuracy_log(
@@ -46,7 +46,7 @@ def score_accuracy_log(
     dtype: TokenDtype = "int32",
     tokenizer: str | Path | None = None,
     baseline: str | Path | None = None,
-    levels: Sequence[str] = ("99", "99.9"),
+    levels: Sequence[GateLevel] = ("99", "99.9"),
     out_dir: str | Path | None = None,
     fidelity: bool = True,
     workers: int = 1,
@@ -92,7 +92,7 @@ def score_accuracy_log(
                 "pass --baseline for this dataset (lpuperf accuracy --write-baseline PATH --dataset ...)"
             )
         else:
-            outcome.verdicts = [apply_gate(report, base, level) for level in levels]  # type: ignore[arg-type]
+            outcome.verdicts = [apply_gate(report, base, level) for level in levels]
     if fidelity and dataset.decoder is not None and tokenizer is None:
         outcome.fidelity = compare_outputs(
             dataset,
