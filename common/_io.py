@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import JsonValue
+
 from common._errors import UsageError
 
 
@@ -72,7 +74,9 @@ def read_json(path: str | Path, what: str = "JSON file", error: type[Exception] 
         raise error(f"{p}: cannot read {what} ({exc.__class__.__name__}: {exc})") from None
 
 
-def read_json_object(path: str | Path, what: str = "JSON file", error: type[Exception] = UsageError) -> dict[str, Any]:
+def read_json_object(
+    path: str | Path, what: str = "JSON file", error: type[Exception] = UsageError
+) -> dict[str, JsonValue]:
     """A JSON object from ``path``; ``error`` naming the file and the problem otherwise (see :func:`read_json`)."""
     raw = read_json(path, what, error)
     if not isinstance(raw, dict):
