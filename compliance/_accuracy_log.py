@@ -63,6 +63,15 @@ def _decode_count(entry: Mapping[str, JsonValue]) -> tuple[int | None, str]:
     return None, f"'token_count' is {raw!r}, expected an integer"
 
 
+def _index(value: JsonValue, default: int) -> int:
+    # seq_id and qsl_idx only label a sample in the report; an unreadable one gets the default label.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return default
+
+
 def parse_accuracy_log(entries: Any, source: str = "accuracy log") -> list[LoggedSample]:
     """Decode a loaded accuracy log (the JSON list) into samples; ComplianceInputError if not a list of objects."""
     samples: list[LoggedSample] = []
@@ -72,8 +81,8 @@ def parse_accuracy_log(entries: Any, source: str = "accuracy log") -> list[Logge
         count, count_err = _decode_count(entry)
         samples.append(
             LoggedSample(
-                seq_id=int(entry.get("seq_id", i)),
-                qsl_idx=int(entry.get("qsl_idx", -1)),
+                seq_id=_index(entry.get("seq_id"), i),
+                qsl_idx=_index(entry.get("qsl_idx"), -1),
                 data=data,
                 data_error=data_err,
                 token_data=token_data,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import JsonValue
 
 from common import UsageError, read_json, write_atomic
 
@@ -29,7 +30,7 @@ def accuracy_log_path(path: str | Path) -> Path:
     return p / ACCURACY_LOG_FILE if p.is_dir() else p
 
 
-def read_accuracy_log_entries(path: str | Path, error: type[Exception] = UsageError) -> list[dict[str, Any]]:
+def read_accuracy_log_entries(path: str | Path, error: type[Exception] = UsageError) -> list[dict[str, JsonValue]]:
     """The log's entries (a run directory holding the log is accepted); ``error`` naming the file otherwise."""
     p = accuracy_log_path(path)
     if not p.is_file():
@@ -39,7 +40,7 @@ def read_accuracy_log_entries(path: str | Path, error: type[Exception] = UsageEr
 
 def check_accuracy_log_entries(
     entries: Any, source: str = "accuracy log", error: type[Exception] = UsageError
-) -> list[dict[str, Any]]:
+) -> list[dict[str, JsonValue]]:
     """``entries`` if it is a list of objects (a loaded log); ``error`` naming ``source`` and the entry otherwise."""
     if not isinstance(entries, list):
         raise error(f"{source}: expected a JSON list of {{seq_id, qsl_idx, data}} entries")

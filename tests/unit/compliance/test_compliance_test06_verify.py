@@ -207,3 +207,13 @@ def test_audit_settings_are_confirmed_from_the_detail_log(tmp_path: Path) -> Non
     assert "min_query_count = 1" in audit_problem(offline, "Server")
     short = _detail_log(tmp_path / "short.txt", effective_min_query_count=1, effective_samples_per_query=10)
     assert "effective_samples_per_query = 10 (expected >= 100)" in audit_problem(short, "Offline")
+
+
+def test_unreadable_sample_labels_do_not_crash_the_parse() -> None:
+    log = clean_log(3)
+    log[0]["seq_id"] = [1, 2]
+    log[1]["qsl_idx"] = {"x": 1}
+    log[2]["qsl_idx"] = "102"
+    samples = parse_accuracy_log(log)
+    assert [(s.seq_id, s.qsl_idx) for s in samples] == [(0, 100), (1, -1), (2, 102)]
+    assert verify_test06(samples, "Server", EOS).passed
