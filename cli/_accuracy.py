@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cli._args import out_dir_arg, run_id_arg
+from cli._args import error_line, out_dir_arg, run_id_arg
 from common import UsageError
 
 
@@ -120,7 +120,7 @@ def _run_accuracy_pass(args: argparse.Namespace) -> Path:
         )
         res = run_benchmark(cfg)
     except (RunError, ValueError) as exc:
-        raise UsageError(str(exc).splitlines()[0]) from None
+        raise UsageError(error_line(exc)) from None
     print(f"accuracy pass: {res.n_queries} queries, {res.n_errors} errors -> {res.log_dir}")
     if res.n_errors:
         raise UsageError(f"accuracy pass: {res.n_errors} queries failed ({res.errors_by_status}); not scoring")

@@ -34,3 +34,19 @@ def out_file_arg(text: str) -> Path:
         return check_writable_file(text)
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for an error a command turns into exit status 2.
+
+    A pydantic ValidationError from a config built deeper down (a run's RunConfig, a SUT target)
+    prints as a multi-line report headed '1 validation error for X'; this gives its first field error.
+    """
+    from pydantic import ValidationError
+
+    from common import first_error_line
+
+    if isinstance(exc, ValidationError):
+        return first_error_line(exc, exc.title)
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cli._args import out_dir_arg, out_file_arg, run_id_arg
+from cli._args import error_line, out_dir_arg, out_file_arg, run_id_arg
 from common import UsageError
 
 
@@ -153,8 +153,8 @@ def run_test06_cli(args: argparse.Namespace) -> int:
             outcome = run_test06(cfg)
     except ComplianceInputError as exc:
         raise UsageError(str(exc)) from None
-    except ValueError as exc:  # RunConfig/RunError: already one line naming the field
-        raise UsageError(str(exc).strip().splitlines()[0]) from None
+    except ValueError as exc:  # RunError, or a config's ValidationError: one line naming the field
+        raise UsageError(error_line(exc)) from None
     _print_outcome(outcome)
     return 0 if outcome.passed else 1
 

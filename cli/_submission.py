@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli._args import out_dir_arg, out_file_arg, run_id_arg
+from cli._args import error_line, out_dir_arg, out_file_arg, run_id_arg
 from common import UsageError
 
 if TYPE_CHECKING:
@@ -161,8 +161,8 @@ def run_submission_all(args: argparse.Namespace) -> int:
         raise UsageError(first_error_line(exc, "options").replace("field '", "option '--")) from None
     try:
         scen, _ = run_submission(run, cfg)
-    except (SubmissionError, RunError) as exc:  # RunError: a run or the spawned SUT could not start
-        raise UsageError(str(exc).strip().splitlines()[0]) from None
+    except (SubmissionError, RunError, ValidationError) as exc:  # RunError: a run or the SUT could not start
+        raise UsageError(error_line(exc)) from None
     print(f"submission: wrote {scen}")
     root = run.submission_dir or args.out / run_id / "submission"
     rc = print_check(root)

@@ -11,6 +11,7 @@ Layout under ``OUT/<run-id>/``:
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -153,7 +154,6 @@ def run_test06(cfg: Test06Config) -> Test06Outcome:
     from loadgen_harness import RunConfig, run_benchmark
 
     test06_dir = Path(cfg.out_dir) / cfg.run_id / cfg.scenario / "TEST06"
-    audit = write_audit_config(test06_dir)
     run_cfg = RunConfig(
         scenario=cfg.scenario,
         mode="performance",
@@ -166,9 +166,12 @@ def run_test06(cfg: Test06Config) -> Test06Outcome:
         max_new_tokens=cfg.max_new_tokens,
         out_dir=Path(cfg.out_dir) / cfg.run_id / "compliance",
         run_id="TEST06",
-        audit_config=audit,
     )
-    res = run_benchmark(run_cfg)
+    # The pass reads the audit.config from a temp dir; TEST06/ gets its copy once the pass ran, so a
+    # run refused before it starts leaves nothing behind.
+    with tempfile.TemporaryDirectory(prefix="lpuperf-test06-") as tmp:
+        res = run_benchmark(run_cfg.model_copy(update={"audit_config": write_audit_config(Path(tmp))}))
+    write_audit_config(test06_dir)
     log_dir = Path(res.log_dir)
     artifact: dict[str, JsonValue] = dict(res.artifact)
     if not artifact and (log_dir / "artifact.json").is_file():

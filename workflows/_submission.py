@@ -504,15 +504,15 @@ def run_submission(
     MLPerf submission does: LoadGen applies its mlperf.conf (default seeds) only through FromConfig,
     and counts FromConfig calls per process.
     """
-    from loadgen_harness import SutTarget, launch_sut
+    from pydantic import ValidationError
+
+    from common import first_error_line
+    from loadgen_harness import RunError, SutTarget, launch_sut
     from scenarios import get_benchmark
     from workflows._session import RunStep, SessionConfig, run_session
 
     model = get_benchmark(run.benchmark).loadgen_model_for(run.scenario)
-    user_conf = run.user_conf
-    if user_conf is None:
-        user_conf = Path(run.out_dir) / run.run_id / "user.conf"
-        write_atomic(user_conf, _user_conf_text(run, model))
+    user_conf = run.user_conf or Path(run.out_dir) / run.run_id / "user.conf"
     session = SessionConfig(
         run_id=run.run_id,
         benchmark=run.benchmark,
@@ -524,8 +524,14 @@ def run_submission(
         accuracy=RunStep(name="accuracy", scenario=run.scenario, qps=run.qps),
         test06=RunStep(name="TEST06", scenario=run.scenario, qps=run.test06_qps or run.qps),
     )
-    target = SutTarget(address=run.sut, backend={} if run.sut else run.backend, dataset=run.dataset)
+    try:
+        target = SutTarget(address=run.sut, backend={} if run.sut else run.backend, dataset=run.dataset)
+    except ValidationError as exc:
+        raise RunError(first_error_line(exc, "sut")) from None
     with launch_sut(target) as running:
+        if run.user_conf is None:
+            # Written once the SUT answered: a submission refused before it starts leaves nothing behind.
+            write_atomic(user_conf, _user_conf_text(run, model))
         result = run_session(session, running.address, echo, label="submission")
     perf, acc, t06 = result.performance["performance"], result.accuracy_run, result.test06
     assert acc is not None and t06 is not None  # without keep_going a failing step raised
