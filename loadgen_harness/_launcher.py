@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from common import RegistryError
 
@@ -89,7 +89,7 @@ class RunningSut:
     """A SUT that answered: its address, its artifact manifest, and the child process when it is embedded."""
 
     address: str
-    artifact: dict[str, Any]
+    artifact: dict[str, JsonValue]
     process: Any = None  # sut.ServerProcess for an embedded SUT
 
     @property

@@ -15,9 +15,9 @@ from pydantic import JsonValue
 from scenarios import Dataset
 
 
-def advertised_context(artifact: Mapping[str, JsonValue]) -> int | None:
-    """The manifest's ``max_context_tokens`` as an int; None when the SUT does not advertise one."""
-    raw = artifact.get("max_context_tokens")
+def manifest_count(artifact: Mapping[str, JsonValue], key: str) -> int | None:
+    """A positive whole-number field of the manifest (``max_batch``, ``max_context_tokens``); None otherwise."""
+    raw = artifact.get(key)
     # A proto uint64 arrives as a string through MessageToDict.
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
         return None
@@ -26,6 +26,11 @@ def advertised_context(artifact: Mapping[str, JsonValue]) -> int | None:
     except ValueError:
         return None
     return value if value > 0 else None
+
+
+def advertised_context(artifact: Mapping[str, JsonValue]) -> int | None:
+    """The manifest's ``max_context_tokens`` as an int; None when the SUT does not advertise one."""
+    return manifest_count(artifact, "max_context_tokens")
 
 
 def context_overflow_error(dataset: Dataset, max_new_tokens: int, artifact: Mapping[str, JsonValue]) -> str | None:

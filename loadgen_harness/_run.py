@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from common import RunId, UsageError, write_json_atomic
 from loadgen_harness._interrupt import (
@@ -101,7 +101,7 @@ def harness_version() -> str:
 
 
 @contextlib.contextmanager
-def _sut_address(cfg: RunConfig) -> Iterator[tuple[str, dict[str, Any]]]:
+def _sut_address(cfg: RunConfig) -> Iterator[tuple[str, dict[str, JsonValue]]]:
     """(address, artifact manifest) of the run's SUT, through the one launcher."""
     from pydantic import ValidationError
 
@@ -116,8 +116,8 @@ def _sut_address(cfg: RunConfig) -> Iterator[tuple[str, dict[str, Any]]]:
         yield running.address, running.artifact
 
 
-def fetch_artifact(address: str, timeout_s: float = 10.0) -> dict[str, Any]:
-    """GetArtifact over a short-lived channel; the manifest as a dict (manifest_json when present)."""
+def fetch_artifact(address: str, timeout_s: float = 10.0) -> dict[str, JsonValue]:
+    """GetArtifact over a short-lived channel; the manifest as JSON (manifest_json when it holds an object)."""
     import grpc
     from google.protobuf.json_format import MessageToDict
 
@@ -133,11 +133,13 @@ def fetch_artifact(address: str, timeout_s: float = 10.0) -> dict[str, Any]:
         ) from None
     if m.manifest_json:
         try:
-            data: dict[str, Any] = json.loads(m.manifest_json)
-            return data
+            data = json.loads(m.manifest_json)
         except json.JSONDecodeError:
-            pass
-    return MessageToDict(m, preserving_proto_field_name=True)
+            data = None
+        if isinstance(data, dict):
+            return data
+    fields: dict[str, JsonValue] = MessageToDict(m, preserving_proto_field_name=True)
+    return fields
 
 
 def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], None] | None = None) -> RunResult:
@@ -150,7 +152,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
 
     from common import check_writable_dir
     from loadgen_harness._bridge import Bridge, DatasetQSL
-    from loadgen_harness._preflight import context_overflow_error
+    from loadgen_harness._preflight import context_overflow_error, manifest_count
     from loadgen_harness._results import ProgressTicker, progress_printer
     from scenarios import DatasetError, SettingsError, UserConfError, get_benchmark, plan_settings, resolve_dataset
 
@@ -220,7 +222,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
             # Created only once the SUT answered: a run that cannot start leaves nothing behind.
             log_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(log_dir / "artifact.json", artifact, sort_keys=True)
-            max_batch = int(artifact.get("max_batch", 32) or 32)
+            max_batch = manifest_count(artifact, "max_batch") or 32
             concurrency = cfg.offline_concurrency or max(8, min(512, 2 * max_batch))
             qsl = DatasetQSL(dataset, max_new, plan.performance_sample_count_override)
             bridge = Bridge(
