@@ -9,11 +9,13 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-from pydantic import JsonValue
+from typing import TYPE_CHECKING, Any
 
 from common._errors import UsageError
+
+if TYPE_CHECKING:
+    # Annotations only: importing common must not import pydantic (lpuperf --help stays light).
+    from pydantic import JsonValue
 
 
 @contextmanager
