@@ -371,7 +371,7 @@ def format_summary(res: RunResult) -> str:
 
     ok = res.successful
     errs = ", ".join(f"{k} {n}" for k, n in sorted(res.errors_by_status.items()))
-    if not res.n_errors:
+    if not res.n_errors and (ok is None or res.completed_qps is not None):
         lines.append(
             f"  QPS completed {num(res.completed_qps, '')} / scheduled {num(res.scheduled_qps, '')}"
             f"   tokens/s {num(res.tokens_per_second, '')}"
@@ -388,6 +388,7 @@ def format_summary(res: RunResult) -> str:
         lines.append(f"  LoadGen latencies incl. failed: TTFT {_p(res.ttft_ms)}")
         lines.append(f"  queries {res.n_queries}, errors {res.n_errors} ({errs})")
     else:
+        # Also when LoadGen reported nothing (an abandoned test): the records still tell.
         lines.append(
             f"  successful QPS {num(ok.qps, '')} (LoadGen completed {num(res.completed_qps, '')} incl. "
             f"{res.n_errors} failed) / scheduled {num(res.scheduled_qps, '')}"

@@ -126,3 +126,22 @@ def test_summary_headlines_successful_rate_not_loadgens() -> None:
     # Without per-query success figures no rate is headlined either.
     old = format_summary(res.model_copy(update={"successful": None}))
     assert "QPS completed" not in old and "incl. 300 failed (successful rate unknown)" in old
+
+
+def test_summary_of_an_abandoned_run_uses_the_records() -> None:
+    ok_only = _planted(n_ok=50, n_failed=0)
+    res = RunResult(
+        run_id="r",
+        scenario="Server",
+        mode="performance",
+        benchmark="embedded",
+        preset="quick",
+        state="interrupted",
+        interrupted_by="SIGINT",
+        loadgen_finished=False,  # LoadGen wrote no result: its rates are unknown
+        n_queries=50,
+        successful=success_stats(ok_only),
+    )
+    text = format_summary(res)
+    assert "INTERRUPTED by SIGINT" in text
+    assert "successful QPS 10.00" in text and "latency  p50 100.00" in text
