@@ -1,4 +1,5 @@
-"""The bottom layer: the plugin registry, the usage error, atomic file io and strict JSON reads.
+"""The bottom layer: the plugin registry, the usage error, atomic file io, strict JSON reads, secrets
+handling and the (optionally TLS + authenticated) metrics exporter.
 
 Every other package may import this one; it imports none of them. Its pydantic pieces
 (``PluginConfig``, ``RunId``) load on first use, so a CLI parser importing ``common`` stays light.
@@ -11,19 +12,43 @@ from common._io import atomic_path, file_sha256, read_json, read_json_object, wr
 from common._lazy import lazy_exports
 from common._paths import check_run_id, check_writable_dir, check_writable_file
 from common._registry import Registry, RegistryError, first_error_line
+from common._secrets import (
+    read_secret,
+    read_secret_file,
+    refuse_secret_flag,
+    scrub,
+    scrub_url,
+    secret_file_arg,
+)
 
 if TYPE_CHECKING:
+    from common._exporter import ExporterSecurity, MetricsHttpServer, authorized, serve_registry, server_ssl_context
     from common._models import PluginConfig, RunId
 
-__getattr__ = lazy_exports(__name__, {"common._models": ["PluginConfig", "RunId"]})
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "common._models": ["PluginConfig", "RunId"],
+        "common._exporter": [
+            "ExporterSecurity",
+            "MetricsHttpServer",
+            "authorized",
+            "serve_registry",
+            "server_ssl_context",
+        ],
+    },
+)
 
 __all__ = [
+    "ExporterSecurity",
+    "MetricsHttpServer",
     "PluginConfig",
     "Registry",
     "RegistryError",
     "RunId",
     "UsageError",
     "atomic_path",
+    "authorized",
     "check_run_id",
     "check_writable_dir",
     "check_writable_file",
@@ -32,6 +57,14 @@ __all__ = [
     "lazy_exports",
     "read_json",
     "read_json_object",
+    "read_secret",
+    "read_secret_file",
+    "refuse_secret_flag",
+    "scrub",
+    "scrub_url",
+    "secret_file_arg",
+    "serve_registry",
+    "server_ssl_context",
     "write_atomic",
     "write_json_atomic",
 ]

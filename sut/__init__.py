@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from sut._metrics import SutMetrics
     from sut._openai_options import add_openai_arguments, openai_config_from_args
     from sut._plugins import add_backend_arguments, backend_options_from_args, backends
+    from sut._security import AUTH_TOKEN_ENV, ServerSecurity, bearer_matches
     from sut._server import FinalTokens, SutServer
     from sut._sim import SIM_PRESETS, SimBackend, SimConfig, analytic_capacity_qps
 
@@ -70,12 +71,14 @@ __getattr__ = lazy_exports(
         "sut._metrics": ["SutMetrics"],
         "sut._openai_options": ["add_openai_arguments", "openai_config_from_args"],
         "sut._plugins": ["add_backend_arguments", "backend_options_from_args", "backends"],
+        "sut._security": ["AUTH_TOKEN_ENV", "ServerSecurity", "bearer_matches"],
         "sut._server": ["FinalTokens", "SutServer"],
         "sut._sim": ["SIM_PRESETS", "SimBackend", "SimConfig", "analytic_capacity_qps"],
     },
 )
 
 __all__ = [
+    "AUTH_TOKEN_ENV",
     "SIM_PRESETS",
     "ArtifactManifest",
     "Backend",
@@ -90,6 +93,7 @@ __all__ = [
     "InvalidRequestError",
     "OverloadedError",
     "ServerProcess",
+    "ServerSecurity",
     "SimBackend",
     "SimConfig",
     "SutMetrics",
@@ -104,6 +108,7 @@ __all__ = [
     "backend_config_from_serve_args",
     "backend_options_from_args",
     "backends",
+    "bearer_matches",
     "byte_pieces",
     "chat_prompt_ids",
     "create_backend",

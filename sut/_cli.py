@@ -55,9 +55,76 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     p.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, help="drain grace period in seconds")
+    add_serve_security_arguments(p)
     from sut._plugins import add_backend_arguments
 
     add_backend_arguments(p)  # each backend's own flags (openai: --base-url, --model, ...)
+
+
+def add_serve_security_arguments(p: argparse.ArgumentParser) -> None:
+    """TLS, mTLS and token flags of ``lpuperf serve`` (gRPC, the HTTP front and the metrics endpoint)."""
+    from common import refuse_secret_flag, secret_file_arg
+
+    g = p.add_argument_group("access control (default: plaintext and open, on loopback)")
+    g.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve TLS with this PEM certificate (chain)")
+    g.add_argument("--tls-key", type=Path, metavar="FILE", help="the PEM private key of --tls-cert")
+    g.add_argument(
+        "--tls-client-ca", type=Path, metavar="FILE", help="require client certificates signed by this CA (mTLS, gRPC)"
+    )
+    g.add_argument(
+        "--auth-token-file",
+        type=secret_file_arg,
+        metavar="FILE",
+        help=f"require 'authorization: Bearer <token>' on every RPC but health and on the HTTP front; the file "
+        f"holds the token (or set {AUTH_TOKEN_ENV})",
+    )
+    g.add_argument("--auth-token", type=refuse_secret_flag, help=argparse.SUPPRESS)
+    g.add_argument(
+        "--metrics-token-file",
+        type=secret_file_arg,
+        metavar="FILE",
+        help="require 'Authorization: Bearer <token>' on the metrics endpoint (file holds the token)",
+    )
+    g.add_argument(
+        "--metrics-basic-auth-file",
+        type=secret_file_arg,
+        metavar="FILE",
+        help="require HTTP basic auth on the metrics endpoint (file holds 'user:password')",
+    )
+
+
+AUTH_TOKEN_ENV = "LPUPERF_AUTH_TOKEN"  # also sut._security.AUTH_TOKEN_ENV; here so --help imports no pydantic
+
+
+def server_security_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(sut ServerSecurity, common ExporterSecurity) from ``serve`` flags; UsageError naming a bad flag."""
+    import os
+
+    from pydantic import ValidationError
+
+    from common import ExporterSecurity, first_error_line
+    from sut._security import ServerSecurity
+
+    env = AUTH_TOKEN_ENV if args.auth_token_file is None and os.environ.get(AUTH_TOKEN_ENV, "").strip() else None
+    try:
+        grpc_side = ServerSecurity(
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_client_ca=args.tls_client_ca,
+            auth_token_file=args.auth_token_file,
+            auth_token_env=env,
+        )
+        metrics_side = ExporterSecurity(
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            token_file=args.metrics_token_file,
+            basic_auth_file=args.metrics_basic_auth_file,
+        )
+    except ValidationError as exc:
+        raise UsageError(first_error_line(exc, "serve")) from None
+    if metrics_side != ExporterSecurity(tls_cert=args.tls_cert, tls_key=args.tls_key) and args.metrics_port is None:
+        raise UsageError("--metrics-token-file/--metrics-basic-auth-file: expected together with --metrics-port")
+    return grpc_side, metrics_side
 
 
 # Generic flags every backend may take; each backend's config model maps or refuses them.
@@ -119,7 +186,21 @@ def backend_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return cfg
 
 
-_SERVER_ONLY = ("host", "port", "port_file", "http", "http_fault", "metrics_port", "grace")
+_SERVER_ONLY = (
+    "host",
+    "port",
+    "port_file",
+    "http",
+    "http_fault",
+    "metrics_port",
+    "grace",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+    "auth_token_file",
+    "metrics_token_file",
+    "metrics_basic_auth_file",
+)
 
 
 def backend_config_from_serve_args(argv: list[str]) -> dict[str, Any]:
@@ -193,6 +274,9 @@ def run_serve(args: argparse.Namespace) -> int:
     _check_free_port("--port", args.host, args.port)
     if args.metrics_port:
         _check_free_port("--metrics-port", args.host, args.metrics_port)
+    args.security, args.metrics_security = server_security_from_args(args)
+    args.security.token()  # a bad token file or variable is one line before the backend loads
+    args.metrics_security.expected_authorizations("--metrics-port")
     cfg = backend_config_from_args(args)
     try:
         backend = create_backend(cfg)
@@ -203,6 +287,23 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvloop
 
     return uvloop.run(_serve(backend, args))
+
+
+def _http_ssl_context(args: argparse.Namespace) -> Any:
+    """The HTTP front serves HTTPS with the gRPC port's certificate (client certificates are gRPC's only)."""
+    from common import server_ssl_context
+
+    if args.tls_cert is None or args.tls_key is None:
+        return None
+    return server_ssl_context(args.tls_cert, args.tls_key, None, "--http")
+
+
+def _security_words(security: Any) -> str:
+    """How the gRPC port is protected, for the start-up line (never the token)."""
+    parts = ["mTLS" if security.mutual_tls else "TLS"] if security.tls else []
+    if security.auth_token_file is not None or security.auth_token_env is not None:
+        parts.append("bearer token")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 async def _serve(backend: Any, args: argparse.Namespace) -> int:
@@ -216,7 +317,8 @@ async def _serve(backend: Any, args: argparse.Namespace) -> int:
         from sut._metrics import SutMetrics
 
         metrics = SutMetrics(backend.manifest)
-    server = SutServer(backend, args.host, args.port, chunk_size=args.chunk_size, metrics=metrics)
+    security = args.security if args.security.enabled else None
+    server = SutServer(backend, args.host, args.port, chunk_size=args.chunk_size, metrics=metrics, security=security)
     from common import RegistryError
     from sut._backend import BackendError
 
@@ -230,11 +332,19 @@ async def _serve(backend: Any, args: argparse.Namespace) -> int:
     front = None
     try:
         if metrics is not None:
-            metrics.serve(args.metrics_port, addr=args.host)
+            metrics.serve(args.metrics_port, addr=args.host, security=args.metrics_security)
         if args.http is not None:
             import sut._http as http
 
-            front = await http.start_http_front(backend, args.host, args.http, faults=args.http_faults)
+            front = await http.start_http_front(
+                backend,
+                args.host,
+                args.http,
+                faults=args.http_faults,
+                ssl_context=_http_ssl_context(args),
+                token=args.security.token(),
+                on_auth_refused=None if metrics is None else lambda reason: metrics.auth_refused("http", reason),
+            )
     except OSError as exc:
         await server.drain(0)
         raise UsageError(f"could not start a listener: {exc}") from None
@@ -247,10 +357,14 @@ async def _serve(backend: Any, args: argparse.Namespace) -> int:
     m = backend.manifest
     extras = ""
     if metrics is not None:
-        extras += f", metrics on {args.host}:{metrics.port}"
+        extras += f", metrics on {metrics.scheme}://{args.host}:{metrics.port}"
     if front is not None:
-        extras += f", http on {front.address}"
-    print(f"lpuperf serve: listening on {server.address} (artifact {m.artifact_id}, {m.backend}){extras}", flush=True)
+        extras += f", {front.scheme} on {front.address}"
+    how = _security_words(args.security)
+    print(
+        f"lpuperf serve: listening on {server.address}{how} (artifact {m.artifact_id}, {m.backend}){extras}",
+        flush=True,
+    )
     await stop.wait()
     print(f"lpuperf serve: draining ({server.inflight} in flight, grace {args.grace:g} s)", file=sys.stderr, flush=True)
     if front is not None:

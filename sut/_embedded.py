@@ -13,16 +13,21 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from sut._artifact import ArtifactManifest
 from sut._backend import Backend
 from sut._plugins import backends
+
+if TYPE_CHECKING:
+    import grpc
+
+    from sut._security import ServerSecurity
 
 _DEFAULT_BACKEND: dict[str, Any] = {"kind": "sim"}
 
@@ -50,6 +55,7 @@ class EmbeddedServer:
         port: int = 0,
         chunk_size: int | None = None,
         metrics_port: int | None = None,
+        security: ServerSecurity | None = None,
     ) -> None:
         import uvloop
 
@@ -61,7 +67,7 @@ class EmbeddedServer:
             from sut._metrics import SutMetrics
 
             self.metrics = SutMetrics(backend.manifest)
-        self.server = SutServer(backend, host, port, chunk_size=chunk_size, metrics=self.metrics)
+        self.server = SutServer(backend, host, port, chunk_size=chunk_size, metrics=self.metrics, security=security)
         self.loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -129,9 +135,19 @@ def start_embedded(
     chunk_size: int | None = None,
     metrics_port: int | None = None,
     port: int = 0,
+    security: ServerSecurity | None = None,
 ) -> EmbeddedServer:
-    """Start a SUT in this process on 127.0.0.1 (port 0: a free one); returns once it is SERVING."""
-    return EmbeddedServer(create_backend(backend_config), port=port, chunk_size=chunk_size, metrics_port=metrics_port)
+    """Start a SUT in this process on 127.0.0.1 (port 0: a free one); returns once it is SERVING.
+
+    ``security`` serves TLS/mTLS and requires a token, as ``lpuperf serve --tls-cert ...`` does.
+    """
+    return EmbeddedServer(
+        create_backend(backend_config),
+        port=port,
+        chunk_size=chunk_size,
+        metrics_port=metrics_port,
+        security=security,
+    )
 
 
 class ServerProcess:
@@ -238,6 +254,8 @@ def spawn_server(extra_args: list[str] | None = None, *, timeout_s: float = 60.0
         port_file = tmpdir / "port"
         cmd = [sys.executable, "-m", "sut", "serve", "--port", "0", "--port-file", str(port_file), *(extra_args or [])]
         env = dict(os.environ)
+        # A spawned SUT is plaintext on loopback for its parent: an ambient serve token must not lock it.
+        env.pop("LPUPERF_AUTH_TOKEN", None)
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         proc = subprocess.Popen(
@@ -277,13 +295,26 @@ def spawn_server(extra_args: list[str] | None = None, *, timeout_s: float = 60.0
     return handle
 
 
-def wait_serving(address: str, timeout_s: float = 30.0) -> bool:
-    """Poll grpc.health.v1 until the server reports SERVING (bounded by ``timeout_s``)."""
+def wait_serving(
+    address: str,
+    timeout_s: float = 30.0,
+    credentials: grpc.ChannelCredentials | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+) -> bool:
+    """Poll grpc.health.v1 until the server reports SERVING (bounded by ``timeout_s``).
+
+    ``credentials``/``options`` reach a TLS SUT (the harness builds them: ``loadgen_harness`` transport).
+    """
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(address) as channel:
+    channel = (
+        grpc.insecure_channel(address, options=list(options))
+        if credentials is None
+        else grpc.secure_channel(address, credentials, options=list(options))
+    )
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:

@@ -18,6 +18,9 @@ connections are capped, and big bodies and long text prompts are parsed and toke
 thread. Bodies are validated strictly (:mod:`sut._http_body`): every bad request is a 4xx with an
 OpenAI-style JSON error whose one-line message names the field; ``/health`` counts every answer.
 
+With ``lpuperf serve --tls-cert/--tls-key`` the front serves HTTPS; with ``--auth-token-file`` every route
+but ``/health`` needs ``Authorization: Bearer <token>`` and answers 401 with an OpenAI-style error otherwise.
+
 Test faults (``--http-fault``) make the front answer 429 or 503, or stall before answering, for every
 request, every Nth request (``@N``) or a seeded fraction of them (``@0.25``). ``/health`` reports how
 many generation requests arrived, so tests can prove a client did not retry.
@@ -29,6 +32,7 @@ import asyncio
 import json
 import logging
 import random
+import ssl
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -117,8 +121,17 @@ class HttpFront:
         decode: Callable[[Sequence[int]], str] | None = None,
         encode: Callable[[str], list[int]] | None = None,
         limits: HttpLimits | None = None,
+        *,
+        token: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        on_auth_refused: Callable[[str], None] | None = None,
     ) -> None:
         self.backend = backend
+        # Every route but /health needs 'Authorization: Bearer <token>' when a token is set (401 otherwise).
+        self._token = token.encode() if token else None
+        self._ssl = ssl_context
+        self._on_auth_refused = on_auth_refused
+        self.auth_refused = 0
         self.faults = list(faults)
         self.limits = limits or HttpLimits()
         self.model_name = model_name or backend.manifest.artifact_id
@@ -159,6 +172,10 @@ class HttpFront:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self._ssl is not None else "http"
+
     def _count(self, request: web.Request, status: int) -> None:
         path = request.path
         if path in _GENERATION_PATHS and request.method == "POST":
@@ -190,7 +207,8 @@ class HttpFront:
         from aiohttp import web
 
         try:
-            resp = await handler(request)
+            refused = self._refuse_unauthorized(request)
+            resp = refused if refused is not None else await handler(request)
         except HttpError as exc:
             resp = self._error(exc.status, str(exc), exc.code, exc.param)
         except web.HTTPException as exc:  # the router's 404/405, aiohttp's own 413
@@ -200,6 +218,26 @@ class HttpFront:
             resp = self._error(500, f"internal error: {type(exc).__name__}", "internal_error")
         self._count(request, resp.status)
         return resp
+
+    def _refuse_unauthorized(self, request: web.Request) -> web.Response | None:
+        """401 with an OpenAI-style body unless the request carries the bearer token (constant-time compare)."""
+        if self._token is None or request.path == "/health":
+            return None
+        from sut._security import bearer_matches
+
+        header = request.headers.get("Authorization", "")
+        if bearer_matches(header, self._token):
+            return None
+        reason = "missing" if not header else "invalid"
+        self.auth_refused += 1
+        if self._on_auth_refused is not None:
+            self._on_auth_refused(reason)
+        message = (
+            "missing bearer token: send the header 'Authorization: Bearer <token>'"
+            if reason == "missing"
+            else "invalid bearer token"
+        )
+        return self._error(401, message, "invalid_api_key", headers={"WWW-Authenticate": 'Bearer realm="lpuperf"'})
 
     def _router_error(self, request: web.Request, exc: web.HTTPException) -> web.Response:
         from aiohttp import web
@@ -224,6 +262,7 @@ class HttpFront:
             "status": "draining" if self.draining else "ok",
             "requests_received": self.requests_received,
             "requests_with_auth": self.requests_with_auth,
+            "requests_unauthorized": self.auth_refused,
             "responses_by_status": {str(k): v for k, v in sorted(self.responses_by_status.items())},
             "other_responses_by_status": {str(k): v for k, v in sorted(self.other_responses_by_status.items())},
             "connections_open": self.connections_open,
@@ -438,7 +477,15 @@ class HttpFront:
         await self._runner.setup()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lpuperf-http-parse")
         loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(self._connection, host, port, reuse_address=True, backlog=1024)
+        self._listener = await loop.create_server(
+            self._connection,
+            host,
+            port,
+            reuse_address=True,
+            backlog=1024,
+            ssl=self._ssl,
+            ssl_handshake_timeout=self.limits.header_timeout_s if self._ssl is not None else None,
+        )
         sockets: Sequence[Any] = self._listener.sockets or ()
         self.host = host
         self.port = int(sockets[0].getsockname()[1]) if sockets else port
@@ -490,11 +537,15 @@ async def start_http_front(
     faults: Sequence[HttpFault | str] = (),
     model_name: str = "",
     limits: HttpLimits | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    token: str | None = None,
+    on_auth_refused: Callable[[str], None] | None = None,
 ) -> HttpFront:
     """Serve the OpenAI-compatible API over ``backend`` on the running event loop; return the front.
 
     ``dataset`` supplies the text decoder and the prompt -> ids lookup; when None it is taken from
     ``backend.dataset`` if the backend has one. ``port=0`` binds a free port (see ``front.port``).
+    ``ssl_context`` serves HTTPS; ``token`` requires ``Authorization: Bearer <token>`` on all but /health.
     """
     if dataset is None:
         dataset = getattr(backend, "dataset", None)
@@ -505,7 +556,16 @@ async def start_http_front(
         decode = lambda ids: str(tok.decode(list(ids), skip_special_tokens=True))  # noqa: E731
         encode = lambda text: list(tok.encode(text, add_special_tokens=False))  # noqa: E731
     front = HttpFront(
-        backend, dataset=dataset, faults=parsed, model_name=model_name, decode=decode, encode=encode, limits=limits
+        backend,
+        dataset=dataset,
+        faults=parsed,
+        model_name=model_name,
+        decode=decode,
+        encode=encode,
+        limits=limits,
+        token=token,
+        ssl_context=ssl_context,
+        on_auth_refused=on_auth_refused,
     )
     await front.start(host, port)
     return front

@@ -6,13 +6,14 @@ Updated once per request (and gauges are read at scrape time), never per token.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sut._artifact import ArtifactManifest
 
 if TYPE_CHECKING:
+    from common import ExporterSecurity, MetricsHttpServer
     from sut._server import SutServer
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -56,9 +57,31 @@ class SutMetrics:
             backend=manifest.backend,
             target=manifest.target,
         ).set(1)
-        self._http: Any = None
-        self._http_thread: threading.Thread | None = None
+        # Access control (only non-zero when `lpuperf serve` runs with TLS or a token). Labels are bounded:
+        # endpoint grpc|http|metrics, reason missing|invalid; no client name or credential ever becomes one.
+        self.auth_failures = Counter(
+            "lpuperf_sut_auth_failures",
+            "Requests refused for a missing or invalid token or credentials",
+            ["endpoint", "reason"],
+            registry=r,
+        )
+        self.tls_handshakes = Counter("lpuperf_sut_tls_handshakes", "gRPC TLS handshakes started", registry=r)
+        self.tls_sessions = Counter(
+            "lpuperf_sut_tls_sessions", "gRPC TLS connections that completed the handshake and made an RPC", registry=r
+        )
+        self.tls_failures = Gauge(
+            "lpuperf_sut_tls_handshake_failures",
+            "gRPC TLS handshakes that led to no RPC: failed verification on either side, a missing client "
+            "certificate, or a client gone before its first RPC",
+            registry=r,
+        )
+        self.tls_failures.set_function(self._tls_failures)
+        self._tls_lock = threading.Lock()  # handshakes are counted on grpc's threads, sessions on the loop
+        self._n_handshakes = 0
+        self._n_sessions = 0
+        self._http: MetricsHttpServer | None = None
         self.port = 0
+        self.scheme = "http"
 
     def bind(self, server: SutServer) -> None:
         """Read live gauges from the server and its backend at scrape time."""
@@ -66,6 +89,23 @@ class SutMetrics:
         self.inflight.set_function(lambda: float(server.inflight))
         self.active_batch.set_function(lambda: float(backend.active_batch()))
         self.queue_depth.set_function(lambda: float(backend.queue_depth()))
+
+    def _tls_failures(self) -> float:
+        with self._tls_lock:
+            return float(max(0, self._n_handshakes - self._n_sessions))
+
+    def auth_refused(self, endpoint: str, reason: str) -> None:
+        self.auth_failures.labels(endpoint=endpoint, reason=reason).inc()
+
+    def tls_handshake(self) -> None:
+        with self._tls_lock:
+            self._n_handshakes += 1
+        self.tls_handshakes.inc()
+
+    def tls_session(self) -> None:
+        with self._tls_lock:
+            self._n_sessions += 1
+        self.tls_sessions.inc()
 
     def request(self, code: str) -> None:
         self.requests.labels(status=code).inc()
@@ -78,15 +118,22 @@ class SutMetrics:
             self.prefill.observe(max(0, first_ns - arrival_ns) / 1e9)
             self.decode.observe(max(0, end_ns - first_ns) / 1e9)
 
-    def serve(self, port: int, addr: str = "127.0.0.1") -> int:
-        """Start the HTTP exporter on ``port`` (0: a free one); returns the bound port."""
-        server, thread = start_http_server(port, addr=addr, registry=self.registry)
-        self._http, self._http_thread = server, thread
-        self.port = int(server.server_address[1])
+    def serve(self, port: int, addr: str = "127.0.0.1", security: ExporterSecurity | None = None) -> int:
+        """Start the exporter on ``port`` (0: a free one), HTTPS and authenticated per ``security``."""
+        from common import serve_registry
+
+        self._http = serve_registry(
+            self.registry,
+            port,
+            addr,
+            security,
+            what="--metrics-port",
+            on_refused=lambda reason: self.auth_refused("metrics", reason),
+        )
+        self.port, self.scheme = self._http.port, self._http.scheme
         return self.port
 
     def close(self) -> None:
         if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
+            self._http.close()
             self._http = None

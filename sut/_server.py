@@ -33,6 +33,7 @@ from sut._backend import (
 
 if TYPE_CHECKING:
     from sut._metrics import SutMetrics
+    from sut._security import PeerLog, ServerSecurity
 
 SERVICE_NAME = "lpuperf.v1.Inference"
 _FINISH = {"eos": pb.FINISH_REASON_EOS, "length": pb.FINISH_REASON_LENGTH, "cancelled": pb.FINISH_REASON_CANCELLED}
@@ -193,6 +194,8 @@ class _Servicer(pb_grpc.InferenceServicer):
         self._vocab_size = server.backend.manifest.vocab_size
 
     async def GetArtifact(self, request: pb.GetArtifactRequest | Undecodable, context: Any) -> pb.ArtifactManifest:
+        if self._srv.peers is not None:
+            self._srv.peers.note(context)
         if isinstance(request, Undecodable):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         return self._artifact
@@ -202,6 +205,8 @@ class _Servicer(pb_grpc.InferenceServicer):
     ) -> AsyncIterator[pb.GenerateChunk]:
         srv = self._srv
         arrival = time.time_ns()
+        if srv.peers is not None:
+            srv.peers.note(context)
         if srv.draining:
             srv.count("UNAVAILABLE")
             await context.abort(grpc.StatusCode.UNAVAILABLE, "server is draining")
@@ -306,8 +311,12 @@ class SutServer:
         *,
         chunk_size: int | None = None,
         metrics: SutMetrics | None = None,
+        security: ServerSecurity | None = None,
     ) -> None:
         self.backend = backend
+        self.security = security
+        # Set at start when TLS is on: notes each connection once (mTLS subject log, session count).
+        self.peers: PeerLog | None = None
         self.host = host
         self.requested_port = port
         self.chunk_size = chunk_size or backend.manifest.chunk_size
@@ -317,7 +326,7 @@ class SutServer:
         self.draining = False
         self.inflight = 0
         self._server: grpc.aio.Server | None = None
-        self._health = health.aio.HealthServicer()
+        self._health: health.aio.HealthServicer | None = None
         self._stopped: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
 
@@ -329,18 +338,34 @@ class SutServer:
         self._stopped = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        from sut._security import PeerLog, bearer_interceptor, noting_health_servicer
+
+        sec = self.security
+        token = sec.token() if sec is not None else None  # read before anything starts: a bad file is one line
+        credentials = None
+        if sec is not None and sec.tls:
+            sec.check_pem_pair()
+            credentials = sec.server_credentials(self._tls_handshake)
+            self.peers = PeerLog(sec.mutual_tls, self.metrics)
         await self.backend.start()
+        interceptors = [] if token is None else [bearer_interceptor(token, self._auth_refused)]
         server = grpc.aio.server(
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_concurrent_streams", 100000),
-            ]
+            ],
+            interceptors=interceptors,
         )
         add_inference_service(_Servicer(self), server)
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        self._health = health_servicer = noting_health_servicer(self.peers)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         try:
             try:
-                self.port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
+                address = f"{self.host}:{self.requested_port}"
+                if credentials is not None:
+                    self.port = server.add_secure_port(address, credentials)
+                else:
+                    self.port = server.add_insecure_port(address)
             except RuntimeError as exc:  # grpc reports a failed bind as RuntimeError
                 raise OSError(f"could not bind {self.host}:{self.requested_port}: {exc}") from None
             if self.port == 0:
@@ -350,11 +375,19 @@ class SutServer:
             await self.backend.stop()
             raise
         self._server = server
-        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
-        await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         if self.metrics is not None:
             self.metrics.bind(self)
         return self.address
+
+    def _auth_refused(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.auth_refused("grpc", reason)
+
+    def _tls_handshake(self) -> None:
+        if self.metrics is not None:
+            self.metrics.tls_handshake()
 
     def count(self, code: str) -> None:
         if self.metrics is not None:
@@ -375,7 +408,8 @@ class SutServer:
                 await self._stopped.wait()
             return
         self.draining = True
-        await self._health.enter_graceful_shutdown()
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_s
         while self.inflight > 0 and loop.time() < deadline:
