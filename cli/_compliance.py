@@ -44,7 +44,11 @@ def add_parser(subparsers: Any) -> None:
     _add_sut_args(t06)
     from scenarios import scenario_names
 
-    t06.add_argument("--scenario", choices=scenario_names(), default="Server")
+    t06.add_argument(
+        "--scenario",
+        choices=scenario_names(),
+        help="scenario of the pass (default Server); with --log, required: the scenario the log was made in",
+    )
     t06.add_argument("--qps", type=float, help="Server target QPS for the pass")
     t06.add_argument("--max-new-tokens", type=_positive_int)
     t06.add_argument("--log", type=Path, metavar="PATH", help="verify this mlperf_log_accuracy.json; no run")
@@ -131,6 +135,9 @@ def run_test06_cli(args: argparse.Namespace) -> int:
             eos = args.eos_id
             if eos is None and args.artifact_json is not None:
                 eos = eos_from_artifact(args.artifact_json)
+            if args.scenario is None:
+                # As MLPerf's TEST06 script: Offline skips the first-token check, so guessing is wrong either way.
+                raise UsageError("--scenario: required with --log (the scenario the log was made in, e.g. Offline)")
             out = args.output or log.parent.parent / "TEST06"
             from scenarios import loadgen_scenario
 
@@ -141,7 +148,7 @@ def run_test06_cli(args: argparse.Namespace) -> int:
                 raise UsageError("--eos-id/--artifact-json/--output: only with --log")
             _check_sut_args(args)
             cfg = Test06Config(
-                scenario=args.scenario,
+                scenario=args.scenario or "Server",
                 dataset=args.dataset,
                 sut=args.sut,
                 backend={} if args.sut else sut_backend(args),

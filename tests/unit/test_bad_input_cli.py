@@ -266,7 +266,10 @@ CLI_CASES = [
     pytest.param([*_T06, "--run-id", "../x"], _RUN_ID, id="compliance-test06-run-id-parent"),
     pytest.param([*_T06, "--eos-id", "3"], "--eos-id", id="compliance-test06-eos-without-log"),
     pytest.param([*_T06, "--scenario", "Nope"], "argument --scenario", id="compliance-test06-scenario-unknown"),
-    pytest.param([*_T06, "--log", "{missing}"], "nothing.json", id="compliance-test06-log-missing"),
+    pytest.param(
+        [*_T06, "--scenario", "Server", "--log", "{missing}"], "nothing.json", id="compliance-test06-log-missing"
+    ),
+    pytest.param([*_T06, "--log", "{missing}"], "--scenario: required", id="compliance-test06-log-no-scenario"),
     pytest.param([*_T06, "--fault", "nope"], "--fault", id="compliance-test06-fault-unknown"),
     pytest.param([*_CTX, "--sut", "nohost"], "host:port", id="compliance-context-sut-no-port"),
     pytest.param([*_T06, "--sut", "nohost"], "host:port", id="compliance-test06-sut-no-port"),
