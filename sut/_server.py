@@ -38,6 +38,20 @@ if TYPE_CHECKING:
 SERVICE_NAME = "lpuperf.v1.Inference"
 _FINISH = {"eos": pb.FINISH_REASON_EOS, "length": pb.FINISH_REASON_LENGTH, "cancelled": pb.FINISH_REASON_CANCELLED}
 _INT32_MIN = -(2**31)
+# Streams one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).
+MAX_CONCURRENT_STREAMS = 100_000
+# grpc core keeps calls that arrived before the handler loop asked for them in a backlog, and by
+# default sheds it (soft limit 1,000 with random early drop, hard limit 3,000, 30 s at most): a burst
+# of a few thousand streams, or a SUT running behind its load, then shows the client ``CANCELLED``
+# with no trace here. Overload must show as queueing, so the backlog is as deep as the streams the
+# transport admits and its calls wait as long as the client's own deadline lets them.
+_SERVER_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
+    ("grpc.server.max_pending_requests", MAX_CONCURRENT_STREAMS),
+    ("grpc.server.max_pending_requests_hard_limit", MAX_CONCURRENT_STREAMS),
+    ("grpc.server_max_unrequested_time_in_server", 7 * 24 * 3600),
+]
 
 
 class FinalTokens(list[int]):
@@ -349,13 +363,7 @@ class SutServer:
             self.peers = PeerLog(sec.mutual_tls, self.metrics)
         await self.backend.start()
         interceptors = [] if token is None else [bearer_interceptor(token, self._auth_refused)]
-        server = grpc.aio.server(
-            options=[
-                ("grpc.so_reuseport", 0),
-                ("grpc.max_concurrent_streams", 100000),
-            ],
-            interceptors=interceptors,
-        )
+        server = grpc.aio.server(options=list(_SERVER_OPTIONS), interceptors=interceptors)
         add_inference_service(_Servicer(self), server)
         self._health = health_servicer = noting_health_servicer(self.peers)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -1,0 +1,121 @@
+"""Overload shows as queueing and latency, never as client-side errors.
+
+grpc core sheds calls that arrived faster than the server's handler loop takes them (a backlog of
+1,000 with random early drop up to 3,000, 30 s at most); the client then sees ``CANCELLED`` for
+streams the SUT never saw. The SUT raises those limits (``sut._server``), and these tests hold it:
+a burst of 4,000 streams on one connection completes, and a Server run at twice the sim's capacity
+queues (TTFT grows by hundreds of milliseconds) with zero failed queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+
+from loadgen_harness import RunConfig, load_query_records, run_benchmark
+from proto import inference_pb2 as pb
+from scenarios import resolve_dataset
+
+pytestmark = pytest.mark.integration
+
+DATASET = "synthetic:64:7"
+BURST = 4000
+
+
+def _manifest(tmp: Path, name: str, decode_step_s: float, max_batch: int) -> Path:
+    from sut import ArtifactManifest, TimingModel
+
+    m = ArtifactManifest(
+        artifact_id=name,
+        backend="sim",
+        model="embedded-sim",
+        precision="fp32",
+        max_context_tokens=4096,
+        max_batch=max_batch,
+        timing=TimingModel(prefill_base_s=0.0, prefill_per_token_s=0.0, decode_step_s=decode_step_s),
+        target="sim-lpu",
+    )
+    p = tmp / f"{name}.json"
+    p.write_text(m.model_dump_json())
+    return p
+
+
+def _spawn(manifest: Path) -> Any:
+    import sut
+
+    return sut.spawn_server(["--artifact", str(manifest), "--dataset", DATASET])
+
+
+async def _burst(address: str, requests: list[bytes], n: int) -> collections.Counter[str]:
+    """``n`` Generate streams opened at once on one channel; the count of each final status."""
+    codes: collections.Counter[str] = collections.Counter()
+    async with grpc.aio.insecure_channel(address) as channel:
+        call = channel.unary_stream(
+            "/lpuperf.v1.Inference/Generate",
+            request_serializer=None,
+            response_deserializer=pb.GenerateChunk.FromString,
+        )
+        await channel.channel_ready()
+
+        async def one(i: int) -> None:
+            try:
+                n_tokens = 0
+                async for chunk in call(requests[i % len(requests)], timeout=600):
+                    n_tokens += len(chunk.token_ids)
+                codes["OK" if n_tokens > 0 else "EMPTY"] += 1
+            except grpc.aio.AioRpcError as exc:
+                codes[exc.code().name] += 1
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+    return codes
+
+
+def test_burst_of_4000_streams_on_one_connection_completes(tmp_path: Path) -> None:
+    from loadgen_harness._bridge import serialise_requests
+
+    ds = resolve_dataset(DATASET)
+    requests = serialise_requests(ds.input_ids, ds.prompts, [16] * len(ds), ds.eos_token_id)
+    with _spawn(_manifest(tmp_path, "instant", 0.0, 4096)) as server:
+        codes = asyncio.run(_burst(server.address, requests, BURST))
+    assert codes == {"OK": BURST}
+
+
+def test_server_at_twice_capacity_queues_without_errors(tmp_path: Path) -> None:
+    # 4 sequences, one token each per 5 ms step, answers of at most 8 tokens: ~100-150 QPS.
+    from sut import ArtifactManifest, analytic_capacity_qps
+
+    path = _manifest(tmp_path, "tiny", 0.005, 4)
+    capacity = analytic_capacity_qps(
+        ArtifactManifest.model_validate_json(path.read_text()), resolve_dataset(DATASET), 8
+    )
+    with _spawn(path) as server:
+        res = run_benchmark(
+            RunConfig(
+                scenario="Server",
+                sut=server.address,
+                dataset=DATASET,
+                out_dir=tmp_path,
+                run_id="overload",
+                qps=2 * capacity,
+                duration_s=2.0,
+                max_new_tokens=8,
+            )
+        )
+    assert res.n_errors == 0, res.errors_by_status
+    assert res.errors_by_status == {}
+    rec = load_query_records(res.log_dir)
+    assert rec.size == res.n_queries > 0
+    assert (rec["status"] == 0).all()
+    assert (rec["done_ns"] >= 0).all()
+    # Queueing, not loss: the last queries waited far longer for their first token than the first ones.
+    ttft_ms = (rec["first_token_ns"] - rec["issue_ns"]) / 1e6
+    order = np.argsort(rec["issue_ns"])
+    k = max(1, rec.size // 10)
+    assert float(np.median(ttft_ms[order[-k:]])) > 200.0 + float(np.median(ttft_ms[order[:k]]))
+    assert res.valid is False
