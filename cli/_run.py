@@ -50,6 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--progress", action="store_true", help="show the live progress line even when not on a TTY")
+    p.add_argument("--trace", action="store_true", help="also write LoadGen's trace log (mlperf_log_trace.json)")
     p.add_argument(
         "--allow-context-overflow",
         action="store_true",
@@ -126,6 +127,7 @@ def run_cli(args: argparse.Namespace) -> int:
             metrics_linger_s=args.metrics_linger,
             max_new_tokens=args.max_new_tokens,
             progress=args.progress,
+            trace=args.trace,
             allow_context_overflow=args.allow_context_overflow,
         )
     except ValidationError as exc:

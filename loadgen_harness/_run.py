@@ -39,6 +39,7 @@ from scenarios import ScenarioName
 # LoadGen applies ./audit.config when it exists; a stray one must never alter a normal run, so
 # normal runs name a file that cannot exist.
 NO_AUDIT_CONFIG = "/nonexistent/lpuperf-no-audit.config"
+TRACE_FILE = "mlperf_log_trace.json"
 
 
 class RunError(UsageError):
@@ -76,6 +77,9 @@ class RunConfig(BaseModel):
     # After SIGINT/SIGTERM, how long LoadGen may take to end its test before it is abandoned.
     drain_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     progress: bool = False
+    # LoadGen's trace log (mlperf_log_trace.json, megabytes per Server run) is written only when asked for:
+    # queries.npz holds the per-query timings everything here reads.
+    trace: bool = False
     # Samples over the SUT's advertised context are refused before the run unless this is set
     # (a test that wants to see the SUT's refusals sends them on purpose).
     allow_context_overflow: bool = False
@@ -245,7 +249,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
                 out.copy_summary_to_stdout = False
                 log_settings = lg.LogSettings()
                 log_settings.log_output = out
-                log_settings.enable_trace = True
+                log_settings.enable_trace = cfg.trace
                 audit = str(Path(cfg.audit_config).resolve()) if cfg.audit_config else NO_AUDIT_CONFIG
                 if ticker is not None:
                     ticker.start()
@@ -263,6 +267,8 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
                     lg.DestroySUT(sut_handle)
                     qsl.destroy()
         _finish_result(res, bridge, outcome, log_dir)
+        if not cfg.trace and not outcome.abandoned:
+            _drop_empty_trace(log_dir)
         res.duration_s = round(time.monotonic() - t_start, 3)
         save_results(res, log_dir)
         if outcome.interrupted_by is not None:
@@ -277,6 +283,14 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
             if cfg.metrics_linger_s > 0:
                 time.sleep(cfg.metrics_linger_s)
             metrics.stop()
+
+
+def _drop_empty_trace(log_dir: Path) -> None:
+    """LoadGen opens its trace file even with tracing off; an empty file there only misleads."""
+    trace = log_dir / TRACE_FILE
+    with contextlib.suppress(FileNotFoundError):
+        if trace.stat().st_size == 0:
+            trace.unlink()
 
 
 def _finish_result(res: RunResult, bridge: Any, outcome: TestOutcome, log_dir: Path) -> None:

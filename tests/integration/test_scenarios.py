@@ -122,13 +122,16 @@ def test_offline_valid(instant_sut: str, tmp_path: Path) -> None:
     # what two cores can do so the run outlasts its minimum duration.
     res = _run(tmp_path, instant_sut, "Offline", qps=3000, duration_s=1, max_new_tokens=8)
     _assert_valid(res)
+    # LoadGen's trace (megabytes per Server run) only on request: queries.npz has the timings.
+    assert not (Path(res.log_dir) / "mlperf_log_trace.json").exists()
     assert res.tokens_per_second is not None and res.tokens_per_second > 0
     _assert_every_query_completed(res)
 
 
 def test_single_stream_valid(instant_sut: str, tmp_path: Path) -> None:
-    res = _run(tmp_path, instant_sut, "SingleStream", duration_s=1)
+    res = _run(tmp_path, instant_sut, "SingleStream", duration_s=1, trace=True)
     _assert_valid(res)
+    assert (Path(res.log_dir) / "mlperf_log_trace.json").stat().st_size > 0  # asked for with trace=True
     assert res.latency_ms.p90 is not None
 
 
