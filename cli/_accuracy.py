@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cli._args import error_line, out_dir_arg, run_id_arg
+from cli._transport_args import add_transport_arguments, transport_from_args
 from common import UsageError
 
 
@@ -24,6 +25,7 @@ def add_parser(sub: Any) -> None:
     src.add_argument("--log", type=Path, help="score this mlperf_log_accuracy.json (or a run dir holding one)")
     src.add_argument("--scenario", default="Offline", help="scenario of the accuracy pass (default: Offline)")
     src.add_argument("--sut", help="host:port of a running SUT (default: spawn the embedded sim SUT)")
+    add_transport_arguments(p)
     src.add_argument("--artifact", help="artifact preset of the spawned SUT (e.g. sim-fp32, sim-bf16)")
     src.add_argument("--backend", help="backend of the spawned SUT: sim | transformers | openai")
     src.add_argument("--max-new-tokens", type=int)
@@ -113,6 +115,7 @@ def _run_accuracy_pass(args: argparse.Namespace) -> Path:
             benchmark=args.benchmark or "embedded",
             dataset=args.dataset,
             sut=args.sut,
+            transport=transport_from_args(args, remote=bool(args.sut)),
             backend=backend,
             out_dir=args.results,
             run_id=args.run_id or time.strftime("accuracy-%Y%m%d-%H%M%S"),

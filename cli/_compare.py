@@ -13,8 +13,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p = subparsers.add_parser(
         "compare",
         help="compare two runs; non-zero exit on regression",
-        description="Compare two run directories (OUT/<run-id>/<scenario>/<mode>/): latency percentiles with "
-        "bootstrap confidence intervals from queries.npz, tokens/s, QPS, error rate, accuracy and fidelity.",
+        description="Compare two run directories (OUT/<run-id>/<scenario>/<mode>/): latency percentiles, QPS and "
+        "tokens/s with bootstrap confidence intervals from queries.npz, error rate, accuracy and fidelity. A metric "
+        "is better or worse only when its interval excludes zero; one without an interval gets no verdict.",
     )
     p.add_argument("baseline", type=Path, help="baseline run directory or results.json")
     p.add_argument("candidate", type=Path, help="candidate run directory or results.json")
@@ -24,6 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--confidence", type=float, default=0.95, help="bootstrap confidence level (0.95)")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples, 100..20000 (1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="compare runs of different modes, scenarios or benchmarks (refused otherwise, exit 2)",
+    )
     p.add_argument("--json", type=out_file_arg, help="write the comparison as JSON here")
     p.set_defaults(func=run_compare)
 
@@ -42,6 +48,7 @@ def run_compare(args: argparse.Namespace) -> int:
             confidence=args.confidence,
             resamples=args.resamples,
             seed=args.seed,
+            force=args.force,
         )
     except ValidationError as exc:
         raise UsageError(first_error_line(exc, "options").replace("field '", "option '--").replace("_", "-")) from None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cli._args import error_line, out_dir_arg, out_file_arg, run_id_arg
+from cli._transport_args import add_transport_arguments, transport_from_args
 from common import UsageError
 
 
@@ -28,6 +29,7 @@ def _positive_int(text: str) -> int:
 
 def _add_sut_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sut", metavar="HOST:PORT", help="SUT to test; default: start the embedded sim SUT")
+    add_transport_arguments(p)
     p.add_argument("--artifact", help="embedded SUT: artifact preset (sim-fp32, sim-ctx16k, ...) or manifest JSON")
     p.add_argument("--enforced-context", type=_positive_int, metavar="N", help="embedded SUT: context it enforces")
     p.add_argument("--fault", action="append", default=[], metavar="NAME", help="embedded SUT: plant a fault")
@@ -101,7 +103,12 @@ def _embedded_or_given(args: argparse.Namespace) -> Iterator[str]:
 
     _check_sut_args(args)
     try:
-        target = SutTarget(address=args.sut, backend={} if args.sut else sut_backend(args), dataset=args.dataset)
+        target = SutTarget(
+            address=args.sut,
+            backend={} if args.sut else sut_backend(args),
+            dataset=args.dataset,
+            transport=transport_from_args(args, remote=bool(args.sut)),
+        )
     except ValidationError as exc:
         raise UsageError(first_error_line(exc, "--sut")) from None
     try:
@@ -151,6 +158,7 @@ def run_test06_cli(args: argparse.Namespace) -> int:
                 scenario=args.scenario or "Server",
                 dataset=args.dataset,
                 sut=args.sut,
+                transport=transport_from_args(args, remote=bool(args.sut)),
                 backend={} if args.sut else sut_backend(args),
                 qps=args.qps,
                 max_new_tokens=args.max_new_tokens,
@@ -175,7 +183,7 @@ def run_context_cli(args: argparse.Namespace) -> int:
     cfg = ContextProbeConfig(max_new_tokens=args.max_new_tokens, timeout_s=args.timeout)
     with _embedded_or_given(args) as address:
         try:
-            verdict = probe_context(address, cfg)
+            verdict = probe_context(address, cfg, transport_from_args(args, remote=bool(args.sut)))
         except ComplianceInputError as exc:
             raise UsageError(str(exc)) from None
     for a in verdict.attempts:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from cli._args import out_dir_arg, run_id_arg
+from cli._transport_args import add_transport_arguments, transport_from_args
 from common import UsageError
 
 
@@ -20,6 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--dataset", help="dataset spec (default: the benchmark's)")
     p.add_argument("--preset", choices=("quick", "submission"), default="quick", help="length of the confirm run")
     p.add_argument("--sut", help="host:port of a running SUT (default: spawn the embedded sim once)")
+    add_transport_arguments(p)
     p.add_argument("--artifact", default=None, help="sim artifact preset for the spawned SUT (e.g. sim-fp32)")
     p.add_argument(
         "--serve-arg",
@@ -64,6 +66,7 @@ def run_find_peak(args: argparse.Namespace) -> int:
             dataset=args.dataset,
             preset=args.preset,
             sut=args.sut,
+            transport=transport_from_args(args, remote=bool(args.sut)),
             backend=backend,
             max_new_tokens=args.max_new_tokens,
             out_dir=args.out,

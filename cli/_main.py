@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # grpc's C core logs failed TLS handshakes at INFO to stderr; the commands report them as one line.
+    # Set before grpc is imported (it reads this once); GRPC_VERBOSITY=INFO shows them again.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

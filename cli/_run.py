@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cli._args import out_dir_arg, run_id_arg
+from cli._transport_args import add_transport_arguments, transport_from_args
 from common import UsageError
 
 
@@ -31,6 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--dataset", help="embedded | synthetic:N:SEED | path (default: the benchmark's)")
     p.add_argument("--sut", help="host:port of a running SUT (default: spawn the embedded sim SUT)")
+    add_transport_arguments(p)
     from sut import backends
 
     p.add_argument("--backend", help=f"backend of the spawned SUT: {' | '.join(backends.names())} (default: sim)")
@@ -114,6 +116,7 @@ def run_cli(args: argparse.Namespace) -> int:
             preset=run_preset,
             dataset=args.dataset,
             sut=args.sut,
+            transport=transport_from_args(args, remote=bool(args.sut)),
             backend=backend,
             qps=args.qps,
             duration_s=args.duration,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli._args import error_line, out_dir_arg, out_file_arg, run_id_arg
+from cli._transport_args import add_transport_arguments, transport_from_args
 from common import UsageError
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     run.add_argument("--dataset", help="dataset spec (default: the benchmark's)")
     run.add_argument("--preset", choices=("quick", "submission"), default="quick")
     run.add_argument("--sut", help="host:port of a running SUT (default: spawn the embedded sim)")
+    add_transport_arguments(run)
     run.add_argument("--artifact", help="sim artifact preset for the embedded SUT (default: sim-fp32)")
     run.add_argument(
         "--serve-arg",
@@ -149,6 +151,7 @@ def run_submission_all(args: argparse.Namespace) -> int:
             dataset=args.dataset,
             preset=args.preset,
             sut=args.sut,
+            transport=transport_from_args(args, remote=bool(args.sut)),
             backend=backend,
             qps=args.qps,
             duration_s=args.duration,

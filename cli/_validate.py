@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from cli._args import out_dir_arg, run_id_arg
+from cli._transport_args import add_transport_arguments, transport_from_args
 from common import UsageError
 
 
@@ -20,6 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--baseline", required=True, help="baseline artifact (e.g. sim-fp32)")
     p.add_argument("--candidate", required=True, help="candidate artifact (e.g. sim-bf16)")
+    add_transport_arguments(p, target="--baseline/--candidate HOST:PORT")
     p.add_argument("--slo", default="embedded", help="SLO file or packaged name (default: embedded)")
     p.add_argument("--qps", type=float, help="Server target QPS (default: the benchmark's)")
     p.add_argument("--duration", type=float, help="performance run length in seconds (default: the preset's)")
@@ -39,6 +41,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--out", type=out_dir_arg, default=Path("results"))
     p.add_argument("--run-id", type=run_id_arg)
     p.set_defaults(func=run_validate)
+
+
+def _names_a_running_sut(args: argparse.Namespace) -> bool:
+    """Whether --baseline or --candidate is host:port (TLS and token flags reach only those)."""
+    return any(spec.rpartition(":")[2].isdigit() for spec in (args.baseline, args.candidate))
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -64,6 +71,7 @@ def run_validate(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             max_new_tokens=args.max_new_tokens,
             backend=spawned_backend(args.serve_arg),
+            transport=transport_from_args(args, remote=_names_a_running_sut(args)),
             out_dir=args.out,
             run_id=args.run_id,
             fail_on_regression=args.fail_on_regression,

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from common import first_error_line
 from compliance._accuracy_log import ComplianceInputError
+
+if TYPE_CHECKING:
+    from loadgen_harness import TransportSecurity
 
 DEFAULT_FRACTIONS = (0.5, 0.9, 0.99, 1.0)
 Expect = Literal["complete", "refused"]
@@ -183,20 +186,25 @@ def _attempt(
     return served.model_copy(update={"reason": reason})
 
 
-def probe_context(address: str, cfg: ContextProbeConfig | None = None) -> ContextVerdict:
-    """Probe the SUT at ``address``; every probe runs, the verdict names the first failure."""
+def probe_context(
+    address: str, cfg: ContextProbeConfig | None = None, transport: TransportSecurity | None = None
+) -> ContextVerdict:
+    """Probe the SUT at ``address`` (TLS/token per ``transport``); every probe runs, the verdict names the
+    first failure."""
     import grpc
 
+    from loadgen_harness import describe_failure, open_channel
     from proto import inference_pb2_grpc
 
     cfg = cfg or ContextProbeConfig()
-    with grpc.insecure_channel(address, options=_CHANNEL_OPTIONS) as channel:
+    with open_channel(address, transport, options=_CHANNEL_OPTIONS) as channel:
         stub = inference_pb2_grpc.InferenceStub(channel)
         try:
             man = read_manifest(stub, min(cfg.timeout_s, 30.0), address)
         except grpc.RpcError as exc:
+            why = describe_failure(address, transport, exc)
             raise ComplianceInputError(
-                f"sut {address}: GetArtifact failed ({exc.code().name}: {exc.details()})"
+                why or f"sut {address}: GetArtifact failed ({exc.code().name}: {exc.details()})"
             ) from None
         limit = man.max_context_tokens
         if limit <= 1:

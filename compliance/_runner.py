@@ -2,8 +2,8 @@
 
 Layout under ``OUT/<run-id>/``:
 
-* ``compliance/TEST06/<scenario>/performance/``: the LoadGen pass (MLPerf logs, results.json,
-  artifact.json, queries.npz), kept apart from the ordinary performance run of the same run id;
+* ``TEST06/<scenario>/performance/``: the LoadGen pass (MLPerf logs, results.json, artifact.json,
+  queries.npz), kept apart from the ordinary performance run of the same run id;
 * ``<scenario>/TEST06/``: the submission layout: ``verify_accuracy.txt``,
   ``accuracy/mlperf_log_accuracy.json``, ``audit.config``, plus ``test06_report.json`` and
   ``strict_report.json`` naming the failing samples.
@@ -26,7 +26,7 @@ from compliance._accuracy_log import (
 )
 from compliance._strict import STRICT_REPORT_FILE, StrictReport, strict_checks
 from compliance._test06 import AUDIT_CONFIG_TEXT, Test06Report, verify_test06, write_test06_outputs
-from loadgen_harness import accuracy_log_path
+from loadgen_harness import TransportSecurity, accuracy_log_path
 from scenarios import ScenarioName, loadgen_scenario
 
 AUDIT_CONFIG_FILE = "audit.config"
@@ -49,6 +49,9 @@ class Test06Config(BaseModel):
     benchmark: str = "embedded"
     dataset: str | None = None
     sut: str | None = None
+    transport: TransportSecurity = Field(
+        default_factory=TransportSecurity, description="TLS, client certificate and token for a running SUT (sut)"
+    )
     backend: dict[str, JsonValue] = Field(default_factory=dict, description="spawned SUT's backend config (SutTarget)")
     qps: float | None = Field(default=None, gt=0)
     max_new_tokens: int | None = Field(default=None, gt=0)
@@ -161,10 +164,12 @@ def run_test06(cfg: Test06Config) -> Test06Outcome:
         dataset=cfg.dataset,
         preset="quick",
         sut=cfg.sut,
+        transport=cfg.transport,
         backend=cfg.backend,
         qps=cfg.qps,
         max_new_tokens=cfg.max_new_tokens,
-        out_dir=Path(cfg.out_dir) / cfg.run_id / "compliance",
+        # OUT/<run-id>/TEST06/<scenario>/performance: no directory name twice for the default run id "compliance".
+        out_dir=Path(cfg.out_dir) / cfg.run_id,
         run_id="TEST06",
     )
     # The pass reads the audit.config from a temp dir; TEST06/ gets its copy once the pass ran, so a

@@ -30,6 +30,13 @@ from loadgen_harness._results import (
     progress_printer,
 )
 from loadgen_harness._run import NO_AUDIT_CONFIG, RunConfig, RunError, fetch_artifact, run_benchmark
+from loadgen_harness._transport import (
+    TOKEN_ENV,
+    TransportSecurity,
+    describe_failure,
+    open_aio_channel,
+    open_channel,
+)
 
 __all__ = [
     "ACCURACY_LOG_FILE",
@@ -37,6 +44,7 @@ __all__ = [
     "NO_AUDIT_CONFIG",
     "QUERIES_FILE",
     "QUERY_RECORD_DTYPE",
+    "TOKEN_ENV",
     "Percentiles",
     "RunConfig",
     "RunError",
@@ -47,9 +55,11 @@ __all__ = [
     "SuccessStats",
     "SutTarget",
     "TokenDtype",
+    "TransportSecurity",
     "accuracy_log_path",
     "check_accuracy_log_entries",
     "decode_tokens",
+    "describe_failure",
     "encode_tokens",
     "fetch_artifact",
     "format_summary",
@@ -58,6 +68,8 @@ __all__ = [
     "launch_sut",
     "load_query_records",
     "load_results",
+    "open_aio_channel",
+    "open_channel",
     "parse_detail_log",
     "progress_printer",
     "read_accuracy_log_entries",

@@ -35,6 +35,7 @@ import grpc
 import numpy as np
 
 from loadgen_harness._records import QueryRecords, RecordChunk
+from loadgen_harness._transport import TransportSecurity, open_aio_channel
 from proto import inference_pb2
 from scenarios import Dataset
 
@@ -136,12 +137,14 @@ class Bridge:
         expected_queries: int = 1024,
         metrics: Any = None,
         hold_on_interrupt: bool = False,
+        transport: TransportSecurity | None = None,
     ) -> None:
         import mlperf_loadgen as lg
         import uvloop
 
         self._lg = lg
         self.address = address
+        self.transport = transport
         self.requests = requests
         self.offline = offline
         self.offline_concurrency = max(1, offline_concurrency)
@@ -169,7 +172,8 @@ class Bridge:
         asyncio.run_coroutine_threadsafe(self._open(), self._loop).result(timeout=30)
 
     async def _open(self) -> None:
-        self._channel = grpc.aio.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
+        # TLS and the token are the channel's (credentials on the channel): the per-query path is unchanged.
+        self._channel = open_aio_channel(self.address, self.transport, options=_CHANNEL_OPTIONS)
         self._call = self._channel.unary_stream(
             _GENERATE,
             request_serializer=None,  # requests are pre-serialised bytes

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from common import RegistryError
+from loadgen_harness._transport import TransportSecurity
 
 DEFAULT_BACKEND = "sim"
 
@@ -45,6 +46,9 @@ class SutTarget(BaseModel):
     )
     dataset: str | None = Field(default=None, description="dataset the spawned SUT serves unless backend names one")
     start_timeout_s: float = Field(default=120.0, gt=0)
+    transport: TransportSecurity = Field(
+        default_factory=TransportSecurity, description="TLS, client certificate and token for a running SUT"
+    )
 
     @field_validator("address")
     @classmethod
@@ -55,6 +59,10 @@ class SutTarget(BaseModel):
     def _one_source(self) -> SutTarget:
         if self.address is not None and self.backend:
             raise ValueError("backend: only for a spawned SUT; drop it or drop the address")
+        if self.address is None and self.transport.enabled:
+            raise ValueError(
+                "transport: TLS and token options reach a running SUT (--sut); a spawned SUT is plaintext on loopback"
+            )
         if "api_key" in self.backend:
             # The config reaches the child on its command line (ps, error messages): refuse the key itself.
             raise ValueError("backend.api_key: pass the key through the environment (api_key_env), not in the config")
@@ -104,7 +112,7 @@ def launch_sut(target: SutTarget | None = None) -> Iterator[RunningSut]:
 
     target = target or SutTarget()
     if target.address is not None:
-        yield RunningSut(target.address, fetch_artifact(target.address))
+        yield RunningSut(target.address, fetch_artifact(target.address, transport=target.transport))
         return
     config = target.config_json()
     import sut

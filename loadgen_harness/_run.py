@@ -34,6 +34,7 @@ from loadgen_harness._results import (
     parse_summary_token_latencies,
     save_results,
 )
+from loadgen_harness._transport import TransportSecurity
 from scenarios import ScenarioName
 
 # LoadGen applies ./audit.config when it exists; a stray one must never alter a normal run, so
@@ -57,6 +58,9 @@ class RunConfig(BaseModel):
     preset: Literal["quick", "submission"] = "quick"
     dataset: str | None = Field(default=None, description="dataset spec; None = the benchmark's")
     sut: str | None = Field(default=None, description="host:port; None = spawn the embedded sim SUT")
+    transport: TransportSecurity = Field(
+        default_factory=TransportSecurity, description="TLS, client certificate and token for a running SUT (sut)"
+    )
     backend: dict[str, Any] = Field(
         default_factory=dict, description="backend config of the spawned SUT ({'kind': ..., ...}); see SutTarget"
     )
@@ -113,25 +117,34 @@ def _sut_address(cfg: RunConfig) -> Iterator[tuple[str, dict[str, JsonValue]]]:
     from loadgen_harness._launcher import SutTarget, launch_sut
 
     try:
-        target = SutTarget(address=cfg.sut, backend=cfg.backend, dataset=cfg.dataset)
+        target = SutTarget(address=cfg.sut, backend=cfg.backend, dataset=cfg.dataset, transport=cfg.transport)
     except ValidationError as exc:
         raise RunError(first_error_line(exc, "sut")) from None
     with launch_sut(target) as running:
         yield running.address, running.artifact
 
 
-def fetch_artifact(address: str, timeout_s: float = 10.0) -> dict[str, JsonValue]:
-    """GetArtifact over a short-lived channel; the manifest as JSON (manifest_json when it holds an object)."""
+def fetch_artifact(
+    address: str, timeout_s: float = 10.0, transport: TransportSecurity | None = None
+) -> dict[str, JsonValue]:
+    """GetArtifact over a short-lived channel; the manifest as JSON (manifest_json when it holds an object).
+
+    The first call of a run to its SUT: a TLS or token failure here is one RunError line naming the cause.
+    """
     import grpc
     from google.protobuf.json_format import MessageToDict
 
+    from loadgen_harness._transport import describe_failure, open_channel
     from proto import inference_pb2, inference_pb2_grpc
 
     try:
-        with grpc.insecure_channel(address) as ch:
+        with open_channel(address, transport) as ch:
             stub = inference_pb2_grpc.InferenceStub(ch)
             m = stub.GetArtifact(inference_pb2.GetArtifactRequest(), timeout=timeout_s)
     except grpc.RpcError as exc:
+        why = describe_failure(address, transport, exc)
+        if why is not None:
+            raise RunError(why) from None
         raise RunError(
             f"sut {address}: GetArtifact failed, is the SUT up? ({exc.code().name}: {exc.details()})"
         ) from None
@@ -238,6 +251,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
                 expected_queries=plan.expected_queries() * plan.samples_per_query,
                 metrics=metrics,
                 hold_on_interrupt=hold_on_interrupt,
+                transport=cfg.transport,
             )
             sut_handle = lg.ConstructSUT(bridge.issue, bridge.flush)
             if on_progress is None and cfg.progress:

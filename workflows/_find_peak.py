@@ -28,7 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from common import RunId
-from loadgen_harness import RunResult
+from loadgen_harness import RunResult, TransportSecurity
 
 Verdict = Literal["PASS", "OVERLOADED", "INVALID", "ERRORS"]
 
@@ -40,6 +40,9 @@ class FindPeakConfig(BaseModel):
     dataset: str | None = None
     preset: Literal["quick", "submission"] = "quick"
     sut: str | None = Field(default=None, description="host:port; None spawns one embedded SUT for every run")
+    transport: TransportSecurity = Field(
+        default_factory=TransportSecurity, description="TLS, client certificate and token for a running SUT (sut)"
+    )
     backend: dict[str, JsonValue] = Field(default_factory=dict, description="spawned SUT's backend config (SutTarget)")
     max_new_tokens: int | None = Field(default=None, gt=0)
     out_dir: Path = Path("results")
@@ -288,6 +291,7 @@ class PeakSearch:
                 "preset": self.cfg.preset,
                 "dataset": self.cfg.dataset,
                 "sut": self.address,
+                "transport": self.cfg.transport,
                 "qps": qps,
                 "duration_s": duration,
                 "out_dir": self.cfg.out_dir,
@@ -407,7 +411,9 @@ def find_peak(cfg: FindPeakConfig, echo: Callable[[str], None] = print) -> FindP
     from loadgen_harness import RunError, SutTarget, launch_sut
 
     try:
-        target = SutTarget(address=cfg.sut, backend={} if cfg.sut else cfg.backend, dataset=cfg.dataset)
+        target = SutTarget(
+            address=cfg.sut, backend={} if cfg.sut else cfg.backend, dataset=cfg.dataset, transport=cfg.transport
+        )
     except ValidationError as exc:
         raise RunError(first_error_line(exc, "sut")) from None
     with launch_sut(target) as running:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from accuracy import AccuracyReport, FidelityReport
 from compliance import Test06Outcome
-from loadgen_harness import RunConfig, RunError, RunResult, load_results
+from loadgen_harness import RunConfig, RunError, RunResult, TransportSecurity, load_results
 from scenarios import Preset, ScenarioName
 
 # A submission-preset performance run is 600 s plus drain; bound a child run generously.
@@ -49,6 +49,9 @@ class SessionConfig(BaseModel):
     max_new_tokens: int | None = Field(default=None, gt=0)
     out_dir: Path = Path("results")
     user_conf: Path | None = None
+    transport: TransportSecurity = Field(
+        default_factory=TransportSecurity, description="TLS, client certificate and token for a running SUT"
+    )
     performance: list[RunStep] = Field(default_factory=list)
     accuracy: RunStep | None = Field(default=None, description="accuracy-mode run, scored into its run directory")
     test06: RunStep | None = Field(default=None, description="TEST06's scenario and rate")
@@ -123,7 +126,7 @@ class Session:
         self.echo(f"{self.prefix}accuracy {scored.report.result_dict()} in {log_dir}")
 
     def _test06(self, out: SessionResult, step: RunStep) -> None:
-        from compliance import Test06Config, run_test06
+        from compliance import ComplianceOutcome, Test06Config, run_test06
 
         cfg = self.cfg
         out.test06 = run_test06(
@@ -132,13 +135,16 @@ class Session:
                 benchmark=cfg.benchmark,
                 dataset=cfg.dataset,
                 sut=self.address,
+                transport=cfg.transport,
                 qps=step.qps,
                 max_new_tokens=cfg.max_new_tokens,
                 out_dir=cfg.out_dir,
                 run_id=cfg.run_id,
             )
         )
-        self.echo(f"{self.prefix}TEST06 {'PASS' if out.test06.passed else 'FAIL'}: {out.test06.message}")
+        # The reports' messages open with their own verdict; the outcome's message is the detail alone.
+        outcome = ComplianceOutcome.from_report(out.test06)
+        self.echo(f"{self.prefix}TEST06 {'PASS' if outcome.passed else 'FAIL'}: {outcome.message}")
 
     def run_config(self, step: RunStep, mode: str) -> RunConfig:
         cfg = self.cfg
@@ -150,6 +156,7 @@ class Session:
                 "preset": cfg.preset,
                 "dataset": cfg.dataset,
                 "sut": self.address,
+                "transport": cfg.transport,
                 "qps": step.qps,
                 "duration_s": step.duration_s,
                 "out_dir": cfg.out_dir,

@@ -33,7 +33,7 @@ from common import (
     read_json_object,
     write_atomic,
 )
-from loadgen_harness import RunResult, load_results, parse_detail_log
+from loadgen_harness import RunResult, TransportSecurity, load_results, parse_detail_log
 from scenarios import ScenarioName
 
 MAX_ACCURACY_LOG_BYTES = 10 * 1024
@@ -485,6 +485,9 @@ class SubmissionRunConfig(BaseModel):
     dataset: str | None = None
     preset: Literal["quick", "submission"] = "quick"
     sut: str | None = None
+    transport: TransportSecurity = Field(
+        default_factory=TransportSecurity, description="TLS, client certificate and token for a running SUT (sut)"
+    )
     backend: dict[str, JsonValue] = Field(default_factory=dict, description="spawned SUT's backend config (SutTarget)")
     qps: float | None = Field(default=None, gt=0)
     duration_s: float | None = Field(default=None, gt=0)
@@ -520,12 +523,15 @@ def run_submission(
         preset=run.preset,
         out_dir=run.out_dir,
         user_conf=user_conf,
+        transport=run.transport,
         performance=[RunStep(name="performance", scenario=run.scenario, qps=run.qps, duration_s=run.duration_s)],
         accuracy=RunStep(name="accuracy", scenario=run.scenario, qps=run.qps),
         test06=RunStep(name="TEST06", scenario=run.scenario, qps=run.test06_qps or run.qps),
     )
     try:
-        target = SutTarget(address=run.sut, backend={} if run.sut else run.backend, dataset=run.dataset)
+        target = SutTarget(
+            address=run.sut, backend={} if run.sut else run.backend, dataset=run.dataset, transport=run.transport
+        )
     except ValidationError as exc:
         raise RunError(first_error_line(exc, "sut")) from None
     with launch_sut(target) as running:

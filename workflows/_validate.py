@@ -30,7 +30,7 @@ from accuracy import AccuracyReport, FidelityReport
 from common import RunId, write_atomic
 from compliance import CONTEXT_REPORT_FILE, ComplianceCheck, ComplianceOutcome, ContextVerdict, Test06Outcome
 from gate import GateInputs, GateReport, ObjectiveOutcome, SloSpec, evaluate_slo, fmt_number
-from loadgen_harness import RunResult, SutTarget
+from loadgen_harness import RunResult, SutTarget, TransportSecurity, launch_sut
 from workflows._compare import (
     CompareConfig,
     Comparison,
@@ -60,6 +60,9 @@ class ValidateConfig(BaseModel):
     run_id: RunId | None = None
     backend: dict[str, JsonValue] = Field(default_factory=dict, description="backend options for both spawned SUTs")
     candidate_backend: dict[str, JsonValue] = Field(default_factory=dict, description="backend options, candidate only")
+    transport: TransportSecurity = Field(
+        default_factory=TransportSecurity, description="TLS, client certificate and token for a SUT given as host:port"
+    )
     fail_on_regression: bool = False
     compare: CompareConfig = Field(default_factory=CompareConfig)
 
@@ -115,15 +118,18 @@ class ValidateReport(BaseModel):
         return "\n".join(lines)
 
 
-def target_for(artifact: str, backend: dict[str, JsonValue] | None = None) -> SutTarget:
+def target_for(
+    artifact: str, backend: dict[str, JsonValue] | None = None, transport: TransportSecurity | None = None
+) -> SutTarget:
     """The SUT for an artifact spec: a running SUT's address, ``kind:precision``, else the sim's artifact.
 
     ``backend`` adds options for a spawned SUT (e.g. a dataset or timing); the spec's own fields win.
+    ``transport`` (TLS, token) reaches a running SUT only.
     """
     from sut import backends
 
     if _ADDRESS.match(artifact) and artifact.partition(":")[0] not in backends.names():
-        return SutTarget(address=artifact)
+        return SutTarget(address=artifact, transport=transport or TransportSecurity())
     kind, sep, precision = artifact.partition(":")
     if sep and kind in backends.names():
         spec: dict[str, JsonValue] = {"kind": kind, "precision": precision}
@@ -133,18 +139,28 @@ def target_for(artifact: str, backend: dict[str, JsonValue] | None = None) -> Su
 
 
 @contextmanager
-def sut_for(artifact: str, backend: dict[str, JsonValue] | None = None) -> Iterator[str]:
+def sut_for(
+    artifact: str, backend: dict[str, JsonValue] | None = None, transport: TransportSecurity | None = None
+) -> Iterator[str]:
     from loadgen_harness import launch_sut
 
-    with launch_sut(target_for(artifact, backend)) as running:
+    with launch_sut(target_for(artifact, backend, transport)) as running:
         yield running.address
 
 
 class ArtifactRunner:
     """Runs every stage against one SUT address; a failing stage is recorded, never silently skipped."""
 
-    def __init__(self, cfg: ValidateConfig, label: str, address: str, echo: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        cfg: ValidateConfig,
+        label: str,
+        address: str,
+        echo: Callable[[str], None],
+        transport: TransportSecurity | None = None,
+    ) -> None:
         self.cfg, self.label, self.address, self.echo = cfg, label, address, echo
+        self.transport = transport or TransportSecurity()
         self.run_id = f"{cfg.run_id or 'validate'}-{label}"
 
     def session_config(self) -> SessionConfig:
@@ -161,6 +177,7 @@ class ArtifactRunner:
             preset=cfg.preset,
             max_new_tokens=cfg.max_new_tokens,
             out_dir=cfg.out_dir,
+            transport=self.transport,
             performance=[
                 RunStep(name="Server", scenario="Server", qps=cfg.qps, duration_s=server_s),
                 RunStep(name="Offline", scenario="Offline", duration_s=cfg.offline_duration_s or cfg.duration_s),
@@ -193,7 +210,7 @@ class ArtifactRunner:
         return ev
 
     def _context(self, ev: ArtifactEvidence) -> None:
-        ev.context = run_context_probe(self.address, self.cfg, self.run_id)
+        ev.context = run_context_probe(self.address, self.cfg, self.run_id, self.transport)
         ev.context_report = str(context_report_path(self.cfg, self.run_id))
         if not ev.context.passed:
             self.echo(f"[{self.label}] context probe: FAIL {ev.context.message}")
@@ -206,11 +223,13 @@ def context_report_path(cfg: ValidateConfig, run_id: str) -> Path:
     return Path(cfg.out_dir) / run_id / CONTEXT_REPORT_FILE
 
 
-def run_context_probe(address: str, cfg: ValidateConfig, run_id: str) -> ContextVerdict:
+def run_context_probe(
+    address: str, cfg: ValidateConfig, run_id: str, transport: TransportSecurity | None = None
+) -> ContextVerdict:
     """The context-length probe; its message names the first failing length."""
     from compliance import probe_context
 
-    verdict = probe_context(address)
+    verdict = probe_context(address, transport=transport)
     write_atomic(context_report_path(cfg, run_id), verdict.model_dump_json(indent=2) + "\n")
     return verdict
 
@@ -351,8 +370,9 @@ def validate(
             continue
         backend = {**cfg.backend, **(cfg.candidate_backend if label == "candidate" else {})}
         echo(f"[{label}] {artifact}: starting")
-        with sut_for(artifact, backend) as address:
-            evidence.append(ArtifactRunner(cfg, label, address, echo).collect(artifact))
+        target = target_for(artifact, backend, cfg.transport)
+        with launch_sut(target) as running:
+            evidence.append(ArtifactRunner(cfg, label, running.address, echo, target.transport).collect(artifact))
     report = decide(cfg, slo, evidence[0], evidence[1])
     write_atomic(Path(cfg.out_dir) / str(cfg.run_id) / "validate.json", report.model_dump_json(indent=2) + "\n")
     return report
