@@ -12,21 +12,24 @@ SGLang, llama.cpp, GroqCloud, or our own HTTP front). Three rules shape it:
   Nothing is retried: a retry inside a timed query would hide the failure and distort its latency.
 
 The API key is a ``SecretStr``; it is only ever placed in the ``Authorization`` header and is scrubbed
-from anything an upstream sends back before that text can reach an error message.
+(in any letter case) from anything an upstream sends back before that text can reach an error message.
+An HTTPS upstream is always verified, against ``ca_bundle`` when set (a private CA) or the system's
+trust store; there is no switch to turn verification off.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
+import ssl
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 
-from common import RegistryError
+from common import RegistryError, scrub, scrub_url
 from sut._artifact import ArtifactManifest
 from sut._backend import (
     BackendConfig,
@@ -43,8 +46,6 @@ if TYPE_CHECKING:
     from scenarios.dataset import Dataset
 
 _ERROR_BODY_LIMIT = 300  # characters of an upstream error body kept in a message
-_BEARER = re.compile(r"(?i)(bearer\s+)\S+")
-_KEY_LIKE = re.compile(r"\b(sk|gsk|xai|api)[-_][A-Za-z0-9_\-]{8,}")
 
 
 class OpenAIConfigError(RegistryError):
@@ -75,6 +76,7 @@ class OpenAIConfig(BackendConfig):
     pool_timeout_s: float = Field(default=10.0, gt=0)  # wait for a free pooled connection
     max_connections: int = Field(default=256, gt=0)
     keepalive_s: float = Field(default=30.0, gt=0)
+    ca_bundle: str = ""  # PEM bundle that verifies an https upstream (a private CA); "" = the system trust store
 
 
 class _Resolved:
@@ -95,6 +97,15 @@ class _Resolved:
                 f"openai backend: field 'base_url': expected http(s)://host[:port]/v1, got '{_scrub_url(self.base_url)}'"
             )
         self.host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        self.https = parts.scheme == "https"
+        self.hostname = parts.hostname
+        self.ca_bundle = cfg.ca_bundle
+        if self.ca_bundle and not self.https:
+            raise OpenAIConfigError(
+                f"openai backend: field 'ca_bundle': only for an https base_url, got '{_scrub_url(self.base_url)}'"
+            )
+        if self.ca_bundle and not os.path.isfile(self.ca_bundle):
+            raise OpenAIConfigError(f"openai backend: field 'ca_bundle': {self.ca_bundle}: file not found")
         self.model = cfg.model or env.get(ENV_MODEL, "") or preset.get("model", "")
         self.api: str = cfg.api or preset.get("api", "completions")
         self.request_token_ids = (
@@ -114,11 +125,8 @@ class _Resolved:
 
 
 def _scrub_url(url: str) -> str:
-    # userinfo in a URL (https://user:secret@host) is a credential too.
-    parts = urlsplit(url)
-    if parts.password or parts.username:
-        return url.replace(parts.netloc, parts.hostname or "", 1)
-    return url
+    # userinfo in a URL (https://user:secret@host:port) is a credential too; host and port stay.
+    return scrub_url(url)
 
 
 class _ByteEncoder:
@@ -257,10 +265,17 @@ class OpenAIBackend:
         headers = {"Accept": "text/event-stream"}
         if self._r.api_key is not None:
             headers["Authorization"] = f"Bearer {self._r.api_key.get_secret_value()}"
+            if not self._r.https and not _loopback(self._r.hostname):
+                print(
+                    f"lpuperf serve: warning: openai backend sends its API key unencrypted to {self._r.host} (http)",
+                    file=sys.stderr,
+                    flush=True,
+                )
         c = self.config
         self._client = httpx.AsyncClient(
             base_url=self._r.base_url,
             headers=headers,
+            verify=self._tls_context(),
             timeout=httpx.Timeout(
                 connect=c.connect_timeout_s, read=c.timeout_s, write=c.write_timeout_s, pool=c.pool_timeout_s
             ),
@@ -276,6 +291,16 @@ class OpenAIBackend:
         if not self._r.model:
             self._r.model = await self._first_model()
             self._manifest = self._build_manifest()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """Verification for an https upstream: the configured CA bundle, else the system trust store."""
+        try:
+            return ssl.create_default_context(cafile=self._r.ca_bundle or None)
+        except (ssl.SSLError, OSError) as exc:
+            raise OpenAIConfigError(
+                f"openai backend: field 'ca_bundle': {self._r.ca_bundle}: not a PEM CA bundle "
+                f"({getattr(exc, 'reason', None) or exc.__class__.__name__})"
+            ) from None
 
     async def _first_model(self) -> str:
         assert self._client is not None
@@ -303,12 +328,9 @@ class OpenAIBackend:
 
     # --- requests ------------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
-        text = text[:_ERROR_BODY_LIMIT].replace("\n", " ").strip()
-        if self._r.api_key is not None:
-            secret = self._r.api_key.get_secret_value()
-            if secret:
-                text = text.replace(secret, "***")
-        return _KEY_LIKE.sub("***", _BEARER.sub(r"\1***", text))
+        # Scrubbed before it is cut: a key straddling the cut would otherwise leave a recognisable prefix.
+        key = self._r.api_key.get_secret_value() if self._r.api_key is not None else None
+        return scrub(text[: 16 * _ERROR_BODY_LIMIT].replace("\n", " "), [key])[:_ERROR_BODY_LIMIT].strip()
 
     def _body(self, request: GenerateRequest) -> tuple[str, dict[str, Any]]:
         r = self._r
@@ -435,6 +457,17 @@ class OpenAIBackend:
         if self._encode is None:
             raise UpstreamError("no-ids", "upstream returned text without token ids and no tokenizer is configured")
         return self._encode(text), f"tokenizer {self._tokenizer_name}"
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _exc_status(exc: Exception) -> str:

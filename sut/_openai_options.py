@@ -42,6 +42,10 @@ def add_openai_arguments(parser: argparse.ArgumentParser) -> None:
         ("--api", {"choices": ["completions", "chat"], "default": "", "help": "upstream API (default completions)"}),
         ("--tokenizer", {"default": "auto", "help": "auto | dataset | none | HF tokenizer dir (maps text to ids)"}),
         ("--timeout-s", {"type": float, "default": 60.0, "help": "upstream read timeout in seconds (per event)"}),
+        (
+            "--ca-bundle",
+            {"default": "", "help": "PEM CA bundle that verifies an https upstream (default: the system trust store)"},
+        ),
     ]
     for flag, kwargs in flags:
         # Another backend may already define a flag of the same meaning (--model, --tokenizer): share it.
@@ -56,7 +60,7 @@ def openai_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "kind": "openai",
         "preset": preset if preset in _PRESETS else "",
     }
-    for field in ("base_url", "model", "api_key_env", "api", "tokenizer", "timeout_s"):
+    for field in ("base_url", "model", "api_key_env", "api", "tokenizer", "timeout_s", "ca_bundle"):
         value = getattr(args, field, None)
         if value not in (None, ""):
             cfg[field] = value
