@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -43,16 +44,20 @@ def test_test06_cli_on_a_planted_fault_lands_in_the_submission_layout(tmp_path: 
     report = json.loads((t06 / "test06_report.json").read_text())
     assert report["passed"] is False and report["message"].startswith("TEST06 FAIL: eos: FAIL")
     # The LoadGen pass itself is kept apart from the run id's ordinary performance directory.
-    assert (tmp_path / "r1" / "compliance" / "TEST06" / "Server" / "performance" / "queries.npz").is_file()
+    assert (tmp_path / "r1" / "TEST06" / "Server" / "performance" / "queries.npz").is_file()
 
 
 def test_offline_skips_the_first_token_line_but_strict_still_catches_the_stream(tmp_path: Path) -> None:
     proc = _lpuperf(
         "compliance", "test06", "--artifact", "sim-instant", "--fault", "wrong_first_token",
-        "--scenario", "Offline", "--out", str(tmp_path), "--run-id", "off",
+        "--scenario", "Offline", "--out", str(tmp_path),
     )  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    t06 = tmp_path / "off" / "Offline" / "TEST06"
+    t06 = tmp_path / "compliance" / "Offline" / "TEST06"  # the default run id
+    # No directory name twice in a row (the default run id once gave compliance/compliance/).
+    for p in tmp_path.rglob("*"):
+        parts = p.relative_to(tmp_path).parts
+        assert all(a != b for a, b in itertools.pairwise(parts)), p
     assert (t06 / "verify_accuracy.txt").read_text() == (
         "First token check pass: Skipped\n"
         "EOS check pass: True\n"
