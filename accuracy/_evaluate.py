@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from accuracy._log import AccuracyLog, AccuracyLogError
 from accuracy._rouge import ROUGE_TYPES
 from accuracy._scoring import postprocess_text, rouge_scores
-from common import first_error_line, write_atomic
+from common import read_model, write_atomic
 
 
 class AccuracyReport(BaseModel):
@@ -138,12 +138,4 @@ def evaluate_log(
 
 def load_accuracy_report(path: str | Path) -> AccuracyReport:
     """accuracy.json as written by :func:`write_accuracy_files`; AccuracyLogError naming the file and field."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AccuracyLogError(f"{p}: cannot read accuracy report ({exc.__class__.__name__})") from None
-    try:
-        return AccuracyReport.model_validate_json(text)
-    except ValidationError as exc:
-        raise AccuracyLogError(first_error_line(exc, f"{p} (accuracy report)")) from None
+    return read_model(path, AccuracyReport, "accuracy report", AccuracyLogError)

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from accuracy._log import AccuracyLogError
 from accuracy._scoring import rouge_scores
-from common import first_error_line, write_atomic
+from common import read_model, write_atomic
 
 _NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
@@ -244,12 +244,4 @@ def write_fidelity_report(rep: FidelityReport, out_dir: str | Path, stem: str = 
 
 def load_fidelity_report(path: str | Path) -> FidelityReport:
     """A fidelity JSON as written by :func:`write_fidelity_report`; AccuracyLogError naming the file and field."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AccuracyLogError(f"{p}: cannot read fidelity report ({exc.__class__.__name__})") from None
-    try:
-        return FidelityReport.model_validate_json(text)
-    except ValidationError as exc:
-        raise AccuracyLogError(first_error_line(exc, f"{p} (fidelity report)")) from None
+    return read_model(path, FidelityReport, "fidelity report", AccuracyLogError)

@@ -1,16 +1,21 @@
-"""The bottom layer's pydantic pieces: the plugin config base and the run-id field type.
+"""The bottom layer's pydantic pieces: the plugin config base, the run-id field type, typed JSON reads.
 
 They live apart from the registry and the path checks so that importing ``common`` for those (every
-CLI parser does) does not import pydantic; :mod:`common` exports these two on first use.
+CLI parser does) does not import pydantic; :mod:`common` exports these on first use.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, TypeVar
 
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, ValidationError
 
+from common._errors import UsageError
 from common._paths import check_run_id
+from common._registry import first_error_line
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class PluginConfig(BaseModel):
@@ -21,3 +26,19 @@ class PluginConfig(BaseModel):
 
 # A config field holding a run id: the same check wherever a run id names a directory.
 RunId = Annotated[str, AfterValidator(check_run_id)]
+
+
+def read_model(path: str | Path, model: type[M], what: str, error: type[Exception] = UsageError) -> M:
+    """``path`` read as ``model``'s JSON; otherwise ``error`` naming the file (and the field, when one is wrong).
+
+    ``error`` lets a package keep raising its own exception type, as :func:`common.read_json` does.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{p}: cannot read {what} ({exc.__class__.__name__})") from None
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        raise error(first_error_line(exc, f"{p} ({what})")) from None

@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from common import first_error_line
+from common import read_model
 from compliance._accuracy_log import ComplianceInputError
 from compliance._context import ContextVerdict
 from compliance._runner import Test06Outcome
@@ -75,14 +75,6 @@ _MODELS: dict[ComplianceCheck, type[Test06Report] | type[StrictReport] | type[Co
 
 def load_compliance_outcome(check: ComplianceCheck, path: str | Path) -> ComplianceOutcome:
     """Read ``path`` with the report model of ``check``; ComplianceInputError names the file and field."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ComplianceInputError(f"{p}: cannot read {check} report ({exc.__class__.__name__})") from None
     model = _MODELS[check]
-    try:
-        report = model.model_validate_json(text)
-    except ValidationError as exc:
-        raise ComplianceInputError(first_error_line(exc, f"{p} ({check} report, {model.__name__})")) from None
-    return ComplianceOutcome.from_report(report, p)
+    report = read_model(path, model, f"{check} report, {model.__name__}", ComplianceInputError)
+    return ComplianceOutcome.from_report(report, Path(path))

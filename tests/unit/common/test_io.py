@@ -11,7 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common import UsageError, atomic_path, file_sha256, read_json, read_json_object, write_atomic, write_json_atomic
+from common import (
+    UsageError,
+    atomic_path,
+    file_sha256,
+    read_json,
+    read_json_object,
+    read_model,
+    write_atomic,
+    write_json_atomic,
+)
 
 
 def test_write_atomic_creates_parents_and_leaves_no_temp_file(tmp_path: Path) -> None:
@@ -79,3 +88,19 @@ def test_read_json_raises_the_callers_error_type(tmp_path: Path) -> None:
     (tmp_path / "l.json").write_text("[1, 2]")
     assert read_json(tmp_path / "l.json") == [1, 2]
     assert file_sha256(tmp_path / "l.json") == hashlib.sha256(b"[1, 2]").hexdigest()
+
+
+def test_read_model_names_the_file_and_the_field(tmp_path: Path) -> None:
+    from pydantic import BaseModel
+
+    class Report(BaseModel):
+        passed: bool
+
+    path = tmp_path / "report.json"
+    with pytest.raises(_OwnError, match=r"report\.json: cannot read the report \(FileNotFoundError\)"):
+        read_model(path, Report, "the report", _OwnError)
+    path.write_text('{"passed": "maybe"}')
+    with pytest.raises(UsageError, match=r"report\.json \(the report\): field 'passed'"):
+        read_model(path, Report, "the report")
+    path.write_text('{"passed": true}')
+    assert read_model(path, Report, "the report").passed
