@@ -50,7 +50,7 @@ class GenerateRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., input_ids: _Optional[_Iterable[int]] = ..., prompt_text: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., min_new_tokens: _Optional[int] = ..., eos_token_id: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class GenerateChunk(_message.Message):
-    __slots__ = ("token_ids", "finish_reason", "sut_arrival_ns", "sut_first_token_ns", "sut_last_token_ns", "n_tokens", "output_ids", "error")
+    __slots__ = ("token_ids", "finish_reason", "sut_arrival_ns", "sut_first_token_ns", "sut_last_token_ns", "n_tokens", "output_ids", "error", "replica_id")
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     SUT_ARRIVAL_NS_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,7 @@ class GenerateChunk(_message.Message):
     N_TOKENS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_IDS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
     token_ids: _containers.RepeatedScalarFieldContainer[int]
     finish_reason: FinishReason
     sut_arrival_ns: int
@@ -67,7 +68,8 @@ class GenerateChunk(_message.Message):
     n_tokens: int
     output_ids: _containers.RepeatedScalarFieldContainer[int]
     error: str
-    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., sut_arrival_ns: _Optional[int] = ..., sut_first_token_ns: _Optional[int] = ..., sut_last_token_ns: _Optional[int] = ..., n_tokens: _Optional[int] = ..., output_ids: _Optional[_Iterable[int]] = ..., error: _Optional[str] = ...) -> None: ...
+    replica_id: str
+    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., sut_arrival_ns: _Optional[int] = ..., sut_first_token_ns: _Optional[int] = ..., sut_last_token_ns: _Optional[int] = ..., n_tokens: _Optional[int] = ..., output_ids: _Optional[_Iterable[int]] = ..., error: _Optional[str] = ..., replica_id: _Optional[str] = ...) -> None: ...
 
 class GetArtifactRequest(_message.Message):
     __slots__ = ()
@@ -84,7 +86,7 @@ class TimingModel(_message.Message):
     def __init__(self, prefill_base_s: _Optional[float] = ..., prefill_per_token_s: _Optional[float] = ..., decode_step_s: _Optional[float] = ...) -> None: ...
 
 class ArtifactManifest(_message.Message):
-    __slots__ = ("artifact_id", "model", "precision", "max_context_tokens", "max_batch", "timing", "toolchain_version", "target", "checksum", "eos_token_id", "backend", "manifest_json")
+    __slots__ = ("artifact_id", "model", "precision", "max_context_tokens", "max_batch", "timing", "toolchain_version", "target", "checksum", "eos_token_id", "backend", "manifest_json", "replica_id")
     ARTIFACT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +99,7 @@ class ArtifactManifest(_message.Message):
     EOS_TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
     artifact_id: str
     model: str
     precision: str
@@ -109,4 +112,5 @@ class ArtifactManifest(_message.Message):
     eos_token_id: int
     backend: str
     manifest_json: str
-    def __init__(self, artifact_id: _Optional[str] = ..., model: _Optional[str] = ..., precision: _Optional[str] = ..., max_context_tokens: _Optional[int] = ..., max_batch: _Optional[int] = ..., timing: _Optional[_Union[TimingModel, _Mapping]] = ..., toolchain_version: _Optional[str] = ..., target: _Optional[str] = ..., checksum: _Optional[str] = ..., eos_token_id: _Optional[int] = ..., backend: _Optional[str] = ..., manifest_json: _Optional[str] = ...) -> None: ...
+    replica_id: str
+    def __init__(self, artifact_id: _Optional[str] = ..., model: _Optional[str] = ..., precision: _Optional[str] = ..., max_context_tokens: _Optional[int] = ..., max_batch: _Optional[int] = ..., timing: _Optional[_Union[TimingModel, _Mapping]] = ..., toolchain_version: _Optional[str] = ..., target: _Optional[str] = ..., checksum: _Optional[str] = ..., eos_token_id: _Optional[int] = ..., backend: _Optional[str] = ..., manifest_json: _Optional[str] = ..., replica_id: _Optional[str] = ...) -> None: ...

@@ -30,6 +30,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=50051, help="gRPC port (0: a free one)")
     p.add_argument("--port-file", default=None, help="write the bound port here (atomically) once listening")
+    p.add_argument(
+        "--replica-id",
+        default=None,
+        help="this replica's id in GetArtifact and every stream's final chunk (default host:port; the machine's "
+        "name stands in for a wildcard host, e.g. the pod name in Kubernetes)",
+    )
     p.add_argument("--chunk-size", type=int, default=None, help="max tokens per streamed message after the first")
     p.add_argument("--fault", action="append", default=[], metavar="NAME", help="plant a test fault (repeatable)")
     p.add_argument("--enforced-context", type=int, default=None, help="context the artifact really enforces")
@@ -190,6 +196,7 @@ _SERVER_ONLY = (
     "host",
     "port",
     "port_file",
+    "replica_id",
     "http",
     "http_fault",
     "metrics_port",
@@ -255,6 +262,8 @@ def run_serve(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name.replace('_', '-')}: expected a port 0..65535, got {v}")
     if args.grace < 0:
         raise UsageError(f"--grace: expected seconds >= 0, got {args.grace}")
+    if args.replica_id is not None and not (0 < len(args.replica_id) <= 128 and args.replica_id.isprintable()):
+        raise UsageError("--replica-id: expected 1 to 128 printable characters")
     http_faults: list[Any] = []
     if args.http_fault and args.http is None:
         raise UsageError("--http-fault: expected together with --http PORT")
@@ -318,7 +327,15 @@ async def _serve(backend: Any, args: argparse.Namespace) -> int:
 
         metrics = SutMetrics(backend.manifest)
     security = args.security if args.security.enabled else None
-    server = SutServer(backend, args.host, args.port, chunk_size=args.chunk_size, metrics=metrics, security=security)
+    server = SutServer(
+        backend,
+        args.host,
+        args.port,
+        chunk_size=args.chunk_size,
+        metrics=metrics,
+        security=security,
+        replica_id=args.replica_id,
+    )
     from common import RegistryError
     from sut._backend import BackendError
 
@@ -362,7 +379,8 @@ async def _serve(backend: Any, args: argparse.Namespace) -> int:
         extras += f", {front.scheme} on {front.address}"
     how = _security_words(args.security)
     print(
-        f"lpuperf serve: listening on {server.address}{how} (artifact {m.artifact_id}, {m.backend}){extras}",
+        f"lpuperf serve: listening on {server.address}{how} (replica {server.replica_id}, artifact {m.artifact_id}, "
+        f"{m.backend}){extras}",
         flush=True,
     )
     await stop.wait()

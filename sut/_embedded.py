@@ -56,6 +56,7 @@ class EmbeddedServer:
         chunk_size: int | None = None,
         metrics_port: int | None = None,
         security: ServerSecurity | None = None,
+        replica_id: str | None = None,
     ) -> None:
         import uvloop
 
@@ -67,7 +68,9 @@ class EmbeddedServer:
             from sut._metrics import SutMetrics
 
             self.metrics = SutMetrics(backend.manifest)
-        self.server = SutServer(backend, host, port, chunk_size=chunk_size, metrics=self.metrics, security=security)
+        self.server = SutServer(
+            backend, host, port, chunk_size=chunk_size, metrics=self.metrics, security=security, replica_id=replica_id
+        )
         self.loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -136,6 +139,7 @@ def start_embedded(
     metrics_port: int | None = None,
     port: int = 0,
     security: ServerSecurity | None = None,
+    replica_id: str | None = None,
 ) -> EmbeddedServer:
     """Start a SUT in this process on 127.0.0.1 (port 0: a free one); returns once it is SERVING.
 
@@ -147,6 +151,7 @@ def start_embedded(
         chunk_size=chunk_size,
         metrics_port=metrics_port,
         security=security,
+        replica_id=replica_id,
     )
 
 

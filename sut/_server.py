@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 SERVICE_NAME = "lpuperf.v1.Inference"
 _FINISH = {"eos": pb.FINISH_REASON_EOS, "length": pb.FINISH_REASON_LENGTH, "cancelled": pb.FINISH_REASON_CANCELLED}
 _INT32_MIN = -(2**31)
+# Initial-metadata key carrying the replica id (gRPC metadata keys are lower case).
+REPLICA_METADATA_KEY = "lpuperf-replica"
 # Streams one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).
 MAX_CONCURRENT_STREAMS = 100_000
 # grpc core keeps calls that arrived before the handler loop asked for them in a backlog, and by
@@ -52,6 +54,16 @@ _SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.server.max_pending_requests_hard_limit", MAX_CONCURRENT_STREAMS),
     ("grpc.server_max_unrequested_time_in_server", 7 * 24 * 3600),
 ]
+
+
+def default_replica_id(host: str, port: int) -> str:
+    """``host:port``; a wildcard bind (0.0.0.0, ::) says nothing about the replica, so the machine's name
+    (a pod's name in Kubernetes) stands in for the host."""
+    import socket
+
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = socket.gethostname()
+    return f"{host}:{port}"
 
 
 class FinalTokens(list[int]):
@@ -206,6 +218,13 @@ class _Servicer(pb_grpc.InferenceServicer):
         self._srv = server
         self._artifact = manifest_message(server.backend)
         self._vocab_size = server.backend.manifest.vocab_size
+        self.set_replica_id("")
+
+    def set_replica_id(self, replica_id: str) -> None:
+        """The id this SUT reports in GetArtifact, each stream's final chunk and its initial metadata."""
+        self._replica_id = replica_id
+        self._artifact.replica_id = replica_id
+        self._replica_md = ((REPLICA_METADATA_KEY, replica_id),)
 
     async def GetArtifact(self, request: pb.GetArtifactRequest | Undecodable, context: Any) -> pb.ArtifactManifest:
         if self._srv.peers is not None:
@@ -221,6 +240,8 @@ class _Servicer(pb_grpc.InferenceServicer):
         arrival = time.time_ns()
         if srv.peers is not None:
             srv.peers.note(context)
+        # Headers go out at once, so a stream that fails later (this replica dies) is still attributed to it.
+        await context.send_initial_metadata(self._replica_md)
         if srv.draining:
             srv.count("UNAVAILABLE")
             await context.abort(grpc.StatusCode.UNAVAILABLE, "server is draining")
@@ -293,6 +314,7 @@ class _Servicer(pb_grpc.InferenceServicer):
                 finish_reason=_FINISH.get(finish, pb.FINISH_REASON_LENGTH),
                 sut_last_token_ns=last_ns or time.time_ns(),
                 n_tokens=n_tokens,
+                replica_id=self._replica_id,
             )
             if n_sent == 0:
                 final_chunk.sut_arrival_ns = arrival
@@ -326,9 +348,12 @@ class SutServer:
         chunk_size: int | None = None,
         metrics: SutMetrics | None = None,
         security: ServerSecurity | None = None,
+        replica_id: str | None = None,
     ) -> None:
         self.backend = backend
         self.security = security
+        # None: host:port once bound (the machine's name instead of a wildcard host); see default_replica_id.
+        self.replica_id = replica_id
         # Set at start when TLS is on: notes each connection once (mTLS subject log, session count).
         self.peers: PeerLog | None = None
         self.host = host
@@ -364,7 +389,8 @@ class SutServer:
         await self.backend.start()
         interceptors = [] if token is None else [bearer_interceptor(token, self._auth_refused)]
         server = grpc.aio.server(options=list(_SERVER_OPTIONS), interceptors=interceptors)
-        add_inference_service(_Servicer(self), server)
+        servicer = _Servicer(self)
+        add_inference_service(servicer, server)
         self._health = health_servicer = noting_health_servicer(self.peers)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         try:
@@ -383,6 +409,8 @@ class SutServer:
             await self.backend.stop()
             raise
         self._server = server
+        self.replica_id = self.replica_id or default_replica_id(self.host, self.port)
+        servicer.set_replica_id(self.replica_id)
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         if self.metrics is not None:
