@@ -290,16 +290,15 @@ class _Servicer(pb_grpc.InferenceServicer):
                         yield Chunk(token_ids=toks[:take], sut_arrival_ns=arrival, sut_first_token_ns=first_ns)
                         n_sent = take
                         toks = toks[take:]
+                    # Later tokens go out as handed over, one message per hand-over: tokens handed over
+                    # together share one emission time, so splitting them would only add messages (most
+                    # of the server's CPU per stream is grpc's per-message work) and no timing. The last
+                    # hand-over rides in the final chunk (only GenerationEnd follows).
                     if final:
-                        # Keep the last piece for the final chunk (only GenerationEnd follows).
-                        rest = len(toks)
-                        cut = rest - (rest % chunk or chunk) if rest else 0
-                        held = toks[cut:]
-                        toks = toks[:cut]
-                    for i in range(0, len(toks), chunk):
-                        part = toks[i : i + chunk]
-                        yield Chunk(token_ids=part)
-                        n_sent += len(part)
+                        held = toks
+                    elif toks:
+                        yield Chunk(token_ids=toks)
+                        n_sent += len(toks)
                 if end is None:
                     async for item in gen:  # drain a GenerationEnd after a FinalTokens break
                         if isinstance(item, GenerationEnd):
