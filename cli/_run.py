@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from cli._args import out_dir_arg, run_id_arg
-from cli._transport_args import add_transport_arguments, transport_from_args
+from cli._transport_args import (
+    add_metrics_security_arguments,
+    add_transport_arguments,
+    metrics_security_from_args,
+    transport_from_args,
+)
 from common import UsageError
 
 
@@ -50,6 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument(
         "--metrics-linger", type=float, default=2.0, help="seconds the exporter stays up after the run (default 2)"
     )
+    add_metrics_security_arguments(p)
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--progress", action="store_true", help="show the live progress line even when not on a TTY")
     p.add_argument("--trace", action="store_true", help="also write LoadGen's trace log (mlperf_log_trace.json)")
@@ -127,6 +133,7 @@ def run_cli(args: argparse.Namespace) -> int:
             audit_config=args.audit_config,
             metrics_port=args.metrics_port,
             metrics_host=args.metrics_host,
+            metrics_security=metrics_security_from_args(args),
             metrics_linger_s=args.metrics_linger,
             max_new_tokens=args.max_new_tokens,
             progress=args.progress,

@@ -1,6 +1,8 @@
 """The secure-connection flags every command that talks to a running SUT shares (run, find-peak,
 validate, compliance, submission, accuracy): ``--tls-ca``, ``--tls-cert``/``--tls-key``,
-``--tls-server-name`` and ``--token-file`` (or ``LPUPERF_TOKEN``).
+``--tls-server-name`` and ``--token-file`` (or ``LPUPERF_TOKEN``); and the protection of a command's
+own metrics endpoint (``--metrics-tls-cert/--metrics-tls-key``, ``--metrics-token-file``,
+``--metrics-basic-auth-file``).
 
 A command module adds them with one call, :func:`add_transport_arguments`, and reads them back as a
 ``loadgen_harness.TransportSecurity`` with :func:`transport_from_args`. The token flag takes a file:
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING
 from common import UsageError, refuse_secret_flag, secret_file_arg
 
 if TYPE_CHECKING:
+    from common import ExporterSecurity
     from loadgen_harness import TransportSecurity
 
 TOKEN_ENV = "LPUPERF_TOKEN"  # also loadgen_harness.TOKEN_ENV; here so --help imports no pydantic
@@ -77,3 +80,43 @@ def transport_from_args(args: argparse.Namespace, remote: bool) -> TransportSecu
         for field, flag in _FLAGS.items():
             line = line.replace(f"field '{field}'", f"option '{flag}'").replace(f"{field}", flag)
         raise UsageError(line) from None
+
+
+def add_metrics_security_arguments(p: argparse.ArgumentParser) -> None:
+    """HTTPS and basic/bearer auth of a command's own metrics exporter (``--metrics-port``)."""
+    g = p.add_argument_group("metrics endpoint protection (with --metrics-port; default: plain HTTP, no auth)")
+    g.add_argument("--metrics-tls-cert", type=Path, metavar="FILE", help="serve the metrics over HTTPS with this cert")
+    g.add_argument("--metrics-tls-key", type=Path, metavar="FILE", help="the PEM private key of --metrics-tls-cert")
+    g.add_argument(
+        "--metrics-token-file",
+        type=secret_file_arg,
+        metavar="FILE",
+        help="require 'Authorization: Bearer <token>' (the file holds the token)",
+    )
+    g.add_argument(
+        "--metrics-basic-auth-file",
+        type=secret_file_arg,
+        metavar="FILE",
+        help="require HTTP basic auth (the file holds 'user:password')",
+    )
+
+
+def metrics_security_from_args(args: argparse.Namespace) -> ExporterSecurity:
+    """The metrics flags as an ExporterSecurity; UsageError naming a flag without --metrics-port or a lone half."""
+    from common import ExporterSecurity
+
+    fields = {
+        "tls_cert": args.metrics_tls_cert,
+        "tls_key": args.metrics_tls_key,
+        "token_file": args.metrics_token_file,
+        "basic_auth_file": args.metrics_basic_auth_file,
+    }
+    named = [f"--metrics-{name.replace('_', '-')}" for name, value in fields.items() if value is not None]
+    if named and args.metrics_port is None:
+        raise UsageError(f"{'/'.join(named)}: expected together with --metrics-port")
+    if (fields["tls_cert"] is None) != (fields["tls_key"] is None):
+        raise UsageError("--metrics-tls-cert and --metrics-tls-key: expected both (the certificate and its key)")
+    security = ExporterSecurity(**fields)
+    security.expected_authorizations("--metrics-port")  # a bad credential file is one line before the run
+    security.ssl_context("--metrics-port")
+    return security

@@ -8,9 +8,10 @@ achieved QPS gauge is computed from the completion counter by a collector at scr
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info
+
+from common import ExporterSecurity, MetricsHttpServer, serve_registry
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _TPOT_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1)
@@ -48,15 +49,16 @@ class HarnessMetrics:
         self._t0 = time.monotonic()
         self._done = 0
         self.achieved_qps.set_function(self._achieved)
-        self.server: Any = None
+        self.server: MetricsHttpServer | None = None
 
     def _achieved(self) -> float:
         return self._done / max(time.monotonic() - self._t0, 1e-9)
 
     @classmethod
-    def start(cls, port: int, addr: str = "127.0.0.1") -> HarnessMetrics:
+    def start(cls, port: int, addr: str = "127.0.0.1", security: ExporterSecurity | None = None) -> HarnessMetrics:
+        """Serve the metrics on ``addr:port``: HTTPS and basic/bearer auth per ``security`` (default plain HTTP)."""
         m = cls()
-        m.server = start_http_server(port, addr=addr, registry=m.registry)
+        m.server = serve_registry(m.registry, port, addr, security, what="metrics")
         return m
 
     def run_started(self, scenario: str, benchmark: str, mode: str, preset: str, target_qps: float | None) -> None:
@@ -95,7 +97,5 @@ class HarnessMetrics:
 
     def stop(self) -> None:
         if self.server is not None:
-            server, _thread = self.server
-            server.shutdown()
-            server.server_close()
+            self.server.close()
             self.server = None

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from common import RunId, UsageError, write_json_atomic
+from common import ExporterSecurity, RunId, UsageError, write_json_atomic
 from loadgen_harness._interrupt import (
     RunInterrupted,
     TestOutcome,
@@ -73,6 +73,9 @@ class RunConfig(BaseModel):
     audit_config: Path | None = None
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = Field(default="127.0.0.1", min_length=1, description="address the metrics exporter binds")
+    metrics_security: ExporterSecurity = Field(
+        default_factory=ExporterSecurity, description="HTTPS and basic/bearer auth of the metrics exporter"
+    )
     # Keep the exporter up briefly after the run so a scraper sees the final counts and run state.
     metrics_linger_s: float = Field(default=2.0, ge=0, le=300)
     max_new_tokens: int | None = Field(default=None, gt=0)
@@ -209,7 +212,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
         from loadgen_harness._metrics import HarnessMetrics
 
         try:
-            metrics = HarnessMetrics.start(cfg.metrics_port, addr=cfg.metrics_host)
+            metrics = HarnessMetrics.start(cfg.metrics_port, addr=cfg.metrics_host, security=cfg.metrics_security)
         except OSError as exc:
             raise RunError(
                 f"metrics_port: cannot listen on {cfg.metrics_host}:{cfg.metrics_port} ({exc.strerror or exc})"
