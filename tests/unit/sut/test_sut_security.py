@@ -1,0 +1,144 @@
+"""Served access control with real grpc clients on loopback: the bearer token on every RPC but health
+(UNAUTHENTICATED otherwise, counted), mTLS client subjects logged once per connection, TLS handshakes
+and failed ones counted; bad security files are one line before anything serves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import generate_latest
+
+from common import UsageError
+from proto import inference_pb2 as pb
+from proto import inference_pb2_grpc as pb_grpc
+from sut import EmbeddedServer, ServerSecurity, bearer_matches, start_embedded
+from tests.tls_pki import Pki, make_pki
+
+TOKEN = "sut-token-3c9e51aa07"
+BACKEND = {"kind": "sim", "artifact": "sim-instant", "dataset": "synthetic:8:1"}
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def token_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    f = tmp_path_factory.mktemp("secret") / "token"
+    f.write_text(TOKEN + "\n", encoding="utf-8")
+    return f
+
+
+@pytest.fixture()
+def servers() -> Iterator[list[EmbeddedServer]]:
+    started: list[EmbeddedServer] = []
+    yield started
+    for s in started:
+        s.stop()
+
+
+def _creds(pki: Pki, client: bool = True, token: str | None = None) -> grpc.ChannelCredentials:
+    creds = grpc.ssl_channel_credentials(
+        pki.ca.read_bytes(),
+        pki.client.key.read_bytes() if client else None,
+        pki.client.cert.read_bytes() if client else None,
+    )
+    if token:
+        creds = grpc.composite_channel_credentials(creds, grpc.access_token_call_credentials(token))
+    return creds
+
+
+def _calls(channel: grpc.Channel) -> tuple[str, str, str]:
+    """(health, GetArtifact, Generate) outcome names on one channel."""
+    out = []
+    for call in (
+        lambda: health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10),
+        lambda: pb_grpc.InferenceStub(channel).GetArtifact(pb.GetArtifactRequest(), timeout=10),
+        lambda: list(
+            pb_grpc.InferenceStub(channel).Generate(pb.GenerateRequest(input_ids=[1, 2], max_new_tokens=2), timeout=10)
+        ),
+    ):
+        try:
+            call()
+            out.append("OK")
+        except grpc.RpcError as exc:
+            out.append(exc.code().name)
+    return out[0], out[1], out[2]
+
+
+def test_bearer_token_on_a_plaintext_loopback_sut(servers: list[EmbeddedServer], token_file: Path) -> None:
+    s = start_embedded(BACKEND, metrics_port=0, security=ServerSecurity(auth_token_file=token_file))
+    servers.append(s)
+    with grpc.insecure_channel(s.address) as ch:
+        assert _calls(ch) == ("OK", "UNAUTHENTICATED", "UNAUTHENTICATED")
+        md = (("authorization", "Bearer wrong-token"),)
+        with pytest.raises(grpc.RpcError) as err:
+            pb_grpc.InferenceStub(ch).GetArtifact(pb.GetArtifactRequest(), timeout=10, metadata=md)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED and err.value.details() == "invalid bearer token"
+        ok = pb_grpc.InferenceStub(ch).GetArtifact(
+            pb.GetArtifactRequest(), timeout=10, metadata=(("authorization", f"bearer {TOKEN}"),)
+        )
+        assert ok.artifact_id == "sim-instant"
+    local = grpc.composite_channel_credentials(
+        grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP), grpc.access_token_call_credentials(TOKEN)
+    )
+    with grpc.secure_channel(s.address, local) as ch:
+        assert _calls(ch) == ("OK", "OK", "OK")
+    assert s.metrics is not None
+    text = generate_latest(s.metrics.registry).decode()
+    assert 'lpuperf_sut_auth_failures_total{endpoint="grpc",reason="missing"} 2.0' in text
+    assert 'lpuperf_sut_auth_failures_total{endpoint="grpc",reason="invalid"} 1.0' in text
+    assert TOKEN not in text
+
+
+def test_mtls_logs_each_client_subject_once_and_counts_handshakes(
+    servers: list[EmbeddedServer], pki: Pki, token_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sec = ServerSecurity(
+        tls_cert=pki.server.cert, tls_key=pki.server.key, tls_client_ca=pki.ca, auth_token_file=token_file
+    )
+    s = start_embedded(BACKEND, metrics_port=0, security=sec)
+    servers.append(s)
+    with grpc.secure_channel(s.address, _creds(pki, token=TOKEN)) as ch:
+        assert _calls(ch) == ("OK", "OK", "OK")
+        assert _calls(ch) == ("OK", "OK", "OK")
+    with grpc.secure_channel(s.address, _creds(pki, client=False, token=TOKEN)) as ch:
+        assert _calls(ch) == ("UNAVAILABLE", "UNAVAILABLE", "UNAVAILABLE")
+    with grpc.secure_channel(s.address, _creds(pki, token="not-the-token")) as ch:
+        assert _calls(ch)[1:] == ("UNAUTHENTICATED", "UNAUTHENTICATED")
+    logged = [ln for ln in capsys.readouterr().err.splitlines() if "mTLS client" in ln]
+    assert len(logged) == 2, logged  # one per connection that got through, not one per RPC
+    assert all("CN=lpuperf-harness" in ln for ln in logged)
+    assert s.metrics is not None
+    text = generate_latest(s.metrics.registry).decode()
+    samples = {ln.split(" ")[0]: float(ln.split(" ")[1]) for ln in text.splitlines() if ln and ln[0] != "#"}
+    assert samples["lpuperf_sut_tls_sessions_total"] == 2.0
+    assert samples["lpuperf_sut_tls_handshakes_total"] >= 3.0
+    assert samples["lpuperf_sut_tls_handshake_failures"] >= 1.0
+    assert samples['lpuperf_sut_auth_failures_total{endpoint="grpc",reason="invalid"}'] == 2.0
+
+
+def test_bearer_matches_is_exact() -> None:
+    token = TOKEN.encode()
+    assert bearer_matches(f"Bearer {TOKEN}", token) and bearer_matches(f"bearer  {TOKEN} ", token)
+    for bad in ("", TOKEN, f"Basic {TOKEN}", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", f"Bearer {TOKEN.upper()}"):
+        assert not bearer_matches(bad, token), bad
+
+
+def test_bad_security_settings_are_one_line(tmp_path: Path, pki: Pki) -> None:
+    with pytest.raises(ValueError, match="--tls-cert and --tls-key"):
+        ServerSecurity(tls_cert=pki.server.cert)
+    with pytest.raises(ValueError, match="--tls-client-ca: mutual TLS needs"):
+        ServerSecurity(tls_client_ca=pki.ca)
+    mismatched = ServerSecurity(tls_cert=pki.server.cert, tls_key=pki.client.key)
+    with pytest.raises(UsageError, match="not a PEM certificate and its key"):
+        mismatched.check_pem_pair()
+    empty = tmp_path / "empty"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(UsageError, match="the file is empty"):
+        ServerSecurity(auth_token_file=empty).token()
