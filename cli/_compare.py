@@ -58,8 +58,9 @@ def run_compare(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     for m in comparison.regressions:
         print(m.line)
-    n = len(comparison.regressions)
-    print(f"compare: {'no regression' if n == 0 else f'{n} regression' + ('s' if n > 1 else '')}")
     if args.json:
         write_atomic(args.json, comparison.model_dump_json(indent=2) + "\n")
+        print(f"wrote {args.json}")
+    n = len(comparison.regressions)
+    print(f"compare: {'no regression' if n == 0 else f'{n} regression' + ('s' if n > 1 else '')}")
     return 0 if comparison.passed else 1

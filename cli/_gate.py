@@ -100,6 +100,6 @@ def run_gate(args: argparse.Namespace) -> int:
     n_bad = len(report.violations)
     print(
         f"gate {slo.name}: {'PASS' if report.passed else 'FAIL'} "
-        f"({len(report.objectives) - n_bad}/{len(report.objectives)} objectives met); report {json_path}"
+        f"({len(report.objectives) - n_bad}/{len(report.objectives)} objectives met); wrote {json_path}, {junit_path}"
     )
     return 0 if report.passed else 1

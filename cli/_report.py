@@ -31,5 +31,5 @@ def report_cli(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"{args.out or args.run_dir}: cannot write the report ({exc.strerror or exc})") from None
-    print(path)
+    print(f"wrote {path}")
     return 0

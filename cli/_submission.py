@@ -116,9 +116,10 @@ def print_check(root: Path, json_path: Path | None = None) -> int:
         print(f.line)
     n = len(report.findings)
     verdict = "accepted" if report.passed else f"{n} finding{'s' if n != 1 else ''}"
-    print(f"submission check: {verdict} ({report.scenarios_checked} scenario(s) under {root})")
     if json_path is not None:
         write_atomic(json_path, report.model_dump_json(indent=2) + "\n")
+        print(f"wrote {json_path}")
+    print(f"submission check: {verdict} ({report.scenarios_checked} scenario(s) under {root})")
     return 0 if report.passed else 1
 
 

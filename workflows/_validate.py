@@ -374,5 +374,6 @@ def validate(
         with launch_sut(target) as running:
             evidence.append(ArtifactRunner(cfg, label, running.address, echo, target.transport).collect(artifact))
     report = decide(cfg, slo, evidence[0], evidence[1])
-    write_atomic(Path(cfg.out_dir) / str(cfg.run_id) / "validate.json", report.model_dump_json(indent=2) + "\n")
+    path = write_atomic(Path(cfg.out_dir) / str(cfg.run_id) / "validate.json", report.model_dump_json(indent=2) + "\n")
+    echo(f"wrote {path}")
     return report

@@ -289,7 +289,7 @@ def test_cli_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     make_run(tmp_path / "run", n=100)
     out = tmp_path / "pages" / "r.html"
     assert main(["report", str(tmp_path / "run"), "--out", str(out)]) == 0
-    assert capsys.readouterr().out.strip() == str(out)
+    assert capsys.readouterr().out.strip() == f"wrote {out}"
     assert set(_parse(out.read_text(encoding="utf-8")).plots) == PLOTS
     assert load_results(tmp_path / "run").run_id == "r-test"  # the run directory is left as it was
 
