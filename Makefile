@@ -55,7 +55,7 @@ lint: venv
 STRICT_MODULES = common loadgen_harness/_results.py accuracy/_evaluate.py accuracy/_fidelity.py \
   compliance/_outcome.py gate/_evaluate.py gate/_slo.py
 typecheck: venv
-	$(BIN)/mypy proto sut loadgen_harness scenarios accuracy compliance common gate workflows cli
+	$(BIN)/mypy proto sut loadgen_harness scenarios accuracy compliance common gate workflows history cli
 	$(BIN)/mypy --strict --follow-imports=silent $(STRICT_MODULES)
 
 bench: venv

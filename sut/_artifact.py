@@ -63,6 +63,10 @@ class ArtifactManifest(BaseModel):
     toolchain_version: str = ""
     target: str = ""
     checksum: str = ""
+    # Which build of the artifact this is (a CI build number, a commit) and the compiler/build settings
+    # that made it; the run store tracks builds over time by them (``lpuperf history``).
+    build_id: str = ""
+    build: dict[str, str] = Field(default_factory=dict)
     eos_token_id: int = 0
     vocab_size: int = Field(default=0, ge=0)
     chunk_size: int = Field(default=8, gt=0)

@@ -13,6 +13,7 @@ from workflows._find_peak import FindPeakConfig, FindPeakResult, find_peak
 from workflows._report import ReportError, write_report
 from workflows._session import RunStep, SessionConfig, SessionResult, run_session
 from workflows._submission import (
+    CheckReport,
     SubmissionConfig,
     SubmissionError,
     SubmissionRunConfig,
@@ -23,6 +24,7 @@ from workflows._submission import (
 from workflows._validate import ValidateConfig, ValidateReport, validate
 
 __all__ = [
+    "CheckReport",
     "CompareConfig",
     "Comparison",
     "FindPeakConfig",

@@ -23,6 +23,7 @@ PACKAGES = (
     "compliance",
     "gate",
     "workflows",
+    "history",
     "cli",
 )
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")

@@ -1,0 +1,64 @@
+"""The run store: every command's results over time, builds compared with the last good one.
+
+Commands record what they produced (``record_outcome``) into SQLite at ``OUT/lpuperf.db`` or a shared
+PostgreSQL database (``--db``, ``$LPUPERF_DB``); ``lpuperf history`` lists, shows, trends and compares.
+"""
+
+from history._extract import percentile_intervals, record_run_dir
+from history._import import ImportOutcome, import_runs, run_dirs
+from history._models import ArtifactBuild, MetricValue, RunFilter, RunRecord, StoredRun, Verdict, VerdictKind
+from history._outcomes import Outcome, records_for
+from history._record import output_root, record_outcome
+from history._regressions import (
+    LAST_GOOD,
+    BuildComparison,
+    LastGoodCheck,
+    build_regressions,
+    compare_to_last_good,
+    last_good_objectives,
+    with_objectives,
+)
+from history._report import render_history, write_history_report
+from history._store import DB_ENV, DB_FILE, Store, StoreError, describe, error_text, open_store, store_url
+from history._trend import TrendBy, TrendPoint, ci_text, trend, trend_points
+
+__all__ = [
+    "DB_ENV",
+    "DB_FILE",
+    "LAST_GOOD",
+    "ArtifactBuild",
+    "BuildComparison",
+    "ImportOutcome",
+    "LastGoodCheck",
+    "MetricValue",
+    "Outcome",
+    "RunFilter",
+    "RunRecord",
+    "Store",
+    "StoreError",
+    "StoredRun",
+    "TrendBy",
+    "TrendPoint",
+    "Verdict",
+    "VerdictKind",
+    "build_regressions",
+    "ci_text",
+    "compare_to_last_good",
+    "describe",
+    "error_text",
+    "import_runs",
+    "last_good_objectives",
+    "open_store",
+    "output_root",
+    "percentile_intervals",
+    "record_outcome",
+    "record_run_dir",
+    "records_for",
+    "render_history",
+    "run_dirs",
+    "store_url",
+    "trend",
+    "trend_points",
+    "with_objectives",
+    "write_history_report",
+]

@@ -1,0 +1,202 @@
+"""Build a :class:`RunRecord` from what the stages wrote: a run directory and the reports next to it.
+
+Everything after a run reads files from its directory (``OUT/<run-id>/<scenario>/<mode>/``); so does
+the store. ``results.json`` gives the headline figures, ``queries.npz`` the confidence intervals of the
+latency percentiles, and the reports the gate would find next to the run (accuracy, fidelity,
+compliance, ``gate.json``) their scores and verdicts. Each file is read with the model that wrote it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from accuracy import AccuracyReport, FidelityReport
+from common import file_sha256, read_json_object
+from compliance import ComplianceOutcome
+from gate import GateReport, discover_reports, read_accuracy, read_compliance, read_fidelity, read_report, read_results
+from gate import results_file as find_results_file
+from history._models import ArtifactBuild, MetricValue, RunRecord, Verdict
+from loadgen_harness import QUERIES_FILE, RunResult, load_query_records
+
+GATE_FILE = "gate.json"
+ARTIFACT_FILE = "artifact.json"
+# The level of the confidence interval stored with each latency percentile.
+INTERVAL_CONFIDENCE = 0.95
+# Below this many queries a percentile's interval says little; none is stored.
+MIN_QUERIES_FOR_INTERVAL = 20
+_PCTS: tuple[tuple[Literal["p50", "p90", "p99"], float], ...] = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
+_VERSIONS = re.compile(r"lpuperf (?P<lpuperf>[^,\s]+), mlcommons-loadgen (?P<loadgen>[^,\s]+)")
+
+
+def installed_versions() -> tuple[str, str]:
+    """(lpuperf, mlcommons-loadgen) versions of this installation; '' where unknown."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for dist in ("lpuperf", "mlcommons-loadgen"):
+        try:
+            out.append(version(dist))
+        except PackageNotFoundError:
+            out.append("")
+    return out[0], out[1]
+
+
+def run_versions(res: RunResult) -> tuple[str, str]:
+    """The versions that made a run, from its ``harness_version``; this installation's when it names none."""
+    m = _VERSIONS.search(res.harness_version)
+    return (m["lpuperf"], m["loadgen"]) if m else installed_versions()
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def percentile_intervals(run_dir: Path) -> dict[str, tuple[float | None, float | None]]:
+    """Distribution-free confidence intervals of TTFT/TPOT/latency percentiles from ``queries.npz``.
+
+    An order-statistic interval (scipy's ``quantile_test``): no resampling, exact for any distribution.
+    A side is None where the run has too few queries beyond the percentile to bound it (p99 needs a few
+    hundred queries for an upper bound).
+    """
+    from scipy.stats import quantile_test
+
+    from workflows import latencies_from_records
+
+    if not (run_dir / QUERIES_FILE).is_file():
+        return {}
+    out: dict[str, tuple[float | None, float | None]] = {}
+    for field, values in latencies_from_records(np.asarray(load_query_records(run_dir))).items():
+        if values.size < MIN_QUERIES_FOR_INTERVAL:
+            continue
+        for pct, p in _PCTS:
+            ci = quantile_test(values, q=float(np.quantile(values, p)), p=p).confidence_interval(INTERVAL_CONFIDENCE)
+            out[f"{field}.{pct}"] = (_finite(float(ci.low)), _finite(float(ci.high)))
+    return out
+
+
+def run_figures(res: RunResult, intervals: dict[str, tuple[float | None, float | None]]) -> list[MetricValue]:
+    """The headline figures of a run, named as ``lpuperf compare`` names them."""
+    out: list[MetricValue] = []
+
+    def add(name: str, value: float | None, unit: str) -> None:
+        v = _finite(value)
+        if v is not None:
+            low, high = intervals.get(name, (None, None))
+            out.append(MetricValue(name=name, value=v, unit=unit, ci_low=low, ci_high=high))
+
+    for field, section in (("ttft_ms", res.ttft_ms), ("tpot_ms", res.tpot_ms), ("latency_ms", res.latency_ms)):
+        for pct, _ in _PCTS:
+            add(f"{field}.{pct}", section.at(pct), "ms")
+    add("tokens_per_second", res.tokens_per_second, "tok/s")
+    add("completed_qps", res.completed_qps, "qps")
+    add("scheduled_qps", res.scheduled_qps, "qps")
+    add("duration_s", res.duration_s, "s")
+    if res.n_queries:
+        add("error_rate", res.n_errors / res.n_queries, "%")
+        add("n_queries", float(res.n_queries), "")
+    ok = res.successful
+    if ok is not None and res.n_errors:
+        # With failed queries LoadGen's rates count the failures; these are the successful queries' own.
+        add("successful.qps", ok.qps, "qps")
+        add("successful.tokens_per_second", ok.tokens_per_second, "tok/s")
+    return out
+
+
+def accuracy_figures(report: AccuracyReport) -> list[MetricValue]:
+    return [MetricValue(name=f"accuracy.{k}", value=v, unit="") for k, v in sorted(report.scores_percent.items())]
+
+
+def fidelity_figures(report: FidelityReport) -> list[MetricValue]:
+    """Exact match (0..1) and ROUGE-L (0..100) against FP32, overall ("all") and per category."""
+    out: list[MetricValue] = []
+    for tag, section in (("all", report.overall), *sorted(report.by_category.items())):
+        out.append(MetricValue(name=f"fidelity.exact_match[{tag}]", value=section.exact_match_fraction, unit="%"))
+        out.append(MetricValue(name=f"fidelity.rouge_l[{tag}]", value=section.rouge_l_percent, unit=""))
+    return out
+
+
+def compliance_verdict(outcome: ComplianceOutcome) -> Verdict:
+    return Verdict(kind="compliance", name=outcome.check, passed=outcome.passed, message=outcome.message)
+
+
+def gate_verdict(report: GateReport) -> Verdict:
+    bad = report.violations
+    met = f"{len(report.objectives) - len(bad)}/{len(report.objectives)} objectives met"
+    return Verdict(kind="gate", name=report.slo, passed=report.passed, message=f"{met}; {bad[0].line}" if bad else met)
+
+
+def _load_gate_report(path: Path) -> GateReport:
+    return GateReport.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def _manifest(res: RunResult, run_dir: Path) -> ArtifactBuild:
+    if res.artifact:
+        return ArtifactBuild.from_manifest(res.artifact)
+    path = run_dir / ARTIFACT_FILE
+    return ArtifactBuild.from_manifest(read_json_object(path)) if path.is_file() else ArtifactBuild()
+
+
+def record_run_dir(run_dir: str | Path, command: str) -> RunRecord:
+    """The record of one run directory (or its results.json) and every report found next to it.
+
+    A malformed file is a UsageError naming the file and field (the gate's readers).
+    """
+    path = find_results_file(run_dir)
+    d = path.parent
+    res = read_results(path)
+    lpuperf_version, loadgen_version = run_versions(res)
+    rec = RunRecord(
+        command=command,
+        run_id=res.run_id,
+        run_at=datetime.fromtimestamp(path.stat().st_mtime, UTC),
+        scenario=res.scenario,
+        mode=res.mode,
+        benchmark=res.benchmark,
+        preset=res.preset,
+        state=res.state,
+        valid=res.valid,
+        validity_reasons=list(res.validity_reasons),
+        artifact=_manifest(res, d),
+        run_dir=str(d.resolve()),
+        lpuperf_version=lpuperf_version,
+        loadgen_version=loadgen_version,
+        results_sha256=file_sha256(path),
+        results=res,
+    )
+    rec.add_metrics(run_figures(res, percentile_intervals(d)))
+    found = discover_reports(d)
+    if found.accuracy is not None:
+        rec.accuracy = read_accuracy(found.accuracy)
+        rec.add_metrics(accuracy_figures(rec.accuracy))
+    if found.fidelity is not None:
+        rec.fidelity = read_fidelity(found.fidelity)
+        rec.add_metrics(fidelity_figures(rec.fidelity))
+    rec.add_verdicts([compliance_verdict(read_compliance(c, p)) for c, p in sorted(found.compliance.items())])
+    if (d / GATE_FILE).is_file():
+        rec.add_verdicts([gate_verdict(read_report(d / GATE_FILE, _load_gate_report, "gate report"))])
+    return rec
+
+
+def record_check(command: str, verdict: Verdict, artifact: dict[str, object], run_id: str = "") -> RunRecord:
+    """A record for a check that made no LoadGen run (the context probe): its verdict and the SUT's artifact."""
+    from pydantic import JsonValue, TypeAdapter
+
+    manifest = TypeAdapter(dict[str, JsonValue]).validate_python(artifact)
+    lpuperf_version, loadgen_version = installed_versions()
+    rec = RunRecord(
+        command=command,
+        run_id=run_id,
+        run_at=datetime.now(UTC),
+        mode="check",
+        artifact=ArtifactBuild.from_manifest(manifest),
+        lpuperf_version=lpuperf_version,
+        loadgen_version=loadgen_version,
+    )
+    rec.add_verdicts([verdict])
+    return rec

@@ -1,0 +1,157 @@
+"""What the run store holds for one recorded run: the typed contract between the commands and the store.
+
+A :class:`RunRecord` is built from the models the stages write (``RunResult``, ``AccuracyReport``,
+``FidelityReport``, ``ComplianceOutcome``, ``GateReport``, ...) and stored as one row plus its metrics
+and verdicts. Per-query data stays in the run directory; ``run_dir`` points at it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from accuracy import AccuracyReport, FidelityReport
+from loadgen_harness import RunResult
+
+# Where a verdict came from: the run's compliance checks, an SLO gate, `validate`'s DEPLOY verdict,
+# the accuracy gates (99 / 99.9 % of FP32), find-peak's confirm run, the submission checker.
+VerdictKind = Literal["compliance", "gate", "validate", "accuracy-gate", "find-peak", "submission"]
+
+
+class ArtifactBuild(BaseModel):
+    """The SUT's artifact as its manifest states it; (name, manifest_sha256) identifies one build."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    backend: str = ""
+    model: str = ""
+    precision: str = ""
+    manifest_sha256: str = Field(default="", description="sha256 of the manifest JSON (sorted keys): the build")
+    toolchain_version: str = ""
+    target: str = ""
+    checksum: str = ""
+    build_id: str = ""
+    build: dict[str, str] = Field(default_factory=dict, description="compiler/build fields of the manifest")
+
+    @property
+    def build_key(self) -> str:
+        """A short label for the build: its build_id when the manifest names one, else the hash prefix."""
+        return self.build_id or self.manifest_sha256[:12]
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, JsonValue]) -> ArtifactBuild:
+        """Read the fields the store tracks; a SUT of another make may omit any of them or add others."""
+
+        def text(key: str) -> str:
+            v = manifest.get(key)
+            return v if isinstance(v, str) else ("" if v is None else json.dumps(v))
+
+        raw_build = manifest.get("build")
+        build = {str(k): str(v) for k, v in raw_build.items()} if isinstance(raw_build, dict) else {}
+        digest = hashlib.sha256(json.dumps(dict(manifest), sort_keys=True).encode()).hexdigest() if manifest else ""
+        return cls(
+            name=text("artifact_id"),
+            backend=text("backend"),
+            model=text("model"),
+            precision=text("precision"),
+            manifest_sha256=digest,
+            toolchain_version=text("toolchain_version"),
+            target=text("target"),
+            checksum=text("checksum"),
+            build_id=text("build_id"),
+            build=build,
+        )
+
+
+class MetricValue(BaseModel):
+    """One figure of a run. Names follow ``lpuperf compare`` (``ttft_ms.p99``, ``accuracy.rougeL``,
+    ``fidelity.exact_match[all]``); the interval, where one exists, is a confidence interval of the value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    value: float
+    unit: str = ""
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: VerdictKind
+    name: str = Field(min_length=1)
+    passed: bool
+    message: str = ""
+    command: str = ""
+
+
+class RunRecord(BaseModel):
+    """One recorded run (or, for the context probe, one check without a LoadGen run)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str = Field(min_length=1, description="the lpuperf command that recorded it first")
+    run_id: str = ""
+    run_at: datetime = Field(description="when the run finished (results.json written), timezone-aware")
+    scenario: str = ""
+    mode: str = ""
+    benchmark: str = ""
+    preset: str = ""
+    state: str = ""
+    valid: bool | None = None
+    validity_reasons: list[str] = Field(default_factory=list)
+    artifact: ArtifactBuild = Field(default_factory=ArtifactBuild)
+    run_dir: str = ""
+    lpuperf_version: str = ""
+    loadgen_version: str = ""
+    results_sha256: str = Field(default="", description="sha256 of results.json: the same run recorded twice is one")
+    metrics: list[MetricValue] = Field(default_factory=list)
+    verdicts: list[Verdict] = Field(default_factory=list)
+    results: RunResult | None = None
+    accuracy: AccuracyReport | None = None
+    fidelity: FidelityReport | None = Field(default=None, description="per-sample rows dropped")
+
+    def metric(self, name: str) -> MetricValue | None:
+        return next((m for m in self.metrics if m.name == name), None)
+
+    def add_metrics(self, metrics: list[MetricValue]) -> None:
+        """Add or replace figures by name."""
+        names = {m.name for m in metrics}
+        self.metrics = [m for m in self.metrics if m.name not in names] + metrics
+
+    def add_verdicts(self, verdicts: list[Verdict]) -> None:
+        """Add or replace verdicts by (kind, name); each keeps the command it came from."""
+        keys = {(v.kind, v.name) for v in verdicts}
+        self.verdicts = [v for v in self.verdicts if (v.kind, v.name) not in keys] + [
+            v if v.command else v.model_copy(update={"command": self.command}) for v in verdicts
+        ]
+
+
+class StoredRun(RunRecord):
+    """A record as the store returns it: its number, when it was recorded, whether it is marked good."""
+
+    id: int
+    recorded_at: datetime
+    good: bool = False
+    good_note: str = ""
+
+
+class RunFilter(BaseModel):
+    """Which records a listing, trend or report covers; None/empty matches everything."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    artifact: str | None = None
+    benchmark: str | None = None
+    scenario: str | None = None
+    mode: str | None = None
+    command: str | None = None
+    since: datetime | None = None
+    limit: int | None = Field(default=None, gt=0)
