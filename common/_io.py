@@ -48,9 +48,9 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     return p
 
 
-def write_json_atomic(path: str | Path, data: Any, *, sort_keys: bool = False, indent: int | None = 2) -> Path:
-    """``data`` as JSON (indented by default) with a trailing newline, written atomically."""
-    return write_atomic(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
+def write_json_atomic(path: str | Path, data: Any, *, sort_keys: bool = False) -> Path:
+    """``data`` as indented JSON with a trailing newline, written atomically."""
+    return write_atomic(path, json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
 
 
 def file_sha256(path: str | Path) -> str:

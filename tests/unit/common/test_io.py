@@ -44,8 +44,6 @@ def test_write_atomic_honours_the_umask_like_a_plain_open(tmp_path: Path) -> Non
 def test_write_json_atomic_options(tmp_path: Path) -> None:
     write_json_atomic(tmp_path / "s.json", {"b": 1, "a": 2}, sort_keys=True)
     assert (tmp_path / "s.json").read_text() == json.dumps({"a": 2, "b": 1}, indent=2) + "\n"
-    write_json_atomic(tmp_path / "c.json", [1, 2], indent=None)
-    assert (tmp_path / "c.json").read_text() == "[1, 2]\n"
 
 
 def test_atomic_path_renames_on_success_and_cleans_up_on_error(tmp_path: Path) -> None:
