@@ -25,6 +25,8 @@ HEAVY = (
     "numpy",
     "grpc",
     "pydantic",
+    "yaml",
+    "sqlalchemy",
 )
 
 _PROBE = """
