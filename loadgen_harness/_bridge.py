@@ -297,12 +297,16 @@ class Bridge:
         first_sent = False
         first_ns = -1
         last: Any = None
+        # ITL costs one clock read and one comparison per message: only the longest gap is kept.
+        prev_ns = 0
+        max_gap = -1
         try:
             call = self._call(req, timeout=self.rpc_timeout_s)
             async for msg in call:
+                t = now()
                 ids = msg.token_ids
                 if n_chunks == 0:
-                    first_ns = now() - t0
+                    first_ns = t - t0
                     chunk.first_token_ns[j] = first_ns
                     chunk.first_chunk_tokens[j] = len(ids)
                     chunk.sut_arrival_ns[j] = msg.sut_arrival_ns
@@ -311,6 +315,9 @@ class Bridge:
                         first = np.array(ids[:1], dtype=np.int32)
                         lg.FirstTokenComplete([lg.QuerySampleResponse(qid, first.ctypes.data, 4)])
                         first_sent = True
+                elif t - prev_ns > max_gap:
+                    max_gap = t - prev_ns
+                prev_ns = t
                 n_chunks += 1
                 tokens.extend(ids)
                 last = msg
@@ -345,6 +352,8 @@ class Bridge:
         chunk.n_chunks[j] = n_chunks
         chunk.status[j] = 0
         chunk.sut_last_token_ns[j] = last.sut_last_token_ns
+        chunk.last_msg_ns[j] = prev_ns - t0
+        chunk.max_gap_ns[j] = max_gap
         chunk.stream_matches_output[j] = out is streamed or bool(np.array_equal(out, streamed))
         self.completed += 1
         if self.metrics is not None:

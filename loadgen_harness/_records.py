@@ -8,6 +8,12 @@ and 65,536 rows sized from the expected count (at most ~6 MB per chunk). ``save`
 into the structured array of ``queries.npz`` one at a time, so saving adds one chunk, not a second
 copy of the run. Times are int64 ns: harness times are relative to the run start on the harness
 clock; ``sut_*`` times are the SUT's own clock as it reported them. -1 = not reached.
+
+Inter-token latency (ITL) here is what the harness sees of the stream: ``last_msg_ns`` is when the
+last streamed message arrived and ``max_gap_ns`` the longest wait between two consecutive messages
+of the query (-1 with a single message). A message may carry several tokens (the SUT's chunk size),
+so per-token ITL is the mean over a query: (last message - first message) / (tokens after the first
+message). Per-message gaps are only compared against a running maximum on the hot path.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from common import atomic_path
-from loadgen_harness._results import Percentiles, SuccessStats
+from loadgen_harness._results import Goodput, InterTokenLatency, LatencyLimits, Percentiles, SuccessStats
 
 QUERY_RECORD_DTYPE = np.dtype(
     [
@@ -37,10 +43,14 @@ QUERY_RECORD_DTYPE = np.dtype(
         ("sut_first_token_ns", np.int64),
         ("sut_last_token_ns", np.int64),
         ("stream_matches_output", np.bool_),
+        ("last_msg_ns", np.int64),
+        ("max_gap_ns", np.int64),
     ]
 )
 QUERIES_FILE = "queries.npz"
 _FIELDS: tuple[str, ...] = tuple(QUERY_RECORD_DTYPE.names or ())
+# The columns of queries.npz files written before the ITL columns existed (they are read and upgraded).
+_V1_FIELDS = _FIELDS[: _FIELDS.index("stream_matches_output") + 1]
 MIN_CHUNK_ROWS = 1024
 MAX_CHUNK_ROWS = 65536
 
@@ -53,6 +63,8 @@ class RecordChunk:
         "first_chunk_tokens",
         "first_token_ns",
         "issue_ns",
+        "last_msg_ns",
+        "max_gap_ns",
         "n_chunks",
         "n_streamed",
         "n_tokens",
@@ -76,6 +88,8 @@ class RecordChunk:
     sut_first_token_ns: np.ndarray
     sut_last_token_ns: np.ndarray
     stream_matches_output: np.ndarray
+    last_msg_ns: np.ndarray
+    max_gap_ns: np.ndarray
 
     def __init__(self, rows: int) -> None:
         for name in _FIELDS:
@@ -131,6 +145,8 @@ class QueryRecords:
     sut_first_token_ns: _Column
     sut_last_token_ns: _Column
     stream_matches_output: _Column
+    last_msg_ns: _Column
+    max_gap_ns: _Column
 
     def __init__(self, capacity: int = 1024) -> None:
         """``capacity``: the expected row count; it only sizes the chunks, nothing is preallocated for it."""
@@ -227,6 +243,15 @@ class QueryRecords:
     def success_stats(self) -> SuccessStats:
         return success_stats({name: self.column(name) for name in _STATS_FIELDS})
 
+    def goodput(self, limits: LatencyLimits | None) -> Goodput | None:
+        return goodput(self._columns(_STATS_FIELDS), limits)
+
+    def inter_token_latency(self) -> InterTokenLatency | None:
+        return inter_token_latency(self._columns(_ITL_FIELDS))
+
+    def _columns(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        return {name: self.column(name) for name in names}
+
 
 def load_query_records(path: str | Path) -> np.ndarray:
     """Load the structured per-query array from a run directory or a ``queries.npz`` path."""
@@ -240,7 +265,14 @@ def load_query_records(path: str | Path) -> np.ndarray:
             raise ValueError(f"{p}: field 'records': expected a structured array")
         arr = z["records"]
     if arr.dtype != QUERY_RECORD_DTYPE:
-        raise ValueError(f"{p}: field 'records': unexpected dtype {arr.dtype}")
+        names = arr.dtype.names or ()
+        if not names or not set(names) <= set(_FIELDS) or not set(_FIELDS[: len(_V1_FIELDS)]) <= set(names):
+            raise ValueError(f"{p}: field 'records': unexpected dtype {arr.dtype}")
+        # Records written before the ITL columns: the missing columns read as "not reached".
+        upgraded = np.full(arr.shape, -1, dtype=QUERY_RECORD_DTYPE)
+        for name in names:
+            upgraded[name] = arr[name]
+        arr = upgraded
     return arr
 
 
@@ -292,3 +324,66 @@ def success_stats(records: Mapping[str, np.ndarray] | np.ndarray) -> SuccessStat
         tpot_ms=_pcts(tpot),
         latency_ms=_pcts(done[ok] - issue[ok]),
     )
+
+
+# ---- goodput and inter-token latency, over the same records ----
+
+_ITL_FIELDS = ("first_token_ns", "status", "n_streamed", "first_chunk_tokens", "last_msg_ns", "max_gap_ns")
+
+
+def goodput(records: Mapping[str, np.ndarray] | np.ndarray, limits: LatencyLimits | None) -> Goodput | None:
+    """Queries that succeeded within every per-query limit, as a share of all finished queries and a rate.
+
+    A query is good when it succeeded and its TTFT <= the TTFT limit and its TPOT <= the TPOT limit
+    (a run judged on end-to-end latency: latency <= that limit). A query of one token has no TPOT and
+    meets that limit. The window is :func:`success_stats`' (LoadGen's), so goodput QPS <= successful QPS.
+    None when the run has no per-query limit (Offline, SingleStream, MultiStream).
+    """
+    if limits is None or (limits.ttft_ms is None and limits.tpot_ms is None and limits.latency_ms is None):
+        return None
+    issue = np.asarray(records["issue_ns"], dtype=np.int64)
+    first = np.asarray(records["first_token_ns"], dtype=np.int64)
+    done = np.asarray(records["done_ns"], dtype=np.int64)
+    n_tok = np.asarray(records["n_tokens"], dtype=np.int64)
+    status = np.asarray(records["status"], dtype=np.int64)
+    finished = done >= 0
+    good = finished & (status == 0) & (issue >= 0) & (done >= issue)
+    if limits.ttft_ms is not None:
+        good &= (first >= issue) & (first - issue <= limits.ttft_ms * 1e6)
+    if limits.tpot_ms is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tpot = np.where(n_tok > 1, (done - first) / np.maximum(n_tok - 1, 1), 0.0)
+        good &= tpot <= limits.tpot_ms * 1e6
+    if limits.latency_ms is not None:
+        good &= done - issue <= limits.latency_ms * 1e6
+    n_done = int(finished.sum())
+    n_good = int(good.sum())
+    window_s = None
+    if finished.any() and (issue >= 0).any():
+        window_s = float(done[finished].max() - issue[issue >= 0].min()) / 1e9
+    return Goodput(
+        n_good_queries=n_good,
+        n_queries=n_done,
+        fraction=round(n_good / n_done, 6) if n_done else None,
+        qps=round(n_good / window_s, 4) if window_s else None,
+        ttft_limit_ms=limits.ttft_ms,
+        tpot_limit_ms=limits.tpot_ms,
+        latency_limit_ms=limits.latency_ms,
+    )
+
+
+def inter_token_latency(records: Mapping[str, np.ndarray] | np.ndarray) -> InterTokenLatency | None:
+    """Per-query ITL (mean time per token after the first message) and longest stream gap, over successful queries."""
+    first = np.asarray(records["first_token_ns"], dtype=np.int64)
+    last = np.asarray(records["last_msg_ns"], dtype=np.int64)
+    status = np.asarray(records["status"], dtype=np.int64)
+    after_first = np.asarray(records["n_streamed"], dtype=np.int64) - np.asarray(
+        records["first_chunk_tokens"], dtype=np.int64
+    )
+    gap = np.asarray(records["max_gap_ns"], dtype=np.int64)
+    ok = (status == 0) & (first >= 0) & (last >= first) & (after_first > 0)
+    if not ok.any():
+        return None
+    itl = (last[ok] - first[ok]) / after_first[ok]
+    gaps = gap[ok & (gap >= 0)]
+    return InterTokenLatency(n_queries=int(ok.sum()), itl_ms=_pcts(itl), max_gap_ms=_pcts(gaps))

@@ -8,6 +8,7 @@ changed across LoadGen versions ("time to output token" vs "time per output toke
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 import threading
@@ -60,6 +61,61 @@ class SuccessStats(BaseModel):
     latency_ms: Percentiles = Field(default_factory=Percentiles)
 
 
+class LatencyLimits(BaseModel):
+    """The per-query latency limits LoadGen judged the run against (ms), from its detail log.
+
+    A Server run with token latencies is judged on TTFT and TPOT; one without on end-to-end latency.
+    LoadGen compares the ``percentile`` (99th) of each against its limit.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    latency_ms: float | None = None
+    percentile: float = 99.0
+
+
+class EarlyStoppingNeed(BaseModel):
+    """LoadGen's early-stopping verdict that a run had too few queries to judge one percentile."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: Literal["ttft", "tpot", "latency"]
+    processed_queries: int
+    needed_queries: int  # in all: processed plus the "at least N more" LoadGen asked for
+
+
+class Goodput(BaseModel):
+    """Queries that succeeded within every per-query limit (TTFT and TPOT, or end-to-end latency)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_good_queries: int
+    n_queries: int  # every finished query, failed ones included
+    fraction: float | None = None  # n_good_queries / n_queries, 0..1
+    qps: float | None = None  # good queries over LoadGen's window
+    ttft_limit_ms: float | None = None
+    tpot_limit_ms: float | None = None
+    latency_limit_ms: float | None = None
+
+
+class InterTokenLatency(BaseModel):
+    """Inter-token latency as the harness sees the stream, distributions over successful queries.
+
+    ``itl_ms``: per query, (last streamed message - first) / (tokens after the first message), i.e.
+    the mean wait per token once the first arrived. ``max_gap_ms``: per query, the longest wait
+    between two consecutive messages (the worst stall its user saw). A message may carry several
+    tokens, so the gaps are between messages, not single tokens.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_queries: int = 0
+    itl_ms: Percentiles = Field(default_factory=Percentiles)
+    max_gap_ms: Percentiles = Field(default_factory=Percentiles)
+
+
 RunState = Literal["complete", "interrupted", "failed"]
 
 
@@ -102,6 +158,10 @@ class RunResult(BaseModel):
     # False when LoadGen's test was abandoned (second signal or drain timeout): its logs are partial.
     loadgen_finished: bool = True
     successful: SuccessStats | None = None
+    limits: LatencyLimits | None = None
+    early_stopping: list[EarlyStoppingNeed] = Field(default_factory=list)
+    goodput: Goodput | None = None
+    itl: InterTokenLatency | None = None
 
 
 class DetailLog(BaseModel):
@@ -198,6 +258,47 @@ def _num(values: dict[str, JsonValue], *keys: str) -> float | None:
     return None
 
 
+def latency_limits(values: dict[str, JsonValue]) -> LatencyLimits | None:
+    """The per-query limits of a Server run (TTFT/TPOT with token latencies, else end-to-end); None otherwise."""
+    if values.get("effective_scenario") != "Server":
+        return None
+    fraction = _num(values, "effective_target_latency_percentile", "requested_server_target_latency_percentile")
+    pct = round(fraction * 100, 4) if fraction else 99.0
+    if values.get("requested_use_token_latencies") is True:
+        ttft, tpot = _ms(values, "requested_server_ttft_latency"), _ms(values, "requested_server_tpot_latency")
+        return LatencyLimits(ttft_ms=ttft, tpot_ms=tpot, percentile=pct) if ttft or tpot else None
+    latency = _ms(values, "effective_target_latency_ns")
+    return LatencyLimits(latency_ms=latency, percentile=pct) if latency else None
+
+
+_ES_PROCESSED = re.compile(r"(?:Processed|Only processed)(?: at least)? (\d+) queries", re.IGNORECASE)
+_ES_MORE = re.compile(r"at least (\d+) more queries", re.IGNORECASE)
+_ES_TOTAL = re.compile(r"at least (\d+) total queries", re.IGNORECASE)
+
+
+def early_stopping_needs(values: dict[str, JsonValue]) -> list[EarlyStoppingNeed]:
+    """For each percentile LoadGen's early stopping could not judge, the queries it had and would need."""
+    out: list[EarlyStoppingNeed] = []
+    keys: tuple[tuple[str, Literal["ttft", "tpot", "latency"]], ...] = (
+        ("early_stopping_ttft_result", "ttft"),
+        ("early_stopping_tpot_result", "tpot"),
+        ("early_stopping_result", "latency"),
+    )
+    for key, metric in keys:
+        raw = values.get(key)
+        if not isinstance(raw, str):
+            continue
+        text = " ".join(raw.replace("*", " ").split())
+        processed = _ES_PROCESSED.search(text)
+        more, total = _ES_MORE.search(text), _ES_TOTAL.search(text)
+        if processed is None or (more is None and total is None):
+            continue
+        n = int(processed.group(1))
+        needed = n + int(more.group(1)) if more is not None else int(total.group(1)) if total is not None else n
+        out.append(EarlyStoppingNeed(metric=metric, processed_queries=n, needed_queries=needed))
+    return out
+
+
 def fill_from_detail(res: RunResult, detail: DetailLog, summary: dict[str, dict[str, float]] | None = None) -> None:
     """Copy validity, rates, percentiles and effective settings out of the parsed detail log."""
     v = detail.values
@@ -235,6 +336,8 @@ def fill_from_detail(res: RunResult, detail: DetailLog, summary: dict[str, dict[
         if res.ttft_ms.p99 is None and "99.00" in summary["ttft"]:
             res.ttft_ms = _from_summary(summary["ttft"])
     res.settings = {k: val for k, val in v.items() if k.startswith(("effective_", "requested_"))}
+    res.limits = latency_limits(v)
+    res.early_stopping = early_stopping_needs(v) if res.loadgen_valid is False else []
     res.loadgen_errors = len(detail.errors)
     if detail.errors:
         reasons.append(f"LoadGen logged {len(detail.errors)} error(s): {detail.errors[0]}")
@@ -348,6 +451,84 @@ def _p(p: Percentiles) -> str:
     return f"p50 {f(p.p50)}  p90 {f(p.p90)}  p99 {f(p.p99)} ms"
 
 
+_LIMIT_LABELS = {"ttft": "TTFT", "tpot": "TPOT", "latency": "latency"}
+
+
+def _limit_ms(res: RunResult, metric: str) -> float | None:
+    lim = res.limits
+    if lim is None:
+        return None
+    return {"ttft": lim.ttft_ms, "tpot": lim.tpot_ms, "latency": lim.latency_ms}[metric]
+
+
+def _fmt_ms(v: float) -> str:
+    return f"{v:.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def verdict_basis(res: RunResult) -> list[str]:
+    """What decided a performance run's verdict against its limits, one line each (empty: nothing to say).
+
+    The limits are judged on LoadGen's own p99 (what LoadGen compared); early stopping that lacked
+    queries names the count LoadGen would have needed.
+    """
+    if res.mode != "performance" or res.state != "complete":
+        return []
+    out: list[str] = []
+    met: list[str] = []
+    sections = {"ttft": res.ttft_ms, "tpot": res.tpot_ms, "latency": res.latency_ms}
+    pct = f"p{(res.limits.percentile if res.limits else 99.0):g}"
+    for metric, label in _LIMIT_LABELS.items():
+        limit = _limit_ms(res, metric)
+        value = sections[metric].p99
+        if limit is None or value is None:
+            continue
+        if value > limit:
+            out.append(f"{label} {pct} {value:.1f} ms > {_fmt_ms(limit)} ms limit")
+        else:
+            met.append(f"{label} {pct} {value:.1f} ms <= {_fmt_ms(limit)} ms")
+    for need in res.early_stopping:
+        line = (
+            f"{_LIMIT_LABELS[need.metric]} early stopping: {need.processed_queries} queries are too few to judge "
+            f"{pct}; LoadGen needs at least {need.needed_queries}"
+        )
+        if res.scheduled_qps:
+            line += f" (~{math.ceil(need.needed_queries / res.scheduled_qps)} s at {res.scheduled_qps:.3g} qps)"
+        out.append(line)
+    if out:
+        return [f"decided by: {x}" for x in out]
+    if met and res.valid:
+        return [f"within limits: {', '.join(met)}"]
+    return []
+
+
+def _limit_note(res: RunResult, metric: str) -> str:
+    limit = _limit_ms(res, metric)
+    if limit is None:
+        return ""
+    pct = res.limits.percentile if res.limits else 99.0
+    return f"   limit p{pct:g} <= {_fmt_ms(limit)} ms"
+
+
+def _extra_lines(res: RunResult) -> list[str]:
+    lines: list[str] = []
+    g = res.goodput
+    if g is not None and g.fraction is not None:
+        within = " and ".join(
+            f"{name} <= {_fmt_ms(v)} ms"
+            for name, v in (("TTFT", g.ttft_limit_ms), ("TPOT", g.tpot_limit_ms), ("latency", g.latency_limit_ms))
+            if v is not None
+        )
+        qps = "-" if g.qps is None else f"{g.qps:.2f}"
+        lines.append(
+            f"  goodput  {g.fraction:.1%} of queries ({g.n_good_queries}/{g.n_queries}) with {within}: {qps} qps"
+        )
+    itl = res.itl
+    if itl is not None and itl.n_queries:
+        lines.append(f"  ITL      {_p(itl.itl_ms)}  (per query: mean per token after the first message)")
+        lines.append(f"  max gap  {_p(itl.max_gap_ms)}  (per query: longest wait between two stream messages)")
+    return lines
+
+
 def format_summary(res: RunResult) -> str:
     """The final human summary: verdict with reasons, rates, token latencies, errors, where the results are.
 
@@ -365,6 +546,7 @@ def format_summary(res: RunResult) -> str:
         f"{'' if res.submittable else ', not submittable'}): {verdict}",
     ]
     lines += [f"  {r}" if r.startswith("warning:") else f"  reason: {r}" for r in res.validity_reasons]
+    lines += [f"  {b}" for b in verdict_basis(res)]
 
     def num(v: float | None, unit: str) -> str:
         return "-" if v is None else f"{v:.2f}{unit}"
@@ -376,9 +558,10 @@ def format_summary(res: RunResult) -> str:
             f"  QPS completed {num(res.completed_qps, '')} / scheduled {num(res.scheduled_qps, '')}"
             f"   tokens/s {num(res.tokens_per_second, '')}"
         )
-        lines.append(f"  TTFT     {_p(res.ttft_ms)}")
-        lines.append(f"  TPOT     {_p(res.tpot_ms)}")
-        lines.append(f"  latency  {_p(res.latency_ms)}")
+        lines.append(f"  TTFT     {_p(res.ttft_ms)}{_limit_note(res, 'ttft')}")
+        lines.append(f"  TPOT     {_p(res.tpot_ms)}{_limit_note(res, 'tpot')}")
+        lines.append(f"  latency  {_p(res.latency_ms)}{_limit_note(res, 'latency')}")
+        lines += _extra_lines(res)
         lines.append(f"  queries {res.n_queries}, errors 0")
     elif ok is None:  # results.json from before per-query success figures: no rate can be headlined
         lines.append(
@@ -394,12 +577,15 @@ def format_summary(res: RunResult) -> str:
             f"{res.n_errors} failed) / scheduled {num(res.scheduled_qps, '')}"
             f"   successful tokens/s {num(ok.tokens_per_second, '')}"
         )
-        for label, mine, theirs in (
-            ("TTFT    ", ok.ttft_ms, res.ttft_ms),
-            ("TPOT    ", ok.tpot_ms, res.tpot_ms),
-            ("latency ", ok.latency_ms, res.latency_ms),
+        for label, metric, mine, theirs in (
+            ("TTFT    ", "ttft", ok.ttft_ms, res.ttft_ms),
+            ("TPOT    ", "tpot", ok.tpot_ms, res.tpot_ms),
+            ("latency ", "latency", ok.latency_ms, res.latency_ms),
         ):
-            lines.append(f"  {label} {_p(mine)}  [LoadGen incl. failed: p50 {num(theirs.p50, '')}]")
+            lines.append(
+                f"  {label} {_p(mine)}  [LoadGen incl. failed: p50 {num(theirs.p50, '')}]{_limit_note(res, metric)}"
+            )
+        lines += _extra_lines(res)
         lines.append(
             f"  queries {res.n_queries}: {ok.n_queries} succeeded (figures above), {res.n_errors} failed ({errs})"
         )

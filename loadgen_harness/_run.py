@@ -320,6 +320,9 @@ def _finish_result(res: RunResult, bridge: Any, outcome: TestOutcome, log_dir: P
     detail = log_dir / DETAIL_FILE
     if detail.is_file():  # LoadGen writes it from the start; an abandoned test leaves it partial
         fill_from_detail(res, parse_detail_log(detail), parse_summary_token_latencies(log_dir))
+    # Over the same records as ``successful``, against the limits LoadGen judged the run by.
+    res.goodput = bridge.records.goodput(res.limits)
+    res.itl = bridge.records.inter_token_latency()
     if outcome.error is not None:
         res.state = "failed"
         res.valid = False

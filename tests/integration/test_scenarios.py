@@ -106,6 +106,15 @@ def test_server_valid_at_low_qps(timed_sut: str, tmp_path: Path) -> None:
     assert rec["stream_matches_output"][ok].all()
     assert (rec["first_token_ns"][ok] >= rec["issue_ns"][ok]).all()
     assert Path(res.log_dir) == tmp_path / "it" / "Server" / "performance"
+    # ITL: the bridge kept each query's last message time and longest gap between messages.
+    multi = ok & (rec["n_chunks"] > 1)
+    assert multi.any() and (rec["last_msg_ns"][multi] >= rec["first_token_ns"][multi]).all()
+    assert (rec["last_msg_ns"][multi] <= rec["done_ns"][multi]).all() and (rec["max_gap_ns"][multi] > 0).all()
+    assert res.itl is not None and res.itl.itl_ms.p50 is not None and res.itl.max_gap_ms.p99 is not None
+    # Goodput over the same records, against the limits LoadGen judged the run by.
+    assert res.limits is not None and res.limits.ttft_ms is not None and res.limits.tpot_ms is not None
+    assert res.goodput is not None and res.successful is not None and res.goodput.fraction is not None
+    assert res.goodput.n_good_queries <= res.successful.n_queries and res.goodput.fraction > 0.9
 
 
 def test_interactive_valid(timed_sut: str, tmp_path: Path) -> None:

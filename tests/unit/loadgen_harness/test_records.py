@@ -145,3 +145,55 @@ def test_summary_of_an_abandoned_run_uses_the_records() -> None:
     text = format_summary(res)
     assert "INTERRUPTED by SIGINT" in text
     assert "successful QPS 10.00" in text and "latency  p50 100.00" in text
+
+
+def test_goodput_counts_queries_within_both_limits_over_the_success_window() -> None:
+    from loadgen_harness._records import goodput
+    from loadgen_harness._results import LatencyLimits
+
+    arr = _planted(n_ok=100, n_failed=300)  # TTFT 20 ms, TPOT 10 ms on every success
+    arr["first_token_ns"][:10] += 50_000_000  # 10 queries: TTFT 70 ms (TPOT 3.75 ms)
+    arr["done_ns"][10:30] += 100_000_000  # 20 queries: TPOT 22.5 ms (TTFT 20 ms)
+    g = goodput(arr, LatencyLimits(ttft_ms=50.0, tpot_ms=20.0))
+    assert g is not None
+    assert (g.n_good_queries, g.n_queries) == (70, 400)  # failed queries are never good
+    assert g.fraction == pytest.approx(70 / 400)
+    s = success_stats(arr)
+    assert s.window_s is not None and g.qps == pytest.approx(70 / s.window_s, rel=1e-3)
+    assert (g.ttft_limit_ms, g.tpot_limit_ms) == (50.0, 20.0)
+    # Limits generous enough for everything: goodput equals the successful queries.
+    loose = goodput(arr, LatencyLimits(ttft_ms=1e3, tpot_ms=1e3))
+    assert loose is not None and loose.n_good_queries == s.n_queries == 100
+    assert goodput(arr, None) is None and goodput(arr, LatencyLimits()) is None
+
+
+def test_inter_token_latency_per_query_and_longest_gap() -> None:
+    from loadgen_harness._records import inter_token_latency
+
+    arr = _planted(n_ok=100, n_failed=10)
+    ok = slice(0, 100)
+    arr["first_chunk_tokens"][ok] = 1
+    arr["n_streamed"][ok] = 9
+    arr["last_msg_ns"][ok] = arr["first_token_ns"][ok] + 80_000_000  # 8 tokens in 80 ms: 10 ms each
+    arr["max_gap_ns"][ok] = 10_000_000
+    arr["max_gap_ns"][99] = 500_000_000  # one stall
+    arr["last_msg_ns"][100:] = 5  # failed queries do not count
+    itl = inter_token_latency(arr)
+    assert itl is not None and itl.n_queries == 100
+    assert itl.itl_ms.p50 == pytest.approx(10.0) and itl.itl_ms.p99 == pytest.approx(10.0)
+    # The one stalled query shows in the longest-gap tail, not in the mean per-token ITL.
+    assert itl.max_gap_ms.p90 == pytest.approx(10.0) and itl.max_gap_ms.p99 == pytest.approx(500.0)
+
+
+def test_records_written_before_the_itl_columns_still_load(tmp_path: Path) -> None:
+    old_names = [n for n in QUERY_RECORD_DTYPE.names or () if n not in ("last_msg_ns", "max_gap_ns")]
+    old = np.zeros(3, dtype=[(n, QUERY_RECORD_DTYPE.fields[n][0]) for n in old_names])  # type: ignore[index]
+    old["done_ns"] = [7, 8, 9]
+    np.savez(tmp_path / "queries.npz", records=old)
+    arr = load_query_records(tmp_path)
+    assert arr.dtype == QUERY_RECORD_DTYPE and arr["done_ns"].tolist() == [7, 8, 9]
+    assert arr["max_gap_ns"].tolist() == [-1, -1, -1]
+    bad = np.zeros(2, dtype=[("done_ns", "i8"), ("bogus", "i8")])
+    np.savez(tmp_path / "queries.npz", records=bad)
+    with pytest.raises(ValueError, match="unexpected dtype"):
+        load_query_records(tmp_path)

@@ -205,3 +205,39 @@ def test_query_records_grow_and_round_trip(tmp_path: Path) -> None:
     np.savez_compressed(tmp_path / "bad.npz", records=np.zeros(3))
     with pytest.raises(ValueError, match="unexpected dtype"):
         load_query_records(tmp_path / "bad.npz")
+
+
+def test_limits_and_early_stopping_need_of_a_real_short_run(tmp_path: Path) -> None:
+    """A run too short for early stopping (LoadGen's own wording): the summary names the count it needs."""
+    from loadgen_harness import format_summary
+    from loadgen_harness._results import LatencyLimits, verdict_basis
+    from scenarios import get_benchmark
+
+    d = _real_loadgen_run(tmp_path / "short", qps=20, duration_s=1.0)
+    res = _result()
+    res.scheduled_qps = 20.0
+    fill_from_detail(res, parse_detail_log(d), parse_summary_token_latencies(d))
+    prof = get_benchmark("embedded")
+    assert res.limits == LatencyLimits(ttft_ms=prof.ttft_ms, tpot_ms=prof.tpot_ms, percentile=99.0)
+    assert res.valid is False and res.early_stopping, res.validity_reasons
+    processed = int(parse_detail_log(d).values["result_query_count"])  # type: ignore[arg-type]
+    for need in res.early_stopping:
+        assert need.processed_queries == processed < need.needed_queries
+    need = res.early_stopping[0]
+    text = format_summary(res)
+    assert f"LoadGen needs at least {need.needed_queries}" in text
+    assert f"limit p99 <= {prof.ttft_ms:.0f} ms" in text and f"limit p99 <= {prof.tpot_ms:.0f} ms" in text
+    assert any(b.startswith("decided by: ") and "early stopping" in b for b in verdict_basis(res))
+
+
+def test_valid_run_states_its_limits_and_an_exceeded_limit_decides(real_log: Path) -> None:
+    from loadgen_harness._results import verdict_basis
+
+    res = _result()
+    fill_from_detail(res, parse_detail_log(real_log))
+    assert res.early_stopping == []
+    (basis,) = verdict_basis(res)
+    assert basis.startswith("within limits: TTFT p99 ") and "TPOT p99 " in basis
+    assert res.limits is not None and res.limits.ttft_ms is not None
+    over = res.model_copy(update={"valid": False, "ttft_ms": res.ttft_ms.model_copy(update={"p99": 2e3})})
+    assert verdict_basis(over) == [f"decided by: TTFT p99 2000.0 ms > {res.limits.ttft_ms:.0f} ms limit"]
