@@ -36,7 +36,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "(e.g. --backend openai --preset groq; the run is then quick)",
     )
     p.add_argument("--dataset", help="embedded | synthetic:N:SEED | path (default: the benchmark's)")
-    p.add_argument("--sut", help="host:port of a running SUT (default: spawn the embedded sim SUT)")
+    p.add_argument(
+        "--sut",
+        help="a running SUT or fleet: host:port, a comma-separated list of host:port, or a gRPC target URI "
+        "(dns:///name:port, ipv4:a:p,b:q), balanced by gRPC's round_robin (default: spawn the embedded sim SUT)",
+    )
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="spawn this many embedded SUT processes on free loopback ports and drive them as one fleet (default 1)",
+    )
+    p.add_argument(
+        "--allow-mixed",
+        action="store_true",
+        help="run against replicas serving different artifacts (refused otherwise); results are split by artifact",
+    )
     add_transport_arguments(p)
     from sut import backends
 
@@ -102,6 +117,10 @@ def run_cli(args: argparse.Namespace) -> int:
 
     if args.sut and (args.backend or args.precision or args.artifact):
         raise UsageError("--backend/--precision/--artifact: only for the spawned SUT; drop them or drop --sut")
+    if args.sut and args.replicas != 1:
+        raise UsageError("--replicas: spawns embedded SUTs; drop it or drop --sut (which names the fleet)")
+    if not 1 <= args.replicas <= 32:
+        raise UsageError(f"--replicas: expected 1..32 embedded SUT processes, got {args.replicas}")
     from typing import get_args
 
     from scenarios import Preset
@@ -122,6 +141,8 @@ def run_cli(args: argparse.Namespace) -> int:
             preset=run_preset,
             dataset=args.dataset,
             sut=args.sut,
+            replicas=args.replicas,
+            allow_mixed=args.allow_mixed,
             transport=transport_from_args(args, remote=bool(args.sut)),
             backend=backend,
             qps=args.qps,

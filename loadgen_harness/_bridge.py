@@ -34,10 +34,12 @@ from typing import Any
 import grpc
 import numpy as np
 
+from loadgen_harness._fleet import FLEET_CHANNEL_OPTIONS
 from loadgen_harness._records import QueryRecords, RecordChunk
 from loadgen_harness._transport import TransportSecurity, open_aio_channel
 from proto import inference_pb2
 from scenarios import Dataset
+from sut import REPLICA_METADATA_KEY
 
 _GENERATE = "/lpuperf.v1.Inference/Generate"
 _CHANNEL_OPTIONS = [
@@ -45,6 +47,7 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.enable_retries", 0),
+    *FLEET_CHANNEL_OPTIONS,  # gRPC's round_robin over the target's replicas (one for a single address)
 ]
 _EMPTY = np.zeros(1, dtype=np.int32)
 # A query failed by an interrupt: counted under this status, recorded with gRPC's CANCELLED code.
@@ -138,6 +141,7 @@ class Bridge:
         metrics: Any = None,
         hold_on_interrupt: bool = False,
         transport: TransportSecurity | None = None,
+        replica_ids: Sequence[str] = (),
     ) -> None:
         import mlperf_loadgen as lg
         import uvloop
@@ -145,6 +149,12 @@ class Bridge:
         self._lg = lg
         self.address = address
         self.transport = transport
+        # Replica id (final chunk, or a failed stream's headers) -> records' replica index. Ids seen only
+        # in streams (a pod that joined a dns target mid-run) are appended. A SUT that sends no id is
+        # the replica when there is one, else unknown (-1).
+        self.replica_ids: list[str] = list(replica_ids)
+        self._replica_index: dict[str, int] = {rid: i for i, rid in enumerate(self.replica_ids)}
+        self._replica_index.setdefault("", 0 if len(self.replica_ids) == 1 else -1)
         self.requests = requests
         self.offline = offline
         self.offline_concurrency = max(1, offline_concurrency)
@@ -297,6 +307,7 @@ class Bridge:
         first_sent = False
         first_ns = -1
         last: Any = None
+        call: Any = None
         # ITL costs one clock read and one comparison per message: only the longest gap is kept.
         prev_ns = 0
         max_gap = -1
@@ -327,7 +338,7 @@ class Bridge:
             raise
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
-            self._fail(qid, tokens, first_sent, code.name, int(code.value[0]))
+            self._fail(qid, tokens, first_sent, code.name, int(code.value[0]), await self._replica_of(call))
             return
         except Exception:  # a broken stream must still complete the query
             self._fail(qid, tokens, first_sent, "UNKNOWN", 2)
@@ -351,6 +362,8 @@ class Bridge:
         chunk.n_streamed[j] = streamed.size
         chunk.n_chunks[j] = n_chunks
         chunk.status[j] = 0
+        r = self._replica_index.get(last.replica_id)
+        chunk.replica[j] = r if r is not None else self._new_replica(last.replica_id)
         chunk.sut_last_token_ns[j] = last.sut_last_token_ns
         chunk.last_msg_ns[j] = prev_ns - t0
         chunk.max_gap_ns[j] = max_gap
@@ -359,7 +372,23 @@ class Bridge:
         if self.metrics is not None:
             self.metrics.completed(issued_ns, first_ns, done, n_tokens)
 
-    def _fail(self, qid: int, tokens: list[int], first_sent: bool, status: str, code: int) -> None:
+    def _new_replica(self, replica_id: str) -> int:
+        self._replica_index[replica_id] = len(self.replica_ids)
+        self.replica_ids.append(replica_id)
+        return self._replica_index[replica_id]
+
+    async def _replica_of(self, call: Any) -> int:
+        """A failed stream's replica, from the headers the SUT sent when it took the request (-1: none came)."""
+        try:
+            for key, value in await call.initial_metadata() or ():
+                if key == REPLICA_METADATA_KEY:
+                    r = self._replica_index.get(value)
+                    return r if r is not None else self._new_replica(value)
+        except Exception:
+            pass
+        return -1
+
+    def _fail(self, qid: int, tokens: list[int], first_sent: bool, status: str, code: int, replica: int = -1) -> None:
         """Complete a failed query so LoadGen never waits on it (nothing if it was completed already).
 
         With token latencies LoadGen divides by ``n_tokens - 1`` for TPOT and logs an error for
@@ -382,7 +411,7 @@ class Bridge:
                     lg.FirstTokenComplete([lg.QuerySampleResponse(qid, ptr, min(4, data.nbytes))])
                 lg.QuerySamplesComplete([lg.QuerySampleResponse(qid, ptr, data.nbytes, max(2, data.size))])
         finally:
-            self._record_failure(chunk, j, len(tokens), status, code)
+            self._record_failure(chunk, j, len(tokens), status, code, replica)
 
     def _fail_many(self, qids: list[int], status: str, code: int) -> None:
         """Complete queries that received nothing as failed, in one LoadGen call (interrupts fail thousands)."""
@@ -400,8 +429,11 @@ class Bridge:
             for _, (chunk, j) in refs:
                 self._record_failure(chunk, j, 0, status, code)
 
-    def _record_failure(self, chunk: RecordChunk, j: int, n_received: int, status: str, code: int) -> None:
+    def _record_failure(
+        self, chunk: RecordChunk, j: int, n_received: int, status: str, code: int, replica: int = -1
+    ) -> None:
         chunk.done_ns[j] = time.monotonic_ns() - self.t0_ns
+        chunk.replica[j] = replica
         chunk.status[j] = code
         chunk.n_streamed[j] = n_received
         chunk.n_tokens[j] = max(2, n_received)

@@ -14,15 +14,18 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from common import RegistryError
+from loadgen_harness._fleet import Fleet, check_target
 from loadgen_harness._transport import TransportSecurity
 
 DEFAULT_BACKEND = "sim"
+# Embedded replicas are local processes (demos, tests, plan validation), not a deployment.
+MAX_EMBEDDED_REPLICAS = 32
 
 
 def check_address(value: str) -> str:
@@ -38,7 +41,11 @@ class SutTarget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    address: str | None = Field(default=None, description="host:port of a running SUT; None = spawn one")
+    address: str | None = Field(
+        default=None,
+        description="a running SUT or fleet: host:port, a list of host:port or a gRPC target URI "
+        "(dns:///name:port, ipv4:a:p,b:q); None = spawn one",
+    )
     backend: dict[str, Any] = Field(
         default_factory=dict,
         description="config of the spawned SUT's backend: {'kind': name, ...}; generic options (artifact, "
@@ -46,6 +53,8 @@ class SutTarget(BaseModel):
     )
     dataset: str | None = Field(default=None, description="dataset the spawned SUT serves unless backend names one")
     start_timeout_s: float = Field(default=120.0, gt=0)
+    replicas: int = Field(default=1, ge=1, le=MAX_EMBEDDED_REPLICAS, description="embedded SUT processes to spawn")
+    allow_mixed: bool = Field(default=False, description="run against replicas serving different artifacts")
     transport: TransportSecurity = Field(
         default_factory=TransportSecurity, description="TLS, client certificate and token for a running SUT"
     )
@@ -53,12 +62,14 @@ class SutTarget(BaseModel):
     @field_validator("address")
     @classmethod
     def _address(cls, v: str | None) -> str | None:
-        return None if v is None else check_address(v)
+        return None if v is None else check_target(v)
 
     @model_validator(mode="after")
     def _one_source(self) -> SutTarget:
         if self.address is not None and self.backend:
             raise ValueError("backend: only for a spawned SUT; drop it or drop the address")
+        if self.address is not None and self.replicas > 1:
+            raise ValueError("replicas: spawns embedded SUTs; drop it or drop the address (which names the fleet)")
         if self.address is None and self.transport.enabled:
             raise ValueError(
                 "transport: TLS and token options reach a running SUT (--sut); a spawned SUT is plaintext on loopback"
@@ -94,11 +105,14 @@ class SutTarget(BaseModel):
 
 @dataclass
 class RunningSut:
-    """A SUT that answered: its address, its artifact manifest, and the child process when it is embedded."""
+    """A SUT that answered: its address (the gRPC target: one SUT or a fleet), its artifact manifest, the
+    replicas behind the target, and the child process(es) when it is embedded."""
 
     address: str
     artifact: dict[str, JsonValue]
-    process: Any = None  # sut.ServerProcess for an embedded SUT
+    process: Any = None  # sut.ServerProcess for an embedded SUT (the first replica's)
+    fleet: Fleet | None = None
+    processes: list[Any] = field(default_factory=list)  # every embedded replica's ServerProcess
 
     @property
     def embedded(self) -> bool:
@@ -108,21 +122,33 @@ class RunningSut:
 @contextlib.contextmanager
 def launch_sut(target: SutTarget | None = None) -> Iterator[RunningSut]:
     """Yield a running SUT for ``target`` (default: the embedded sim); an embedded one is always stopped."""
-    from loadgen_harness._run import RunError, fetch_artifact
+    from loadgen_harness._fleet import inspect_fleet
+    from loadgen_harness._run import RunError
 
     target = target or SutTarget()
     if target.address is not None:
-        yield RunningSut(target.address, fetch_artifact(target.address, transport=target.transport))
+        # Every replica behind the target answers GetArtifact first: one artifact across the fleet.
+        fleet, artifact = inspect_fleet(target.address, target.transport, allow_mixed=target.allow_mixed)
+        yield RunningSut(fleet.channel_target, artifact, fleet=fleet)
         return
     config = target.config_json()
     import sut
 
+    servers: list[Any] = []
     try:
-        server = sut.spawn_server(["--config", config], timeout_s=target.start_timeout_s)
-    except Exception as exc:  # a SUT that cannot start is bad input (artifact, backend options): one line
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        raise RunError(f"embedded SUT: {lines[-1] if lines else exc.__class__.__name__}") from None
-    try:
-        yield RunningSut(server.address, fetch_artifact(server.address), server)
+        # One at a time from this thread: a child's die-with-parent signal is tied to the forking thread.
+        for _ in range(target.replicas):
+            try:
+                servers.append(sut.spawn_server(["--config", config], timeout_s=target.start_timeout_s))
+            except Exception as exc:  # a SUT that cannot start is bad input (artifact, backend options): one line
+                lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+                raise RunError(f"embedded SUT: {lines[-1] if lines else exc.__class__.__name__}") from None
+        addresses = [s.address for s in servers]
+        spec = addresses[0] if len(addresses) == 1 else "ipv4:" + ",".join(addresses)
+        fleet, artifact = inspect_fleet(spec, addresses=addresses)
+        yield RunningSut(fleet.channel_target, artifact, servers[0], fleet=fleet, processes=servers)
     finally:
-        server.terminate()
+        for s in servers:
+            s.proc.terminate()  # all drain at once, then each is waited for
+        for s in servers:
+            s.terminate()

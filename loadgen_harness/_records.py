@@ -43,6 +43,8 @@ QUERY_RECORD_DTYPE = np.dtype(
         ("sut_first_token_ns", np.int64),
         ("sut_last_token_ns", np.int64),
         ("stream_matches_output", np.bool_),
+        # Index into results.json's ``replicas`` of the replica that served the query, -1 = unknown.
+        ("replica", np.int32),
         ("last_msg_ns", np.int64),
         ("max_gap_ns", np.int64),
     ]
@@ -68,6 +70,7 @@ class RecordChunk:
         "n_chunks",
         "n_streamed",
         "n_tokens",
+        "replica",
         "sample_index",
         "status",
         "stream_matches_output",
@@ -88,6 +91,7 @@ class RecordChunk:
     sut_first_token_ns: np.ndarray
     sut_last_token_ns: np.ndarray
     stream_matches_output: np.ndarray
+    replica: np.ndarray
     last_msg_ns: np.ndarray
     max_gap_ns: np.ndarray
 
@@ -145,6 +149,7 @@ class QueryRecords:
     sut_first_token_ns: _Column
     sut_last_token_ns: _Column
     stream_matches_output: _Column
+    replica: _Column
     last_msg_ns: _Column
     max_gap_ns: _Column
 
@@ -289,14 +294,15 @@ def _pcts(values_ns: np.ndarray) -> Percentiles:
     return Percentiles(p50=round(float(p50), 4), p90=round(float(p90), 4), p99=round(float(p99), 4))
 
 
-def success_stats(records: Mapping[str, np.ndarray] | np.ndarray) -> SuccessStats:
+def success_stats(records: Mapping[str, np.ndarray] | np.ndarray, window_s: float | None = None) -> SuccessStats:
     """Rates and latency percentiles over the queries that succeeded (status 0), from per-query records.
 
     A failed query is completed to LoadGen at once, so LoadGen's own rates count it as done and its
     percentiles count its (short) time as a latency. Here the window is the same as LoadGen's (first
     issue to last completion, every query), but only successful queries count towards the rate, the
     tokens and the percentiles. Latencies are from the harness's issue time, TPOT is
-    (done - first token) / (tokens - 1) as LoadGen computes it.
+    (done - first token) / (tokens - 1) as LoadGen computes it. ``window_s`` replaces the window (a
+    replica's part of a run is rated over the whole run's window, so the replicas' rates add up).
     """
     issue = np.asarray(records["issue_ns"], dtype=np.int64)
     first = np.asarray(records["first_token_ns"], dtype=np.int64)
@@ -307,8 +313,7 @@ def success_stats(records: Mapping[str, np.ndarray] | np.ndarray) -> SuccessStat
     ok = finished & (status == 0) & (issue >= 0) & (done >= issue)
     n_ok = int(ok.sum())
     n_failed = int((finished & (status != 0)).sum())
-    window_s: float | None = None
-    if finished.any() and (issue >= 0).any():
+    if window_s is None and finished.any() and (issue >= 0).any():
         window_s = float(done[finished].max() - issue[issue >= 0].min()) / 1e9
     rate_ok = window_s is not None and window_s > 0
     has_first = ok & (first >= issue) & (first <= done)

@@ -20,6 +20,7 @@ from typing import Any, Literal, TextIO
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from common import write_atomic
+from loadgen_harness._replicas import FleetResult, fleet_summary_lines
 
 RESULTS_FILE = "results.json"
 DETAIL_FILE = "mlperf_log_detail.txt"
@@ -158,6 +159,10 @@ class RunResult(BaseModel):
     # False when LoadGen's test was abandoned (second signal or drain timeout): its logs are partial.
     loadgen_finished: bool = True
     successful: SuccessStats | None = None
+    # The dataset spec the run used (the benchmark's unless overridden): ``lpuperf plan`` reads prompts from it.
+    dataset: str = ""
+    # Per-replica figures and outages of the replicas behind sut_address (one row for a single SUT).
+    fleet: FleetResult | None = None
     limits: LatencyLimits | None = None
     early_stopping: list[EarlyStoppingNeed] = Field(default_factory=list)
     goodput: Goodput | None = None
@@ -589,5 +594,7 @@ def format_summary(res: RunResult) -> str:
         lines.append(
             f"  queries {res.n_queries}: {ok.n_queries} succeeded (figures above), {res.n_errors} failed ({errs})"
         )
+    if res.fleet is not None and (len(res.fleet.replicas) > 1 or res.fleet.events or res.fleet.unattributed):
+        lines += fleet_summary_lines(res.fleet)
     lines.append(f"  results: {res.log_dir}/results.json")
     return "\n".join(lines)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from common import ExporterSecurity, RunId, UsageError, write_json_atomic
+from loadgen_harness._fleet import Fleet
 from loadgen_harness._interrupt import (
     RunInterrupted,
     TestOutcome,
@@ -26,6 +27,8 @@ from loadgen_harness._interrupt import (
     run_test,
     server_outstanding_limit,
 )
+from loadgen_harness._launcher import RunningSut
+from loadgen_harness._replicas import ReplicaEvent, records_breakdown
 from loadgen_harness._results import (
     DETAIL_FILE,
     RunResult,
@@ -35,6 +38,7 @@ from loadgen_harness._results import (
     save_results,
 )
 from loadgen_harness._transport import TransportSecurity
+from loadgen_harness._watch import ReplicaWatch
 from scenarios import ScenarioName
 
 # LoadGen applies ./audit.config when it exists; a stray one must never alter a normal run, so
@@ -57,7 +61,13 @@ class RunConfig(BaseModel):
     benchmark: str = "embedded"
     preset: Literal["quick", "submission"] = "quick"
     dataset: str | None = Field(default=None, description="dataset spec; None = the benchmark's")
-    sut: str | None = Field(default=None, description="host:port; None = spawn the embedded sim SUT")
+    sut: str | None = Field(
+        default=None,
+        description="host:port, a list of host:port or a gRPC target URI (dns:///name:port, ipv4:a:p,b:q): "
+        "one SUT or a fleet balanced by gRPC's round_robin; None = spawn the embedded sim SUT",
+    )
+    replicas: int = Field(default=1, ge=1, le=32, description="embedded SUT processes to spawn (no sut)")
+    allow_mixed: bool = Field(default=False, description="run against replicas serving different artifacts")
     transport: TransportSecurity = Field(
         default_factory=TransportSecurity, description="TLS, client certificate and token for a running SUT (sut)"
     )
@@ -94,9 +104,9 @@ class RunConfig(BaseModel):
     @field_validator("sut")
     @classmethod
     def _address(cls, v: str | None) -> str | None:
-        from loadgen_harness._launcher import check_address
+        from loadgen_harness._fleet import check_target
 
-        return None if v is None else check_address(v)
+        return None if v is None else check_target(v)
 
     def log_dir(self, run_id: str) -> Path:
         return Path(self.out_dir) / run_id / self.scenario / self.mode
@@ -112,19 +122,26 @@ def harness_version() -> str:
 
 
 @contextlib.contextmanager
-def _sut_address(cfg: RunConfig) -> Iterator[tuple[str, dict[str, JsonValue]]]:
-    """(address, artifact manifest) of the run's SUT, through the one launcher."""
+def _sut_address(cfg: RunConfig) -> Iterator[RunningSut]:
+    """The run's SUT (its address, artifact manifest and replicas), through the one launcher."""
     from pydantic import ValidationError
 
     from common import first_error_line
     from loadgen_harness._launcher import SutTarget, launch_sut
 
     try:
-        target = SutTarget(address=cfg.sut, backend=cfg.backend, dataset=cfg.dataset, transport=cfg.transport)
+        target = SutTarget(
+            address=cfg.sut,
+            backend=cfg.backend,
+            dataset=cfg.dataset,
+            transport=cfg.transport,
+            replicas=cfg.replicas,
+            allow_mixed=cfg.allow_mixed,
+        )
     except ValidationError as exc:
         raise RunError(first_error_line(exc, "sut")) from None
     with launch_sut(target) as running:
-        yield running.address, running.artifact
+        yield running
 
 
 def fetch_artifact(
@@ -228,12 +245,14 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
         submittable=plan.submittable,
         harness_version=harness_version(),
         log_dir=str(log_dir),
+        dataset=cfg.dataset or bench.dataset,
     )
     t_start = time.monotonic()
     failed = True
     outcome = TestOutcome()
     try:
-        with _sut_address(cfg) as (address, artifact):
+        with _sut_address(cfg) as running:
+            address, artifact, fleet = running.address, running.artifact, running.fleet
             res.sut_address = address
             res.artifact = artifact
             overflow = None if cfg.allow_context_overflow else context_overflow_error(dataset, max_new, artifact)
@@ -255,7 +274,10 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
                 metrics=metrics,
                 hold_on_interrupt=hold_on_interrupt,
                 transport=cfg.transport,
+                replica_ids=fleet.replica_ids if fleet is not None else (),
             )
+            # Each replica's health is watched off the query path: outages land in results.json.
+            watch = ReplicaWatch(fleet.replicas, bridge.t0_ns, cfg.transport).start() if fleet is not None else None
             sut_handle = lg.ConstructSUT(bridge.issue, bridge.flush)
             if on_progress is None and cfg.progress:
                 on_progress = progress_printer()
@@ -279,11 +301,12 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
             finally:
                 if ticker is not None:
                     ticker.stop()
+                events = watch.stop() if watch is not None else []
                 bridge.close()
                 if not outcome.abandoned:  # an abandoned test still uses both: freeing them would crash it
                     lg.DestroySUT(sut_handle)
                     qsl.destroy()
-        _finish_result(res, bridge, outcome, log_dir)
+        _finish_result(res, bridge, outcome, log_dir, fleet, events)
         if not cfg.trace and not outcome.abandoned:
             _drop_empty_trace(log_dir)
         res.duration_s = round(time.monotonic() - t_start, 3)
@@ -310,11 +333,20 @@ def _drop_empty_trace(log_dir: Path) -> None:
             trace.unlink()
 
 
-def _finish_result(res: RunResult, bridge: Any, outcome: TestOutcome, log_dir: Path) -> None:
+def _finish_result(
+    res: RunResult,
+    bridge: Any,
+    outcome: TestOutcome,
+    log_dir: Path,
+    fleet: Fleet | None = None,
+    events: Sequence[ReplicaEvent] = (),
+) -> None:
     """Fill ``res`` from the bridge's records and LoadGen's logs; writes queries.npz."""
     res.n_queries = bridge.records.n
     res.n_errors = bridge.errors
     res.errors_by_status = dict(bridge.errors_by_status)
+    if fleet is not None:  # before the records are saved: attributing a failed stream may fill its replica
+        res.fleet = records_breakdown(bridge.records, fleet, bridge.replica_ids, events)
     bridge.records.save(log_dir)
     res.successful = bridge.records.success_stats()
     detail = log_dir / DETAIL_FILE
