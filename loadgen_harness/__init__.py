@@ -16,8 +16,19 @@ from loadgen_harness._accuracy_log import (
 )
 from loadgen_harness._interrupt import MAX_PLANNED_SAMPLES, RunInterrupted
 from loadgen_harness._launcher import RunningSut, SutTarget, launch_sut
-from loadgen_harness._records import QUERIES_FILE, QUERY_RECORD_DTYPE, load_query_records, success_stats
+from loadgen_harness._records import (
+    QUERIES_FILE,
+    QUERY_RECORD_DTYPE,
+    goodput,
+    inter_token_latency,
+    load_query_records,
+    success_stats,
+)
 from loadgen_harness._results import (
+    EarlyStoppingNeed,
+    Goodput,
+    InterTokenLatency,
+    LatencyLimits,
     Percentiles,
     RunResult,
     RunState,
@@ -25,9 +36,11 @@ from loadgen_harness._results import (
     format_summary,
     keep_up_qps,
     keep_up_ratio,
+    latency_limits,
     load_results,
     parse_detail_log,
     progress_printer,
+    verdict_basis,
 )
 from loadgen_harness._run import NO_AUDIT_CONFIG, RunConfig, RunError, fetch_artifact, run_benchmark
 from loadgen_harness._transport import (
@@ -45,6 +58,10 @@ __all__ = [
     "QUERIES_FILE",
     "QUERY_RECORD_DTYPE",
     "TOKEN_ENV",
+    "EarlyStoppingNeed",
+    "Goodput",
+    "InterTokenLatency",
+    "LatencyLimits",
     "Percentiles",
     "RunConfig",
     "RunError",
@@ -63,8 +80,11 @@ __all__ = [
     "encode_tokens",
     "fetch_artifact",
     "format_summary",
+    "goodput",
+    "inter_token_latency",
     "keep_up_qps",
     "keep_up_ratio",
+    "latency_limits",
     "launch_sut",
     "load_query_records",
     "load_results",
@@ -75,5 +95,6 @@ __all__ = [
     "read_accuracy_log_entries",
     "run_benchmark",
     "success_stats",
+    "verdict_basis",
     "write_accuracy_log",
 ]

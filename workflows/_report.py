@@ -1,8 +1,9 @@
 """Run report: one self-contained HTML page per run directory.
 
-The page carries the validity verdict with its reasons, the headline figures, latency CDFs (TTFT,
-TPOT, end-to-end), an end-to-end latency histogram and QPS over time, then the effective LoadGen
-settings and the artifact manifest. Plots are inline SVG drawn here: no scripts, no stylesheets
+The page carries the validity verdict with its reasons and what decided it (the TTFT/TPOT limits
+or LoadGen's early-stopping minimum), the headline figures with goodput, latency CDFs (TTFT, TPOT,
+end-to-end) with each limit drawn as a dashed line, an end-to-end latency histogram and QPS over
+time, then, folded away, the effective LoadGen settings and the artifact manifest. Plots are inline SVG drawn here: no scripts, no stylesheets
 or fonts from elsewhere, so the file can be mailed, archived or opened offline.
 
 Per-query timings come from ``queries.npz``. Runs that lack it fall back to LoadGen's
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from loadgen_harness import Percentiles, RunResult
+from loadgen_harness import LatencyLimits, Percentiles, RunResult, latency_limits, verdict_basis
 from workflows._compare import latencies_from_records
 
 REPORT_FILE = "report.html"
@@ -91,10 +92,15 @@ def load_report_inputs(run_dir: str | Path) -> ReportInputs:
             raise ReportError(f"{d / QUERIES_FILE}: cannot read per-query records ({exc})") from None
         inputs.latencies_ms = latencies_from_records(records)
         inputs.timeline = _records_timeline(records)
-        if result.successful is None:  # a run saved before success-only figures: derive them here
-            from loadgen_harness import success_stats
+        from loadgen_harness import goodput, inter_token_latency, success_stats
 
+        # A run saved before these figures existed: derive them from its records here.
+        if result.successful is None:
             result.successful = success_stats(records)
+        if result.goodput is None:
+            result.goodput = goodput(records, run_limits(result))
+        if result.itl is None:
+            result.itl = inter_token_latency(records)
     elif (d / TRACE_FILE).is_file():
         try:
             inputs.latencies_ms, inputs.timeline = trace_timings(d / TRACE_FILE)
@@ -266,15 +272,32 @@ def line_chart(
     y_label: str,
     markers: Sequence[tuple[str, float]] = (),
     y_range: tuple[float, float] | None = None,
+    limit: float | None = None,
 ) -> str:
-    """An SVG line chart; each series is one ``<polyline class="series">`` with its points."""
+    """An SVG line chart; each series is one ``<polyline class="series">`` with its points.
+
+    ``limit`` is drawn as a dashed red ``<line class="limit">`` at that x. A limit far beyond the
+    data (more than 3x) would squash the curve into a corner: it is then shown at the right edge,
+    labelled as off the scale.
+    """
     xs = np.concatenate([s.xs for s in series])
     ys = np.concatenate([s.ys for s in series])
     y_lo, y_hi = y_range if y_range is not None else (0.0, float(ys.max()) * 1.05 if ys.size else 1.0)
     # LoadGen's own percentiles widen the x range: a marker off the curve shows a disagreement.
     x_hi = max([float(xs.max()), *(v for _, v in markers)])
+    on_scale = limit is not None and limit <= 3 * x_hi
+    if on_scale and limit is not None:
+        x_hi = max(x_hi, limit)
     frame = _Frame(min(0.0, float(xs.min())), x_hi, y_lo, y_hi)
     parts = [_svg_open(plot_id, title, int(xs.size)), *frame.axes(x_label, y_label)]
+    if limit is not None:
+        x = frame.x(limit) if on_scale else float(_W - _PAD_R)
+        text = f"limit {_fmt(limit)} {x_label}" + ("" if on_scale else " (off scale)")
+        parts.append(
+            f'<line class="limit" data-limit="{limit:g}" x1="{x:.1f}" y1="{_PAD_T}" x2="{x:.1f}" y2="{_H - _PAD_B}" '
+            f'stroke="#b3262c" stroke-width="2" stroke-dasharray="8 4"/><text class="limit-label" '
+            f'x="{x - 4:.1f}" y="{_H - _PAD_B - 6}" text-anchor="end" fill="#b3262c">{html.escape(text)}</text>'
+        )
     for i, (name, value) in enumerate(markers):
         x = frame.x(value)
         parts.append(
@@ -396,6 +419,9 @@ def _summary_section(r: RunResult) -> str:
             f'<p id="run-state">Stopped by {e(r.interrupted_by or "a signal")}: the queries outstanding then were '
             f"completed as failed; {e(finished)}. The figures cover what ran until then.</p>"
         )
+    basis = verdict_basis(r.model_copy(update={"limits": run_limits(r)}))
+    if basis:
+        parts.append('<p id="verdict-basis"><b>' + "<br>".join(e(b) for b in basis) + "</b></p>")
     if r.validity_reasons:
         parts.append('<ul id="validity-reasons">' + "".join(f"<li>{e(x)}</li>" for x in r.validity_reasons) + "</ul>")
     else:
@@ -424,6 +450,17 @@ def _summary_section(r: RunResult) -> str:
             ("completed QPS", r.completed_qps),
             ("tokens/s", r.tokens_per_second),
         ]
+    g = r.goodput
+    if g is not None and g.fraction is not None:
+        within = " and ".join(
+            f"{name} ≤ {_fmt(v)} ms"
+            for name, v in (("TTFT", g.ttft_limit_ms), ("TPOT", g.tpot_limit_ms), ("latency", g.latency_limit_ms))
+            if v is not None
+        )
+        figures += [
+            (f"goodput: queries with {within}", f"{g.fraction:.1%} ({g.n_good_queries} of {g.n_queries})"),
+            ("goodput QPS", g.qps),
+        ]
     figures += [
         ("queries", r.n_queries),
         ("successful", ok.n_queries if ok is not None else r.n_queries - r.n_errors),
@@ -447,7 +484,21 @@ def _summary_section(r: RunResult) -> str:
     else:
         parts.append("<p>LoadGen's percentiles (ms):</p>")
     parts.append(_table(rows(r.ttft_ms, r.tpot_ms, r.latency_ms), header=header, table_id="loadgen-percentiles"))
+    if r.itl is not None and r.itl.n_queries:
+        itl_rows = [
+            ("ITL: mean per token after the first message", r.itl.itl_ms.p50, r.itl.itl_ms.p90, r.itl.itl_ms.p99),
+            ("longest gap between two stream messages", *(r.itl.max_gap_ms.at(p) for p in ("p50", "p90", "p99"))),
+        ]
+        parts.append(
+            f"<p>Inter-token latency (ms, per query over {r.itl.n_queries} successful queries; a message may "
+            "carry several tokens):</p>" + _table(itl_rows, header=("per query", "p50", "p90", "p99"), table_id="itl")
+        )
     return "".join(parts)
+
+
+def run_limits(r: RunResult) -> LatencyLimits | None:
+    """The limits LoadGen judged the run by: results.json's, else read from its recorded settings."""
+    return r.limits if r.limits is not None else latency_limits(r.settings)
 
 
 def _plots_section(inputs: ReportInputs) -> str:
@@ -458,6 +509,8 @@ def _plots_section(inputs: ReportInputs) -> str:
     # the markers are the successful queries' own.
     marked = r.successful if r.n_errors and r.successful is not None else r
     loadgen_pcts = {"ttft_ms": marked.ttft_ms, "tpot_ms": marked.tpot_ms, "latency_ms": marked.latency_ms}
+    lim = run_limits(r)
+    limit_of = {"ttft_ms": lim.ttft_ms, "tpot_ms": lim.tpot_ms, "latency_ms": lim.latency_ms} if lim else {}
     for key, label in _LATENCY_KINDS:
         values = inputs.latencies_ms.get(key)
         if values is None or values.size == 0:
@@ -469,7 +522,12 @@ def _plots_section(inputs: ReportInputs) -> str:
         markers = [(n, v) for n, v in (("p50", pct.p50), ("p90", pct.p90), ("p99", pct.p99)) if v is not None]
         slug = key.removesuffix("_ms").replace("latency", "e2e")
         title = f"{label} CDF ({values.size} queries)"
-        plots.append(line_chart(f"{slug}-cdf", title, [_Series(label, xs, ys)], "ms", "fraction", markers, (0, 1)))
+        limit = limit_of.get(key)
+        if limit is not None:
+            title += f", p{lim.percentile if lim else 99:g} limit {_fmt(limit)} ms"
+        plots.append(
+            line_chart(f"{slug}-cdf", title, [_Series(label, xs, ys)], "ms", "fraction", markers, (0, 1), limit)
+        )
     e2e = inputs.latencies_ms.get("latency_ms")
     if e2e is not None and e2e.size:
         plots.append(histogram_chart("e2e-hist", "End-to-end latency histogram", e2e, "ms"))
@@ -479,8 +537,9 @@ def _plots_section(inputs: ReportInputs) -> str:
     if notes:
         out += "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
     if inputs.timeline is not None:
-        out += f'<p class="note">Per-query timings from {html.escape(inputs.timeline.source)}; dashed lines mark '
-        out += "the successful queries' p50/p90/p99.</p>" if marked is not r else "LoadGen's own p50/p90/p99.</p>"
+        out += f'<p class="note">Per-query timings from {html.escape(inputs.timeline.source)}; grey dashed lines mark '
+        out += "the successful queries' p50/p90/p99" if marked is not r else "LoadGen's own p50/p90/p99"
+        out += "; a red dashed line is the limit LoadGen judged the p99 against.</p>" if lim else ".</p>"
     return out
 
 
@@ -504,12 +563,17 @@ def render_report(inputs: ReportInputs) -> str:
             _summary_section(r),
             '<h2 id="plots-heading">Latency and throughput</h2>',
             _plots_section(inputs),
-            '<h2 id="settings">Effective LoadGen settings</h2>',
-            _table(settings_rows, header=("key", "value"), table_id="settings-table")
-            if settings_rows
-            else '<p class="note">none recorded</p>',
-            '<h2 id="artifact">Artifact</h2>',
-            f'<pre id="artifact-manifest">{e(json.dumps(r.artifact, indent=2, sort_keys=True))}</pre>',
+            '<h2 id="settings">Settings and artifact</h2>',
+            # LoadGen's raw settings are reference, not the verdict: folded away so they do not bury it.
+            f'<details id="settings-details"><summary>Effective LoadGen settings ({len(settings_rows)})</summary>'
+            + (
+                _table(settings_rows, header=("key", "value"), table_id="settings-table")
+                if settings_rows
+                else '<p class="note">none recorded</p>'
+            )
+            + "</details>",
+            '<details id="artifact"><summary>Artifact manifest</summary>',
+            f'<pre id="artifact-manifest">{e(json.dumps(r.artifact, indent=2, sort_keys=True))}</pre></details>',
             "</body></html>\n",
         ]
     )

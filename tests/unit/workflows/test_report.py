@@ -40,6 +40,7 @@ class _Page(HTMLParser):
         self.plots: dict[str, dict[str, str]] = {}
         self.polylines: dict[str, list[dict[str, str]]] = {}
         self.bars: dict[str, list[int]] = {}
+        self.limits: dict[str, float] = {}
         self.tags: set[str] = set()
         self.attrs_seen: list[tuple[str, str]] = []
         self.text_by_id: dict[str, str] = {}
@@ -57,6 +58,8 @@ class _Page(HTMLParser):
             self.bars[self._plot] = []
         elif tag == "polyline" and self._plot:
             self.polylines[self._plot].append(a)
+        elif tag == "line" and self._plot and a.get("class") == "limit":
+            self.limits[self._plot] = float(a["data-limit"])
         elif tag == "rect" and self._plot and a.get("class") == "bar":
             self.bars[self._plot].append(int(a["data-count"]))
         if "id" in a:
@@ -185,6 +188,47 @@ def test_failures_are_not_headlined_and_an_interrupted_run_says_so(tmp_path: Pat
     rows = page.text_by_id["successful-percentiles"]
     assert f"{np.percentile(e2e_ok, 50, method='higher'):.1f}" in rows  # not LoadGen's 1 ms
     assert "failed queries included" in render_report(load_report_inputs(tmp_path))
+
+
+def test_limits_are_drawn_and_the_deciding_limit_goodput_and_folded_settings_shown(tmp_path: Path) -> None:
+    from loadgen_harness import LatencyLimits
+
+    rec = make_run(tmp_path, n=1500, qps=50.0)
+    res = load_results(tmp_path)
+    many = {f"requested_setting_{i}": i for i in range(70)}  # LoadGen logs about this many
+    res = res.model_copy(
+        update={"limits": LatencyLimits(ttft_ms=30.0, tpot_ms=50.0), "settings": {**res.settings, **many}}
+    )
+    save_results(res, tmp_path)
+    html_text = render_report(load_report_inputs(tmp_path))
+    page = _parse(html_text)
+    # A dashed line at each limit, on the plot of the figure it limits.
+    assert page.limits == {"ttft-cdf": 30.0, "tpot-cdf": 50.0}
+    assert "limit 30 ms" in page.plots["ttft-cdf"]["aria-label"]
+    assert page.text_by_id["verdict-basis"] == "decided by: TTFT p99 40.0 ms > 30 ms limit"
+    ok = rec["status"] == 0
+    ttft = (rec["first_token_ns"][ok] - rec["issue_ns"][ok]) / 1e6
+    tpot = (rec["done_ns"][ok] - rec["first_token_ns"][ok]) / (rec["n_tokens"][ok] - 1) / 1e6
+    n_good = int(((ttft <= 30.0) & (tpot <= 50.0)).sum())
+    assert 0 < n_good < 1500
+    assert f"{n_good / 1500:.1%} ({n_good} of 1500)" in page.text_by_id["figures"]
+    assert "goodput: queries with TTFT ≤ 30 ms and TPOT ≤ 50 ms" in page.text_by_id["figures"]
+    # The raw settings are folded away below the verdict, not spread over the page.
+    start = html_text.index('<details id="settings-details">')
+    assert start < html_text.index('id="settings-table"') < html_text.index("</details>", start)
+    assert html_text.index('id="verdict"') < start
+    assert "Effective LoadGen settings (72)" in page.text_by_id["settings-details"]
+
+
+def test_a_limit_far_beyond_the_data_is_marked_off_scale(tmp_path: Path) -> None:
+    from loadgen_harness import LatencyLimits
+
+    make_run(tmp_path, n=300)
+    res = load_results(tmp_path).model_copy(update={"limits": LatencyLimits(ttft_ms=5000.0, tpot_ms=50.0)})
+    save_results(res, tmp_path)
+    html_text = render_report(load_report_inputs(tmp_path))
+    assert "limit 5,000 ms (off scale)" in html_text
+    assert _parse(html_text).limits["ttft-cdf"] == 5000.0
 
 
 def test_rate_series_counts_events_per_second() -> None:
