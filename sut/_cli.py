@@ -88,6 +88,10 @@ def add_serve_security_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--metrics-token-file",
         type=secret_file_arg,
+    g.add_argument(
+        "--metrics-tls-cert", type=Path, metavar="FILE", help="serve the metrics over HTTPS (default: --tls-cert)"
+    )
+    g.add_argument("--metrics-tls-key", type=Path, metavar="FILE", help="the key of --metrics-tls-cert")
         metavar="FILE",
         help="require 'Authorization: Bearer <token>' on the metrics endpoint (file holds the token)",
     )
@@ -121,15 +125,21 @@ def server_security_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
             auth_token_env=env,
         )
         metrics_side = ExporterSecurity(
-            tls_cert=args.tls_cert,
-            tls_key=args.tls_key,
+            tls_cert=args.metrics_tls_cert if own else args.tls_cert,
+            tls_key=args.metrics_tls_key if own else args.tls_key,
+        own = args.metrics_tls_cert is not None or args.metrics_tls_key is not None
+        if own and (args.metrics_tls_cert is None or args.metrics_tls_key is None):
+            raise UsageError("--metrics-tls-cert and --metrics-tls-key: expected both (the certificate and its key)")
             token_file=args.metrics_token_file,
             basic_auth_file=args.metrics_basic_auth_file,
         )
     except ValidationError as exc:
         raise UsageError(first_error_line(exc, "serve")) from None
-    if metrics_side != ExporterSecurity(tls_cert=args.tls_cert, tls_key=args.tls_key) and args.metrics_port is None:
-        raise UsageError("--metrics-token-file/--metrics-basic-auth-file: expected together with --metrics-port")
+    metrics_only = (args.metrics_token_file, args.metrics_basic_auth_file, args.metrics_tls_cert)
+    if any(v is not None for v in metrics_only) and args.metrics_port is None:
+        raise UsageError(
+            "--metrics-tls-cert/--metrics-token-file/--metrics-basic-auth-file: expected with --metrics-port"
+        )
     return grpc_side, metrics_side
 
 
@@ -210,6 +220,8 @@ _SERVER_ONLY = (
 )
 
 
+    "metrics_tls_cert",
+    "metrics_tls_key",
 def backend_config_from_serve_args(argv: list[str]) -> dict[str, Any]:
     """The backend config that ``lpuperf serve ARGV`` would build (for workflows' ``--serve-arg`` options).
 

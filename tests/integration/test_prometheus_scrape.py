@@ -82,11 +82,14 @@ def _wait(what: str, check: Any, timeout_s: float) -> None:
 
 
 @contextlib.contextmanager
-def prometheus_server(tmp: Path, targets: dict[str, str]) -> Iterator[PromApi]:
+def prometheus_server(
+    tmp: Path, targets: dict[str, str], scrape_configs: list[dict[str, Any]] | None = None
+) -> Iterator[PromApi]:
     assert PROMETHEUS is not None
+    plain = [{"job_name": job, "static_configs": [{"targets": [t]}]} for job, t in targets.items()]
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [t]}]} for job, t in targets.items()],
+        "scrape_configs": plain + (scrape_configs or []),
     }
     cfg = tmp / "prometheus.yml"
     cfg.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
@@ -202,3 +205,85 @@ def test_prometheus_scrapes_sut_and_harness_during_a_server_run(tmp_path: Path) 
                 assert prom.query_range(name, t_start, t_end), name
             statuses = {s["metric"]["status"] for s in prom.query("lpuperf_sut_requests_total", t_end + 1)}
             assert statuses == {"OK"}
+
+
+@contextlib.contextmanager
+def prometheus_with(tmp: Path, scrape_configs: list[dict[str, Any]]) -> Iterator[PromApi]:
+    """A real Prometheus with full scrape configs (TLS, authorization, basic_auth)."""
+    with prometheus_server(tmp, {}, scrape_configs) as api:
+        yield api
+
+
+@pytest.mark.skipif(
+    PROMETHEUS is None, reason="no `prometheus` binary (Debian package 'prometheus'; .ci/run installs it)"
+)
+def test_prometheus_scrapes_tls_and_authenticated_metrics_endpoints(tmp_path: Path) -> None:
+    """The SUT's exporter over HTTPS with a bearer token and the harness's over HTTPS with basic auth, scraped
+    as docker/prometheus/prometheus.yml shows (tls_config, authorization, basic_auth); a wrong token and an
+    untrusted CA are refused (up == 0) and the refused token is counted in the SUT's own metrics."""
+    from common import ExporterSecurity
+    from loadgen_harness._metrics import HarnessMetrics
+    from sut import spawn_server
+    from tests.tls_pki import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "sut-token").write_text("scrape-token-0c4d7e\n", encoding="utf-8")
+    (secrets / "wrong-token").write_text("scrape-token-wrong\n", encoding="utf-8")
+    (secrets / "basic").write_text("prometheus:harness-pa55-9e1b\n", encoding="utf-8")
+    (secrets / "password").write_text("harness-pa55-9e1b\n", encoding="utf-8")
+    # gRPC stays plaintext here (spawn_server's readiness probe); the metrics endpoint alone is HTTPS.
+    tls = ["--metrics-tls-cert", str(pki.server.cert), "--metrics-tls-key", str(pki.server.key)]
+    sut_port = _free_port()
+    sut_args = [*SUT_ARGS, "--metrics-port", str(sut_port), *tls, "--metrics-token-file", str(secrets / "sut-token")]
+    harness = HarnessMetrics.start(
+        0,
+        security=ExporterSecurity(tls_cert=pki.server.cert, tls_key=pki.server.key, basic_auth_file=secrets / "basic"),
+    )
+    harness.run_started("Server", "embedded", "performance", "quick", 1.0)
+    assert harness.server is not None
+    harness_port = harness.server.port
+
+    def job(name: str, port: int, **extra: Any) -> dict[str, Any]:
+        return {"job_name": name, "scheme": "https", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}], **extra}
+
+    ca = {"tls_config": {"ca_file": str(pki.ca)}}
+    scrape_configs = [
+        job("sut", sut_port, **ca, authorization={"type": "Bearer", "credentials_file": str(secrets / "sut-token")}),
+        job(
+            "harness",
+            harness_port,
+            **ca,
+            basic_auth={"username": "prometheus", "password_file": str(secrets / "password")},
+        ),
+        # Planted faults: a wrong token, and a CA that did not sign the exporter's certificate.
+        job("wrong-token", sut_port, **ca, authorization={"credentials_file": str(secrets / "wrong-token")}),
+        job(
+            "untrusted",
+            harness_port,
+            tls_config={"ca_file": str(pki.other_ca)},
+            basic_auth={"username": "prometheus", "password_file": str(secrets / "password")},
+        ),
+    ]
+    try:
+        with spawn_server(sut_args), prometheus_with(tmp_path, scrape_configs) as prom:
+
+            def up(job_name: str) -> float:
+                (sample,) = prom.query(f'up{{job="{job_name}"}}', time.time())
+                return float(sample["value"][1])
+
+            _wait("both exporters scraped over TLS with auth", lambda: up("sut") == 1 and up("harness") == 1, 30)
+            _wait("the planted faults to be scraped", lambda: up("wrong-token") == 0 and up("untrusted") == 0, 30)
+            assert prom.query('lpuperf_sut_artifact_info{job="sut"}', time.time())
+            assert prom.query('lpuperf_harness_run_info{job="harness"}', time.time())
+
+            def refused_counted() -> bool:
+                got = prom.query(
+                    'lpuperf_sut_auth_failures_total{job="sut",endpoint="metrics",reason="invalid"} > 0', time.time()
+                )
+                return bool(got)
+
+            _wait("the wrong token to be counted by the SUT", refused_counted, 30)
+    finally:
+        harness.stop()
