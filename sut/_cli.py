@@ -86,12 +86,12 @@ def add_serve_security_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--auth-token", type=refuse_secret_flag, help=argparse.SUPPRESS)
     g.add_argument(
-        "--metrics-token-file",
-        type=secret_file_arg,
-    g.add_argument(
         "--metrics-tls-cert", type=Path, metavar="FILE", help="serve the metrics over HTTPS (default: --tls-cert)"
     )
     g.add_argument("--metrics-tls-key", type=Path, metavar="FILE", help="the key of --metrics-tls-cert")
+    g.add_argument(
+        "--metrics-token-file",
+        type=secret_file_arg,
         metavar="FILE",
         help="require 'Authorization: Bearer <token>' on the metrics endpoint (file holds the token)",
     )
@@ -124,12 +124,12 @@ def server_security_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
             auth_token_file=args.auth_token_file,
             auth_token_env=env,
         )
-        metrics_side = ExporterSecurity(
-            tls_cert=args.metrics_tls_cert if own else args.tls_cert,
-            tls_key=args.metrics_tls_key if own else args.tls_key,
         own = args.metrics_tls_cert is not None or args.metrics_tls_key is not None
         if own and (args.metrics_tls_cert is None or args.metrics_tls_key is None):
             raise UsageError("--metrics-tls-cert and --metrics-tls-key: expected both (the certificate and its key)")
+        metrics_side = ExporterSecurity(
+            tls_cert=args.metrics_tls_cert if own else args.tls_cert,
+            tls_key=args.metrics_tls_key if own else args.tls_key,
             token_file=args.metrics_token_file,
             basic_auth_file=args.metrics_basic_auth_file,
         )
@@ -217,11 +217,11 @@ _SERVER_ONLY = (
     "auth_token_file",
     "metrics_token_file",
     "metrics_basic_auth_file",
+    "metrics_tls_cert",
+    "metrics_tls_key",
 )
 
 
-    "metrics_tls_cert",
-    "metrics_tls_key",
 def backend_config_from_serve_args(argv: list[str]) -> dict[str, Any]:
     """The backend config that ``lpuperf serve ARGV`` would build (for workflows' ``--serve-arg`` options).
 
