@@ -29,6 +29,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("cli._submission", "add_parser"),
     ("cli._accuracy", "add_parser"),
     ("cli._report", "add_parser"),
+    ("cli._export", "add_parser"),
     ("cli._compliance", "add_parser"),
 )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cli._args import out_dir_arg, run_id_arg
+from cli._record import add_record_args, record
 from cli._transport_args import (
     add_metrics_security_arguments,
     add_transport_arguments,
@@ -82,6 +83,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     from sut import add_backend_arguments
 
     add_backend_arguments(p)  # each backend's own flags (openai: --base-url, --model, --api-key-env, ...)
+    add_record_args(p)
     p.set_defaults(func=run_cli)
 
 
@@ -178,4 +180,5 @@ def run_cli(args: argparse.Namespace) -> int:
     if show:
         sys.stderr.write("\n")
     print(format_summary(res))
+    record(args, args.out, res)
     return 0 if res.valid else 1

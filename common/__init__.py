@@ -2,8 +2,8 @@
 handling and the (optionally TLS + authenticated) metrics exporter.
 
 Every other package may import this one; it imports none of them. Its pydantic pieces
-(``PluginConfig``, ``RunId``, ``read_model``) load on first use, so a CLI parser importing ``common``
-stays light.
+(``PluginConfig``, ``RunId``, ``BackendSpec``, ``read_model``) load on first use, so a CLI parser
+importing ``common`` stays light.
 """
 
 from typing import TYPE_CHECKING
@@ -24,12 +24,12 @@ from common._secrets import (
 
 if TYPE_CHECKING:
     from common._exporter import ExporterSecurity, MetricsHttpServer, authorized, serve_registry, server_ssl_context
-    from common._models import PluginConfig, RunId, read_model
+    from common._models import BackendSpec, PluginConfig, RunId, read_model
 
 __getattr__ = lazy_exports(
     __name__,
     {
-        "common._models": ["PluginConfig", "RunId", "read_model"],
+        "common._models": ["BackendSpec", "PluginConfig", "RunId", "read_model"],
         "common._exporter": [
             "ExporterSecurity",
             "MetricsHttpServer",
@@ -41,6 +41,7 @@ __getattr__ = lazy_exports(
 )
 
 __all__ = [
+    "BackendSpec",
     "ExporterSecurity",
     "MetricsHttpServer",
     "PluginConfig",

@@ -117,7 +117,7 @@ def _guard(
         sorted({'Bearer realm="metrics"' if v.startswith(b"Bearer ") else 'Basic realm="metrics"' for v in accepted})
     )
 
-    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def guarded(environ: dict[str, object], start_response: Callable[..., Any]) -> Iterable[bytes]:
         header = str(environ.get("HTTP_AUTHORIZATION", ""))
         if authorized(header, accepted):
             return app(environ, start_response)

@@ -1,4 +1,5 @@
-"""The bottom layer's pydantic pieces: the plugin config base, the run-id field type, typed JSON reads.
+"""The bottom layer's pydantic pieces: the plugin config base, the run-id and backend-spec field types,
+typed JSON reads.
 
 They live apart from the registry and the path checks so that importing ``common`` for those (every
 CLI parser does) does not import pydantic; :mod:`common` exports these on first use.
@@ -7,9 +8,9 @@ CLI parser does) does not import pydantic; :mod:`common` exports these on first 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, TypeAlias, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, JsonValue, ValidationError
 
 from common._errors import UsageError
 from common._paths import check_run_id
@@ -26,6 +27,10 @@ class PluginConfig(BaseModel):
 
 # A config field holding a run id: the same check wherever a run id names a directory.
 RunId = Annotated[str, AfterValidator(check_run_id)]
+
+# A backend config before its backend's model validates it: ``{"kind": name, ...}``. It reaches a
+# spawned SUT as one JSON document (``lpuperf serve --config JSON``), so its values are JSON values.
+BackendSpec: TypeAlias = dict[str, JsonValue]
 
 
 def read_model(path: str | Path, model: type[M], what: str, error: type[Exception] = UsageError) -> M:

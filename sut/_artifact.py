@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 
 class TimingModel(BaseModel):
@@ -71,7 +70,7 @@ class ArtifactManifest(BaseModel):
     vocab_size: int = Field(default=0, ge=0)
     chunk_size: int = Field(default=8, gt=0)
     faults: FaultFlags = Field(default_factory=FaultFlags)
-    extra: dict[str, Any] = Field(default_factory=dict)
+    extra: dict[str, JsonValue] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _context_claims(self) -> ArtifactManifest:

@@ -27,9 +27,10 @@ from sut._plugins import backends
 if TYPE_CHECKING:
     import grpc
 
+    from common import BackendSpec
     from sut._security import ServerSecurity
 
-_DEFAULT_BACKEND: dict[str, Any] = {"kind": "sim"}
+_DEFAULT_BACKEND: BackendSpec = {"kind": "sim"}
 
 
 class SutStartError(RuntimeError):

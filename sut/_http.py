@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -70,6 +70,14 @@ _ROUTES = (*_GENERATION_PATHS, "/v1/models", "/health")
 _LINGER_S = 2.0
 
 
+class _HandlerOptions(TypedDict):
+    """aiohttp's request-handler options the front sets (its AppRunner passes them on)."""
+
+    access_log: None  # no access log
+    keepalive_timeout: float
+    lingering_time: float
+
+
 class HttpFault(BaseModel):
     """A planted front fault: ``429``, ``503`` or ``slow:SECONDS``, optionally ``@N`` or ``@FRACTION``."""
 
@@ -95,7 +103,7 @@ def parse_http_fault(spec: str) -> HttpFault:
     expected = "expected 429|503|slow:SECONDS, optionally @N (every Nth) or @FRACTION"
     if kind not in ("429", "503", "slow") or (kind == "slow") != bool(arg):
         raise ValueError(f"--http-fault '{spec}': {expected}")
-    fields: dict[str, Any] = {"kind": kind}
+    fields: dict[str, str | float] = {"kind": kind}
     try:
         if arg:
             fields["seconds"] = float(arg)
@@ -430,9 +438,10 @@ class HttpFront:
             self.connections_refused += 1
             return _Refused(self.limits.max_connections)
         assert self._handler is not None
-        return self._handler(server, loop=asyncio.get_running_loop(), **self._handler_options())
+        # access_log=None turns aiohttp's access log off, though its annotation says Logger.
+        return self._handler(server, loop=asyncio.get_running_loop(), **self._handler_options())  # type: ignore[arg-type]
 
-    def _handler_options(self) -> dict[str, Any]:
+    def _handler_options(self) -> _HandlerOptions:
         # keepalive_timeout is aiohttp's idle timer: armed at connect and after each response, it closes a
         # connection still waiting for a complete request line and headers, so it is the header timeout.
         return {"access_log": None, "keepalive_timeout": self.limits.header_timeout_s, "lingering_time": _LINGER_S}

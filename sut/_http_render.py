@@ -10,7 +10,7 @@ import codecs
 import json
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from sut._backend import BackendError, GenerateRequest, GenerationEnd
 
@@ -20,6 +20,35 @@ if TYPE_CHECKING:
     from sut._http import HttpFront
 
 _log = logging.getLogger("lpuperf.sut.http")
+
+
+class TokenUsage(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class Choice(TypedDict):
+    """One OpenAI choice: chat has ``delta`` (an event) or ``message`` (a body), completions ``text``."""
+
+    index: int
+    delta: NotRequired[dict[str, str]]
+    message: NotRequired[dict[str, str]]
+    text: NotRequired[str]
+    logprobs: NotRequired[None]
+    finish_reason: str | None
+    token_ids: NotRequired[list[int]]  # our ``return_token_ids`` extension
+
+
+class CompletionJson(TypedDict):
+    """A response body, or one streamed event (``chat.completion.chunk`` / ``text_completion``)."""
+
+    id: str
+    object: str
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: NotRequired[TokenUsage]
 
 
 class TextDecoder:
@@ -72,22 +101,22 @@ class Completion:
             return "stop"
         return "length" if len(self.ids) >= self.req.max_new_tokens else "stop"
 
-    def usage(self) -> dict[str, int]:
+    def usage(self) -> TokenUsage:
         n = self.end.n_tokens if self.end is not None and self.end.n_tokens is not None else len(self.ids)
         prompt = int(self.req.input_ids.size)
         return {"prompt_tokens": prompt, "completion_tokens": int(n), "total_tokens": prompt + int(n)}
 
-    def _choice(self, text: str, ids: Sequence[int], finish: str | None) -> dict[str, Any]:
+    def _choice(self, text: str, ids: Sequence[int], finish: str | None) -> Choice:
         if self.chat:
-            choice: dict[str, Any] = {"index": 0, "delta": {"content": text}, "finish_reason": finish}
+            choice: Choice = {"index": 0, "delta": {"content": text}, "finish_reason": finish}
         else:
             choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
         if self.with_ids:
             choice["token_ids"] = [int(i) for i in ids]
         return choice
 
-    def _event(self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
-        obj: dict[str, Any] = {
+    def _event(self, choices: list[Choice], usage: TokenUsage | None = None) -> bytes:
+        obj: CompletionJson = {
             "id": self.id,
             "object": "chat.completion.chunk" if self.chat else "text_completion",
             "created": self.created,
@@ -117,11 +146,11 @@ class Completion:
         async for _, text in self._items():
             self.pieces.append(text)
 
-    def full_body(self) -> dict[str, Any]:
+    def full_body(self) -> CompletionJson:
         text = "".join(self.pieces)
         finish = self._finish_reason()
         if self.chat:
-            choice: dict[str, Any] = {
+            choice: Choice = {
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
                 "finish_reason": finish,

@@ -9,11 +9,12 @@ transformers (torch) or openai's client (httpx), nor pydantic.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from common import Registry
 
 if TYPE_CHECKING:
+    from common import BackendSpec
     from sut._backend import Backend
 
 backends: Registry[Backend] = Registry("backend")
@@ -37,7 +38,7 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
             hook(parser)
 
 
-def backend_options_from_args(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+def backend_options_from_args(kind: str, args: argparse.Namespace) -> BackendSpec:
     """The config fields backend ``kind`` takes from its own CLI flags (``options_from_args``), else {}."""
     hook = backends.hook(kind, "options_from_args")
     return dict(hook(args)) if hook is not None else {}

@@ -9,6 +9,7 @@ from workflows._compare import (
     latencies_from_records,
     load_run_data,
 )
+from workflows._export import export_records
 from workflows._find_peak import FindPeakConfig, FindPeakResult, find_peak
 from workflows._report import ReportError, write_report
 from workflows._session import RunStep, SessionConfig, SessionResult, run_session
@@ -43,6 +44,7 @@ __all__ = [
     "build_submission",
     "check_submission",
     "compare_runs",
+    "export_records",
     "find_peak",
     "latencies_from_records",
     "load_run_data",
