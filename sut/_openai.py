@@ -395,31 +395,35 @@ class OpenAIBackend:
                 if resp.status_code != 200:
                     raw = (await resp.aread()).decode("utf-8", errors="replace")
                     raise UpstreamError(str(resp.status_code), _error_message(raw, self._scrub))
-                async for line in resp.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue  # blank separators, ": keep-alive" comments, event: lines
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
+                # SSE over raw bytes, one hand-over per network read: events that arrived together
+                # (a server ahead of this relay) go to the gRPC stream as one message, whose first
+                # token the server still sends alone. Under light load every event is its own read,
+                # so nothing waits for a later one.
+                tail = b""
+                done = False
+                async for data in resp.aiter_bytes():
+                    lines = (tail + data).split(b"\n")
+                    tail = lines.pop()
+                    got: list[int] = []
+                    for raw_line in lines:
+                        if not raw_line.startswith(b"data:"):
+                            continue  # blank separators, ": keep-alive" comments, event: lines
+                        payload = raw_line[5:].strip()
+                        if payload == b"[DONE]":
+                            done = True
+                            break
+                        ids, finish, usage_tokens, method = self._event(payload, finish, usage_tokens, method)
+                        got += ids
+                    if got:
+                        streamed += got
+                        yield got
+                    if done:
                         break
-                    try:
-                        event = json.loads(payload)
-                    except json.JSONDecodeError:
-                        raise UpstreamError("bad-stream", f"not JSON: {self._scrub(payload)}") from None
-                    if "error" in event:
-                        raise UpstreamError("stream-error", _error_message(json.dumps(event), self._scrub))
-                    # GroqCloud has also reported usage under x_groq on the last chunk.
-                    usage = event.get("usage") or (event.get("x_groq") or {}).get("usage")
-                    if usage and usage.get("completion_tokens") is not None:
-                        usage_tokens = int(usage["completion_tokens"])
-                    for choice in event.get("choices") or ():
-                        ids, how = self._ids(choice)
-                        if how:
-                            method = method or how
-                        if choice.get("finish_reason"):
-                            finish = str(choice["finish_reason"])
-                        if ids:
-                            streamed.extend(ids)
-                            yield ids
+                if not done and tail.startswith(b"data:") and tail[5:].strip() != b"[DONE]":
+                    ids, finish, usage_tokens, method = self._event(tail[5:].strip(), finish, usage_tokens, method)
+                    if ids:
+                        streamed += ids
+                        yield ids
         except httpx.TimeoutException as exc:
             raise UpstreamError("timeout", f"{exc.__class__.__name__} after {self._timeout_for(exc)} s") from None
         except httpx.HTTPError as exc:
@@ -436,6 +440,33 @@ class OpenAIBackend:
             finish_reason={"stop": "eos", "length": "length"}.get(finish, ""),
             info=info,
         )
+
+    def _event(
+        self, payload: bytes, finish: str, usage_tokens: int | None, method: str
+    ) -> tuple[list[int], str, int | None, str]:
+        """One SSE ``data:`` payload: (its token ids, finish reason, usage tokens, id method) so far."""
+        try:
+            event = json.loads(payload)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            text = payload.decode("utf-8", errors="replace")
+            raise UpstreamError("bad-stream", f"not JSON: {self._scrub(text)}") from None
+        if not isinstance(event, dict):
+            raise UpstreamError("bad-stream", f"not a JSON object: {self._scrub(str(event))}")
+        if "error" in event:
+            raise UpstreamError("stream-error", _error_message(json.dumps(event), self._scrub))
+        # GroqCloud has also reported usage under x_groq on the last chunk.
+        usage = event.get("usage") or (event.get("x_groq") or {}).get("usage")
+        if usage and usage.get("completion_tokens") is not None:
+            usage_tokens = int(usage["completion_tokens"])
+        out: list[int] = []
+        for choice in event.get("choices") or ():
+            ids, how = self._ids(choice)
+            if how:
+                method = method or how
+            if choice.get("finish_reason"):
+                finish = str(choice["finish_reason"])
+            out += ids
+        return out, finish, usage_tokens, method
 
     def _timeout_for(self, exc: Exception) -> float:
         name = exc.__class__.__name__
