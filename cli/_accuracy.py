@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cli._args import error_line, out_dir_arg, run_id_arg
+from cli._record import add_record_args, record
 from cli._transport_args import add_transport_arguments, transport_from_args
 from common import UsageError
 
@@ -47,6 +48,7 @@ def add_parser(sub: Any) -> None:
         metavar="PATH",
         help="compute the baseline from the dataset's FP32 reference outputs (default path: the shipped file)",
     )
+    add_record_args(p)
     p.set_defaults(func=_main)
     fsub = p.add_subparsers(dest="accuracy_command", metavar="{fidelity}")
     f = fsub.add_parser("fidelity", help="per-sample slippage of a recording vs the FP32 recording")
@@ -166,6 +168,7 @@ def _main(args: argparse.Namespace) -> int:
     print("wrote " + ", ".join(str(f) for f in out.files))
     for note in out.notes:
         print(note)
+    record(args, None if args.log is not None else args.results, out, run_dir=log_file.parent)
     if not out.verdicts:
         print(f"no baseline for benchmark '{out.report.benchmark}': scores not gated")
         return 0

@@ -10,11 +10,15 @@ import argparse
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli._args import error_line, out_dir_arg, out_file_arg, run_id_arg
+from cli._record import add_record_args, record
 from cli._transport_args import add_transport_arguments, transport_from_args
 from common import UsageError
+
+if TYPE_CHECKING:
+    from loadgen_harness import RunningSut
 
 
 def _positive_int(text: str) -> int:
@@ -36,6 +40,7 @@ def _add_sut_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="dataset spec (embedded, synthetic:N:SEED or a path)")
     p.add_argument("--out", type=out_dir_arg, default=Path("results"), help="output root (default: results)")
     p.add_argument("--run-id", type=run_id_arg, default="compliance", help="run id under --out (default: compliance)")
+    add_record_args(p)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -95,7 +100,7 @@ def _check_sut_args(args: argparse.Namespace) -> None:
 
 
 @contextlib.contextmanager
-def _embedded_or_given(args: argparse.Namespace) -> Iterator[str]:
+def _embedded_or_given(args: argparse.Namespace) -> Iterator[RunningSut]:
     from pydantic import ValidationError
 
     from common import first_error_line
@@ -113,7 +118,7 @@ def _embedded_or_given(args: argparse.Namespace) -> Iterator[str]:
         raise UsageError(first_error_line(exc, "--sut")) from None
     try:
         with launch_sut(target) as running:
-            yield running.address
+            yield running
     except RunError as exc:
         raise UsageError(str(exc)) from None
 
@@ -171,6 +176,7 @@ def run_test06_cli(args: argparse.Namespace) -> int:
     except ValueError as exc:  # RunError, or a config's ValidationError: one line naming the field
         raise UsageError(error_line(exc)) from None
     _print_outcome(outcome)
+    record(args, None if args.log is not None else args.out, outcome)
     return 0 if outcome.passed else 1
 
 
@@ -181,9 +187,9 @@ def run_context_cli(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise UsageError(f"--timeout: expected seconds > 0, got {args.timeout}")
     cfg = ContextProbeConfig(max_new_tokens=args.max_new_tokens, timeout_s=args.timeout)
-    with _embedded_or_given(args) as address:
+    with _embedded_or_given(args) as running:
         try:
-            verdict = probe_context(address, cfg, transport_from_args(args, remote=bool(args.sut)))
+            verdict = probe_context(running.address, cfg, transport_from_args(args, remote=bool(args.sut)))
         except ComplianceInputError as exc:
             raise UsageError(str(exc)) from None
     for a in verdict.attempts:
@@ -194,4 +200,5 @@ def run_context_cli(args: argparse.Namespace) -> int:
     path = args.json or args.out / args.run_id / CONTEXT_REPORT_FILE
     write_atomic(path, verdict.model_dump_json(indent=2) + "\n")
     print(f"report: {path}")
+    record(args, args.out, verdict, artifact=running.artifact)
     return 0 if verdict.passed else 1

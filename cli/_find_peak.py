@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from cli._args import out_dir_arg, run_id_arg
+from cli._record import add_record_args, record
 from cli._transport_args import add_transport_arguments, transport_from_args
 from common import UsageError
 
@@ -43,6 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--max-probes", type=int, default=10)
     p.add_argument("--out", type=out_dir_arg, default=Path("results"))
     p.add_argument("--run-id", type=run_id_arg)
+    add_record_args(p)
     p.set_defaults(func=run_find_peak)
 
 
@@ -84,6 +86,7 @@ def run_find_peak(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
     out = args.out / run_id / "find_peak.json"
+    record(args, args.out, result)
     if result.peak_qps is None:
         print(f"find-peak: no VALID Server rate confirmed (bracket {result.bracket}); trace in {out}")
         return 1

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from cli._args import out_file_arg
+from cli._record import add_record_args, gate_against_last_good, record
 from common import UsageError
 
 
@@ -22,6 +23,16 @@ def _compliance_arg(text: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 10:
+        raise argparse.ArgumentTypeError(f"expected a relative tolerance such as 0.05, got '{text}'")
+    return value
+
+
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "gate",
@@ -30,7 +41,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "with value, limit and margin; writes gate.json and gate.junit.xml.",
     )
     p.add_argument("results", help="run directory OUT/<run-id>/<scenario>/<mode>/ or its results.json")
-    p.add_argument("--slo", required=True, help="SLO file (YAML or JSON) or a packaged name, e.g. 'latency-only'")
+    p.add_argument(
+        "--slo", help="SLO file (YAML or JSON) or a packaged name, e.g. 'latency-only' (required without --against)"
+    )
+    p.add_argument(
+        "--against",
+        choices=("last-good",),
+        help="also compare with the run store's last good build of the same artifact (lpuperf history mark-good) "
+        "and fail on any regression",
+    )
+    p.add_argument("--tolerance", type=_tolerance, default=0.05, help="with --against: relative tolerance (0.05)")
     p.add_argument("--accuracy", type=Path, help="accuracy.json of the candidate (default: found next to the run)")
     p.add_argument(
         "--baseline-accuracy",
@@ -49,6 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--json", type=out_file_arg, help="where to write the gate report JSON (default: RESULTS/gate.json)")
     p.add_argument("--junit", type=out_file_arg, help="where to write JUnit XML (default: RESULTS/gate.junit.xml)")
     p.add_argument("--verbose", "-v", action="store_true", help="also print passing objectives")
+    add_record_args(p)
     p.set_defaults(func=run_gate)
 
 
@@ -64,8 +85,10 @@ def run_gate(args: argparse.Namespace) -> int:
         shipped_baseline,
     )
 
+    if args.slo is None and args.against is None:
+        raise UsageError("--slo: required (or --against last-good)")
     try:
-        slo = load_slo(args.slo)
+        slo = load_slo(args.slo) if args.slo is not None else None
     except SloError as exc:
         raise UsageError(str(exc)) from None
     res_path = results_file(args.results)
@@ -86,11 +109,16 @@ def run_gate(args: argparse.Namespace) -> int:
     if args.baseline_accuracy is not None and not Path(args.baseline_accuracy).is_file():
         raise UsageError(f"--baseline-accuracy: {args.baseline_accuracy}: file not found")
     inputs = load_gate_inputs(res_path, found, args.baseline_accuracy)
-    if inputs.baseline_accuracy is None and any(
-        a.min_fraction_of_baseline and a.baseline is None for a in slo.accuracy
+    if (
+        slo is not None
+        and inputs.baseline_accuracy is None
+        and any(a.min_fraction_of_baseline and a.baseline is None for a in slo.accuracy)
     ):
         inputs.baseline_accuracy = shipped_baseline(inputs.results.benchmark if inputs.results else "")
-    report = evaluate_slo(slo, inputs)
+    report = evaluate_slo(slo, inputs) if slo is not None else None
+    if args.against is not None:
+        report = gate_against_last_good(args, res_path, report, args.tolerance)
+    assert report is not None
     json_path = args.json or run_dir / "gate.json"
     junit_path = args.junit or run_dir / "gate.junit.xml"
     report.write(json_path, junit_path)
@@ -99,7 +127,8 @@ def run_gate(args: argparse.Namespace) -> int:
             print(o.line)
     n_bad = len(report.violations)
     print(
-        f"gate {slo.name}: {'PASS' if report.passed else 'FAIL'} "
+        f"gate {report.slo}: {'PASS' if report.passed else 'FAIL'} "
         f"({len(report.objectives) - n_bad}/{len(report.objectives)} objectives met); wrote {json_path}, {junit_path}"
     )
+    record(args, None, report)
     return 0 if report.passed else 1

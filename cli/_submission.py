@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli._args import error_line, out_dir_arg, out_file_arg, run_id_arg
+from cli._record import add_record_args, record
 from cli._transport_args import add_transport_arguments, transport_from_args
 from common import UsageError
 
@@ -58,6 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     run.add_argument("--submission-dir", type=out_dir_arg, help="where the tree goes (default: OUT/submission)")
     run.add_argument("--run-id", type=run_id_arg, help="run id (default: generated)")
     common(run)
+    add_record_args(run)
     run.set_defaults(func=run_submission_all)
 
     build = sub.add_parser("build", help="lay out finished runs as a submission tree")
@@ -164,12 +166,13 @@ def run_submission_all(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise UsageError(first_error_line(exc, "options").replace("field '", "option '--")) from None
     try:
-        scen, _ = run_submission(run, cfg)
+        scen, checked = run_submission(run, cfg)
     except (SubmissionError, RunError, ValidationError) as exc:  # RunError: a run or the SUT could not start
         raise UsageError(error_line(exc)) from None
     print(f"submission: wrote {scen}")
     root = run.submission_dir or args.out / run_id / "submission"
     rc = print_check(root)
+    record(args, args.out, checked, run_dir=args.out / run_id / run.scenario / "performance")
     if rc and run.preset == "quick" and {f.code for f in check_submission(root).findings} == {"not-submittable"}:
         # A quick tree is complete and labelled; being unsubmittable is what was asked for.
         print("submission: quick preset: a complete tree for rehearsal; use PRESET=submission to submit")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from cli._args import out_dir_arg, run_id_arg
+from cli._record import add_record_args, record
 from cli._transport_args import add_transport_arguments, transport_from_args
 from common import UsageError
 
@@ -40,6 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--tolerance", type=float, default=0.05, help="relative tolerance for regressions (0.05)")
     p.add_argument("--out", type=out_dir_arg, default=Path("results"))
     p.add_argument("--run-id", type=run_id_arg)
+    add_record_args(p)
     p.set_defaults(func=run_validate)
 
 
@@ -98,4 +100,5 @@ def run_validate(args: argparse.Namespace) -> int:
     print(f"VERDICT: {report.verdict}")
     for reason in report.reasons:
         print(f"  {reason}")
+    record(args, args.out, report)
     return 0 if report.verdict == "DEPLOY" else 1

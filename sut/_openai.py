@@ -24,10 +24,10 @@ import os
 import ssl
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, JsonValue, SecretStr
 
 from common import RegistryError, scrub, scrub_url
 from sut._artifact import ArtifactManifest
@@ -332,9 +332,9 @@ class OpenAIBackend:
         key = self._r.api_key.get_secret_value() if self._r.api_key is not None else None
         return scrub(text[: 16 * _ERROR_BODY_LIMIT].replace("\n", " "), [key])[:_ERROR_BODY_LIMIT].strip()
 
-    def _body(self, request: GenerateRequest) -> tuple[str, dict[str, Any]]:
+    def _body(self, request: GenerateRequest) -> tuple[str, dict[str, JsonValue]]:
         r = self._r
-        body: dict[str, Any] = {
+        body: dict[str, JsonValue] = {
             "model": r.model,
             "max_tokens": request.max_new_tokens,
             "stream": True,
@@ -357,7 +357,7 @@ class OpenAIBackend:
                 raise InvalidRequestError(
                     "openai backend: request has no prompt_text and no tokenizer to decode input_ids"
                 )
-            prompt: Any = text
+            prompt: JsonValue = text
         else:
             if not request.input_ids.size:
                 raise InvalidRequestError("openai backend: request has neither prompt_text nor input_ids")
@@ -380,7 +380,7 @@ class OpenAIBackend:
             self._inflight -= 1
 
     async def _stream(
-        self, path: str, body: dict[str, Any], request: GenerateRequest
+        self, path: str, body: dict[str, JsonValue], request: GenerateRequest
     ) -> AsyncIterator[Sequence[int] | GenerationEnd]:
         import httpx
 
@@ -477,17 +477,26 @@ class OpenAIBackend:
             "PoolTimeout": c.pool_timeout_s,
         }.get(name, c.timeout_s)
 
-    def _ids(self, choice: dict[str, Any]) -> tuple[list[int], str]:
+    def _ids(self, choice: dict[str, JsonValue]) -> tuple[list[int], str]:
         server_ids = choice.get("token_ids")
         if isinstance(server_ids, list) and self._r.request_token_ids:
-            return [int(t) for t in server_ids], "server"
+            return [_token_id(t) for t in server_ids], "server"
         delta = choice.get("delta")
         text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
         if not text:
             return [], ""
+        if not isinstance(text, str):
+            raise UpstreamError("bad-stream", f"choice text is not a string: {self._scrub(json.dumps(text))}")
         if self._encode is None:
             raise UpstreamError("no-ids", "upstream returned text without token ids and no tokenizer is configured")
         return self._encode(text), f"tokenizer {self._tokenizer_name}"
+
+
+def _token_id(value: JsonValue) -> int:
+    """A server-sent token id (a number, or its digits as a string)."""
+    if isinstance(value, int | float | str):
+        return int(value)
+    raise UpstreamError("bad-stream", f"token id is not a number (a JSON {type(value).__name__})")
 
 
 def _loopback(host: str) -> bool:

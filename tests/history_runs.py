@@ -1,5 +1,6 @@
-"""Run directories for the history tests, written the way the harness writes them (a RunResult as
-results.json, the SUT's manifest as artifact.json), with figures chosen by the test."""
+"""Run directories for the history tests, written the way the harness writes them (per-query records as
+queries.npz, a RunResult as results.json, the SUT's manifest as artifact.json), with figures chosen by
+the test."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadgen_harness import Percentiles, RunResult
+import numpy as np
+
+from loadgen_harness import QUERIES_FILE, QUERY_RECORD_DTYPE, Percentiles, RunResult
 
 
 def manifest(build_id: str, name: str = "lpu-llm", decode_step_s: float = 0.01) -> dict[str, Any]:
@@ -27,6 +30,32 @@ def manifest(build_id: str, name: str = "lpu-llm", decode_step_s: float = 0.01) 
     }
 
 
+def query_records(n: int, slower: float, seed: int) -> np.ndarray:
+    """Per-query records of a Server run at 20 QPS: TTFT ~40 ms, TPOT ~10 ms, both scaled by ``slower``."""
+    rng = np.random.default_rng(seed)
+    rec = np.full(n, -1, dtype=QUERY_RECORD_DTYPE)
+    issue = 1_000_000_000 + np.arange(n, dtype=np.int64) * 50_000_000
+    ttft_ns = (rng.gamma(4.0, 10.0, n) * slower * 1e6).astype(np.int64)
+    tpot_ns = (rng.normal(10.0, 1.0, n).clip(5.0) * slower * 1e6).astype(np.int64)
+    ntok = rng.integers(16, 48, n)
+    rec["sample_index"] = np.arange(n) % 50
+    rec["issue_ns"] = issue
+    rec["first_token_ns"] = issue + ttft_ns
+    rec["done_ns"] = rec["last_msg_ns"] = issue + ttft_ns + tpot_ns * (ntok - 1)
+    rec["n_tokens"] = rec["n_streamed"] = rec["n_chunks"] = ntok
+    rec["first_chunk_tokens"] = 1
+    rec["status"] = 0
+    rec["stream_matches_output"] = True
+    rec["max_gap_ns"] = tpot_ns
+    return rec
+
+
+def _percentiles(ns: np.ndarray) -> Percentiles:
+    # "higher": a recorded value at or above the rank, as LoadGen reports percentiles.
+    p50, p90, p99 = (float(np.percentile(ns, q, method="higher")) / 1e6 for q in (50, 90, 99))
+    return Percentiles(p50=p50, p90=p90, p99=p99)
+
+
 def write_run(
     out: Path,
     run_id: str,
@@ -35,15 +64,20 @@ def write_run(
     scenario: str = "Server",
     valid: bool = True,
     age_s: float = 0.0,
+    seed: int = 0,
+    n_queries: int = 200,
     **over: Any,
 ) -> Path:
-    """OUT/<run-id>/<scenario>/performance with results.json; latencies scaled by ``slower``.
+    """OUT/<run-id>/<scenario>/performance: queries.npz and a results.json whose figures are the records'.
 
-    ``age_s`` back-dates results.json (the store takes a run's time from it), so runs written in one
-    test keep the order the test means.
+    Runs of one ``seed`` and ``slower`` have identical records (an unchanged build). ``age_s`` back-dates
+    results.json (the store takes a run's time from it), so runs keep the order the test means.
     """
     d = out / run_id / scenario / "performance"
     d.mkdir(parents=True, exist_ok=True)
+    rec = query_records(n_queries, slower, seed)
+    np.savez(d / QUERIES_FILE, records=rec)
+    window_s = float(rec["done_ns"].max() - rec["issue_ns"].min()) / 1e9
     res = RunResult(
         run_id=run_id,
         scenario=scenario,
@@ -53,12 +87,13 @@ def write_run(
         valid=valid,
         loadgen_valid=valid,
         scheduled_qps=20.0,
-        completed_qps=19.8 / slower,
-        tokens_per_second=600.0 / slower,
-        ttft_ms=Percentiles(p50=40.0 * slower, p90=60.0 * slower, p99=80.0 * slower),
-        tpot_ms=Percentiles(p50=10.0 * slower, p90=12.0 * slower, p99=15.0 * slower),
-        latency_ms=Percentiles(p50=400.0 * slower, p90=500.0 * slower, p99=600.0 * slower),
-        n_queries=200,
+        completed_qps=n_queries / window_s,
+        tokens_per_second=float(rec["n_tokens"].sum()) / window_s,
+        ttft_ms=_percentiles(rec["first_token_ns"] - rec["issue_ns"]),
+        tpot_ms=_percentiles((rec["done_ns"] - rec["first_token_ns"]) / (rec["n_tokens"] - 1)),
+        latency_ms=_percentiles(rec["done_ns"] - rec["issue_ns"]),
+        n_queries=n_queries,
+        duration_s=window_s,
         artifact=artifact,
         harness_version="lpuperf 0.1.0, mlcommons-loadgen 6.0.17",
         log_dir=str(d),
