@@ -1,0 +1,125 @@
+"""Fleet targets and the fleet check: what --sut accepts, how replicas are found, and the one-artifact rule.
+
+The replicas are real gRPC servers on loopback (in-process, each with its own id and artifact).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import sut
+from loadgen_harness import RunError
+from loadgen_harness._fleet import FLEET_CHANNEL_OPTIONS, artifact_sha256, inspect_fleet, parse_target
+
+DATASET = "synthetic:8:2"
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "channel"),
+    [
+        ("127.0.0.1:50051", "address", "127.0.0.1:50051"),
+        ("localhost:50051", "address", "localhost:50051"),  # one SUT: grpc's own resolver, as before
+        ("127.0.0.1:1,127.0.0.1:2", "list", "ipv4:127.0.0.1:1,127.0.0.1:2"),
+        ("localhost:1,127.0.0.1:2", "list", "ipv4:127.0.0.1:1,127.0.0.1:2"),  # names resolved for ipv4:
+        ("ipv4:127.0.0.1:50061,127.0.0.1:50062", "ipv4", "ipv4:127.0.0.1:50061,127.0.0.1:50062"),
+        ("ipv6:[::1]:50061,[::1]:50062", "ipv6", "ipv6:[::1]:50061,[::1]:50062"),
+        ("dns:///sut-headless.lpuperf.svc:50051", "dns", "dns:///sut-headless.lpuperf.svc:50051"),
+        ("dns://10.0.0.10/sut:50051", "dns", "dns://10.0.0.10/sut:50051"),
+        ("dns:sut:50051", "dns", "dns:sut:50051"),
+    ],
+)
+def test_accepted_targets(spec: str, kind: str, channel: str) -> None:
+    t = parse_target(spec)
+    assert t.kind == kind
+    assert t.channel_target() == channel
+
+
+@pytest.mark.parametrize(
+    ("spec", "why"),
+    [
+        ("nohost", "expected host:port"),
+        ("127.0.0.1:0", "expected host:port"),
+        ("a:1,b", "expected host:port, got 'b'"),
+        ("dns:///sut", "dns target: expected host:port"),  # grpc would default the port to 443
+        ("ipv4:localhost:5", "ipv4 address literal"),
+        ("ipv4:[::1]:5", "expected an ipv4 address"),
+        ("ipv6:::1:5", "[address]:port"),
+        ("unix:/tmp/sut.sock", "unsupported target"),
+        ("xds:///svc", "unsupported target"),
+        ("127.0.0.1:5,127.0.0.1:5", "listed twice"),
+    ],
+)
+def test_refused_targets_name_the_problem(spec: str, why: str) -> None:
+    with pytest.raises(ValueError, match="^.*" + why.replace("[", r"\[").replace("]", r"\]")):
+        parse_target(spec)
+
+
+def test_dns_target_lists_one_replica_per_address() -> None:
+    assert parse_target("dns:///127.0.0.1:5").replica_addresses() == ["127.0.0.1:5"]
+    with pytest.raises(RunError, match=r"cannot resolve 'no-such-host\.invalid'"):
+        parse_target("dns:///no-such-host.invalid:5").replica_addresses()
+
+
+def test_channel_uses_grpcs_round_robin_through_the_service_config() -> None:
+    opts = dict(FLEET_CHANNEL_OPTIONS)
+    assert json.loads(opts["grpc.service_config"]) == {"loadBalancingConfig": [{"round_robin": {}}]}
+    assert opts["grpc.max_reconnect_backoff_ms"] <= 1000  # a restarted replica rejoins within about a second
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Any]]:
+    started: list[Any] = []
+
+    def start(artifact: str = "sim-instant", replica_id: str | None = None) -> Any:
+        s = sut.start_embedded({"kind": "sim", "dataset": DATASET, "artifact": artifact}, replica_id=replica_id)
+        started.append(s)
+        return s
+
+    yield start  # type: ignore[misc]
+    for s in started:
+        s.stop()
+
+
+def test_inspect_fleet_asks_every_replica(servers: Any) -> None:
+    a, b, c = (servers(replica_id=f"r{i}") for i in range(3))
+    spec = f"ipv4:{a.address},{b.address},{c.address}"
+    fleet, artifact = inspect_fleet(spec)
+    assert fleet.replica_ids == ["r0", "r1", "r2"]
+    assert [r.address for r in fleet.replicas] == [a.address, b.address, c.address]
+    assert fleet.channel_target == spec and not fleet.mixed
+    assert artifact["artifact_id"] == "sim-instant" and "replica_id" not in artifact
+    assert {r.artifact_sha256 for r in fleet.replicas} == {artifact_sha256(artifact)}
+
+
+def test_mixed_artifacts_are_refused_naming_the_odd_replica(servers: Any) -> None:
+    a, b, c = servers(replica_id="r0"), servers("sim-fp32", replica_id="odd"), servers(replica_id="r2")
+    spec = f"{a.address},{b.address},{c.address}"
+    with pytest.raises(RunError) as err:
+        inspect_fleet(spec)
+    msg = str(err.value)
+    assert "replica odd (" in msg and b.address in msg and "r0" not in msg and "r2" not in msg, msg
+    assert "'sim-fp32'" in msg and "'sim-instant'" in msg and "--allow-mixed" in msg and "\n" not in msg
+    fleet, artifact = inspect_fleet(spec, allow_mixed=True)
+    assert fleet.mixed and artifact["artifact_id"] == "sim-instant"  # the majority's is the run's artifact
+    assert len({r.artifact_sha256 for r in fleet.replicas}) == 2
+
+
+def test_two_replicas_with_one_id_are_refused(servers: Any) -> None:
+    a, b = servers(replica_id="same"), servers(replica_id="same")
+    with pytest.raises(RunError, match="both report the replica id 'same'"):
+        inspect_fleet(f"{a.address},{b.address}")
+
+
+def test_an_unreachable_replica_is_one_line(servers: Any) -> None:
+    import socket
+
+    a = servers(replica_id="r0")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(RunError, match=f"sut {dead}: GetArtifact failed"):
+        inspect_fleet(f"{a.address},{dead}")

@@ -1,0 +1,125 @@
+"""Per-replica figures from per-query records (synthetic records with known answers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from loadgen_harness import QUERY_RECORD_DTYPE
+from loadgen_harness._replicas import ReplicaEvent, attribute_by_outage, fleet_breakdown, fleet_summary_lines
+
+MS = 1_000_000
+UNAVAILABLE = 14
+
+
+def _records(replicas: list[int], status: list[int] | None = None, tokens: int = 11) -> np.ndarray:
+    """Query i issued at i*10 ms, first token 20 ms later, done 120 ms after issue, ``tokens`` tokens."""
+    n = len(replicas)
+    rec = np.full(n, -1, dtype=QUERY_RECORD_DTYPE)
+    rec["issue_ns"] = np.arange(n) * 10 * MS
+    rec["first_token_ns"] = rec["issue_ns"] + 20 * MS
+    rec["done_ns"] = rec["issue_ns"] + 120 * MS
+    rec["n_tokens"] = tokens
+    rec["status"] = 0 if status is None else status
+    rec["replica"] = replicas
+    return rec
+
+
+def test_per_replica_figures_add_up_to_the_run() -> None:
+    from loadgen_harness import success_stats
+
+    rec = _records([i % 3 for i in range(300)])
+    fleet = fleet_breakdown(rec, "ipv4:x", ["a", "b", "c"], ["h:1", "h:2", "h:3"])
+    total = success_stats(rec)
+    assert sum(r.n_queries for r in fleet.replicas) == total.n_queries == 300
+    assert sum(r.qps or 0 for r in fleet.replicas) == pytest.approx(total.qps, rel=1e-3)
+    assert sum(r.tokens_per_second or 0 for r in fleet.replicas) == pytest.approx(total.tokens_per_second, rel=1e-3)
+    assert [r.share for r in fleet.replicas] == [pytest.approx(1 / 3)] * 3
+    assert fleet.imbalance == 1.0 and fleet.unattributed is None
+    assert all(r.ttft_p50_ms == 20.0 and r.tpot_p99_ms == 10.0 for r in fleet.replicas)  # (120-20)/(11-1)
+
+
+def test_imbalance_is_max_over_min_share() -> None:
+    rec = _records([0] * 60 + [1] * 30 + [2] * 30)
+    fleet = fleet_breakdown(rec, "t", ["a", "b", "c"])
+    assert fleet.imbalance == 2.0
+    # A replica that served nothing makes the ratio unbounded: None, not a number that looks fine.
+    assert fleet_breakdown(_records([0] * 10 + [1] * 10), "t", ["a", "b", "c"]).imbalance is None
+
+
+def test_failed_queries_count_against_their_replica() -> None:
+    status = [0] * 9 + [UNAVAILABLE]
+    fleet = fleet_breakdown(_records([0] * 5 + [1] * 5, status), "t", ["a", "b"])
+    a, b = fleet.replicas
+    assert (a.n_queries, a.n_failed, b.n_queries, b.n_failed) == (5, 0, 4, 1)
+    assert b.errors_by_status == {"UNAVAILABLE": 1} and a.errors_by_status == {}
+
+
+def test_orphaned_failure_is_attributed_to_the_replica_that_failed_then() -> None:
+    # Query 50 failed without headers (sent to a replica in the instant it died), done at 620 ms.
+    rec = _records([i % 3 for i in range(100)], [UNAVAILABLE if i == 50 else 0 for i in range(100)])
+    rec["replica"][50] = -1
+    events = [ReplicaEvent(replica_id="b", address="h:2", event="failed", t_s=0.63)]
+    assert attribute_by_outage(rec, events, ["a", "b", "c"]) == 1
+    assert rec["replica"][50] == 1
+    # Planted fault: an orphan far from any outage, or near two, stays unknown.
+    rec["replica"][50] = -1
+    far = [ReplicaEvent(replica_id="b", address="h:2", event="failed", t_s=30.0)]
+    assert attribute_by_outage(rec, far, ["a", "b", "c"]) == 0
+    two = [*events, ReplicaEvent(replica_id="c", address="h:3", event="failed", t_s=0.6)]
+    assert attribute_by_outage(rec, two, ["a", "b", "c"]) == 0 and rec["replica"][50] == -1
+    fleet = fleet_breakdown(rec, "t", ["a", "b", "c"], events=two)
+    assert fleet.unattributed is not None and fleet.unattributed.n_failed == 1
+
+
+def test_outage_says_when_and_how_long_queries_still_went_there() -> None:
+    # Replica b dies at 1.0 s: its streams break then; one more query issued at 1.03 s was still sent to it.
+    n = 200
+    replicas = [i % 3 for i in range(n)]
+    status = [0] * n
+    rec = _records(replicas, status)
+    in_flight = [i for i in range(n) if replicas[i] == 1 and 880 * MS < rec["issue_ns"][i] <= 1000 * MS]
+    for i in in_flight:
+        rec["status"][i] = UNAVAILABLE
+        rec["done_ns"][i] = 1000 * MS
+    late = 103  # issued at 1.03 s, replica 1 by round robin
+    assert replicas[late] == 1
+    rec["status"][late] = UNAVAILABLE
+    rec["done_ns"][late] = 1031 * MS
+    after = [i for i in range(late + 1, n) if replicas[i] == 1]
+    rec["replica"][after] = 0  # the client stopped sending there
+    events = [
+        ReplicaEvent(replica_id="b", address="h:2", event="failed", t_s=1.002, detail="UNAVAILABLE"),
+        ReplicaEvent(replica_id="b", address="h:2", event="recovered", t_s=1.5),
+    ]
+    fleet = fleet_breakdown(rec, "t", ["a", "b", "c"], events=events)
+    (outage,) = fleet.replicas[1].outages
+    assert outage.failed_at_s == 1.0  # the streams broke before the health watch said so
+    assert outage.recovered_at_s == 1.5 and outage.detail == "UNAVAILABLE"
+    assert outage.queries_failed == len(in_flight) + 1
+    assert outage.last_routed_after_ms == pytest.approx(30.0)
+    text = "\n".join(fleet_summary_lines(fleet))
+    assert "replica b failed at 1.00 s (UNAVAILABLE), back at 1.50 s" in text
+    assert "until 30 ms after" in text
+
+
+def test_mixed_artifacts_split_the_figures() -> None:
+    rec = _records([i % 3 for i in range(90)])
+    fleet = fleet_breakdown(rec, "t", ["a", "b", "c"], artifacts=["x", "y", "x"], mixed=True)
+    assert set(fleet.by_artifact) == {"x", "y"}
+    assert fleet.by_artifact["x"].n_queries == 60 and fleet.by_artifact["y"].n_queries == 30
+    assert fleet_breakdown(rec, "t", ["a", "b", "c"], artifacts=["x", "y", "x"]).by_artifact == {}
+
+
+def test_old_records_without_the_replica_column_load_as_unknown(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from loadgen_harness import load_query_records
+
+    rec = _records([0, 1, 2])
+    names = [n for n in QUERY_RECORD_DTYPE.names or () if n != "replica"]
+    old = np.empty(3, dtype=[(n, QUERY_RECORD_DTYPE.fields[n][0]) for n in names])  # type: ignore[index]
+    for n in names:
+        old[n] = rec[n]
+    np.savez(tmp_path / "queries.npz", records=old)
+    loaded = load_query_records(tmp_path)
+    assert loaded.dtype == QUERY_RECORD_DTYPE and (loaded["replica"] == -1).all()
+    assert (loaded["issue_ns"] == rec["issue_ns"]).all()
