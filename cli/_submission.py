@@ -73,6 +73,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     check = sub.add_parser("check", help="report anything MLPerf's checker would reject")
     check.add_argument("root", type=Path, help="submission root holding closed/ or open/")
     check.add_argument("--json", type=out_file_arg, help="write the findings as JSON here")
+    check.add_argument(
+        "--version",
+        metavar="ROUND",
+        help="MLPerf round the tree was made for, e.g. v5.1: its seeds are expected "
+        "(default: the installed LoadGen's; an unknown round is not checked for seeds)",
+    )
     check.set_defaults(func=run_submission_check)
 
 
@@ -106,16 +112,18 @@ def run_submission_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_check(root: Path, json_path: Path | None = None) -> int:
+def print_check(root: Path, json_path: Path | None = None, version: str | None = None) -> int:
     from common import write_atomic
     from workflows import SubmissionError, check_submission
 
     try:
-        report = check_submission(root)
+        report = check_submission(root, version)
     except SubmissionError as exc:
         raise UsageError(str(exc)) from None
     for f in report.findings:
         print(f.line)
+    for note in report.notes:
+        print(f"note: {note}")
     n = len(report.findings)
     verdict = "accepted" if report.passed else f"{n} finding{'s' if n != 1 else ''}"
     if json_path is not None:
@@ -128,7 +136,7 @@ def print_check(root: Path, json_path: Path | None = None) -> int:
 def run_submission_check(args: argparse.Namespace) -> int:
     if not args.root.is_dir():
         raise UsageError(f"{args.root}: submission root not found")
-    return print_check(args.root, args.json)
+    return print_check(args.root, args.json, args.version)
 
 
 def run_submission_all(args: argparse.Namespace) -> int:

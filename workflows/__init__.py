@@ -14,14 +14,13 @@ from workflows._find_peak import FindPeakConfig, FindPeakResult, find_peak
 from workflows._report import ReportError, write_report
 from workflows._session import RunStep, SessionConfig, SessionResult, run_session
 from workflows._submission import (
-    CheckReport,
     SubmissionConfig,
     SubmissionError,
     SubmissionRunConfig,
     build_submission,
-    check_submission,
     run_submission,
 )
+from workflows._submission_check import CheckReport, check_submission
 from workflows._validate import ValidateConfig, ValidateReport, validate
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""MLPerf submission directory: build it from finished runs, and check it the way MLPerf's checker would.
+"""MLPerf submission directory: build it from finished runs (the check is workflows._submission_check).
 
 Layout, as MLPerf's submission checker expects it::
 
@@ -9,9 +9,10 @@ Layout, as MLPerf's submission checker expects it::
         TEST06/{verify_accuracy.txt, accuracy/mlperf_log_accuracy.json}
         user.conf  measurements.json  README.md
 
-The rules the checker applies come from LoadGen itself: the default seeds and the minimum duration
-are read from LoadGen's embedded mlperf.conf (in a child process, because loading a conf twice in one
-process invalidates a later run there), so the checker cannot drift from the LoadGen version in use.
+TEST06's accuracy log is copied whole: MLPerf truncates only the accuracy logs of ``accuracy/`` (and
+TEST01/07/09). Per-model rules (min duration, token-latency limits) come from LoadGen's embedded
+mlperf.conf, read in a child process because loading a conf twice in one process invalidates a
+later run there.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ import platform
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from common import (
     RunId,
-    UsageError,
     file_sha256,
     first_error_line,
     read_json_object,
@@ -36,11 +36,13 @@ from common import (
 from loadgen_harness import RunResult, TransportSecurity, load_results, parse_detail_log
 from scenarios import ScenarioName
 
+if TYPE_CHECKING:
+    from workflows._submission_check import CheckReport
+
 MAX_ACCURACY_LOG_BYTES = 10 * 1024
 HASH_LINE = re.compile(r"^hash=[0-9a-f]{64}$", re.MULTILINE)
 # Rules for every LLM benchmark, whatever LoadGen's conf says about a model it does not know.
 LLM_MIN_DURATION_MS = 600_000
-_SEED_KEYS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
 
 
 class SubmissionError(ValueError):
@@ -121,26 +123,6 @@ class SubmissionConfig(BaseModel):
     system_type: Literal["datacenter", "edge"] = "datacenter"
 
 
-class Finding(BaseModel):
-    code: str
-    path: str
-    message: str
-
-    @property
-    def line(self) -> str:
-        return f"[{self.code}] {self.path}: {self.message}"
-
-
-class CheckReport(BaseModel):
-    root: str
-    scenarios_checked: int = 0
-    findings: list[Finding] = Field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return not self.findings
-
-
 # --- MLPerf log reading ------------------------------------------------------------------------
 
 
@@ -149,10 +131,15 @@ def read_detail_log(path: Path) -> dict[str, JsonValue]:
     return dict(parse_detail_log(path).values)
 
 
-def mlperf_rules(model: str, scenario: str) -> MlperfRules:
-    """LoadGen's own defaults for (model, scenario): seeds, min duration, token-latency limits."""
-    from scenarios import UserConfError, mlperf_conf_defaults
+def mlperf_rules(benchmark: str, scenario: str) -> MlperfRules:
+    """LoadGen's own defaults for (benchmark, scenario): seeds, min duration, token-latency limits.
 
+    ``benchmark`` is a project profile or an MLPerf directory name (``llama2-70b-99.9``); LoadGen's conf
+    is asked under its own model name (``llama2-70b``, ``-interactive`` for the Interactive scenario).
+    """
+    from scenarios import UserConfError, mlperf_conf_defaults, mlperf_model
+
+    model = mlperf_model(benchmark, scenario)
     try:
         raw = mlperf_conf_defaults(model, _loadgen_scenario(scenario))
     except UserConfError as exc:
@@ -302,7 +289,8 @@ def build_submission(
             t06_log = t06 / "mlperf_log_accuracy.json"
         if not t06_log.is_file():
             raise SubmissionError(f"{t06}: no TEST06 accuracy log (accuracy/mlperf_log_accuracy.json)")
-        truncate_accuracy_log(t06_log, scen / "TEST06" / "accuracy" / "mlperf_log_accuracy.json")
+        # Whole: MLPerf truncates the accuracy logs of accuracy/ (and TEST01/07/09), never TEST06's.
+        _copy(t06_log, scen / "TEST06" / "accuracy" / "mlperf_log_accuracy.json")
     conf = Path(user_conf) if user_conf else None
     write_atomic(scen / "user.conf", conf.read_text(encoding="utf-8") if conf and conf.is_file() else "")
     measurements = Measurements(
@@ -328,148 +316,6 @@ def build_submission(
     desc = system_description(cfg, system, artifact)
     write_atomic(sub_root / "systems" / f"{system}.json", desc.model_dump_json(indent=2) + "\n")
     return scen
-
-
-# --- checking ----------------------------------------------------------------------------------
-
-_REQUIRED = (
-    "accuracy/accuracy.txt",
-    "accuracy/mlperf_log_accuracy.json",
-    "accuracy/mlperf_log_detail.txt",
-    "accuracy/mlperf_log_summary.txt",
-    "performance/run_1/mlperf_log_summary.txt",
-    "performance/run_1/mlperf_log_detail.txt",
-    "TEST06/verify_accuracy.txt",
-    "TEST06/accuracy/mlperf_log_accuracy.json",
-    "user.conf",
-    "measurements.json",
-    "README.md",
-)
-_TEST06_LINES = ("First token check pass: ", "EOS check pass: ", "Sample length check pass: ")
-
-
-def _truthy(v: JsonValue) -> bool:
-    return v is True or (isinstance(v, str) and v.strip().lower() in ("true", "1")) or v == 1
-
-
-def benchmark_token_limits_ns(
-    benchmark: str, scenario: str, detail: dict[str, JsonValue]
-) -> tuple[int | None, int | None]:
-    """TTFT/TPOT p99 limits: MLPerf's for models LoadGen knows, else the project's benchmark profile."""
-    from scenarios import get_benchmark
-
-    rules = mlperf_rules(benchmark, scenario)
-    if rules.use_token_latencies and rules.ttft_latency is not None and rules.tpot_latency is not None:
-        return rules.ttft_latency, rules.tpot_latency
-    try:  # the project's own benchmarks (e.g. "embedded") define their limits in scenarios
-        limits = get_benchmark(benchmark).limits_for(scenario)
-        if limits is not None:
-            return int(limits[0] * 1e6), int(limits[1] * 1e6)
-    except (ValueError, LookupError):
-        pass  # an unknown benchmark or scenario falls back to the limits the run itself asked for
-    ttft, tpot = _as_int(detail.get("requested_ttft_latency")), _as_int(detail.get("requested_tpot_latency"))
-    return ttft or None, tpot or None
-
-
-def _check_scenario(scen: Path, rel: str, out: list[Finding]) -> None:
-    def find(code: str, path: str, msg: str) -> None:
-        out.append(Finding(code=code, path=f"{rel}/{path}" if path else rel, message=msg))
-
-    for name in _REQUIRED:
-        if not (scen / name).is_file():
-            find("missing-file", name, "required file not found")
-    benchmark, scenario = scen.parent.name, scen.name
-    meas = Measurements()
-    if (scen / "measurements.json").is_file():
-        try:
-            meas = Measurements.model_validate(read_json_object(scen / "measurements.json", "measurements"))
-        except UsageError:
-            find("bad-file", "measurements.json", "not a valid JSON object")
-        except ValidationError as exc:
-            find("bad-file", "measurements.json", first_error_line(exc, "measurements.json").partition(": ")[2])
-    preset = meas.lpuperf_preset
-    submittable = meas.lpuperf_submittable if meas.lpuperf_submittable is not None else preset == "submission"
-    rules = mlperf_rules(benchmark, scenario)
-    perf_detail = scen / "performance" / "run_1" / "mlperf_log_detail.txt"
-    if perf_detail.is_file():
-        d = read_detail_log(perf_detail)
-        p = "performance/run_1/mlperf_log_detail.txt"
-        for key in _SEED_KEYS:
-            got = _as_int(d.get(f"effective_{key}"))
-            if got is None or got != rules.seed(key):
-                find("seeds", p, f"{key} is {got}, expected LoadGen's default {rules.seed(key)}")
-        min_ms = max(rules.min_duration_ms, LLM_MIN_DURATION_MS) if scenario != "MultiStream" else 0
-        got_ms = _as_int(d.get("effective_min_duration_ms"))
-        short = got_ms is not None and got_ms < min_ms
-        if not submittable:
-            detail_txt = f"; min_duration {got_ms} ms < {min_ms} ms required" if short else ""
-            find("not-submittable", "measurements.json", f"preset '{preset or '?'}' is not submittable{detail_txt}")
-        elif short or got_ms is None:
-            find("min-duration", p, f"min_duration_ms is {got_ms}, rules require >= {min_ms}")
-        # LoadGen logs only the requested value of this setting; an effective one wins where present.
-        token_lat = d.get("effective_use_token_latencies", d.get("requested_use_token_latencies"))
-        if not _truthy(token_lat):
-            find("token-latencies", p, f"use_token_latencies is {token_lat}, expected 1")
-        validity = d.get("result_validity")
-        if validity != "VALID":
-            find("invalid", p, f"result_validity is {validity}, expected VALID")
-        if _loadgen_scenario(scenario) == "Server":
-            ttft_lim, tpot_lim = benchmark_token_limits_ns(benchmark, scenario, d)
-            ttft = _as_int(d.get("result_first_token_99.00_percentile_latency_ns"))
-            tpot = _as_int(d.get("result_time_per_output_token_99.00_percentile_ns"))
-            for what, value, limit in (("TTFT", ttft, ttft_lim), ("TPOT", tpot, tpot_lim)):
-                if limit is None:
-                    continue
-                if value is None:
-                    find("latency", p, f"{what} p99 missing from the log (limit {limit / 1e6:.1f} ms)")
-                elif value > limit:
-                    find("latency", p, f"{what} p99 {value / 1e6:.1f} ms above the {limit / 1e6:.1f} ms limit")
-    acc_txt = scen / "accuracy" / "accuracy.txt"
-    if acc_txt.is_file() and not HASH_LINE.search(acc_txt.read_text(encoding="utf-8", errors="replace")):
-        find("hash", "accuracy/accuracy.txt", "no 'hash=<sha256>' line")
-    for log in ("accuracy/mlperf_log_accuracy.json", "TEST06/accuracy/mlperf_log_accuracy.json"):
-        f = scen / log
-        if f.is_file() and f.stat().st_size > MAX_ACCURACY_LOG_BYTES:
-            find("log-size", log, f"{f.stat().st_size} bytes; truncate to <= {MAX_ACCURACY_LOG_BYTES}")
-    verify = scen / "TEST06" / "verify_accuracy.txt"
-    if verify.is_file():
-        lines = verify.read_text(encoding="utf-8", errors="replace").splitlines()
-        for prefix in _TEST06_LINES:
-            hit = [ln for ln in lines if ln.startswith(prefix)]
-            allowed = ("True", "Skipped") if prefix.startswith("First") else ("True",)
-            if not hit or hit[-1][len(prefix) :].strip() not in allowed:
-                find("TEST06", "TEST06/verify_accuracy.txt", f"'{prefix.strip()}' is not True")
-        if "TEST06 verification complete" not in lines:
-            find("TEST06", "TEST06/verify_accuracy.txt", "no 'TEST06 verification complete' line")
-
-
-def check_submission(root: str | Path) -> CheckReport:
-    """Every finding MLPerf's checker would reject, plus the not-submittable label of quick runs."""
-    base = Path(root)
-    report = CheckReport(root=str(base))
-    scen_dirs = sorted(p.parent for p in base.glob("*/*/results/*/*/*/measurements.json"))
-    scen_dirs += sorted(
-        p.parent.parent for p in base.glob("*/*/results/*/*/*/performance/run_1") if p.parent.parent not in scen_dirs
-    )
-    if not scen_dirs:
-        report.findings.append(
-            Finding(code="missing-file", path=str(base), message="no <division>/<submitter>/results/<system>/... tree")
-        )
-        return report
-    for scen in scen_dirs:
-        rel = str(scen.relative_to(base))
-        division = scen.relative_to(base).parts[0]
-        if division not in ("closed", "open", "network"):
-            report.findings.append(Finding(code="layout", path=rel, message=f"division '{division}' unknown"))
-        system = scen.parent.parent.name
-        sys_file = scen.parents[3] / "systems" / f"{system}.json"
-        if not sys_file.is_file():
-            report.findings.append(
-                Finding(code="missing-file", path=str(sys_file.relative_to(base)), message="system description")
-            )
-        _check_scenario(scen, rel, report.findings)
-        report.scenarios_checked += 1
-    return report
 
 
 # --- running everything a submission needs -----------------------------------------------------
@@ -543,6 +389,8 @@ def run_submission(
     assert acc is not None and t06 is not None  # without keep_going a failing step raised
     root = run.submission_dir or Path(run.out_dir) / run.run_id / "submission"
     scen = build_submission(root, Path(perf.log_dir), Path(acc.log_dir), Path(t06.test06_dir), cfg, user_conf)
+    from workflows._submission_check import check_submission
+
     return scen, check_submission(root)
 
 

@@ -46,13 +46,14 @@ def _scenario(root: Path) -> Path:
 
 
 def _codes(root: Path) -> list[str]:
-    from workflows._submission import check_submission
+    from workflows._submission_check import check_submission
 
     return sorted(f.code for f in check_submission(root).findings)
 
 
 def test_quick_tree_has_every_file_and_only_the_not_submittable_finding(tree: Path) -> None:
-    from workflows._submission import MAX_ACCURACY_LOG_BYTES, check_submission
+    from workflows._submission import MAX_ACCURACY_LOG_BYTES
+    from workflows._submission_check import check_submission
 
     scen = _scenario(tree)
     for rel in (

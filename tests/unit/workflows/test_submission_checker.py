@@ -19,10 +19,10 @@ from workflows._submission import (
     SubmissionConfig,
     SubmissionError,
     build_submission,
-    check_submission,
     mlperf_rules,
     read_detail_log,
 )
+from workflows._submission_check import check_submission
 
 BENCH = "llama3_1-8b"
 
@@ -103,6 +103,12 @@ def test_clean_submission_preset_tree_is_accepted(tmp_path: Path) -> None:
     )
     text = (scen / "accuracy" / "accuracy.txt").read_text()
     assert re.search(r"^hash=[0-9a-f]{64}$", text, re.M)
+    # TEST06's log is copied whole (MLPerf never truncates it): still the same valid JSON.
+    t06_log = scen / "TEST06" / "accuracy" / "mlperf_log_accuracy.json"
+    assert t06_log.stat().st_size > MAX_ACCURACY_LOG_BYTES
+    assert json.loads(t06_log.read_text()) == json.loads(
+        (tmp_path / "TEST06/accuracy/mlperf_log_accuracy.json").read_text()
+    )
     assert read_detail_log(scen / "performance" / "run_1" / "mlperf_log_detail.txt")["result_validity"] == "VALID"
 
 
