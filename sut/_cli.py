@@ -6,9 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common import UsageError, check_writable_file, read_json_object, write_atomic
+
+if TYPE_CHECKING:
+    from common import BackendSpec
 
 DEFAULT_GRACE_S = 10.0
 
@@ -157,7 +160,7 @@ _GENERIC_OPTIONS = (
 )
 
 
-def read_config_option(value: str, flag: str = "--config") -> dict[str, Any]:
+def read_config_option(value: str, flag: str = "--config") -> BackendSpec:
     """A JSON object given inline or as a file. An inline ``api_key`` is refused: argv is visible in ps."""
     if Path(value).is_file():
         return read_json_object(value, f"{flag} file")
@@ -175,14 +178,14 @@ def read_config_option(value: str, flag: str = "--config") -> dict[str, Any]:
     return raw
 
 
-def backend_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+def backend_config_from_args(args: argparse.Namespace) -> BackendSpec:
     """Turn ``serve`` options into one backend config dict (validated later by the backend's model)."""
     from sut import FaultFlags
     from sut._plugins import backend_options_from_args, backends
 
     from_file = read_config_option(args.config) if args.config else {}
     kind = str(from_file.get("kind") or args.backend)
-    cfg: dict[str, Any] = {"kind": kind, **backend_options_from_args(kind, args)}
+    cfg: BackendSpec = {"kind": kind, **backend_options_from_args(kind, args)}
     for name, key in _GENERIC_OPTIONS:
         if getattr(args, name) is not None:
             cfg[key] = getattr(args, name)
@@ -222,7 +225,7 @@ _SERVER_ONLY = (
 )
 
 
-def backend_config_from_serve_args(argv: list[str]) -> dict[str, Any]:
+def backend_config_from_serve_args(argv: list[str]) -> BackendSpec:
     """The backend config that ``lpuperf serve ARGV`` would build (for workflows' ``--serve-arg`` options).
 
     Only backend options are accepted: a spawned SUT's port, HTTP front and metrics belong to the launcher.
