@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from common import RegistryError
+from common import BackendSpec, RegistryError
 from loadgen_harness._fleet import Fleet, check_target
 from loadgen_harness._transport import TransportSecurity
 
@@ -46,7 +46,7 @@ class SutTarget(BaseModel):
         description="a running SUT or fleet: host:port, a list of host:port or a gRPC target URI "
         "(dns:///name:port, ipv4:a:p,b:q); None = spawn one",
     )
-    backend: dict[str, Any] = Field(
+    backend: BackendSpec = Field(
         default_factory=dict,
         description="config of the spawned SUT's backend: {'kind': name, ...}; generic options (artifact, "
         "precision, dataset, ...) are mapped by the backend's own model; kind defaults to sim",
@@ -83,12 +83,12 @@ class SutTarget(BaseModel):
     def embedded(self) -> bool:
         return self.address is None
 
-    def backend_config(self) -> dict[str, Any]:
+    def backend_config(self) -> BackendSpec:
         """The config the spawned SUT gets, checked by the backend's model; RunError (one line) when invalid."""
         from loadgen_harness._run import RunError
         from sut import backends
 
-        raw: dict[str, Any] = {"kind": DEFAULT_BACKEND, **self.backend}
+        raw: BackendSpec = {"kind": DEFAULT_BACKEND, **self.backend}
         try:
             model = backends.config_model(str(raw["kind"]))
             if self.dataset is not None and "dataset" not in raw and "dataset" in model.model_fields:

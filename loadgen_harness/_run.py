@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from common import ExporterSecurity, RunId, UsageError, write_json_atomic
+from common import BackendSpec, ExporterSecurity, RunId, UsageError, write_json_atomic
 from loadgen_harness._fleet import Fleet
 from loadgen_harness._interrupt import (
     RunInterrupted,
@@ -71,7 +71,7 @@ class RunConfig(BaseModel):
     transport: TransportSecurity = Field(
         default_factory=TransportSecurity, description="TLS, client certificate and token for a running SUT (sut)"
     )
-    backend: dict[str, Any] = Field(
+    backend: BackendSpec = Field(
         default_factory=dict, description="backend config of the spawned SUT ({'kind': ..., ...}); see SutTarget"
     )
     qps: float | None = Field(default=None, gt=0)
