@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli._args import error_line, out_dir_arg, run_id_arg
 from cli._record import add_record_args, record
 from cli._transport_args import add_transport_arguments, transport_from_args
 from common import UsageError
+
+if TYPE_CHECKING:
+    from common import BackendSpec
 
 
 def add_parser(sub: Any) -> None:
@@ -104,7 +107,7 @@ def _run_accuracy_pass(args: argparse.Namespace) -> Path:
 
     if args.sut and (args.artifact or args.backend):
         raise UsageError("--artifact/--backend: only for the spawned SUT; drop them or drop --sut")
-    backend: dict[str, object] = {}
+    backend: BackendSpec = {}
     if args.backend:
         backend["kind"] = args.backend
     if args.artifact:

@@ -18,6 +18,7 @@ from cli._transport_args import add_transport_arguments, transport_from_args
 from common import UsageError
 
 if TYPE_CHECKING:
+    from common import BackendSpec
     from loadgen_harness import RunningSut
 
 
@@ -72,9 +73,9 @@ def add_parser(subparsers: Any) -> None:
     ctx.set_defaults(func=run_context_cli)
 
 
-def sut_backend(args: argparse.Namespace) -> dict[str, Any]:
+def sut_backend(args: argparse.Namespace) -> BackendSpec:
     """The embedded SUT's backend config from the CLI's SUT options (generic options; the sim by default)."""
-    out: dict[str, Any] = {}
+    out: BackendSpec = {}
     if args.artifact:
         out["artifact"] = str(args.artifact)
     if args.enforced_context:

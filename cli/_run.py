@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cli._args import out_dir_arg, run_id_arg
 from cli._record import add_record_args, record
@@ -16,6 +16,9 @@ from cli._transport_args import (
     transport_from_args,
 )
 from common import UsageError
+
+if TYPE_CHECKING:
+    from common import BackendSpec
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -87,11 +90,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.set_defaults(func=run_cli)
 
 
-def backend_from_args(args: argparse.Namespace) -> dict[str, Any]:
+def backend_from_args(args: argparse.Namespace) -> BackendSpec:
     """The spawned SUT's backend config: the generic options plus the chosen backend's own flags."""
     from sut import backend_options_from_args
 
-    backend: dict[str, Any] = {}
+    backend: BackendSpec = {}
     if args.backend:
         backend = {**backend_options_from_args(args.backend, args), "kind": args.backend}
     if args.artifact:
@@ -101,7 +104,7 @@ def backend_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return backend
 
 
-def spawned_backend(serve_args: list[str], artifact: str | None = None) -> dict[str, Any]:
+def spawned_backend(serve_args: list[str], artifact: str | None = None) -> BackendSpec:
     """A workflow's spawned SUT config from its ``--serve-arg`` flags (read as ``lpuperf serve`` reads them)."""
     from sut import backend_config_from_serve_args
 
