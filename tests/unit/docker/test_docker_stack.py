@@ -157,10 +157,110 @@ def test_compose_services_and_mounts() -> None:
     assert (COMPOSE.parent / prom_mounts[config_flag.split("=", 1)[1]]).resolve() == PROMETHEUS.resolve()
     # Grafana reads the datasource URL and dashboard path from provisioning: both must line up.
     ds_url = _yaml(DATASOURCES)["datasources"][0]["url"]
-    assert ds_url == "http://prometheus:9090" and "9090:9090" in services["prometheus"]["ports"]
+    assert ds_url == "http://prometheus:9090" and "127.0.0.1:9090:9090" in services["prometheus"]["ports"]
     dash_path = _yaml(PROVIDERS)["providers"][0]["options"]["path"]
     graf_mounts = {v.split(":")[1]: v.split(":")[0] for v in services["grafana"]["volumes"]}
     assert (COMPOSE.parent / graf_mounts[dash_path]).resolve() == DASHBOARD.parent.resolve()
+
+
+def exposure_problems(compose: dict[str, Any]) -> list[str]:
+    """Published ports not bound to loopback, anonymous Grafana, and /run/secrets/NAME paths a service uses
+    without compose mounting that secret there (or that compose does not define)."""
+    problems = []
+    defined = set(compose.get("secrets", {}))
+    for name, svc in compose["services"].items():
+        for port in svc.get("ports", []):
+            if not str(port).startswith("127.0.0.1:"):
+                problems.append(f"{name}: port {port} is published on every interface")
+        mounted = set(svc.get("secrets", []))
+        used = set(re.findall(r"/run/secrets/([a-z_]+)", json.dumps(svc)))
+        for secret in sorted(used - mounted):
+            problems.append(f"{name}: uses /run/secrets/{secret} without the secret '{secret}'")
+        for secret in sorted(mounted - defined):
+            problems.append(f"{name}: secret '{secret}' is not defined")
+    env = compose["services"]["grafana"].get("environment", {})
+    if str(env.get("GF_AUTH_ANONYMOUS_ENABLED", "false")).lower() != "false":
+        problems.append("grafana: anonymous access is enabled")
+    if "GF_SECURITY_ADMIN_PASSWORD__FILE" not in env:
+        problems.append("grafana: the admin password does not come from a secret file")
+    return problems
+
+
+def test_compose_binds_loopback_needs_logins_and_mounts_its_secrets() -> None:
+    compose = _yaml(COMPOSE)
+    assert exposure_problems(compose) == []
+    for name in compose["secrets"].values():
+        assert name["file"].startswith("./secrets/")  # made by docker/make-certs.sh, never checked in
+    sut_cmd, run_cmd = compose["services"]["sut"]["command"], compose["services"]["harness"]["command"]
+    for flag in ("--tls-cert", "--tls-key", "--auth-token-file", "--metrics-token-file"):
+        assert flag in sut_cmd, flag
+    for flag in ("--tls-ca", "--token-file", "--metrics-tls-cert", "--metrics-tls-key", "--metrics-token-file"):
+        assert flag in run_cmd, flag
+    assert "/run/secrets/ca_cert" in json.dumps(compose["services"]["sut"]["healthcheck"])
+
+
+def test_exposed_ports_and_anonymous_grafana_are_caught() -> None:
+    compose = _yaml(COMPOSE)
+    compose["services"]["prometheus"]["ports"] = ["9090:9090"]
+    compose["services"]["grafana"]["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] = "true"
+    compose["services"]["harness"]["secrets"].remove("sut_token")
+    assert exposure_problems(compose) == [
+        "harness: uses /run/secrets/sut_token without the secret 'sut_token'",
+        "prometheus: port 9090:9090 is published on every interface",
+        "grafana: anonymous access is enabled",
+    ]
+
+
+def test_prometheus_scrapes_over_tls_with_a_token() -> None:
+    prom, compose = _yaml(PROMETHEUS), _yaml(COMPOSE)
+    mounted = set(compose["services"]["prometheus"]["secrets"])
+    for job in prom["scrape_configs"]:
+        assert job["scheme"] == "https", job["job_name"]
+        ca, creds = job["tls_config"]["ca_file"], job["authorization"]["credentials_file"]
+        assert job["authorization"].get("type", "Bearer") == "Bearer"
+        for path in (ca, creds):
+            assert path.startswith("/run/secrets/") and path.rsplit("/", 1)[1] in mounted, path
+    # The token Prometheus sends is the one both exporters require.
+    for svc in ("sut", "harness"):
+        cmd = compose["services"][svc]["command"]
+        assert (
+            cmd[cmd.index("--metrics-token-file") + 1] == prom["scrape_configs"][0]["authorization"]["credentials_file"]
+        )
+
+
+def test_make_certs_script_makes_a_verifiable_set(tmp_path: Path) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl CLI (Debian package 'openssl'); docker/make-certs.sh not exercised")
+    out = tmp_path / "secrets"
+    done = subprocess.run(
+        ["bash", str(DOCKER / "make-certs.sh"), str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    compose = _yaml(COMPOSE)
+    for secret in compose["secrets"].values():
+        assert (out / Path(secret["file"]).name).stat().st_size > 0, secret
+    check = [openssl, "verify", "-CAfile", str(out / "ca.crt"), str(out / "server.crt")]
+    assert subprocess.run(check, capture_output=True, timeout=30).returncode == 0
+    sans = subprocess.run(
+        [openssl, "x509", "-in", str(out / "server.crt"), "-noout", "-ext", "subjectAltName"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    for name in ("DNS:sut", "DNS:harness", "DNS:localhost"):  # the names compose dials
+        assert name in sans
+    assert (out / "ca.key").stat().st_mode & 0o077 == 0
+    again = subprocess.run(["bash", str(DOCKER / "make-certs.sh"), str(out)], capture_output=True, timeout=120)
+    assert again.returncode == 0 and (out / "ca.crt").read_bytes() == (out / "ca.crt").read_bytes()
+
+
+def _with_secret_files(text: str, directory: Path) -> str:
+    """``text`` with /run/secrets/NAME pointing at stand-in files under ``directory`` (parsers check they exist)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in set(re.findall(r"/run/secrets/([a-z_]+)", text)):
+        (directory / name).write_text("stand-in\n", encoding="utf-8")
+    return text.replace("/run/secrets/", f"{directory}/")
 
 
 def test_prometheus_targets_match_compose() -> None:
@@ -184,10 +284,13 @@ def test_promtool_accepts_the_config(tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (Debian package 'prometheus'); config syntax not checked by promtool")
-    ok = subprocess.run([promtool, "check", "config", str(PROMETHEUS)], capture_output=True, text=True, timeout=60)
+    # promtool opens the CA and token files: point them at stand-ins for the compose secrets.
+    good = tmp_path / "good.yml"
+    good.write_text(_with_secret_files(PROMETHEUS.read_text(encoding="utf-8"), tmp_path / "secrets"))
+    ok = subprocess.run([promtool, "check", "config", str(good)], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     bad = tmp_path / "prometheus.yml"
-    bad.write_text(PROMETHEUS.read_text(encoding="utf-8").replace("scrape_timeout: 1s", "scrape_timeout: 5s"))
+    bad.write_text(good.read_text(encoding="utf-8").replace("scrape_timeout: 1s", "scrape_timeout: 5s"))
     # A scrape timeout above the interval is rejected: promtool really checks semantics.
     assert subprocess.run([promtool, "check", "config", str(bad)], capture_output=True, timeout=60).returncode != 0
 
@@ -237,21 +340,22 @@ def _exec_form(text: str, op: str) -> list[str]:
     return [str(v) for v in value]
 
 
-def test_sut_image_and_compose_commands_parse_with_lpuperf() -> None:
+def test_sut_image_and_compose_commands_parse_with_lpuperf(tmp_path: Path) -> None:
     parser = build_parser()
     text = (DOCKER / "Dockerfile.sut").read_text(encoding="utf-8")
     entry, cmd = _exec_form(text, "ENTRYPOINT"), _exec_form(text, "CMD")
     assert entry[0] == "lpuperf"
-    compose = _yaml(COMPOSE)["services"]
+    compose = yaml.safe_load(_with_secret_files(COMPOSE.read_text(encoding="utf-8"), tmp_path))["services"]
     for argv in (entry[1:] + cmd, entry[1:] + compose["sut"]["command"]):
         args = parser.parse_args(argv)
         assert args.command == "serve" and args.host == "0.0.0.0" and args.metrics_port == 9101 and args.port == 50051
 
 
-def test_harness_compose_command_parses_with_lpuperf() -> None:
+def test_harness_compose_command_parses_with_lpuperf(tmp_path: Path) -> None:
     text = (DOCKER / "Dockerfile.harness").read_text(encoding="utf-8")
     assert _exec_form(text, "ENTRYPOINT") == ["lpuperf"]
-    args = build_parser().parse_args(_yaml(COMPOSE)["services"]["harness"]["command"])
+    compose = yaml.safe_load(_with_secret_files(COMPOSE.read_text(encoding="utf-8"), tmp_path))
+    args = build_parser().parse_args(compose["services"]["harness"]["command"])
     assert args.command == "run" and args.sut == "sut:50051" and args.metrics_port == 9102
     # Prometheus scrapes from another container: the exporter must not bind loopback only.
     assert args.metrics_host == "0.0.0.0"
