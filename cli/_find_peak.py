@@ -21,7 +21,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--benchmark", default="embedded")
     p.add_argument("--dataset", help="dataset spec (default: the benchmark's)")
     p.add_argument("--preset", choices=("quick", "submission"), default="quick", help="length of the confirm run")
-    p.add_argument("--sut", help="host:port of a running SUT (default: spawn the embedded sim once)")
+    p.add_argument(
+        "--sut",
+        help="a running SUT or fleet: host:port, a list of host:port or a gRPC target URI such as dns:///name:port "
+        "(default: spawn the embedded sim once)",
+    )
+    p.add_argument("--replicas", type=int, default=1, help="spawn this many embedded SUTs as one fleet (default 1)")
     add_transport_arguments(p)
     p.add_argument("--artifact", default=None, help="sim artifact preset for the spawned SUT (e.g. sim-fp32)")
     p.add_argument(
@@ -56,8 +61,8 @@ def run_find_peak(args: argparse.Namespace) -> int:
     from common import first_error_line
     from workflows import FindPeakConfig, find_peak
 
-    if args.sut and (args.artifact or args.serve_arg):
-        raise UsageError("--artifact/--serve-arg: only for the spawned SUT; drop them or drop --sut")
+    if args.sut and (args.artifact or args.serve_arg or args.replicas != 1):
+        raise UsageError("--artifact/--serve-arg/--replicas: only for the spawned SUT; drop them or drop --sut")
     from cli._run import spawned_backend
 
     backend = spawned_backend(args.serve_arg, args.artifact)
@@ -68,6 +73,7 @@ def run_find_peak(args: argparse.Namespace) -> int:
             dataset=args.dataset,
             preset=args.preset,
             sut=args.sut,
+            replicas=args.replicas,
             transport=transport_from_args(args, remote=bool(args.sut)),
             backend=backend,
             max_new_tokens=args.max_new_tokens,

@@ -39,7 +39,11 @@ class FindPeakConfig(BaseModel):
     benchmark: str = "embedded"
     dataset: str | None = None
     preset: Literal["quick", "submission"] = "quick"
-    sut: str | None = Field(default=None, description="host:port; None spawns one embedded SUT for every run")
+    sut: str | None = Field(
+        default=None,
+        description="host:port, a list or a gRPC target URI (a fleet); None spawns embedded SUT(s) for every run",
+    )
+    replicas: int = Field(default=1, ge=1, le=32, description="embedded SUT processes driven as one fleet (no sut)")
     transport: TransportSecurity = Field(
         default_factory=TransportSecurity, description="TLS, client certificate and token for a running SUT (sut)"
     )
@@ -412,7 +416,11 @@ def find_peak(cfg: FindPeakConfig, echo: Callable[[str], None] = print) -> FindP
 
     try:
         target = SutTarget(
-            address=cfg.sut, backend={} if cfg.sut else cfg.backend, dataset=cfg.dataset, transport=cfg.transport
+            address=cfg.sut,
+            backend={} if cfg.sut else cfg.backend,
+            dataset=cfg.dataset,
+            transport=cfg.transport,
+            replicas=1 if cfg.sut else cfg.replicas,
         )
     except ValidationError as exc:
         raise RunError(first_error_line(exc, "sut")) from None
