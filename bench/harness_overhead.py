@@ -9,16 +9,22 @@
 
 Each figure is the median of ``--repeats`` rounds (default 3). Usage: ``python -m bench.harness_overhead``
 (``make bench``); ``--json PATH`` also writes the figures.
+
+``--tls`` measures (a)-(d) a second time in each round against a second SUT serving TLS with a bearer
+token (certificates from docker/make-certs.sh, made in a temp dir), and prints each TLS figure next to
+the plaintext one with their ratio: what TLS costs the measurement, from one invocation.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,25 +62,24 @@ async def _raw_stream(call: Any, req: bytes) -> tuple[int, int, int]:
     return first, time.perf_counter_ns() - t0, n
 
 
-def _channel_call(address: str) -> tuple[Any, Any]:
-    import grpc
-
+def _channel_call(address: str, transport: Any = None) -> tuple[Any, Any]:
+    from loadgen_harness import open_aio_channel
     from loadgen_harness._bridge import _CHANNEL_OPTIONS, _GENERATE
     from proto import inference_pb2
 
-    ch = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+    ch = open_aio_channel(address, transport, options=_CHANNEL_OPTIONS)
     call = ch.unary_stream(
         _GENERATE, request_serializer=None, response_deserializer=inference_pb2.GenerateChunk.FromString
     )
     return ch, call
 
 
-def raw_throughput(address: str, requests: list[bytes], seconds: float) -> dict[str, float]:
+def raw_throughput(address: str, requests: list[bytes], seconds: float, transport: Any = None) -> dict[str, float]:
     """(a): closed loop, RAW_CONCURRENCY streams in flight, for ``seconds``."""
     import uvloop
 
     async def main() -> dict[str, float]:
-        ch, call = _channel_call(address)
+        ch, call = _channel_call(address, transport)
         await _raw_stream(call, requests[0])  # connect outside the timed window
         deadline = time.perf_counter() + seconds
         tokens = 0
@@ -98,12 +103,12 @@ def raw_throughput(address: str, requests: list[bytes], seconds: float) -> dict[
     return uvloop.run(main())
 
 
-def raw_ttft(address: str, requests: list[bytes], qps: float, n: int) -> dict[str, float]:
+def raw_ttft(address: str, requests: list[bytes], qps: float, n: int, transport: Any = None) -> dict[str, float]:
     """The raw RPC's TTFT at an open-loop rate of ``qps`` (same pacing as the harness run in (c))."""
     import uvloop
 
     async def main() -> dict[str, float]:
-        ch, call = _channel_call(address)
+        ch, call = _channel_call(address, transport)
         await _raw_stream(call, requests[0])
         ttfts: list[int] = []
         tasks = []
@@ -129,13 +134,21 @@ def raw_ttft(address: str, requests: list[bytes], qps: float, n: int) -> dict[st
 
 
 def harness_run(
-    address: str, dataset: Path, out: Path, run_id: str, qps: float, duration_s: float, metrics_port: int | None = None
+    address: str,
+    dataset: Path,
+    out: Path,
+    run_id: str,
+    qps: float,
+    duration_s: float,
+    metrics_port: int | None = None,
+    transport: Any = None,
 ) -> Any:
-    from loadgen_harness import RunConfig, run_benchmark
+    from loadgen_harness import RunConfig, TransportSecurity, run_benchmark
 
     cfg = RunConfig(
         scenario="Server",
         sut=address,
+        transport=transport or TransportSecurity(),
         dataset=str(dataset),
         qps=qps,
         duration_s=duration_s,
@@ -147,7 +160,9 @@ def harness_run(
     return run_benchmark(cfg)
 
 
-def harness_cpu(address: str, dataset: Path, out: Path, tag: str, qps: float, metrics: bool) -> float:
+def harness_cpu(
+    address: str, dataset: Path, out: Path, tag: str, qps: float, metrics: bool, transport: Any = None
+) -> float:
     """Harness CPU time (all threads of this process: LoadGen, bridge, logging) per query, in us.
 
     CPU time per query is far less sensitive to other load on a shared machine than a rate is.
@@ -160,7 +175,7 @@ def harness_cpu(address: str, dataset: Path, out: Path, tag: str, qps: float, me
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
     c0 = time.process_time()
-    res = harness_run(address, dataset, out, tag, qps, 4.0, metrics_port=port)
+    res = harness_run(address, dataset, out, tag, qps, 4.0, metrics_port=port, transport=transport)
     return (time.process_time() - c0) / max(res.n_queries, 1) * 1e6
 
 
@@ -168,7 +183,9 @@ def _ok(res: Any) -> bool:
     return bool(res.valid) and not res.warnings and res.n_errors == 0
 
 
-def max_valid_qps(address: str, dataset: Path, out: Path, tag: str, start: float = 250.0) -> dict[str, Any]:
+def max_valid_qps(
+    address: str, dataset: Path, out: Path, tag: str, start: float = 250.0, transport: Any = None
+) -> dict[str, Any]:
     """(b): double from ``start`` until a run is not VALID, then bisect to ~5 %."""
     trace: list[tuple[float, bool, float]] = []
     n = 0
@@ -177,7 +194,7 @@ def max_valid_qps(address: str, dataset: Path, out: Path, tag: str, start: float
         nonlocal n
         n += 1
         dur = max(2.0, 800.0 / q)  # >= 800 queries: enough for early stopping at p99
-        res = harness_run(address, dataset, out, f"{tag}-{n:02d}", q, dur)
+        res = harness_run(address, dataset, out, f"{tag}-{n:02d}", q, dur, transport=transport)
         ok = _ok(res)
         trace.append((q, ok, float(res.tokens_per_second or 0.0)))
         print(f"    probe {q:8.1f} QPS: {'VALID' if ok else 'not valid'}  tokens/s {res.tokens_per_second or 0:.0f}")
@@ -198,6 +215,72 @@ def max_valid_qps(address: str, dataset: Path, out: Path, tag: str, start: float
     return {"max_valid_qps": lo, "tokens_per_s": best_tps, "trace": trace}
 
 
+def measure(
+    addr: str, dataset: Path, requests: list[bytes], out: Path, tag: str, args: Any, transport: Any = None
+) -> dict[str, float]:
+    """(a)-(d) against the SUT at ``addr`` (over ``transport``); prints each figure as it comes."""
+    raw = raw_throughput(addr, requests, args.raw_seconds, transport)
+    print(f"  (a) raw grpc.aio: {raw['tokens_per_s']:.0f} tokens/s, {raw['rpcs_per_s']:.0f} RPC/s")
+    peak = max_valid_qps(addr, dataset, out, f"{tag}-peak", transport=transport)
+    ratio = peak["tokens_per_s"] / raw["tokens_per_s"] if raw["tokens_per_s"] else 0.0
+    print(
+        f"  (b) harness max VALID Server QPS {peak['max_valid_qps']:.0f} "
+        f"({peak['tokens_per_s']:.0f} tokens/s, {ratio:.2f} of raw)"
+    )
+    raw_t = raw_ttft(addr, requests, 10.0, args.ttft_queries, transport)
+    res = harness_run(addr, dataset, out, f"{tag}-ttft", 10.0, args.ttft_queries / 10.0, transport=transport)
+    h50, h99 = res.ttft_ms.p50 or 0.0, res.ttft_ms.p99 or 0.0
+    print(
+        f"  (c) TTFT at 10 QPS: harness p50 {h50:.3f} / p99 {h99:.3f} ms, raw p50 {raw_t['p50_ms']:.3f} / "
+        f"p99 {raw_t['p99_ms']:.3f} ms -> overhead p50 {h50 - raw_t['p50_ms']:.3f} / "
+        f"p99 {h99 - raw_t['p99_ms']:.3f} ms"
+    )
+    raw_cpu = raw_ttft(addr, requests, 100.0, 400, transport)["cpu_us_per_rpc"]
+    cpu_off = harness_cpu(addr, dataset, out, f"{tag}-cpu-off", 100.0, metrics=False, transport=transport)
+    cpu_on = harness_cpu(addr, dataset, out, f"{tag}-cpu-on", 100.0, metrics=True, transport=transport)
+    print(
+        f"  (d) CPU per query, open loop at 100 QPS: raw RPC {raw_cpu:.0f} us, harness {cpu_off:.0f} us "
+        f"(metrics on: {cpu_on:.0f} us); closed-loop raw at saturation {raw['cpu_us_per_rpc']:.0f} us"
+    )
+    return {
+        "raw_tokens_per_s": raw["tokens_per_s"],
+        "raw_rpcs_per_s": raw["rpcs_per_s"],
+        "raw_cpu_us_per_rpc_saturated": raw["cpu_us_per_rpc"],
+        "raw_cpu_us_per_rpc_100qps": raw_cpu,
+        "harness_cpu_us_per_query": cpu_off,
+        "harness_cpu_us_per_query_metrics_on": cpu_on,
+        "max_valid_qps": peak["max_valid_qps"],
+        "harness_tokens_per_s": peak["tokens_per_s"],
+        "ratio": ratio,
+        "harness_ttft_p50_ms": h50,
+        "harness_ttft_p99_ms": h99,
+        "raw_ttft_p50_ms": raw_t["p50_ms"],
+        "raw_ttft_p99_ms": raw_t["p99_ms"],
+        "ttft_overhead_p50_ms": h50 - raw_t["p50_ms"],
+        "ttft_overhead_p99_ms": h99 - raw_t["p99_ms"],
+    }
+
+
+@contextlib.contextmanager
+def tls_sut(serve: list[str], tmp: Path) -> Iterator[tuple[str, Any]]:
+    """A second SUT serving TLS with a bearer token, and the TransportSecurity that reaches it."""
+    import subprocess
+
+    import grpc
+
+    import sut
+    from loadgen_harness import TransportSecurity
+
+    secrets = tmp / "secrets"
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(["bash", str(root / "docker" / "make-certs.sh"), str(secrets)], check=True, capture_output=True)
+    tls = ["--tls-cert", str(secrets / "server.crt"), "--tls-key", str(secrets / "server.key")]
+    tls += ["--auth-token-file", str(secrets / "sut_token")]
+    probe = grpc.ssl_channel_credentials((secrets / "ca.crt").read_bytes())
+    with sut.spawn_server([*serve, *tls], credentials=probe) as server:
+        yield server.address, TransportSecurity(tls_ca=secrets / "ca.crt", token_file=secrets / "sut_token")
+
+
 def main(argv: list[str] | None = None) -> int:
     import sut
 
@@ -206,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--raw-seconds", type=float, default=5.0)
     ap.add_argument("--ttft-queries", type=int, default=100, help="queries at 10 QPS for (c)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--tls", action="store_true", help="also measure over TLS + a bearer token, next to plaintext")
     args = ap.parse_args(argv)
     if args.repeats < 1:
         ap.error("--repeats: expected a positive count")
@@ -216,52 +300,16 @@ def main(argv: list[str] | None = None) -> int:
         requests = _requests(dataset)
         serve = ["--artifact", "sim-instant", "--dataset", str(dataset), "--chunk-size", str(CHUNK_SIZE)]
         rounds: list[dict[str, float]] = []
-        with sut.spawn_server(serve) as server:
-            addr = server.address
+        tls_rounds: list[dict[str, float]] = []
+        with contextlib.ExitStack() as stack:
+            addr = stack.enter_context(sut.spawn_server(serve)).address
+            secure = stack.enter_context(tls_sut(serve, tmp)) if args.tls else None
             for r in range(args.repeats):
-                print(f"round {r + 1}/{args.repeats}")
-                raw = raw_throughput(addr, requests, args.raw_seconds)
-                print(f"  (a) raw grpc.aio: {raw['tokens_per_s']:.0f} tokens/s, {raw['rpcs_per_s']:.0f} RPC/s")
-                peak = max_valid_qps(addr, dataset, tmp / "out", f"r{r}-peak")
-                ratio = peak["tokens_per_s"] / raw["tokens_per_s"] if raw["tokens_per_s"] else 0.0
-                print(
-                    f"  (b) harness max VALID Server QPS {peak['max_valid_qps']:.0f} "
-                    f"({peak['tokens_per_s']:.0f} tokens/s, {ratio:.2f} of raw)"
-                )
-                raw_t = raw_ttft(addr, requests, 10.0, args.ttft_queries)
-                res = harness_run(addr, dataset, tmp / "out", f"r{r}-ttft", 10.0, args.ttft_queries / 10.0)
-                h50, h99 = res.ttft_ms.p50 or 0.0, res.ttft_ms.p99 or 0.0
-                print(
-                    f"  (c) TTFT at 10 QPS: harness p50 {h50:.3f} / p99 {h99:.3f} ms, raw p50 {raw_t['p50_ms']:.3f} / "
-                    f"p99 {raw_t['p99_ms']:.3f} ms -> overhead p50 {h50 - raw_t['p50_ms']:.3f} / "
-                    f"p99 {h99 - raw_t['p99_ms']:.3f} ms"
-                )
-                raw_cpu = raw_ttft(addr, requests, 100.0, 400)["cpu_us_per_rpc"]
-                cpu_off = harness_cpu(addr, dataset, tmp / "out", f"r{r}-cpu-off", 100.0, metrics=False)
-                cpu_on = harness_cpu(addr, dataset, tmp / "out", f"r{r}-cpu-on", 100.0, metrics=True)
-                print(
-                    f"  (d) CPU per query, open loop at 100 QPS: raw RPC {raw_cpu:.0f} us, harness {cpu_off:.0f} us "
-                    f"(metrics on: {cpu_on:.0f} us); closed-loop raw at saturation {raw['cpu_us_per_rpc']:.0f} us"
-                )
-                rounds.append(
-                    {
-                        "raw_tokens_per_s": raw["tokens_per_s"],
-                        "raw_rpcs_per_s": raw["rpcs_per_s"],
-                        "raw_cpu_us_per_rpc_saturated": raw["cpu_us_per_rpc"],
-                        "raw_cpu_us_per_rpc_100qps": raw_cpu,
-                        "harness_cpu_us_per_query": cpu_off,
-                        "harness_cpu_us_per_query_metrics_on": cpu_on,
-                        "max_valid_qps": peak["max_valid_qps"],
-                        "harness_tokens_per_s": peak["tokens_per_s"],
-                        "ratio": ratio,
-                        "harness_ttft_p50_ms": h50,
-                        "harness_ttft_p99_ms": h99,
-                        "raw_ttft_p50_ms": raw_t["p50_ms"],
-                        "raw_ttft_p99_ms": raw_t["p99_ms"],
-                        "ttft_overhead_p50_ms": h50 - raw_t["p50_ms"],
-                        "ttft_overhead_p99_ms": h99 - raw_t["p99_ms"],
-                    }
-                )
+                print(f"round {r + 1}/{args.repeats}" + (" (plaintext)" if secure else ""))
+                rounds.append(measure(addr, dataset, requests, tmp / "out", f"r{r}", args))
+                if secure is not None:
+                    print(f"round {r + 1}/{args.repeats} (TLS + bearer token)")
+                    tls_rounds.append(measure(secure[0], dataset, requests, tmp / "out", f"r{r}-tls", args, secure[1]))
     med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     print(f"\nmedians of {len(rounds)} rounds ({OUTPUT_TOKENS}-token outputs, chunk {CHUNK_SIZE}):")
     for k, v in med.items():
@@ -273,8 +321,16 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for name, ok in goals:
         print(f"  goal {name}: {'met' if ok else 'MISSED'}")
+    report: dict[str, Any] = {"medians": med, "rounds": rounds}
+    if tls_rounds:
+        tls_med = {k: statistics.median(r[k] for r in tls_rounds) for k in tls_rounds[0]}
+        print(f"\nTLS + bearer token vs plaintext, medians of {len(tls_rounds)} rounds (same SUT backend, one run):")
+        for k, v in tls_med.items():
+            ratio = v / med[k] if med[k] else float("nan")
+            print(f"  {k:36s} plaintext {med[k]:12.3f}  TLS {v:12.3f}  TLS/plaintext {ratio:6.3f}")
+        report |= {"tls_medians": tls_med, "tls_rounds": tls_rounds}
     if args.json:
-        args.json.write_text(json.dumps({"medians": med, "rounds": rounds}, indent=2) + "\n")
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 

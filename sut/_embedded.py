@@ -246,9 +246,12 @@ def _die_with_parent_hook() -> Callable[[], None] | None:
 _PR_SET_PDEATHSIG = 1
 
 
-def spawn_server(extra_args: list[str] | None = None, *, timeout_s: float = 60.0) -> ServerProcess:
+def spawn_server(
+    extra_args: list[str] | None = None, *, timeout_s: float = 60.0, credentials: grpc.ChannelCredentials | None = None
+) -> ServerProcess:
     """Start ``python -m sut serve --port 0 --port-file F [extra_args]``; wait until it is SERVING.
 
+    ``credentials`` reach a child serving TLS (``--tls-cert``) for the readiness probe.
     The child dies with this process (Linux), and the private temp dir that holds the port file is
     removed as soon as the port is known or the start failed.
     """
@@ -286,7 +289,7 @@ def spawn_server(extra_args: list[str] | None = None, *, timeout_s: float = 60.0
             time.sleep(0.02)
         shutil.rmtree(tmpdir, ignore_errors=True)
         remaining = max(1.0, deadline - time.monotonic())
-        if not wait_serving(handle.address, remaining):
+        if not wait_serving(handle.address, remaining, credentials):
             raise SutStartError(
                 f"SUT at {handle.address} not SERVING within {timeout_s:.0f} s: {handle.stderr_tail().strip()}"
             )
