@@ -164,29 +164,62 @@ class GateInputs(BaseModel):
     source: str = ""
 
 
-# Where the gate expects each report when it is missing (see gate._discover and ``lpuperf gate --help``).
+# Where the gate expects each report when it is missing (see gate._discover and ``lpuperf gate --help``),
+# and the command that writes it there: a missing report is named as missing, with the way to make it.
 MISSING_RESULTS = "no run results (results.json of the performance run)"
-MISSING_ACCURACY = "no accuracy report (expected accuracy.json next to the run, or --accuracy PATH)"
-MISSING_FIDELITY = "no fidelity report (expected fidelity*.json next to the run, or --fidelity PATH)"
 
 
-def _missing_compliance(check: ComplianceCheck) -> str:
-    return f"no {check} report (expected one next to the run, or --compliance {check}=PATH)"
+def _run_coordinates(r: RunResult | None) -> tuple[str, str, str] | None:
+    """(OUT, RUN_ID, SCENARIO) of an lpuperf run at OUT/<run-id>/<scenario>/<mode>/; None for other directories."""
+    if r is None:
+        return "OUT", "RUN_ID", "SCENARIO"
+    d = Path(r.log_dir) if r.log_dir else None
+    if d is None or len(d.parents) < 3 or d.parent.parent.name != r.run_id:
+        return None  # not laid out by lpuperf (e.g. a published MLPerf result): only the flag helps
+    return str(d.parents[2]), r.run_id, d.parent.name
 
 
-def _accuracy_score(report: AccuracyReport | None, metric: str) -> tuple[float | None, str]:
+def missing_accuracy(r: RunResult | None, what: str = "accuracy") -> str:
+    """Why there is no accuracy (or fidelity) report, and the command that writes one next to the run."""
+    name, flag = ("accuracy.json", "--accuracy") if what == "accuracy" else ("fidelity*.json", "--fidelity")
+    where = _run_coordinates(r)
+    if where is None:
+        return f"no {what} report next to the run ({name}); give {flag} PATH"
+    out, run_id, scenario = where
+    return (
+        f"no {what} report next to the run ({name}): run `lpuperf accuracy --results {out} --run-id {run_id} "
+        f"--scenario {scenario}` (with the run's --sut or --artifact) first, or give {flag} PATH"
+    )
+
+
+def missing_compliance(check: ComplianceCheck, r: RunResult | None) -> str:
+    """Why there is no compliance report for ``check``, and the command that writes one next to the run."""
+    where = _run_coordinates(r)
+    if where is None:
+        return f"no {check} report next to the run; give --compliance {check}=PATH"
+    out, run_id, scenario = where
+    if check == "context":
+        cmd = f"lpuperf compliance context --out {out} --run-id {run_id}"
+    else:  # TEST06 writes the strict checks' report too
+        cmd = f"lpuperf compliance test06 --out {out} --run-id {run_id} --scenario {scenario}"
+    return f"no {check} report next to the run: run `{cmd}` (with the run's --sut or --artifact) first, or give --compliance {check}=PATH"
+
+
+def _accuracy_score(report: AccuracyReport | None, metric: str, r: RunResult | None = None) -> tuple[float | None, str]:
     """(score 0..100, why missing) for ``metric`` in an accuracy report."""
     if report is None:
-        return None, MISSING_ACCURACY
+        return None, missing_accuracy(r)
     value = report.scores_percent.get(metric)
     known = ", ".join(sorted(report.scores_percent)) or "none"
     return value, f"no '{metric}' in the accuracy report's scores_percent (has: {known})"
 
 
-def _fidelity_category(report: FidelityReport | None, category: str) -> tuple[CategoryFidelity | None, str]:
+def _fidelity_category(
+    report: FidelityReport | None, category: str, r: RunResult | None = None
+) -> tuple[CategoryFidelity | None, str]:
     """The section for ``category`` ("*" = overall) and why it is missing when it is."""
     if report is None:
-        return None, MISSING_FIDELITY
+        return None, missing_accuracy(r, "fidelity")
     if category == "*":
         return report.overall, "no finite value in the fidelity report's overall section"
     known = ", ".join(sorted(report.by_category)) or "none"
@@ -238,7 +271,7 @@ def evaluate_slo(slo: SloSpec, inputs: GateInputs) -> GateReport:
     out = _results_objectives(slo, inputs.results)
     for acc in slo.accuracy:
         name = f"accuracy_{acc.metric}"
-        value, missing = _accuracy_score(inputs.accuracy, acc.metric)
+        value, missing = _accuracy_score(inputs.accuracy, acc.metric, inputs.results)
         if acc.min_value is not None:
             out.append(check_min(name, value, acc.min_value, missing=missing))
         if acc.min_fraction_of_baseline is not None:
@@ -254,7 +287,7 @@ def evaluate_slo(slo: SloSpec, inputs: GateInputs) -> GateReport:
                 out.append(check_min(name, value, floor, what=what, missing=missing))
     for fid in slo.fidelity:
         tag = "all" if fid.category == "*" else fid.category
-        section, missing = _fidelity_category(inputs.fidelity, fid.category)
+        section, missing = _fidelity_category(inputs.fidelity, fid.category, inputs.results)
         if fid.min_exact_match_fraction is not None:
             v = None if section is None else section.exact_match_fraction
             out.append(check_min(f"fidelity_exact_match[{tag}]", v, fid.min_exact_match_fraction, missing=missing))
@@ -264,7 +297,7 @@ def evaluate_slo(slo: SloSpec, inputs: GateInputs) -> GateReport:
     for check in slo.compliance_must_pass:
         outcome = inputs.compliance.get(check)
         if outcome is None:
-            out.append(check_pass(f"compliance_{check}", None, _missing_compliance(check)))
+            out.append(check_pass(f"compliance_{check}", None, missing_compliance(check, inputs.results)))
         else:
             out.append(check_pass(f"compliance_{check}", outcome.passed, outcome.message))
     return GateReport(slo=slo.name, source=inputs.source, passed=all(o.passed for o in out), objectives=out)

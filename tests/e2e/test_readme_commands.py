@@ -9,6 +9,7 @@ The commands that read a run directory (gate, compare, report) run for real agai
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -168,3 +169,7 @@ def test_run_directory_command_runs(cmd: str, run_dir: Path) -> None:
     else:  # gate: the short run is not VALID, so a violation (1) is fine; 2 would be bad input
         assert proc.returncode in (0, 1), out
         assert (run_dir / "gate.json").is_file() and (run_dir / "gate.junit.xml").is_file(), out
+        # The README's SLO asks only for what the run the README shows has: no objective lacks its evidence.
+        objectives = json.loads((run_dir / "gate.json").read_text())["objectives"]
+        lacking = [o["line"] for o in objectives if "no evidence" in o["line"] or "next to the run" in o["line"]]
+        assert not lacking, f"README gate example needs reports a plain run lacks: {cmd}\n{lacking}"

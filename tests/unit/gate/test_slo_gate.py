@@ -180,15 +180,36 @@ def test_each_missing_report_is_named() -> None:
     assert lines["ttft_p99"].startswith("ttft_p99: no run results (results.json")
     assert lines["accuracy_rougeL"] == (
         "accuracy_rougeL: no evidence (no baseline rougeL; set 'baseline' or give a baseline report; "
-        "no accuracy report (expected accuracy.json next to the run, or --accuracy PATH))"
+        "no accuracy report next to the run (accuracy.json): run `lpuperf accuracy --results OUT --run-id RUN_ID "
+        "--scenario SCENARIO` (with the run's --sut or --artifact) first, or give --accuracy PATH)"
     )
     with_baseline = GateInputs(baseline_accuracy=AccuracyReport(scores_percent={"rougeL": 28.6}))
     (acc,) = [o for o in evaluate_slo(SloSpec.model_validate(FULL_SLO), with_baseline).objectives if "rougeL" in o.name]
-    assert acc.line.startswith("accuracy_rougeL: no accuracy report (expected accuracy.json")
-    assert lines["fidelity_rouge_l[all]"].startswith("fidelity_rouge_l[all]: no fidelity report (expected fidelity")
+    assert acc.line.startswith("accuracy_rougeL: no accuracy report next to the run (accuracy.json): run `lpuperf")
+    assert lines["fidelity_rouge_l[all]"].startswith("fidelity_rouge_l[all]: no fidelity report next to the run")
     assert lines["compliance_TEST06"] == (
-        "compliance_TEST06: no evidence (no TEST06 report (expected one next to the run, or --compliance TEST06=PATH))"
+        "compliance_TEST06: no evidence (no TEST06 report next to the run: run `lpuperf compliance test06 --out OUT "
+        "--run-id RUN_ID --scenario SCENARIO` (with the run's --sut or --artifact) first, "
+        "or give --compliance TEST06=PATH)"
     )
+
+
+def test_a_missing_report_names_the_command_that_writes_it_next_to_the_run() -> None:
+    """A plain performance run gated on an SLO that needs more: each missing report says how to make it."""
+    results = RunResult.model_validate(clean_results(log_dir="results/nightly/Server/performance", run_id="nightly"))
+    report = evaluate_slo(SloSpec.model_validate(FULL_SLO), GateInputs(results=results))
+    lines = {o.name: o.line for o in report.violations}
+    acc_cmd = "`lpuperf accuracy --results results --run-id nightly --scenario Server`"
+    assert lines["accuracy_rougeL"].startswith("accuracy_rougeL: no evidence (no baseline rougeL")
+    assert acc_cmd in lines["accuracy_rougeL"] and "no accuracy report next to the run" in lines["accuracy_rougeL"]
+    assert acc_cmd in lines["fidelity_rouge_l[all]"]
+    assert "`lpuperf compliance test06 --out results --run-id nightly --scenario Server`" in lines["compliance_TEST06"]
+    assert "`lpuperf compliance context --out results --run-id nightly`" in lines["compliance_context"]
+    # A directory lpuperf did not lay out (a published MLPerf result): no command to run there, only the flag.
+    published = RunResult.model_validate(clean_results(log_dir="sub/closed/acme/results/s/llama2-70b-99/Server"))
+    other = evaluate_slo(SloSpec.model_validate(FULL_SLO), GateInputs(results=published))
+    line = next(o.line for o in other.violations if o.name == "fidelity_rouge_l[all]")
+    assert line.endswith("no fidelity report next to the run (fidelity*.json); give --fidelity PATH (minimum 95.0)")
 
 
 def test_a_report_without_the_metric_or_category_is_named() -> None:
