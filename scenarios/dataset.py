@@ -28,10 +28,10 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TypedDict
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictInt, ValidationError
 
 from common import atomic_path
 
@@ -49,7 +49,7 @@ class _Header(BaseModel):
     name: str = Field(min_length=1)
     eos_token_id: StrictInt = Field(ge=0)
     tokenizer: str = ""
-    decoder: dict[str, Any] | None = None
+    decoder: dict[str, JsonValue] | None = None
 
 
 class _SampleRow(BaseModel):
@@ -62,6 +62,18 @@ class _SampleRow(BaseModel):
     target: str
     answer: str | None = None
     reference_ids: list[StrictInt] = Field(min_length=1)
+
+
+class DatasetRow(TypedDict):
+    """One sample line of the file, as :meth:`Dataset.iter_rows` yields it."""
+
+    index: int
+    category: str
+    prompt: str
+    input_ids: list[int]
+    target: str
+    answer: str | None
+    reference_ids: list[int]
 
 
 class ByteDecoder:
@@ -78,17 +90,24 @@ class ByteDecoder:
         get = self.pieces.get
         return b"".join(get(int(i), b"") for i in ids).decode("utf-8", errors="replace")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, JsonValue]:
         return {"kind": "byte_pieces", "pieces": {str(k): v.hex() for k, v in sorted(self.pieces.items())}}
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any], where: str) -> ByteDecoder:
-        if raw.get("kind") != "byte_pieces" or not isinstance(raw.get("pieces"), dict):
+    def from_json(cls, raw: dict[str, JsonValue], where: str) -> ByteDecoder:
+        pieces = raw.get("pieces")
+        if raw.get("kind") != "byte_pieces" or not isinstance(pieces, dict):
             raise DatasetError(f"{where}: field 'decoder': expected {{'kind': 'byte_pieces', 'pieces': {{...}}}}")
         try:
-            return cls({int(k): bytes.fromhex(v) for k, v in raw["pieces"].items()})
+            return cls({int(k): bytes.fromhex(_hex_text(v)) for k, v in pieces.items()})
         except (ValueError, TypeError):
             raise DatasetError(f"{where}: field 'decoder.pieces': expected {{id: hex string}}") from None
+
+
+def _hex_text(value: JsonValue) -> str:
+    if not isinstance(value, str):
+        raise TypeError("a piece is not a hex string")
+    return value
 
 
 @dataclass
@@ -127,7 +146,7 @@ class Dataset:
             raise DatasetError(f"{self.source or self.name}: dataset has no decoder; pass a tokenizer")
         return self.decoder.decode(ids)
 
-    def iter_rows(self) -> Iterator[dict[str, Any]]:
+    def iter_rows(self) -> Iterator[DatasetRow]:
         for i in range(len(self)):
             yield {
                 "index": i,

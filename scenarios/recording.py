@@ -16,12 +16,15 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from common import atomic_path
 from scenarios.dataset import DatasetError
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
 
 RECORDING_FORMAT = "lpuperf-recording/1"
 
@@ -31,7 +34,7 @@ class Recording:
     precision: str
     outputs: list[np.ndarray]  # int32 each
     dataset_sha256: str = ""
-    provenance: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, JsonValue] = field(default_factory=dict)  # free-form: what made the recording
     source: str = ""
 
     def __len__(self) -> int:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from common import write_json_atomic
 from scenarios import ReferencePrompt, write_prompts
@@ -98,6 +98,15 @@ class RecordingSummary(BaseModel):
     identical_to_fp32: int
     generation_seconds: float
     shards: int
+
+
+class CheckpointRun(BaseModel):
+    """A generation checkpoint's provenance (its ``Recording.provenance``): outputs cut at max_new_tokens,
+    generation seconds, and the shards it was merged from."""
+
+    capped: int
+    seconds: float
+    shards: int = 1
 
 
 class ReferenceSetProvenance(BuildProvenance):
@@ -195,9 +204,10 @@ def _merge_shards(ckpt: Path, n_prompts: int) -> bool:
         for k, rec in enumerate(recs):
             for j, out in enumerate(rec.outputs):
                 outputs[k + j * n] = out
-        prov = {
-            "capped": sum(int(r.provenance["capped"]) for r in recs),
-            "seconds": max(float(r.provenance["seconds"]) for r in recs),
+        runs = [CheckpointRun.model_validate(r.provenance) for r in recs]
+        prov: dict[str, JsonValue] = {
+            "capped": sum(r.capped for r in runs),
+            "seconds": max(r.seconds for r in runs),
             "shards": n,
         }
         save_recording(Recording(precision=recs[0].precision, outputs=outputs, provenance=prov), ckpt)
@@ -245,9 +255,10 @@ def build_reference_set(cfg: BuildConfig) -> ReferenceSetProvenance:
             if model is not ref_model:
                 del model
         rec = load_recording(ckpt)
-        per_precision[precision] = (rec.outputs, int(rec.provenance["capped"]), float(rec.provenance["seconds"]))
+        run = CheckpointRun.model_validate(rec.provenance)
+        per_precision[precision] = (rec.outputs, run.capped, run.seconds)
         # Shards are separate engine runs, so batch composition (and near-tie tokens) depends on them.
-        shards[precision] = int(rec.provenance.get("shards", 1))
+        shards[precision] = run.shards
         _log(f"{precision}: outputs from {ckpt}")
     fp32_outputs = per_precision["fp32"][0]
     used: set[int] = set()
