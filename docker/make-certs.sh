@@ -2,7 +2,8 @@
 # Secrets for the compose stack (docker/compose.yaml), made locally with openssl; nothing is checked in.
 #   docker/make-certs.sh [DIR]      (default DIR: docker/secrets; existing files are kept)
 # Writes: ca.crt/ca.key (a private CA), server.crt/server.key (TLS for the SUT's gRPC and metrics ports
-# and the harness's metrics port: names sut, harness, localhost, 127.0.0.1), sut_token (the bearer
+# and the harness's metrics port: names sut, harness, localhost, 127.0.0.1), client.crt/client.key (a
+# harness certificate for a SUT that requires mTLS), sut_token (the bearer
 # token the harness sends to the SUT), metrics_token (what Prometheus sends to both exporters) and
 # grafana_admin_password. Keys and secrets are readable by the containers' uid (they are bind-mounted
 # as compose secrets); the directory itself is private to you.
@@ -26,9 +27,17 @@ if [ ! -s server.crt ]; then
     -extfile server.ext -out server.crt 2>/dev/null
   rm -f server.csr server.ext ca.srl
 fi
+if [ ! -s client.crt ]; then  # for a SUT that requires client certificates (lpuperf serve --tls-client-ca)
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/O=lpuperf/CN=lpuperf-harness" \
+    -keyout client.key -out client.csr 2>/dev/null
+  printf '%s\n' "basicConstraints=critical,CA:FALSE" "extendedKeyUsage=clientAuth" > client.ext
+  openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days "$days" \
+    -extfile client.ext -out client.crt 2>/dev/null
+  rm -f client.csr client.ext ca.srl
+fi
 for name in sut_token metrics_token grafana_admin_password; do
   [ -s "$name" ] || openssl rand -hex 24 > "$name"
 done
-chmod 644 ca.crt server.crt server.key sut_token metrics_token grafana_admin_password
+chmod 644 ca.crt server.crt server.key client.crt client.key sut_token metrics_token grafana_admin_password
 chmod 600 ca.key
 echo "secrets in $dir (CA ca.crt; grafana user admin, password in grafana_admin_password)"

@@ -240,7 +240,7 @@ def test_make_certs_script_makes_a_verifiable_set(tmp_path: Path) -> None:
     compose = _yaml(COMPOSE)
     for secret in compose["secrets"].values():
         assert (out / Path(secret["file"]).name).stat().st_size > 0, secret
-    check = [openssl, "verify", "-CAfile", str(out / "ca.crt"), str(out / "server.crt")]
+    check = [openssl, "verify", "-CAfile", str(out / "ca.crt"), str(out / "server.crt"), str(out / "client.crt")]
     assert subprocess.run(check, capture_output=True, timeout=30).returncode == 0
     sans = subprocess.run(
         [openssl, "x509", "-in", str(out / "server.crt"), "-noout", "-ext", "subjectAltName"],
