@@ -16,7 +16,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "find-peak",
         help="find the highest VALID Server QPS (bound, bisect, confirm)",
         description="Bound the search with short Offline and SingleStream runs (Erlang-C estimate), bisect with "
-        "short Server runs, confirm the result with a full-length run. Writes OUT/<run-id>/find_peak.json.",
+        "short Server runs, confirm the result with a full-length run (never shorter than a probe; a failed confirm "
+        "steps the rate down). Writes OUT/<run-id>/find_peak.json, find_peak.html (the sweep chart) and every run "
+        "under OUT/<run-id>/probes/.",
     )
     p.add_argument("--benchmark", default="embedded")
     p.add_argument("--dataset", help="dataset spec (default: the benchmark's)")
@@ -93,16 +95,23 @@ def run_find_peak(args: argparse.Namespace) -> int:
         raise UsageError(str(exc).splitlines()[0]) from None
     out = args.out / run_id / "find_peak.json"
     record(args, args.out, result)
+    for failure in result.confirm_failures:
+        print(f"find-peak: confirm run failed at {failure}")
+    chart = out.with_name("find_peak.html")
     if result.peak_qps is None:
-        print(f"find-peak: no VALID Server rate confirmed (bracket {result.bracket}); trace in {out}")
+        lo, hi = result.bracket
+        print(
+            f"find-peak: no VALID Server rate confirmed (probes passed up to {lo:.1f} qps, failed from "
+            f"{'-' if hi is None else f'{hi:.1f}'} qps; every confirm run failed, see above); trace {out}, chart {chart}"
+        )
         return 1
     ev = result.evidence
     assert ev is not None
     print(
         f"find-peak: peak {result.peak_qps:.1f} qps, confirmed by a {ev.duration_s or 0:.0f} s run "
-        f"({'preset length' if cfg.confirm_duration_s is None else 'requested length'}): "
-        f"{'VALID' if ev.valid else 'INVALID'}, completed {ev.completed_qps or 0:.1f} qps, "
+        f"(at least as long as the preset{'' if cfg.confirm_duration_s is None else ', --confirm-duration'} and "
+        f"every probe): {'VALID' if ev.valid else 'INVALID'}, completed {ev.completed_qps or 0:.1f} qps, "
         f"TTFT p99 {ev.ttft_p99_ms or 0:.1f} ms, TPOT p99 {ev.tpot_p99_ms or 0:.1f} ms; logs {ev.log_dir}"
     )
-    print(f"find-peak: report {out}")
+    print(f"find-peak: report {out}, chart {chart}")
     return 0

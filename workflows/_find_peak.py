@@ -13,8 +13,15 @@
    so "VALID but completed below scheduled" or "VALID with a growing backlog" counts as overloaded. The search
    steps geometrically until it brackets the peak, then bisects until the bracket is within
    ``resolution``.
-3. **Confirm.** The best passing rate is re-run at full (preset) length; if that fails the rate steps
-   down by ``resolution`` and is confirmed again (bounded).
+3. **Confirm.** The best passing rate is re-run at full (preset) length, and never shorter than the
+   longest probe (a shorter run gives LoadGen's early stopping fewer queries than the probe it
+   confirms). A confirm run INVALID only for lack of queries is rerun once, twice as long. Any other
+   failure steps the rate down, by ``resolution`` and then by twice the previous step (bounded), so a
+   confirmable rate is reached in a few runs; the result is the best confirmed rate with the reasons
+   the higher ones failed (``confirm_failures``).
+
+Every run goes under one directory, ``OUT/<run-id>/probes/<nn>-<kind>/``, next to ``find_peak.json``
+and ``find_peak.html`` (the sweep chart: each rate's TTFT p99 and verdict against the limit).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from common import RunId
 from loadgen_harness import RunResult, TransportSecurity
 
 Verdict = Literal["PASS", "OVERLOADED", "INVALID", "ERRORS"]
+PEAK_REPORT_FILE = "find_peak.html"
 
 
 class FindPeakConfig(BaseModel):
@@ -61,7 +69,7 @@ class FindPeakConfig(BaseModel):
     # Completed rate / the rate a keeping-up SUT shows (drain tail removed); below it a probe is overloaded.
     completed_ratio: float = Field(default=0.95, gt=0, le=1)
     max_probes: int = Field(default=10, ge=2, le=40)
-    max_confirms: int = Field(default=3, ge=1, le=10)
+    max_confirms: int = Field(default=5, ge=1, le=10)
     time_budget_s: float = Field(default=1800.0, gt=0)
 
 
@@ -118,6 +126,9 @@ class FindPeakResult(BaseModel):
     peak_qps: float | None
     confirmed: bool
     bracket: tuple[float, float | None]
+    # "<rate> qps: <verdict and reason>" for each confirm run that failed, highest rate first.
+    confirm_failures: list[str] = Field(default_factory=list)
+    out_dir: str = ""  # OUT/<run-id>: find_peak.json, find_peak.html and probes/
     estimate: PeakEstimate | None = None
     ttft_limit_ms: float | None = None
     tpot_limit_ms: float | None = None
@@ -283,6 +294,11 @@ class PeakSearch:
         self.ttft_limit_ms: float | None = None
         self._n = 0
 
+    @property
+    def probes_dir(self) -> Path:
+        """Where every run of this search goes: one directory, not siblings of other runs in OUT."""
+        return Path(self.cfg.out_dir) / self.run_id / "probes"
+
     def _run(self, scenario: str, kind: ProbeKind, qps: float | None, duration: float | None) -> Probe:
         from loadgen_harness import RunConfig, run_benchmark
 
@@ -298,8 +314,8 @@ class PeakSearch:
                 "transport": self.cfg.transport,
                 "qps": qps,
                 "duration_s": duration,
-                "out_dir": self.cfg.out_dir,
-                "run_id": f"{self.run_id}-{self._n:02d}-{kind}",
+                "out_dir": self.probes_dir,
+                "run_id": f"{self._n:02d}-{kind}",
                 "max_new_tokens": self.cfg.max_new_tokens,
             }
         )
@@ -377,23 +393,18 @@ class PeakSearch:
             if hi / lo - 1.0 <= cfg.resolution:
                 break
             q = math.sqrt(lo * hi) if hi_seen_fail else min(lo * 1.25, 0.99 * hi)
-        evidence: Probe | None = None
-        confirmed = False
-        confirms = 0
-        while lo is not None and confirms < cfg.max_confirms:
-            confirms += 1
-            confirm_s = cfg.confirm_duration_s
-            if confirm_s is not None:
-                confirm_s = max(confirm_s, cfg.min_probe_queries / lo)
-            p = self._run("Server", "confirm", lo, confirm_s)
-            if p.verdict == "PASS":
-                evidence, confirmed = p, True
-                break
-            hi, lo = lo, lo * (1.0 - cfg.resolution)
+        evidence, failures = self._confirm(lo, t0)
+        confirmed = evidence is not None
+        if evidence is not None:
+            # Every failed confirm run was above the one that passed: the lowest of them bounds the peak.
+            lo = evidence.qps
+            failed = [p.qps for p in self.trace if p.kind == "confirm" and p.verdict != "PASS" and p.qps]
+            hi = min(failed) if failed else hi
         return FindPeakResult(
             peak_qps=lo if confirmed else None,
             confirmed=confirmed,
-            bracket=(lo or 0.0, hi),
+            bracket=(round(lo or 0.0, 4), None if hi is None else round(hi, 4)),
+            confirm_failures=failures,
             estimate=est,
             ttft_limit_ms=ttft_limit_ms,
             tpot_limit_ms=tpot_limit_ms,
@@ -402,6 +413,51 @@ class PeakSearch:
             artifact=self.artifact,
             elapsed_s=time.monotonic() - t0,
         )
+
+    def _confirm_duration(self, qps: float) -> float | None:
+        """At least the preset's length and the longest probe's; None keeps the preset (and its submittability)."""
+        longest = max((p.duration_s or 0.0 for p in self.trace if p.kind == "probe"), default=0.0)
+        longest = max(longest, self.cfg.min_probe_queries / qps)
+        if self.cfg.confirm_duration_s is not None:
+            return max(self.cfg.confirm_duration_s, longest)
+        preset_s = preset_duration_s(self.cfg.benchmark, self.cfg.preset, qps)
+        return None if preset_s is not None and preset_s >= longest else max(preset_s or 0.0, longest)
+
+    def _confirm(self, lo: float | None, t0: float) -> tuple[Probe | None, list[str]]:
+        """Confirm ``lo`` at full length, stepping down on failure; (the passing run or None, failure lines)."""
+        failures: list[str] = []
+        step = self.cfg.resolution
+        runs = 0
+        while lo is not None and runs < self.cfg.max_confirms:
+            if runs and time.monotonic() - t0 > self.cfg.time_budget_s:
+                failures.append(
+                    f"time budget of {self.cfg.time_budget_s:.0f} s spent before {lo:.1f} qps was confirmed"
+                )
+                break
+            runs += 1
+            duration = self._confirm_duration(lo)
+            p = self._run("Server", "confirm", lo, duration)
+            if p.verdict == "INVALID" and _short_of_evidence(p) and runs < self.cfg.max_confirms:
+                runs += 1
+                p = self._run("Server", "confirm", lo, 2 * (duration or p.duration_s or 0.0) or None)
+            if p.verdict == "PASS":
+                return p, failures
+            why = "; ".join(p.reasons) or "see its logs"
+            failures.append(f"{lo:.1f} qps: {p.verdict} for {p.duration_s or 0:.0f} s ({why})")
+            lo = lo * (1.0 - step)
+            step = min(2 * step, 0.25)
+        return None, failures
+
+
+def preset_duration_s(benchmark: str, preset: str, qps: float) -> float | None:
+    """The Server run length the preset gives at ``qps`` (s); None when the benchmark is unknown here."""
+    from scenarios import SettingsError, plan_settings
+
+    try:
+        plan = plan_settings("Server", benchmark, preset, "performance", {"qps": qps})
+    except SettingsError:
+        return None
+    return plan.min_duration_ms / 1000.0
 
 
 def find_peak(cfg: FindPeakConfig, echo: Callable[[str], None] = print) -> FindPeakResult:
@@ -425,9 +481,14 @@ def find_peak(cfg: FindPeakConfig, echo: Callable[[str], None] = print) -> FindP
     except ValidationError as exc:
         raise RunError(first_error_line(exc, "sut")) from None
     with launch_sut(target) as running:
-        result = PeakSearch(cfg, running.address, echo).run(ttft, tpot)
-    run_id = cfg.run_id or "find-peak"
-    write_atomic(Path(cfg.out_dir) / run_id / "find_peak.json", result.model_dump_json(indent=2) + "\n")
+        search = PeakSearch(cfg, running.address, echo)
+        result = search.run(ttft, tpot)
+    out = Path(cfg.out_dir) / search.run_id
+    result.out_dir = str(out)
+    write_atomic(out / "find_peak.json", result.model_dump_json(indent=2) + "\n")
+    from workflows._peak_chart import write_peak_report
+
+    write_peak_report(result, out / PEAK_REPORT_FILE)
     return result
 
 

@@ -75,3 +75,12 @@ def test_find_peak_is_within_10_percent_of_analytic_capacity(tmp_path: Path) -> 
     assert saved["evidence"]["verdict"] == "PASS" and saved["evidence"]["valid"] is True
     # The search saw at least one failing (overloaded or invalid) probe above the peak.
     assert any(p["verdict"] not in (None, "PASS") for p in saved["trace"]), trace
+    # Every run sits under the search's own directory; the sweep chart is beside find_peak.json.
+    out = tmp_path / "out"
+    assert [d.name for d in out.iterdir()] == ["peak"]
+    runs = sorted(d.name for d in (out / "peak" / "probes").iterdir())
+    assert runs[:2] == ["01-offline", "02-singlestream"] and len(runs) == len(saved["trace"])
+    assert all(p["log_dir"].startswith(str(out / "peak" / "probes")) for p in saved["trace"])
+    assert 'class="point"' in (out / "peak" / "find_peak.html").read_text()
+    longest_probe = max(p["duration_s"] for p in saved["trace"] if p["kind"] == "probe")
+    assert all(p["duration_s"] >= longest_probe for p in saved["trace"] if p["kind"] == "confirm")
