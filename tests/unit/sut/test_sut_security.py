@@ -142,3 +142,26 @@ def test_bad_security_settings_are_one_line(tmp_path: Path, pki: Pki) -> None:
     empty.write_text("", encoding="utf-8")
     with pytest.raises(UsageError, match="the file is empty"):
         ServerSecurity(auth_token_file=empty).token()
+
+
+def test_serve_takes_the_token_from_the_environment_and_a_spawned_sut_does_not(
+    monkeypatch: pytest.MonkeyPatch, token_file: Path
+) -> None:
+    import argparse
+
+    from loadgen_harness import fetch_artifact
+    from sut import spawn_server
+    from sut._cli import add_serve_arguments, server_security_from_args
+
+    monkeypatch.setenv("LPUPERF_AUTH_TOKEN", TOKEN)
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    grpc_side, _ = server_security_from_args(parser.parse_args([]))
+    assert grpc_side.auth_token_env == "LPUPERF_AUTH_TOKEN" and grpc_side.token() == TOKEN
+    grpc_side, _ = server_security_from_args(parser.parse_args(["--auth-token-file", str(token_file)]))
+    assert grpc_side.auth_token_env is None and grpc_side.auth_token_file == token_file
+    # A SUT the harness spawns is plaintext and open for its parent, whatever the environment holds.
+    with spawn_server(["--artifact", "sim-instant", "--dataset", "synthetic:4:1"]) as child:
+        assert fetch_artifact(child.address)["artifact_id"] == "sim-instant"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--auth-token", TOKEN])
