@@ -191,7 +191,15 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
     from loadgen_harness._bridge import Bridge, DatasetQSL
     from loadgen_harness._preflight import context_overflow_error, manifest_count
     from loadgen_harness._results import ProgressTicker, progress_printer
-    from scenarios import DatasetError, SettingsError, UserConfError, get_benchmark, plan_settings, resolve_dataset
+    from scenarios import (
+        DatasetError,
+        SettingsError,
+        SettingsOverrides,
+        UserConfError,
+        get_benchmark,
+        plan_settings,
+        resolve_dataset,
+    )
 
     try:
         bench = get_benchmark(cfg.benchmark)
@@ -201,7 +209,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
             bench,
             cfg.preset,
             cfg.mode,
-            {"qps": cfg.qps, "duration_s": cfg.duration_s, "min_query_count": cfg.min_query_count},
+            SettingsOverrides(qps=cfg.qps, duration_s=cfg.duration_s, min_query_count=cfg.min_query_count),
             sample_count=min(len(dataset), bench.total_sample_count),
         )
         if cfg.user_conf is not None and not Path(cfg.user_conf).is_file():

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
         ScenarioSettings,
         SettingsOverrides,
     )
-    from scenarios._userconf import UserConfError, apply_user_conf, mlperf_conf_defaults
+    from scenarios._userconf import MlperfRules, UserConfError, apply_user_conf, mlperf_conf_defaults
     from scenarios.dataset import ByteDecoder, Dataset, DatasetError, load_dataset, save_dataset
     from scenarios.recording import Recording, load_recording, save_recording
     from scenarios.synthetic import SYNTH_EOS, synthetic_dataset
@@ -88,7 +88,7 @@ __getattr__ = lazy_exports(
             "ScenarioSettings",
             "SettingsOverrides",
         ],
-        "scenarios._userconf": ["UserConfError", "apply_user_conf", "mlperf_conf_defaults"],
+        "scenarios._userconf": ["MlperfRules", "UserConfError", "apply_user_conf", "mlperf_conf_defaults"],
         "scenarios.dataset": ["ByteDecoder", "Dataset", "DatasetError", "load_dataset", "save_dataset"],
         "scenarios.recording": ["Recording", "load_recording", "save_recording"],
         "scenarios.synthetic": ["SYNTH_EOS", "synthetic_dataset"],
@@ -107,6 +107,7 @@ __all__ = [
     "Dataset",
     "DatasetError",
     "LoadGenScenario",
+    "MlperfRules",
     "Preset",
     "Recording",
     "ReferencePrompt",

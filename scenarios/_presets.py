@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from common import RegistryError, first_error_line
+from common import RegistryError
 from scenarios._benchmarks import BenchmarkError, BenchmarkProfile, get_benchmark
 from scenarios._plugins import get_scenario
 from scenarios._scenario import LoadGenScenario, Preset, Scenario, ScenarioName, SettingsOverrides
@@ -25,6 +25,9 @@ from scenarios._userconf import SEED_FIELDS, apply_user_conf, mlperf_conf_defaul
 
 Mode = Literal["performance", "accuracy"]
 SUBMISSION_MIN_DURATION_S = 600.0
+# Names as given (a CLI string) -> the typed value.
+_PRESETS: dict[str, Preset] = {"quick": "quick", "submission": "submission"}
+_MODES: dict[str, Mode] = {"performance": "performance", "accuracy": "accuracy"}
 
 
 class SettingsError(ValueError):
@@ -85,8 +88,8 @@ class SettingsPlan(BaseModel):
             # Without a conf file TestSettings' seeds are 0; MLPerf's checker wants mlperf.conf's seeds.
             defaults = mlperf_conf_defaults(self.loadgen_model, self.loadgen_scenario)
             for name in SEED_FIELDS:
-                setattr(s, name, int(defaults[name]))
-        values: dict[str, Any] = {
+                setattr(s, name, defaults.seed(name))
+        values: dict[str, int | float | bool | None] = {
             "min_duration_ms": self.min_duration_ms,
             "max_duration_ms": self.max_duration_ms,
             "min_query_count": self.min_query_count,
@@ -116,7 +119,7 @@ def plan_settings(
     benchmark: str | BenchmarkProfile = "embedded",
     preset: str = "quick",
     mode: str = "performance",
-    overrides: SettingsOverrides | dict[str, Any] | None = None,
+    overrides: SettingsOverrides | None = None,
     sample_count: int | None = None,
 ) -> SettingsPlan:
     """Validate the combination and produce the plan; raise SettingsError with one line on bad input."""
@@ -125,14 +128,13 @@ def plan_settings(
         bench.check_scenario(scenario)
     except BenchmarkError as exc:
         raise SettingsError(str(exc)) from None
-    if preset not in ("quick", "submission"):
+    run_preset = _PRESETS.get(preset)
+    if run_preset is None:
         raise SettingsError(f"preset: expected 'quick' or 'submission', got '{preset}'")
-    if mode not in ("performance", "accuracy"):
+    run_mode = _MODES.get(mode)
+    if run_mode is None:
         raise SettingsError(f"mode: expected 'performance' or 'accuracy', got '{mode}'")
-    try:
-        ov = overrides if isinstance(overrides, SettingsOverrides) else SettingsOverrides(**(overrides or {}))
-    except ValidationError as exc:
-        raise SettingsError(first_error_line(exc, "overrides")) from None
+    ov = overrides if overrides is not None else SettingsOverrides()
     try:
         runner: Scenario = get_scenario(scenario)
     except RegistryError as exc:
@@ -142,25 +144,7 @@ def plan_settings(
     dur_s = ov.duration_s or (cfg.quick_duration_s if quick else SUBMISSION_MIN_DURATION_S)
     min_q = ov.min_query_count or (cfg.quick_min_query_count if quick else cfg.submission_min_query_count)
     limits = bench.limits_for(scenario)
-    plan: dict[str, Any] = {
-        "scenario": scenario,
-        "loadgen_scenario": runner.loadgen_scenario,
-        "mode": mode,
-        "benchmark": bench.name,
-        "loadgen_model": bench.loadgen_model_for(scenario),
-        "preset": preset,
-        "submittable": False,
-        "min_duration_ms": int(dur_s * 1000),
-        "max_duration_ms": int(ov.max_duration_s * 1000) if ov.max_duration_s else 0,
-        "min_query_count": min_q,
-        "ttft_latency_ns": int(limits[0] * 1e6) if limits else None,
-        "tpot_latency_ns": int(limits[1] * 1e6) if limits else None,
-        "performance_sample_count_override": sample_count,
-        # MLPerf requires it for LLMs, but it raises the minimum query count to the performance sample
-        # count, which would stretch a quick run; quick runs are not submittable anyway.
-        "sample_concatenate_permutation": not quick,
-    }
-    plan.update(runner.settings(bench, "quick" if quick else "submission", ov).model_dump(exclude_none=True))
+    scen = runner.settings(bench, run_preset, ov)  # the scenario's own fields
     explicit = [
         name
         for name, given in (
@@ -172,17 +156,40 @@ def plan_settings(
         )
         if given
     ]
-    plan["explicit"] = explicit
-    # Only an unmodified submission preset at MLPerf's durations can produce a submittable result.
-    plan["submittable"] = not quick and not explicit and plan["min_duration_ms"] >= SUBMISSION_MIN_DURATION_S * 1000
-    return SettingsPlan(**plan)
+    # A duration the scenario sets replaces the preset's.
+    min_duration_ms = scen.min_duration_ms if scen.min_duration_ms is not None else int(dur_s * 1000)
+    return SettingsPlan(
+        scenario=scenario,
+        loadgen_scenario=runner.loadgen_scenario,
+        mode=run_mode,
+        benchmark=bench.name,
+        loadgen_model=bench.loadgen_model_for(scenario),
+        preset=run_preset,
+        # Only an unmodified submission preset at MLPerf's durations can produce a submittable result.
+        submittable=not quick and not explicit and min_duration_ms >= SUBMISSION_MIN_DURATION_S * 1000,
+        min_duration_ms=min_duration_ms,
+        max_duration_ms=int(ov.max_duration_s * 1000) if ov.max_duration_s else 0,
+        min_query_count=min_q,
+        server_target_qps=scen.server_target_qps,
+        offline_expected_qps=scen.offline_expected_qps,
+        single_stream_expected_latency_ns=scen.single_stream_expected_latency_ns,
+        multi_stream_expected_latency_ns=scen.multi_stream_expected_latency_ns,
+        multi_stream_samples_per_query=scen.multi_stream_samples_per_query,
+        ttft_latency_ns=int(limits[0] * 1e6) if limits else None,
+        tpot_latency_ns=int(limits[1] * 1e6) if limits else None,
+        performance_sample_count_override=sample_count,
+        # MLPerf requires it for LLMs, but it raises the minimum query count to the performance sample
+        # count, which would stretch a quick run; quick runs are not submittable anyway.
+        sample_concatenate_permutation=not quick,
+        explicit=explicit,
+    )
 
 
 def build_test_settings(
     scenario: str,
     benchmark: str | BenchmarkProfile = "embedded",
     preset: str = "quick",
-    overrides: SettingsOverrides | dict[str, Any] | None = None,
+    overrides: SettingsOverrides | None = None,
     mode: str = "performance",
     user_conf: str | Path | None = None,
     sample_count: int | None = None,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import json
 import math
 import re
 import subprocess
@@ -19,6 +18,10 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from common import first_error_line
 
 # conf-file key -> TestSettings attributes it can set (which one depends on the scenario).
 CONF_KEY_FIELDS: dict[str, tuple[str, ...]] = {
@@ -101,7 +104,8 @@ LOADGEN_CONF_KEYS: dict[str, _Key] = {
 }
 _lock = threading.Lock()
 _loaded: tuple[str, str, str] | None = None
-_snapshot: dict[str, Any] = {}
+# The TestSettings attribute values the first load produced (LoadGen's own types), replayed with setattr.
+_snapshot: dict[str, object] = {}
 
 
 class UserConfError(ValueError):
@@ -109,6 +113,31 @@ class UserConfError(ValueError):
 
 
 SEED_FIELDS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
+
+
+class MlperfRules(BaseModel):
+    """LoadGen's own mlperf.conf values for a (model, scenario): the official seeds, the minimum duration
+    and the token-latency limits (what MLPerf's checker holds a run to)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    qsl_rng_seed: int
+    sample_index_rng_seed: int
+    schedule_rng_seed: int
+    min_duration_ms: int
+    use_token_latencies: bool = False
+    ttft_latency: int | None = Field(default=None, description="ns")
+    tpot_latency: int | None = Field(default=None, description="ns")
+    sample_concatenate_permutation: bool = False
+
+    def seed(self, key: str) -> int:
+        """One of :data:`SEED_FIELDS` by name."""
+        return {
+            "qsl_rng_seed": self.qsl_rng_seed,
+            "sample_index_rng_seed": self.sample_index_rng_seed,
+            "schedule_rng_seed": self.schedule_rng_seed,
+        }[key]
+
 
 # Reads LoadGen's embedded mlperf.conf in a child process: FromConfig applies it on its first call,
 # and a second FromConfig in one process marks the run invalid, so this process must not call it.
@@ -131,7 +160,7 @@ _DEFAULT_KEYS = (
 
 
 @functools.lru_cache(maxsize=32)
-def mlperf_conf_defaults(model: str, scenario: str) -> dict[str, Any]:
+def mlperf_conf_defaults(model: str, scenario: str) -> MlperfRules:
     """LoadGen's own mlperf.conf values for (model, scenario): the official seeds, min duration, limits."""
     proc = subprocess.run(
         [sys.executable, "-c", _DEFAULTS_SCRIPT, model, scenario, ",".join(_DEFAULT_KEYS)],
@@ -142,8 +171,10 @@ def mlperf_conf_defaults(model: str, scenario: str) -> dict[str, Any]:
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserConfError(f"cannot read LoadGen's mlperf.conf for {model}/{scenario}: {tail}")
-    rules: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return rules
+    try:
+        return MlperfRules.model_validate_json(proc.stdout.strip().splitlines()[-1])
+    except ValidationError as exc:
+        raise UserConfError(first_error_line(exc, f"LoadGen's mlperf.conf for {model}/{scenario}")) from None
 
 
 def _settings_fields(settings: Any) -> list[str]:

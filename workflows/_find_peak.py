@@ -451,11 +451,13 @@ class PeakSearch:
 
 def preset_duration_s(benchmark: str, preset: str, qps: float) -> float | None:
     """The Server run length the preset gives at ``qps`` (s); None when the benchmark is unknown here."""
-    from scenarios import SettingsError, plan_settings
+    from pydantic import ValidationError
+
+    from scenarios import SettingsError, SettingsOverrides, plan_settings
 
     try:
-        plan = plan_settings("Server", benchmark, preset, "performance", {"qps": qps})
-    except SettingsError:
+        plan = plan_settings("Server", benchmark, preset, "performance", SettingsOverrides(qps=qps))
+    except (SettingsError, ValidationError):  # an unknown benchmark or preset, or a qps no run could have
         return None
     return plan.min_duration_ms / 1000.0
 

@@ -19,11 +19,11 @@ from loadgen_harness._interrupt import (
     run_test,
     server_outstanding_limit,
 )
-from scenarios import plan_settings
+from scenarios import SettingsOverrides, plan_settings
 
 
 def _settings(scenario: str, mode: str = "performance", **overrides: Any) -> Any:
-    return plan_settings(scenario, "embedded", "quick", mode, overrides).to_test_settings()
+    return plan_settings(scenario, "embedded", "quick", mode, SettingsOverrides(**overrides)).to_test_settings()
 
 
 def test_absurd_plans_are_refused_naming_qps_and_duration() -> None:

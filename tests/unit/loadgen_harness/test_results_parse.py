@@ -16,7 +16,7 @@ import pytest
 from loadgen_harness import RunResult, load_query_records, load_results, parse_detail_log
 from loadgen_harness._records import QueryRecords
 from loadgen_harness._results import fill_from_detail, parse_summary_token_latencies, save_results
-from scenarios import plan_settings
+from scenarios import SettingsOverrides, plan_settings
 
 
 def _real_loadgen_run(out: Path, qps: float, duration_s: float) -> Path:
@@ -29,7 +29,7 @@ def _real_loadgen_run(out: Path, qps: float, duration_s: float) -> Path:
             lg.FirstTokenComplete([lg.QuerySampleResponse(s.id, tokens.ctypes.data, 4)])
             lg.QuerySamplesComplete([lg.QuerySampleResponse(s.id, tokens.ctypes.data, tokens.nbytes, 4)])
 
-    plan = plan_settings("Server", "embedded", "quick", overrides={"qps": qps, "duration_s": duration_s})
+    plan = plan_settings("Server", "embedded", "quick", overrides=SettingsOverrides(qps=qps, duration_s=duration_s))
     settings = plan.to_test_settings()
     sut = lg.ConstructSUT(issue, lambda: None)
     qsl = lg.ConstructQSL(16, 16, lambda _i: None, lambda _i: None)

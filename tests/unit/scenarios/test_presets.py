@@ -8,10 +8,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from scenarios import (
     BENCHMARKS,
     SettingsError,
+    SettingsOverrides,
     get_benchmark,
     plan_settings,
     scenario_presets,
@@ -29,8 +31,8 @@ def test_every_scenario_has_a_registered_preset(scenario: str) -> None:
 
 
 def test_interactive_is_server_with_interactive_limits() -> None:
-    server = plan_settings("Server", "llama2-70b", "quick", overrides={"qps": 5})
-    inter = plan_settings("Interactive", "llama2-70b", "quick", overrides={"qps": 5})
+    server = plan_settings("Server", "llama2-70b", "quick", overrides=SettingsOverrides(qps=5))
+    inter = plan_settings("Interactive", "llama2-70b", "quick", overrides=SettingsOverrides(qps=5))
     assert inter.loadgen_scenario == "Server"
     assert (server.ttft_latency_ns, server.tpot_latency_ns) == (2000 * 10**6, 200 * 10**6)
     assert (inter.ttft_latency_ns, inter.tpot_latency_ns) == (450 * 10**6, 40 * 10**6)
@@ -58,35 +60,45 @@ def test_submission_uses_mlperf_durations() -> None:
     assert ms.multi_stream_samples_per_query == 8
     assert ms.min_query_count == 662
     # Any override makes a submission run non-submittable.
-    assert plan_settings("Server", "llama2-70b", "submission", overrides={"qps": 3}).submittable is False
+    assert plan_settings("Server", "llama2-70b", "submission", overrides=SettingsOverrides(qps=3)).submittable is False
 
 
 def test_quick_server_is_sized_for_early_stopping() -> None:
-    plan = plan_settings("Server", "embedded", "quick", overrides={"qps": 50})
+    plan = plan_settings("Server", "embedded", "quick", overrides=SettingsOverrides(qps=50))
     assert plan.server_target_qps == 50
     assert plan.server_target_qps * plan.min_duration_ms / 1000 >= 500
     # An explicit duration is honoured even when it is short.
-    assert plan_settings("Server", "embedded", "quick", overrides={"qps": 50, "duration_s": 3}).min_duration_ms == 3000
+    assert (
+        plan_settings("Server", "embedded", "quick", overrides=SettingsOverrides(qps=50, duration_s=3)).min_duration_ms
+        == 3000
+    )
 
 
 @pytest.mark.parametrize(
-    ("scenario", "benchmark", "overrides", "needle"),
+    ("scenario", "benchmark", "needle"),
     [
-        ("Interactive", "mixtral-8x7b", {}, "defines no interactive"),
-        ("Offline", "llama2-70b-interactive", {}, "runs only as Server/Interactive"),
-        ("Server", "embedded", {"qps": -1}, "field 'qps'"),
-        ("Server", "embedded", {"qps": float("nan")}, "field 'qps'"),
-        ("Server", "embedded", {"duration_s": 0}, "field 'duration_s'"),
-        ("Server", "gpt-9", {}, "benchmark: expected one of"),
-        ("Warp", "embedded", {}, "scenario: expected one of"),
+        ("Interactive", "mixtral-8x7b", "defines no interactive"),
+        ("Offline", "llama2-70b-interactive", "runs only as Server/Interactive"),
+        ("Server", "gpt-9", "benchmark: expected one of"),
+        ("Warp", "embedded", "scenario: expected one of"),
     ],
 )
-def test_invalid_combinations_give_one_line(scenario: str, benchmark: str, overrides: dict, needle: str) -> None:
+def test_invalid_combinations_give_one_line(scenario: str, benchmark: str, needle: str) -> None:
     with pytest.raises(SettingsError) as exc:
-        plan_settings(scenario, benchmark, "quick", overrides=overrides)
+        plan_settings(scenario, benchmark, "quick")
     msg = str(exc.value)
     assert needle in msg
     assert "\n" not in msg
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [({"qps": -1}, "qps"), ({"qps": float("nan")}, "qps"), ({"duration_s": 0}, "duration_s")],
+)
+def test_invalid_overrides_are_refused_by_their_model(overrides: dict[str, float], field: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        SettingsOverrides(**overrides)
+    assert exc.value.errors()[0]["loc"] == (field,)
 
 
 def test_bad_preset_and_mode() -> None:
@@ -99,7 +111,9 @@ def test_bad_preset_and_mode() -> None:
 def test_test_settings_fields() -> None:
     import mlperf_loadgen as lg
 
-    plan = plan_settings("Server", "embedded", "quick", overrides={"qps": 7, "duration_s": 2}, sample_count=64)
+    plan = plan_settings(
+        "Server", "embedded", "quick", overrides=SettingsOverrides(qps=7, duration_s=2), sample_count=64
+    )
     s = plan.to_test_settings()
     assert s.scenario == lg.TestScenario.Server
     assert s.mode == lg.TestMode.PerformanceOnly
@@ -109,7 +123,9 @@ def test_test_settings_fields() -> None:
     assert s.ttft_latency == 500 * 10**6
     assert s.tpot_latency == 50 * 10**6
     assert s.performance_sample_count_override == 64
-    off = plan_settings("Offline", "embedded", "quick", mode="accuracy", overrides={"qps": 9}).to_test_settings()
+    off = plan_settings(
+        "Offline", "embedded", "quick", mode="accuracy", overrides=SettingsOverrides(qps=9)
+    ).to_test_settings()
     assert off.scenario == lg.TestScenario.Offline
     assert off.mode == lg.TestMode.AccuracyOnly
     assert off.offline_expected_qps == 9
@@ -136,13 +152,13 @@ def test_conf_keys_and_malformed_lines(tmp_path: Path) -> None:
 _ONCE_SCRIPT = textwrap.dedent(
     """
     import sys
-    from scenarios import plan_settings, UserConfError
+    from scenarios import SettingsOverrides, UserConfError, plan_settings
 
     conf, other = sys.argv[1], sys.argv[2]
     plan = plan_settings("Server", "embedded", "quick")
     first = plan.to_test_settings(conf)
     second = plan.to_test_settings(conf)
-    forced = plan_settings("Server", "embedded", "quick", overrides={"qps": 11}).to_test_settings(conf)
+    forced = plan_settings("Server", "embedded", "quick", overrides=SettingsOverrides(qps=11)).to_test_settings(conf)
     print("qps", first.server_target_qps, second.server_target_qps, forced.server_target_qps)
     print("dur", plan.min_duration_ms, first.min_duration_ms, second.min_duration_ms)
     acc = plan_settings("Server", "embedded", "quick", mode="accuracy").to_test_settings(conf)
@@ -186,7 +202,7 @@ def test_build_test_settings_in_one_call() -> None:
 
     from scenarios import build_test_settings
 
-    s = build_test_settings("Interactive", "llama3_1-8b", "quick", {"qps": 4})
+    s = build_test_settings("Interactive", "llama3_1-8b", "quick", SettingsOverrides(qps=4))
     assert s.scenario == lg.TestScenario.Server
     assert (s.ttft_latency, s.tpot_latency) == (500 * 10**6, 30 * 10**6)
     assert s.server_target_qps == 4
@@ -199,4 +215,4 @@ def test_seeds_come_from_mlperf_conf_without_a_user_conf() -> None:
     s = build_test_settings("Server", "embedded", "quick")
     official = mlperf_conf_defaults("lpuperf-embedded", "Server")
     for name in ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed"):
-        assert getattr(s, name) == official[name] != 0
+        assert getattr(s, name) == official.seed(name) != 0
