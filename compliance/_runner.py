@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from common import RunId, read_json_object
+from common import BackendSpec, RunId, read_json_object
 from compliance._accuracy_log import (
     ComplianceInputError,
     eos_from_artifact,
@@ -52,7 +52,7 @@ class Test06Config(BaseModel):
     transport: TransportSecurity = Field(
         default_factory=TransportSecurity, description="TLS, client certificate and token for a running SUT (sut)"
     )
-    backend: dict[str, JsonValue] = Field(default_factory=dict, description="spawned SUT's backend config (SutTarget)")
+    backend: BackendSpec = Field(default_factory=dict, description="spawned SUT's backend config (SutTarget)")
     qps: float | None = Field(default=None, gt=0)
     max_new_tokens: int | None = Field(default=None, gt=0)
     out_dir: Path = Path("results")

@@ -34,7 +34,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from common import RunId
+from common import BackendSpec, RunId
 from loadgen_harness import RunResult, TransportSecurity
 
 Verdict = Literal["PASS", "OVERLOADED", "INVALID", "ERRORS"]
@@ -55,7 +55,7 @@ class FindPeakConfig(BaseModel):
     transport: TransportSecurity = Field(
         default_factory=TransportSecurity, description="TLS, client certificate and token for a running SUT (sut)"
     )
-    backend: dict[str, JsonValue] = Field(default_factory=dict, description="spawned SUT's backend config (SutTarget)")
+    backend: BackendSpec = Field(default_factory=dict, description="spawned SUT's backend config (SutTarget)")
     max_new_tokens: int | None = Field(default=None, gt=0)
     out_dir: Path = Path("results")
     run_id: RunId | None = None

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from common import (
+    BackendSpec,
     RunId,
     file_sha256,
     first_error_line,
@@ -309,7 +310,7 @@ class SubmissionRunConfig(BaseModel):
     transport: TransportSecurity = Field(
         default_factory=TransportSecurity, description="TLS, client certificate and token for a running SUT (sut)"
     )
-    backend: dict[str, JsonValue] = Field(default_factory=dict, description="spawned SUT's backend config (SutTarget)")
+    backend: BackendSpec = Field(default_factory=dict, description="spawned SUT's backend config (SutTarget)")
     qps: float | None = Field(default=None, gt=0)
     duration_s: float | None = Field(default=None, gt=0)
     test06_qps: float | None = Field(default=None, gt=0, description="TEST06 rate; None = qps")

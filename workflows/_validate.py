@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field
 
 from accuracy import AccuracyReport, FidelityReport
-from common import RunId, write_atomic
+from common import BackendSpec, RunId, write_atomic
 from compliance import CONTEXT_REPORT_FILE, ComplianceCheck, ComplianceOutcome, ContextVerdict, Test06Outcome
 from gate import GateInputs, GateReport, ObjectiveOutcome, SloSpec, evaluate_slo, fmt_number
 from loadgen_harness import RunResult, SutTarget, TransportSecurity, launch_sut
@@ -58,8 +58,8 @@ class ValidateConfig(BaseModel):
     max_new_tokens: int | None = Field(default=None, gt=0)
     out_dir: Path = Path("results")
     run_id: RunId | None = None
-    backend: dict[str, JsonValue] = Field(default_factory=dict, description="backend options for both spawned SUTs")
-    candidate_backend: dict[str, JsonValue] = Field(default_factory=dict, description="backend options, candidate only")
+    backend: BackendSpec = Field(default_factory=dict, description="backend options for both spawned SUTs")
+    candidate_backend: BackendSpec = Field(default_factory=dict, description="backend options, candidate only")
     transport: TransportSecurity = Field(
         default_factory=TransportSecurity, description="TLS, client certificate and token for a SUT given as host:port"
     )
@@ -119,7 +119,7 @@ class ValidateReport(BaseModel):
 
 
 def target_for(
-    artifact: str, backend: dict[str, JsonValue] | None = None, transport: TransportSecurity | None = None
+    artifact: str, backend: BackendSpec | None = None, transport: TransportSecurity | None = None
 ) -> SutTarget:
     """The SUT for an artifact spec: a running SUT's address, ``kind:precision``, else the sim's artifact.
 
@@ -132,7 +132,7 @@ def target_for(
         return SutTarget(address=artifact, transport=transport or TransportSecurity())
     kind, sep, precision = artifact.partition(":")
     if sep and kind in backends.names():
-        spec: dict[str, JsonValue] = {"kind": kind, "precision": precision}
+        spec: BackendSpec = {"kind": kind, "precision": precision}
     else:
         spec = {"artifact": artifact}  # a preset name or a manifest file, for the default backend
     return SutTarget(backend={**(backend or {}), **spec})
@@ -140,7 +140,7 @@ def target_for(
 
 @contextmanager
 def sut_for(
-    artifact: str, backend: dict[str, JsonValue] | None = None, transport: TransportSecurity | None = None
+    artifact: str, backend: BackendSpec | None = None, transport: TransportSecurity | None = None
 ) -> Iterator[str]:
     from loadgen_harness import launch_sut
 
