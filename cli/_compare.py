@@ -17,8 +17,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "tokens/s with bootstrap confidence intervals from queries.npz, error rate, accuracy and fidelity. A metric "
         "is better or worse only when its interval excludes zero; one without an interval gets no verdict.",
     )
-    p.add_argument("baseline", type=Path, help="baseline run directory or results.json")
-    p.add_argument("candidate", type=Path, help="candidate run directory or results.json")
+    p.add_argument("baseline", type=Path, help="baseline run directory or results.json, or an MLPerf result directory")
+    p.add_argument(
+        "candidate", type=Path, help="candidate run directory or results.json, or an MLPerf result directory"
+    )
     p.add_argument("--tolerance", type=float, default=0.05, help="relative latency/throughput tolerance (0.05)")
     p.add_argument("--accuracy-tolerance", type=float, default=0.01, help="relative accuracy tolerance (0.01)")
     p.add_argument("--fidelity-tolerance", type=float, default=0.02, help="absolute exact-match tolerance (0.02)")

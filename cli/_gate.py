@@ -1,9 +1,10 @@
 """``lpuperf gate RESULTS --slo FILE``: apply an SLO to a run; non-zero exit on any violation.
 
-RESULTS is a run directory (``OUT/<run-id>/<scenario>/<mode>/``) or its ``results.json``. Accuracy,
-fidelity and compliance reports are picked up next to it (see :func:`discover_reports`) or given
-explicitly. One line per violated objective goes to stdout; JSON and JUnit XML go next to the
-results (or where ``--json`` / ``--junit`` say) for CI systems.
+RESULTS is a run directory (``OUT/<run-id>/<scenario>/<mode>/``) or its ``results.json``, or a plain
+MLPerf result directory (read from LoadGen's logs). Accuracy, fidelity and compliance reports are
+picked up next to it (see :func:`discover_reports`) or given explicitly. One line per violated
+objective goes to stdout; JSON and JUnit XML go next to the results (or where ``--json`` /
+``--junit`` say) for CI systems.
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Apply an SLO (YAML/JSON) to a run directory. Prints one line per violated objective "
         "with value, limit and margin; writes gate.json and gate.junit.xml.",
     )
-    p.add_argument("results", help="run directory OUT/<run-id>/<scenario>/<mode>/ or its results.json")
+    p.add_argument(
+        "results",
+        help="run directory OUT/<run-id>/<scenario>/<mode>/ or its results.json, or an MLPerf result directory "
+        "(<scenario>/ or its performance/run_1/)",
+    )
     p.add_argument(
         "--slo", help="SLO file (YAML or JSON) or a packaged name, e.g. 'latency-only' (required without --against)"
     )

@@ -17,7 +17,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "plots from queries.npz (or LoadGen's trace log), the validity verdict with reasons, the effective "
         "settings and the artifact manifest.",
     )
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory holding results.json")
+    p.add_argument(
+        "run_dir",
+        type=Path,
+        metavar="RUN_DIR",
+        help="run directory holding results.json, or an MLPerf result directory (<scenario>/ or performance/run_1/)",
+    )
     p.add_argument("-o", "--out", type=out_file_arg, help="output file (default: RUN_DIR/report.html)")
     p.set_defaults(func=report_cli)
 

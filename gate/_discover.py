@@ -43,11 +43,19 @@ class ReportPaths(BaseModel):
 
 
 def results_file(path: str | Path) -> Path:
-    """``results.json`` for a run directory or file argument; UsageError naming the path otherwise."""
-    p = Path(path)
-    f = p / "results.json" if p.is_dir() else p
+    """``results.json`` of a run directory or file argument, or the detail log of a plain MLPerf result
+    directory (``<scenario>/``, ``performance/run_1/``); UsageError naming the path otherwise."""
+    from loadgen_harness import run_results_file
+
+    try:
+        f = run_results_file(path)
+    except FileNotFoundError:
+        f = Path(path)
     if not f.is_file():
-        raise UsageError(f"{path}: no results.json (expected a run directory OUT/<run-id>/<scenario>/<mode>/)")
+        raise UsageError(
+            f"{path}: no results.json (expected a run directory OUT/<run-id>/<scenario>/<mode>/, "
+            "or an MLPerf result directory <scenario>/performance/run_1/ with mlperf_log_detail.txt)"
+        )
     return f
 
 

@@ -16,6 +16,7 @@ from loadgen_harness._accuracy_log import (
 )
 from loadgen_harness._interrupt import MAX_PLANNED_SAMPLES, RunInterrupted
 from loadgen_harness._launcher import RunningSut, SutTarget, launch_sut
+from loadgen_harness._mlperf_dir import MLPERF_LOGS_PRESET, mlperf_log_dir, results_from_mlperf_logs, run_results_file
 from loadgen_harness._records import (
     QUERIES_FILE,
     QUERY_RECORD_DTYPE,
@@ -54,6 +55,7 @@ from loadgen_harness._transport import (
 __all__ = [
     "ACCURACY_LOG_FILE",
     "MAX_PLANNED_SAMPLES",
+    "MLPERF_LOGS_PRESET",
     "NO_AUDIT_CONFIG",
     "QUERIES_FILE",
     "QUERY_RECORD_DTYPE",
@@ -88,12 +90,15 @@ __all__ = [
     "launch_sut",
     "load_query_records",
     "load_results",
+    "mlperf_log_dir",
     "open_aio_channel",
     "open_channel",
     "parse_detail_log",
     "progress_printer",
     "read_accuracy_log_entries",
+    "results_from_mlperf_logs",
     "run_benchmark",
+    "run_results_file",
     "success_stats",
     "verdict_basis",
     "write_accuracy_log",

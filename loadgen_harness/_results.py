@@ -398,12 +398,18 @@ def save_results(res: RunResult, directory: str | Path) -> Path:
 
 
 def load_results(path: str | Path) -> RunResult:
-    """Load results.json from a run directory (OUT/<run-id>/<scenario>/<mode>/) or a file path."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / RESULTS_FILE
+    """The RunResult of a run directory (OUT/<run-id>/<scenario>/<mode>/) or its results.json.
+
+    A plain MLPerf result directory (a scenario directory, ``performance/run_1/``, or the detail log
+    itself) is read from LoadGen's logs instead (:mod:`loadgen_harness._mlperf_dir`).
+    """
+    from loadgen_harness._mlperf_dir import results_from_mlperf_logs, run_results_file
+
+    p = run_results_file(path) if Path(path).is_dir() else Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: results.json not found")
+    if p.name == DETAIL_FILE:
+        return results_from_mlperf_logs(p.parent)
     return RunResult.model_validate_json(p.read_text(encoding="utf-8"))
 
 

@@ -62,6 +62,7 @@ class ReportInputs:
     result: RunResult
     latencies_ms: dict[str, np.ndarray] = field(default_factory=dict)
     timeline: Timeline | None = None
+    notes: list[str] = field(default_factory=list)  # what the page cannot show, and why
 
 
 # ----------------------------------------------------------------------------------------------
@@ -73,18 +74,23 @@ def load_report_inputs(run_dir: str | Path) -> ReportInputs:
     from pydantic import ValidationError
 
     from common import first_error_line
-    from loadgen_harness import QUERIES_FILE, load_query_records, load_results
+    from loadgen_harness import MLPERF_LOGS_PRESET, QUERIES_FILE, load_query_records, load_results
 
     d = Path(run_dir)
     try:
         result = load_results(d)
     except FileNotFoundError:
-        raise ReportError(f"{d}: no results.json (expected a run directory OUT/<run-id>/<scenario>/<mode>/)") from None
+        raise ReportError(
+            f"{d}: no results.json (expected a run directory OUT/<run-id>/<scenario>/<mode>/, "
+            "or an MLPerf result directory <scenario>/performance/run_1/ with mlperf_log_detail.txt)"
+        ) from None
     except ValidationError as exc:
         raise ReportError(first_error_line(exc, str(d / "results.json"))) from None
     except (OSError, ValueError) as exc:
         raise ReportError(f"{d / 'results.json'}: cannot read run results ({exc})") from None
     inputs = ReportInputs(result=result)
+    if result.preset == MLPERF_LOGS_PRESET:
+        d = Path(result.log_dir)  # LoadGen's own log directory (e.g. performance/run_1/ of a scenario)
     if (d / QUERIES_FILE).is_file():
         try:
             records = load_query_records(d)
@@ -106,8 +112,10 @@ def load_report_inputs(run_dir: str | Path) -> ReportInputs:
             inputs.latencies_ms, inputs.timeline = trace_timings(d / TRACE_FILE)
         except OSError as exc:
             raise ReportError(f"{d / TRACE_FILE}: cannot read the LoadGen trace ({exc})") from None
-    else:
-        raise ReportError(f"{d}: no per-query timings (expected {QUERIES_FILE} or {TRACE_FILE})")
+    else:  # e.g. a published MLPerf result: LoadGen's figures only
+        inputs.notes.append(
+            f"No per-query timings in {d} ({QUERIES_FILE} or {TRACE_FILE}): no curves; LoadGen's figures above."
+        )
     return inputs
 
 
@@ -562,6 +570,7 @@ def render_report(inputs: ReportInputs) -> str:
             '<h2 id="validity">Validity</h2>',
             _summary_section(r),
             '<h2 id="plots-heading">Latency and throughput</h2>',
+            "".join(f'<p class="note" id="input-note-{i}">{e(n)}</p>' for i, n in enumerate(inputs.notes)),
             _plots_section(inputs),
             '<h2 id="settings">Settings and artifact</h2>',
             # LoadGen's raw settings are reference, not the verdict: folded away so they do not bury it.
