@@ -499,8 +499,8 @@ def verdict_basis(res: RunResult) -> list[str]:
             met.append(f"{label} {pct} {value:.1f} ms <= {_fmt_ms(limit)} ms")
     for need in res.early_stopping:
         line = (
-            f"{_LIMIT_LABELS[need.metric]} early stopping: {need.processed_queries} queries are too few to judge "
-            f"{pct}; LoadGen needs at least {need.needed_queries}"
+            f"{_LIMIT_LABELS[need.metric]} early stopping: the run had {need.processed_queries} queries; LoadGen "
+            f"needs at least {need.needed_queries} (every further one within the limit) to call {pct} within it"
         )
         if res.scheduled_qps:
             line += f" (~{math.ceil(need.needed_queries / res.scheduled_qps)} s at {res.scheduled_qps:.3g} qps)"

@@ -376,6 +376,7 @@ async def _serve(backend: Any, args: argparse.Namespace) -> int:
                 ssl_context=_http_ssl_context(args),
                 token=args.security.token(),
                 on_auth_refused=None if metrics is None else lambda reason: metrics.auth_refused("http", reason),
+                metrics=metrics,
             )
     except OSError as exc:
         await server.drain(0)

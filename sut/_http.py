@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from scenarios.dataset import Dataset
+    from sut._metrics import SutMetrics
 
 __all__ = ["HttpFault", "HttpFront", "HttpLimits", "parse_http_fault", "start_http_front"]
 
@@ -133,8 +134,12 @@ class HttpFront:
         token: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         on_auth_refused: Callable[[str], None] | None = None,
+        metrics: SutMetrics | None = None,
     ) -> None:
         self.backend = backend
+        # The SUT's metrics, shared with its gRPC server: this front's traffic is counted as front="http".
+        self._metrics = metrics
+        self.inflight = 0  # generation requests in progress
         # Every route but /health needs 'Authorization: Bearer <token>' when a token is set (401 otherwise).
         self._token = token.encode() if token else None
         self._ssl = ssl_context
@@ -156,6 +161,8 @@ class HttpFront:
         self._listener: asyncio.AbstractServer | None = None
         self._handler: type[web.RequestHandler] | None = None
         self._handler_tasks: set[asyncio.Task[Any]] = set()  # one per open connection
+        if metrics is not None:
+            metrics.bind_http(self)
         # One worker: big bodies and long prompts are parsed there one at a time, so a flood of them
         # costs the event loop (and the gRPC streams on it) at most a share of the GIL, never a stall.
         self._worker: ThreadPoolExecutor | None = None
@@ -188,6 +195,8 @@ class HttpFront:
         path = request.path
         if path in _GENERATION_PATHS and request.method == "POST":
             self.responses_by_status[status] = self.responses_by_status.get(status, 0) + 1
+            if self._metrics is not None:
+                self._metrics.request("OK" if status == 200 else str(status), "http")
         elif path != "/health":
             self.other_responses_by_status[status] = self.other_responses_by_status.get(status, 0) + 1
 
@@ -299,10 +308,23 @@ class HttpFront:
         return web.json_response({"object": "list", "data": [card]})
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, chat=False)
+        return await self._generation(request, chat=False)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        return await self._serve(request, chat=True)
+        return await self._generation(request, chat=True)
+
+    async def _generation(self, request: web.Request, chat: bool) -> web.StreamResponse:
+        self.inflight += 1
+        try:
+            return await self._serve(request, chat)
+        finally:
+            self.inflight -= 1
+
+    def _observe(self, ctx: Completion) -> None:
+        """Tokens streamed and prefill/decode times of one request, once it ended (however it ended)."""
+        if self._metrics is not None:
+            end = ctx.last_ns or time.time_ns()
+            self._metrics.generated("http", ctx.req.arrival_ns, ctx.first_ns, end, len(ctx.ids))
 
     def _error(
         self, status: int, message: str, code: str, param: str | None = None, headers: dict[str, str] | None = None
@@ -411,9 +433,14 @@ class HttpFront:
                 await ctx.run_to_end()
             except BackendError as exc:
                 return self.backend_error(exc)
+            finally:
+                self._observe(ctx)
             return web.json_response(ctx.full_body())
         usage = bool(body.stream_options is not None and body.stream_options.include_usage)
-        return await ctx.stream(request, usage)
+        try:
+            return await ctx.stream(request, usage)
+        finally:
+            self._observe(ctx)
 
     def text_decoder(self) -> TextDecoder:
         """A fresh id -> text delta decoder for one response."""
@@ -549,6 +576,7 @@ async def start_http_front(
     ssl_context: ssl.SSLContext | None = None,
     token: str | None = None,
     on_auth_refused: Callable[[str], None] | None = None,
+    metrics: SutMetrics | None = None,
 ) -> HttpFront:
     """Serve the OpenAI-compatible API over ``backend`` on the running event loop; return the front.
 
@@ -575,6 +603,7 @@ async def start_http_front(
         token=token,
         ssl_context=ssl_context,
         on_auth_refused=on_auth_refused,
+        metrics=metrics,
     )
     await front.start(host, port)
     return front

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import TYPE_CHECKING, NotRequired, TypedDict
 
@@ -92,6 +93,9 @@ class Completion:
         self.end: GenerationEnd | None = None
         self.pieces: list[str] = []
         self.chunk_size = max(1, front.backend.manifest.chunk_size)
+        # Wall-clock ns of the first and last backend output (the gRPC server's clock points too), 0: none.
+        self.first_ns = 0
+        self.last_ns = 0
 
     def _finish_reason(self) -> str:
         if self.end is not None and self.end.finish_reason:
@@ -133,6 +137,9 @@ class Completion:
                 self.end = item
                 continue
             ids = [int(i) for i in item]
+            if ids:
+                self.last_ns = time.time_ns()
+                self.first_ns = self.first_ns or self.last_ns
             # The first token travels alone (TTFT is measured on it); later ones at most chunk_size per event.
             step = self.chunk_size
             start = 0

@@ -1,12 +1,17 @@
 """Prometheus metrics of a SUT, on a registry of its own so several servers can share a process.
 
 Updated once per request (and gauges are read at scrape time), never per token.
+
+Traffic metrics carry a ``front`` label: ``grpc`` (``lpuperf.v1.Inference``, what the harness drives)
+or ``http`` (the OpenAI-compatible front that GuideLLM, AIPerf or ``vllm bench serve`` drive). Their
+``status`` is the final gRPC status name on the gRPC front and the HTTP status code on the HTTP
+front, ``OK`` for a success on either, so ``status!="OK"`` selects the failures of both.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -14,7 +19,10 @@ from sut._artifact import ArtifactManifest
 
 if TYPE_CHECKING:
     from common import ExporterSecurity, MetricsHttpServer
+    from sut._http import HttpFront
     from sut._server import SutServer
+
+Front = Literal["grpc", "http"]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -26,24 +34,35 @@ class SutMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "lpuperf_sut_requests", "Generate requests by final gRPC status", ["status"], registry=r
+            "lpuperf_sut_requests",
+            "Generation requests by front and final status (gRPC status name, or HTTP status code; OK on success)",
+            ["front", "status"],
+            registry=r,
         )
-        self.inflight = Gauge("lpuperf_sut_inflight_requests", "Generate streams in progress", registry=r)
+        self.inflight = Gauge(
+            "lpuperf_sut_inflight_requests", "Generation requests in progress, by front", ["front"], registry=r
+        )
         self.active_batch = Gauge("lpuperf_sut_active_batch_size", "Sequences decoding in the batch", registry=r)
         self.queue_depth = Gauge("lpuperf_sut_queue_depth", "Requests waiting for a batch slot", registry=r)
         self.prefill = Histogram(
             "lpuperf_sut_prefill_seconds",
-            "Arrival to first token emitted (queueing + prefill), SUT clock",
+            "Arrival to first token emitted (queueing + prefill), SUT clock, by front",
+            ["front"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
         self.decode = Histogram(
             "lpuperf_sut_decode_seconds",
-            "First token to last token emitted, SUT clock",
+            "First token to last token emitted, SUT clock, by front",
+            ["front"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.tokens = Counter("lpuperf_sut_tokens_emitted", "Output tokens streamed to clients", registry=r)
+        self.tokens = Counter(
+            "lpuperf_sut_tokens_emitted", "Output tokens streamed to clients, by front", ["front"], registry=r
+        )
+        # The gRPC front's series exist from the start (zero until traffic); the HTTP front's once it is bound.
+        self._front_series("grpc")
         self.info = Gauge(
             "lpuperf_sut_artifact_info",
             "The served artifact (value is always 1)",
@@ -83,10 +102,15 @@ class SutMetrics:
         self.port = 0
         self.scheme = "http"
 
+    def _front_series(self, front: Front) -> None:
+        self.tokens.labels(front=front)
+        self.prefill.labels(front=front)
+        self.decode.labels(front=front)
+
     def bind(self, server: SutServer) -> None:
         """Read live gauges from the server and its backend at scrape time."""
         backend = server.backend
-        self.inflight.set_function(lambda: float(server.inflight))
+        self.inflight.labels(front="grpc").set_function(lambda: float(server.inflight))
         self.active_batch.set_function(lambda: float(backend.active_batch()))
         self.queue_depth.set_function(lambda: float(backend.queue_depth()))
 
@@ -107,16 +131,27 @@ class SutMetrics:
             self._n_sessions += 1
         self.tls_sessions.inc()
 
-    def request(self, code: str) -> None:
-        self.requests.labels(status=code).inc()
+    def bind_http(self, front: HttpFront) -> None:
+        """Count the HTTP front's traffic too: its in-flight gauge is read from the front at scrape time."""
+        self._front_series("http")
+        self.inflight.labels(front="http").set_function(lambda: float(front.inflight))
 
-    def finished(self, code: str, arrival_ns: int, first_ns: int, end_ns: int, n_tokens: int) -> None:
-        self.requests.labels(status=code).inc()
+    def request(self, code: str, front: Front = "grpc") -> None:
+        self.requests.labels(front=front, status=code).inc()
+
+    def generated(self, front: Front, arrival_ns: int, first_ns: int, end_ns: int, n_tokens: int) -> None:
+        """Tokens and prefill/decode times of one request (its status is counted by ``request``)."""
         if n_tokens:
-            self.tokens.inc(n_tokens)
+            self.tokens.labels(front=front).inc(n_tokens)
         if first_ns:
-            self.prefill.observe(max(0, first_ns - arrival_ns) / 1e9)
-            self.decode.observe(max(0, end_ns - first_ns) / 1e9)
+            self.prefill.labels(front=front).observe(max(0, first_ns - arrival_ns) / 1e9)
+            self.decode.labels(front=front).observe(max(0, end_ns - first_ns) / 1e9)
+
+    def finished(
+        self, code: str, arrival_ns: int, first_ns: int, end_ns: int, n_tokens: int, front: Front = "grpc"
+    ) -> None:
+        self.request(code, front)
+        self.generated(front, arrival_ns, first_ns, end_ns, n_tokens)
 
     def serve(self, port: int, addr: str = "127.0.0.1", security: ExporterSecurity | None = None) -> int:
         """Start the exporter on ``port`` (0: a free one), HTTPS and authenticated per ``security``."""

@@ -242,7 +242,7 @@ def test_valid_server_runs_over_tls_and_mtls_and_the_token_never_shows(
     serve_logs = {f"{s} SUT output": (tmp_path / f"{s}.log").read_text(errors="replace") for s in ("tls", "mtls")}
     assert "mTLS client" in serve_logs["mtls SUT output"] and "CN=lpuperf-harness" in serve_logs["mtls SUT output"]
     assert "(TLS, bearer token)" in serve_logs["tls SUT output"]
-    assert 'lpuperf_sut_requests_total{status="OK"}' in outputs["SUT metrics"]
+    assert 'lpuperf_sut_requests_total{front="grpc",status="OK"}' in outputs["SUT metrics"]
     assert "lpuperf_sut_tls_sessions_total" in outputs["SUT metrics"]
     assert watch.scans >= 10 and not watch.hits, watch.hits
     _assert_secret_absent(TOKEN, {**outputs, **serve_logs}, [out])
