@@ -41,7 +41,8 @@ from sut._backend import (
 from sut._openai_options import _PRESETS, DEFAULT_KEY_ENV, ENV_BASE_URL, ENV_MODEL
 
 if TYPE_CHECKING:
-    import httpx
+    import aiohttp
+    import yarl
 
     from scenarios.dataset import Dataset
 
@@ -158,14 +159,21 @@ class _ByteEncoder:
 
 
 class OpenAIBackend:
-    """Backend relaying GenerateRequests to an OpenAI-compatible server over pooled keep-alive HTTP."""
+    """Backend relaying GenerateRequests to an OpenAI-compatible server over pooled keep-alive HTTP.
+
+    The client is aiohttp (one ClientSession, a TCPConnector of ``max_connections``): with its C HTTP
+    parser and plain asyncio streams the relay costs about a third of the CPU per streamed request that
+    httpx/httpcore/h11/anyio did, and that CPU is what limits the rate the relay can measure
+    (bench/RESULTS.md, ``python -m bench.relay_cost``).
+    """
 
     config_model: ClassVar[type[OpenAIConfig]] = OpenAIConfig
 
     def __init__(self, config: OpenAIConfig, env: dict[str, str] | None = None) -> None:
         self.config = config
         self._r = _Resolved(config, os.environ if env is None else env)
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self._urls: dict[str, yarl.URL] = {}  # parsed once: yarl parsing per request is measurable
         self._inflight = 0
         self._encode: Callable[[str], list[int]] | None = None
         self._decode: Callable[[Sequence[int]], str] | None = None
@@ -260,9 +268,10 @@ class OpenAIBackend:
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
-        import httpx
+        import aiohttp
+        import yarl
 
-        headers = {"Accept": "text/event-stream"}
+        headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
         if self._r.api_key is not None:
             headers["Authorization"] = f"Bearer {self._r.api_key.get_secret_value()}"
             if not self._r.https and not _loopback(self._r.hostname):
@@ -272,21 +281,26 @@ class OpenAIBackend:
                     flush=True,
                 )
         c = self.config
-        self._client = httpx.AsyncClient(
-            base_url=self._r.base_url,
+        self._urls = {p: yarl.URL(self._r.base_url + p) for p in ("/completions", "/chat/completions", "/models")}
+        # An https upstream is always verified (the CA bundle or the system store); plain http ignores ssl=.
+        connector = aiohttp.TCPConnector(
+            limit=c.max_connections, limit_per_host=0, keepalive_timeout=c.keepalive_s, ssl=self._tls_context()
+        )
+        # aiohttp's connect timeout includes the wait for a pooled connection, sock_connect the TCP/TLS
+        # set-up alone; sock_read is the longest silence between two reads. A stalled request write shows
+        # as a read timeout (aiohttp writes the body while it waits for the answer). Nothing is retried:
+        # aiohttp re-sends only idempotent methods, and every generation is a POST.
+        self._client = aiohttp.ClientSession(
             headers=headers,
-            timeout=httpx.Timeout(
-                connect=c.connect_timeout_s, read=c.timeout_s, write=c.write_timeout_s, pool=c.pool_timeout_s
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                connect=c.pool_timeout_s + c.connect_timeout_s,
+                sock_connect=c.connect_timeout_s,
+                sock_read=c.timeout_s,
             ),
-            limits=httpx.Limits(
-                max_connections=c.max_connections,
-                max_keepalive_connections=c.max_connections,
-                keepalive_expiry=c.keepalive_s,
-            ),
-            # No transport retries: a failed query must fail, visibly, inside its own timing.
-            # The transport does the TLS (a client's own verify= is ignored once a transport is given).
-            transport=httpx.AsyncHTTPTransport(retries=0, verify=self._tls_context()),
-            follow_redirects=False,
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent",),
         )
         if not self._r.model:
             self._r.model = await self._first_model()
@@ -305,19 +319,20 @@ class OpenAIBackend:
     async def _first_model(self) -> str:
         assert self._client is not None
         try:
-            resp = await self._client.get("/models")
+            async with self._client.get(self._urls["/models"]) as resp:
+                text = await resp.text(errors="replace")
         except Exception as exc:
-            raise UpstreamError(_exc_status(exc), f"GET /models failed: {self._scrub(str(exc))}") from None
-        if resp.status_code != 200:
-            raise UpstreamError(str(resp.status_code), f"GET /models: {self._scrub(resp.text)}")
-        data = resp.json().get("data") or []
+            raise UpstreamError(_exc_status(exc), f"GET /models failed: {self._describe(exc)}") from None
+        if resp.status != 200:
+            raise UpstreamError(str(resp.status), f"GET /models: {self._scrub(text)}")
+        data = json.loads(text).get("data") or []
         if not data:
             raise OpenAIConfigError(f"openai backend: field 'model': none given and {self._r.host} lists no models")
         return str(data[0]["id"])
 
     async def stop(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
     def queue_depth(self) -> int:
@@ -382,52 +397,64 @@ class OpenAIBackend:
     async def _stream(
         self, path: str, body: dict[str, JsonValue], request: GenerateRequest
     ) -> AsyncIterator[Sequence[int] | GenerationEnd]:
-        import httpx
-
         assert self._client is not None
+        try:
+            async with self._client.post(self._urls[path], data=json.dumps(body).encode()) as resp:
+                if resp.status != 200:
+                    raw = (await resp.read()).decode("utf-8", errors="replace")
+                    raise UpstreamError(str(resp.status), _error_message(raw, self._scrub))
+                async for item in self._relay(resp.content.iter_any(), request):
+                    yield item
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            if _is_transport_error(exc):
+                raise UpstreamError(_exc_status(exc), self._describe(exc)) from None
+            raise
+
+    def _describe(self, exc: BaseException) -> str:
+        """One scrubbed line for a transport failure; timeouts say which limit ran out."""
+        name = _timeout_name(exc)
+        if name:
+            return f"{name} after {self._timeout_for(name)} s"
+        return self._scrub(f"{exc.__class__.__name__}: {exc}")
+
+    async def _relay(
+        self, reads: AsyncIterator[bytes], request: GenerateRequest
+    ) -> AsyncIterator[Sequence[int] | GenerationEnd]:
+        """SSE over raw bytes, one hand-over per network read: events that arrived together (a server
+        ahead of this relay) go to the gRPC stream as one message, whose first token the server still
+        sends alone. Under light load every event is its own read, so nothing waits for a later one."""
         eos = request.eos_token_id if request.eos_token_id >= 0 else self._eos
         method = ""
         streamed: list[int] = []
         usage_tokens: int | None = None
         finish = ""
-        try:
-            async with self._client.stream("POST", path, json=body) as resp:
-                if resp.status_code != 200:
-                    raw = (await resp.aread()).decode("utf-8", errors="replace")
-                    raise UpstreamError(str(resp.status_code), _error_message(raw, self._scrub))
-                # SSE over raw bytes, one hand-over per network read: events that arrived together
-                # (a server ahead of this relay) go to the gRPC stream as one message, whose first
-                # token the server still sends alone. Under light load every event is its own read,
-                # so nothing waits for a later one.
-                tail = b""
-                done = False
-                async for data in resp.aiter_bytes():
-                    lines = (tail + data).split(b"\n")
-                    tail = lines.pop()
-                    got: list[int] = []
-                    for raw_line in lines:
-                        if not raw_line.startswith(b"data:"):
-                            continue  # blank separators, ": keep-alive" comments, event: lines
-                        payload = raw_line[5:].strip()
-                        if payload == b"[DONE]":
-                            done = True
-                            break
-                        ids, finish, usage_tokens, method = self._event(payload, finish, usage_tokens, method)
-                        got += ids
-                    if got:
-                        streamed += got
-                        yield got
-                    if done:
-                        break
-                if not done and tail.startswith(b"data:") and tail[5:].strip() != b"[DONE]":
-                    ids, finish, usage_tokens, method = self._event(tail[5:].strip(), finish, usage_tokens, method)
-                    if ids:
-                        streamed += ids
-                        yield ids
-        except httpx.TimeoutException as exc:
-            raise UpstreamError("timeout", f"{exc.__class__.__name__} after {self._timeout_for(exc)} s") from None
-        except httpx.HTTPError as exc:
-            raise UpstreamError(_exc_status(exc), self._scrub(f"{exc.__class__.__name__}: {exc}")) from None
+        tail = b""
+        done = False
+        async for data in reads:
+            lines = (tail + data).split(b"\n")
+            tail = lines.pop()
+            got: list[int] = []
+            for raw_line in lines:
+                if not raw_line.startswith(b"data:"):
+                    continue  # blank separators, ": keep-alive" comments, event: lines
+                payload = raw_line[5:].strip()
+                if payload == b"[DONE]":
+                    done = True
+                    break
+                ids, finish, usage_tokens, method = self._event(payload, finish, usage_tokens, method)
+                got += ids
+            if got:
+                streamed += got
+                yield got
+            if done:
+                break
+        if not done and tail.startswith(b"data:") and tail[5:].strip() != b"[DONE]":
+            ids, finish, usage_tokens, method = self._event(tail[5:].strip(), finish, usage_tokens, method)
+            if ids:
+                streamed += ids
+                yield ids
         closes_with_eos = method.startswith("tokenizer") and finish == "stop" and self.config.append_eos
         if closes_with_eos and eos >= 0 and (not streamed or streamed[-1] != eos):
             streamed.append(eos)
@@ -468,14 +495,10 @@ class OpenAIBackend:
             out += ids
         return out, finish, usage_tokens, method
 
-    def _timeout_for(self, exc: Exception) -> float:
-        name = exc.__class__.__name__
+    def _timeout_for(self, name: str) -> float:
         c = self.config
-        return {
-            "ConnectTimeout": c.connect_timeout_s,
-            "WriteTimeout": c.write_timeout_s,
-            "PoolTimeout": c.pool_timeout_s,
-        }.get(name, c.timeout_s)
+        # aiohttp's ConnectionTimeoutError covers the pool wait and the connect; the connect's own limit is named.
+        return c.connect_timeout_s if name == "ConnectTimeout" else c.timeout_s
 
     def _ids(self, choice: dict[str, JsonValue]) -> tuple[list[int], str]:
         server_ids = choice.get("token_ids")
@@ -510,12 +533,29 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _exc_status(exc: Exception) -> str:
-    import httpx
+def _is_transport_error(exc: BaseException) -> bool:
+    import aiohttp
 
-    if isinstance(exc, httpx.TimeoutException):
+    return isinstance(exc, aiohttp.ClientError | TimeoutError | OSError)
+
+
+def _timeout_name(exc: BaseException) -> str:
+    """The timeout's name as the error reports it ('' if ``exc`` is not a timeout)."""
+    import aiohttp
+
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "ConnectTimeout"
+    if isinstance(exc, TimeoutError):  # SocketTimeoutError (sock_read) and any other read-side timeout
+        return "ReadTimeout"
+    return ""
+
+
+def _exc_status(exc: BaseException) -> str:
+    import aiohttp
+
+    if isinstance(exc, TimeoutError):
         return "timeout"
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
         return "connect-error"
     return "transport-error"
 

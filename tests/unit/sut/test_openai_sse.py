@@ -1,5 +1,5 @@
-"""The openai relay's SSE reader over a scripted upstream (httpx.MockTransport): events split across
-reads, several events in one read, CRLF, comments, usage, [DONE], bad JSON and in-band errors."""
+"""The openai relay's SSE reader over scripted network reads: events split across reads, several events
+in one read, CRLF, comments, usage, [DONE], bad JSON and in-band errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
@@ -25,16 +24,11 @@ def _event(ids: list[int], finish: str | None = None, usage: int | None = None) 
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
-class _Pieces(httpx.AsyncByteStream):
+async def _reads(pieces: list[bytes]) -> AsyncIterator[bytes]:
     """A response body delivered in the given pieces, one network read each."""
-
-    def __init__(self, pieces: list[bytes]) -> None:
-        self.pieces = pieces
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for p in self.pieces:
-            yield p
-            await asyncio.sleep(0)
+    for p in pieces:
+        yield p
+        await asyncio.sleep(0)
 
 
 def _run(pieces: list[bytes]) -> list[Any]:
@@ -43,18 +37,11 @@ def _run(pieces: list[bytes]) -> list[Any]:
     )
     backend = OpenAIBackend(cfg, env={})
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=_Pieces(pieces))
-
     async def main() -> list[Any]:
-        backend._client = httpx.AsyncClient(base_url="http://upstream.test/v1", transport=httpx.MockTransport(handler))
         req = GenerateRequest(
             request_id="q", input_ids=np.array([5, 6], dtype=np.int32), max_new_tokens=16, prompt_text="p"
         )
-        try:
-            return [item async for item in backend.generate(req)]
-        finally:
-            await backend._client.aclose()
+        return [item async for item in backend._relay(_reads(pieces), req)]
 
     return asyncio.run(main())
 
