@@ -352,3 +352,23 @@ def test_run_spawns_the_relay_sut_itself_from_its_flags(sim_front: Served, tmp_p
     assert results["artifact"]["backend"] == "openai" and results["n_queries"] >= 1 and results["n_errors"] == 0
     assert sim_front.health()["requests_with_auth"] >= results["n_queries"]  # the key came from the environment
     assert PLANTED_KEY not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("model", [[], ["--model", "sim-instant"]], ids=["no-model", "model"])
+def test_run_with_only_the_advertised_flags_is_error_free(sim_front: Served, tmp_path: Path, model: list[str]) -> None:
+    """`lpuperf run --backend openai --base-url URL [--model M]` as `run --help` shows it: no key, no preset.
+
+    The spawned relay once got `--preset ''` on its command line and refused to start; its config now
+    travels as one JSON document.
+    """
+    out = tmp_path / "results"
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", KEY_ENV)}
+    argv = ["run", "--backend", "openai", "--base-url", sim_front.base_url, *model]
+    argv += ["--scenario", "Offline", "--dataset", DATASET, "--duration", "1", "--out", str(out), "--run-id", "plain"]
+    run = subprocess.run([LPUPERF, *argv], capture_output=True, text=True, timeout=180, env=env)
+    assert run.returncode in (0, 1), run.stdout + run.stderr
+    assert "invalid choice" not in run.stderr
+    results = json.loads((out / "plain" / "Offline" / "performance" / "results.json").read_text())
+    assert results["state"] == "complete" and results["loadgen_finished"] is True
+    assert results["artifact"]["backend"] == "openai" and results["n_queries"] >= 1 and results["n_errors"] == 0
+    assert "results: " in run.stdout
