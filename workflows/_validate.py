@@ -40,6 +40,7 @@ from workflows._compare import (
     fidelity_section,
 )
 from workflows._session import RunStep, SessionConfig, run_session
+from workflows._stats import RateBins
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9_.-]+:\d+$")
 
@@ -287,18 +288,18 @@ def slippage_lines(base: FidelityReport | None, cand: FidelityReport | None) -> 
     return [line for _, line in sorted(out, key=lambda t: t[0])]
 
 
-def _latencies(ev: ArtifactEvidence) -> dict[str, np.ndarray]:
-    """Per-query latencies of the Server run, so the comparison has confidence intervals."""
+def _samples(ev: ArtifactEvidence) -> tuple[dict[str, np.ndarray], RateBins | None]:
+    """Per-query latencies and binned throughput of the Server run, so the comparison has confidence intervals."""
     from loadgen_harness import load_query_records
-    from workflows._compare import latencies_from_records
+    from workflows._compare import records_samples
 
     records = Path(ev.server_dir) / "queries.npz"
     if not ev.server_dir or not records.is_file():
-        return {}
+        return {}, None
     try:
-        return latencies_from_records(load_query_records(Path(ev.server_dir)))
+        return records_samples(load_query_records(Path(ev.server_dir)))
     except (OSError, ValueError):
-        return {}
+        return {}, None
 
 
 def _compare(cfg: ValidateConfig, base: ArtifactEvidence, cand: ArtifactEvidence) -> Comparison:
@@ -310,9 +311,10 @@ def _compare(cfg: ValidateConfig, base: ArtifactEvidence, cand: ArtifactEvidence
             config=cfg.compare,
             notes=[f"no Server run for {missing}: not compared"],
         )
+    (lat_b, rates_b), (lat_c, rates_c) = _samples(base), _samples(cand)
     return compare_runs(
-        RunData(base.name, base.server, _latencies(base), base.accuracy, base.fidelity),
-        RunData(cand.name, cand.server, _latencies(cand), cand.accuracy, cand.fidelity),
+        RunData(base.name, base.server, lat_b, base.accuracy, base.fidelity, rates_b),
+        RunData(cand.name, cand.server, lat_c, cand.accuracy, cand.fidelity, rates_c),
         cfg.compare,
     )
 
