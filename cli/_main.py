@@ -23,6 +23,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("sut", "add_serve_parser"),
     ("cli._run", "add_parser"),
     ("cli._find_peak", "add_parser"),
+    ("cli._plan", "add_parser"),
     ("cli._gate", "add_parser"),
     ("cli._compare", "add_parser"),
     ("cli._validate", "add_parser"),

@@ -11,6 +11,17 @@ from workflows._compare import (
 )
 from workflows._export import export_records
 from workflows._find_peak import FindPeakConfig, FindPeakResult, find_peak
+from workflows._plan import (
+    PlanConfig,
+    PlanError,
+    PlanResult,
+    format_plan,
+    load_profile,
+    max_valid_qps,
+    plan_capacity,
+    predict,
+    write_plan,
+)
 from workflows._report import ReportError, write_report
 from workflows._session import RunStep, SessionConfig, SessionResult, run_session
 from workflows._submission import (
@@ -30,6 +41,9 @@ __all__ = [
     "FindPeakConfig",
     "FindPeakResult",
     "MetricDelta",
+    "PlanConfig",
+    "PlanError",
+    "PlanResult",
     "ReportError",
     "RunData",
     "RunStep",
@@ -45,10 +59,16 @@ __all__ = [
     "compare_runs",
     "export_records",
     "find_peak",
+    "format_plan",
     "latencies_from_records",
+    "load_profile",
     "load_run_data",
+    "max_valid_qps",
+    "plan_capacity",
+    "predict",
     "run_session",
     "run_submission",
     "validate",
+    "write_plan",
     "write_report",
 ]

@@ -1,0 +1,142 @@
+"""``lpuperf plan`` on run directories whose records come from the sim's own schedule (the DES), so the
+right answers are known: the replica count, the redundancy, chips and racks, the fitted schedule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from loadgen_harness import QUERY_RECORD_DTYPE, RunResult
+from workflows import PlanConfig, PlanError, load_profile, plan_capacity
+from workflows._plan_des import round_robin_arrivals, simulate_batcher
+
+STEP = 0.008
+BASE = 0.002
+PER_TOKEN = 0.000002
+BATCH = 4
+DATASET = "synthetic:64:4"
+
+
+def _run_dir(tmp: Path, qps: float = 10.0, n: int = 400, timing: bool = True) -> Path:
+    """A run directory as lpuperf run writes it, its records produced by the batcher's schedule at ``qps``."""
+    from scenarios import resolve_dataset
+
+    ds = resolve_dataset(DATASET)
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, len(ds), n)
+    prompts = np.array([ds.input_ids[i].size for i in idx])
+    n_out = np.array([min(16, ds.reference_ids[i].size) for i in idx])
+    arrivals = round_robin_arrivals(qps, 1, n, seed=2)
+    first, done = simulate_batcher(arrivals, BASE + PER_TOKEN * prompts, n_out, STEP, BATCH)
+    rec = np.full(n, -1, dtype=QUERY_RECORD_DTYPE)
+    net = 0.003  # the harness sees everything 3 ms later than the SUT
+    to_ns = 1e9
+    rec["sample_index"] = idx
+    rec["issue_ns"] = (arrivals * to_ns).astype(np.int64)
+    rec["first_token_ns"] = ((first + net) * to_ns).astype(np.int64)
+    rec["done_ns"] = ((done + net) * to_ns).astype(np.int64)
+    rec["n_tokens"] = n_out
+    rec["status"] = 0
+    rec["sut_arrival_ns"] = (arrivals * to_ns).astype(np.int64) + 1_000_000_000  # another clock
+    rec["sut_first_token_ns"] = (first * to_ns).astype(np.int64) + 1_000_000_000
+    rec["sut_last_token_ns"] = (done * to_ns).astype(np.int64) + 1_000_000_000
+    rec["replica"] = 0
+    artifact: dict[str, object] = {"artifact_id": "plan-test", "max_batch": BATCH}
+    if timing:
+        artifact["timing"] = {"prefill_base_s": BASE, "prefill_per_token_s": PER_TOKEN, "decode_step_s": STEP}
+    run = tmp / "run" / "Server" / "performance"
+    run.mkdir(parents=True)
+    res = RunResult(
+        run_id="run", scenario="Server", mode="performance", benchmark="embedded", preset="quick",
+        dataset=DATASET, artifact=artifact,  # type: ignore[arg-type]
+    )  # fmt: skip
+    (run / "results.json").write_text(res.model_dump_json())
+    np.savez(run / "queries.npz", records=rec)
+    return run
+
+
+def test_plan_from_the_manifest_schedule(tmp_path: Path) -> None:
+    from workflows import format_plan, write_plan
+
+    run = _run_dir(tmp_path)
+    profile = load_profile(run)
+    assert profile.source == "manifest" and profile.max_batch == BATCH and profile.decode_step_s == STEP
+    assert profile.overhead_ttft_s == pytest.approx(0.003, abs=1e-6)
+    cap = profile.capacity_qps  # ~4 / (15 * 8 ms + 4 * 2.7 ms): about 30 qps a replica
+    plan = plan_capacity(
+        PlanConfig(run_dir=run, target_qps=2.5 * cap, chips_per_replica=8, replicas_per_rack=3, queries=10000)
+    )
+    # 2 replicas would be 125 % utilised; 3 are at 83 % and meet 500 ms; N+1 makes 4.
+    assert plan.replicas_for_slo == 3 and plan.replicas == 4 and plan.spare_replicas == 1
+    assert plan.chips == 32 and plan.racks == 2
+    assert plan.degraded.replicas == 3 and plan.degraded.meets_slo
+    assert plan.at_plan.replicas == 4 and plan.at_plan.utilisation == pytest.approx(2.5 / 4, rel=1e-3)
+    assert plan.max_valid_qps > plan.target_qps and plan.headroom == pytest.approx(
+        plan.max_valid_qps / plan.target_qps - 1, abs=1e-3
+    )
+    curve = {p.replicas: p for p in plan.curve}
+    assert not curve[2].stable and curve[3].meets_slo
+    assert curve[3].ttft_ms["p99"] > curve[4].ttft_ms["p99"] > curve[5].ttft_ms["p99"]  # more replicas, shorter queue
+    text = format_plan(plan)
+    assert "queueing, not jitter, sets the tail" in text and "4 replicas for" in text and "32 chips" in text
+    json_path, svg_path = write_plan(plan, tmp_path / "out")
+    assert json.loads(json_path.read_text())["replicas"] == 4
+    svg = svg_path.read_text()
+    assert svg.startswith("<svg") and 'data-series="predicted TTFT p99"' in svg and "limit 500" in svg
+
+
+def test_redundancy_rule_and_limits(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path)
+    cap = load_profile(run).capacity_qps
+    base = {"run_dir": run, "target_qps": 1.5 * cap, "queries": 10000}
+    n0 = plan_capacity(PlanConfig(**base, redundancy="N+0"))
+    n2 = plan_capacity(PlanConfig(**base, redundancy="N+2"))
+    assert n2.replicas == n0.replicas + 2 and n0.replicas == n0.replicas_for_slo
+    # A tighter TTFT limit needs more replicas; the command line wins over the benchmark's limits.
+    tight = plan_capacity(PlanConfig(**base, ttft_ms=80.0))
+    assert tight.limits.source == "command line" and tight.replicas_for_slo > n0.replicas_for_slo
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("name: tight\nttft_ms: {p99: 80}\n")
+    assert plan_capacity(PlanConfig(**base, slo=str(slo))).replicas_for_slo == tight.replicas_for_slo
+    slo.write_text("name: none\nmax_error_rate: 0\n")
+    with pytest.raises(PlanError, match="states no TTFT or TPOT limit"):
+        plan_capacity(PlanConfig(**base, slo=str(slo)))
+    with pytest.raises(PlanError, match="needs more than 2 replicas"):
+        plan_capacity(PlanConfig(**{**base, "target_qps": 5 * cap}, max_replicas=2))
+
+
+def test_schedule_fitted_from_records_when_the_manifest_states_none(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path, qps=5.0, timing=False)
+    profile = load_profile(run)
+    assert profile.source == "records" and "fitted" in profile.note
+    assert profile.decode_step_s == pytest.approx(STEP, rel=0.05)
+    true_cap = load_profile(_run_dir(tmp_path / "b", qps=5.0)).capacity_qps
+    assert profile.capacity_qps == pytest.approx(true_cap, rel=0.10)
+    with pytest.raises(PlanError, match="no timing"):
+        load_profile(run, service="manifest")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--qps", "10"], "no results.json"),
+        (["--qps", "0", "RUN"], "--qps"),
+        (["--qps", "10", "--redundancy", "2N", "RUN"], "--redundancy"),
+        (["--qps", "10", "--slo", "/nonexistent/slo.yaml", "RUN"], "slo"),
+    ],
+)
+def test_bad_plan_input_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    from cli import main
+
+    run = _run_dir(tmp_path)
+    args = [str(run) if a == "RUN" else a for a in argv]
+    if "RUN" not in argv:
+        args.append(str(tmp_path / "missing"))
+    assert main(["plan", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err, err

@@ -1,0 +1,453 @@
+"""``lpuperf plan``: how many replicas of one artifact a target QPS needs under a TTFT/TPOT SLO.
+
+From a measured run (its per-query records and artifact manifest) the plan builds the service one
+replica gives (:class:`ServiceProfile`): the statically scheduled batcher's decode step and batch
+size, and per query its prefill time and output length. The manifest's static schedule gives the
+step and the prefill exactly (``service: manifest``); a SUT whose manifest states no schedule is
+fitted from the records' SUT-side timestamps (``service: records``). The measured output lengths
+and prompts are the query mix either way, and the harness's own share of TTFT (network, client) is
+the run's median of harness TTFT minus SUT TTFT.
+
+The prediction is a discrete-event simulation (workflows/_plan_des.py) of that batcher under
+Poisson arrivals split round-robin over R replicas, as LoadGen and gRPC's round_robin produce them.
+Service is deterministic (the LPU's point), so queueing, not jitter, sets the tail: p99 is the
+queue's, and the simulation says where it crosses the SLO. The plan then takes the fewest replicas
+meeting the SLO at the target, adds the redundancy rule's spares (N+1 by default: one may fail and
+the rest still meet the SLO), and reports utilisation, the predicted percentiles, the fleet's
+highest rate within the SLO (the headroom) and, given chips per replica and replicas per rack,
+chips and racks.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from common import UsageError
+
+MODEL_STATEMENT = (
+    "discrete-event simulation of the statically scheduled batcher (continuous batching up to max_batch, "
+    "prefills back to back at step boundaries, one token per active sequence per decode step) under Poisson "
+    "arrivals split round-robin over the replicas; service is deterministic, so queueing, not jitter, sets the tail"
+)
+PLAN_FILE = "plan.json"
+PLOT_FILE = "plan.svg"
+_PCTS = (50.0, 90.0, 99.0)
+_MIN_QUERIES = 20
+_BISECT_STEPS = 14
+
+
+class PlanError(UsageError):
+    """Bad plan input (run directory, SLO, redundancy rule): one line."""
+
+
+class Limits(BaseModel):
+    """Per-query latency limits (ms) the plan must meet, by percentile."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttft_ms: dict[Literal["p50", "p90", "p99"], float] = Field(default_factory=dict)
+    tpot_ms: dict[Literal["p50", "p90", "p99"], float] = Field(default_factory=dict)
+    source: str = ""
+
+    def describe(self) -> str:
+        parts = [f"TTFT {k} <= {v:g} ms" for k, v in self.ttft_ms.items()]
+        parts += [f"TPOT {k} <= {v:g} ms" for k, v in self.tpot_ms.items()]
+        return ", ".join(parts) or "none"
+
+
+class PlanConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    run_dir: Path
+    target_qps: float = Field(gt=0)
+    ttft_ms: float | None = Field(default=None, gt=0, description="TTFT p99 limit; default the SLO's or the run's")
+    tpot_ms: float | None = Field(default=None, gt=0, description="TPOT p99 limit; default the SLO's or the run's")
+    slo: str | None = Field(default=None, description="SLO file (or packaged name) whose TTFT/TPOT limits apply")
+    redundancy: str = Field(default="N+1", pattern=r"^[Nn]\s*\+\s*\d{1,3}$")
+    chips_per_replica: int | None = Field(default=None, gt=0)
+    replicas_per_rack: int | None = Field(default=None, gt=0)
+    service: Literal["auto", "manifest", "records"] = "auto"
+    max_batch: int | None = Field(default=None, gt=0, description="batch size when the manifest states none")
+    # Near capacity the queue takes long to reach its steady state: fewer queries than this predict too well.
+    queries: int = Field(default=20000, ge=10000, le=1_000_000, description="simulated queries per prediction")
+    seed: int = 0
+    max_replicas: int = Field(default=1000, ge=1, le=100_000)
+
+    @property
+    def spares(self) -> int:
+        return int(re.split(r"\+", self.redundancy)[1])
+
+
+class ServiceSummary(BaseModel):
+    source: Literal["manifest", "records"]
+    max_batch: int
+    decode_step_ms: float
+    mean_prefill_ms: float
+    mean_output_tokens: float
+    overhead_ttft_ms: float = Field(description="harness TTFT minus SUT TTFT in the run (network, client)")
+    capacity_qps_per_replica: float = Field(description="a replica kept full: its most queries per second")
+    queries_sampled: int
+    note: str = ""
+
+
+class Prediction(BaseModel):
+    replicas: int
+    qps: float
+    utilisation: float = Field(description="offered rate over the replicas' full-batch capacity")
+    stable: bool
+    ttft_ms: dict[str, float | None] = Field(default_factory=dict)
+    tpot_ms: dict[str, float | None] = Field(default_factory=dict)
+    meets_slo: bool
+
+
+class PlanResult(BaseModel):
+    run_dir: str
+    model: str = MODEL_STATEMENT
+    service: ServiceSummary
+    target_qps: float
+    limits: Limits
+    redundancy: str
+    spare_replicas: int
+    replicas_for_slo: int = Field(description="fewest replicas meeting the SLO at the target")
+    replicas: int = Field(description="replicas_for_slo plus the redundancy rule's spares")
+    at_plan: Prediction
+    degraded: Prediction = Field(description="with the spares failed")
+    max_valid_qps: float = Field(description="highest rate the planned replicas carry within the SLO")
+    headroom: float = Field(description="max_valid_qps / target_qps - 1")
+    chips_per_replica: int | None = None
+    replicas_per_rack: int | None = None
+    chips: int | None = None
+    racks: int | None = None
+    curve: list[Prediction] = Field(default_factory=list, description="predictions at the target per replica count")
+
+
+@dataclass
+class ServiceProfile:
+    """What one replica does with a query: per query prefill (s) and output length, plus the batcher."""
+
+    prefill_s: np.ndarray
+    n_out: np.ndarray
+    decode_step_s: float
+    max_batch: int
+    overhead_ttft_s: float
+    source: Literal["manifest", "records"]
+    note: str = ""
+
+    @property
+    def capacity_qps(self) -> float:
+        from workflows._plan_des import full_batch_capacity_qps
+
+        return full_batch_capacity_qps(self.prefill_s, self.n_out, self.decode_step_s, self.max_batch)
+
+    def summary(self) -> ServiceSummary:
+        return ServiceSummary(
+            source=self.source,
+            max_batch=self.max_batch,
+            decode_step_ms=round(self.decode_step_s * 1e3, 4),
+            mean_prefill_ms=round(float(np.mean(self.prefill_s)) * 1e3, 4),
+            mean_output_tokens=round(float(np.mean(self.n_out)), 3),
+            overhead_ttft_ms=round(self.overhead_ttft_s * 1e3, 4),
+            capacity_qps_per_replica=round(self.capacity_qps, 4),
+            queries_sampled=int(self.n_out.size),
+            note=self.note,
+        )
+
+
+# ---- the service a replica gives, from a run ----------------------------------------------------
+
+
+def _prompt_lengths(res: object, indices: np.ndarray) -> np.ndarray | None:
+    from scenarios import DatasetError, get_benchmark, resolve_dataset
+
+    spec = getattr(res, "dataset", "") or ""
+    try:
+        spec = spec or get_benchmark(str(getattr(res, "benchmark", ""))).dataset
+        ds = resolve_dataset(spec)
+    except (DatasetError, ValueError, OSError):
+        return None
+    sizes = np.fromiter((ids.size for ids in ds.input_ids), dtype=np.int64, count=len(ds))
+    if indices.size and (indices.min() < 0 or indices.max() >= sizes.size):
+        return None
+    return sizes[indices]
+
+
+def _seconds(timing: dict[str, JsonValue], key: str) -> float:
+    v = timing.get(key)
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
+
+
+def load_profile(
+    run_dir: str | Path, service: Literal["auto", "manifest", "records"] = "auto", max_batch: int | None = None
+) -> ServiceProfile:
+    """The service of one replica as the run at ``run_dir`` measured it; PlanError (one line) on bad input."""
+    from loadgen_harness import load_query_records, load_results
+    from loadgen_harness._preflight import manifest_count
+
+    run = Path(run_dir)
+    try:
+        res = load_results(run)
+        rec = load_query_records(run)
+    except (OSError, ValueError) as exc:
+        raise PlanError(f"plan: {run}: {str(exc).splitlines()[0]}") from None
+    ok = (rec["status"] == 0) & (rec["done_ns"] >= 0) & (rec["n_tokens"] > 0)
+    if int(ok.sum()) < _MIN_QUERIES:
+        raise PlanError(f"plan: {run}: {int(ok.sum())} successful queries; a plan needs a run with >= {_MIN_QUERIES}")
+    rec = rec[ok]
+    n_out = rec["n_tokens"].astype(np.int64)
+    artifact = res.artifact
+    batch = max_batch or manifest_count(artifact, "max_batch")
+    if batch is None:
+        raise PlanError("plan: the artifact manifest states no max_batch; pass --max-batch")
+    stamped = (rec["sut_arrival_ns"] > 0) & (rec["sut_first_token_ns"] >= rec["sut_arrival_ns"])
+    stamped &= rec["first_token_ns"] >= rec["issue_ns"]
+    harness_ttft = (rec["first_token_ns"] - rec["issue_ns"]) / 1e9
+    sut_ttft = (rec["sut_first_token_ns"] - rec["sut_arrival_ns"]) / 1e9
+    overhead = max(0.0, float(np.median((harness_ttft - sut_ttft)[stamped]))) if stamped.any() else 0.0
+    timing = artifact.get("timing")
+    prompts = _prompt_lengths(res, rec["sample_index"])
+    has_schedule = isinstance(timing, dict) and isinstance(timing.get("decode_step_s"), int | float)
+    if service == "manifest" or (service == "auto" and has_schedule and prompts is not None):
+        if not has_schedule or not isinstance(timing, dict):
+            raise PlanError("plan: --service manifest: the artifact manifest states no timing (decode_step_s)")
+        step, base, per_token = (
+            _seconds(timing, k) for k in ("decode_step_s", "prefill_base_s", "prefill_per_token_s")
+        )
+        lengths = prompts if prompts is not None else np.zeros(n_out.size)
+        note = "" if prompts is not None else "prompt lengths unknown (dataset not found): prefill_base_s only"
+        prefill = base + per_token * lengths
+        source: Literal["manifest", "records"] = "manifest"
+    else:
+        multi = stamped & (n_out > 1) & (rec["sut_last_token_ns"] >= rec["sut_first_token_ns"])
+        if int(multi.sum()) < _MIN_QUERIES:
+            raise PlanError("plan: the run's records carry too few SUT timestamps to fit a schedule")
+        tpot = (rec["sut_last_token_ns"] - rec["sut_first_token_ns"])[multi] / (n_out[multi] - 1) / 1e9
+        # The least-disturbed queries: later joiners' prefills stretch the steps of a loaded batch.
+        step = float(np.percentile(tpot, 10))
+        prefill = np.full(n_out.size, float(np.percentile(sut_ttft[stamped], 10)))
+        source = "records"
+        note = "schedule fitted from the records (p10 SUT TPOT as the step, p10 SUT TTFT as the prefill)"
+    if step <= 0:
+        raise PlanError("plan: the artifact's decode step is 0 s: a zero-time artifact has no capacity to plan")
+    return ServiceProfile(prefill, n_out, step, int(batch), overhead, source, note)
+
+
+# ---- predictions ---------------------------------------------------------------------------------
+
+
+def predict(
+    profile: ServiceProfile, qps: float, replicas: int, limits: Limits, queries: int = 20000, seed: int = 0
+) -> Prediction:
+    """TTFT/TPOT percentiles of ``replicas`` round-robin replicas at ``qps`` in all, from the DES."""
+    from workflows._plan_des import round_robin_arrivals, simulate_batcher
+
+    utilisation = qps / (replicas * profile.capacity_qps)
+    if utilisation >= 1.0:
+        return Prediction(replicas=replicas, qps=qps, utilisation=round(utilisation, 4), stable=False, meets_slo=False)
+    rng = np.random.default_rng(seed + 1)
+    pick = rng.integers(0, profile.n_out.size, queries)
+    arrivals = round_robin_arrivals(qps, replicas, queries, seed)
+    first, done = simulate_batcher(
+        arrivals, profile.prefill_s[pick], profile.n_out[pick], profile.decode_step_s, profile.max_batch
+    )
+    warm = queries // 10  # the queue starts empty; steady state is what a long run sees
+    ttft = (first - arrivals)[warm:] + profile.overhead_ttft_s
+    n = profile.n_out[pick][warm:]
+    multi = n > 1
+    tpot = (done[warm:] - first[warm:])[multi] / (n[multi] - 1)
+    ttft_p = dict(zip(("p50", "p90", "p99"), np.percentile(ttft, _PCTS, method="higher") * 1e3, strict=True))
+    tpot_p = (
+        dict(zip(("p50", "p90", "p99"), np.percentile(tpot, _PCTS, method="higher") * 1e3, strict=True))
+        if tpot.size
+        else {}
+    )
+    meets = all(ttft_p[k] <= v for k, v in limits.ttft_ms.items()) and all(
+        tpot_p.get(k, 0.0) <= v for k, v in limits.tpot_ms.items()
+    )
+    return Prediction(
+        replicas=replicas,
+        qps=qps,
+        utilisation=round(utilisation, 4),
+        stable=True,
+        ttft_ms={k: round(float(v), 3) for k, v in ttft_p.items()},
+        tpot_ms={k: round(float(v), 3) for k, v in tpot_p.items()},
+        meets_slo=meets,
+    )
+
+
+def max_valid_qps(profile: ServiceProfile, replicas: int, limits: Limits, queries: int = 20000, seed: int = 0) -> float:
+    """The highest total rate ``replicas`` replicas carry within the limits (bisection on the DES)."""
+    lo, hi = 0.0, replicas * profile.capacity_qps
+    for _ in range(_BISECT_STEPS):
+        mid = (lo + hi) / 2
+        if predict(profile, mid, replicas, limits, queries, seed).meets_slo:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def resolve_limits(cfg: PlanConfig, benchmark: str, scenario: str) -> Limits:
+    """--ttft-ms/--tpot-ms, else the SLO file's, else the limits the run's benchmark judges its scenario by."""
+    if cfg.ttft_ms is not None or cfg.tpot_ms is not None:
+        limits = Limits(source="command line")
+        if cfg.ttft_ms is not None:
+            limits.ttft_ms["p99"] = cfg.ttft_ms
+        if cfg.tpot_ms is not None:
+            limits.tpot_ms["p99"] = cfg.tpot_ms
+        return limits
+    if cfg.slo is not None:
+        from gate import SloError, load_slo
+
+        try:
+            slo = load_slo(cfg.slo)
+        except SloError as exc:
+            raise PlanError(str(exc)) from None
+        limits = Limits(source=f"SLO {slo.name}")
+        for name, pct in slo.ttft_ms.items() if slo.ttft_ms else []:
+            limits.ttft_ms[name] = pct
+        for name, pct in slo.tpot_ms.items() if slo.tpot_ms else []:
+            limits.tpot_ms[name] = pct
+        if not limits.ttft_ms and not limits.tpot_ms:
+            raise PlanError(f"--slo {cfg.slo}: states no TTFT or TPOT limit to plan for")
+        return limits
+    from scenarios import BenchmarkError, get_benchmark
+
+    try:
+        found = get_benchmark(benchmark).limits_for(scenario)
+    except (BenchmarkError, ValueError):
+        found = None
+    if found is None:
+        raise PlanError(f"plan: benchmark '{benchmark}' states no TTFT/TPOT limits; pass --ttft-ms/--tpot-ms or --slo")
+    return Limits(ttft_ms={"p99": found[0]}, tpot_ms={"p99": found[1]}, source=f"benchmark {benchmark}")
+
+
+def plan_capacity(cfg: PlanConfig) -> PlanResult:
+    """The whole plan (see the module docstring); PlanError for bad input or a target out of reach."""
+    from loadgen_harness import load_results
+
+    profile = load_profile(cfg.run_dir, cfg.service, cfg.max_batch)
+    res = load_results(cfg.run_dir)
+    limits = resolve_limits(cfg, res.benchmark, res.scenario)
+    q, seed = cfg.queries, cfg.seed
+    n = max(1, math.ceil(cfg.target_qps / profile.capacity_qps))
+    tried: dict[int, Prediction] = {}
+    while True:
+        if n > cfg.max_replicas:
+            raise PlanError(
+                f"plan: {cfg.target_qps:g} qps needs more than {cfg.max_replicas} replicas under {limits.describe()}"
+            )
+        tried[n] = predict(profile, cfg.target_qps, n, limits, queries=q, seed=seed)
+        if tried[n].meets_slo:
+            break
+        if n == 1 and tried[n].stable and not predict(profile, 1e-3, 1, limits, queries=q, seed=seed).meets_slo:
+            raise PlanError(f"plan: even an idle replica misses {limits.describe()}; no replica count helps")
+        n += 1
+    total = n + cfg.spares
+    curve = [
+        tried.get(r) or predict(profile, cfg.target_qps, r, limits, queries=q, seed=seed)
+        for r in range(max(1, n - 3), total + 3)
+    ]
+    at_plan = next(p for p in curve if p.replicas == total)
+    peak = max_valid_qps(profile, total, limits, queries=q, seed=seed)
+    chips = total * cfg.chips_per_replica if cfg.chips_per_replica else None
+    racks = math.ceil(total / cfg.replicas_per_rack) if cfg.replicas_per_rack else None
+    return PlanResult(
+        run_dir=str(cfg.run_dir),
+        service=profile.summary(),
+        target_qps=cfg.target_qps,
+        limits=limits,
+        redundancy=cfg.redundancy.replace(" ", "").upper(),
+        spare_replicas=cfg.spares,
+        replicas_for_slo=n,
+        replicas=total,
+        at_plan=at_plan,
+        degraded=tried[n],
+        max_valid_qps=round(peak, 3),
+        headroom=round(peak / cfg.target_qps - 1.0, 4),
+        chips_per_replica=cfg.chips_per_replica,
+        replicas_per_rack=cfg.replicas_per_rack,
+        chips=chips,
+        racks=racks,
+        curve=curve,
+    )
+
+
+# ---- output -------------------------------------------------------------------------------------
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def format_plan(plan: PlanResult) -> str:
+    s = plan.service
+    a, d = plan.at_plan, plan.degraded
+    lines = [
+        f"lpuperf plan: {plan.replicas} replicas for {plan.target_qps:g} qps under {plan.limits.describe()} "
+        f"({plan.limits.source}), redundancy {plan.redundancy}",
+        f"  model: {plan.model}",
+        f"  service per replica ({s.source}): max_batch {s.max_batch}, decode step {s.decode_step_ms:.3f} ms, "
+        f"mean prefill {s.mean_prefill_ms:.3f} ms, {s.mean_output_tokens:.1f} output tokens/query, "
+        f"+{s.overhead_ttft_ms:.1f} ms harness TTFT; full-batch capacity {s.capacity_qps_per_replica:.2f} qps"
+        + (f" ({s.note})" if s.note else ""),
+        f"  {plan.replicas_for_slo} replicas meet the SLO at the target, +{plan.spare_replicas} spare: "
+        f"{plan.replicas} replicas",
+        f"  at {a.replicas} replicas: utilisation {a.utilisation:.0%}, TTFT p50/p99 {_ms(a.ttft_ms.get('p50'))}/"
+        f"{_ms(a.ttft_ms.get('p99'))} ms, TPOT p99 {_ms(a.tpot_ms.get('p99'))} ms",
+        f"  with {plan.spare_replicas} failed ({d.replicas} replicas): utilisation {d.utilisation:.0%}, "
+        f"TTFT p99 {_ms(d.ttft_ms.get('p99'))} ms, TPOT p99 {_ms(d.tpot_ms.get('p99'))} ms",
+        f"  headroom: {plan.replicas} replicas carry up to {plan.max_valid_qps:.1f} qps within the SLO "
+        f"({plan.headroom:+.0%} over the target)",
+    ]
+    if plan.chips is not None or plan.racks is not None:
+        hw = []
+        if plan.chips is not None:
+            hw.append(f"{plan.chips} chips ({plan.chips_per_replica} per replica)")
+        if plan.racks is not None:
+            hw.append(f"{plan.racks} rack{'' if plan.racks == 1 else 's'} ({plan.replicas_per_rack} replicas per rack)")
+        lines.append("  hardware: " + ", ".join(hw))
+    lines.append("  replicas  utilisation  TTFT p99 ms  TPOT p99 ms  SLO")
+    for p in plan.curve:
+        ttft = _ms(p.ttft_ms.get("p99")) if p.stable else "unbounded"
+        ok = "meets" if p.meets_slo else "misses"
+        lines.append(f"  {p.replicas:>8}  {p.utilisation:>11.0%}  {ttft:>11}  {_ms(p.tpot_ms.get('p99')):>11}  {ok}")
+    return "\n".join(lines)
+
+
+def plan_svg(plan: PlanResult) -> str:
+    """Predicted TTFT p99 against the replica count, with the limit (an unbounded queue drawn at the top)."""
+    from workflows._report import _Series, line_chart
+
+    limit = plan.limits.ttft_ms.get("p99")
+    stable = [p.ttft_ms.get("p99") for p in plan.curve if p.stable]
+    top = max([v for v in stable if v is not None] + [limit or 0.0]) * 1.2 or 1.0
+    xs = np.array([p.replicas for p in plan.curve], dtype=float)
+    ys = np.array([min(p.ttft_ms.get("p99") or top, top) if p.stable else top for p in plan.curve])
+    series = [_Series("predicted TTFT p99", xs, ys)]
+    if limit is not None:
+        series.append(_Series(f"TTFT p99 limit {limit:g} ms", np.array([xs.min(), xs.max()]), np.full(2, limit), True))
+    return line_chart(
+        "plan",
+        f"Predicted TTFT p99 at {plan.target_qps:g} qps vs replicas (DES; unbounded queues at the top)",
+        series,
+        "replicas",
+        "TTFT p99 (ms)",
+        markers=[(f"plan: {plan.replicas}", float(plan.replicas))],
+        y_range=(0.0, top),
+    )
+
+
+def write_plan(plan: PlanResult, out_dir: str | Path) -> tuple[Path, Path]:
+    from common import write_atomic
+
+    out = Path(out_dir)
+    json_path = write_atomic(out / PLAN_FILE, plan.model_dump_json(indent=2) + "\n")
+    svg_path = write_atomic(out / PLOT_FILE, plan_svg(plan) + "\n")
+    return json_path, svg_path
