@@ -93,8 +93,8 @@ submission: venv
 
 # Compliance: TEST06 (MLPerf lines + strict checks) and the context-length probe on the embedded SUT.
 # make compliance [SCENARIO=Server] [ARTIFACT=sim-fp32|sim-ctx16k|manifest.json] [SUT=host:port] [QPS=20] [OUT=results]
-# Output: $(OUT)/compliance/<scenario>/TEST06/{verify_accuracy.txt,accuracy/,test06_report.json,strict_report.json}
-# and $(OUT)/compliance/context_report.json. Both checks always run; the target fails if either fails.
+# Output: $(OUT)/compliance/<scenario>/TEST06/{verify_accuracy.txt,accuracy/,test06_report.json,strict_report.json},
+# $(OUT)/compliance/context_report.json and the LoadGen pass in $(OUT)/compliance/TEST06/<scenario>/performance/. Both checks always run; the target fails if either fails.
 ARTIFACT ?=
 COMPLIANCE_SUT = $(if $(SUT),--sut $(SUT),$(if $(ARTIFACT),--artifact $(ARTIFACT)))
 .PHONY: compliance
