@@ -551,6 +551,12 @@ def _plots_section(inputs: ReportInputs) -> str:
     return out
 
 
+def _replicas_section(r: RunResult) -> str:
+    from workflows._report_fleet import fleet_section, has_fleet
+
+    return '<h2 id="replicas">Replicas</h2>' + fleet_section(r) if has_fleet(r) else ""
+
+
 def render_report(inputs: ReportInputs) -> str:
     """The whole page as one string."""
     e = html.escape
@@ -569,6 +575,7 @@ def render_report(inputs: ReportInputs) -> str:
             head,
             '<h2 id="validity">Validity</h2>',
             _summary_section(r),
+            _replicas_section(r),
             '<h2 id="plots-heading">Latency and throughput</h2>',
             "".join(f'<p class="note" id="input-note-{i}">{e(n)}</p>' for i, n in enumerate(inputs.notes)),
             _plots_section(inputs),
