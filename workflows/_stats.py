@@ -101,10 +101,14 @@ def percentile_change(
     rng: np.random.Generator,
     max_values: int,
 ) -> Estimate | None:
-    """pct_q(cand) / pct_q(base) - 1 over both runs' values, with a bootstrap interval (runs resampled apart).
+    """pct_q(cand) / pct_q(base) - 1 over both runs' values, with a moving-block bootstrap interval.
 
-    Runs of more than ``max_values`` values are bootstrapped from a random subset of that size (the
-    point stays the full data's): a smaller sample only widens the interval.
+    ``base`` and ``cand`` are in issue order. Queries close in time share the machine's state (a
+    stall, a burst, a busy neighbour on a shared host), so they are not independent: resampling them
+    one by one would give intervals too narrow for a loaded machine. Each run is cut into consecutive
+    blocks (:func:`_blocks`) and whole blocks are resampled, runs apart. Runs of more than
+    ``max_values`` values are bootstrapped from an order-keeping random subset of that size (the point
+    stays the full data's): a smaller sample only widens the interval.
     """
     if base.size < MIN_SAMPLES or cand.size < MIN_SAMPLES:
         return None
@@ -112,19 +116,38 @@ def percentile_change(
     if pb <= 0:
         return None
     point = pc / pb - 1.0
-    if base.size > max_values:
-        base = rng.choice(base, max_values, replace=False)
-    if cand.size > max_values:
-        cand = rng.choice(cand, max_values, replace=False)
+    blocks_b, blocks_c = (_blocks(_thin(x, max_values, rng)) for x in (base, cand))
     stats = np.empty(resamples)
-    block = max(1, min(resamples, _BLOCK_VALUES // max(base.size, cand.size)))
-    for start in range(0, resamples, block):
-        k = min(block, resamples - start)
-        b = _percentile(base[rng.integers(0, base.size, (k, base.size))], q, axis=1)
-        c = _percentile(cand[rng.integers(0, cand.size, (k, cand.size))], q, axis=1)
+    step = max(1, min(resamples, _BLOCK_VALUES // max(blocks_b.size, blocks_c.size)))
+    for start in range(0, resamples, step):
+        k = min(step, resamples - start)
+        b = _percentile(_resample_blocks(blocks_b, k, rng), q, axis=1)
+        c = _percentile(_resample_blocks(blocks_c, k, rng), q, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             stats[start : start + k] = c / b - 1.0
     return Estimate(point, _interval(stats, point, confidence))
+
+
+def _thin(x: np.ndarray, max_values: int, rng: np.random.Generator) -> np.ndarray:
+    if x.size <= max_values:
+        return x
+    return x[np.sort(rng.choice(x.size, max_values, replace=False))]
+
+
+def _blocks(x: np.ndarray) -> np.ndarray:
+    """``x`` (in time order) as a (blocks, block length) array: about sqrt(n) blocks of sqrt(n) values.
+
+    Up to one block length of trailing values is left out of the resampling (not of the point).
+    """
+    n_blocks = int(np.clip(round(np.sqrt(x.size)), MIN_BINS, x.size))
+    length = x.size // n_blocks
+    return x[: n_blocks * length].reshape(n_blocks, length)
+
+
+def _resample_blocks(blocks: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` resamples, each as many blocks as ``blocks`` has, drawn with replacement and concatenated."""
+    picks = rng.integers(0, blocks.shape[0], (k, blocks.shape[0]))
+    return blocks[picks].reshape(k, -1)
 
 
 def mean_change(
