@@ -14,9 +14,11 @@ from loadgen_harness._accuracy_log import (
     read_accuracy_log_entries,
     write_accuracy_log,
 )
+from loadgen_harness._fleet import FLEET_CHANNEL_OPTIONS, Fleet, FleetTarget, Replica, inspect_fleet, parse_target
 from loadgen_harness._interrupt import MAX_PLANNED_SAMPLES, RunInterrupted
 from loadgen_harness._launcher import RunningSut, SutTarget, launch_sut
 from loadgen_harness._mlperf_dir import MLPERF_LOGS_PRESET, mlperf_log_dir, results_from_mlperf_logs, run_results_file
+from loadgen_harness._preflight import manifest_count
 from loadgen_harness._records import (
     QUERIES_FILE,
     QUERY_RECORD_DTYPE,
@@ -24,6 +26,14 @@ from loadgen_harness._records import (
     inter_token_latency,
     load_query_records,
     success_stats,
+)
+from loadgen_harness._replicas import (
+    FleetResult,
+    PartStats,
+    ReplicaEvent,
+    ReplicaOutage,
+    ReplicaStats,
+    fleet_breakdown,
 )
 from loadgen_harness._results import (
     EarlyStoppingNeed,
@@ -54,6 +64,7 @@ from loadgen_harness._transport import (
 
 __all__ = [
     "ACCURACY_LOG_FILE",
+    "FLEET_CHANNEL_OPTIONS",
     "MAX_PLANNED_SAMPLES",
     "MLPERF_LOGS_PRESET",
     "NO_AUDIT_CONFIG",
@@ -61,10 +72,18 @@ __all__ = [
     "QUERY_RECORD_DTYPE",
     "TOKEN_ENV",
     "EarlyStoppingNeed",
+    "Fleet",
+    "FleetResult",
+    "FleetTarget",
     "Goodput",
     "InterTokenLatency",
     "LatencyLimits",
+    "PartStats",
     "Percentiles",
+    "Replica",
+    "ReplicaEvent",
+    "ReplicaOutage",
+    "ReplicaStats",
     "RunConfig",
     "RunError",
     "RunInterrupted",
@@ -81,8 +100,10 @@ __all__ = [
     "describe_failure",
     "encode_tokens",
     "fetch_artifact",
+    "fleet_breakdown",
     "format_summary",
     "goodput",
+    "inspect_fleet",
     "inter_token_latency",
     "keep_up_qps",
     "keep_up_ratio",
@@ -90,10 +111,12 @@ __all__ = [
     "launch_sut",
     "load_query_records",
     "load_results",
+    "manifest_count",
     "mlperf_log_dir",
     "open_aio_channel",
     "open_channel",
     "parse_detail_log",
+    "parse_target",
     "progress_printer",
     "read_accuracy_log_entries",
     "results_from_mlperf_logs",

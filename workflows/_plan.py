@@ -187,8 +187,7 @@ def load_profile(
     run_dir: str | Path, service: Literal["auto", "manifest", "records"] = "auto", max_batch: int | None = None
 ) -> ServiceProfile:
     """The service of one replica as the run at ``run_dir`` measured it; PlanError (one line) on bad input."""
-    from loadgen_harness import load_query_records, load_results
-    from loadgen_harness._preflight import manifest_count
+    from loadgen_harness import load_query_records, load_results, manifest_count
 
     run = Path(run_dir)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from loadgen_harness import RunResult
+from loadgen_harness import PartStats, RunResult
 
 
 def _cell(v: object, digits: int = 2) -> str:
@@ -35,7 +35,7 @@ def fleet_section(r: RunResult) -> str:
     header = ("replica", "address", "share", "ok", "failed", "QPS", "tokens/s", "TTFT p50", "TTFT p99", "TPOT p50",
               "TPOT p99")  # fmt: skip
     rows = []
-    named = [(x.replica_id, x.address, x) for x in f.replicas]
+    named: list[tuple[str, str, PartStats]] = [(x.replica_id, x.address, x) for x in f.replicas]
     if f.unattributed is not None:
         named.append(("(no replica)", "", f.unattributed))
     for name, address, p in named:
