@@ -76,10 +76,14 @@ class FleetTarget(BaseModel):
 
     def replica_addresses(self) -> list[str]:
         """One ``host:port`` per replica (a dns target resolved now); RunError when a name does not resolve."""
+        return [address for address, _ in self.replicas()]
+
+    def replicas(self) -> list[tuple[str, str]]:
+        """(``host:port``, the name it was found by) per replica: the name a TLS certificate is checked against."""
         if self.kind == "address" or self.kind in ("ipv4", "ipv6"):
-            return list(self.endpoints)
+            return [(ep, _split(ep)[0]) for ep in self.endpoints]
         if self.kind == "list":
-            return [_resolve_one(ep, self.spec) for ep in self.endpoints]
+            return [(_resolve_one(ep, self.spec), _split(ep)[0]) for ep in self.endpoints]
         host, port = _split(self.endpoints[0])
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -92,7 +96,7 @@ class FleetTarget(BaseModel):
                 out.append(addr)
         if not out:
             raise _run_error(f"sut {self.spec}: '{host}' resolves to no address")
-        return out
+        return [(address, host) for address in out]
 
 
 def _run_error(message: str) -> Exception:
@@ -207,6 +211,18 @@ class Replica(BaseModel):
     address: str
     artifact_id: str = ""
     artifact_sha256: str
+    # The name the replica was found by (a dns target's host): its TLS certificate is checked against it.
+    tls_name: str = ""
+
+    def transport(self, transport: TransportSecurity | None) -> TransportSecurity | None:
+        """``transport`` for a direct channel to this replica: TLS verifies the name it was found by, not its IP."""
+        if transport is None or not transport.tls or transport.tls_server_name or not self.tls_name:
+            return transport
+        try:
+            ipaddress.ip_address(self.tls_name)
+            return transport
+        except ValueError:
+            return transport.model_copy(update={"tls_server_name": self.tls_name})
 
 
 class Fleet(BaseModel):
@@ -273,11 +289,12 @@ def inspect_fleet(
     """
     parsed = parse_target(target)
     channel_target = parsed.channel_target()
-    replica_addresses = list(addresses) if addresses is not None else parsed.replica_addresses()
+    found = [(a, _split(a)[0]) for a in addresses] if addresses is not None else parsed.replicas()
     replicas: list[Replica] = []
     artifacts: dict[str, dict[str, JsonValue]] = {}
-    for address in replica_addresses:
-        replica_id, artifact = fetch_replica(address, transport)
+    for address, name in found:
+        via = Replica(replica_id="", address=address, artifact_sha256="", tls_name=name).transport(transport)
+        replica_id, artifact = fetch_replica(address, via)
         digest = artifact_sha256(artifact)
         artifacts.setdefault(digest, artifact)
         aid = artifact.get("artifact_id")
@@ -287,6 +304,7 @@ def inspect_fleet(
                 address=address,
                 artifact_id=aid if isinstance(aid, str) else "",
                 artifact_sha256=digest,
+                tls_name=name,
             )
         )
     seen: dict[str, str] = {}

@@ -79,7 +79,9 @@ class ReplicaWatch:
         up = True
         try:
             # The fleet's reconnect backoff: a restarted replica is seen within about a second.
-            channel = open_channel(replica.address, self.transport, options=list(FLEET_CHANNEL_OPTIONS))
+            channel = open_channel(
+                replica.address, replica.transport(self.transport), options=list(FLEET_CHANNEL_OPTIONS)
+            )
         except Exception:
             return  # the run goes on; only this replica's outages stay unrecorded
         with channel:

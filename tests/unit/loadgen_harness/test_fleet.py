@@ -123,3 +123,33 @@ def test_an_unreachable_replica_is_one_line(servers: Any) -> None:
         dead = f"127.0.0.1:{s.getsockname()[1]}"
     with pytest.raises(RunError, match=f"sut {dead}: GetArtifact failed"):
         inspect_fleet(f"{a.address},{dead}")
+
+
+def test_tls_replicas_found_by_name_are_verified_against_that_name(tmp_path: Any) -> None:
+    """A dns target resolves to pod IPs; each replica's certificate names the service, not the IP."""
+    from loadgen_harness import TransportSecurity
+    from sut import ServerSecurity
+    from tests.tls_pki import _ca, _leaf, _write_cert, _write_key
+
+    ca = _ca("fleet test CA")
+    cert, key = _leaf(ca, "lpuperf-sut", server=True, names=("localhost",))  # no IP in the certificate
+    for path, obj in ((tmp_path / "ca.crt", ca[0]), (tmp_path / "s.crt", cert)):
+        _write_cert(path, obj)
+    _write_key(tmp_path / "s.key", key)
+    security = ServerSecurity(tls_cert=tmp_path / "s.crt", tls_key=tmp_path / "s.key")
+    servers = [
+        sut.start_embedded({"kind": "sim", "dataset": DATASET, "artifact": "sim-instant"}, security=security)
+        for _ in range(2)
+    ]
+    try:
+        ports = [s.port for s in servers]
+        tls = TransportSecurity(tls_ca=tmp_path / "ca.crt")
+        fleet, _ = inspect_fleet(",".join(f"localhost:{p}" for p in ports), tls)
+        assert [r.address for r in fleet.replicas] == [f"127.0.0.1:{p}" for p in ports]
+        assert {r.tls_name for r in fleet.replicas} == {"localhost"}
+        # Planted fault: the same replicas by IP alone, whose certificate does not name it, are refused.
+        with pytest.raises(RunError):
+            inspect_fleet("ipv4:" + ",".join(f"127.0.0.1:{p}" for p in ports), tls)
+    finally:
+        for s in servers:
+            s.stop()
