@@ -72,16 +72,18 @@ def scrape_target_problems(prom: dict[str, Any], compose: dict[str, Any]) -> lis
     problems = []
     services = compose["services"]
     for job in prom["scrape_configs"]:
-        for static in job["static_configs"]:
-            for target in static["targets"]:
-                host, _, port = target.rpartition(":")
-                svc = services.get(host)
-                if svc is None:
-                    problems.append(f"{job['job_name']}: {target}: no compose service '{host}'")
-                    continue
-                cmd = svc.get("command", [])
-                if "--metrics-port" not in cmd or cmd[cmd.index("--metrics-port") + 1] != port:
-                    problems.append(f"{job['job_name']}: {target}: service '{host}' has no --metrics-port {port}")
+        targets = [t for static in job.get("static_configs", []) for t in static["targets"]]
+        # dns_sd: each name resolves to every replica of that service (docker compose up --scale).
+        targets += [f"{n}:{sd['port']}" for sd in job.get("dns_sd_configs", []) for n in sd["names"]]
+        for target in targets:
+            host, _, port = target.rpartition(":")
+            svc = services.get(host)
+            if svc is None:
+                problems.append(f"{job['job_name']}: {target}: no compose service '{host}'")
+                continue
+            cmd = svc.get("command", [])
+            if "--metrics-port" not in cmd or cmd[cmd.index("--metrics-port") + 1] != port:
+                problems.append(f"{job['job_name']}: {target}: service '{host}' has no --metrics-port {port}")
     return problems
 
 
@@ -271,7 +273,7 @@ def test_prometheus_targets_match_compose() -> None:
 
 def test_a_wrong_scrape_target_is_caught() -> None:
     prom = _yaml(PROMETHEUS)
-    prom["scrape_configs"][0]["static_configs"][0]["targets"] = ["sut:9999"]
+    prom["scrape_configs"][0]["dns_sd_configs"][0]["port"] = 9999
     prom["scrape_configs"][1]["static_configs"][0]["targets"] = ["loadgen:9102"]
     problems = scrape_target_problems(prom, _yaml(COMPOSE))
     assert problems == [
@@ -356,6 +358,7 @@ def test_harness_compose_command_parses_with_lpuperf(tmp_path: Path) -> None:
     assert _exec_form(text, "ENTRYPOINT") == ["lpuperf"]
     compose = yaml.safe_load(_with_secret_files(COMPOSE.read_text(encoding="utf-8"), tmp_path))
     args = build_parser().parse_args(compose["services"]["harness"]["command"])
-    assert args.command == "run" and args.sut == "sut:50051" and args.metrics_port == 9102
+    # The harness drives every replica of `--scale sut=N`: compose's DNS lists them, round_robin spreads the load.
+    assert args.command == "run" and args.sut == "dns:///sut:50051" and args.metrics_port == 9102
     # Prometheus scrapes from another container: the exporter must not bind loopback only.
     assert args.metrics_host == "0.0.0.0"
