@@ -96,8 +96,23 @@ def _read_pem(path: Path, what: str) -> bytes:
     return data
 
 
+def host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a gRPC target: ``host:port``, ``dns:///host:port`` or ``ipv4:a:p,b:p`` (the first)."""
+    target = address
+    if "://" in target:
+        target = target.split("://", 1)[1].rsplit("/", 1)[-1]
+    elif target.startswith(("ipv4:", "ipv6:")):
+        target = target.split(":", 1)[1]
+    host, _, port = target.split(",")[0].rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        return None
+    return host, int(port)
+
+
 def _is_loopback(address: str) -> bool:
-    host = address.rpartition(":")[0].strip("[]")
+    hp = host_port(address)
+    host = hp[0] if hp is not None else ""
     if host == "localhost":
         return True
     try:
@@ -185,12 +200,10 @@ def describe_failure(address: str, security: TransportSecurity | None, exc: grpc
 
 def tls_preflight(address: str, security: TransportSecurity) -> str | None:
     """Handshake with Python's ``ssl`` as the grpc channel would; the TLS reason it fails, or None."""
-    host, _, port_text = address.rpartition(":")
-    host = host.strip("[]")
-    try:
-        port = int(port_text)
-    except ValueError:
+    hp = host_port(address)
+    if hp is None:
         return None
+    host, port = hp
     try:
         raw = socket.create_connection((host, port), timeout=_PREFLIGHT_TIMEOUT_S)
     except OSError:

@@ -116,3 +116,13 @@ def test_settings_that_cannot_work_are_refused(pki: Pki, token_files: tuple[Path
         channel_credentials("127.0.0.1:1", TransportSecurity(tls_ca=not_pem))
     with pytest.raises(ValueError, match="a spawned SUT is plaintext on loopback"):
         SutTarget(transport=TransportSecurity(tls_ca=pki.ca))
+
+
+def test_a_dns_target_is_reached_and_its_failures_named(
+    suts: dict[str, EmbeddedServer], pki: Pki, token_files: tuple[Path, Path]
+) -> None:
+    good, _ = token_files
+    target = f"dns:///localhost:{suts['tls'].port}"
+    assert fetch_artifact(target, transport=TransportSecurity(tls_ca=pki.ca, token_file=good))["artifact_id"]
+    msg = _error(target, TransportSecurity(tls_ca=pki.other_ca, token_file=good))
+    assert "unknown CA" in msg, msg
