@@ -100,6 +100,13 @@ def run_figures(res: RunResult, intervals: dict[str, tuple[float | None, float |
     if res.n_queries:
         add("error_rate", res.n_errors / res.n_queries, "%")
         add("n_queries", float(res.n_queries), "")
+    if res.goodput is not None:
+        # Queries that met every per-query limit: the share of all finished queries, and their rate.
+        add("goodput.fraction", res.goodput.fraction, "%")
+        add("goodput.qps", res.goodput.qps, "qps")
+    if res.itl is not None:
+        for pct, _ in _PCTS:
+            add(f"itl_ms.{pct}", res.itl.itl_ms.at(pct), "ms")
     ok = res.successful
     if ok is not None and res.n_errors:
         # With failed queries LoadGen's rates count the failures; these are the successful queries' own.

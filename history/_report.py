@@ -154,8 +154,8 @@ def trend_chart(
             )
             if (p.run.id, metric) in flagged:
                 parts.append(
-                    f'<circle class="regression" data-run="{p.run.id}" cx="{cx:.1f}" cy="{cy:.1f}" r="9" fill="none" '
-                    f'stroke="{REGRESSION_RED}" stroke-width="3"/>'
+                    f'<circle class="regression" data-run="{p.run.id}" cx="{cx:.1f}" cy="{cy:.1f}" r="10" fill="none" '
+                    f'stroke="{REGRESSION_RED}" stroke-width="4"/>'
                 )
     if len(series) > 1:
         for k, label in enumerate(series):
@@ -185,7 +185,7 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:22px 0 8px} p.meta{co
 .plots{display:flex;flex-wrap:wrap;gap:12px} svg.plot{border:1px solid #ddd;background:#fff}
 svg text{font-size:11px;fill:#333} svg text.title{font-size:13px;font-weight:600} svg text.empty{fill:#888}
 line.grid{stroke:#eee} table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
-tr.bad td{background:#fdecea} #verdict.bad{color:#d62728} #verdict.ok{color:#2e7d32}
+tr.bad td{background:#fdecea} #verdict.bad{color:#a00000} #verdict.ok{color:#2e7d32}
 """
 
 

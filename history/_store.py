@@ -35,6 +35,10 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_S = 30.0
 POSTGRES_CONNECT_TIMEOUT_S = 5
 _PG_MIGRATION_LOCK = 0x6C707570  # any constant; every lpuperf process upgrading a store takes this one
+# Commands that record a run made elsewhere: its record does not say how it was made, so it is compared
+# with runs of any command (the others only with runs the same command made: a find-peak confirm run,
+# a TEST06 pass and a plain run measure different things).
+UNKNOWN_ORIGIN = ("import", "gate")
 _IN_CHUNK = 500  # ids per IN (...) query: well under SQLite's bound-parameter limit
 
 
@@ -316,13 +320,15 @@ class Store:
 
     def last_good(self, candidate: RunRecord) -> StoredRun | None:
         """The newest record marked good of the same artifact name and kind of run (command, scenario, mode,
-        benchmark) whose build differs from the candidate's and which ran before it."""
+        benchmark; see UNKNOWN_ORIGIN) whose build differs from the candidate's and which ran before it."""
         query = (
             self._select(True)
             .where(
                 good_marks.c.record_id.is_not(None),
                 records.c.artifact_name == candidate.artifact.name,
-                records.c.command == candidate.command,
+                sa.true()
+                if candidate.command in UNKNOWN_ORIGIN
+                else records.c.command.in_([candidate.command, *UNKNOWN_ORIGIN]),
                 records.c.scenario == candidate.scenario,
                 records.c.mode == candidate.mode,
                 records.c.benchmark == candidate.benchmark,

@@ -23,6 +23,7 @@ from history import (
     record_run_dir,
     store_url,
 )
+from loadgen_harness import Goodput
 from tests.history_runs import manifest, write_run
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -121,6 +122,16 @@ def test_last_good_is_the_newest_good_other_build_of_the_same_kind(store_url: st
         other = store.record(_rec("other", "9999", 40, artifact=ArtifactBuild(name="other", manifest_sha256="9" * 32)))
         assert store.last_good(store.get(str(other))) is None
         assert store.last_good(cand).run_id == "offline"  # type: ignore[union-attr]
+        # A run of another command measures another thing; an imported run's origin is unknown, so it counts.
+        store.mark_good(ids["offline"], good=False)
+        store.mark_good(ids["g1"], good=False)
+        peak = store.record(_rec("peak", "5555", 25, command="find-peak"))
+        store.mark_good(peak)
+        assert store.last_good(cand) is None
+        imported = store.record(_rec("imported", "6666", 26, command="import"))
+        store.mark_good(imported)
+        assert store.last_good(cand).run_id == "imported"  # type: ignore[union-attr]
+        assert store.last_good(store.get("peak")) is None  # the only earlier good run is another command's
 
 
 def _url(db: str) -> str:
@@ -240,7 +251,8 @@ def test_a_run_directory_becomes_a_record(tmp_path: Path) -> None:
     """results.json, artifact.json and the reports beside the run: figures, build fields, verdicts."""
     from gate import GateReport
 
-    d = write_run(tmp_path, "r1", manifest("build-7"), n_errors=4, errors_by_status={"UNAVAILABLE": 4})
+    goodput = Goodput(n_good_queries=150, n_queries=200, fraction=0.75, qps=15.0, ttft_limit_ms=100.0)
+    d = write_run(tmp_path, "r1", manifest("build-7"), n_errors=4, errors_by_status={"UNAVAILABLE": 4}, goodput=goodput)
     GateReport(slo="embedded", source=str(d / "results.json"), passed=False, objectives=[]).write(d / "gate.json")
     rec = record_run_dir(d, "import")
     assert (rec.run_id, rec.scenario, rec.mode, rec.valid) == ("r1", "Server", "performance", True)
@@ -248,9 +260,16 @@ def test_a_run_directory_becomes_a_record(tmp_path: Path) -> None:
     assert rec.artifact.build == {"compiler": "lpc 3.1", "flags": "-O3"}
     assert len(rec.artifact.manifest_sha256) == 64
     assert (rec.lpuperf_version, rec.loadgen_version) == ("0.1.0", "6.0.17")
-    assert rec.metric("ttft_ms.p99").value == 80.0  # type: ignore[union-attr]
     assert rec.metric("error_rate").value == pytest.approx(0.02)  # type: ignore[union-attr]
-    assert rec.metric("ttft_ms.p99").ci_low is None  # type: ignore[union-attr]  # no queries.npz: no interval
+    assert rec.metric("goodput.fraction").value == 0.75  # type: ignore[union-attr]
+    # queries.npz gives each latency percentile a distribution-free interval around LoadGen's figure;
+    # 200 queries bound p50 on both sides, but too few lie beyond p99 to bound it from above.
+    p50, p99 = rec.metric("ttft_ms.p50"), rec.metric("ttft_ms.p99")
+    assert p50 is not None and p99 is not None
+    assert p50.ci_low is not None and p50.ci_high is not None and p50.ci_low <= p50.value <= p50.ci_high
+    assert p99.ci_low is not None and p99.ci_high is None
+    (d / "queries.npz").unlink()
+    assert record_run_dir(d, "import").metric("ttft_ms.p50").ci_low is None  # type: ignore[union-attr]
     assert [(v.kind, v.name, v.passed) for v in rec.verdicts] == [("gate", "embedded", False)]
     # Another build of the same artifact is another manifest hash; the same manifest is the same build.
     again = record_run_dir(write_run(tmp_path, "r2", manifest("build-7")), "import")
