@@ -57,6 +57,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="run against replicas serving different artifacts (refused otherwise); results are split by artifact",
     )
     add_transport_arguments(p)
+    p.add_argument(
+        "--transport",
+        choices=("grpc", "openai-http"),
+        default="grpc",
+        help="grpc: LoadGen drives a gRPC SUT (default); openai-http: the harness streams each query straight to "
+        "the OpenAI-compatible endpoint of --base-url (with --model, --api-key-env, --ca-bundle, ...), "
+        "no SUT process and no relay",
+    )
     from sut import backends
 
     p.add_argument("--backend", help=f"backend of the spawned SUT: {' | '.join(backends.names())} (default: sim)")
@@ -130,10 +138,21 @@ def run_cli(args: argparse.Namespace) -> int:
 
     from scenarios import Preset
 
+    http_endpoint = None
+    if args.transport == "openai-http":
+        if args.sut or args.replicas != 1 or args.artifact or args.precision or args.backend not in (None, "openai"):
+            raise UsageError(
+                "--transport openai-http: the harness talks to --base-url itself; "
+                "drop --sut/--replicas/--backend/--artifact/--precision"
+            )
+        from sut import backend_options_from_args
+
+        http_endpoint = {**backend_options_from_args("openai", args), "kind": "openai"}
+        args.backend = None
     backend = backend_from_args(args)
     run_preset = args.preset
     if args.preset not in get_args(Preset):
-        if backend.get("preset") != args.preset:
+        if (http_endpoint or backend).get("preset") != args.preset:
             raise UsageError(
                 f"--preset {args.preset}: expected quick or submission, or an endpoint preset of the --backend"
             )
@@ -150,6 +169,7 @@ def run_cli(args: argparse.Namespace) -> int:
             allow_mixed=args.allow_mixed,
             transport=transport_from_args(args, remote=bool(args.sut)),
             backend=backend,
+            http_endpoint=http_endpoint,
             qps=args.qps,
             duration_s=args.duration,
             min_query_count=args.min_query_count,

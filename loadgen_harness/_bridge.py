@@ -28,7 +28,7 @@ import asyncio
 import collections
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -142,6 +142,7 @@ class Bridge:
         hold_on_interrupt: bool = False,
         transport: TransportSecurity | None = None,
         replica_ids: Sequence[str] = (),
+        opener: Callable[[], Awaitable[tuple[Any, Any]]] | None = None,
     ) -> None:
         import mlperf_loadgen as lg
         import uvloop
@@ -175,13 +176,17 @@ class Bridge:
         self._loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="lpuperf-grpc", daemon=True)
         self._thread.start()
-        self._channel: grpc.aio.Channel | None = None
+        self._channel: Any = None  # grpc.aio.Channel, or what ``opener`` gave (anything with ``async close()``)
         self._call: Any = None
+        self._opener = opener
         self._tasks: set[asyncio.Task[None]] = set()
         self._offline_q: collections.deque[tuple[int, int]] = collections.deque()
         asyncio.run_coroutine_threadsafe(self._open(), self._loop).result(timeout=30)
 
     async def _open(self) -> None:
+        if self._opener is not None:  # another transport (loadgen_harness._http_transport): same per-query path
+            self._channel, self._call = await self._opener()
+            return
         # TLS and the token are the channel's (credentials on the channel): the per-query path is unchanged.
         self._channel = open_aio_channel(self.address, self.transport, options=_CHANNEL_OPTIONS)
         self._call = self._channel.unary_stream(

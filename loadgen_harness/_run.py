@@ -74,6 +74,11 @@ class RunConfig(BaseModel):
     backend: BackendSpec = Field(
         default_factory=dict, description="backend config of the spawned SUT ({'kind': ..., ...}); see SutTarget"
     )
+    http_endpoint: BackendSpec | None = Field(
+        default=None,
+        description="an openai backend config ({'kind': 'openai', 'base_url': ...}): the harness streams each query "
+        "straight to that OpenAI-compatible endpoint (--transport openai-http), no SUT process, no gRPC",
+    )
     qps: float | None = Field(default=None, gt=0)
     duration_s: float | None = Field(default=None, gt=0)
     min_query_count: int | None = Field(default=None, gt=0)
@@ -112,6 +117,16 @@ class RunConfig(BaseModel):
         return Path(self.out_dir) / run_id / self.scenario / self.mode
 
 
+def _http_opener(endpoint: BackendSpec | None, artifact: dict[str, JsonValue]) -> Any:
+    """The bridge's opener for --transport openai-http (None: gRPC), with the model the probe found pinned."""
+    if endpoint is None:
+        return None
+    from loadgen_harness._http_transport import HttpCalls
+
+    pinned: BackendSpec = {**endpoint, "model": artifact.get("model", "")}
+    return lambda: HttpCalls.open(pinned)
+
+
 def harness_version() -> str:
     try:
         from importlib.metadata import version
@@ -129,6 +144,12 @@ def _sut_address(cfg: RunConfig) -> Iterator[RunningSut]:
     from common import first_error_line
     from loadgen_harness._launcher import SutTarget, launch_sut
 
+    if cfg.http_endpoint is not None:  # no SUT: the endpoint's own manifest stands for the artifact
+        from loadgen_harness._http_transport import probe_endpoint
+
+        manifest = probe_endpoint(cfg.http_endpoint)
+        yield RunningSut(address=str((manifest.get("extra") or {}).get("base_url", "")), artifact=manifest)
+        return
     try:
         target = SutTarget(
             address=cfg.sut,
@@ -283,6 +304,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
                 hold_on_interrupt=hold_on_interrupt,
                 transport=cfg.transport,
                 replica_ids=fleet.replica_ids if fleet is not None else (),
+                opener=_http_opener(cfg.http_endpoint, artifact),
             )
             # Each replica's health is watched off the query path: outages land in results.json.
             watch = ReplicaWatch(fleet.replicas, bridge.t0_ns, cfg.transport).start() if fleet is not None else None
