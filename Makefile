@@ -39,6 +39,23 @@ multi-stream: venv
 interactive-scenario: venv
 	$(BIN)/lpuperf run --scenario Interactive $(RUN_ARGS)
 
+# A fleet: one LoadGen run over REPLICAS embedded SUT processes on loopback, balanced by gRPC's round_robin
+# (or over a running fleet: SUT=dns:///name:port or SUT=host:port,host:port), with a per-replica table.
+# make fleet-scenario REPLICAS=3 [QPS=60] [DURATION=30]
+# Capacity plan from a run directory: make plan RUN=results/<run-id>/Server/performance PLAN_QPS=200 [SLO=...]
+REPLICAS ?= 3
+PLAN_QPS ?=
+.PHONY: fleet-scenario plan bench-fleet
+fleet-scenario: venv
+	$(BIN)/lpuperf run --scenario Server $(if $(SUT),,--replicas $(REPLICAS)) $(RUN_ARGS) \
+	  $(if $(QPS),,--qps $(shell echo $$(( 12 * $(REPLICAS) ))))
+plan: venv
+	@test -n "$(RUN)" -a -n "$(PLAN_QPS)" || { echo "make plan: set RUN=<run dir> and PLAN_QPS=<target qps>" >&2; exit 2; }
+	$(BIN)/lpuperf plan $(RUN) --qps $(PLAN_QPS) $(if $(filter-out embedded,$(SLO)),--slo $(SLO))
+# Plan vs reality: find-peak on 1, 2, 3 local replicas against the plan from one run (~15 CPU-minutes).
+bench-fleet: venv
+	nice -n 5 $(BIN)/python -m bench.fleet_plan
+
 # pytest exits 5 when it collects nothing; make treats any non-zero status as failure.
 test: venv
 	$(BIN)/python -m pytest -q -m "not slow" tests
