@@ -4,8 +4,8 @@
 # Writes: ca.crt/ca.key (a private CA), server.crt/server.key (TLS for the SUT's gRPC and metrics ports
 # and the harness's metrics port: names sut, harness, localhost, 127.0.0.1), client.crt/client.key (a
 # harness certificate for a SUT that requires mTLS), sut_token (the bearer
-# token the harness sends to the SUT), metrics_token (what Prometheus sends to both exporters) and
-# grafana_admin_password. Keys and secrets are readable by the containers' uid (they are bind-mounted
+# token the harness sends to the SUT), metrics_token (what Prometheus sends to both exporters),
+# grafana_admin_password and postgres_password (the run store's; the harness and Grafana read it). Keys and secrets are readable by the containers' uid (they are bind-mounted
 # as compose secrets); the directory itself is private to you.
 set -euo pipefail
 dir="${1:-$(cd "$(dirname "$0")" && pwd)/secrets}"
@@ -35,9 +35,10 @@ if [ ! -s client.crt ]; then  # for a SUT that requires client certificates (lpu
     -extfile client.ext -out client.crt 2>/dev/null
   rm -f client.csr client.ext ca.srl
 fi
-for name in sut_token metrics_token grafana_admin_password; do
+for name in sut_token metrics_token grafana_admin_password postgres_password; do
   [ -s "$name" ] || openssl rand -hex 24 > "$name"
 done
-chmod 644 ca.crt server.crt server.key client.crt client.key sut_token metrics_token grafana_admin_password
+chmod 644 ca.crt server.crt server.key client.crt client.key sut_token metrics_token grafana_admin_password \
+  postgres_password
 chmod 600 ca.key
 echo "secrets in $dir (CA ca.crt; grafana user admin, password in grafana_admin_password)"

@@ -19,12 +19,23 @@ from history._regressions import (
     with_objectives,
 )
 from history._report import render_history, write_history_report
-from history._store import DB_ENV, DB_FILE, Store, StoreError, describe, error_text, open_store, store_url
+from history._store import (
+    DB_ENV,
+    DB_FILE,
+    DB_PASSWORD_FILE_ENV,
+    Store,
+    StoreError,
+    describe,
+    error_text,
+    open_store,
+    store_url,
+)
 from history._trend import TrendBy, TrendPoint, ci_text, trend, trend_points
 
 __all__ = [
     "DB_ENV",
     "DB_FILE",
+    "DB_PASSWORD_FILE_ENV",
     "LAST_GOOD",
     "ArtifactBuild",
     "BuildComparison",

@@ -30,6 +30,8 @@ from history._schema import good_marks, metrics, records, verdicts
 from loadgen_harness import RunResult
 
 DB_ENV = "LPUPERF_DB"
+# A file holding the PostgreSQL password, for a URL that names none (a container secret, never argv).
+DB_PASSWORD_FILE_ENV = "LPUPERF_DB_PASSWORD_FILE"
 DB_FILE = "lpuperf.db"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -49,7 +51,8 @@ class StoreError(UsageError):
 def store_url(db: str | None, out_dir: str | Path | None) -> str:
     """The store a command uses: ``--db``, else ``$LPUPERF_DB``, else SQLite at ``OUT/lpuperf.db``.
 
-    A value without ``://`` is a SQLite file path. ``postgresql://`` and ``postgres://`` use psycopg 3.
+    A value without ``://`` is a SQLite file path. ``postgresql://`` and ``postgres://`` use psycopg 3; a
+    PostgreSQL URL without a password takes it from the file ``$LPUPERF_DB_PASSWORD_FILE`` names, if set.
     """
     text = (db or os.environ.get(DB_ENV) or "").strip()
     if not text:
@@ -65,7 +68,14 @@ def store_url(db: str | None, out_dir: str | Path | None) -> str:
             f"--db: expected a SQLite path or a URL like postgresql://user@host/db, got '{text}'"
         ) from None
     if url.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
-        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        url = url.set(drivername="postgresql+psycopg")
+        secret = os.environ.get(DB_PASSWORD_FILE_ENV, "")
+        if url.password is None and secret:
+            try:
+                url = url.set(password=Path(secret).read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                raise StoreError(f"{DB_PASSWORD_FILE_ENV}: {secret}: {exc.strerror or exc}") from None
+        return url.render_as_string(hide_password=False)
     if url.drivername == "sqlite":
         return text
     raise StoreError(f"--db: '{url.drivername}' stores are not supported; expected sqlite or postgresql")

@@ -141,7 +141,7 @@ def test_dashboard_covers_the_required_panels() -> None:
 def test_compose_services_and_mounts() -> None:
     compose = _yaml(COMPOSE)
     services = compose["services"]
-    assert set(services) == {"sut", "harness", "prometheus", "grafana"}
+    assert set(services) == {"sut", "harness", "prometheus", "grafana", "postgres"}
     for name in ("sut", "harness"):
         build = services[name]["build"]
         assert (COMPOSE.parent / build["context"] / build["dockerfile"]).is_file(), name

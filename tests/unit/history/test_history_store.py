@@ -57,6 +57,15 @@ def test_store_url_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert store_url(None, tmp_path) == "postgresql+psycopg://team@db/runs"
     assert store_url(str(tmp_path / "mine.db"), tmp_path).endswith("/mine.db")  # --db wins over the env
     monkeypatch.delenv("LPUPERF_DB")
+    secret = tmp_path / "pg_password"
+    secret.write_text("s3cret\n")
+    monkeypatch.setenv("LPUPERF_DB_PASSWORD_FILE", str(secret))
+    assert store_url("postgresql://team@db/runs", None) == "postgresql+psycopg://team:s3cret@db/runs"
+    assert store_url("postgresql://team:given@db/runs", None) == "postgresql+psycopg://team:given@db/runs"
+    secret.unlink()
+    with pytest.raises(StoreError, match=r"LPUPERF_DB_PASSWORD_FILE: .*pg_password: No such file"):
+        store_url("postgresql://team@db/runs", None)
+    monkeypatch.delenv("LPUPERF_DB_PASSWORD_FILE")
     with pytest.raises(StoreError, match="'mysql' stores are not supported"):
         store_url("mysql://u@db/runs", tmp_path)
     with pytest.raises(StoreError, match="give --db or set LPUPERF_DB"):
