@@ -37,6 +37,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--max-batch", type=int, help="batch size when the manifest states none")
     p.add_argument("--queries", type=int, default=20000, help="simulated queries per prediction (default 20000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--loadgen-queries",
+        type=int,
+        metavar="N",
+        help="judge the limits as LoadGen's early stopping judges a run of N queries (a VALID run of that length) "
+        "instead of the steady-state percentile",
+    )
     p.add_argument("--out", type=out_dir_arg, help="where plan.json and plan.svg go (default: the run directory)")
     p.add_argument("--json", action="store_true", help="print plan.json instead of the text summary")
     p.set_defaults(func=run_plan)
@@ -64,6 +71,7 @@ def run_plan(args: argparse.Namespace) -> int:
             max_batch=args.max_batch,
             queries=args.queries,
             seed=args.seed,
+            loadgen_queries=args.loadgen_queries,
         )
     except ValidationError as exc:
         line = first_error_line(exc, "plan").replace("field 'target_qps'", "field 'qps'")

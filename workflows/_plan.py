@@ -20,8 +20,10 @@ chips and racks.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -39,6 +41,7 @@ MODEL_STATEMENT = (
 PLAN_FILE = "plan.json"
 PLOT_FILE = "plan.svg"
 _PCTS = (50.0, 90.0, 99.0)
+Pct = Literal["p50", "p90", "p99"]
 _MIN_QUERIES = 20
 _BISECT_STEPS = 14
 
@@ -52,8 +55,8 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ttft_ms: dict[Literal["p50", "p90", "p99"], float] = Field(default_factory=dict)
-    tpot_ms: dict[Literal["p50", "p90", "p99"], float] = Field(default_factory=dict)
+    ttft_ms: dict[Pct, float] = Field(default_factory=dict)
+    tpot_ms: dict[Pct, float] = Field(default_factory=dict)
     source: str = ""
 
     def describe(self) -> str:
@@ -79,6 +82,13 @@ class PlanConfig(BaseModel):
     queries: int = Field(default=20000, ge=10000, le=1_000_000, description="simulated queries per prediction")
     seed: int = 0
     max_replicas: int = Field(default=1000, ge=1, le=100_000)
+    loadgen_queries: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="judge each limit as LoadGen's early stopping judges a run of this many queries "
+        "(what a VALID run of that length needs), not at the steady-state percentile",
+    )
 
     @property
     def spares(self) -> int:
@@ -115,6 +125,7 @@ class PlanResult(BaseModel):
     limits: Limits
     redundancy: str
     spare_replicas: int
+    loadgen_queries: int | None = Field(default=None, description="limits judged as LoadGen judges a run this long")
     replicas_for_slo: int = Field(description="fewest replicas meeting the SLO at the target")
     replicas: int = Field(description="replicas_for_slo plus the redundancy rule's spares")
     at_plan: Prediction
@@ -240,10 +251,49 @@ def load_profile(
 # ---- predictions ---------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
+def loadgen_allowed_share(percentile: float, run_queries: int, confidence: float = 0.99) -> float:
+    """The share of queries over a limit that LoadGen's early stopping still calls VALID in a run of ``run_queries``.
+
+    LoadGen passes a percentile limit when, with ``t`` queries over it, the chance of seeing ``t`` or
+    fewer if the true share over were ``1 - percentile`` is below ``1 - confidence`` (a binomial test,
+    loadgen/early_stopping.cc). A short run therefore needs a far smaller share over the limit than the
+    percentile says: 800 queries at p99 allow 2 (0.25 %); below 459 queries none suffices (-1.0).
+    """
+    from scipy.stats import binom
+
+    allowed = -1
+    # t grows until the binomial tail stops being unlikely enough; bounded by the run's size.
+    while allowed + 1 <= run_queries and binom.cdf(allowed + 1, run_queries, 1.0 - percentile) < 1.0 - confidence:
+        allowed += 1
+    return allowed / run_queries if allowed >= 0 else -1.0
+
+
+def _within(values_s: np.ndarray, limits: Mapping[Pct, float], run_queries: int | None) -> bool:
+    for name, limit_ms in limits.items():
+        pct = float(name[1:]) / 100.0
+        if run_queries is None:
+            if float(np.percentile(values_s, 100 * pct, method="higher")) * 1e3 > limit_ms:
+                return False
+        elif float(np.mean(values_s * 1e3 > limit_ms)) > loadgen_allowed_share(pct, run_queries):
+            return False
+    return True
+
+
 def predict(
-    profile: ServiceProfile, qps: float, replicas: int, limits: Limits, queries: int = 20000, seed: int = 0
+    profile: ServiceProfile,
+    qps: float,
+    replicas: int,
+    limits: Limits,
+    queries: int = 20000,
+    seed: int = 0,
+    loadgen_queries: int | None = None,
 ) -> Prediction:
-    """TTFT/TPOT percentiles of ``replicas`` round-robin replicas at ``qps`` in all, from the DES."""
+    """TTFT/TPOT percentiles of ``replicas`` round-robin replicas at ``qps`` in all, from the DES.
+
+    The limits are met at the steady-state percentiles, or with ``loadgen_queries`` as LoadGen's early
+    stopping judges a run of that many queries (:func:`loadgen_allowed_share`).
+    """
     from workflows._plan_des import round_robin_arrivals, simulate_batcher
 
     utilisation = qps / (replicas * profile.capacity_qps)
@@ -266,9 +316,7 @@ def predict(
         if tpot.size
         else {}
     )
-    meets = all(ttft_p[k] <= v for k, v in limits.ttft_ms.items()) and all(
-        tpot_p.get(k, 0.0) <= v for k, v in limits.tpot_ms.items()
-    )
+    meets = _within(ttft, limits.ttft_ms, loadgen_queries) and _within(tpot, limits.tpot_ms, loadgen_queries)
     return Prediction(
         replicas=replicas,
         qps=qps,
@@ -280,12 +328,19 @@ def predict(
     )
 
 
-def max_valid_qps(profile: ServiceProfile, replicas: int, limits: Limits, queries: int = 20000, seed: int = 0) -> float:
+def max_valid_qps(
+    profile: ServiceProfile,
+    replicas: int,
+    limits: Limits,
+    queries: int = 20000,
+    seed: int = 0,
+    loadgen_queries: int | None = None,
+) -> float:
     """The highest total rate ``replicas`` replicas carry within the limits (bisection on the DES)."""
     lo, hi = 0.0, replicas * profile.capacity_qps
     for _ in range(_BISECT_STEPS):
         mid = (lo + hi) / 2
-        if predict(profile, mid, replicas, limits, queries, seed).meets_slo:
+        if predict(profile, mid, replicas, limits, queries, seed, loadgen_queries).meets_slo:
             lo = mid
         else:
             hi = mid
@@ -334,7 +389,7 @@ def plan_capacity(cfg: PlanConfig) -> PlanResult:
     profile = load_profile(cfg.run_dir, cfg.service, cfg.max_batch)
     res = load_results(cfg.run_dir)
     limits = resolve_limits(cfg, res.benchmark, res.scenario)
-    q, seed = cfg.queries, cfg.seed
+    q, seed, lg = cfg.queries, cfg.seed, cfg.loadgen_queries
     n = max(1, math.ceil(cfg.target_qps / profile.capacity_qps))
     tried: dict[int, Prediction] = {}
     while True:
@@ -342,19 +397,23 @@ def plan_capacity(cfg: PlanConfig) -> PlanResult:
             raise PlanError(
                 f"plan: {cfg.target_qps:g} qps needs more than {cfg.max_replicas} replicas under {limits.describe()}"
             )
-        tried[n] = predict(profile, cfg.target_qps, n, limits, queries=q, seed=seed)
+        tried[n] = predict(profile, cfg.target_qps, n, limits, queries=q, seed=seed, loadgen_queries=lg)
         if tried[n].meets_slo:
             break
-        if n == 1 and tried[n].stable and not predict(profile, 1e-3, 1, limits, queries=q, seed=seed).meets_slo:
+        if (
+            n == 1
+            and tried[n].stable
+            and not predict(profile, 1e-3, 1, limits, queries=q, seed=seed, loadgen_queries=lg).meets_slo
+        ):
             raise PlanError(f"plan: even an idle replica misses {limits.describe()}; no replica count helps")
         n += 1
     total = n + cfg.spares
     curve = [
-        tried.get(r) or predict(profile, cfg.target_qps, r, limits, queries=q, seed=seed)
+        tried.get(r) or predict(profile, cfg.target_qps, r, limits, queries=q, seed=seed, loadgen_queries=lg)
         for r in range(max(1, n - 3), total + 3)
     ]
     at_plan = next(p for p in curve if p.replicas == total)
-    peak = max_valid_qps(profile, total, limits, queries=q, seed=seed)
+    peak = max_valid_qps(profile, total, limits, queries=q, seed=seed, loadgen_queries=lg)
     chips = total * cfg.chips_per_replica if cfg.chips_per_replica else None
     racks = math.ceil(total / cfg.replicas_per_rack) if cfg.replicas_per_rack else None
     return PlanResult(
@@ -364,6 +423,7 @@ def plan_capacity(cfg: PlanConfig) -> PlanResult:
         limits=limits,
         redundancy=cfg.redundancy.replace(" ", "").upper(),
         spare_replicas=cfg.spares,
+        loadgen_queries=lg,
         replicas_for_slo=n,
         replicas=total,
         at_plan=at_plan,
@@ -392,6 +452,14 @@ def format_plan(plan: PlanResult) -> str:
         f"lpuperf plan: {plan.replicas} replicas for {plan.target_qps:g} qps under {plan.limits.describe()} "
         f"({plan.limits.source}), redundancy {plan.redundancy}",
         f"  model: {plan.model}",
+        *(
+            [
+                f"  limits judged as LoadGen's early stopping judges a run of {plan.loadgen_queries} queries "
+                f"(VALID needs the share over each limit within its 99 % confidence bound)"
+            ]
+            if plan.loadgen_queries
+            else []
+        ),
         f"  service per replica ({s.source}): max_batch {s.max_batch}, decode step {s.decode_step_ms:.3f} ms, "
         f"mean prefill {s.mean_prefill_ms:.3f} ms, {s.mean_output_tokens:.1f} output tokens/query, "
         f"+{s.overhead_ttft_ms:.1f} ms harness TTFT; full-batch capacity {s.capacity_qps_per_replica:.2f} qps"

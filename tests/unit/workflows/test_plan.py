@@ -140,3 +140,26 @@ def test_bad_plan_input_is_one_line_exit_2(
     assert main(["plan", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and needle in err, err
+
+
+def test_loadgen_early_stopping_share() -> None:
+    from workflows._plan import loadgen_allowed_share
+
+    # LoadGen says a p99 verdict needs at least 459 queries even when none is over the limit.
+    assert loadgen_allowed_share(0.99, 458) == -1.0 and loadgen_allowed_share(0.99, 459) == 0.0
+    assert loadgen_allowed_share(0.99, 800) * 800 == 1  # a short run tolerates far less than 1 % over
+    long = loadgen_allowed_share(0.99, 1_000_000)
+    assert 0.0097 < long < 0.01  # a long run: nearly the percentile itself
+
+
+def test_short_loadgen_runs_carry_less_than_the_steady_state_percentile(tmp_path: Path) -> None:
+    from workflows import max_valid_qps
+    from workflows._plan import Limits
+
+    profile = load_profile(_run_dir(tmp_path))
+    limits = Limits(ttft_ms={"p99": 300.0})
+    steady = max_valid_qps(profile, 1, limits, queries=10000)
+    short = max_valid_qps(profile, 1, limits, queries=10000, loadgen_queries=800)
+    long = max_valid_qps(profile, 1, limits, queries=10000, loadgen_queries=200_000)
+    assert short < 0.97 * steady and long == pytest.approx(steady, rel=0.02)
+    assert max_valid_qps(profile, 1, limits, queries=10000, loadgen_queries=400) == 0.0  # too short to be VALID
