@@ -291,7 +291,9 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
             log_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(log_dir / "artifact.json", artifact, sort_keys=True)
             max_batch = manifest_count(artifact, "max_batch") or 32
-            concurrency = cfg.offline_concurrency or max(8, min(512, 2 * max_batch))
+            # Offline's pool keeps every replica's batch full: two batches per replica behind the target.
+            n_replicas = len(fleet.replicas) if fleet is not None else 1
+            concurrency = cfg.offline_concurrency or max(8, min(512, 2 * max_batch * n_replicas))
             qsl = DatasetQSL(dataset, max_new, plan.performance_sample_count_override)
             bridge = Bridge(
                 address,

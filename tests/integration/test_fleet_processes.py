@@ -161,3 +161,41 @@ def test_replicas_with_different_artifacts_are_refused(tmp_path: Path, capsys: p
     finally:
         for p in procs:
             p.kill()
+
+
+def test_offline_keeps_every_replica_busy(tmp_path: Path) -> None:
+    """Offline's bounded pool is sized for the whole fleet: three replicas give three replicas' throughput."""
+    from loadgen_harness import RunConfig, run_benchmark
+
+    manifest = sut.ArtifactManifest(
+        artifact_id="sim-fleet-offline",
+        backend="sim",
+        model="embedded-sim",
+        precision="fp32",
+        max_context_tokens=4096,
+        max_batch=8,
+        timing=sut.TimingModel(prefill_base_s=0.002, prefill_per_token_s=0.000002, decode_step_s=0.02),
+    )
+    path = tmp_path / "m.json"
+    path.write_text(manifest.model_dump_json())
+    from scenarios import resolve_dataset
+
+    capacity = sut.analytic_capacity_qps(manifest, resolve_dataset(DATASET), int(MAX_NEW))
+    res = run_benchmark(
+        RunConfig(
+            scenario="Offline",
+            replicas=3,
+            backend={"artifact": str(path)},
+            dataset=DATASET,
+            max_new_tokens=int(MAX_NEW),
+            qps=3 * capacity,
+            duration_s=6,
+            out_dir=tmp_path,
+            run_id="offline",
+        )
+    )
+    assert res.fleet is not None and len(res.fleet.replicas) == 3
+    # A pool sized for one replica (2 x max_batch in flight for 3 x max_batch slots) caps this at two thirds of
+    # the fleet's capacity (measured 61 % under load 8); sized for the fleet it reached 76 % (the drain tail
+    # and the start of a 6 s run cost the rest).
+    assert res.completed_qps is not None and res.completed_qps > 0.70 * 3 * capacity, (res.completed_qps, capacity)
