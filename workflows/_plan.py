@@ -186,7 +186,8 @@ def _prompt_lengths(res: object, indices: np.ndarray) -> np.ndarray | None:
     sizes = np.fromiter((ids.size for ids in ds.input_ids), dtype=np.int64, count=len(ds))
     if indices.size and (indices.min() < 0 or indices.max() >= sizes.size):
         return None
-    return sizes[indices]
+    lengths: np.ndarray = sizes[indices]
+    return lengths
 
 
 def _seconds(timing: dict[str, JsonValue], key: str) -> float:
