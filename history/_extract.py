@@ -8,6 +8,7 @@ compliance, ``gate.json``) their scores and verdicts. Each file is read with the
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from datetime import UTC, datetime
@@ -149,6 +150,16 @@ def _manifest(res: RunResult, run_dir: Path) -> ArtifactBuild:
     return ArtifactBuild.from_manifest(read_json_object(path)) if path.is_file() else ArtifactBuild()
 
 
+def _run_identity(path: Path, res: RunResult) -> str:
+    """sha256 of results.json: the same run recorded twice is one record. A plain MLPerf directory is read
+    from LoadGen's detail log, whose bytes alone two benchmarks' runs can share (tests, synthetic logs):
+    there the RunResult read from it (benchmark, scenario, system) is hashed with it."""
+    if path.name == "results.json":
+        return file_sha256(path)
+    identity = file_sha256(path) + res.model_dump_json(exclude={"log_dir"})
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
 def record_run_dir(run_dir: str | Path, command: str) -> RunRecord:
     """The record of one run directory (or its results.json) and every report found next to it.
 
@@ -173,7 +184,7 @@ def record_run_dir(run_dir: str | Path, command: str) -> RunRecord:
         run_dir=str(d.resolve()),
         lpuperf_version=lpuperf_version,
         loadgen_version=loadgen_version,
-        results_sha256=file_sha256(path),
+        results_sha256=_run_identity(path, res),
         results=res,
     )
     rec.add_metrics(run_figures(res, percentile_intervals(d)))

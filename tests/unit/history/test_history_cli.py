@@ -226,3 +226,26 @@ def test_the_sqlite_store_is_a_plain_file_other_tools_can_read(builds: dict[str,
         ).fetchall()
     assert [b for b, _ in rows] == ["b1", "b2", "b3", "b4-slow", "b5"]
     assert [round(v / rows[0][1], 2) for _, v in rows] == [1.0, 1.0, 1.0, 2.0, 1.0]
+
+
+def test_import_reads_a_plain_mlperf_result_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A published submission's tree (LoadGen's logs, nothing of lpuperf's): each performance and accuracy
+    log directory is one record, read from LoadGen's detail log."""
+    from scenarios import MLPERF_ROUND_SEEDS
+    from tests.mlperf_tree import MODELS, SYSTEM, write_tree
+
+    root = write_tree(tmp_path / "published", MLPERF_ROUND_SEEDS["v6.0"].model_dump())
+    store = tmp_path / "results"
+    rc, out, _ = _history(capsys, "import", str(root), "--out", str(store))
+    n_dirs = 2 * sum(len(scenarios) for _, scenarios, _ in MODELS)  # performance/run_1 and accuracy per scenario
+    assert rc == 0 and f"{n_dirs} run(s) recorded" in out and "0 skipped" in out, out
+    rc, out, _ = _history(capsys, "list", "--out", str(store), "--json", "--mode", "performance", "--last", "500")
+    listed = json.loads(out)
+    assert len(listed) == n_dirs // 2
+    assert {r["run_id"] for r in listed} == {SYSTEM} and {r["preset"] for r in listed} == {"mlperf-logs"}
+    assert all(r["valid"] for r in listed)
+    server = next(r for r in listed if r["scenario"] == "Server")
+    assert {m["name"] for m in server["metrics"]} >= {"ttft_ms.p99", "tpot_ms.p99", "tokens_per_second"}
+    rc, out, _ = _history(capsys, "import", str(root), "--out", str(store))  # again: the same records
+    rc, out, _ = _history(capsys, "list", "--out", str(store), "--json", "--last", "500")
+    assert len(json.loads(out)) == n_dirs
