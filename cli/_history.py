@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,45 +92,62 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _store_args(ls)
     _filter_args(ls, "only the newest N (default 50)")
     ls.add_argument("--json", action="store_true", help="print the records as JSON")
-    ls.set_defaults(func=_list)
+    ls.set_defaults(func=_store_errors(_list))
 
     show = sub.add_parser("show", help="everything recorded about one run")
     show.add_argument("run", metavar="RUN", help="record number (12 or #12) or run id")
     _store_args(show)
     show.add_argument("--json", action="store_true", help="print the record as JSON")
-    show.set_defaults(func=_show)
+    show.set_defaults(func=_store_errors(_show))
 
     tr = sub.add_parser("trend", help="one metric over time or over builds, with each run's confidence interval")
     tr.add_argument("metric", metavar="METRIC", help="e.g. ttft_ms.p99, tokens_per_second, accuracy.rougeL")
     tr.add_argument("--by", choices=("run", "build"), default="run", help="every run, or each build's newest (run)")
     _store_args(tr)
     _filter_args(tr)
-    tr.set_defaults(func=_trend)
+    tr.set_defaults(func=_store_errors(_trend))
 
     reg = sub.add_parser("regressions", help="each build against the last build marked good (compare's statistics)")
     _store_args(reg)
     _filter_args(reg, "only the newest N builds")
     _compare_args(reg)
-    reg.set_defaults(func=_regressions)
+    reg.set_defaults(func=_store_errors(_regressions))
 
     good = sub.add_parser("mark-good", help="mark a run's build as good: the baseline later builds are compared with")
     good.add_argument("run", metavar="RUN", help="record number (12 or #12) or run id")
     good.add_argument("--note", default="", help="why it is good (shown by show)")
     good.add_argument("--undo", action="store_true", help="remove the mark")
     _store_args(good)
-    good.set_defaults(func=_mark_good)
+    good.set_defaults(func=_store_errors(_mark_good))
 
     imp = sub.add_parser("import", help="record existing run directories (every results.json under DIR)")
     imp.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     _store_args(imp)
-    imp.set_defaults(func=_import)
+    imp.set_defaults(func=_store_errors(_import))
 
     rep = sub.add_parser("report", help="HTML page: trend plots over builds, regressions highlighted")
     _store_args(rep)
     _filter_args(rep, "only the newest N builds in the regressions")
     _compare_args(rep)
     rep.add_argument("-o", "--output", type=out_file_arg, help="output file (default: OUT/history.html)")
-    rep.set_defaults(func=_report)
+    rep.set_defaults(func=_store_errors(_report))
+
+
+def _store_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``func`` with a database failure after the store opened (a dropped connection, a locked file) as one
+    error line naming the store, like a store that cannot be opened."""
+
+    def run(args: argparse.Namespace) -> int:
+        import sqlalchemy as sa
+
+        try:
+            return func(args)
+        except sa.exc.SQLAlchemyError as exc:
+            from history import describe, error_text, store_url
+
+            raise UsageError(f"run store {describe(store_url(args.db, args.out))}: {error_text(exc)}") from None
+
+    return run
 
 
 def _open(args: argparse.Namespace, create: bool = False) -> Store:

@@ -249,3 +249,20 @@ def test_import_reads_a_plain_mlperf_result_tree(tmp_path: Path, capsys: pytest.
     rc, out, _ = _history(capsys, "import", str(root), "--out", str(store))  # again: the same records
     rc, out, _ = _history(capsys, "list", "--out", str(store), "--json", "--last", "500")
     assert len(json.loads(out)) == n_dirs
+
+
+def test_a_database_error_after_the_store_opened_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "results"
+    write_run(out, "r1", manifest("b1"))
+    assert main(["history", "import", str(out), "--out", str(out)]) == 0
+    # Planted: a table the queries read is gone (a store damaged by hand, or a half-restored backup).
+    with sqlite3.connect(out / "lpuperf.db") as conn:
+        conn.execute("DROP TABLE metrics")
+    capsys.readouterr()
+    assert main(["history", "list", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(err) == 1 and err[0].startswith("lpuperf history: error: run store ") and "no such table: metrics" in err[0]
+    )
