@@ -70,7 +70,8 @@ lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 # --strict on the bottom layer and on every module that defines a contract model between stages.
 STRICT_MODULES = common loadgen_harness/_results.py accuracy/_evaluate.py accuracy/_fidelity.py \
-  compliance/_outcome.py gate/_evaluate.py gate/_slo.py loadgen_harness/_replicas.py workflows/_plan.py
+  compliance/_outcome.py gate/_evaluate.py gate/_slo.py loadgen_harness/_replicas.py workflows/_plan.py \
+  history/_models.py
 typecheck: venv
 	$(BIN)/mypy proto sut loadgen_harness scenarios accuracy compliance common gate workflows history cli
 	$(BIN)/mypy --strict --follow-imports=silent $(STRICT_MODULES)
