@@ -44,6 +44,10 @@ REQUIREMENTS = Path(__file__).with_name("peers-requirements.txt")
 PROMPT_TOKENS = 75
 MODEL = "sim-instant"
 COMPLETION_FLOOR = 0.95
+# The front serves the embedded dataset: its vocabulary has a piece for every printable ASCII byte, so the
+# peers' own synthetic prompts map to tokens (the 128-token bench dataset's syllable vocabulary refused about
+# half of them with 400). lpuperf sends the bench dataset's prompts; the sim then ends some answers at EOS.
+FRONT_DATASET = "embedded"
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
@@ -102,13 +106,13 @@ PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>").save_pretrained
 """
 
 
-def make_tokenizer(tmp: Path, python: Path, dataset: Path) -> Path:
+def make_tokenizer(tmp: Path, python: Path, dataset: str) -> Path:
     """A small byte-level BPE saved as a tokenizer directory: the peers need one, and may not download. It is
     trained on the served dataset's own text, so the peers' synthetic prompts are text the front can map to
     its vocabulary (text made of other pieces is refused: "text maps to no tokens")."""
-    from scenarios import load_dataset
+    from scenarios import resolve_dataset
 
-    ds = load_dataset(dataset)
+    ds = resolve_dataset(dataset)
     text = tmp / "corpus.txt"
     assert ds.decoder is not None
     text.write_text("\n".join([*ds.prompts, *(ds.decoder.decode(r) for r in ds.reference_ids)]))
@@ -148,13 +152,19 @@ def run_lpuperf(
         return
     res = json.loads(found[0].read_text())
     n, errors = int(res["n_queries"]), int(res["n_errors"])
-    # LoadGen waits for every issued query, so completion is the achieved rate against the target.
-    run.planned = max(1, round(run.rate * duration_s))
+    # LoadGen waits for every query it issued (Poisson, so a 10 s plan is ~rate x 10 give or take), so
+    # completion is the achieved rate against LoadGen's own scheduled rate.
+    run.planned = n
     ok_share = (n - errors) / n if n else 0.0
-    run.completed = round(run.planned * min(1.0, ok_share * float(res["completed_qps"]) / run.rate))
+    sched = float(res["scheduled_qps"]) or run.rate
+    run.completed = round(n * min(1.0, ok_share * float(res["completed_qps"]) / sched))
     run.errors = errors
     run.ttft_p50_ms = run.ttft_sched_p50_ms = res["ttft_ms"]["p50"]  # LoadGen times from the scheduled issue
-    run.extra = {"n_queries": n, "completed_qps": res["completed_qps"], "scheduled_qps": res["scheduled_qps"]}
+    run.extra = {
+        "completed_qps": res["completed_qps"],
+        "scheduled_qps": res["scheduled_qps"],
+        "tokens_per_query": float(res["tokens_per_second"]) / max(float(res["completed_qps"]), 1e-9),
+    }
 
 
 # ---- GuideLLM ---------------------------------------------------------------------------------------
@@ -196,7 +206,9 @@ def _parse_guidellm(run: Run, report: dict[str, Any], duration_s: float) -> None
     reqs = bench.get("requests") or {}
     ok = reqs.get("successful") or []
     bad = (reqs.get("errored") or []) + (reqs.get("incomplete") or [])
-    run.planned = max(1, round(run.rate * duration_s))
+    # GuideLLM's own measured window (its max_duration starts after its start-up), at the planned rate.
+    run.planned = max(1, round(run.rate * float(bench.get("duration") or duration_s)))
+    run.extra = {"window_s": bench.get("duration")}
     totals = (bench.get("metrics") or {}).get("request_totals") or {}
     # Completion counts what the tool got answered (successful + errored): GuideLLM 0.8.1 draws some synthetic
     # prompts the front answers 400 (recorded as errors), which says nothing about the tool's capacity.
@@ -325,9 +337,9 @@ def main(argv: list[str] | None = None) -> int:
 
         dataset = _dataset(tmp)
         peer_py = next((_peer_bin(t) / "python" for t in ("guidellm", "aiperf") if t in tools), None)
-        tokenizer = make_tokenizer(tmp, peer_py, dataset) if peer_py is not None else tmp
+        tokenizer = make_tokenizer(tmp, peer_py, FRONT_DATASET) if peer_py is not None else tmp
         port = free_port()
-        server = spawn_front(dataset, tmp, port)
+        server = spawn_front(FRONT_DATASET, tmp, port)
         base_url = f"http://127.0.0.1:{port}/v1"
         d = args.duration
         runners: dict[str, Callable[[Run], None]] = {

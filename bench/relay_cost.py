@@ -60,7 +60,7 @@ def spawn(root: Path, extra: list[str], tmp: Path) -> tuple[subprocess.Popen[byt
     return proc, address
 
 
-def spawn_front(dataset: Path, tmp: Path, http_port: int) -> subprocess.Popen[bytes]:
+def spawn_front(dataset: Path | str, tmp: Path, http_port: int) -> subprocess.Popen[bytes]:
     """The instant sim behind the OpenAI-compatible HTTP front (this checkout)."""
     flags = ["--artifact", "sim-instant", "--dataset", str(dataset), "--chunk-size", str(CHUNK_SIZE)]
     proc, _ = spawn(Path.cwd(), [*flags, "--http", str(http_port)], tmp)
