@@ -39,7 +39,6 @@ from loadgen_harness._records import QueryRecords, RecordChunk
 from loadgen_harness._transport import TransportSecurity, open_aio_channel
 from proto import inference_pb2
 from scenarios import Dataset
-from sut import REPLICA_METADATA_KEY
 
 _GENERATE = "/lpuperf.v1.Inference/Generate"
 _CHANNEL_OPTIONS = [
@@ -150,7 +149,7 @@ class Bridge:
         self._lg = lg
         self.address = address
         self.transport = transport
-        # Replica id (final chunk, or a failed stream's headers) -> records' replica index. Ids seen only
+        # Replica id (final chunk, or a failed stream's first chunk) -> records' replica index. Ids seen only
         # in streams (a pod that joined a dns target mid-run) are appended. A SUT that sends no id is
         # the replica when there is one, else unknown (-1).
         self.replica_ids: list[str] = list(replica_ids)
@@ -312,7 +311,7 @@ class Bridge:
         first_sent = False
         first_ns = -1
         last: Any = None
-        call: Any = None
+        replica = ""  # the first chunk's replica id: a stream that fails after it is still attributed
         # ITL costs one clock read and one comparison per message: only the longest gap is kept.
         prev_ns = 0
         max_gap = -1
@@ -327,6 +326,7 @@ class Bridge:
                     chunk.first_chunk_tokens[j] = len(ids)
                     chunk.sut_arrival_ns[j] = msg.sut_arrival_ns
                     chunk.sut_first_token_ns[j] = msg.sut_first_token_ns
+                    replica = msg.replica_id
                     if not self.offline and len(ids) and self._lg_open:
                         first = np.array(ids[:1], dtype=np.int32)
                         lg.FirstTokenComplete([lg.QuerySampleResponse(qid, first.ctypes.data, 4)])
@@ -343,10 +343,10 @@ class Bridge:
             raise
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
-            self._fail(qid, tokens, first_sent, code.name, int(code.value[0]), await self._replica_of(call))
+            self._fail(qid, tokens, first_sent, code.name, int(code.value[0]), self._replica(replica))
             return
         except Exception:  # a broken stream must still complete the query
-            self._fail(qid, tokens, first_sent, "UNKNOWN", 2)
+            self._fail(qid, tokens, first_sent, "UNKNOWN", 2, self._replica(replica))
             return
         if last is None or (not tokens and not (last is not None and len(last.output_ids))):
             self._fail(qid, tokens, first_sent, "EMPTY_RESPONSE", 2)
@@ -367,8 +367,7 @@ class Bridge:
         chunk.n_streamed[j] = streamed.size
         chunk.n_chunks[j] = n_chunks
         chunk.status[j] = 0
-        r = self._replica_index.get(last.replica_id)
-        chunk.replica[j] = r if r is not None else self._new_replica(last.replica_id)
+        chunk.replica[j] = self._replica(last.replica_id)
         chunk.sut_last_token_ns[j] = last.sut_last_token_ns
         chunk.last_msg_ns[j] = prev_ns - t0
         chunk.max_gap_ns[j] = max_gap
@@ -377,21 +376,13 @@ class Bridge:
         if self.metrics is not None:
             self.metrics.completed(issued_ns, first_ns, done, n_tokens)
 
-    def _new_replica(self, replica_id: str) -> int:
-        self._replica_index[replica_id] = len(self.replica_ids)
-        self.replica_ids.append(replica_id)
-        return self._replica_index[replica_id]
-
-    async def _replica_of(self, call: Any) -> int:
-        """A failed stream's replica, from the headers the SUT sent when it took the request (-1: none came)."""
-        try:
-            for key, value in await call.initial_metadata() or ():
-                if key == REPLICA_METADATA_KEY:
-                    r = self._replica_index.get(value)
-                    return r if r is not None else self._new_replica(value)
-        except Exception:
-            pass
-        return -1
+    def _replica(self, replica_id: str) -> int:
+        """The records' index of a replica id (once per query); an id first seen here is appended."""
+        r = self._replica_index.get(replica_id)
+        if r is None:
+            r = self._replica_index[replica_id] = len(self.replica_ids)
+            self.replica_ids.append(replica_id)
+        return r
 
     def _fail(self, qid: int, tokens: list[int], first_sent: bool, status: str, code: int, replica: int = -1) -> None:
         """Complete a failed query so LoadGen never waits on it (nothing if it was completed already).

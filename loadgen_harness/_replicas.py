@@ -1,10 +1,10 @@
 """Per-replica figures of a run against a fleet: who served what, how fast, and what failed when.
 
 Each query's replica comes from its stream (``replica`` column of ``queries.npz``, set once per query
-by the bridge: the final chunk's replica id, or for a failed stream the id in its initial metadata).
-A stream that failed before its headers arrived (sent to a replica in the instant it died) has no id;
-when exactly one replica failed within :data:`ATTRIBUTION_WINDOW_S` of that query's failure, the
-query is attributed to it here, after the run (:func:`attribute_by_outage`).
+by the bridge: the final chunk's replica id, or for a failed stream its first chunk's). A stream that
+failed before its first token (queued on a replica that died, or sent to it in the instant it died)
+has no id; when exactly one replica failed within :data:`ATTRIBUTION_WINDOW_S` of that query's
+failure, the query is attributed to it here, after the run (:func:`attribute_by_outage`).
 
 The breakdown rates every part over the whole run's window (LoadGen's: first issue to last
 completion), so per-replica QPS and tokens/s add up to the run's. ``imbalance`` is the largest

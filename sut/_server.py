@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 SERVICE_NAME = "lpuperf.v1.Inference"
 _FINISH = {"eos": pb.FINISH_REASON_EOS, "length": pb.FINISH_REASON_LENGTH, "cancelled": pb.FINISH_REASON_CANCELLED}
 _INT32_MIN = -(2**31)
-# Initial-metadata key carrying the replica id (gRPC metadata keys are lower case).
-REPLICA_METADATA_KEY = "lpuperf-replica"
 # Streams one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).
 MAX_CONCURRENT_STREAMS = 100_000
 # grpc core keeps calls that arrived before the handler loop asked for them in a backlog, and by
@@ -221,10 +219,9 @@ class _Servicer(pb_grpc.InferenceServicer):
         self.set_replica_id("")
 
     def set_replica_id(self, replica_id: str) -> None:
-        """The id this SUT reports in GetArtifact, each stream's final chunk and its initial metadata."""
+        """The id this SUT reports in GetArtifact and in each stream's first and final chunk."""
         self._replica_id = replica_id
         self._artifact.replica_id = replica_id
-        self._replica_md = ((REPLICA_METADATA_KEY, replica_id),)
 
     async def GetArtifact(self, request: pb.GetArtifactRequest | Undecodable, context: Any) -> pb.ArtifactManifest:
         if self._srv.peers is not None:
@@ -240,8 +237,6 @@ class _Servicer(pb_grpc.InferenceServicer):
         arrival = time.time_ns()
         if srv.peers is not None:
             srv.peers.note(context)
-        # Headers go out at once, so a stream that fails later (this replica dies) is still attributed to it.
-        await context.send_initial_metadata(self._replica_md)
         if srv.draining:
             srv.count("UNAVAILABLE")
             await context.abort(grpc.StatusCode.UNAVAILABLE, "server is draining")
@@ -287,7 +282,12 @@ class _Servicer(pb_grpc.InferenceServicer):
                         if final and len(toks) <= take:
                             held = toks  # everything fits the final chunk, which carries the first fields
                             break
-                        yield Chunk(token_ids=toks[:take], sut_arrival_ns=arrival, sut_first_token_ns=first_ns)
+                        yield Chunk(
+                            token_ids=toks[:take],
+                            sut_arrival_ns=arrival,
+                            sut_first_token_ns=first_ns,
+                            replica_id=self._replica_id,
+                        )
                         n_sent = take
                         toks = toks[take:]
                     # Later tokens go out as handed over, one message per hand-over: tokens handed over

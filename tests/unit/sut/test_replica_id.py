@@ -1,5 +1,5 @@
-"""Replica identity: a SUT reports its id in GetArtifact, in every stream's final chunk and in the stream's
-initial metadata (which a stream that fails later still has); the default id is host:port."""
+"""Replica identity: a SUT reports its id in GetArtifact and in every stream's first and final chunk (a
+stream that fails after its first token still names its replica); the default id is host:port."""
 
 from __future__ import annotations
 
@@ -10,34 +10,34 @@ import sut
 from proto import inference_pb2 as pb
 from proto import inference_pb2_grpc as pb_grpc
 from scenarios import resolve_dataset
-from sut._server import REPLICA_METADATA_KEY, default_replica_id
+from sut._server import default_replica_id
 
 DATASET = "synthetic:8:1"
 
 
-def _streams(address: str) -> tuple[pb.ArtifactManifest, list[pb.GenerateChunk], dict[str, str]]:
+def _streams(address: str) -> tuple[pb.ArtifactManifest, list[pb.GenerateChunk]]:
     ids = [int(i) for i in resolve_dataset(DATASET).input_ids[0]]
     with grpc.insecure_channel(address) as ch:
         stub = pb_grpc.InferenceStub(ch)
         art = stub.GetArtifact(pb.GetArtifactRequest(), timeout=10)
-        call = stub.Generate(pb.GenerateRequest(input_ids=ids, max_new_tokens=20, eos_token_id=-1), timeout=30)
-        chunks = list(call)
-        headers = {k: v for k, v in call.initial_metadata()}
-    return art, chunks, headers
+        chunks = list(stub.Generate(pb.GenerateRequest(input_ids=ids, max_new_tokens=20, eos_token_id=-1), timeout=30))
+    return art, chunks
 
 
-@pytest.mark.parametrize("given", ["replica-a", None])
-def test_replica_id_in_artifact_final_chunk_and_headers(given: str | None) -> None:
-    server = sut.start_embedded({"kind": "sim", "dataset": DATASET, "artifact": "sim-instant"}, replica_id=given)
+@pytest.mark.parametrize(
+    ("given", "artifact"), [("replica-a", "sim-instant"), (None, "sim-instant"), ("b", "sim-fp32")]
+)
+def test_replica_id_in_artifact_first_and_final_chunk(given: str | None, artifact: str) -> None:
+    server = sut.start_embedded({"kind": "sim", "dataset": DATASET, "artifact": artifact}, replica_id=given)
     try:
-        art, chunks, headers = _streams(server.address)
+        art, chunks = _streams(server.address)
     finally:
         server.stop()
     expected = given or server.address  # default: host:port as bound
     assert art.replica_id == expected
+    assert len(chunks) >= 2 and chunks[0].replica_id == expected and chunks[0].sut_first_token_ns > 0
     assert chunks[-1].replica_id == expected and chunks[-1].finish_reason != pb.FINISH_REASON_UNSPECIFIED
-    assert all(c.replica_id == "" for c in chunks[:-1])  # final chunk only: nothing per token
-    assert headers[REPLICA_METADATA_KEY] == expected
+    assert all(c.replica_id == "" for c in chunks[1:-1])  # first and final chunk only: nothing per token
     assert '"replica_id"' not in art.manifest_json  # not part of the artifact: replicas compare manifests
 
 
