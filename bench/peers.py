@@ -311,6 +311,59 @@ def _summary(runs: list[Run], tools: list[str], reps: int) -> dict[str, Any]:
     return out
 
 
+def _med(values: list[float]) -> str:
+    if not values:
+        return "–"
+    m = statistics.median(values)
+    return f"{m:.3g} ({min(values):.3g}–{max(values):.3g})" if len(values) > 1 else f"{m:.3g}"
+
+
+def table(runs: list[dict[str, Any]], tools: list[str]) -> str:
+    """The Markdown table of RESULTS.md from the runs: medians over repetitions with (min–max)."""
+    lines = [
+        "| tool | max rate ≥ 95 % per rep | median max rate, req/s | TTFT p50 at 10 req/s, ms | "
+        "client CPU per request at 10 / at max rate, ms | server CPU per request at max rate, ms | load (1 min) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for tool in tools:
+        mine = [r for r in runs if r["tool"] == tool and r["rep"] > 0]
+        reps = sorted({r["rep"] for r in mine})
+        maxes, at_max = [], []
+        for rep in reps:
+            ok = [r for r in mine if r["rep"] == rep and r["planned"] and r["completed"] / r["planned"] >= 0.95]
+            best = max(ok, key=lambda r: r["rate"]) if ok else None
+            maxes.append(best["rate"] if best else 0.0)
+            if best is not None:
+                at_max.append(best)
+        at10 = [r for r in mine if r["rate"] == 10 and r["completed"]]
+        cpu10 = [1000 * r["client_cpu_s"] / r["completed"] for r in at10]
+        cpumax = [1000 * r["client_cpu_s"] / r["completed"] for r in at_max]
+        srvmax = [1000 * r["server_cpu_s"] / r["completed"] for r in at_max]
+        ttft10 = [r["ttft_p50_ms"] for r in at10 if r["ttft_p50_ms"] is not None]
+        loads = [r["load1"] for r in mine]
+        lines.append(
+            f"| {tool} | {', '.join(f'{m:g}' for m in maxes)} | {statistics.median(maxes) if maxes else 0:g} | "
+            f"{_med(ttft10)} | {_med(cpu10)} / {_med(cpumax)} | {_med(srvmax)} | "
+            f"{min(loads, default=0):.1f}–{max(loads, default=0):.1f} |"
+        )
+    twice = [r for r in runs if r["rep"] == 0]
+    if twice:
+        lines += [
+            "",
+            "| tool at 2x its max rate | rate | completion | TTFT p50 the tool reports, ms | "
+            "TTFT p50 from the scheduled time, ms | errors | load |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in twice:
+            comp = r["completed"] / r["planned"] if r["planned"] else 0.0
+            tool_ttft = "–" if r["ttft_p50_ms"] is None else f"{r['ttft_p50_ms']:.1f}"
+            sched = "–" if r["ttft_sched_p50_ms"] is None else f"{r['ttft_sched_p50_ms']:.1f}"
+            lines.append(
+                f"| {r['tool']} | {r['rate']:g} | {comp:.2f} | {tool_ttft} | {sched} | {r['errors']} | {r['load1']:.1f} |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.peers", description=__doc__.splitlines()[0])
     ap.add_argument("--make-venvs", action="store_true", help="create .venv-peers/<tool> from peers-requirements.txt")
@@ -320,7 +373,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=12.0)
     ap.add_argument("--no-2x", action="store_true", help="skip the runs at twice each tool's maximum rate")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--report", type=Path, help="only print the Markdown tables of a --json file")
     args = ap.parse_args(argv)
+    if args.report is not None:
+        saved = json.loads(args.report.read_text())
+        print(table(saved["runs"], list(saved["summary"])))
+        return 0
     if args.make_venvs:
         make_peer_venvs()
         return 0
@@ -373,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
             server.terminate()
             server.wait(timeout=30)
     print(json.dumps(summary, indent=1))
+    print(table([asdict(r) for r in runs], tools))
     if args.json is not None:
         args.json.write_text(json.dumps({"summary": summary, "runs": [asdict(r) for r in runs]}, indent=1))
     return 0
