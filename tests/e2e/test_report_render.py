@@ -137,7 +137,7 @@ def test_report_renders_with_plots_in_chromium(server_run: Path, tmp_path: Path)
     )
     assert made.returncode == 0, made.stderr
     page = tmp_path / "r.html"
-    assert made.stdout.strip() == str(page)
+    assert made.stdout.strip() == f"wrote {page}"
 
     dom = _Dom()
     dom.feed(_chromium(tmp_path, "--dump-dom", page.as_uri()).stdout)
