@@ -26,7 +26,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 # A plan far longer than the test: only the signal can end it. 16 tokens keep Server's outstanding
 # limit (2 x QPS x (TTFT + 16 x TPOT) + 16) at a few seconds of arrivals, so the drain is short.
-RUN_ARGS = ["--dataset", "synthetic:64:7", "--qps", "40", "--duration", "600", "--max-new-tokens", "16"]
+# --trace: LoadGen's trace log growing is how the test sees that issuing has begun.
+RUN_ARGS = ["--dataset", "synthetic:64:7", "--qps", "40", "--duration", "600", "--max-new-tokens", "16", "--trace"]
 START_TIMEOUT_S = 90.0
 EXIT_TIMEOUT_S = 90.0
 
