@@ -128,7 +128,7 @@ def test_kill_9_one_replica_mid_run(tmp_path: Path, fleet: list[Any]) -> None:
     assert outage.failed_at_s > 2.0 and outage.queries_failed == r1.n_failed, summary
     assert outage.recovered_at_s is not None and outage.recovered_at_s > outage.failed_at_s + 2.0, summary
     # New queries stopped going to it within a bounded time (stated in results.json; loose for a loaded box).
-    assert outage.last_routed_after_ms is not None and outage.last_routed_after_ms <= 1000.0, summary
+    assert outage.last_routed_after_ms is not None and outage.last_routed_after_ms <= 5000.0, summary
     print(
         f"replica r1 killed: {outage.queries_failed} queries failed, last query routed to it "
         f"{outage.last_routed_after_ms:.0f} ms after its streams broke; back after "

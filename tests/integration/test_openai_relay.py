@@ -348,7 +348,9 @@ def test_run_spawns_the_relay_sut_itself_from_its_flags(sim_front: Served, tmp_p
     argv += ["--scenario", "Offline", "--dataset", DATASET, "--duration", "1", "--out", str(out), "--run-id", "spawned"]
     run = subprocess.run([LPUPERF, *argv], capture_output=True, text=True, timeout=180, env=env)
     assert run.returncode in (0, 1), run.stderr
-    results = json.loads((out / "spawned" / "Offline" / "performance" / "results.json").read_text())
+    made = out / "spawned" / "Offline" / "performance" / "results.json"
+    assert made.is_file(), run.stdout + run.stderr
+    results = json.loads(made.read_text())
     assert results["artifact"]["backend"] == "openai" and results["n_queries"] >= 1 and results["n_errors"] == 0
     assert sim_front.health()["requests_with_auth"] >= results["n_queries"]  # the key came from the environment
     assert PLANTED_KEY not in run.stdout + run.stderr
@@ -368,7 +370,9 @@ def test_run_with_only_the_advertised_flags_is_error_free(sim_front: Served, tmp
     run = subprocess.run([LPUPERF, *argv], capture_output=True, text=True, timeout=180, env=env)
     assert run.returncode in (0, 1), run.stdout + run.stderr
     assert "invalid choice" not in run.stderr
-    results = json.loads((out / "plain" / "Offline" / "performance" / "results.json").read_text())
+    made = out / "plain" / "Offline" / "performance" / "results.json"
+    assert made.is_file(), run.stdout + run.stderr
+    results = json.loads(made.read_text())
     assert results["state"] == "complete" and results["loadgen_finished"] is True
     assert results["artifact"]["backend"] == "openai" and results["n_queries"] >= 1 and results["n_errors"] == 0
     assert "results: " in run.stdout
