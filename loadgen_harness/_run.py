@@ -9,7 +9,6 @@ RunResult and write ``results.json``, ``artifact.json`` and ``queries.npz`` next
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -171,33 +170,11 @@ def fetch_artifact(
     """GetArtifact over a short-lived channel; the manifest as JSON (manifest_json when it holds an object).
 
     The first call of a run to its SUT: a TLS or token failure here is one RunError line naming the cause.
+    The same call as the fleet's per-replica check, without the replica's id.
     """
-    import grpc
-    from google.protobuf.json_format import MessageToDict
+    from loadgen_harness._fleet import fetch_replica
 
-    from loadgen_harness._transport import describe_failure, open_channel
-    from proto import inference_pb2, inference_pb2_grpc
-
-    try:
-        with open_channel(address, transport) as ch:
-            stub = inference_pb2_grpc.InferenceStub(ch)
-            m = stub.GetArtifact(inference_pb2.GetArtifactRequest(), timeout=timeout_s)
-    except grpc.RpcError as exc:
-        why = describe_failure(address, transport, exc)
-        if why is not None:
-            raise RunError(why) from None
-        raise RunError(
-            f"sut {address}: GetArtifact failed, is the SUT up? ({exc.code().name}: {exc.details()})"
-        ) from None
-    if m.manifest_json:
-        try:
-            data = json.loads(m.manifest_json)
-        except json.JSONDecodeError:
-            data = None
-        if isinstance(data, dict):
-            return data
-    fields: dict[str, JsonValue] = MessageToDict(m, preserving_proto_field_name=True)
-    return fields
+    return fetch_replica(address, transport, timeout_s)[1]
 
 
 def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], None] | None = None) -> RunResult:
