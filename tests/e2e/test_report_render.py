@@ -149,8 +149,9 @@ def test_report_renders_with_plots_in_chromium(server_run: Path, tmp_path: Path)
     assert dom.points["qps/completed"] >= 5 and dom.points["qps/issued"] >= 5
     assert dom.bars == 40
 
-    # Half scale keeps the PNG small enough to decode quickly; the window still holds every plot.
-    shot_args = ["--window-size=1340,1700", "--force-device-scale-factor=0.5", "--hide-scrollbars"]
+    # Half scale keeps the PNG small enough to decode quickly; the window (taller since the report gained
+    # the verdict, goodput and limit lines) still holds every plot.
+    shot_args = ["--window-size=1340,2600", "--force-device-scale-factor=0.5", "--hide-scrollbars"]
     shot = tmp_path / "report.png"
     _chromium(tmp_path, *shot_args, f"--screenshot={shot}", page.as_uri())
     assert shot.stat().st_size > 10_000
