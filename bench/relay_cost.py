@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import socket
 import statistics
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.sut_cost import CHUNK_SIZE, OUTPUT_TOKENS, _proc_cpu_s
+from bench.sut_cost import CHUNK_SIZE, OUTPUT_TOKENS, _proc_cpu_s, measured_server_run
 
 
 def free_port() -> int:
@@ -70,8 +69,6 @@ def spawn_front(dataset: Path | str, tmp: Path, http_port: int) -> subprocess.Po
 def one_run(
     root: Path, dataset: Path, tmp: Path, base_url: str, qps: float, duration_s: float, profile: Path | None
 ) -> dict[str, Any]:
-    from loadgen_harness import RunConfig, run_benchmark
-
     relay, address = spawn(root, ["--backend", "openai", "--base-url", base_url, "--dataset", str(dataset)], tmp)
     spy = None
     spy_bin = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -80,37 +77,14 @@ def one_run(
         spy_cmd = [spy_bin, "record", "-p", str(relay.pid), "-f", "raw", "-o", str(out), "-r", "200"]
         spy = subprocess.Popen([*spy_cmd, "-d", str(int(duration_s) + 2)], stdout=subprocess.DEVNULL)
     try:
-        c0 = _proc_cpu_s(relay.pid)
-        r0 = resource.getrusage(resource.RUSAGE_SELF)
-        res = run_benchmark(
-            RunConfig(
-                scenario="Server",
-                sut=address,
-                dataset=str(dataset),
-                out_dir=tmp,
-                run_id=f"r{time.monotonic_ns()}",
-                qps=qps,
-                duration_s=duration_s,
-                max_new_tokens=OUTPUT_TOKENS,
-                metrics_linger_s=0,
-            )
-        )
-        r1 = resource.getrusage(resource.RUSAGE_SELF)
-        c1 = _proc_cpu_s(relay.pid)
+        row = measured_server_run(relay.pid, address, dataset, tmp, qps, duration_s)
     finally:
         if spy is not None:
             spy.wait(timeout=duration_s + 60)
         relay.terminate()
         relay.wait(timeout=30)
-    n = max(1, res.n_queries)
-    return {
-        "n": res.n_queries,
-        "errors": res.n_errors,
-        "relay_cpu_ms": 1000 * (c1 - c0) / n,
-        "harness_cpu_ms": 1000 * ((r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)) / n,
-        "ttft_p50_ms": res.ttft_ms.p50,
-        "load1": os.getloadavg()[0],
-    }
+    row["relay_cpu_ms"] = row.pop("sut_cpu_ms")
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:

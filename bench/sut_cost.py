@@ -59,36 +59,45 @@ def _proc_cpu_s(pid: int) -> float:
 
 
 def one_run(root: Path, dataset: Path, tmp: Path, qps: float, duration_s: float) -> dict[str, Any]:
-    from loadgen_harness import RunConfig, run_benchmark
-
     proc, address = _spawn(root, dataset, tmp)
     try:
-        s0 = _proc_cpu_s(proc.pid)
-        r0 = resource.getrusage(resource.RUSAGE_SELF)
-        res = run_benchmark(
-            RunConfig(
-                scenario="Server",
-                sut=address,
-                dataset=str(dataset),
-                out_dir=tmp,
-                run_id=f"r{time.monotonic_ns()}",
-                qps=qps,
-                duration_s=duration_s,
-                max_new_tokens=OUTPUT_TOKENS,
-                metrics_linger_s=0,
-            )
-        )
-        r1 = resource.getrusage(resource.RUSAGE_SELF)
-        s1 = _proc_cpu_s(proc.pid)
+        row = measured_server_run(proc.pid, address, dataset, tmp, qps, duration_s)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    row["server_cpu_ms"] = row.pop("sut_cpu_ms")
+    return row
+
+
+def measured_server_run(
+    sut_pid: int, address: str, dataset: Path, tmp: Path, qps: float, duration_s: float
+) -> dict[str, Any]:
+    """One Server run against ``address``: the SUT process's and this harness's CPU per query, TTFT p50."""
+    from loadgen_harness import RunConfig, run_benchmark
+
+    s0 = _proc_cpu_s(sut_pid)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    res = run_benchmark(
+        RunConfig(
+            scenario="Server",
+            sut=address,
+            dataset=str(dataset),
+            out_dir=tmp,
+            run_id=f"r{time.monotonic_ns()}",
+            qps=qps,
+            duration_s=duration_s,
+            max_new_tokens=OUTPUT_TOKENS,
+            metrics_linger_s=0,
+        )
+    )
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    s1 = _proc_cpu_s(sut_pid)
     n = max(1, res.n_queries)
     return {
         "n": res.n_queries,
         "errors": res.n_errors,
         "loadgen_valid": res.loadgen_valid,
-        "server_cpu_ms": 1000 * (s1 - s0) / n,
+        "sut_cpu_ms": 1000 * (s1 - s0) / n,
         "harness_cpu_ms": 1000 * ((r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)) / n,
         "ttft_p50_ms": res.ttft_ms.p50,
         "load1": os.getloadavg()[0],
