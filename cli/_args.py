@@ -50,3 +50,14 @@ def error_line(exc: BaseException) -> str:
         return first_error_line(exc, exc.title)
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else exc.__class__.__name__
+
+
+def relative_tolerance_arg(text: str) -> float:
+    """argparse type for a relative tolerance such as 0.05 (0 <= value < 10)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 10:
+        raise argparse.ArgumentTypeError(f"expected a relative tolerance such as 0.05, got '{text}'")
+    return value

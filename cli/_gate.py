@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli._args import out_file_arg
+from cli._args import out_file_arg, relative_tolerance_arg
 from cli._record import add_record_args, gate_against_last_good, record
 from common import UsageError
 
@@ -22,16 +22,6 @@ def _compliance_arg(text: str) -> tuple[str, Path]:
     if not sep or not name or not path:
         raise argparse.ArgumentTypeError(f"--compliance: expected NAME=PATH (e.g. TEST06=report.json), got '{text}'")
     return name, Path(path)
-
-
-def _tolerance(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 10:
-        raise argparse.ArgumentTypeError(f"expected a relative tolerance such as 0.05, got '{text}'")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,7 +45,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="also compare with the run store's last good build of the same artifact (lpuperf history mark-good) "
         "and fail on any regression",
     )
-    p.add_argument("--tolerance", type=_tolerance, default=0.05, help="with --against: relative tolerance (0.05)")
+    p.add_argument(
+        "--tolerance", type=relative_tolerance_arg, default=0.05, help="with --against: relative tolerance (0.05)"
+    )
     p.add_argument("--accuracy", type=Path, help="accuracy.json of the candidate (default: found next to the run)")
     p.add_argument(
         "--baseline-accuracy",

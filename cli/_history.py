@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli._args import out_file_arg
+from cli._args import out_file_arg, relative_tolerance_arg
 from cli._record import add_db_arg
 from common import UsageError
 
@@ -44,16 +44,6 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0 <= v < 10:
-        raise argparse.ArgumentTypeError(f"expected a relative tolerance such as 0.05, got '{text}'")
-    return v
-
-
 def _store_args(p: argparse.ArgumentParser) -> None:
     add_db_arg(p)
     p.add_argument(
@@ -74,7 +64,9 @@ def _filter_args(p: argparse.ArgumentParser, last_help: str = "only the newest N
 
 
 def _compare_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tolerance", type=_fraction, default=0.05, help="relative latency/throughput tolerance (0.05)")
+    p.add_argument(
+        "--tolerance", type=relative_tolerance_arg, default=0.05, help="relative latency/throughput tolerance (0.05)"
+    )
     p.add_argument("--confidence", type=float, default=0.95, help="bootstrap confidence level (0.95)")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples, 100..20000 (1000)")
 
