@@ -144,6 +144,7 @@ def run_lpuperf(
     cmd = [sys.executable, "-m", "cli", "run", "--scenario", "Server", "--qps", f"{run.rate:g}"]
     cmd += ["--duration", f"{duration_s:g}", "--dataset", str(dataset), "--max-new-tokens", str(OUTPUT_TOKENS)]
     cmd += ["--out", str(out), "--run-id", run_id, "--no-record", "--model", MODEL, "--base-url", base_url]
+    cmd += ["--ignore-eos"]  # exactly 128 tokens per answer, as the peers' ignore_eos
     cmd += ["--transport", "openai-http"] if transport == "http" else ["--backend", "openai"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=duration_s * 20 + 120)
     found = list(out.glob(f"{run_id}/**/results.json"))
@@ -164,6 +165,7 @@ def run_lpuperf(
         "completed_qps": res["completed_qps"],
         "scheduled_qps": res["scheduled_qps"],
         "tokens_per_query": float(res["tokens_per_second"]) / max(float(res["completed_qps"]), 1e-9),
+        "loadgen_valid": bool(res["loadgen_valid"]),
     }
 
 

@@ -84,6 +84,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_metrics_security_arguments(p)
     p.add_argument("--max-new-tokens", type=int)
+    p.add_argument(
+        "--ignore-eos",
+        action="store_true",
+        help="hold every answer to exactly --max-new-tokens (fixed-length load tests; performance mode only)",
+    )
     p.add_argument("--progress", action="store_true", help="show the live progress line even when not on a TTY")
     p.add_argument("--trace", action="store_true", help="also write LoadGen's trace log (mlperf_log_trace.json)")
     p.add_argument(
@@ -182,6 +187,7 @@ def run_cli(args: argparse.Namespace) -> int:
             metrics_security=metrics_security_from_args(args),
             metrics_linger_s=args.metrics_linger,
             max_new_tokens=args.max_new_tokens,
+            ignore_eos=args.ignore_eos,
             progress=args.progress,
             trace=args.trace,
             allow_context_overflow=args.allow_context_overflow,

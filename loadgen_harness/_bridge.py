@@ -67,15 +67,24 @@ def _varint(n: int) -> bytes:
 
 
 def serialise_requests(
-    input_ids: Sequence[np.ndarray], prompts: Sequence[str] | None, max_new_tokens: Sequence[int], eos_token_id: int
+    input_ids: Sequence[np.ndarray],
+    prompts: Sequence[str] | None,
+    max_new_tokens: Sequence[int],
+    eos_token_id: int,
+    ignore_eos: bool = False,
 ) -> list[bytes]:
-    """One serialised GenerateRequest per sample, without request_id (appended per query)."""
+    """One serialised GenerateRequest per sample, without request_id (appended per query).
+
+    ``ignore_eos`` asks for exactly ``max_new_tokens`` (min_new_tokens = max_new_tokens): a fixed
+    output length, for load tests that compare with tools that do the same; never for accuracy.
+    """
     out: list[bytes] = []
     for i, ids in enumerate(input_ids):
         req = inference_pb2.GenerateRequest(
             input_ids=ids.tolist(),
             prompt_text=prompts[i] if prompts is not None else "",
             max_new_tokens=int(max_new_tokens[i]),
+            min_new_tokens=int(max_new_tokens[i]) if ignore_eos else 0,
             eos_token_id=eos_token_id,
         )
         out.append(req.SerializeToString())
@@ -85,11 +94,14 @@ def serialise_requests(
 class DatasetQSL:
     """Owns the LoadGen QSL handle; ``requests[i]`` is sample i's request bytes while loaded."""
 
-    def __init__(self, dataset: Dataset, max_new_tokens: int, perf_count: int | None = None) -> None:
+    def __init__(
+        self, dataset: Dataset, max_new_tokens: int, perf_count: int | None = None, ignore_eos: bool = False
+    ) -> None:
         import mlperf_loadgen as lg
 
         self.dataset = dataset
         self.max_new_tokens = max_new_tokens
+        self.ignore_eos = ignore_eos
         self.total_count = len(dataset)
         self.perf_count = min(perf_count or self.total_count, self.total_count)
         self.requests: list[bytes] = [b""] * self.total_count
@@ -100,7 +112,8 @@ class DatasetQSL:
     def _load(self, indices: list[int]) -> None:
         ids = [np.ascontiguousarray(self.dataset.input_ids[i], dtype=np.int32) for i in indices]
         prompts = [self.dataset.prompts[i] for i in indices]
-        reqs = serialise_requests(ids, prompts, [self.max_new_tokens] * len(ids), self.dataset.eos_token_id)
+        max_new = [self.max_new_tokens] * len(ids)
+        reqs = serialise_requests(ids, prompts, max_new, self.dataset.eos_token_id, self.ignore_eos)
         for i, arr, req in zip(indices, ids, reqs, strict=True):
             self.resident[i] = arr
             self.requests[i] = req

@@ -104,6 +104,9 @@ class RunConfig(BaseModel):
     # Samples over the SUT's advertised context are refused before the run unless this is set
     # (a test that wants to see the SUT's refusals sends them on purpose).
     allow_context_overflow: bool = False
+    # Every answer held to exactly max_new_tokens (EOS suppressed until then), as fixed-length load tests
+    # of other tools do; a performance-only setting: the outputs are no longer the model's own answers.
+    ignore_eos: bool = False
 
     @field_validator("sut")
     @classmethod
@@ -210,6 +213,8 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
             SettingsOverrides(qps=cfg.qps, duration_s=cfg.duration_s, min_query_count=cfg.min_query_count),
             sample_count=min(len(dataset), bench.total_sample_count),
         )
+        if cfg.ignore_eos and cfg.mode == "accuracy":
+            raise RunError("ignore_eos: a performance-only setting; accuracy needs the model's own answers")
         if cfg.user_conf is not None and not Path(cfg.user_conf).is_file():
             raise RunError(f"user_conf: {cfg.user_conf}: file not found")
         if cfg.audit_config is not None and not Path(cfg.audit_config).is_file():
@@ -248,7 +253,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
         mode=cfg.mode,
         benchmark=bench.name,
         preset=cfg.preset,
-        submittable=plan.submittable,
+        submittable=plan.submittable and not cfg.ignore_eos,
         harness_version=harness_version(),
         log_dir=str(log_dir),
         dataset=cfg.dataset or bench.dataset,
@@ -271,7 +276,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
             # Offline's pool keeps every replica's batch full: two batches per replica behind the target.
             n_replicas = len(fleet.replicas) if fleet is not None else 1
             concurrency = cfg.offline_concurrency or max(8, min(512, 2 * max_batch * n_replicas))
-            qsl = DatasetQSL(dataset, max_new, plan.performance_sample_count_override)
+            qsl = DatasetQSL(dataset, max_new, plan.performance_sample_count_override, cfg.ignore_eos)
             bridge = Bridge(
                 address,
                 qsl.requests,
@@ -316,6 +321,8 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
                     lg.DestroySUT(sut_handle)
                     qsl.destroy()
         _finish_result(res, bridge, outcome, log_dir, fleet, events)
+        if cfg.ignore_eos:
+            res.warnings.append(f"ignore_eos: every answer was held to {max_new} tokens; not the model's own answers")
         if not cfg.trace and not outcome.abandoned:
             _drop_empty_trace(log_dir)
         res.duration_s = round(time.monotonic() - t_start, 3)

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import ssl
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, JsonValue, SecretStr
@@ -131,7 +132,15 @@ def _scrub_url(url: str) -> str:
 
 
 class _ByteEncoder:
-    """Inverse of a dataset's ByteDecoder: greedy longest match of UTF-8 bytes onto token pieces."""
+    """Inverse of a dataset's ByteDecoder: greedy longest match of UTF-8 bytes onto token pieces.
+
+    The pieces are compiled into one regular expression shaped like their trie (``a(?:b(?:c)?)?``):
+    at each position the regex engine walks the trie in C, and the greedy ``?`` makes it try the
+    longer piece first and fall back to a shorter one, which is exactly greedy longest match. A
+    byte no piece starts with matches the trailing ``.`` and is counted, never invented. A Python
+    loop trying every length at every position cost ~2 ms per 560-character prompt, the largest
+    single cost of the HTTP front (bench/RESULTS.md).
+    """
 
     def __init__(self, pieces: dict[int, bytes]) -> None:
         self.ids: dict[bytes, int] = {}
@@ -140,22 +149,37 @@ class _ByteEncoder:
                 self.ids.setdefault(piece, tid)
         self.max_len = max((len(p) for p in self.ids), default=1)
         self.unmapped_bytes = 0
+        trie: dict[int, Any] = {}
+        for piece in self.ids:
+            node = trie
+            for byte in piece:
+                node = node.setdefault(byte, {})
+            node[-1] = True  # a piece ends here
+        self._pattern = re.compile(_trie_regex(trie) + b"|.", re.DOTALL)
 
     def encode(self, text: str) -> list[int]:
-        data = text.encode("utf-8")
+        ids = self.ids
         out: list[int] = []
-        i = 0
-        while i < len(data):
-            for n in range(min(self.max_len, len(data) - i), 0, -1):
-                tid = self.ids.get(data[i : i + n])
-                if tid is not None:
-                    out.append(tid)
-                    i += n
-                    break
-            else:
+        for piece in self._pattern.findall(text.encode("utf-8")):
+            tid = ids.get(piece)
+            if tid is None:
                 self.unmapped_bytes += 1  # a byte no piece covers: counted, never invented
-                i += 1
+            else:
+                out.append(tid)
         return out
+
+
+def _trie_regex(node: dict[int, Any]) -> bytes:
+    """Alternation over a trie node's children; each child optional past it where a piece ends there."""
+    branches = []
+    for byte, child in sorted((k, v) for k, v in node.items() if k >= 0):
+        tail = _trie_regex(child) if any(k >= 0 for k in child) else b""
+        if tail and child.get(-1):
+            tail = b"(?:" + tail + b")?"
+        branches.append(re.escape(bytes([byte])) + tail)
+    if not branches:
+        return b""
+    return branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
 
 
 class OpenAIBackend:

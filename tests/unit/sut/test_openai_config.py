@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import random
 
 import pytest
 
@@ -107,6 +108,37 @@ def test_byte_encoder_inverts_the_dataset_decoder() -> None:
         assert enc.encode(ds.decoder.decode(body)) == body
     assert enc.unmapped_bytes == 0
     assert enc.encode("\u00e9") == [] and enc.unmapped_bytes == 2  # bytes no piece covers are counted
+
+
+def _longest_match_by_hand(ids: dict[bytes, int], data: bytes) -> tuple[list[int], int]:
+    out, unmapped, i = [], 0, 0
+    longest = max(map(len, ids))
+    while i < len(data):
+        for n in range(min(longest, len(data) - i), 0, -1):
+            if data[i : i + n] in ids:
+                out.append(ids[data[i : i + n]])
+                i += n
+                break
+        else:
+            unmapped += 1
+            i += 1
+    return out, unmapped
+
+
+def test_byte_encoder_is_greedy_longest_match_on_random_vocabularies() -> None:
+    # The trie-shaped regex must pick what trying every length from the longest down picks, including
+    # pieces whose prefixes are not pieces ("abc" without "ab") and bytes no piece covers.
+    rng = random.Random(7)
+    for _ in range(60):
+        alphabet = b"abc d\xc3\xa9"
+        pieces = {i: bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 5))) for i in range(rng.randint(1, 40))}
+        enc = _ByteEncoder(pieces)
+        for _ in range(20):
+            text = "".join(rng.choice("abcd e\u00e9x.") for _ in range(rng.randint(0, 60)))
+            before = enc.unmapped_bytes
+            expected, unmapped = _longest_match_by_hand(enc.ids, text.encode())
+            assert enc.encode(text) == expected, (pieces, text)
+            assert enc.unmapped_bytes - before == unmapped
 
 
 def test_manifest_records_id_mapping_method() -> None:
