@@ -135,17 +135,19 @@ def _p50(values: list[float]) -> float | None:
 # ---- lpuperf ----------------------------------------------------------------------------------------
 
 
-def run_lpuperf(
-    run: Run, base_url: str, dataset: Path, tmp: Path, duration_s: float, transport: str, tokenizer: Path
-) -> None:
-    """``lpuperf run`` (Server scenario): via the gRPC relay it spawns (``relay``) or straight over HTTP."""
+def run_lpuperf(run: Run, target: str, dataset: Path, tmp: Path, duration_s: float, transport: str) -> None:
+    """``lpuperf run`` (Server scenario): over gRPC to the server itself (``grpc``, ``target`` its address),
+    via the gRPC relay it spawns (``relay``) or straight over HTTP (``http``; ``target`` the base URL)."""
     out = tmp / "lpuperf"
     run_id = f"{transport}-{run.rep}-{run.rate:g}-{time.monotonic_ns()}"
     cmd = [sys.executable, "-m", "cli", "run", "--scenario", "Server", "--qps", f"{run.rate:g}"]
     cmd += ["--duration", f"{duration_s:g}", "--dataset", str(dataset), "--max-new-tokens", str(OUTPUT_TOKENS)]
-    cmd += ["--out", str(out), "--run-id", run_id, "--no-record", "--model", MODEL, "--base-url", base_url]
-    cmd += ["--ignore-eos"]  # exactly 128 tokens per answer, as the peers' ignore_eos
-    cmd += ["--transport", "openai-http"] if transport == "http" else ["--backend", "openai"]
+    cmd += ["--out", str(out), "--run-id", run_id, "--no-record", "--ignore-eos"]  # 128 tokens, as ignore_eos
+    if transport == "grpc":
+        cmd += ["--sut", target]
+    else:
+        cmd += ["--model", MODEL, "--base-url", target]
+        cmd += ["--transport", "openai-http"] if transport == "http" else ["--backend", "openai"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=duration_s * 20 + 120)
     found = list(out.glob(f"{run_id}/**/results.json"))
     if not found:
@@ -261,19 +263,27 @@ def _parse_aiperf(run: Run, summary: dict[str, Any], art: Path, duration_s: floa
     run.completed += run.errors  # answered, as for GuideLLM: completion measures the tool, errors are listed
     ttft = summary.get("time_to_first_token") or summary.get("ttft") or {}
     run.ttft_p50_ms = float(ttft["p50"]) if isinstance(ttft, dict) and ttft.get("p50") is not None else None
-    starts, firsts = [], []
+    starts, firsts, credits, ends = [], [], [], []
     records = art / "profile_export.jsonl"
     if records.is_file():
         for line in records.read_text().splitlines():
             rec = json.loads(line)
             meta = rec.get("metadata") or {}
             start_ns, credit_ns = meta.get("request_start_ns"), meta.get("credit_issued_ns")
+            if credit_ns and meta.get("request_end_ns"):
+                credits.append(credit_ns / 1e9)
+                ends.append(meta["request_end_ns"] / 1e9)
             ttft_rec = (rec.get("metrics") or {}).get("time_to_first_token") or {}
             if start_ns and credit_ns and isinstance(ttft_rec, dict) and ttft_rec.get("value") is not None:
                 starts.append(credit_ns / 1e9)
                 firsts.append(start_ns / 1e9 + float(ttft_rec["value"]) / 1000)
-    # AIPerf records no target time per request; its timing manager hands out a credit when a request is due,
-    # so TTFT from the credit includes the wait for a free worker (not a late timing manager itself).
+    if credits:
+        # Completion as a rate, the way lpuperf's is (LoadGen's completed over scheduled QPS): AIPerf finishes
+        # every request it planned however long that takes (a 10 s plan at 1,000 req/s ran for 60 s), so a
+        # count would call a tool that fell far behind complete. Planned = what the rate asks of that span.
+        span_s = max(ends) - min(credits)
+        run.extra = {"span_s": round(span_s, 2), "answered": run.completed}
+        run.planned = max(run.planned, round(run.rate * span_s))
     run.ttft_sched_p50_ms = _p50([1000 * (f - s) for s, f in zip(starts, firsts, strict=True)])
 
 
@@ -303,10 +313,23 @@ def _summary(runs: list[Run], tools: list[str], reps: int) -> dict[str, Any]:
         for rep in range(1, reps + 1):
             ok = [r.rate for r in mine if r.rep == rep and r.completion >= COMPLETION_FLOOR]
             maxes.append(max(ok) if ok else 0.0)
+        valid = [
+            max(
+                (
+                    r.rate
+                    for r in mine
+                    if r.rep == rep and r.completion >= COMPLETION_FLOOR and r.extra.get("loadgen_valid")
+                ),
+                default=0.0,
+            )
+            for rep in range(1, reps + 1)
+        ]
         at10 = [r for r in mine if r.rate == 10]
         out[tool] = {
             "max_rate_per_rep": maxes,
             "max_rate_median": statistics.median(maxes) if maxes else 0.0,
+            # LoadGen VALID as well (TTFT and TPOT p99 within the benchmark's limits): lpuperf's runs only
+            "valid_max_rate_per_rep": valid if tool.startswith("lpuperf") else None,
             "ttft_p50_at_10_ms": [r.ttft_p50_ms for r in at10],
             "client_cpu_ms_per_req_at_10": [1000 * r.client_cpu_s / max(1, r.completed) for r in at10],
         }
@@ -366,10 +389,66 @@ def table(runs: list[dict[str, Any]], tools: list[str]) -> str:
     return "\n".join(lines)
 
 
+def run_peers(tools: list[str], rates: list[float], reps: int, duration_s: float, twice: bool) -> dict[str, Any]:
+    """Every tool stepped through ``rates`` in ``reps`` interleaved repetitions (then once at 2x its maximum):
+    ``{"summary": per tool, "runs": every run}``."""
+    tools = [t for t in tools if t]
+    for t in tools:
+        if t in ("guidellm", "aiperf") and not (_peer_bin(t) / t).is_file():
+            print(f"{t}: not installed under {PEERS_DIR / t} (python -m bench.peers --make-venvs); skipped", flush=True)
+    tools = [t for t in tools if t not in ("guidellm", "aiperf") or (_peer_bin(t) / t).is_file()]
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="lpuperf-peers-") as tmp_s:
+        tmp = Path(tmp_s)
+        from bench.harness_overhead import _dataset
+
+        dataset = _dataset(tmp)
+        peer_py = next((_peer_bin(t) / "python" for t in ("guidellm", "aiperf") if t in tools), None)
+        tokenizer = make_tokenizer(tmp, peer_py, FRONT_DATASET) if peer_py is not None else tmp
+        port = free_port()
+        server, grpc_address = spawn_front(FRONT_DATASET, tmp, port)
+        base_url = f"http://127.0.0.1:{port}/v1"
+        d = duration_s
+        runners: dict[str, Callable[[Run], None]] = {
+            "lpuperf-grpc": lambda r: run_lpuperf(r, grpc_address, dataset, tmp, d, "grpc"),
+            "lpuperf-relay": lambda r: run_lpuperf(r, base_url, dataset, tmp, d, "relay"),
+            "lpuperf-http": lambda r: run_lpuperf(r, base_url, dataset, tmp, d, "http"),
+            "guidellm": lambda r: run_guidellm(r, base_url, tmp, d, tokenizer),
+            "aiperf": lambda r: run_aiperf(r, base_url, tmp, d, tokenizer),
+        }
+        try:
+            for rep in range(1, reps + 1):
+                alive = list(tools)
+                for step, rate in enumerate(rates):
+                    k = (rep + step) % len(tools)
+                    for tool in [t for t in tools[k:] + tools[:k] if t in alive]:
+                        run = one(tool, rate, rep, runners[tool], server.pid)
+                        runs.append(run)
+                        print(json.dumps({**asdict(run), "completion": round(run.completion, 3)}), flush=True)
+                        if run.completion < COMPLETION_FLOOR:
+                            alive.remove(tool)
+                    if not alive:
+                        break
+            summary = _summary(runs, tools, reps)
+            if twice:
+                for tool in tools:
+                    rate = 2 * (summary[tool]["max_rate_median"] or rates[0])
+                    run = one(tool, rate, 0, runners[tool], server.pid)
+                    runs.append(run)
+                    summary[tool]["at_2x"] = asdict(run) | {"completion": run.completion}
+                    print(json.dumps({**asdict(run), "completion": round(run.completion, 3)}), flush=True)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return {"summary": summary, "runs": [asdict(r) for r in runs]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.peers", description=__doc__.splitlines()[0])
     ap.add_argument("--make-venvs", action="store_true", help="create .venv-peers/<tool> from peers-requirements.txt")
-    ap.add_argument("--tools", default="lpuperf-relay,guidellm,aiperf", help="comma-separated; also lpuperf-http")
+    ap.add_argument(
+        "--tools", default="lpuperf-grpc,lpuperf-http,lpuperf-relay,guidellm,aiperf", help="comma-separated"
+    )
     ap.add_argument("--rates", default="10,50,100,200,300,400,600,800")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=float, default=12.0)
@@ -384,58 +463,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.make_venvs:
         make_peer_venvs()
         return 0
-    tools = [t for t in args.tools.split(",") if t]
-    for t in tools:
-        if t in ("guidellm", "aiperf") and not (_peer_bin(t) / t).is_file():
-            print(f"{t}: not installed under {PEERS_DIR / t} (python -m bench.peers --make-venvs); skipped", flush=True)
-    tools = [t for t in tools if t not in ("guidellm", "aiperf") or (_peer_bin(t) / t).is_file()]
-    rates = [float(x) for x in args.rates.split(",")]
-    runs: list[Run] = []
-    with tempfile.TemporaryDirectory(prefix="lpuperf-peers-") as tmp_s:
-        tmp = Path(tmp_s)
-        from bench.harness_overhead import _dataset
-
-        dataset = _dataset(tmp)
-        peer_py = next((_peer_bin(t) / "python" for t in ("guidellm", "aiperf") if t in tools), None)
-        tokenizer = make_tokenizer(tmp, peer_py, FRONT_DATASET) if peer_py is not None else tmp
-        port = free_port()
-        server = spawn_front(FRONT_DATASET, tmp, port)
-        base_url = f"http://127.0.0.1:{port}/v1"
-        d = args.duration
-        runners: dict[str, Callable[[Run], None]] = {
-            "lpuperf-relay": lambda r: run_lpuperf(r, base_url, dataset, tmp, d, "relay", tokenizer),
-            "lpuperf-http": lambda r: run_lpuperf(r, base_url, dataset, tmp, d, "http", tokenizer),
-            "guidellm": lambda r: run_guidellm(r, base_url, tmp, d, tokenizer),
-            "aiperf": lambda r: run_aiperf(r, base_url, tmp, d, tokenizer),
-        }
-        try:
-            for rep in range(1, args.reps + 1):
-                alive = list(tools)
-                for step, rate in enumerate(rates):
-                    k = (rep + step) % len(tools)
-                    for tool in [t for t in tools[k:] + tools[:k] if t in alive]:
-                        run = one(tool, rate, rep, runners[tool], server.pid)
-                        runs.append(run)
-                        print(json.dumps({**asdict(run), "completion": round(run.completion, 3)}), flush=True)
-                        if run.completion < COMPLETION_FLOOR:
-                            alive.remove(tool)
-                    if not alive:
-                        break
-            summary = _summary(runs, tools, args.reps)
-            if not args.no_2x:
-                for tool in tools:
-                    rate = 2 * (summary[tool]["max_rate_median"] or rates[0])
-                    run = one(tool, rate, 0, runners[tool], server.pid)
-                    runs.append(run)
-                    summary[tool]["at_2x"] = asdict(run) | {"completion": run.completion}
-                    print(json.dumps({**asdict(run), "completion": round(run.completion, 3)}), flush=True)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    result = run_peers(
+        args.tools.split(","), [float(x) for x in args.rates.split(",")], args.reps, args.duration, not args.no_2x
+    )
+    summary = result["summary"]
     print(json.dumps(summary, indent=1))
-    print(table([asdict(r) for r in runs], tools))
+    print(table(result["runs"], list(summary)))
     if args.json is not None:
-        args.json.write_text(json.dumps({"summary": summary, "runs": [asdict(r) for r in runs]}, indent=1))
+        args.json.write_text(json.dumps(result, indent=1))
     return 0
 
 

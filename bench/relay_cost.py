@@ -59,11 +59,10 @@ def spawn(root: Path, extra: list[str], tmp: Path) -> tuple[subprocess.Popen[byt
     return proc, address
 
 
-def spawn_front(dataset: Path | str, tmp: Path, http_port: int) -> subprocess.Popen[bytes]:
-    """The instant sim behind the OpenAI-compatible HTTP front (this checkout)."""
+def spawn_front(dataset: Path | str, tmp: Path, http_port: int) -> tuple[subprocess.Popen[bytes], str]:
+    """The instant sim behind the OpenAI-compatible HTTP front (this checkout); (process, its gRPC address)."""
     flags = ["--artifact", "sim-instant", "--dataset", str(dataset), "--chunk-size", str(CHUNK_SIZE)]
-    proc, _ = spawn(Path.cwd(), [*flags, "--http", str(http_port)], tmp)
-    return proc
+    return spawn(Path.cwd(), [*flags, "--http", str(http_port)], tmp)
 
 
 def one_run(
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
         dataset = _dataset(tmp)
         port = free_port()
-        front = spawn_front(dataset, tmp, port)
+        front, _ = spawn_front(dataset, tmp, port)
         try:
             for r in range(args.rounds):
                 for name, root in trees if r % 2 == 0 else trees[::-1]:
