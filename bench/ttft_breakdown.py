@@ -139,6 +139,8 @@ def one_round(address: str, dataset: Path, tmp: Path, qps: float, n: int) -> dic
         "bridge_ttft_p50_ms": bridge_ttft,
         "sut_ttft_p50_ms": sut_ttft,
         "harness_minus_sut_p50_ms": float(np.median((t["first"] - t["cb"]) - (t["sut_first"] - t["sut_in"]))) / 1e6,
+        # The same figure for the raw grpc.aio client: what grpc's crossings cost with no harness at all.
+        "raw_rpc_minus_sut_p50_ms": raw["minus_sut_p50_ms"],
         "loadgen_minus_sut_p50_ms": lg_ttft - sut_ttft,
         "loadgen_before_callback_ms": lg_ttft - bridge_ttft,
         "segments_ms": ms,
