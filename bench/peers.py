@@ -280,10 +280,12 @@ def _parse_aiperf(run: Run, summary: dict[str, Any], art: Path, duration_s: floa
     if credits:
         # Completion as a rate, the way lpuperf's is (LoadGen's completed over scheduled QPS): AIPerf finishes
         # every request it planned however long that takes (a 10 s plan at 1,000 req/s ran for 60 s), so a
-        # count would call a tool that fell far behind complete. Planned = what the rate asks of that span.
+        # count would call a tool that fell far behind complete.
+        # As LoadGen's ratio (its scheduled window over first issue to last completion): the answered requests
+        # over the time they took, against the duration they were planned for; Poisson's count noise cancels.
         span_s = max(ends) - min(credits)
         run.extra = {"span_s": round(span_s, 2), "answered": run.completed}
-        run.planned = max(run.planned, round(run.rate * span_s))
+        run.planned = max(run.completed, round(run.completed * span_s / duration_s), 1)
     run.ttft_sched_p50_ms = _p50([1000 * (f - s) for s, f in zip(starts, firsts, strict=True)])
 
 
