@@ -227,7 +227,9 @@ def _parse_guidellm(run: Run, report: dict[str, Any], duration_s: float) -> None
         # GuideLLM records each request's own target time: TTFT from it is the scheduled-time TTFT.
         target = timings.get("targeted_start")
         first = timings.get("first_token_iteration")
-        if target and first:
+        # Some runs record a target that is not on the same clock as the first token (a 57-year "TTFT" was
+        # seen): such a pair says nothing, and a run where most are like that reports no figure.
+        if target and first and 0 <= float(first) - float(target) < 3600:
             starts.append(float(target))
             firsts.append(float(first))
     run.ttft_sched_p50_ms = _p50([1000 * (f - s) for s, f in zip(starts, firsts, strict=True)])
