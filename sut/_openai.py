@@ -158,15 +158,31 @@ class _ByteEncoder:
         self._pattern = re.compile(_trie_regex(trie) + b"|.", re.DOTALL)
 
     def encode(self, text: str) -> list[int]:
-        ids = self.ids
+        data = text.encode("utf-8")
+        ids, pattern, n = self.ids, self._pattern, len(data)
         out: list[int] = []
-        for piece in self._pattern.findall(text.encode("utf-8")):
-            tid = ids.get(piece)
-            if tid is None:
-                self.unmapped_bytes += 1  # a byte no piece covers: counted, never invented
-            else:
-                out.append(tid)
+        pos = 0
+        # One regex call holds the GIL for its whole run; the front tokenizes long prompts on a worker
+        # thread so that its event loop keeps serving, so each call covers one window (~ms of work). A
+        # match that starts before the window's end lies wholly inside the window plus max_len bytes, and
+        # greedy segmentation from ``pos`` is the same there as over the whole text.
+        while pos < n:
+            end = pos + _ENCODE_WINDOW_BYTES
+            at = pos
+            for piece in pattern.findall(data, pos, min(n, end + self.max_len)):
+                if at >= end:
+                    break  # redone from here in the next window
+                at += len(piece)  # the trailing "." consumes every byte: matches are contiguous
+                tid = ids.get(piece)
+                if tid is None:
+                    self.unmapped_bytes += 1  # a byte no piece covers: counted, never invented
+                else:
+                    out.append(tid)
+            pos = at
         return out
+
+
+_ENCODE_WINDOW_BYTES = 16 * 1024
 
 
 def _trie_regex(node: dict[int, Any]) -> bytes:

@@ -169,9 +169,9 @@ def _run_argv(address: str, out: Path, run_id: str) -> list[str]:
         "--sut",
         address,
         "--qps",
-        "150",
+        "60",  # 600 queries, enough for LoadGen's early stopping, at a rate a loaded 2-core box keeps over TLS
         "--duration",
-        "4",
+        "10",
         "--dataset",
         DATASET,
         "--max-new-tokens",

@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -78,6 +79,17 @@ class _FakeBridge:
 
     def abandon(self) -> None:
         self.calls.append("abandon")
+
+
+@pytest.fixture(autouse=True)
+def _sigint_not_ignored() -> Iterator[None]:
+    # A shell starts background jobs with SIGINT ignored, and the watch rightly leaves an ignored signal
+    # alone; these tests send SIGINT to this process, so they need it handled whatever started pytest.
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 def _signal_soon(sig: signal.Signals, after_s: float) -> threading.Timer:

@@ -125,9 +125,14 @@ def _longest_match_by_hand(ids: dict[bytes, int], data: bytes) -> tuple[list[int
     return out, unmapped
 
 
-def test_byte_encoder_is_greedy_longest_match_on_random_vocabularies() -> None:
+@pytest.mark.parametrize("window", [16 * 1024, 7, 1])
+def test_byte_encoder_is_greedy_longest_match_on_random_vocabularies(
+    window: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The trie-shaped regex must pick what trying every length from the longest down picks, including
-    # pieces whose prefixes are not pieces ("abc" without "ab") and bytes no piece covers.
+    # pieces whose prefixes are not pieces ("abc" without "ab") and bytes no piece covers; and working in
+    # windows (small ones here, so pieces straddle their ends) must not change a single id.
+    monkeypatch.setattr("sut._openai._ENCODE_WINDOW_BYTES", window)
     rng = random.Random(7)
     for _ in range(60):
         alphabet = b"abc d\xc3\xa9"
