@@ -155,7 +155,9 @@ class _ByteEncoder:
             for byte in piece:
                 node = node.setdefault(byte, {})
             node[-1] = True  # a piece ends here
-        self._pattern = re.compile(_trie_regex(trie) + b"|.", re.DOTALL)
+        # Every trie branch starts with a byte, so nothing matches empty (which would never advance).
+        pieces_regex = _trie_regex(trie)
+        self._pattern = re.compile(pieces_regex + b"|." if pieces_regex else b".", re.DOTALL)
 
     def encode(self, text: str) -> list[int]:
         data = text.encode("utf-8")

@@ -146,6 +146,11 @@ def test_byte_encoder_is_greedy_longest_match_on_random_vocabularies(
             assert enc.unmapped_bytes - before == unmapped
 
 
+def test_byte_encoder_without_pieces_counts_every_byte_unmapped() -> None:
+    enc = _ByteEncoder({7: b""})
+    assert enc.encode("ab\u00e9") == [] and enc.unmapped_bytes == 4
+
+
 def test_manifest_records_id_mapping_method() -> None:
     b = _backend({}, base_url="http://127.0.0.1:9/v1", model="m")
     assert b.manifest.extra["ids"].startswith("server (fallback: tokenizer dataset:")
