@@ -36,7 +36,7 @@ from typing import Any
 BURST = 4000
 
 
-async def _burst(address: str, requests: list[bytes], n: int) -> dict[str, int]:
+async def burst_statuses(address: str, requests: list[bytes], n: int) -> dict[str, int]:
     """``n`` Generate streams opened at once on one channel; the count of each final status."""
     import grpc
 
@@ -71,7 +71,7 @@ def overload(tmp: Path, qps: float, duration_s: float) -> dict[str, Any]:
     proc, address = _spawn(Path.cwd(), dataset, tmp)
     try:
         t0 = time.monotonic()
-        codes = asyncio.run(_burst(address, _requests(dataset), BURST))
+        codes = asyncio.run(burst_statuses(address, _requests(dataset), BURST))
         burst_s = time.monotonic() - t0
         run = measured_server_run(proc.pid, address, dataset, tmp, qps, duration_s)
     finally:
