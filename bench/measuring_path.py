@@ -9,7 +9,8 @@ same hour:
    repetitions, then each tool at twice its maximum (coordinated omission). lpuperf's maxima are also
    given where LoadGen called the run VALID.
 2. ``bench.sut_cost``: the gRPC SUT server's CPU per 128-token query at 400 QPS, this tree against
-   ``--before-tree`` (a worktree of the commit the goal's "today" refers to), rounds alternating.
+   ``--before-tree`` (a worktree of the commit the goal's "today" refers to) and against grpc.aio's own
+   floor (``bench.grpc_floor``), ``--cost-rounds`` rounds rotating who goes first.
 3. ``bench.ttft_breakdown``: TTFT at 10 QPS over a raw RPC, and split per hand-over.
 4. Overload: a burst of 4,000 streams on one connection, and a Server run far over the harness's own
    maximum against the instant SUT; every query must succeed (queueing, not errors).
@@ -81,19 +82,33 @@ def overload(tmp: Path, qps: float, duration_s: float) -> dict[str, Any]:
 
 
 def sut_cost(before: Path, tmp: Path, rounds: int) -> dict[str, Any]:
+    """Server CPU per query of the tree before, this tree, and grpc.aio's floor (bench.grpc_floor), rounds
+    rotating who goes first; ratios are taken within a round, so each compares runs seconds apart."""
     from bench.harness_overhead import _dataset
     from bench.sut_cost import one_run
 
     dataset = _dataset(tmp)
-    trees = [("before", before.resolve()), ("after", Path.cwd())]
-    rows: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+    trees = [("before", before.resolve(), False), ("after", Path.cwd(), False), ("floor", Path.cwd(), True)]
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in trees}
     for r in range(rounds):
-        for name, root in trees if r % 2 == 0 else trees[::-1]:
-            row = one_run(root, dataset, tmp, 400.0, 10.0)
+        shift = r % len(trees)
+        for name, root, floor in trees[shift:] + trees[:shift]:
+            row = one_run(root, dataset, tmp, 400.0, 10.0, floor)
             rows[name].append(row)
             print(json.dumps({"sut_cost": name, "round": r + 1, **row}), flush=True)
-    ratios = [a["server_cpu_ms"] / b["server_cpu_ms"] for a, b in zip(rows["after"], rows["before"], strict=True)]
-    return {"runs": rows, "after_over_before": ratios, "median_ratio": statistics.median(ratios)}
+
+    def per_round(a: str, b: str) -> list[float]:
+        return [x["server_cpu_ms"] / y["server_cpu_ms"] for x, y in zip(rows[a], rows[b], strict=True)]
+
+    ratios = per_round("after", "before")
+    return {
+        "runs": rows,
+        "after_over_before": ratios,
+        "median_ratio": statistics.median(ratios),
+        "floor_over_before_median": statistics.median(per_round("floor", "before")),
+        "after_over_floor_median": statistics.median(per_round("after", "floor")),
+        "median_ms": {name: statistics.median(x["server_cpu_ms"] for x in rows[name]) for name in rows},
+    }
 
 
 def ttft(tmp: Path, rounds: int) -> list[dict[str, Any]]:
@@ -134,9 +149,17 @@ def verdicts(result: dict[str, Any]) -> list[str]:
             f"{'met' if valid > best_peer else 'MISSED'}"
         )
     if "sut_cost" in result:
-        ratio = result["sut_cost"]["median_ratio"]
+        cost = result["sut_cost"]
+        ratio = cost["median_ratio"]
+        ms = cost.get("median_ms", {})
+        floor = ""
+        if "floor" in ms:
+            floor = (
+                f"; grpc.aio floor {ms['floor']:.3f} ms (floor/before {cost['floor_over_before_median']:.2f}, "
+                f"after/floor {cost['after_over_floor_median']:.2f})"
+            )
         lines.append(
-            f"SUT server CPU per query after/before {ratio:.2f}: {'met' if ratio <= 0.5 else 'MISSED'} (goal 0.5)"
+            f"SUT server CPU per query after/before {ratio:.2f}: {'met' if ratio <= 0.5 else 'MISSED'} (goal 0.5){floor}"
         )
     if "ttft" in result:
         rows = result["ttft"]
@@ -166,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rates", default="10,150,300,450,600,800")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--cost-rounds", type=int, default=5, help="rounds of the SUT cost comparison")
     ap.add_argument("--overload-qps", type=float, default=2000.0)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
@@ -177,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_s)
         result["ttft"] = ttft(tmp, 3)
         if args.before_tree is not None:
-            result["sut_cost"] = sut_cost(args.before_tree, tmp, 3)
+            result["sut_cost"] = sut_cost(args.before_tree, tmp, args.cost_rounds)
         result["overload"] = overload(tmp, args.overload_qps, 10.0) | {"qps": args.overload_qps}
         print(json.dumps({"overload": result["overload"]}), flush=True)
         rates = [float(x) for x in args.rates.split(",")]

@@ -5,10 +5,11 @@ NAME=PATH``; the trees alternate within a round, so both see the same load), dri
 checkout's harness (Server scenario, ``--qps``, ``--duration`` s) and reads the server process's
 CPU time from ``/proc/<pid>/stat`` before and after. Reports, per tree, the median over rounds of
 server CPU per query, harness CPU per query, TTFT p50 and errors, with the 1-minute load average
-of each run. Usage::
+of each run. ``--floor`` adds ``bench.grpc_floor`` to every round: grpc.aio sending the same two
+messages per stream and doing nothing else, the least any grpc.aio SUT can cost. Usage::
 
     git worktree add /tmp/old <commit-before>
-    python -m bench.sut_cost --tree before=/tmp/old --tree after=. --rounds 3
+    python -m bench.sut_cost --tree before=/tmp/old --tree after=. --floor --rounds 3
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ OUTPUT_TOKENS = 128
 CHUNK_SIZE = 8
 
 
-def _spawn(root: Path, dataset: Path, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _spawn(root: Path, dataset: Path, tmp: Path, floor: bool = False) -> tuple[subprocess.Popen[bytes], str]:
+    """``lpuperf serve --artifact sim-instant`` from the tree at ``root``; with ``floor``, this checkout's
+    bench.grpc_floor (grpc.aio answering with the same two messages and doing nothing else) instead."""
     port_file = tmp / f"port-{time.monotonic_ns()}"
-    cmd = [sys.executable, "-m", "sut", "serve", "--port", "0", "--port-file", str(port_file)]
-    cmd += ["--artifact", "sim-instant", "--dataset", str(dataset), "--chunk-size", str(CHUNK_SIZE)]
+    if floor:
+        cmd = [sys.executable, "-m", "bench.grpc_floor", "--port-file", str(port_file)]
+    else:
+        cmd = [sys.executable, "-m", "sut", "serve", "--port", "0", "--port-file", str(port_file)]
+        cmd += ["--artifact", "sim-instant", "--dataset", str(dataset), "--chunk-size", str(CHUNK_SIZE)]
     env = {**os.environ, "PYTHONPATH": str(root)}
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(600):  # bounded: 60 s
@@ -58,8 +64,8 @@ def _proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_run(root: Path, dataset: Path, tmp: Path, qps: float, duration_s: float) -> dict[str, Any]:
-    proc, address = _spawn(root, dataset, tmp)
+def one_run(root: Path, dataset: Path, tmp: Path, qps: float, duration_s: float, floor: bool = False) -> dict[str, Any]:
+    proc, address = _spawn(root, dataset, tmp, floor)
     try:
         row = measured_server_run(proc.pid, address, dataset, tmp, qps, duration_s)
     finally:
@@ -110,10 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--qps", type=float, default=400.0)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--floor", action="store_true", help="also run bench.grpc_floor each round, as 'floor'")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    trees = [(name, Path(path).resolve()) for name, _, path in (t.partition("=") for t in args.tree)]
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in trees}
+    trees = [(name, Path(path).resolve(), False) for name, _, path in (t.partition("=") for t in args.tree)]
+    if args.floor:
+        trees.append(("floor", Path.cwd(), True))
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in trees}
     with tempfile.TemporaryDirectory(prefix="lpuperf-sut-cost-") as tmp_s:
         tmp = Path(tmp_s)
         from bench.harness_overhead import _dataset
@@ -121,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         dataset = _dataset(tmp)
         for r in range(args.rounds):
             order = trees if r % 2 == 0 else trees[::-1]  # alternate who goes first
-            for name, root in order:
-                row = one_run(root, dataset, tmp, args.qps, args.duration)
+            for name, root, floor in order:
+                row = one_run(root, dataset, tmp, args.qps, args.duration, floor)
                 runs[name].append(row)
                 print(json.dumps({"round": r + 1, "tree": name, **row}), flush=True)
     print(f"\nmedians of {args.rounds} rounds, {args.qps:g} QPS x {args.duration:g} s, {OUTPUT_TOKENS}-token outputs:")
@@ -137,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{med['harness_cpu_ms']:.3f} ms, errors {[x['errors'] for x in rows]}, "
             f"load {[round(x['load1'], 1) for x in rows]}"
         )
-    if len(trees) == 2:
-        a, b = (n for n, _ in trees)
+    named = [n for n, _, floor in trees if not floor]
+    if len(named) == 2:
+        a, b = named
         ratios = [float(x["server_cpu_ms"]) / float(y["server_cpu_ms"]) for x, y in zip(runs[b], runs[a], strict=True)]
         print(f"  server CPU ratio {b}/{a} per round: {[round(x, 2) for x in ratios]}")
         summary["ratio"] = {"per_round": ratios, "median": statistics.median(ratios)}

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from sut._openai_options import add_openai_arguments, openai_config_from_args
     from sut._plugins import add_backend_arguments, backend_options_from_args, backends
     from sut._security import AUTH_TOKEN_ENV, ServerSecurity, bearer_matches
+    from sut._server import _SERVER_OPTIONS as SERVER_OPTIONS
     from sut._server import FinalTokens, SutServer
     from sut._sim import SIM_PRESETS, SimBackend, SimConfig, analytic_capacity_qps
 
@@ -72,13 +73,14 @@ __getattr__ = lazy_exports(
         "sut._openai_options": ["add_openai_arguments", "openai_config_from_args"],
         "sut._plugins": ["add_backend_arguments", "backend_options_from_args", "backends"],
         "sut._security": ["AUTH_TOKEN_ENV", "ServerSecurity", "bearer_matches"],
-        "sut._server": ["FinalTokens", "SutServer"],
+        "sut._server": ["FinalTokens", "SutServer", "SERVER_OPTIONS=_SERVER_OPTIONS"],
         "sut._sim": ["SIM_PRESETS", "SimBackend", "SimConfig", "analytic_capacity_qps"],
     },
 )
 
 __all__ = [
     "AUTH_TOKEN_ENV",
+    "SERVER_OPTIONS",
     "SIM_PRESETS",
     "ArtifactManifest",
     "Backend",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -232,8 +231,11 @@ class _Servicer(pb_grpc.InferenceServicer):
 
     async def Generate(
         self, request: pb.GenerateRequest | Undecodable, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[pb.GenerateChunk]:
+    ) -> None:
+        # A coroutine writing to the context, not an async generator: grpc then skips its per-call
+        # generator machinery (the loop's async-generator hooks and a weak-set entry per stream).
         srv = self._srv
+        write = context.write
         arrival = time.time_ns()
         if srv.peers is not None:
             srv.peers.note(context)
@@ -282,11 +284,13 @@ class _Servicer(pb_grpc.InferenceServicer):
                         if final and len(toks) <= take:
                             held = toks  # everything fits the final chunk, which carries the first fields
                             break
-                        yield Chunk(
-                            token_ids=toks[:take],
-                            sut_arrival_ns=arrival,
-                            sut_first_token_ns=first_ns,
-                            replica_id=self._replica_id,
+                        await write(
+                            Chunk(
+                                token_ids=toks[:take],
+                                sut_arrival_ns=arrival,
+                                sut_first_token_ns=first_ns,
+                                replica_id=self._replica_id,
+                            )
                         )
                         n_sent = take
                         toks = toks[take:]
@@ -297,7 +301,7 @@ class _Servicer(pb_grpc.InferenceServicer):
                     if final:
                         held = toks
                     elif toks:
-                        yield Chunk(token_ids=toks)
+                        await write(Chunk(token_ids=toks))
                         n_sent += len(toks)
                 if end is None:
                     async for item in gen:  # drain a GenerationEnd after a FinalTokens break
@@ -320,7 +324,7 @@ class _Servicer(pb_grpc.InferenceServicer):
                 final_chunk.sut_first_token_ns = first_ns
             if end is not None and end.output_ids is not None:
                 final_chunk.output_ids.extend(end.output_ids)
-            yield final_chunk
+            await write(final_chunk)
             n_sent = total
         except grpc.aio.AbortError:
             raise

@@ -95,3 +95,31 @@ def test_mid_stream_errors_map_to_status(error: str, status: grpc.StatusCode, te
 def test_clean_backend_ends_ok() -> None:
     got, code, _ = _call("none")
     assert got == [10, 11] and code == grpc.StatusCode.OK
+
+
+def test_client_cancel_mid_stream_is_counted_cancelled() -> None:
+    """A client that walks away after the first token frees the stream and is booked CANCELLED, not an error."""
+    import time
+
+    server = sut.start_embedded({"kind": "sim", "artifact": "sim-fp32"}, metrics_port=0)
+    try:
+        assert server.metrics is not None
+        with grpc.insecure_channel(server.address) as ch:
+            req = pb.GenerateRequest(input_ids=[1, 2, 3], max_new_tokens=128, min_new_tokens=128, eos_token_id=-1)
+            call = pb_grpc.InferenceStub(ch).Generate(req, timeout=30)
+            first = next(call)
+            assert len(first.token_ids) == 1
+            call.cancel()
+        registry = server.metrics.registry
+
+        def count(status: str) -> float:
+            return registry.get_sample_value("lpuperf_sut_requests_total", {"front": "grpc", "status": status}) or 0.0
+
+        deadline = time.monotonic() + 20  # bounded: the server notices the cancel within a decode step or two
+        while count("CANCELLED") < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert count("CANCELLED") == 1
+        assert count("OK") == 0 and count("INTERNAL") == 0 and count("UNKNOWN") == 0
+        assert server.server.inflight == 0
+    finally:
+        server.stop()
