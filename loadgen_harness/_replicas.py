@@ -52,8 +52,8 @@ class ReplicaOutage(BaseModel):
     queries_failed: int = Field(default=0, description="this replica's queries that failed within the outage")
     last_routed_after_ms: float | None = Field(
         default=None,
-        description="the last query sent to this replica after it failed was issued this long after the "
-        "failure (0: none was); how long the client kept routing to it",
+        description="the last query sent to this replica while it was down (a failed one) was issued this "
+        "long after the failure (0: none was); how long the client kept routing to it",
     )
 
 
@@ -165,7 +165,9 @@ def _outages(replica_id: str, events: Sequence[ReplicaEvent], rec: np.ndarray, m
         broke = done[failed & (rec["status"] == _UNAVAILABLE)]
         if broke.size and broke.min() / 1e9 < o.failed_at_s:
             o.failed_at_s = round(float(broke.min()) / 1e9, 4)
-        after = issue[mine & (issue >= o.failed_at_s * 1e9) & (issue <= end_ns)]
+        # Only failed queries count: the client can reconnect to a restarted replica a little before its
+        # health watch reports it SERVING, and a query it answered then was routed to a live replica.
+        after = issue[mine & (rec["status"] != 0) & (issue >= o.failed_at_s * 1e9) & (issue <= end_ns)]
         o.last_routed_after_ms = round(float(after.max() / 1e6 - o.failed_at_s * 1e3), 3) if after.size else 0.0
     return out
 

@@ -140,7 +140,9 @@ def test_kill_9_one_replica_mid_run(tmp_path: Path, fleet: list[Any]) -> None:
     # The run went on on the others while r1 was down...
     down = (issue_s > outage.failed_at_s + 1.0) & (issue_s < outage.recovered_at_s)
     assert (ok & down & (rec["replica"] == 0)).sum() > 10 and (ok & down & (rec["replica"] == 2)).sum() > 10
-    assert not (down & (rec["replica"] == 1)).any()
+    # Nothing sent to r1 failed after its streams broke (a query it answered went to it once it was back:
+    # the client can reconnect a little before the harness's health watch says SERVING).
+    assert not (down & (rec["replica"] == 1) & ~ok).any()
     # ... and r1 served again once it was back in rotation.
     back = ok & (issue_s > outage.recovered_at_s + 1.0) & (rec["replica"] == 1)
     assert back.sum() > 5, summary

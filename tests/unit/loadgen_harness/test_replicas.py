@@ -103,6 +103,29 @@ def test_outage_says_when_and_how_long_queries_still_went_there() -> None:
     assert "until 30 ms after" in text
 
 
+def test_a_query_the_restarted_replica_answers_before_its_health_watch_is_not_routing_to_a_dead_one() -> None:
+    # Replica b dies at 1.0 s and is back at 1.48 s; the health watch reports SERVING only at 1.5 s. The
+    # query issued to it at 1.48 s succeeded, so it went to a live replica: the client stopped routing
+    # to the dead one right after the failure (nothing failed after it).
+    n = 200
+    replicas = [i % 3 for i in range(n)]
+    rec = _records(replicas)
+    dead = [i for i in range(n) if replicas[i] == 1 and 880 * MS < rec["issue_ns"][i] <= 1000 * MS]
+    rec["status"][dead] = UNAVAILABLE
+    rec["done_ns"][dead] = 1000 * MS
+    down = [i for i in range(n) if replicas[i] == 1 and 1000 * MS < rec["issue_ns"][i] < 1480 * MS]
+    rec["replica"][down] = 0
+    back = 148  # issued at 1.48 s to b, answered
+    assert replicas[back] == 1 and rec["status"][back] == 0
+    events = [
+        ReplicaEvent(replica_id="b", address="h:2", event="failed", t_s=1.002, detail="UNAVAILABLE"),
+        ReplicaEvent(replica_id="b", address="h:2", event="recovered", t_s=1.5),
+    ]
+    (outage,) = fleet_breakdown(rec, "t", ["a", "b", "c"], events=events).replicas[1].outages
+    assert outage.queries_failed == len(dead)
+    assert outage.last_routed_after_ms == 0.0  # the 1.48 s query would read as 480 ms of routing to a dead one
+
+
 def test_mixed_artifacts_split_the_figures() -> None:
     rec = _records([i % 3 for i in range(90)])
     fleet = fleet_breakdown(rec, "t", ["a", "b", "c"], artifacts=["x", "y", "x"], mixed=True)
