@@ -204,6 +204,11 @@ def test_real_time_schedule_is_sane_over_grpc() -> None:
     assert tokens == DS.reference_ids[idx][:n].tolist()
     ttft = (chunks[0].sut_first_token_ns - chunks[0].sut_arrival_ns) / 1e9
     decode = (chunks[-1].sut_last_token_ns - chunks[0].sut_first_token_ns) / 1e9
+    total = (chunks[-1].sut_last_token_ns - chunks[0].sut_arrival_ns) / 1e9
     assert prefill - 0.003 <= ttft < prefill + 2.0
-    assert (n - 1) * step - 0.003 <= decode < (n - 1) * step + 5.0
+    # The server stamps a token when its handler takes it over, never before the sim emits it; so arrival
+    # to last token has a firm lower bound. First to last has none: on a loaded box the handler can take
+    # the first token over later than the last (seen: 0.3764 s for a 0.38 s schedule under stress-ng).
+    assert total >= prefill + (n - 1) * step - 0.003
+    assert decode < (n - 1) * step + 5.0
     assert wall >= prefill + (n - 1) * step - 0.01
