@@ -114,5 +114,7 @@ def test_gate_fails_slow_artifact_and_passes_fast_one(runs: dict[str, Path], tmp
     assert main(["gate", str(runs["base"]), "--slo", str(slo), "--junit", str(tmp_path / "a.xml")]) == 0
     assert main(["gate", str(runs["slow"]), "--slo", str(slo), "--junit", str(tmp_path / "b.xml")]) == 1
     gate = json.loads((runs["slow"] / "gate.json").read_text())
-    (bad,) = [o for o in gate["objectives"] if not o["passed"]]
+    # LoadGen's own verdict on the slow run depends on the box (once INVALID on TTFT p99 even when idle);
+    # the point here is that the TPOT objective fails it, and nothing else the SLO names.
+    (bad,) = [o for o in gate["objectives"] if not o["passed"] and o["name"] != "result_valid"]
     assert bad["name"] == "tpot_p50" and bad["line"].startswith(f"tpot_p50 {slow_tpot:.2f} ms > {limit:.2f} ms limit")
