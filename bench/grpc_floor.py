@@ -28,20 +28,10 @@ async def _serve(port_file: str) -> None:
 
     from proto import inference_pb2 as pb
     from proto import inference_pb2_grpc as pb_grpc
-    from sut import SERVER_OPTIONS, SimBackend, SimConfig
+    from sut import SERVER_OPTIONS, SimBackend, SimConfig, manifest_message
 
-    manifest = SimBackend(SimConfig(artifact="sim-instant")).manifest
-    artifact = pb.ArtifactManifest(
-        artifact_id=manifest.artifact_id,
-        model=manifest.model,
-        precision=manifest.precision,
-        max_context_tokens=manifest.max_context_tokens,
-        max_batch=manifest.max_batch,
-        eos_token_id=manifest.eos_token_id,
-        backend=manifest.backend,
-        manifest_json=manifest.model_dump_json(),
-        replica_id="floor",
-    )
+    artifact = manifest_message(SimBackend(SimConfig(artifact="sim-instant")))
+    artifact.replica_id = "floor"
     first = pb.GenerateChunk(token_ids=[5], sut_arrival_ns=1, sut_first_token_ns=2, replica_id="floor")
     final = pb.GenerateChunk(
         token_ids=list(range(6, 5 + OUTPUT_TOKENS)),

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from sut._plugins import add_backend_arguments, backend_options_from_args, backends
     from sut._security import AUTH_TOKEN_ENV, ServerSecurity, bearer_matches
     from sut._server import _SERVER_OPTIONS as SERVER_OPTIONS
-    from sut._server import FinalTokens, SutServer
+    from sut._server import FinalTokens, SutServer, manifest_message
     from sut._sim import SIM_PRESETS, SimBackend, SimConfig, analytic_capacity_qps
 
 __getattr__ = lazy_exports(
@@ -73,7 +73,7 @@ __getattr__ = lazy_exports(
         "sut._openai_options": ["add_openai_arguments", "openai_config_from_args"],
         "sut._plugins": ["add_backend_arguments", "backend_options_from_args", "backends"],
         "sut._security": ["AUTH_TOKEN_ENV", "ServerSecurity", "bearer_matches"],
-        "sut._server": ["FinalTokens", "SutServer", "SERVER_OPTIONS=_SERVER_OPTIONS"],
+        "sut._server": ["FinalTokens", "SutServer", "SERVER_OPTIONS=_SERVER_OPTIONS", "manifest_message"],
         "sut._sim": ["SIM_PRESETS", "SimBackend", "SimConfig", "analytic_capacity_qps"],
     },
 )
@@ -116,6 +116,7 @@ __all__ = [
     "create_backend",
     "generate_all",
     "load_model",
+    "manifest_message",
     "openai_config_from_args",
     "read_config_option",
     "spawn_server",
