@@ -11,6 +11,7 @@ from common import lazy_exports
 if TYPE_CHECKING:
     from sut._artifact import ArtifactManifest, FaultFlags, TimingModel
     from sut._backend import (
+        AnswersAtOnce,
         Backend,
         BackendConfig,
         BackendError,
@@ -47,6 +48,7 @@ __getattr__ = lazy_exports(
     {
         "sut._artifact": ["ArtifactManifest", "FaultFlags", "TimingModel"],
         "sut._backend": [
+            "AnswersAtOnce",
             "Backend",
             "BackendConfig",
             "BackendError",
@@ -82,6 +84,7 @@ __all__ = [
     "AUTH_TOKEN_ENV",
     "SERVER_OPTIONS",
     "SIM_PRESETS",
+    "AnswersAtOnce",
     "ArtifactManifest",
     "Backend",
     "BackendConfig",

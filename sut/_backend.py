@@ -107,6 +107,19 @@ class Backend(Protocol):
         ...
 
 
+@runtime_checkable
+class AnswersAtOnce(Protocol):
+    """An optional capability: a backend that can hold a request's whole answer the moment it arrives.
+
+    The instant sim (a zero-time schedule) or an answer cache return ``(tokens, end)`` here and the
+    server sends them without iterating ``generate``: one stream costs no async generator, which is a
+    visible part of the server's CPU per query when the backend itself costs nothing. ``None`` means
+    "stream this one with ``generate``". Errors are raised exactly as ``generate`` would raise them.
+    """
+
+    def immediate_answer(self, request: GenerateRequest) -> tuple[list[int], GenerationEnd] | None: ...
+
+
 class BackendConfig(PluginConfig):
     """Base config; each backend subclasses it with its own fields.
 

@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from proto import inference_pb2 as pb
 from proto import inference_pb2_grpc as pb_grpc
 from sut._backend import (
+    AnswersAtOnce,
     Backend,
     BackendError,
     ContextOverflowError,
@@ -140,16 +141,19 @@ def to_backend_request(
     """
     if isinstance(request, Undecodable):
         raise InvalidRequestError(request.reason)
-    ids = np.array(request.input_ids, dtype=np.int32)
-    if ids.size == 0:
+    # One pass out of the protobuf container into a list, checked there, then one copy into numpy: asking
+    # numpy to read the container itself (and reduce for min/max) costs the server twice as much per request.
+    id_list = list(request.input_ids)
+    if not id_list:
         raise InvalidRequestError("input_ids: expected at least one token id")
-    lo, hi = int(ids.min()), int(ids.max())
+    lo, hi = min(id_list), max(id_list)
     if lo < 0:
-        raise InvalidRequestError(f"input_ids[{int(np.argmin(ids))}]: expected token ids >= 0, got {lo}")
+        raise InvalidRequestError(f"input_ids[{id_list.index(lo)}]: expected token ids >= 0, got {lo}")
     if vocab_size and hi >= vocab_size:
         raise InvalidRequestError(
-            f"input_ids[{int(np.argmax(ids))}]: token id {hi} is outside the vocabulary (vocab_size {vocab_size})"
+            f"input_ids[{id_list.index(hi)}]: token id {hi} is outside the vocabulary (vocab_size {vocab_size})"
         )
+    ids = np.array(id_list, dtype=np.int32)
     if request.max_new_tokens == 0:
         raise InvalidRequestError("max_new_tokens: expected > 0")
     if request.min_new_tokens > request.max_new_tokens:
@@ -213,8 +217,10 @@ def manifest_message(backend: Backend) -> pb.ArtifactManifest:
 class _Servicer(pb_grpc.InferenceServicer):
     def __init__(self, server: SutServer) -> None:
         self._srv = server
-        self._artifact = manifest_message(server.backend)
-        self._vocab_size = server.backend.manifest.vocab_size
+        backend = server.backend
+        self._artifact = manifest_message(backend)
+        self._vocab_size = backend.manifest.vocab_size
+        self._immediate = backend.immediate_answer if isinstance(backend, AnswersAtOnce) else None
         self.set_replica_id("")
 
     def set_replica_id(self, replica_id: str) -> None:
@@ -258,57 +264,63 @@ class _Servicer(pb_grpc.InferenceServicer):
             held: list[int] = []  # tokens kept back: the final chunk's tail, or a batched first token
             end: GenerationEnd | None = None
             last_ns = 0
-            gen = srv.backend.generate(req)
-            try:
-                async for item in gen:
-                    if isinstance(item, GenerationEnd):
-                        end = item
-                        continue
-                    if not item:
-                        continue
-                    last_ns = time.time_ns()
-                    final = isinstance(item, FinalTokens)
-                    # Backends hand over fresh lists (never mutated here), so no copy on the hot path.
-                    toks: list[int] = item if type(item) is list or final else list(item)  # type: ignore[assignment]
-                    if held:
-                        toks = held + toks
-                        held = []
-                    if not first_ns:
-                        first_ns = last_ns
-                    if n_sent == 0:
-                        # The first token goes out alone and at once, unless the fault batches it.
-                        take = chunk if batch_first else 1
-                        if batch_first and len(toks) < chunk and not final:
-                            held = toks
-                            continue
-                        if final and len(toks) <= take:
-                            held = toks  # everything fits the final chunk, which carries the first fields
-                            break
-                        await write(
-                            Chunk(
-                                token_ids=toks[:take],
-                                sut_arrival_ns=arrival,
-                                sut_first_token_ns=first_ns,
-                                replica_id=self._replica_id,
-                            )
-                        )
+            answer = self._immediate(req) if self._immediate is not None else None
+            if answer is not None:
+                # The whole answer at once (see AnswersAtOnce): what the loop below does with a lone
+                # FinalTokens, without an async generator per stream.
+                held, end = answer
+                if held:
+                    first_ns = last_ns = time.time_ns()
+                    take = chunk if batch_first else 1
+                    if len(held) > take:
+                        await write(self._first_chunk(held[:take], arrival, first_ns))
                         n_sent = take
-                        toks = toks[take:]
-                    # Later tokens go out as handed over, one message per hand-over: tokens handed over
-                    # together share one emission time, so splitting them would only add messages (most
-                    # of the server's CPU per stream is grpc's per-message work) and no timing. The last
-                    # hand-over rides in the final chunk (only GenerationEnd follows).
-                    if final:
-                        held = toks
-                    elif toks:
-                        await write(Chunk(token_ids=toks))
-                        n_sent += len(toks)
-                if end is None:
-                    async for item in gen:  # drain a GenerationEnd after a FinalTokens break
+                        held = held[take:]
+            else:
+                gen = srv.backend.generate(req)
+                try:
+                    async for item in gen:
                         if isinstance(item, GenerationEnd):
                             end = item
-            finally:
-                await gen.aclose()  # type: ignore[attr-defined]
+                            continue
+                        if not item:
+                            continue
+                        last_ns = time.time_ns()
+                        final = isinstance(item, FinalTokens)
+                        # Backends hand over fresh lists (never mutated here), so no copy on the hot path.
+                        toks: list[int] = item if type(item) is list or final else list(item)  # type: ignore[assignment]
+                        if held:
+                            toks = held + toks
+                            held = []
+                        if not first_ns:
+                            first_ns = last_ns
+                        if n_sent == 0:
+                            # The first token goes out alone and at once, unless the fault batches it.
+                            take = chunk if batch_first else 1
+                            if batch_first and len(toks) < chunk and not final:
+                                held = toks
+                                continue
+                            if final and len(toks) <= take:
+                                held = toks  # everything fits the final chunk, which carries the first fields
+                                break
+                            await write(self._first_chunk(toks[:take], arrival, first_ns))
+                            n_sent = take
+                            toks = toks[take:]
+                        # Later tokens go out as handed over, one message per hand-over: tokens handed over
+                        # together share one emission time, so splitting them would only add messages (most
+                        # of the server's CPU per stream is grpc's per-message work) and no timing. The last
+                        # hand-over rides in the final chunk (only GenerationEnd follows).
+                        if final:
+                            held = toks
+                        elif toks:
+                            await write(Chunk(token_ids=toks))
+                            n_sent += len(toks)
+                    if end is None:
+                        async for item in gen:  # drain a GenerationEnd after a FinalTokens break
+                            if isinstance(item, GenerationEnd):
+                                end = item
+                finally:
+                    await gen.aclose()  # type: ignore[attr-defined]
             total = n_sent + len(held)
             finish = (end.finish_reason if end is not None else "") or "length"
             n_tokens = end.n_tokens if end is not None and end.n_tokens is not None else total
@@ -337,6 +349,12 @@ class _Servicer(pb_grpc.InferenceServicer):
             await context.abort(status, details)
         finally:
             srv.finish(code, arrival, first_ns, n_sent)
+
+    def _first_chunk(self, tokens: list[int], arrival_ns: int, first_ns: int) -> pb.GenerateChunk:
+        """The stream's first message: its first token(s) and the SUT-side times LoadGen's TTFT is checked by."""
+        return pb.GenerateChunk(
+            token_ids=tokens, sut_arrival_ns=arrival_ns, sut_first_token_ns=first_ns, replica_id=self._replica_id
+        )
 
 
 class SutServer:

@@ -211,7 +211,9 @@ class SimBackend:
         vocab = 1 + max(int(r.max()) for r in [*self.dataset.reference_ids, *self.dataset.input_ids])
         self._manifest = sim_manifest(config, eos_token_id=eos, vocab_size=vocab)
         self._eos = self._manifest.eos_token_id
-        self._outputs = self._load_outputs()
+        # Kept as Python lists: the answer is handed to the server as a list, and converting an array
+        # per request was a visible share of the instant sim's CPU per query.
+        self._outputs: list[list[int]] = [o.tolist() for o in self._load_outputs()]
         self._lookup: dict[bytes, int] = {}
         for i, ids in enumerate(self.dataset.input_ids):
             self._lookup.setdefault(np.ascontiguousarray(ids, dtype=np.int32).tobytes(), i)
@@ -269,7 +271,7 @@ class SimBackend:
         """The answer the sim gives to a request, and its finish reason ("eos" | "length")."""
         key = np.ascontiguousarray(request.input_ids, dtype=np.int32).tobytes()
         idx = self._lookup.get(key)
-        out = self._outputs[idx].tolist() if idx is not None else self._pseudo_output(key)
+        out = self._outputs[idx][:] if idx is not None else self._pseudo_output(key)
         eos = self._eos
         if request.min_new_tokens > 0 and len(out) < request.min_new_tokens and out and out[-1] == eos:
             # A real model with EOS suppressed keeps going; extend deterministically before EOS.
@@ -285,7 +287,14 @@ class SimBackend:
             return out[: request.max_new_tokens], "length"
         return out, ("eos" if out and out[-1] == eos else "length")
 
-    async def generate(self, request: GenerateRequest) -> AsyncIterator[Sequence[int] | GenerationEnd]:
+    def immediate_answer(self, request: GenerateRequest) -> tuple[list[int], GenerationEnd] | None:
+        """The whole answer at once on a zero-time schedule (see sut AnswersAtOnce); else None."""
+        if not self._zero_time:
+            return None
+        return self._answer(request)
+
+    def _answer(self, request: GenerateRequest) -> tuple[list[int], GenerationEnd]:
+        """(the tokens as streamed, the authoritative end) for one request, faults applied."""
         self._check(request)
         out, finish = self.output_for(request)
         f = self._manifest.faults
@@ -298,6 +307,10 @@ class SimBackend:
             output_ids=out if f.wrong_first_token else None,
             finish_reason=finish,
         )
+        return streamed, end
+
+    async def generate(self, request: GenerateRequest) -> AsyncIterator[Sequence[int] | GenerationEnd]:
+        streamed, end = self._answer(request)
         if self._zero_time:
             yield FinalTokens(streamed)
             yield end
