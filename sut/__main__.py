@@ -8,6 +8,9 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from sut._embedded import die_with_parent
+
+    die_with_parent()  # a no-op unless spawn_server started this process
     from common import UsageError
     from sut import add_serve_parser
 

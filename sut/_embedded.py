@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
@@ -218,32 +218,32 @@ def _reap(proc: subprocess.Popen[bytes], stderr: IO[bytes]) -> None:
     stderr.close()
 
 
-def _die_with_parent_hook() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child get SIGTERM when the parent dies (Linux only).
+# The parent's pid, for a spawned SUT to arm its own death signal (see die_with_parent).
+_PARENT_PID_ENV = "LPUPERF_SUT_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
 
-    PR_SET_PDEATHSIG fires when the thread that forked the child exits, so spawn from a thread that
-    outlives the SUT (the main thread, as the launcher does). The libc lookup happens here, in the
-    parent: between fork and exec the child only makes two system calls.
+
+def die_with_parent() -> None:
+    """In a spawned SUT, first thing: get SIGTERM when the spawning process dies (Linux only).
+
+    Armed by the child rather than by a ``preexec_fn`` in the parent: a ``preexec_fn`` makes Python
+    fork() (not vfork), which runs grpc's fork handlers in a parent whose grpc threads are busy (a fleet
+    spawns its next replica while it health-checks the last); under load that aborted the child before
+    exec (SIGABRT, "wakeup_fd_->Wakeup()"). PR_SET_PDEATHSIG fires when the thread that spawned the child
+    exits, so spawn from a thread that outlives the SUT (the main thread, as the launcher does).
     """
-    if not sys.platform.startswith("linux"):
-        return None
+    parent = os.environ.pop(_PARENT_PID_ENV, "")
+    if not parent or not sys.platform.startswith("linux"):
+        return
     import ctypes
 
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def hook() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return hook
-
-
-_PR_SET_PDEATHSIG = 1
+        return
+    prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(parent):  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def spawn_server(
@@ -267,9 +267,9 @@ def spawn_server(
         env.pop("LPUPERF_AUTH_TOKEN", None)
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=stderr, env=env, preexec_fn=_die_with_parent_hook()
-        )
+        env[_PARENT_PID_ENV] = str(os.getpid())
+        # No preexec_fn: Python then spawns with vfork, and no fork handler runs in this process.
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
         handle = ServerProcess(proc, "", stderr)
         deadline = time.monotonic() + timeout_s
         while True:

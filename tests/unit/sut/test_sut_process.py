@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -318,6 +319,43 @@ def test_spawn_leaves_no_temp_dir_and_the_child_dies_with_its_parent(tmp_path: P
         assert not _alive(child)
     finally:
         parent.kill()
+
+
+def test_spawning_beside_busy_grpc_threads_runs_no_fork_handler() -> None:
+    """A fleet spawns its next replica while grpc threads serve the last one's health checks and traffic.
+
+    Spawning through fork() (a ``preexec_fn``) ran grpc's fork handlers in that busy parent, and under
+    load the child could abort before exec (SIGABRT, "wakeup_fd_->Wakeup()"). grpc notes every fork it
+    sees while its threads are busy; spawning with vfork gives it none to see.
+    """
+    script = (
+        "import threading, grpc, sut\n"
+        "from proto import inference_pb2 as pb, inference_pb2_grpc as pb_grpc\n"
+        f"args = ['--dataset', '{DATASET}', '--artifact', 'sim-instant']\n"
+        "first = sut.spawn_server(args, timeout_s=120)\n"
+        "stop = threading.Event()\n"
+        "def traffic():\n"
+        "    with grpc.insecure_channel(first.address) as ch:\n"
+        "        stub = pb_grpc.InferenceStub(ch)\n"
+        "        for _ in range(100_000):\n"
+        "            if stop.is_set():\n"
+        "                break\n"
+        "            list(stub.Generate(pb.GenerateRequest(input_ids=[1, 2], max_new_tokens=4), timeout=30))\n"
+        "t = threading.Thread(target=traffic)\n"
+        "t.start()\n"
+        "try:\n"
+        "    for _ in range(4):\n"
+        "        sut.spawn_server(args, timeout_s=120).terminate()\n"
+        "finally:\n"
+        "    stop.set()\n"
+        "    t.join(60)\n"
+        "    first.terminate()\n"
+        "print('spawned', flush=True)\n"
+    )
+    env = {**os.environ, "GRPC_VERBOSITY": "info"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0 and "spawned" in out.stdout, out.stderr[-2000:]
+    assert "fork() handlers" not in out.stderr, out.stderr[-2000:]
 
 
 def _alive(pid: int) -> bool:
