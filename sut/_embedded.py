@@ -233,7 +233,7 @@ def die_with_parent() -> None:
     exits, so spawn from a thread that outlives the SUT (the main thread, as the launcher does).
     """
     parent = os.environ.pop(_PARENT_PID_ENV, "")
-    if not parent or not sys.platform.startswith("linux"):
+    if not parent.isdigit() or not sys.platform.startswith("linux"):  # unset, or not ours to read
         return
     import ctypes
 
