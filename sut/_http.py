@@ -485,7 +485,10 @@ class HttpFront:
         front = self
 
         class _Handler(web.RequestHandler):
+            _started = False
+
             async def start(self) -> None:
+                self._started = True
                 task = asyncio.current_task()
                 assert task is not None  # aiohttp runs start() as the connection's own task
                 front._handler_tasks.add(task)
@@ -493,6 +496,15 @@ class HttpFront:
                     await super().start()
                 finally:
                     front._handler_tasks.discard(task)
+
+            def _process_keepalive(self) -> None:
+                super()._process_keepalive()
+                # uvloop runs due timers before the callbacks queued in the turn before, so after a loop
+                # stall the header timer can fire before start() has begun waiting for the first request.
+                # aiohttp then neither closes nor re-arms, and a client that never finishes its headers
+                # stays open for good. Check once more right after start() has had its first step.
+                if not self._started and not self._force_close and self._keepalive_handle is None:
+                    self._keepalive_handle = asyncio.get_running_loop().call_soon(self._process_keepalive)
 
             def handle_error(
                 self,

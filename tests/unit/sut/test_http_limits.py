@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
+import pytest
+import uvloop
 
 import sut
 from scenarios import Dataset
@@ -22,6 +24,7 @@ TIMEOUT = 60.0  # outer bound of every scenario
 def _run(
     body: Callable[[HttpFront, Dataset, httpx.AsyncClient], Awaitable[None]],
     backend: Any = None,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
     **limits: Any,
 ) -> None:
     async def main() -> None:
@@ -35,7 +38,8 @@ def _run(
             await front.stop()
             await sim.stop()
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())
 
 
 async def _raw(front: HttpFront, head: bytes, body: bytes = b"", read_s: float = 10.0) -> tuple[str, bytes, float]:
@@ -119,6 +123,43 @@ def test_slow_headers_are_dropped_after_the_header_timeout() -> None:
         assert resp.status_code == 200
 
     _run(body, header_timeout_s=0.5)
+
+
+def test_header_timeout_holds_when_the_loop_stalls_as_a_connection_opens(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under uvloop (what `serve` and the embedded SUT run) due timers run before callbacks queued in the
+    # turn before. A stall right after a connection is set up let the header timer fire before the
+    # connection's task had started, and that connection was then never closed (seen once under load).
+    stall_s = 1.0
+    make_protocol = HttpFront._connection
+
+    def stalling(front: HttpFront) -> asyncio.BaseProtocol:
+        protocol = make_protocol(front)
+        connection_made = protocol.connection_made
+
+        def made_then_stall(transport: asyncio.BaseTransport) -> None:
+            connection_made(transport)
+            time.sleep(stall_s)  # holds the loop, as a loaded machine can
+
+        protocol.connection_made = made_then_stall  # type: ignore[method-assign]
+        return protocol
+
+    monkeypatch.setattr(HttpFront, "_connection", stalling)
+
+    async def body(front: HttpFront, ds: Dataset, client: httpx.AsyncClient) -> None:
+        # Headers that never finish; the only answer is a close (EOF or reset), once the stall is over.
+        t0 = time.monotonic()
+        reader, writer = await asyncio.open_connection(front.host, front.port)
+        writer.write(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n")
+        try:
+            got = await asyncio.wait_for(reader.read(1024), 10.0)
+        except ConnectionResetError:
+            got = b""
+        finally:
+            writer.close()
+        assert got == b""
+        assert stall_s * 0.9 < time.monotonic() - t0 < stall_s + 5.0
+
+    _run(body, loop_factory=uvloop.new_event_loop, header_timeout_s=0.5)
 
 
 def test_slow_body_is_408_after_the_body_timeout() -> None:
