@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import statistics
 import tempfile
@@ -69,11 +70,12 @@ def _channel_call(address: str, transport: Any = None) -> tuple[Any, Any]:
     from loadgen_harness._bridge import _CHANNEL_OPTIONS, _GENERATE
     from proto import inference_pb2
 
-    ch = open_aio_channel(address, transport, options=_CHANNEL_OPTIONS)
+    ch, metadata = open_aio_channel(address, transport, options=_CHANNEL_OPTIONS)
     call = ch.unary_stream(
         _GENERATE, request_serializer=None, response_deserializer=inference_pb2.GenerateChunk.FromString
     )
-    return ch, call
+    # The token (if any) rides on each call, as in the bridge.
+    return ch, (call if metadata is None else functools.partial(call, metadata=metadata))
 
 
 def raw_throughput(address: str, requests: list[bytes], seconds: float, transport: Any = None) -> dict[str, float]:

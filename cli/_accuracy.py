@@ -32,7 +32,11 @@ def add_parser(sub: Any) -> None:
     add_transport_arguments(p)
     src.add_argument("--artifact", help="artifact preset of the spawned SUT (e.g. sim-fp32, sim-bf16)")
     src.add_argument("--backend", help="backend of the spawned SUT: sim | transformers | openai")
-    src.add_argument("--max-new-tokens", type=int)
+    src.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="cap on output tokens per answer (default: the benchmark profile's max_new_tokens)",
+    )
     src.add_argument("--run-id", type=run_id_arg, help="run id of the accuracy pass (default: accuracy-<timestamp>)")
     p.add_argument("--benchmark", help="benchmark profile (default: the run's, else embedded)")
     p.add_argument("--dataset", help="embedded | synthetic:N:SEED | path (default: the benchmark's)")
@@ -57,8 +61,19 @@ def add_parser(sub: Any) -> None:
     f = fsub.add_parser("fidelity", help="per-sample slippage of a recording vs the FP32 recording")
     f.add_argument("--candidate", required=True, action="append", help="precision (bf16, int8) or .npz path")
     f.add_argument("--reference", default="fp32", help="reference recording (default: fp32, else the dataset's)")
-    f.add_argument("--dataset", dest="fidelity_dataset", default="embedded")
-    f.add_argument("--out", dest="fidelity_out", type=out_dir_arg, default=Path("results/fidelity"))
+    f.add_argument(
+        "--dataset",
+        dest="fidelity_dataset",
+        default="embedded",
+        help="dataset the recordings answer (default: embedded)",
+    )
+    f.add_argument(
+        "--out",
+        dest="fidelity_out",
+        type=out_dir_arg,
+        default=Path("results/fidelity"),
+        help="where the fidelity report goes (default: results/fidelity)",
+    )
     f.add_argument("--worst", type=int, default=10, help="how many worst samples to list")
     f.set_defaults(func=_fidelity_main)
 

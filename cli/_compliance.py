@@ -58,7 +58,9 @@ def add_parser(subparsers: Any) -> None:
         help="scenario of the pass (default Server); with --log, required: the scenario the log was made in",
     )
     t06.add_argument("--qps", type=float, help="Server target QPS for the pass")
-    t06.add_argument("--max-new-tokens", type=_positive_int)
+    t06.add_argument(
+        "--max-new-tokens", type=_positive_int, help="cap on output tokens per answer (default: the benchmark's)"
+    )
     t06.add_argument("--log", type=Path, metavar="PATH", help="verify this mlperf_log_accuracy.json; no run")
     t06.add_argument("--eos-id", type=int, help="with --log: EOS token id (default: artifact.json next to the log)")
     t06.add_argument("--artifact-json", type=Path, help="with --log: manifest to take the EOS id from")
@@ -67,7 +69,12 @@ def add_parser(subparsers: Any) -> None:
 
     ctx = sub.add_parser("context", help="probe the advertised context length (50/90/99/100%% and +1)")
     _add_sut_args(ctx)
-    ctx.add_argument("--max-new-tokens", type=_positive_int, default=16)
+    ctx.add_argument(
+        "--max-new-tokens",
+        type=_positive_int,
+        default=16,
+        help="output tokens each probe asks for, counted into the context (default 16)",
+    )
     ctx.add_argument("--timeout", type=float, default=120.0, help="per-request timeout in seconds")
     ctx.add_argument("--json", type=out_file_arg, help="verdict JSON (default: OUT/<run-id>/context_report.json)")
     ctx.set_defaults(func=run_context_cli)

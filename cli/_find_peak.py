@@ -20,7 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "steps the rate down). Writes OUT/<run-id>/find_peak.json, find_peak.html (the sweep chart) and every run "
         "under OUT/<run-id>/probes/.",
     )
-    p.add_argument("--benchmark", default="embedded")
+    p.add_argument(
+        "--benchmark", default="embedded", help="benchmark profile: its limits judge each run (default: embedded)"
+    )
     p.add_argument("--dataset", help="dataset spec (default: the benchmark's)")
     p.add_argument("--preset", choices=("quick", "submission"), default="quick", help="length of the confirm run")
     p.add_argument(
@@ -38,7 +40,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="ARG",
         help="extra `lpuperf serve` argument for the spawned SUT (repeatable, e.g. --serve-arg=--chunk-size=8)",
     )
-    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="cap on output tokens per answer (default: the benchmark profile's max_new_tokens)",
+    )
     p.add_argument("--probe-duration", type=float, default=5.0, help="seconds per search probe (min; default 5)")
     p.add_argument("--confirm-duration", type=float, help="seconds for the confirm run (default: the preset's)")
     p.add_argument("--resolution", type=float, default=0.03, help="stop when the bracket is this tight (0.03)")
@@ -48,9 +54,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=0.95,
         help="completed rate over the rate a keeping-up SUT shows; below this a probe is overloaded (0.95)",
     )
-    p.add_argument("--max-probes", type=int, default=10)
-    p.add_argument("--out", type=out_dir_arg, default=Path("results"))
-    p.add_argument("--run-id", type=run_id_arg)
+    p.add_argument(
+        "--max-probes", type=int, default=10, help="most Server search probes before confirming (default 10)"
+    )
+    p.add_argument("--out", type=out_dir_arg, default=Path("results"), help="output root (default: results)")
+    p.add_argument("--run-id", type=run_id_arg, help="run id (default: peak-<timestamp>)")
     add_record_args(p)
     p.set_defaults(func=run_find_peak)
 
@@ -95,23 +103,7 @@ def run_find_peak(args: argparse.Namespace) -> int:
         raise UsageError(str(exc).splitlines()[0]) from None
     out = args.out / run_id / "find_peak.json"
     record(args, args.out, result)
-    for failure in result.confirm_failures:
-        print(f"find-peak: confirm run failed at {failure}")
-    chart = out.with_name("find_peak.html")
-    if result.peak_qps is None:
-        lo, hi = result.bracket
-        print(
-            f"find-peak: no VALID Server rate confirmed (probes passed up to {lo:.1f} qps, failed from "
-            f"{'-' if hi is None else f'{hi:.1f}'} qps; every confirm run failed, see above); trace {out}, chart {chart}"
-        )
-        return 1
-    ev = result.evidence
-    assert ev is not None
-    print(
-        f"find-peak: peak {result.peak_qps:.1f} qps, confirmed by a {ev.duration_s or 0:.0f} s run "
-        f"(at least as long as the preset{'' if cfg.confirm_duration_s is None else ', --confirm-duration'} and "
-        f"every probe): {'VALID' if ev.valid else 'INVALID'}, completed {ev.completed_qps or 0:.1f} qps, "
-        f"TTFT p99 {ev.ttft_p99_ms or 0:.1f} ms, TPOT p99 {ev.tpot_p99_ms or 0:.1f} ms; logs {ev.log_dir}"
-    )
-    print(f"find-peak: report {out}, chart {chart}")
-    return 0
+    for line in result.summary_lines(confirm_duration_given=cfg.confirm_duration_s is not None):
+        print(line)
+    print(f"find-peak: report {out}, chart {out.with_name('find_peak.html')}")
+    return 0 if result.peak_qps is not None else 1

@@ -53,8 +53,8 @@ def _store_args(p: argparse.ArgumentParser) -> None:
 
 def _filter_args(p: argparse.ArgumentParser, last_help: str = "only the newest N") -> None:
     p.add_argument("--artifact", help="artifact name (the manifest's artifact_id)")
-    p.add_argument("--benchmark")
-    p.add_argument("--scenario")
+    p.add_argument("--benchmark", help="benchmark profile (embedded, llama2-70b, ...)")
+    p.add_argument("--scenario", help="LoadGen scenario (Server, Offline, ...)")
     p.add_argument("--mode", help="performance | accuracy | check")
     p.add_argument(
         "--command", dest="recorded_by", metavar="CMD", help="the command that recorded it (run, validate, ...)"
@@ -113,7 +113,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     good.set_defaults(func=_store_errors(_mark_good))
 
     imp = sub.add_parser("import", help="record existing run directories (every results.json under DIR)")
-    imp.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
+    imp.add_argument(
+        "dirs", nargs="+", type=Path, metavar="DIR", help="directory searched for run directories (results.json)"
+    )
     _store_args(imp)
     imp.set_defaults(func=_store_errors(_import))
 
@@ -183,6 +185,32 @@ def _valid(r: StoredRun) -> str:
     return "-" if r.valid is None else "VALID" if r.valid else "INVALID"
 
 
+def _result(r: StoredRun) -> str:
+    """What a recorded run came to. A stopped run is INTERRUPTED (never VALID or INVALID: it did not run its
+    course); a compliance pass is its checks' verdict (TEST06 PASS), since LoadGen's performance validity is
+    not what it tests (its short pass is often INVALID); any other run is LoadGen's VALID/INVALID."""
+    if r.state and r.state != "complete":
+        return r.state.upper()
+    if r.command == "compliance":
+        checks = [v for v in r.verdicts if v.kind == "compliance" and v.command == r.command]
+        failed = [v.name for v in checks if not v.passed]
+        if checks:
+            return f"{failed[0]} FAIL" if failed else f"{checks[0].name} PASS"
+    return _valid(r)
+
+
+def _what(r: StoredRun) -> str:
+    """What a run of a search was (a find-peak record is its confirm run, at the peak it confirmed); ''."""
+    if r.command != "find-peak":
+        return ""
+    peak = r.metric("peak_qps")
+    return f"confirm at {_num(peak.value)} qps" if peak is not None else "confirm run"
+
+
+def _run_label(r: StoredRun) -> str:
+    return f"{r.run_id} {_what(r)}".strip()
+
+
 def _list(args: argparse.Namespace) -> int:
     with _open(args) as store:
         runs = store.runs(_filter(args, default_last=50))
@@ -209,8 +237,8 @@ def _list(args: argparse.Namespace) -> int:
             "build",
             "result",
             "tok/s",
-            "TTFT p99",
-            "TPOT p99",
+            "TTFT p99 ms",
+            "TPOT p99 ms",
             "good",
         )
     ]
@@ -220,12 +248,12 @@ def _list(args: argparse.Namespace) -> int:
                 str(r.id),
                 _when(r.run_at),
                 r.command,
-                r.run_id,
+                _run_label(r),
                 r.scenario or "-",
                 r.mode or "-",
                 r.artifact.name or "-",
                 r.artifact.build_key or "-",
-                _valid(r),
+                _result(r),
                 fig(r, "tokens_per_second"),
                 fig(r, "ttft_ms.p99"),
                 fig(r, "tpot_ms.p99"),
@@ -240,16 +268,17 @@ def _show(args: argparse.Namespace) -> int:
     from history import ci_text
 
     with _open(args) as store:
-        r = store.get(args.run)
+        r = store.get(args.run, documents=args.json)  # the text shows no document: none is read
     if args.json:
         print(r.model_dump_json(indent=2))
         return 0
     a = r.artifact
     lines = [
-        f"record #{r.id}: {r.command} '{r.run_id}' ran {_when(r.run_at)}, recorded {_when(r.recorded_at)}"
+        f"record #{r.id}: {r.command} '{r.run_id}'{f' ({_what(r)})' if _what(r) else ''} ran {_when(r.run_at)}, "
+        f"recorded {_when(r.recorded_at)}"
         + (f"; marked good{f' ({r.good_note})' if r.good_note else ''}" if r.good else ""),
-        f"  {r.scenario or '-'} {r.mode or '-'}, benchmark {r.benchmark or '-'}, preset {r.preset or '-'}: {_valid(r)}"
-        + (f" ({r.state})" if r.state and r.state != "complete" else ""),
+        f"  {r.scenario or '-'} {r.mode or '-'}, benchmark {r.benchmark or '-'}, preset {r.preset or '-'}: {_result(r)}"
+        + (f" (LoadGen {_valid(r)})" if _result(r) != _valid(r) and r.valid is not None else ""),
     ]
     lines += [f"    reason: {x}" for x in r.validity_reasons]
     lines.append(f"  artifact {a.name or '-'} ({a.backend or '-'}, {a.model or '-'}, {a.precision or '-'})")

@@ -9,13 +9,21 @@ numpy, grpc, LoadGen, torch): command modules import them inside their functions
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import select
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from common import UsageError
+from common import UsageError, quiet_grpc_logs
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
+# 128 + SIGPIPE: what a shell reports for a writer whose reader went away (``lpuperf export -o - | head``).
+EXIT_BROKEN_PIPE = 141
 
 # (module, function adding the subparser) in the order shown by --help. `serve` belongs to the SUT
 # package so a SUT image runs it without the harness.
@@ -46,6 +54,11 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
 
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # argparse swallows a failed write; a closed reader (--help | head) must end as every command's does.
+        if message:
+            (file or sys.stdout).write(message)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
@@ -59,9 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # grpc's C core logs failed TLS handshakes at INFO to stderr; the commands report them as one line.
-    # Set before grpc is imported (it reads this once); GRPC_VERBOSITY=INFO shows them again.
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    # grpc's C core logs failures (a bind, a CA bundle, refused metadata) to stderr before the command's
+    # own line says the same; it reads GRPC_VERBOSITY once, at import, so this comes first.
+    quiet_grpc_logs()
+    try:
+        code = _dispatch(argv)
+        sys.stdout.flush()  # output that fit in the buffer meets a closed reader here, not at exit
+        return code
+    except BrokenPipeError:
+        # A reader that stopped early (| head) is not an error of ours. Only when our own output is the
+        # closed pipe: a broken socket elsewhere is a failure and keeps its traceback.
+        closed = _closed_output_fds()
+        if not closed:
+            raise
+        _discard(closed)
+        return EXIT_BROKEN_PIPE
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -76,10 +104,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(exc, "must_exit", False):
             # LoadGen's abandoned test still runs on its own thread; an interpreter shutdown would
             # call into Python from it mid-finalisation. Its outputs are written and the SUT stopped.
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(OSError, ValueError):
+                    stream.flush()
             os._exit(code)
         return code
     except UsageError as exc:
         print(f"lpuperf {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _closed_output_fds() -> list[int]:
+    """stdout/stderr descriptors whose reader has gone (a pipe's write end polls POLLERR then)."""
+    poller = select.poll()
+    fds: list[int] = []
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # replaced by an in-memory stream
+            continue
+        if fd not in fds:
+            poller.register(fd, select.POLLOUT)
+            fds.append(fd)
+    return [fd for fd, events in poller.poll(0) if events & (select.POLLERR | select.POLLHUP)]
+
+
+def _discard(fds: list[int]) -> None:
+    """Point the closed descriptors at /dev/null: what is still buffered for them is dropped at exit
+    instead of raising again in Python's final flush ("Exception ignored ... BrokenPipeError")."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in fds:
+        os.dup2(devnull, fd)
+    os.close(devnull)

@@ -36,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--max-batch", type=int, help="batch size when the manifest states none")
     p.add_argument("--queries", type=int, default=20000, help="simulated queries per prediction (default 20000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated arrivals and service (default 0)")
     p.add_argument(
         "--loadgen-queries",
         type=int,

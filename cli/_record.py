@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gate import GateReport
 
+# How long a quiet record (a run stopped by a signal) waits for a busy SQLite store or a PostgreSQL connection.
+QUIET_TIMEOUT_S = 1.0
 DB_HELP = "run store: a SQLite file or postgresql://USER@HOST/DB (default: $LPUPERF_DB, else OUT/lpuperf.db)"
 
 
@@ -43,8 +45,13 @@ def record(
     outcome: Any,
     run_dir: str | Path | None = None,
     artifact: Mapping[str, Any] | None = None,
+    quiet: bool = False,
 ) -> None:
-    """Record ``outcome`` in the store of ``out`` (or of the run directory's output root when ``out`` is None)."""
+    """Record ``outcome`` in the store of ``out`` (or of the run directory's output root when ``out`` is None).
+
+    ``quiet``: for a run a signal stopped, recorded on the way out: the store gets ``QUIET_TIMEOUT_S`` to
+    answer, and one that cannot be reached in time is skipped without a word (the user asked to stop).
+    """
     if getattr(args, "no_record", False):
         return
     db: str | None = getattr(args, "db", None)
@@ -55,8 +62,11 @@ def record(
         if root is None:
             root = output_root(run_dir if run_dir is not None else _source_dir(outcome))
         url = store_url(db, root)
-        ids = record_outcome(url, args.command, outcome, run_dir=run_dir, artifact=artifact)
+        timeout_s = QUIET_TIMEOUT_S if quiet else None
+        ids = record_outcome(url, args.command, outcome, run_dir=run_dir, artifact=artifact, timeout_s=timeout_s)
     except Exception as exc:  # recording must never fail the run it records
+        if quiet:
+            return
         where = _store_where(db, root)
         print(f"lpuperf {args.command}: warning: not recorded in the run store {where}: {_line(exc)}", file=sys.stderr)
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,8 +31,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     from scenarios import scenario_names
 
-    p.add_argument("--scenario", choices=scenario_names(), default="Server")
-    p.add_argument("--mode", choices=("performance", "accuracy"), default="performance")
+    p.add_argument(
+        "--scenario",
+        choices=scenario_names(),
+        default="Server",
+        help="LoadGen scenario (default: Server; Interactive runs as Server with the interactive latency limits)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("performance", "accuracy"),
+        default="performance",
+        help="performance: timed run judged VALID/INVALID; accuracy: one pass over the dataset logging every "
+        "output for lpuperf accuracy (default: performance)",
+    )
     p.add_argument("--benchmark", default="embedded", help="benchmark profile (default: embedded)")
     p.add_argument(
         "--preset",
@@ -72,7 +84,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--artifact", help="artifact preset or manifest path for the spawned SUT (e.g. sim-fp32)")
     p.add_argument("--qps", type=float, help="Server target QPS / Offline expected QPS")
     p.add_argument("--duration", type=float, help="minimum duration in seconds")
-    p.add_argument("--min-query-count", type=int)
+    p.add_argument(
+        "--min-query-count", type=int, help="LoadGen min_query_count: the run lasts until this many queries too"
+    )
     p.add_argument("--out", type=out_dir_arg, default=Path("results"), help="output root (default: results)")
     p.add_argument("--run-id", type=run_id_arg, help="run id (default: run-<timestamp>)")
     p.add_argument("--user-conf", type=Path, help="LoadGen user.conf applied on top of the preset")
@@ -83,11 +97,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--metrics-linger", type=float, default=2.0, help="seconds the exporter stays up after the run (default 2)"
     )
     add_metrics_security_arguments(p)
-    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="cap on output tokens per answer (default: the benchmark profile's max_new_tokens)",
+    )
     p.add_argument(
         "--ignore-eos",
         action="store_true",
         help="hold every answer to exactly --max-new-tokens (fixed-length load tests; performance mode only)",
+    )
+    p.add_argument(
+        "--max-in-flight",
+        type=int,
+        help="a Server run stops early (OVERLOADED) once more queries than this are outstanding: the SUT is "
+        "hopelessly behind and the harness's memory stays bounded (default 32768, about 0.7 GB)",
     )
     p.add_argument("--progress", action="store_true", help="show the live progress line even when not on a TTY")
     p.add_argument("--trace", action="store_true", help="also write LoadGen's trace log (mlperf_log_trace.json)")
@@ -99,8 +123,25 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     from sut import add_backend_arguments
 
     add_backend_arguments(p)  # each backend's own flags (openai: --base-url, --model, --api-key-env, ...)
+    _note_openai_http(p)
     add_record_args(p)
     p.set_defaults(func=run_cli)
+
+
+def _note_openai_http(p: argparse.ArgumentParser) -> None:
+    """Say in ``run --help`` that the openai backend's flags also configure ``--transport openai-http``.
+
+    The flags are the backend's own (``sut/_openai_options.py``, shared with ``lpuperf serve``, where the
+    transport does not exist), so the note goes on their group here, found by one of its flags.
+    """
+    action = p._option_string_actions.get("--base-url")
+    group = getattr(action, "container", None)
+    if isinstance(group, argparse._ArgumentGroup) and group is not p:
+        group.title = f"{group.title}, and --transport openai-http"
+        group.description = (
+            "With --backend openai these flags configure the relay SUT that run spawns; with --transport "
+            "openai-http they name the endpoint the harness streams each query to, with no SUT process."
+        )
 
 
 def backend_from_args(args: argparse.Namespace) -> BackendSpec:
@@ -188,6 +229,7 @@ def run_cli(args: argparse.Namespace) -> int:
             metrics_linger_s=args.metrics_linger,
             max_new_tokens=args.max_new_tokens,
             ignore_eos=args.ignore_eos,
+            **({} if args.max_in_flight is None else {"max_in_flight": args.max_in_flight}),
             progress=args.progress,
             trace=args.trace,
             allow_context_overflow=args.allow_context_overflow,
@@ -201,11 +243,16 @@ def run_cli(args: argparse.Namespace) -> int:
         )
     except RunError as exc:
         raise UsageError(str(exc)) from None
-    except RunInterrupted as stop:  # results.json is written: show it, then exit 130/143 (cli._main)
+    except RunInterrupted as stop:  # results.json is written: show it, record it, then exit 130/143 (cli._main)
         if show:
             sys.stderr.write("\n")
         print(format_summary(stop.result), flush=True)
-        raise
+        # Recorded as interrupted, from results.json alone (a few tenths of a second); a store that is busy
+        # or unreachable is skipped without a word. A second signal while recording stops it, and the run
+        # leaves on the first signal's exit path.
+        with contextlib.suppress(KeyboardInterrupt):
+            record(args, args.out, stop.result, quiet=True)
+        raise stop from None
     if show:
         sys.stderr.write("\n")
     print(format_summary(res))

@@ -31,18 +31,35 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     sub = p.add_subparsers(dest="submission_command", metavar="ACTION", required=True)
 
     def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--division", choices=("closed", "open"), default="closed")
+        q.add_argument(
+            "--division", choices=("closed", "open"), default="closed", help="MLPerf division (default: closed)"
+        )
         q.add_argument("--submitter", default="lpuperf", help="submitter name (letters, digits, _ . -)")
         q.add_argument("--system", help="system name (default: the artifact id)")
-        q.add_argument("--status", choices=("available", "preview", "rdi"), default="available")
-        q.add_argument("--system-type", choices=("datacenter", "edge"), default="datacenter")
+        q.add_argument(
+            "--status",
+            choices=("available", "preview", "rdi"),
+            default="available",
+            help="system availability in the system description (default: available)",
+        )
+        q.add_argument(
+            "--system-type",
+            choices=("datacenter", "edge"),
+            default="datacenter",
+            help="MLPerf system category (default: datacenter)",
+        )
         q.add_argument("--user-conf", type=Path, help="user.conf the runs used (copied into the tree)")
 
     run = sub.add_parser("run", help="run performance + accuracy + TEST06, then build and check")
-    run.add_argument("--scenario", default="Server")
-    run.add_argument("--benchmark", default="embedded")
+    run.add_argument("--scenario", default="Server", help="LoadGen scenario of the runs (default: Server)")
+    run.add_argument("--benchmark", default="embedded", help="benchmark profile (default: embedded)")
     run.add_argument("--dataset", help="dataset spec (default: the benchmark's)")
-    run.add_argument("--preset", choices=("quick", "submission"), default="quick")
+    run.add_argument(
+        "--preset",
+        choices=("quick", "submission"),
+        default="quick",
+        help="run length: quick, or submission (MLPerf's full 600 s runs) (default: quick)",
+    )
     run.add_argument("--sut", help="host:port of a running SUT (default: spawn the embedded sim)")
     add_transport_arguments(run)
     run.add_argument("--artifact", help="sim artifact preset for the embedded SUT (default: sim-fp32)")

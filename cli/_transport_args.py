@@ -72,7 +72,7 @@ def transport_from_args(args: argparse.Namespace, remote: bool) -> TransportSecu
         return TransportSecurity()
     env = TOKEN_ENV if given["token_file"] is None and os.environ.get(TOKEN_ENV, "").strip() else None
     try:
-        return TransportSecurity(**given, token_env=env)
+        security = TransportSecurity(**given, token_env=env)
     except ValidationError as exc:
         first = exc.errors()[0]
         error = first.get("ctx", {}).get("error")
@@ -80,6 +80,8 @@ def transport_from_args(args: argparse.Namespace, remote: bool) -> TransportSecu
         for field, flag in _FLAGS.items():
             line = line.replace(f"field '{field}'", f"option '{flag}'").replace(f"{field}", flag)
         raise UsageError(line) from None
+    security.token()  # a token gRPC cannot carry is refused now, naming its file or variable, not at the first RPC
+    return security
 
 
 def add_metrics_security_arguments(p: argparse.ArgumentParser) -> None:

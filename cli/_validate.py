@@ -26,10 +26,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--slo", default="embedded", help="SLO file or packaged name (default: embedded)")
     p.add_argument("--qps", type=float, help="Server target QPS (default: the benchmark's)")
     p.add_argument("--duration", type=float, help="performance run length in seconds (default: the preset's)")
-    p.add_argument("--benchmark", default="embedded")
+    p.add_argument("--benchmark", default="embedded", help="benchmark profile (default: embedded)")
     p.add_argument("--dataset", help="dataset spec (default: the benchmark's)")
-    p.add_argument("--preset", choices=("quick", "submission"), default="quick")
-    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument(
+        "--preset", choices=("quick", "submission"), default="quick", help="length of the runs (default: quick)"
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="cap on output tokens per answer (default: the benchmark profile's max_new_tokens)",
+    )
     p.add_argument(
         "--serve-arg",
         action="append",
@@ -39,8 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--fail-on-regression", action="store_true", help="also NO DEPLOY on regressions vs baseline")
     p.add_argument("--tolerance", type=float, default=0.05, help="relative tolerance for regressions (0.05)")
-    p.add_argument("--out", type=out_dir_arg, default=Path("results"))
-    p.add_argument("--run-id", type=run_id_arg)
+    p.add_argument("--out", type=out_dir_arg, default=Path("results"), help="output root (default: results)")
+    p.add_argument("--run-id", type=run_id_arg, help="run id (default: validate-<timestamp>)")
     add_record_args(p)
     p.set_defaults(func=run_validate)
 

@@ -9,6 +9,7 @@ importing ``common`` stays light.
 from typing import TYPE_CHECKING
 
 from common._errors import UsageError
+from common._grpc_env import quiet_grpc_logs
 from common._io import atomic_path, file_sha256, read_json, read_json_object, write_atomic, write_json_atomic
 from common._lazy import lazy_exports
 from common._paths import check_run_id, check_writable_dir, check_writable_file
@@ -57,6 +58,7 @@ __all__ = [
     "file_sha256",
     "first_error_line",
     "lazy_exports",
+    "quiet_grpc_logs",
     "read_json",
     "read_json_object",
     "read_model",

@@ -25,7 +25,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from common._errors import UsageError
-from common._secrets import read_secret_file
+from common._secrets import read_secret, read_secret_file
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -42,6 +42,7 @@ class ExporterSecurity(BaseModel):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     token_file: Path | None = None  # require 'Authorization: Bearer <token in this file>'
+    token_env: str | None = None  # or the token in this environment variable (when no token_file)
     basic_auth_file: Path | None = None  # require HTTP basic auth; the file holds 'user:password'
 
     @model_validator(mode="after")
@@ -61,8 +62,9 @@ class ExporterSecurity(BaseModel):
     def expected_authorizations(self, what: str) -> list[bytes]:
         """The ``Authorization`` header values accepted (none: no auth); UsageError naming a bad file."""
         accepted: list[bytes] = []
-        if self.token_file is not None:
-            accepted.append(b"Bearer " + read_secret_file(self.token_file, f"{what} token_file").encode())
+        token = read_secret(self.token_file, self.token_env, f"{what} token_file", bearer_token=True)
+        if token is not None:
+            accepted.append(b"Bearer " + token.encode())
         if self.basic_auth_file is not None:
             pair = read_secret_file(self.basic_auth_file, f"{what} basic_auth_file")
             user, sep, password = pair.partition(":")

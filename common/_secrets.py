@@ -1,6 +1,11 @@
 """Secrets (bearer tokens, API keys, passwords): read from files or the environment, never from argv,
 and scrubbed from any text that may reach a log, a result file or an error line.
 
+A bearer token travels as an HTTP/2 or HTTP/1 header value (gRPC metadata, the metrics endpoint's
+``Authorization``), which carries printable ASCII only: read with ``bearer_token=True``, a token with
+anything else (non-ASCII, control characters, whitespace inside) is refused when it is read, naming
+the file or variable, instead of failing later on the wire as "Illegal metadata".
+
 A value on the command line is readable by every user of the machine (``ps``, ``/proc/PID/cmdline``),
 so flags take a *file* that holds the secret; :func:`secret_file_arg` refuses a flag value that is
 not a file without ever echoing it. :func:`scrub` replaces every occurrence of a secret, whatever
@@ -25,12 +30,14 @@ _BASIC = re.compile(r"(?i)(basic\s+)[A-Za-z0-9+/=]{4,}")
 # Shapes of provider keys (OpenAI sk-, Groq gsk_, xAI xai-, generic api-): scrubbed even when not ours.
 _KEY_LIKE = re.compile(r"(?i)\b(sk|gsk|xai|api)[-_][A-Za-z0-9_\-]{8,}")
 REDACTED = "***"
+TOKEN_CHARACTERS = "printable ASCII without spaces (letters, digits and punctuation)"
 
 
-def read_secret_file(path: str | Path, what: str) -> str:
+def read_secret_file(path: str | Path, what: str, *, bearer_token: bool = False) -> str:
     """The secret in ``path`` (surrounding whitespace removed); UsageError naming ``what`` and the file.
 
-    The message names the file and what was wrong with it, never the content.
+    The message names the file and what was wrong with it, never the content. ``bearer_token``: the
+    value must also be one a header can carry (:func:`token_problem`).
     """
     p = Path(path)
     try:
@@ -54,19 +61,37 @@ def read_secret_file(path: str | Path, what: str) -> str:
         raise UsageError(f"{what}: {p}: the file is empty")
     if any(c in value for c in "\r\n\0"):
         raise UsageError(f"{what}: {p}: expected one line")
+    problem = token_problem(value) if bearer_token else None
+    if problem is not None:
+        raise UsageError(f"{what}: {p}: {problem}")
     return value
 
 
-def read_secret(file: str | Path | None, env: str | None, what: str) -> str | None:
+def read_secret(file: str | Path | None, env: str | None, what: str, *, bearer_token: bool = False) -> str | None:
     """The secret from ``file`` if given, else from the environment variable ``env``; None if neither is set."""
     if file is not None:
-        return read_secret_file(file, what)
+        return read_secret_file(file, what, bearer_token=bearer_token)
     if env:
         value = os.environ.get(env, "").strip()
         if value:
             if any(c in value for c in "\r\n\0"):
                 raise UsageError(f"{what}: environment variable {env}: expected one line")
+            problem = token_problem(value) if bearer_token else None
+            if problem is not None:
+                raise UsageError(f"{what}: environment variable {env}: {problem}")
             return value
+    return None
+
+
+def token_problem(value: str) -> str | None:
+    """Why ``value`` cannot travel as a bearer token in a header (None: it can). Never quotes the value."""
+    for kind, bad in (
+        ("a non-ASCII character", lambda c: ord(c) > 0x7F),
+        ("a control character", lambda c: ord(c) < 0x20 or ord(c) == 0x7F),
+        ("whitespace inside", lambda c: c == " "),
+    ):
+        if any(bad(c) for c in value):
+            return f"the token holds {kind}; a token travels in a request header: expected {TOKEN_CHARACTERS}"
     return None
 
 

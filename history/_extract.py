@@ -4,6 +4,11 @@ Everything after a run reads files from its directory (``OUT/<run-id>/<scenario>
 the store. ``results.json`` gives the headline figures, ``queries.npz`` the confidence intervals of the
 latency percentiles, and the reports the gate would find next to the run (accuracy, fidelity,
 compliance, ``gate.json``) their scores and verdicts. Each file is read with the model that wrote it.
+
+An interrupted run is recorded from its results.json alone (:func:`record_interrupted`), as Ctrl-C ends
+``lpuperf run``: its percentiles are no measurement to compare (no intervals), no stage ran after it
+(no reports), and the gate's readers and scipy, which load the accuracy stack (a second and more), stay
+unloaded; they are imported where a complete run's record needs them.
 """
 
 from __future__ import annotations
@@ -13,17 +18,18 @@ import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from accuracy import AccuracyReport, FidelityReport
 from common import file_sha256, read_json_object
-from compliance import ComplianceOutcome
-from gate import GateReport, discover_reports, read_accuracy, read_compliance, read_fidelity, read_report, read_results
-from gate import results_file as find_results_file
-from history._models import ArtifactBuild, MetricValue, RunRecord, Verdict
+from history._models import ArtifactBuild, MetricValue, RunRecord, Verdict, metric_unit
 from loadgen_harness import QUERIES_FILE, RunResult, load_query_records
+
+if TYPE_CHECKING:
+    from accuracy import AccuracyReport, FidelityReport
+    from compliance import ComplianceOutcome
+    from gate import GateReport
 
 GATE_FILE = "gate.json"
 ARTIFACT_FILE = "artifact.json"
@@ -85,47 +91,52 @@ def run_figures(res: RunResult, intervals: dict[str, tuple[float | None, float |
     """The headline figures of a run, named as ``lpuperf compare`` names them."""
     out: list[MetricValue] = []
 
-    def add(name: str, value: float | None, unit: str) -> None:
+    def add(name: str, value: float | None) -> None:
         v = _finite(value)
         if v is not None:
             low, high = intervals.get(name, (None, None))
-            out.append(MetricValue(name=name, value=v, unit=unit, ci_low=low, ci_high=high))
+            out.append(MetricValue(name=name, value=v, unit=metric_unit(name), ci_low=low, ci_high=high))
 
     for field, section in (("ttft_ms", res.ttft_ms), ("tpot_ms", res.tpot_ms), ("latency_ms", res.latency_ms)):
         for pct, _ in _PCTS:
-            add(f"{field}.{pct}", section.at(pct), "ms")
-    add("tokens_per_second", res.tokens_per_second, "tok/s")
-    add("completed_qps", res.completed_qps, "qps")
-    add("scheduled_qps", res.scheduled_qps, "qps")
-    add("duration_s", res.duration_s, "s")
+            add(f"{field}.{pct}", section.at(pct))
+    add("tokens_per_second", res.tokens_per_second)
+    add("completed_qps", res.completed_qps)
+    add("scheduled_qps", res.scheduled_qps)
+    add("duration_s", res.duration_s)
     if res.n_queries:
-        add("error_rate", res.n_errors / res.n_queries, "%")
-        add("n_queries", float(res.n_queries), "")
+        add("error_rate", res.n_errors / res.n_queries)  # a fraction of 0..1, as its unit says
+        add("n_queries", float(res.n_queries))
     if res.goodput is not None:
-        # Queries that met every per-query limit: the share of all finished queries, and their rate.
-        add("goodput.fraction", res.goodput.fraction, "%")
-        add("goodput.qps", res.goodput.qps, "qps")
+        # Queries that met every per-query limit: the share (0..1) of all finished queries, and their rate.
+        add("goodput.fraction", res.goodput.fraction)
+        add("goodput.qps", res.goodput.qps)
     if res.itl is not None:
         for pct, _ in _PCTS:
-            add(f"itl_ms.{pct}", res.itl.itl_ms.at(pct), "ms")
+            add(f"itl_ms.{pct}", res.itl.itl_ms.at(pct))
     ok = res.successful
     if ok is not None and res.n_errors:
         # With failed queries LoadGen's rates count the failures; these are the successful queries' own.
-        add("successful.qps", ok.qps, "qps")
-        add("successful.tokens_per_second", ok.tokens_per_second, "tok/s")
+        add("successful.qps", ok.qps)
+        add("successful.tokens_per_second", ok.tokens_per_second)
     return out
 
 
+def _figure(name: str, value: float) -> MetricValue:
+    return MetricValue(name=name, value=value, unit=metric_unit(name))
+
+
 def accuracy_figures(report: AccuracyReport) -> list[MetricValue]:
-    return [MetricValue(name=f"accuracy.{k}", value=v, unit="") for k, v in sorted(report.scores_percent.items())]
+    """The accuracy scores, 0..100 as the report states them (``scores_percent``)."""
+    return [_figure(f"accuracy.{k}", v) for k, v in sorted(report.scores_percent.items())]
 
 
 def fidelity_figures(report: FidelityReport) -> list[MetricValue]:
-    """Exact match (0..1) and ROUGE-L (0..100) against FP32, overall ("all") and per category."""
+    """Exact match (a fraction of 0..1) and ROUGE-L (0..100) against FP32, overall ("all") and per category."""
     out: list[MetricValue] = []
     for tag, section in (("all", report.overall), *sorted(report.by_category.items())):
-        out.append(MetricValue(name=f"fidelity.exact_match[{tag}]", value=section.exact_match_fraction, unit="%"))
-        out.append(MetricValue(name=f"fidelity.rouge_l[{tag}]", value=section.rouge_l_percent, unit=""))
+        out.append(_figure(f"fidelity.exact_match[{tag}]", section.exact_match_fraction))
+        out.append(_figure(f"fidelity.rouge_l[{tag}]", section.rouge_l_percent))
     return out
 
 
@@ -140,6 +151,8 @@ def gate_verdict(report: GateReport) -> Verdict:
 
 
 def _load_gate_report(path: Path) -> GateReport:
+    from gate import GateReport
+
     return GateReport.model_validate_json(path.read_text(encoding="utf-8"))
 
 
@@ -160,14 +173,11 @@ def _run_identity(path: Path, res: RunResult) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()
 
 
-def record_run_dir(run_dir: str | Path, command: str) -> RunRecord:
-    """The record of one run directory (or its results.json) and every report found next to it.
-
-    A malformed file is a UsageError naming the file and field (the gate's readers).
-    """
-    path = find_results_file(run_dir)
+def _record_results(
+    path: Path, res: RunResult, command: str, intervals: dict[str, tuple[float | None, float | None]]
+) -> RunRecord:
+    """The record of the run whose results ``path`` holds: its row and headline figures."""
     d = path.parent
-    res = read_results(path)
     lpuperf_version, loadgen_version = run_versions(res)
     rec = RunRecord(
         command=command,
@@ -187,7 +197,28 @@ def record_run_dir(run_dir: str | Path, command: str) -> RunRecord:
         results_sha256=_run_identity(path, res),
         results=res,
     )
-    rec.add_metrics(run_figures(res, percentile_intervals(d)))
+    rec.add_metrics(run_figures(res, intervals))
+    return rec
+
+
+def record_interrupted(res: RunResult, command: str) -> RunRecord:
+    """The record of a run a signal stopped, from the results.json it wrote: no intervals, no reports."""
+    return _record_results(Path(res.log_dir) / "results.json", res, command, {})
+
+
+def record_run_dir(run_dir: str | Path, command: str) -> RunRecord:
+    """The record of one run directory (or its results.json) and every report found next to it.
+
+    A malformed file is a UsageError naming the file and field (the gate's readers).
+    """
+    from gate import discover_reports, read_accuracy, read_compliance, read_fidelity, read_report, read_results
+    from gate import results_file as find_results_file
+
+    path = find_results_file(run_dir)
+    d = path.parent
+    res = read_results(path)
+    # A stopped run's percentiles are no measurement to compare: no intervals for them.
+    rec = _record_results(path, res, command, percentile_intervals(d) if res.state == "complete" else {})
     found = discover_reports(d)
     if found.accuracy is not None:
         rec.accuracy = read_accuracy(found.accuracy)

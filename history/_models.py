@@ -8,19 +8,68 @@ and verdicts. Per-query data stays in the run directory; ``run_dir`` points at i
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
-
-from accuracy import AccuracyReport, FidelityReport
-from loadgen_harness import RunResult
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PlainValidator
 
 # Where a verdict came from: the run's compliance checks, an SLO gate, `validate`'s DEPLOY verdict,
 # the accuracy gates (99 / 99.9 % of FP32), find-peak's confirm run, the submission checker.
 VerdictKind = Literal["compliance", "gate", "validate", "accuracy-gate", "find-peak", "submission"]
+
+# Metrics whose value is a share of 0..1 and those on a 0..100 scale, by name (without a [category]).
+FRACTION_METRICS = ("error_rate", "goodput.fraction", "fidelity.exact_match")
+PERCENT_METRIC_PREFIXES = ("accuracy.", "fidelity.rouge_l")
+FRACTION_UNIT = "fraction"
+
+
+def metric_unit(name: str) -> str:
+    """The unit a metric's name states (``lpuperf compare``'s names): ms, qps, tok/s, s, a fraction of 0..1
+    ("fraction") or a 0..100 score ("%"); '' for a count or a name without a stated unit."""
+    base = name.split("[", 1)[0]
+    if base in FRACTION_METRICS:
+        return FRACTION_UNIT
+    if base.startswith(PERCENT_METRIC_PREFIXES):
+        return "%"
+    if "_ms." in base or base.endswith("_ms"):
+        return "ms"
+    if base.endswith("tokens_per_second"):
+        return "tok/s"
+    if base.endswith("qps"):
+        return "qps"
+    if base.endswith("_s"):
+        return "s"
+    return ""
+
+
+def _document(module: str, name: str) -> Any:
+    """A field holding the document one stage wrote, validated by that stage's model on first use.
+
+    The record's documents are the harness's and accuracy's own models; importing those packages costs
+    a second (numpy, nltk, scipy), which ``history list``/``show`` never need: they read no document.
+    """
+
+    def validate(value: object) -> object:
+        model = getattr(importlib.import_module(module), name)
+        return value if isinstance(value, model) else model.model_validate(value)
+
+    return Annotated[Any, PlainValidator(validate)]
+
+
+if TYPE_CHECKING:
+    from accuracy import AccuracyReport, FidelityReport
+    from loadgen_harness import RunResult
+
+    ResultsDocument: TypeAlias = RunResult
+    AccuracyDocument: TypeAlias = AccuracyReport
+    FidelityDocument: TypeAlias = FidelityReport
+else:
+    ResultsDocument = _document("loadgen_harness", "RunResult")
+    AccuracyDocument = _document("accuracy", "AccuracyReport")
+    FidelityDocument = _document("accuracy", "FidelityReport")
 
 
 class ArtifactBuild(BaseModel):
@@ -77,7 +126,7 @@ class MetricValue(BaseModel):
 
     name: str = Field(min_length=1)
     value: float
-    unit: str = ""
+    unit: str = Field(default="", description="the unit its name states (metric_unit)")
     ci_low: float | None = None
     ci_high: float | None = None
 
@@ -114,9 +163,9 @@ class RunRecord(BaseModel):
     results_sha256: str = Field(default="", description="sha256 of results.json: the same run recorded twice is one")
     metrics: list[MetricValue] = Field(default_factory=list)
     verdicts: list[Verdict] = Field(default_factory=list)
-    results: RunResult | None = None
-    accuracy: AccuracyReport | None = None
-    fidelity: FidelityReport | None = Field(default=None, description="per-sample rows dropped")
+    results: ResultsDocument | None = None
+    accuracy: AccuracyDocument | None = None
+    fidelity: FidelityDocument | None = Field(default=None, description="per-sample rows dropped")
 
     def metric(self, name: str) -> MetricValue | None:
         return next((m for m in self.metrics if m.name == name), None)

@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 from pydantic import JsonValue
 
-from accuracy import AccuracyOutcome
-from compliance import ComplianceOutcome, ContextVerdict, Test06Outcome
-from gate import GateReport
 from history._extract import (
     accuracy_figures,
     compliance_verdict,
@@ -24,22 +22,23 @@ from history._extract import (
     gate_verdict,
     installed_versions,
     record_check,
+    record_interrupted,
     record_run_dir,
 )
-from history._models import MetricValue, RunRecord, Verdict
+from history._models import MetricValue, RunRecord, Verdict, metric_unit
 from loadgen_harness import RunResult
-from workflows import CheckReport, FindPeakResult, ValidateReport
 
-Outcome = (
-    RunResult
-    | AccuracyOutcome
-    | Test06Outcome
-    | ContextVerdict
-    | GateReport
-    | ValidateReport
-    | FindPeakResult
-    | CheckReport
+if TYPE_CHECKING:
+    from accuracy import AccuracyOutcome
+    from compliance import ContextVerdict, Test06Outcome
+    from gate import GateReport
+    from workflows import CheckReport, FindPeakResult, ValidateReport
+
+# The outcomes of the stages after a run; their packages load only when one is recorded (_stage_records).
+StageOutcome: TypeAlias = (
+    "AccuracyOutcome | Test06Outcome | ContextVerdict | GateReport | ValidateReport | FindPeakResult | CheckReport"
 )
+Outcome: TypeAlias = "RunResult | StageOutcome"
 
 
 def _has_results(log_dir: str | Path) -> bool:
@@ -77,6 +76,8 @@ def _accuracy_records(command: str, out: AccuracyOutcome) -> list[RunRecord]:
 
 
 def _test06_records(command: str, out: Test06Outcome) -> list[RunRecord]:
+    from compliance import ComplianceOutcome
+
     checks = [
         compliance_verdict(ComplianceOutcome.from_report(out)),
         compliance_verdict(ComplianceOutcome.from_report(out.strict)),
@@ -89,6 +90,8 @@ def _test06_records(command: str, out: Test06Outcome) -> list[RunRecord]:
 
 
 def _validate_records(command: str, report: ValidateReport) -> list[RunRecord]:
+    from compliance import ComplianceOutcome
+
     out: list[RunRecord] = []
     for evidence, gate in ((report.baseline, report.baseline_gate), (report.candidate, report.gate)):
         if evidence.server is not None and _has_results(evidence.server.log_dir):
@@ -124,9 +127,14 @@ def _find_peak_records(command: str, result: FindPeakResult) -> list[RunRecord]:
     if ev is None or not _has_results(ev.log_dir):
         return []
     rec = record_run_dir(ev.log_dir, command)
+    # The confirm run's own id is its place in the search (09-confirm): the record is named by the search.
+    if result.out_dir:
+        rec.run_id = Path(result.out_dir).name
     if result.peak_qps is not None:
-        rec.add_metrics([MetricValue(name="peak_qps", value=result.peak_qps, unit="qps")])
-    bracket = f"bracket {result.bracket[0]:g}..{'-' if result.bracket[1] is None else f'{result.bracket[1]:g}'} qps"
+        rec.add_metrics([MetricValue(name="peak_qps", value=result.peak_qps, unit=metric_unit("peak_qps"))])
+    hi = result.bracket[1]
+    what = f"confirm at {ev.qps:.1f} qps" if ev.qps is not None else "confirm run"
+    bracket = f"{what}; bracket {result.bracket[0]:g}..{'-' if hi is None else f'{hi:g}'} qps"
     rec.add_verdicts([Verdict(kind="find-peak", name="confirmed", passed=result.confirmed, message=bracket)])
     return [rec]
 
@@ -143,7 +151,25 @@ def records_for(
     is the SUT's manifest for a check that made no LoadGen run (the context probe).
     """
     if isinstance(outcome, RunResult):
+        if outcome.state == "interrupted":  # recorded as Ctrl-C ends the run: from results.json alone
+            return [record_interrupted(outcome, command)]
         return [record_run_dir(outcome.log_dir, command)] if _has_results(outcome.log_dir) else []
+    return _stage_records(command, outcome, run_dir, artifact)
+
+
+def _stage_records(
+    command: str,
+    outcome: StageOutcome,
+    run_dir: str | Path | None,
+    artifact: Mapping[str, JsonValue] | None,
+) -> list[RunRecord]:
+    # The stages' packages load here, not at the top: recording a run (the record made as Ctrl-C ends
+    # it) must not wait for the accuracy stack they import.
+    from accuracy import AccuracyOutcome
+    from compliance import ComplianceOutcome, ContextVerdict, Test06Outcome
+    from gate import GateReport
+    from workflows import FindPeakResult, ValidateReport
+
     if isinstance(outcome, AccuracyOutcome):
         return _accuracy_records(command, outcome)
     if isinstance(outcome, Test06Outcome):

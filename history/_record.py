@@ -46,10 +46,14 @@ def record_outcome(
     outcome: Outcome,
     run_dir: str | Path | None = None,
     artifact: Mapping[str, JsonValue] | None = None,
+    timeout_s: float | None = None,
 ) -> list[int]:
-    """Record what ``command`` produced in the store at ``url``; returns the record ids."""
+    """Record what ``command`` produced in the store at ``url``; returns the record ids.
+
+    ``timeout_s`` bounds the wait for a busy or unreachable store (``open_store``).
+    """
     recs = records_for(command, outcome, run_dir=run_dir, artifact=artifact)
     if not recs:
         return []
-    with open_store(url) as store:
+    with open_store(url, timeout_s=timeout_s) as store:
         return [store.record(r) for r in recs]

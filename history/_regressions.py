@@ -90,7 +90,9 @@ def build_regressions(store: Store, flt: RunFilter, cfg: CompareConfig) -> list[
     """For each build in ``flt`` (oldest first), its newest run of each kind against the last good build."""
     newest: dict[tuple[tuple[str, str, str, str, str], str], StoredRun] = {}
     for rec in store.runs(flt.model_copy(update={"limit": None}), documents=True):
-        if rec.results_sha256:  # a LoadGen run; the context probe's records have nothing to compare
+        # A LoadGen run that ran its course: the context probe's records have nothing to compare, and a run a
+        # signal stopped measured part of a run (its figures would flag or clear its build by accident).
+        if rec.results_sha256 and rec.state in ("", "complete"):
             newest[(_kind(rec), rec.artifact.manifest_sha256)] = rec
     builds = sorted(newest.values(), key=lambda r: (r.run_at, r.id))
     if flt.limit is not None:

@@ -41,7 +41,7 @@ def _plot_specs(runs: Sequence[StoredRun]) -> list[PlotSpec]:
         PlotSpec(plot_id="ttft-p99", title="TTFT p99", metrics=["ttft_ms.p99"], y_label="ms"),
         PlotSpec(plot_id="tpot-p99", title="TPOT p99", metrics=["tpot_ms.p99"], y_label="ms"),
         PlotSpec(plot_id="tokens-per-second", title="tokens/s", metrics=["tokens_per_second"], y_label="tok/s"),
-        PlotSpec(plot_id="rouge-l", title="ROUGE-L (accuracy)", metrics=["accuracy.rougeL"], y_label="ROUGE-L"),
+        PlotSpec(plot_id="rouge-l", title="ROUGE-L (accuracy)", metrics=["accuracy.rougeL"], y_label="ROUGE-L (%)"),
         PlotSpec(
             plot_id="fidelity",
             title="exact match vs FP32, per category",

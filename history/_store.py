@@ -14,6 +14,8 @@ and figures to it.
 
 from __future__ import annotations
 
+import importlib
+import math
 import os
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -23,11 +25,9 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from accuracy import AccuracyReport, FidelityReport
 from common import UsageError
 from history._models import ArtifactBuild, MetricValue, RunFilter, RunRecord, StoredRun, Verdict
-from history._schema import good_marks, metrics, records, verdicts
-from loadgen_harness import RunResult
+from history._schema import SCHEMA_REVISION, good_marks, metrics, records, verdicts
 
 DB_ENV = "LPUPERF_DB"
 # A file holding the PostgreSQL password, for a URL that names none (a container secret, never argv).
@@ -89,7 +89,7 @@ def describe(url: str) -> str:
     return u.set(drivername="postgresql").render_as_string(hide_password=True)
 
 
-def _sqlite_engine(url: sa.engine.URL, create: bool) -> sa.Engine:
+def _sqlite_engine(url: sa.engine.URL, create: bool, timeout_s: float) -> sa.Engine:
     path = url.database or ""
     if path and path != ":memory:":
         if not create and not Path(path).is_file():
@@ -98,7 +98,7 @@ def _sqlite_engine(url: sa.engine.URL, create: bool) -> sa.Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"run store {path}: cannot create its directory ({exc.strerror or exc})") from None
-    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    engine = sa.create_engine(url, connect_args={"timeout": timeout_s})
 
     # The driver's own transaction handling starts transactions lazily and would let two writers both
     # read and then collide on the write; BEGIN IMMEDIATE takes the write lock up front and waits for it.
@@ -113,18 +113,34 @@ def _sqlite_engine(url: sa.engine.URL, create: bool) -> sa.Engine:
     return engine
 
 
-def _engine(url_text: str, create: bool) -> sa.Engine:
+def _engine(url_text: str, create: bool, timeout_s: float | None = None) -> sa.Engine:
     url = sa.engine.make_url(url_text)
     if url.drivername.startswith("sqlite"):
-        return _sqlite_engine(url, create)
+        return _sqlite_engine(url, create, SQLITE_BUSY_TIMEOUT_S if timeout_s is None else timeout_s)
+    # libpq takes whole seconds and treats less than 2 as 2.
+    connect_s = POSTGRES_CONNECT_TIMEOUT_S if timeout_s is None else max(2, math.ceil(timeout_s))
     try:
-        return sa.create_engine(url, connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}, pool_pre_ping=True)
+        return sa.create_engine(url, connect_args={"connect_timeout": connect_s}, pool_pre_ping=True)
     except ModuleNotFoundError:
         raise StoreError("a PostgreSQL store needs psycopg: pip install 'lpuperf[postgres]'") from None
 
 
+def current_revision(conn: sa.Connection) -> str | None:
+    """The schema revision Alembic stamped in the store; None for an empty database."""
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+
+
 def _upgrade(engine: sa.Engine) -> str:
-    """Bring the schema to the newest revision (creating it in an empty database); returns the revision."""
+    """Bring the schema to the newest revision (creating it in an empty database); returns the revision.
+
+    A store already at the newest revision is read with one query: Alembic (a quarter of a second to
+    import) loads only when there is something to upgrade.
+    """
+    with engine.begin() as conn:
+        if current_revision(conn) == SCHEMA_REVISION:
+            return SCHEMA_REVISION
     from alembic import command
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
@@ -149,9 +165,12 @@ def _upgrade(engine: sa.Engine) -> str:
     return head
 
 
-def open_store(url: str, create: bool = True) -> Store:
-    """Connect and upgrade the schema in place; ``create=False`` refuses a SQLite file that does not exist."""
-    engine = _engine(url, create)
+def open_store(url: str, create: bool = True, timeout_s: float | None = None) -> Store:
+    """Connect and upgrade the schema in place; ``create=False`` refuses a SQLite file that does not exist.
+
+    ``timeout_s`` bounds the wait for SQLite's write lock (30 s) and for a PostgreSQL connection (5 s).
+    """
+    engine = _engine(url, create, timeout_s)
     try:
         _upgrade(engine)
     except StoreError:
@@ -214,10 +233,14 @@ def _row(rec: RunRecord, now: datetime) -> dict[str, Any]:
     }
 
 
-def _document(model: type[Any], raw: Any) -> Any:
-    """A stored report as its model; None when absent or written by an lpuperf whose model differs."""
+def _document(module: str, name: str, raw: Any) -> Any:
+    """A stored report as its model; None when absent or written by an lpuperf whose model differs.
+
+    The model's package is imported only for a record that holds the document: listing records reads none.
+    """
     if raw is None:
         return None
+    model = getattr(importlib.import_module(module), name)
     try:
         return model.model_validate(raw)
     except ValidationError:
@@ -357,10 +380,8 @@ class Store:
             return list(conn.execute(sa.select(metrics.c.name).distinct().order_by(metrics.c.name)).scalars())
 
     def revision(self) -> str | None:
-        from alembic.runtime.migration import MigrationContext
-
         with self.engine.begin() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            return current_revision(conn)
 
     def _select(self, documents: bool) -> sa.Select[Any]:
         cols = [c for c in records.c if documents or c.name not in ("results", "accuracy", "fidelity")]
@@ -443,9 +464,9 @@ class Store:
                     results_sha256=r["results_sha256"] or "",
                     metrics=sorted(figures[rid], key=lambda m: m.name),
                     verdicts=sorted(outcomes[rid], key=lambda v: (v.kind, v.name)),
-                    results=_document(RunResult, r.get("results")),
-                    accuracy=_document(AccuracyReport, r.get("accuracy")),
-                    fidelity=_document(FidelityReport, r.get("fidelity")),
+                    results=_document("loadgen_harness", "RunResult", r.get("results")),
+                    accuracy=_document("accuracy", "AccuracyReport", r.get("accuracy")),
+                    fidelity=_document("accuracy", "FidelityReport", r.get("fidelity")),
                 )
             )
         return out

@@ -20,15 +20,21 @@ Hot-path design (the per-token path decides the harness's ceiling):
 * Offline is one query holding every sample; it alone is issued through a bounded pool of workers,
   because opening thousands of streams at once only makes the SUT and the client thrash; no
   latency is measured there, so a client-side limit cannot hide anything.
+* What is in flight is bounded (``max_in_flight``, LoadGen's own outstanding-query limit in a Server
+  run): a SUT that falls that far behind stops the run early (:class:`Overload`) instead of
+  growing the harness without limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
+import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -52,6 +58,8 @@ _EMPTY = np.zeros(1, dtype=np.int32)
 # A query failed by an interrupt: counted under this status, recorded with gRPC's CANCELLED code.
 _INTERRUPTED = "INTERRUPTED"
 _INTERRUPTED_CODE = 1
+# A query failed because the run stopped early on overload (see Overload); also CANCELLED's code.
+OVERLOADED = "OVERLOADED"
 
 
 def _varint(n: int) -> bytes:
@@ -129,16 +137,30 @@ class DatasetQSL:
             self.handle = None
 
 
+@dataclass(frozen=True)
+class Overload:
+    """When LoadGen's outstanding queries crossed the run's in-flight limit (the run then ends early)."""
+
+    at_ns: int  # on the run's clock (queries.npz's)
+    outstanding: int
+    limit: int
+
+
 class Bridge:
     """Owns the uvloop thread, the channel and the per-query records for one run.
 
     Interrupt (``interrupt``, from the thread that got the signal): every query in flight is
-    cancelled and completed as failed, each exactly once; queries LoadGen issues afterwards are
-    completed as failed on arrival, or, with ``hold_on_interrupt`` (a Server run with LoadGen's
-    outstanding-query limit set), held uncompleted until LoadGen stops issuing (``flush``): LoadGen
-    has no abort call, and the held queries are what pushes it over that limit so its test ends
-    early instead of at the scheduled end. ``loadgen_done`` / ``abandon`` close the gate to LoadGen:
-    after them no call reaches it (a completion after its test returned would crash the process).
+    cancelled and completed as failed, each exactly once, and so is every query LoadGen issues
+    afterwards, on arrival.
+
+    Overload (``max_in_flight``, equal to LoadGen's ``server_max_async_queries``): once more queries are
+    outstanding than that, LoadGen stops issuing and would wait for every one of them, however far
+    behind the SUT is. The bridge holds what still arrives (so LoadGen crosses its limit at once), and
+    when LoadGen flushes it cancels and fails everything outstanding, so the test ends now
+    (``overload`` says when and at how many).
+
+    ``loadgen_done`` / ``abandon`` close the gate to LoadGen: after them no call reaches it (a
+    completion after its test returned would crash the process).
     """
 
     def __init__(
@@ -151,7 +173,7 @@ class Bridge:
         rpc_timeout_s: float = 300.0,
         expected_queries: int = 1024,
         metrics: Any = None,
-        hold_on_interrupt: bool = False,
+        max_in_flight: int | None = None,
         transport: TransportSecurity | None = None,
         replica_ids: Sequence[str] = (),
         opener: Callable[[], Awaitable[tuple[Any, Any]]] | None = None,
@@ -174,11 +196,16 @@ class Bridge:
         self.rpc_timeout_s = rpc_timeout_s
         self.records = QueryRecords(expected_queries)
         self.metrics = metrics
-        self.hold_on_interrupt = hold_on_interrupt
+        self.max_in_flight = max_in_flight
+        self.issued = 0  # samples LoadGen handed over (its issue thread); outstanding = issued - completed
         self.completed = 0
         self.errors = 0
         self.errors_by_status: dict[str, int] = {}
         self.interrupted: str | None = None
+        self.overload: Overload | None = None
+        # The status queries get when the run is being stopped (interrupt or overload); None while it runs.
+        self._stop_status: str | None = None
+        self.stopped_ns: int | None = None  # when that began, on the run's clock
         self.t0_ns = time.monotonic_ns()
         # Queries issued by LoadGen and not yet completed to it: qid -> (chunk, row). A completion
         # pops its entry first, so each query is completed exactly once whichever path gets there.
@@ -190,6 +217,7 @@ class Bridge:
         self._thread.start()
         self._channel: Any = None  # grpc.aio.Channel, or what ``opener`` gave (anything with ``async close()``)
         self._call: Any = None
+        self._metadata: tuple[tuple[str, str], ...] | None = None  # the token, sent with every call
         self._opener = opener
         self._tasks: set[asyncio.Task[None]] = set()
         self._offline_q: collections.deque[tuple[int, int]] = collections.deque()
@@ -199,8 +227,8 @@ class Bridge:
         if self._opener is not None:  # another transport (loadgen_harness._http_transport): same per-query path
             self._channel, self._call = await self._opener()
             return
-        # TLS and the token are the channel's (credentials on the channel): the per-query path is unchanged.
-        self._channel = open_aio_channel(self.address, self.transport, options=_CHANNEL_OPTIONS)
+        # TLS is the channel's; the token is one metadata tuple passed with each call (no Python in grpc's threads).
+        self._channel, self._metadata = open_aio_channel(self.address, self.transport, options=_CHANNEL_OPTIONS)
         self._call = self._channel.unary_stream(
             _GENERATE,
             request_serializer=None,  # requests are pre-serialised bytes
@@ -209,8 +237,8 @@ class Bridge:
 
     @property
     def outstanding(self) -> int:
-        """Queries LoadGen issued that are not completed yet (approximate from another thread)."""
-        return len(self._pending) + len(self._offline_q)
+        """Samples LoadGen issued that are not completed yet (approximate from another thread)."""
+        return max(0, self.issued - self.completed)
 
     # ---- LoadGen callbacks (LoadGen's threads) ----
 
@@ -221,25 +249,30 @@ class Bridge:
                 return  # abandoned: the process is on its way out
             t = time.monotonic_ns() - self.t0_ns
             batch = [(s.id, s.index) for s in samples]
+            self.issued += len(batch)
+            limit = self.max_in_flight
+            if limit is not None and self.overload is None and self.issued - self.completed > limit:
+                self.overload = Overload(t, self.issued - self.completed, limit)
             self._loop.call_soon_threadsafe(self._dispatch, batch, t)
         except Exception:
             return
 
     def flush(self) -> None:
-        """LoadGen issues nothing more: complete any query held since an interrupt."""
+        """LoadGen issues nothing more: after an overload, stop everything outstanding so its test ends now."""
         try:
-            if self._lg_open:
-                self._loop.call_soon_threadsafe(self._release_held)
+            if self._lg_open and self.overload is not None:
+                self._loop.call_soon_threadsafe(self._stop_all, OVERLOADED)
         except Exception:
             return
 
     # ---- control (any thread) ----
 
     def interrupt(self, reason: str) -> None:
-        """Stop new work: fail everything outstanding, and every later query on arrival (or hold it)."""
+        """Stop new work: fail everything outstanding, and every later query on arrival."""
         if self.interrupted is None:
             self.interrupted = reason
-            self._loop.call_soon_threadsafe(self._spawn, self._interrupt_outstanding())
+            self.stopped_ns = time.monotonic_ns() - self.t0_ns  # the signal's time: later health changes are ours
+            self._loop.call_soon_threadsafe(self._stop_all, _INTERRUPTED)
 
     def loadgen_done(self) -> None:
         """LoadGen's test returned: from now on nothing may reach LoadGen."""
@@ -259,14 +292,14 @@ class Bridge:
     def _dispatch(self, batch: list[tuple[int, int]], issued_ns: int) -> None:
         if self.metrics is not None:
             self.metrics.issued(len(batch))
-        if self.interrupted is not None:
+        if self._stop_status is not None or self.overload is not None:
             for qid, idx in batch:
                 self._register(qid, idx, issued_ns)
             qids = [qid for qid, _ in batch]
-            if self.hold_on_interrupt:
+            if self._stop_status is not None:
+                self._fail_many(qids, self._stop_status, _INTERRUPTED_CODE)
+            else:  # overloaded: held until LoadGen stops issuing (it is over its limit, so at once)
                 self._held.extend(qids)
-            else:
-                self._fail_many(qids, _INTERRUPTED, _INTERRUPTED_CODE)
             return
         if self.offline and len(batch) > self.offline_concurrency:
             self._offline_q.extend(batch)
@@ -286,32 +319,37 @@ class Bridge:
 
     async def _offline_worker(self, issued_ns: int) -> None:
         q = self._offline_q
-        while q and self.interrupted is None:
+        while q and self._stop_status is None:
             qid, idx = q.popleft()
             chunk, j = self._register(qid, idx, issued_ns)
             await self._one(qid, idx, issued_ns, chunk, j)
 
-    async def _interrupt_outstanding(self) -> None:
+    def _stop_all(self, status: str) -> None:
+        """(loop) From now on every query fails with ``status``: those outstanding now, and later ones on arrival."""
+        if self._stop_status is None:
+            self._stop_status = status
+            if self.stopped_ns is None:
+                self.stopped_ns = time.monotonic_ns() - self.t0_ns
+            self._spawn(self._cancel_outstanding())
+
+    async def _cancel_outstanding(self) -> None:
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
         for t in tasks:
-            t.cancel()
+            t.cancel()  # each stream's task completes its own query as it unwinds
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        self._fail_leftovers(_INTERRUPTED, _INTERRUPTED_CODE, keep_held=True)
+        self._fail_leftovers(self._stop_status or "CANCELLED", _INTERRUPTED_CODE)
 
-    def _fail_leftovers(self, status: str, code: int, keep_held: bool) -> None:
-        """Fail what no task will complete: queued Offline samples and queries whose task never ran."""
+    def _fail_leftovers(self, status: str, code: int) -> None:
+        """Fail what no task will complete: queued Offline samples, held queries and queries whose task
+        never ran (a task cancelled before its first step never runs its handler)."""
         t = time.monotonic_ns() - self.t0_ns
         while self._offline_q:
             qid, idx = self._offline_q.popleft()
             self._register(qid, idx, t)
-        held = set(self._held) if keep_held else set()
-        self._fail_many([q for q in self._pending if q not in held], status, code)
-
-    def _release_held(self) -> None:
-        held, self._held = self._held, []
-        self._fail_many(held, _INTERRUPTED, _INTERRUPTED_CODE)
+        self._held.clear()
+        self._fail_many(list(self._pending), status, code)
 
     async def _one(self, qid: int, idx: int, issued_ns: int, chunk: RecordChunk, j: int) -> None:
         lg = self._lg
@@ -329,7 +367,7 @@ class Bridge:
         prev_ns = 0
         max_gap = -1
         try:
-            call = self._call(req, timeout=self.rpc_timeout_s)
+            call = self._call(req, timeout=self.rpc_timeout_s, metadata=self._metadata)
             async for msg in call:
                 t = now()
                 ids = msg.token_ids
@@ -351,8 +389,7 @@ class Bridge:
                 tokens.extend(ids)
                 last = msg
         except asyncio.CancelledError:
-            status = _INTERRUPTED if self.interrupted is not None else "CANCELLED"
-            self._fail(qid, tokens, first_sent, status, 1)
+            self._fail(qid, tokens, first_sent, self._stop_status or "CANCELLED", 1)
             raise
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
@@ -454,24 +491,29 @@ class Bridge:
 
     # ---- lifecycle ----
 
-    def close(self) -> None:
-        """Cancel anything still running, fail what is left (sent to LoadGen only while its test runs),
-        close the channel, stop the loop."""
+    def quiesce(self, timeout_s: float = 10.0) -> None:
+        """Cancel anything still running and fail what is left (sent to LoadGen only while its test runs),
+        so the records are final: called before results are written. Bounded by ``timeout_s``."""
+        if not self._loop.is_running():
+            return
 
-        async def _shutdown() -> None:
-            for t in list(self._tasks):
-                t.cancel()
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
-            status = _INTERRUPTED if self.interrupted is not None else "CANCELLED"
-            self._fail_leftovers(status, 1, keep_held=False)
-            if self._channel is not None:
-                await self._channel.close()
+        async def _settle() -> None:
+            if self._stop_status is None:
+                self._stop_status = _INTERRUPTED if self.interrupted is not None else "CANCELLED"
+            await self._cancel_outstanding()
 
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            asyncio.run_coroutine_threadsafe(_settle(), self._loop).result(timeout=timeout_s)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Quiesce, close the channel and stop the loop, each step bounded: results are written by then,
+        and a channel that will not close must not keep the process from exiting."""
         if self._loop.is_running():
-            try:
-                asyncio.run_coroutine_threadsafe(_shutdown(), self._loop).result(timeout=30)
-            finally:
-                self._loop.call_soon_threadsafe(self._loop.stop)
-                self._thread.join(timeout=10)
-        self._loop.close()
+            self.quiesce(timeout_s)
+            if self._channel is not None:
+                with contextlib.suppress(concurrent.futures.TimeoutError):
+                    asyncio.run_coroutine_threadsafe(self._channel.close(), self._loop).result(timeout=timeout_s)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=timeout_s)
+        if not self._thread.is_alive():  # a loop still running cannot be closed; the daemon thread dies with us
+            self._loop.close()

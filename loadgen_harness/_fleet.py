@@ -24,12 +24,14 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 import socket
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue
+from pydantic_core import PydanticCustomError
 
 if TYPE_CHECKING:
     from loadgen_harness._transport import TransportSecurity
@@ -51,6 +53,11 @@ TARGET_FORMS = (
     "ipv6:[a]:p,[b]:q)"
 )
 TargetKind = Literal["address", "list", "ipv4", "ipv6", "dns"]
+HOST_FORMS = (
+    "a host name (dot-separated labels of 1-63 letters, digits, '-' or '_') or an IP address ([a:b::c] for IPv6)"
+)
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+_PORT_LIKE = re.compile(r"\s*[-+]?\d*\s*")
 
 
 class FleetTarget(BaseModel):
@@ -85,10 +92,7 @@ class FleetTarget(BaseModel):
         if self.kind == "list":
             return [(_resolve_one(ep, self.spec), _split(ep)[0]) for ep in self.endpoints]
         host, port = _split(self.endpoints[0])
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise _run_error(f"sut {self.spec}: cannot resolve '{host}' ({exc.strerror or exc})") from None
+        infos = _getaddrinfo(host, port, self.spec)
         out: list[str] = []
         for *_, sockaddr in infos:
             addr = _join(str(sockaddr[0]), port)
@@ -114,6 +118,19 @@ def _join(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _getaddrinfo(host: str, port: int, spec: str) -> list[Any]:
+    """The addresses of ``host``; RunError (one line) when it does not resolve or is no valid name.
+
+    A name the IDNA codec refuses (an empty or over-long label) raises UnicodeError, not OSError.
+    """
+    try:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise _run_error(f"sut {spec}: cannot resolve '{host}' ({exc.strerror or exc})") from None
+    except UnicodeError:
+        raise _run_error(f"sut {spec}: '{host}' is not a valid host name; expected {HOST_FORMS}") from None
+
+
 def _resolve_one(endpoint: str, spec: str) -> str:
     host, port = _split(endpoint)
     try:
@@ -121,20 +138,43 @@ def _resolve_one(endpoint: str, spec: str) -> str:
         return _join(host, port)
     except ValueError:
         pass
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise _run_error(f"sut {spec}: cannot resolve '{host}' ({exc.strerror or exc})") from None
+    infos = _getaddrinfo(host, port, spec)
     # A name in a list stands for one replica: its first IPv4 address, else its first address.
     v4 = [i for i in infos if i[0] == socket.AF_INET]
     return _join(str((v4 or infos)[0][4][0]), port)
 
 
+def _host_problem(host: str) -> str | None:
+    """What is wrong with ``host`` as a gRPC target's host (None: an IP literal or a well-formed name)."""
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            return None if ipaddress.ip_address(host[1:-1]).version == 6 else "expected an IPv6 address in [ ]"
+        except ValueError:
+            return "expected an IPv6 address in [ ]"
+    try:
+        ipaddress.ip_address(host)
+        return None if ":" not in host else "expected [address]:port for an IPv6 address"
+    except ValueError:
+        pass
+    if ":" in host:
+        return "expected [address]:port for an IPv6 address"
+    try:
+        ascii_name = host.encode("idna").decode("ascii")  # a non-ASCII name as DNS sees it (xn--...)
+    except UnicodeError:
+        return f"not a valid host name; expected {HOST_FORMS}"
+    name = ascii_name[:-1] if ascii_name.endswith(".") else ascii_name
+    if not name or len(name) > 253 or not all(_LABEL.fullmatch(label) for label in name.split(".")):
+        return f"not a valid host name; expected {HOST_FORMS}"
+    return None
+
+
 def _check_endpoint(endpoint: str, family: Literal["any", "ipv4", "ipv6"], where: str) -> str:
     pre = f"{where}: " if where else ""
     host, sep, port = endpoint.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port:
         raise ValueError(f"{pre}expected host:port, got '{endpoint}'")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{pre}expected host:port with a port 1..65535, got '{endpoint}'")
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if family != "any":
         try:
@@ -145,8 +185,10 @@ def _check_endpoint(endpoint: str, family: Literal["any", "ipv4", "ipv6"], where
             raise ValueError(f"{pre}expected an {family} address, got '{host}'")
         if family == "ipv6" and not host.startswith("["):
             raise ValueError(f"{pre}expected [address]:port for IPv6, got '{endpoint}'")
-    elif any(c.isspace() for c in host) or "/" in host:
-        raise ValueError(f"{pre}expected host:port, got '{endpoint}'")
+        return endpoint
+    problem = _host_problem(host)
+    if problem is not None:
+        raise ValueError(f"{pre}host '{host}' in '{endpoint}': {problem}")
     return endpoint
 
 
@@ -171,7 +213,8 @@ def parse_target(text: str) -> FleetTarget:
         for ep in endpoints:
             _check_endpoint(ep, scheme, f"{scheme} target")  # type: ignore[arg-type]
         return FleetTarget(spec=spec, kind=scheme, endpoints=_unique(endpoints, spec))  # type: ignore[arg-type]
-    if "://" in spec or (sep and scheme.isalpha() and not rest.split(",")[0].isdigit() and ":" not in rest):
+    # Another scheme (unix:/path, xds:///name): a bare "name:port" has digits (or a bad number) after its colon.
+    if "://" in spec or (sep and scheme.isalpha() and not _PORT_LIKE.fullmatch(rest.split(",")[0]) and ":" not in rest):
         raise ValueError(f"unsupported target '{spec}': expected {TARGET_FORMS}")
     endpoints = tuple(ep.strip() for ep in spec.split(","))
     for ep in endpoints:
@@ -188,8 +231,14 @@ def _unique(endpoints: tuple[str, ...], spec: str) -> tuple[str, ...]:
 
 
 def check_target(value: str) -> str:
-    """A pydantic validator's view of :func:`parse_target`: the value as given, or ValueError."""
-    parse_target(value)
+    """A pydantic validator's view of :func:`parse_target`: the value as given.
+
+    The error is raised as the message itself, without pydantic's "Value error, " in front of it.
+    """
+    try:
+        parse_target(value)
+    except ValueError as exc:
+        raise PydanticCustomError("sut_target", str(exc)) from None  # no context: braces stay as typed
     return value.strip()
 
 

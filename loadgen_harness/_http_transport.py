@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from common import BackendSpec
+from common import BackendSpec, RegistryError
 
 if TYPE_CHECKING:
     from sut import Backend
@@ -70,7 +70,8 @@ class HttpCalls:
     def manifest(self) -> dict[str, Any]:
         return dict(self.backend.manifest.model_dump(mode="json"))
 
-    def __call__(self, request: bytes, timeout: float | None = None) -> AsyncIterator[_Chunk]:
+    def __call__(self, request: bytes, timeout: float | None = None, metadata: Any = None) -> AsyncIterator[_Chunk]:
+        # ``metadata`` is the bridge's gRPC token; the endpoint's own key travels in the backend's headers.
         return self._stream(request)
 
     async def _stream(self, request: bytes) -> AsyncIterator[_Chunk]:
@@ -141,7 +142,11 @@ def _backend_request(data: bytes) -> Any:
 
 def probe_endpoint(config: BackendSpec) -> dict[str, Any]:
     """Check the endpoint answers before the run (as GetArtifact does for a SUT); its manifest stands for the
-    artifact (the model is the one GET /models named when the config gave none)."""
+    artifact (the model is the one GET /models named when the config gave none).
+
+    RunError (one line, exit 2) naming why it cannot serve: connection refused, TLS, a refused key, an
+    unknown model (the backend's start probes, sut/_openai_probe.py).
+    """
     import asyncio
 
     from loadgen_harness._run import RunError
@@ -157,5 +162,7 @@ def probe_endpoint(config: BackendSpec) -> dict[str, Any]:
 
     try:
         return asyncio.run(_probe())
-    except (BackendError, ValueError) as exc:
-        raise RunError(f"openai-http endpoint: {exc}") from None
+    except (BackendError, RegistryError, ValueError) as exc:
+        # The relay's line names the backend; here the flag the user gave stands for it.
+        line = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise RunError(f"--transport openai-http: {line.removeprefix('openai backend: ')}") from None

@@ -8,27 +8,31 @@ returned, or a Python exception unwinding through it, crashes the process. So:
   queries on the thread that called StartTest: a KeyboardInterrupt raised in that callback used to
   tear LoadGen down under the bridge (exit 139).
 * The first SIGINT/SIGTERM interrupts the bridge: every query in flight is completed as failed
-  (exactly once), and so is every query LoadGen issues afterwards. LoadGen then ends its test by
-  itself: Offline at once, SingleStream/MultiStream when their pre-generated queries run out (each
-  now completes instantly). Server issues a fixed schedule up to its minimum duration; the one early
-  end it has is its outstanding-query limit (``server_max_async_queries``), which every Server run
-  gets from :func:`server_outstanding_limit`. After an interrupt the bridge holds new Server queries
-  uncompleted until LoadGen crosses that limit and stops issuing; then it completes them.
-* A second signal, or ``drain_timeout_s`` without LoadGen returning, abandons the test: nothing
-  reaches LoadGen any more, the harness writes what it recorded and stops the SUT, and the process
-  must then exit without returning to LoadGen (``RunInterrupted.must_exit``).
+  (exactly once), and so is every query LoadGen issues afterwards. An interrupted run is never
+  submittable, so waiting for LoadGen's own end buys nothing: LoadGen gets ``drain_timeout_s``
+  (1 s by default) to end its test by itself (Offline does at once, with whole logs), and is
+  abandoned when it would need longer (Server runs its schedule to its minimum duration,
+  SingleStream/MultiStream their pre-generated queries). A second signal abandons it at once.
+* An abandoned test: nothing reaches LoadGen any more, the harness writes what it recorded (LoadGen's
+  logs stay as far as they got) and stops the SUT, and the process must then exit without returning
+  to LoadGen (``RunInterrupted.must_exit``).
+* Whatever grpc does while the harness shuts down, the process ends: :func:`exit_if_stuck` arms
+  faulthandler's watchdog, a native thread that needs no GIL, around each step that closes grpc
+  objects.
 """
 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import math
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -37,6 +41,9 @@ from loadgen_harness._results import RunResult
 # More samples than this in one plan is refused before anything starts: LoadGen generates its
 # whole query list up front, and a plan of 1e9 queries exhausts memory before the first is issued.
 MAX_PLANNED_SAMPLES = 100_000_000
+# Queries a Server run may have outstanding before it stops early (bench/RESULTS.md "Overload": the
+# harness holds about 6 KiB per query in flight, so this bounds it near 200 MiB).
+DEFAULT_MAX_IN_FLIGHT = 32_768
 # Without token-latency limits a Server query is assumed to finish within this.
 _DEFAULT_SERVER_LATENCY_BOUND_S = 60.0
 _EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
@@ -102,28 +109,29 @@ def plan_size_error(settings: Any) -> str | None:
     )
 
 
-def server_outstanding_limit(settings: Any, max_new_tokens: int) -> int:
-    """LoadGen's outstanding-query limit for a Server run: twice what a run within its latency limits holds.
+def server_outstanding_limit(settings: Any, max_new_tokens: int, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> int:
+    """LoadGen's outstanding-query limit for a Server run: twice what a run within its latency limits holds,
+    and at most ``max_in_flight`` (the harness's memory bound).
 
     A query that meets both token limits finishes within TTFT + max_new_tokens x TPOT, so by
     Little's law a run meeting them has about QPS x that bound in flight. Twice that (plus 16 for
     arrival bursts) is only crossed by a run that is hopelessly behind, which LoadGen's limits
-    would fail anyway; it is also what an interrupted Server run must accumulate to end early.
+    would fail anyway. Crossing it ends the run early (the bridge's overload stop).
     """
     qps = float(settings.server_target_qps)
     ttft_s = float(settings.ttft_latency) / 1e9
     tpot_s = float(settings.tpot_latency) / 1e9
     bound_s = ttft_s + max_new_tokens * tpot_s if ttft_s > 0 and tpot_s > 0 else _DEFAULT_SERVER_LATENCY_BOUND_S
-    return math.ceil(2 * qps * bound_s) + 16
+    return min(math.ceil(2 * qps * bound_s) + 16, max_in_flight)
 
 
 def drain_estimate_s(settings: Any, elapsed_s: float, issued: int) -> float:
     """About how long LoadGen needs to end its test once every query it issues completes at once.
 
-    Offline: no time (its one query is all issued). Server: until its outstanding-query limit is
-    crossed by held queries (``hold_on_interrupt``), else its schedule's end. SingleStream: its
-    minimum duration or the rest of its pre-generated queries at ~5,000/s, whichever ends first.
-    MultiStream: its minimum duration (it issues on a fixed tick).
+    Offline: no time (its one query is all issued). Server: its schedule's end (an accuracy pass
+    issues everything at once: no time). SingleStream: its minimum duration or the rest of its
+    pre-generated queries at ~5,000/s, whichever ends first. MultiStream: its minimum duration (it
+    issues on a fixed tick).
     """
     import mlperf_loadgen as lg
 
@@ -132,9 +140,7 @@ def drain_estimate_s(settings: Any, elapsed_s: float, issued: int) -> float:
     if scenario == lg.TestScenario.Offline:
         return 0.0
     if scenario == lg.TestScenario.Server:
-        limit = int(settings.server_max_async_queries)
-        qps = max(float(settings.server_target_qps), 1e-9)
-        return min(limit / qps, dur_left) if limit and settings.mode != lg.TestMode.AccuracyOnly else dur_left
+        return 0.0 if settings.mode == lg.TestMode.AccuracyOnly else dur_left
     if scenario == lg.TestScenario.SingleStream:
         planned = planned_samples(settings)
         left = max(0.0, planned[0] - issued) if planned is not None else 0.0
@@ -212,6 +218,7 @@ def run_test(
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if outcome.interrupted_by is not None:
+            _say(f"lpuperf: {name} again: LoadGen's test abandoned; writing what was recorded")
             abandon.set()
             return
         outcome.interrupted_by = name
@@ -220,13 +227,15 @@ def run_test(
         bridge.interrupt(name)
         estimate = drain_estimate(interrupted_at[0] - started) if drain_estimate is not None else 0.0
         if estimate > drain_timeout_s:
-            _say(f"lpuperf: {name}: stopping; LoadGen would need ~{estimate:.0f} s to end its test: not waiting")
+            _say(
+                f"lpuperf: {name}: stopping now; {n} outstanding queries completed as failed; LoadGen's test is "
+                f"abandoned (it would need ~{estimate:.0f} s more; its logs stay as far as they got)"
+            )
             abandon.set()
             return
         _say(
-            f"lpuperf: {name}: stopping; {n} outstanding queries and any LoadGen still issues are completed as "
-            f"failed while LoadGen ends its test (~{estimate:.0f} s, at most {drain_timeout_s:g} s); signal again "
-            "to exit at once"
+            f"lpuperf: {name}: stopping; {n} outstanding queries completed as failed while LoadGen ends its test "
+            f"(at most {drain_timeout_s:g} s); signal again to exit at once"
         )
 
     runner = threading.Thread(target=target, name="lpuperf-loadgen", daemon=True)
@@ -240,10 +249,42 @@ def run_test(
             if abandon.is_set() or late:
                 outcome.abandoned = True
                 bridge.abandon()
-                _say("lpuperf: LoadGen's test abandoned; writing what was recorded and stopping the SUT")
+                if not abandon.is_set():
+                    _say(f"lpuperf: LoadGen did not end its test within {drain_timeout_s:g} s: abandoned it")
                 break
     if not outcome.abandoned:
         bridge.loadgen_done()
     if interrupted_at:
         outcome.drain_s = round(time.monotonic() - interrupted_at[0], 3)
     return outcome
+
+
+# Exit status when the watchdog fires: the run's outputs are written, but a grpc close never returned.
+STUCK_EXIT_CODE = 1
+STUCK_STACKS_FILE = "shutdown_stacks.txt"
+
+
+@contextlib.contextmanager
+def exit_if_stuck(timeout_s: float, log_dir: Path | None = None) -> Iterator[None]:
+    """End the process (status 1) if the block has not finished within ``timeout_s``, whatever holds the GIL.
+
+    grpc closes channels in C while holding the GIL; a close that blocks there stops every Python
+    thread, so no Python timeout can fire. faulthandler's watchdog is a native thread: it writes every
+    thread's stack to ``log_dir/shutdown_stacks.txt`` (for a bug report; removed when the block ends in
+    time) and calls ``_exit``. Blocks guarded this way run after results.json is written. It replaces
+    any faulthandler timer already armed.
+    """
+    path = Path(log_dir) / STUCK_STACKS_FILE if log_dir is not None and Path(log_dir).is_dir() else None
+    try:
+        sink = open(path or os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (closed below, after the timer)
+    except OSError:
+        path, sink = None, open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+    faulthandler.dump_traceback_later(timeout_s, repeat=False, file=sink, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        sink.close()
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()

@@ -103,6 +103,19 @@ class SutTarget(BaseModel):
         return json.dumps(self.backend_config(), sort_keys=True, separators=(",", ":"))
 
 
+_CHILD_ERROR = "lpuperf serve: error: "
+
+
+def child_error_line(text: str, exc: BaseException | None = None) -> str:
+    """The one line that says why a spawned SUT did not start: its own error line when it wrote one (what
+    follows ``lpuperf serve: error:``), else the last line of the failure."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if _CHILD_ERROR in line:
+            return line.split(_CHILD_ERROR, 1)[1]
+    return lines[-1] if lines else (exc.__class__.__name__ if exc is not None else "no reason given")
+
+
 @dataclass
 class RunningSut:
     """A SUT that answered: its address (the gRPC target: one SUT or a fleet), its artifact manifest, the
@@ -141,8 +154,7 @@ def launch_sut(target: SutTarget | None = None) -> Iterator[RunningSut]:
             try:
                 servers.append(sut.spawn_server(["--config", config], timeout_s=target.start_timeout_s))
             except Exception as exc:  # a SUT that cannot start is bad input (artifact, backend options): one line
-                lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-                raise RunError(f"embedded SUT: {lines[-1] if lines else exc.__class__.__name__}") from None
+                raise RunError(f"embedded SUT: {child_error_line(str(exc), exc)}") from None
         addresses = [s.address for s in servers]
         spec = addresses[0] if len(addresses) == 1 else "ipv4:" + ",".join(addresses)
         fleet, artifact = inspect_fleet(spec, addresses=addresses)

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 ATTRIBUTION_WINDOW_S = 2.0
 # gRPC's UNAVAILABLE: what a stream on a connection that broke under it ends with.
 _UNAVAILABLE = 14
+# gRPC's CANCELLED: what a query the harness stopped (a signal, an overload stop) is recorded with.
+_CANCELLED = 1
 
 
 class ReplicaEvent(BaseModel):
@@ -89,6 +91,11 @@ class FleetResult(BaseModel):
     target: str
     replicas: list[ReplicaStats] = Field(description="index i is queries.npz's replica value i")
     unattributed: PartStats | None = Field(default=None, description="queries no replica can be named for")
+    stopped_queries: int = Field(
+        default=0,
+        description="queries the harness itself stopped (a signal or an overload stop), counted under no replica",
+    )
+    stopped_at_s: float | None = Field(default=None, description="when the harness began stopping the run")
     imbalance: float | None = Field(
         default=None, description="max/min share of successful queries; None if one got none"
     )
@@ -180,19 +187,27 @@ def fleet_breakdown(
     artifacts: Sequence[str] = (),
     events: Sequence[ReplicaEvent] = (),
     mixed: bool = False,
+    stopped_ns: int | None = None,
 ) -> FleetResult:
     """Per-replica (and with mixed artifacts per-artifact) figures from a run's records.
 
     ``replica_ids[i]`` names records' replica value i; ``addresses``/``artifacts`` (sha256) are known
-    for the replicas resolved before the run and empty for ones first seen in a stream.
+    for the replicas resolved before the run and empty for ones first seen in a stream. Queries failed
+    as CANCELLED from ``stopped_ns`` on were stopped by the harness (a signal, an overload stop): they
+    are counted apart, against no replica.
     """
     from loadgen_harness._records import success_stats
 
     total = success_stats(records)
     window_s, n_ok = total.window_s, total.n_queries
+    stopped = (
+        (records["status"] == _CANCELLED) & (records["done_ns"] >= stopped_ns)
+        if stopped_ns is not None
+        else np.zeros(records.shape, dtype=bool)
+    )
     replicas: list[ReplicaStats] = []
     for i, rid in enumerate(replica_ids):
-        mine = records["replica"] == i
+        mine = (records["replica"] == i) & ~stopped
         part = _part(records, mine, window_s, n_ok)
         replicas.append(
             ReplicaStats(
@@ -203,7 +218,7 @@ def fleet_breakdown(
                 outages=_outages(rid, events, records, mine),
             )
         )
-    unknown = records["replica"] < 0
+    unknown = (records["replica"] < 0) & ~stopped
     unattributed = _part(records, unknown, window_s, n_ok) if unknown.any() else None
     shares = [r.n_queries for r in replicas]
     imbalance = round(max(shares) / min(shares), 4) if shares and min(shares) > 0 else None
@@ -220,6 +235,8 @@ def fleet_breakdown(
         mixed_artifacts=mixed,
         by_artifact=by_artifact,
         events=list(events),
+        stopped_queries=int(stopped.sum()),
+        stopped_at_s=round(stopped_ns / 1e9, 4) if stopped_ns is not None else None,
     )
 
 
@@ -239,6 +256,8 @@ def fleet_summary_lines(fleet: FleetResult) -> list[str]:
     imb = "-" if fleet.imbalance is None else f"{fleet.imbalance:.2f}"
     lines = [
         f"  replicas: {len(fleet.replicas)} behind {fleet.target}; imbalance (max/min share) {imb}",
+        "    ok, qps and tokens/s count successful queries, rated over the run's window (first issue to last "
+        "completion): the rows add up to the total",
         f"    {'replica':<{width}}  share    ok  failed     qps  tokens/s  TTFT p50/p99 ms  TPOT p50/p99 ms",
     ]
     for name, p in rows:
@@ -248,10 +267,21 @@ def fleet_summary_lines(fleet: FleetResult) -> list[str]:
             f"{_f(p.tokens_per_second):>9}  {_f(p.ttft_p50_ms):>7}/{_f(p.ttft_p99_ms):<7}  "
             f"{_f(p.tpot_p50_ms):>7}/{_f(p.tpot_p99_ms):<7}"
         )
+    qps = sum(p.qps or 0.0 for _, p in rows)
+    tokens = sum(p.tokens_per_second or 0.0 for _, p in rows)
+    lines.append(
+        f"    {'total':<{width}}  {'':>5} {sum(p.n_queries for _, p in rows):>5} "
+        f"{sum(p.n_failed for _, p in rows):>7} {qps:>7.2f} {tokens:>9.1f}"
+    )
     for digest, p in fleet.by_artifact.items():
         lines.append(
             f"    artifact sha256 {digest[:12]}: {p.n_queries} ok, {p.n_failed} failed, {_f(p.qps, '.2f')} qps, "
             f"TTFT p99 {_f(p.ttft_p99_ms)} ms, TPOT p99 {_f(p.tpot_p99_ms)} ms"
+        )
+    if fleet.stopped_queries:
+        lines.append(
+            f"  {fleet.stopped_queries} queries stopped by lpuperf itself from {fleet.stopped_at_s or 0:.2f} s "
+            "(interrupt or overload stop), counted under no replica"
         )
     for r in fleet.replicas:
         for o in r.outages:
@@ -272,7 +302,11 @@ _BREAKDOWN_FIELDS = ("issue_ns", "first_token_ns", "done_ns", "n_tokens", "statu
 
 
 def records_breakdown(
-    records: QueryRecords, fleet: Fleet, replica_ids: Sequence[str], events: Sequence[ReplicaEvent]
+    records: QueryRecords,
+    fleet: Fleet,
+    replica_ids: Sequence[str],
+    events: Sequence[ReplicaEvent],
+    stopped_ns: int | None = None,
 ) -> FleetResult:
     """The run's :class:`FleetResult` from the bridge's records; attributes orphaned failures in the records too."""
     cols = np.empty(records.n, dtype=[(name, np.int64) for name in _BREAKDOWN_FIELDS])
@@ -291,4 +325,5 @@ def records_breakdown(
         artifacts=[known[rid].artifact_sha256 if rid in known else "" for rid in replica_ids],
         events=events,
         mixed=fleet.mixed,
+        stopped_ns=stopped_ns,
     )

@@ -120,6 +120,36 @@ class InterTokenLatency(BaseModel):
 RunState = Literal["complete", "interrupted", "failed"]
 
 
+class OverloadStop(BaseModel):
+    """A Server run stopped early: more queries were outstanding than its in-flight limit (results.json ``overload``).
+
+    LoadGen stops issuing past its outstanding-query limit and would wait for every query still out,
+    however far behind the SUT is; the harness then fails them all (status ``OVERLOADED``) so the run
+    ends now, with memory bounded by the limit.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    at_s: float = Field(description="seconds since the run started (queries.npz's clock)")
+    outstanding: int = Field(description="queries outstanding when the limit was crossed")
+    limit: int = Field(description="the run's in-flight limit (LoadGen's server_max_async_queries)")
+    completed_ok: int = Field(default=0, description="queries the SUT answered successfully before the stop")
+    planned_queries: int | None = Field(default=None, description="queries LoadGen's schedule held")
+    completed_fraction: float | None = Field(default=None, description="completed_ok / planned_queries, 0..1")
+
+    def reason(self) -> str:
+        done = (
+            f"the SUT completed {100 * self.completed_fraction:.1f} % of the schedule "
+            f"({self.completed_ok} of {self.planned_queries} queries)"
+            if self.completed_fraction is not None
+            else f"the SUT completed {self.completed_ok} queries"
+        )
+        return (
+            f"overloaded: {done}; stopped at {self.at_s:.1f} s with {self.outstanding} outstanding "
+            f"(limit {self.limit}, max_in_flight)"
+        )
+
+
 class RunResult(BaseModel):
     """The machine-readable outcome of one LoadGen run (results.json)."""
 
@@ -167,6 +197,8 @@ class RunResult(BaseModel):
     early_stopping: list[EarlyStoppingNeed] = Field(default_factory=list)
     goodput: Goodput | None = None
     itl: InterTokenLatency | None = None
+    # Set when a Server run stopped early because the SUT fell too far behind (see OverloadStop).
+    overload: OverloadStop | None = None
 
 
 class DetailLog(BaseModel):

@@ -19,10 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 from common import BackendSpec, ExporterSecurity, RunId, UsageError, write_json_atomic
 from loadgen_harness._fleet import Fleet
 from loadgen_harness._interrupt import (
+    DEFAULT_MAX_IN_FLIGHT,
     RunInterrupted,
     TestOutcome,
     drain_estimate_s,
+    exit_if_stuck,
     plan_size_error,
+    planned_samples,
     run_test,
     server_outstanding_limit,
 )
@@ -30,6 +33,8 @@ from loadgen_harness._launcher import RunningSut
 from loadgen_harness._replicas import ReplicaEvent, records_breakdown
 from loadgen_harness._results import (
     DETAIL_FILE,
+    SUMMARY_FILE,
+    OverloadStop,
     RunResult,
     fill_from_detail,
     parse_detail_log,
@@ -95,8 +100,12 @@ class RunConfig(BaseModel):
     max_new_tokens: int | None = Field(default=None, gt=0)
     offline_concurrency: int | None = Field(default=None, gt=0)
     rpc_timeout_s: float = Field(default=300.0, gt=0)
-    # After SIGINT/SIGTERM, how long LoadGen may take to end its test before it is abandoned.
-    drain_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # After SIGINT/SIGTERM, how long LoadGen may take to end its test before it is abandoned (an
+    # interrupted run is never submittable: waiting longer buys nothing; Offline ends within it).
+    drain_timeout_s: float = Field(default=1.0, gt=0, le=3600)
+    # A Server run stops early once more queries than this are outstanding (LoadGen's
+    # server_max_async_queries is at most this): the harness's memory stays bounded when the SUT falls behind.
+    max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=16, le=10_000_000)
     progress: bool = False
     # LoadGen's trace log (mlperf_log_trace.json, megabytes per Server run) is written only when asked for:
     # queries.npz holds the per-query timings everything here reads.
@@ -227,11 +236,15 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
     if too_big is not None:
         raise RunError(too_big)
     max_new = cfg.max_new_tokens or bench.max_new_tokens
-    hold_on_interrupt = False
+    max_in_flight: int | None = None
     if plan.loadgen_scenario == "Server" and cfg.mode == "performance":
-        if not settings.server_max_async_queries:  # a user.conf value stands
-            settings.server_max_async_queries = server_outstanding_limit(settings, max_new)
-        hold_on_interrupt = True
+        user_limit = int(settings.server_max_async_queries)  # a user.conf value stands, up to the memory bound
+        settings.server_max_async_queries = (
+            min(user_limit, cfg.max_in_flight)
+            if user_limit
+            else server_outstanding_limit(settings, max_new, cfg.max_in_flight)
+        )
+        max_in_flight = int(settings.server_max_async_queries)
     run_id = cfg.run_id or time.strftime("run-%Y%m%d-%H%M%S")
     log_dir = cfg.log_dir(run_id)
 
@@ -285,7 +298,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
                 rpc_timeout_s=cfg.rpc_timeout_s,
                 expected_queries=plan.expected_queries() * plan.samples_per_query,
                 metrics=metrics,
-                hold_on_interrupt=hold_on_interrupt,
+                max_in_flight=max_in_flight,
                 transport=cfg.transport,
                 replica_ids=fleet.replica_ids if fleet is not None else (),
                 opener=_http_opener(cfg.http_endpoint, artifact),
@@ -297,36 +310,36 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
                 on_progress = progress_printer()
             ticker = ProgressTicker(bridge, on_progress) if on_progress is not None else None
             try:
-                out = lg.LogOutputSettings()
-                out.outdir = str(log_dir.resolve())
-                out.copy_summary_to_stdout = False
-                log_settings = lg.LogSettings()
-                log_settings.log_output = out
-                log_settings.enable_trace = cfg.trace
-                audit = str(Path(cfg.audit_config).resolve()) if cfg.audit_config else NO_AUDIT_CONFIG
                 if ticker is not None:
                     ticker.start()
                 outcome = run_test(
-                    lambda: lg.StartTestWithLogSettings(sut_handle, qsl.handle, settings, log_settings, audit),
+                    lambda: lg.StartTestWithLogSettings(
+                        sut_handle, qsl.handle, settings, _log_settings(lg, log_dir, cfg.trace), _audit_path(cfg)
+                    ),
                     bridge,
                     cfg.drain_timeout_s,
                     lambda elapsed_s: drain_estimate_s(settings, elapsed_s, bridge.records.n),
                 )
+                if ticker is not None:
+                    ticker.stop()
+                # The records are final before anything is written; each step is bounded whatever grpc does.
+                with exit_if_stuck(_TEARDOWN_LIMIT_S):
+                    events = watch.stop() if watch is not None else []
+                    bridge.quiesce()
+                _finish_result(res, bridge, outcome, log_dir, fleet, events)
+                _finish_notes(res, cfg, max_new, settings, log_dir)
+                res.duration_s = round(time.monotonic() - t_start, 3)
+                save_results(res, log_dir)
             finally:
                 if ticker is not None:
                     ticker.stop()
-                events = watch.stop() if watch is not None else []
-                bridge.close()
+                with exit_if_stuck(_TEARDOWN_LIMIT_S, log_dir):  # results.json is written: now close
+                    if watch is not None:
+                        watch.stop()
+                    bridge.close()
                 if not outcome.abandoned:  # an abandoned test still uses both: freeing them would crash it
                     lg.DestroySUT(sut_handle)
                     qsl.destroy()
-        _finish_result(res, bridge, outcome, log_dir, fleet, events)
-        if cfg.ignore_eos:
-            res.warnings.append(f"ignore_eos: every answer was held to {max_new} tokens; not the model's own answers")
-        if not cfg.trace and not outcome.abandoned:
-            _drop_empty_trace(log_dir)
-        res.duration_s = round(time.monotonic() - t_start, 3)
-        save_results(res, log_dir)
         if outcome.interrupted_by is not None:
             raise RunInterrupted(res)
         if outcome.error is not None:
@@ -336,17 +349,49 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
     finally:
         if metrics is not None:
             metrics.run_finished(failed)
-            if cfg.metrics_linger_s > 0:
+            if cfg.metrics_linger_s > 0 and outcome.interrupted_by is None:  # Ctrl-C means now
                 time.sleep(cfg.metrics_linger_s)
             metrics.stop()
 
 
-def _drop_empty_trace(log_dir: Path) -> None:
-    """LoadGen opens its trace file even with tracing off; an empty file there only misleads."""
-    trace = log_dir / TRACE_FILE
-    with contextlib.suppress(FileNotFoundError):
-        if trace.stat().st_size == 0:
-            trace.unlink()
+# Watch, bridge and channel teardown: far above what a healthy close takes (milliseconds), far below a hang.
+_TEARDOWN_LIMIT_S = 20.0
+
+
+def _log_settings(lg: Any, log_dir: Path, trace: bool) -> Any:
+    out = lg.LogOutputSettings()
+    out.outdir = str(log_dir.resolve())
+    out.copy_summary_to_stdout = False
+    log_settings = lg.LogSettings()
+    log_settings.log_output = out
+    log_settings.enable_trace = trace
+    return log_settings
+
+
+def _audit_path(cfg: RunConfig) -> str:
+    return str(Path(cfg.audit_config).resolve()) if cfg.audit_config else NO_AUDIT_CONFIG
+
+
+def _finish_notes(res: RunResult, cfg: RunConfig, max_new: int, settings: Any, log_dir: Path) -> None:
+    """Warnings, reasons and files that depend on how the run was set up and how it ended."""
+    if cfg.ignore_eos:
+        res.warnings.append(f"ignore_eos: every answer was held to {max_new} tokens; not the model's own answers")
+    if res.overload is not None:
+        planned = planned_samples(settings)
+        if planned is not None:
+            res.overload.planned_queries = int(planned[0])
+            res.overload.completed_fraction = round(res.overload.completed_ok / max(1.0, planned[0]), 6)
+        res.validity_reasons.insert(0, res.overload.reason())
+    # LoadGen opens these at the start: the trace stays empty without tracing, and the summary of an
+    # abandoned test is never written. An empty file there only misleads (a reader takes it for a result).
+    _drop_empty_logs(log_dir, (SUMMARY_FILE,) if cfg.trace else (TRACE_FILE, SUMMARY_FILE))
+
+
+def _drop_empty_logs(log_dir: Path, names: Sequence[str]) -> None:
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):
+            if (log_dir / name).stat().st_size == 0:
+                (log_dir / name).unlink()
 
 
 def _finish_result(
@@ -362,7 +407,10 @@ def _finish_result(
     res.n_errors = bridge.errors
     res.errors_by_status = dict(bridge.errors_by_status)
     if fleet is not None:  # before the records are saved: attributing a failed stream may fill its replica
-        res.fleet = records_breakdown(bridge.records, fleet, bridge.replica_ids, events)
+        stopped_ns = bridge.stopped_ns
+        if stopped_ns is not None:  # the run's own stop (signal, overload) is no replica's outage
+            events = [e for e in events if e.t_s * 1e9 < stopped_ns]
+        res.fleet = records_breakdown(bridge.records, fleet, bridge.replica_ids, events, stopped_ns)
     bridge.records.save(log_dir)
     res.successful = bridge.records.success_stats()
     detail = log_dir / DETAIL_FILE
@@ -371,6 +419,16 @@ def _finish_result(
     # Over the same records as ``successful``, against the limits LoadGen judged the run by.
     res.goodput = bridge.records.goodput(res.limits)
     res.itl = bridge.records.inter_token_latency()
+    if bridge.max_in_flight is not None:
+        res.settings["harness_max_in_flight"] = bridge.max_in_flight
+    if bridge.overload is not None:
+        res.valid = False
+        res.overload = OverloadStop(
+            at_s=round(bridge.overload.at_ns / 1e9, 3),
+            outstanding=bridge.overload.outstanding,
+            limit=bridge.overload.limit,
+            completed_ok=res.successful.n_queries if res.successful is not None else 0,
+        )
     if outcome.error is not None:
         res.state = "failed"
         res.valid = False

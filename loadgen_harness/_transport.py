@@ -4,8 +4,9 @@ Every gRPC channel the harness and the stages above it open to a SUT (the bridge
 health checks, the context probe) is made by :func:`open_channel` from one
 :class:`TransportSecurity`, so a run speaks to a secured SUT the same way everywhere.
 
-The token travels through grpc's own call credentials: over TLS, or in plaintext only to a loopback
-SUT (grpc's local credentials refuse any other peer), so a token never crosses a network unencrypted.
+The token travels as per-call ``authorization`` metadata (not grpc's call credentials, see
+:func:`call_metadata`) on channels that are TLS, or plaintext only to a loopback SUT (grpc's local
+credentials refuse any other peer), so a token never crosses a network unencrypted.
 It is read from a file or an environment variable when a channel is made, and is never part of the
 model, a result or an error line.
 
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     import grpc
 
 TOKEN_ENV = "LPUPERF_TOKEN"
+# gRPC metadata pairs sent with each call (the bearer token).
+CallMetadata = tuple[tuple[str, str], ...]
 _PREFLIGHT_TIMEOUT_S = 5.0
 # The HTTP/2 connection preface and an empty SETTINGS frame: a gRPC server answers with its SETTINGS,
 # or closes the connection when it refused our certificate after the TLS 1.3 handshake.
@@ -74,7 +77,8 @@ class TransportSecurity(BaseModel):
         return self.tls or self.has_token
 
     def token(self) -> str | None:
-        return read_secret(self.token_file, self.token_env, "--token-file")
+        """The bearer token; UsageError (one line naming the file or variable) for one gRPC metadata cannot carry."""
+        return read_secret(self.token_file, self.token_env, "--token-file", bearer_token=True)
 
     def describe(self) -> str:
         """How connections are made, in words (for logs; never the token)."""
@@ -94,6 +98,32 @@ def _read_pem(path: Path, what: str) -> bytes:
     if b"-----BEGIN " not in data:
         raise UsageError(f"{what}: {path}: expected a PEM file")
     return data
+
+
+def _check_loadable(security: TransportSecurity) -> None:
+    """Load the CA bundle and the client pair with Python's ``ssl`` first: grpc finds the same faults only at
+    the first handshake, logs them itself and reports a bare UNAVAILABLE. UsageError naming the flag."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        ctx.load_verify_locations(cafile=str(security.tls_ca))
+    except (ssl.SSLError, OSError) as exc:
+        raise UsageError(f"--tls-ca: {security.tls_ca}: not a PEM CA bundle ({_ssl_reason(exc)})") from None
+    if security.tls_cert is None or security.tls_key is None:
+        return
+    try:
+        ctx.load_cert_chain(str(security.tls_cert), str(security.tls_key))
+    except (ssl.SSLError, OSError) as exc:
+        reason = _ssl_reason(exc)
+        what = (
+            "the key does not match the certificate"
+            if "MISMATCH" in reason.upper()
+            else "not a PEM certificate and its key"
+        )
+        raise UsageError(f"--tls-cert/--tls-key: {security.tls_cert}, {security.tls_key}: {what} ({reason})") from None
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    return str(getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc.__class__.__name__)
 
 
 def host_port(address: str) -> tuple[str, int] | None:
@@ -138,6 +168,7 @@ def channel_credentials(
         ca = _read_pem(security.tls_ca, "--tls-ca")
         key = _read_pem(security.tls_key, "--tls-key") if security.tls_key is not None else None
         cert = _read_pem(security.tls_cert, "--tls-cert") if security.tls_cert is not None else None
+        _check_loadable(security)
         creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
         if security.tls_server_name:
             options.append(("grpc.ssl_target_name_override", security.tls_server_name))
@@ -147,34 +178,51 @@ def channel_credentials(
         raise UsageError(
             f"--token-file: a token goes only over TLS or to a loopback SUT; {address} is neither (give --tls-ca)"
         )
-    token = security.token()
-    if token is not None:
-        creds = grpc.composite_channel_credentials(creds, grpc.access_token_call_credentials(token))
+    security.token()  # a token that cannot be read or carried is refused here, before any channel exists
     return creds, options
+
+
+def call_metadata(security: TransportSecurity | None) -> CallMetadata | None:
+    """The bearer token as per-call metadata (None without a token), read once per channel.
+
+    Not grpc's call credentials: those run a Python plugin on grpc's own threads, which take the GIL
+    while holding a grpc lock; closing a channel takes the same lock while holding the GIL, and the two
+    deadlock now and then (a run that finished and never exited). Plain metadata runs no Python in grpc.
+    """
+    token = security.token() if security is not None else None
+    return None if token is None else (("authorization", f"Bearer {token}"),)
 
 
 def open_channel(
     address: str, security: TransportSecurity | None, options: list[tuple[str, Any]] | None = None
 ) -> grpc.Channel:
-    """A blocking grpc channel to ``address`` secured per ``security``."""
+    """A blocking grpc channel to ``address`` secured per ``security``; the token rides on every call."""
     import grpc
+
+    from loadgen_harness._call_metadata import with_metadata
 
     creds, extra = channel_credentials(address, security)
     opts = [*(options or []), *extra]
-    return grpc.insecure_channel(address, options=opts) if creds is None else grpc.secure_channel(address, creds, opts)
+    channel = (
+        grpc.insecure_channel(address, options=opts) if creds is None else grpc.secure_channel(address, creds, opts)
+    )
+    metadata = call_metadata(security)
+    return channel if metadata is None else with_metadata(channel, metadata)
 
 
 def open_aio_channel(
     address: str, security: TransportSecurity | None, options: list[tuple[str, Any]] | None = None
-) -> grpc.aio.Channel:
-    """A grpc.aio channel to ``address`` secured per ``security`` (the bridge's)."""
+) -> tuple[grpc.aio.Channel, CallMetadata | None]:
+    """A grpc.aio channel to ``address`` secured per ``security`` (the bridge's), and the metadata every call
+    must carry (the token; None without one). Passed per call, not as an interceptor: nothing extra per query."""
     import grpc
 
     creds, extra = channel_credentials(address, security)
     opts = [*(options or []), *extra]
+    metadata = call_metadata(security)
     if creds is None:
-        return grpc.aio.insecure_channel(address, options=opts)
-    return grpc.aio.secure_channel(address, creds, options=opts)
+        return grpc.aio.insecure_channel(address, options=opts), metadata
+    return grpc.aio.secure_channel(address, creds, options=opts), metadata
 
 
 def describe_failure(address: str, security: TransportSecurity | None, exc: grpc.RpcError) -> str | None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         GenerationEnd,
         InvalidRequestError,
         OverloadedError,
+        RendersChat,
         UpstreamError,
     )
     from sut._cli import add_parser as add_serve_parser
@@ -49,6 +50,7 @@ __getattr__ = lazy_exports(
         "sut._artifact": ["ArtifactManifest", "FaultFlags", "TimingModel"],
         "sut._backend": [
             "AnswersAtOnce",
+            "RendersChat",
             "Backend",
             "BackendConfig",
             "BackendError",
@@ -97,6 +99,7 @@ __all__ = [
     "GenerationEnd",
     "InvalidRequestError",
     "OverloadedError",
+    "RendersChat",
     "ServerProcess",
     "ServerSecurity",
     "SimBackend",

@@ -6,7 +6,7 @@ only turns a :class:`GenerateRequest` into a stream of token lists.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
@@ -118,6 +118,19 @@ class AnswersAtOnce(Protocol):
     """
 
     def immediate_answer(self, request: GenerateRequest) -> tuple[list[int], GenerationEnd] | None: ...
+
+
+@runtime_checkable
+class RendersChat(Protocol):
+    """An optional capability: a backend with its model's own chat template (the transformers backend).
+
+    The HTTP front's chat endpoint asks it for the token ids of the whole conversation (``role`` and
+    ``content`` per message), ready for generation; ``None`` means "no template here", and the front
+    uses its plain rendering (docs/protocol.md). May be called on a worker thread. Raises
+    InvalidRequestError for a conversation the template refuses.
+    """
+
+    def render_chat(self, messages: Sequence[Mapping[str, str]]) -> list[int] | None: ...
 
 
 class BackendConfig(PluginConfig):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common import UsageError, check_writable_file, read_json_object, write_atomic
+from common import UsageError, check_writable_file, quiet_grpc_logs, read_json_object, write_atomic
 
 if TYPE_CHECKING:
     from common import BackendSpec
@@ -104,6 +105,12 @@ def add_serve_security_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="require HTTP basic auth on the metrics endpoint (file holds 'user:password')",
     )
+    g.add_argument(
+        "--metrics-open",
+        action="store_true",
+        help="serve the metrics without auth even though --auth-token-file is set (by default they then require "
+        "that same token)",
+    )
 
 
 AUTH_TOKEN_ENV = "LPUPERF_AUTH_TOKEN"  # also sut._security.AUTH_TOKEN_ENV; here so --help imports no pydantic
@@ -119,6 +126,12 @@ def server_security_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
     from sut._security import ServerSecurity
 
     env = AUTH_TOKEN_ENV if args.auth_token_file is None and os.environ.get(AUTH_TOKEN_ENV, "").strip() else None
+    metrics_auth = args.metrics_token_file is not None or args.metrics_basic_auth_file is not None
+    if args.metrics_open and metrics_auth:
+        raise UsageError("--metrics-open: contradicts --metrics-token-file/--metrics-basic-auth-file; drop one")
+    # A token on the gRPC port guards the metrics too (they name the artifact, the load, the replica) unless
+    # the metrics have credentials of their own or the user opens them on purpose.
+    inherit = not metrics_auth and not args.metrics_open
     try:
         grpc_side = ServerSecurity(
             tls_cert=args.tls_cert,
@@ -133,15 +146,17 @@ def server_security_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
         metrics_side = ExporterSecurity(
             tls_cert=args.metrics_tls_cert if own else args.tls_cert,
             tls_key=args.metrics_tls_key if own else args.tls_key,
-            token_file=args.metrics_token_file,
+            token_file=args.metrics_token_file if not inherit else args.auth_token_file,
+            token_env=env if inherit else None,
             basic_auth_file=args.metrics_basic_auth_file,
         )
     except ValidationError as exc:
         raise UsageError(first_error_line(exc, "serve")) from None
     metrics_only = (args.metrics_token_file, args.metrics_basic_auth_file, args.metrics_tls_cert)
-    if any(v is not None for v in metrics_only) and args.metrics_port is None:
+    if (any(v is not None for v in metrics_only) or args.metrics_open) and args.metrics_port is None:
         raise UsageError(
-            "--metrics-tls-cert/--metrics-token-file/--metrics-basic-auth-file: expected with --metrics-port"
+            "--metrics-tls-cert/--metrics-token-file/--metrics-basic-auth-file/--metrics-open: expected with "
+            "--metrics-port"
         )
     return grpc_side, metrics_side
 
@@ -222,6 +237,7 @@ _SERVER_ONLY = (
     "metrics_basic_auth_file",
     "metrics_tls_cert",
     "metrics_tls_key",
+    "metrics_open",
 )
 
 
@@ -254,19 +270,27 @@ def write_port_file(path: str | Path, port: int) -> None:
 
 
 def _check_free_port(flag: str, host: str, port: int) -> None:
-    """Fail with one line before grpc logs its own multi-line bind error."""
+    """Fail with one line before grpc logs its own bind error: a port in use, or (port 0 too) a host that
+    is no address of this machine."""
     import socket
 
-    if port == 0:
-        return
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:
+        raise UsageError(f"--host: cannot resolve '{host}' ({getattr(exc, 'strerror', None) or exc})") from None
+    family, _, _, _, sockaddr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free for grpc too
         try:
-            sock.bind((host, port))
+            sock.bind(sockaddr)
         except OSError as exc:
-            raise UsageError(f"{flag}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+            where = "--host" if port == 0 or exc.errno == errno.EADDRNOTAVAIL else flag
+            raise UsageError(f"{where}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    # First, before grpc is imported: ``python -m sut serve`` and spawned SUTs come here without cli.main.
+    quiet_grpc_logs()
     from common import RegistryError
     from scenarios.dataset import DatasetError
     from sut._embedded import create_backend
@@ -301,6 +325,8 @@ def run_serve(args: argparse.Namespace) -> int:
     args.security, args.metrics_security = server_security_from_args(args)
     args.security.token()  # a bad token file or variable is one line before the backend loads
     args.metrics_security.expected_authorizations("--metrics-port")
+    for line in _start_warnings(args):
+        print(f"lpuperf serve: warning: {line}", file=sys.stderr, flush=True)
     cfg = backend_config_from_args(args)
     try:
         backend = create_backend(cfg)
@@ -322,10 +348,49 @@ def _http_ssl_context(args: argparse.Namespace) -> Any:
     return server_ssl_context(args.tls_cert, args.tls_key, None, "--http")
 
 
+def _start_warnings(args: argparse.Namespace) -> list[str]:
+    """Lines for a start that works but is unsafe or bound to fail its clients (never an error)."""
+    from sut._security import certificate_validity_warning, file_mode_warning
+
+    lines: list[str] = args.security.start_warnings()
+    if args.metrics_port is not None:
+        if args.metrics_tls_cert is not None:
+            lines += [w for w in [certificate_validity_warning(args.metrics_tls_cert, "--metrics-tls-cert")] if w]
+        for path, flag in (
+            (args.metrics_tls_key, "--metrics-tls-key"),
+            (args.metrics_token_file, "--metrics-token-file"),
+            (args.metrics_basic_auth_file, "--metrics-basic-auth-file"),
+        ):
+            lines += [w for w in [file_mode_warning(path, flag)] if w]
+        if args.metrics_open and _has_token(args.security):
+            lines.append(
+                "--metrics-open: the metrics endpoint answers anyone who can reach it, although the gRPC port "
+                "requires a token"
+            )
+    return lines
+
+
+def _has_token(security: Any) -> bool:
+    return security.auth_token_file is not None or security.auth_token_env is not None
+
+
+def _metrics_words(args: argparse.Namespace) -> str:
+    """How the metrics endpoint is protected, for the start-up line."""
+    m = args.metrics_security
+    own = [
+        name for name, flag in (("bearer token", args.metrics_token_file), ("basic auth", m.basic_auth_file)) if flag
+    ]
+    if own:
+        return f" ({' or '.join(own)})"
+    if m.token_file is not None or m.token_env is not None:
+        return " (the gRPC port's bearer token; --metrics-open drops it)"
+    return " (no auth)" if _has_token(args.security) else ""
+
+
 def _security_words(security: Any) -> str:
     """How the gRPC port is protected, for the start-up line (never the token)."""
     parts = ["mTLS" if security.mutual_tls else "TLS"] if security.tls else []
-    if security.auth_token_file is not None or security.auth_token_env is not None:
+    if _has_token(security):
         parts.append("bearer token")
     return f" ({', '.join(parts)})" if parts else ""
 
@@ -343,9 +408,11 @@ async def _serve(backend: Any, args: argparse.Namespace) -> int:
 
         metrics = SutMetrics(backend.manifest)
     security = args.security if args.security.enabled else None
+    # grpc takes an IPv6 address in brackets ([::1]:50051); sockets, aiohttp and the exporter take it bare.
+    grpc_host = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
     server = SutServer(
         backend,
-        args.host,
+        grpc_host,
         args.port,
         chunk_size=args.chunk_size,
         metrics=metrics,
@@ -359,7 +426,9 @@ async def _serve(backend: Any, args: argparse.Namespace) -> int:
         await server.start()
     except (BackendError, RegistryError) as exc:
         await server.drain(0)
-        raise UsageError(f"backend {backend.manifest.backend}: {str(exc).splitlines()[0]}") from None
+        line, kind = str(exc).splitlines()[0], backend.manifest.backend
+        # A backend that names itself ("openai backend: cannot reach ...") is not named twice.
+        raise UsageError(line if line.startswith(f"{kind} backend") else f"backend {kind}: {line}") from None
     except OSError as exc:
         raise UsageError(f"--port: could not listen on {args.host}:{args.port}: {exc}") from None
     front = None
@@ -396,7 +465,7 @@ async def _serve(backend: Any, args: argparse.Namespace) -> int:
     m = backend.manifest
     extras = ""
     if metrics is not None:
-        extras += f", metrics on {metrics.scheme}://{args.host}:{metrics.port}"
+        extras += f", metrics on {metrics.scheme}://{args.host}:{metrics.port}{_metrics_words(args)}"
     if front is not None:
         extras += f", {front.scheme} on {front.address}"
     how = _security_words(args.security)

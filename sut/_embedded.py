@@ -268,8 +268,10 @@ def spawn_server(
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env[_PARENT_PID_ENV] = str(os.getpid())
-        # No preexec_fn: Python then spawns with vfork, and no fork handler runs in this process.
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+        # No preexec_fn: Python then spawns with vfork, and no fork handler runs in this process. Its own
+        # session: a terminal's Ctrl-C goes to the run, which stops its SUT itself (a SUT draining on the same
+        # SIGINT would look like a replica outage mid-run); it still dies with this process (die_with_parent).
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, env=env, start_new_session=True)
         handle = ServerProcess(proc, "", stderr)
         deadline = time.monotonic() + timeout_s
         while True:

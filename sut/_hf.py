@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, model_validator
@@ -135,6 +135,26 @@ class TransformersBackend:
     @property
     def manifest(self) -> ArtifactManifest:
         return self._manifest
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer: the HTTP front encodes text prompts and decodes answers with it."""
+        return self._loaded.tokenizer
+
+    def render_chat(self, messages: Sequence[Mapping[str, str]]) -> list[int] | None:
+        """The conversation in the model's chat template, the assistant's turn opened (sut RendersChat)."""
+        from jinja2.exceptions import TemplateError
+
+        tok = self._loaded.tokenizer
+        if not getattr(tok, "chat_template", None):
+            return None
+        try:
+            out = tok.apply_chat_template([dict(m) for m in messages], add_generation_prompt=True, tokenize=True)
+        except TemplateError as exc:  # the template's own refusal, e.g. roles that must alternate
+            raise InvalidRequestError(f"the model's chat template refused the conversation ({exc})") from None
+        if isinstance(out, dict) or hasattr(out, "input_ids"):
+            out = out["input_ids"]
+        return [int(i) for i in out]
 
     async def start(self) -> None:
         if self._thread is not None:

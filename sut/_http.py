@@ -12,6 +12,9 @@ Extension fields (ignored by clients that do not know them):
 * request ``"prompt"`` may be a list of token ids (completions API), which reaches the backend verbatim.
 * request ``"min_tokens"`` / ``"ignore_eos"`` (vLLM's spelling) suppress EOS until that many tokens.
 
+A chat prompt is the whole conversation, in the backend's chat template or the plain rendering
+(:mod:`sut._http_prompt`), refused with a 400 when it and ``max_tokens`` exceed the advertised context.
+
 Sharing the loop with gRPC means nothing here may block it (see :class:`HttpLimits`): a body over
 ``max_body_bytes`` is refused (413) before it is read, slow headers and bodies are cut off, open
 connections are capped, and big bodies and long text prompts are parsed and tokenized on a worker
@@ -29,7 +32,6 @@ many generation requests arrived, so tests can prove a client did not retry.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import ssl
@@ -37,10 +39,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
-
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from sut._backend import (
     Backend,
@@ -51,7 +50,9 @@ from sut._backend import (
     OverloadedError,
     UpstreamError,
 )
-from sut._http_body import ChatBody, CompletionBody, HttpError, HttpLimits, parse_body, read_body
+from sut._http_body import CLIENT_CLOSED, ChatBody, CompletionBody, HttpError, HttpLimits, parse_body, read_body
+from sut._http_guard import HttpFault, RefusedConnection, parse_http_fault
+from sut._http_prompt import Prompts
 from sut._http_render import Completion, TextDecoder
 
 if TYPE_CHECKING:
@@ -77,45 +78,6 @@ class _HandlerOptions(TypedDict):
     access_log: None  # no access log
     keepalive_timeout: float
     lingering_time: float
-
-
-class HttpFault(BaseModel):
-    """A planted front fault: ``429``, ``503`` or ``slow:SECONDS``, optionally ``@N`` or ``@FRACTION``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["429", "503", "slow"]
-    seconds: float = Field(default=0.0, ge=0)
-    every: int = Field(default=1, ge=1)  # hit every Nth generation request (1 = all)
-    rate: float | None = Field(default=None, gt=0, le=1)  # or a seeded fraction of them
-    seed: int = 0
-
-    def applies(self, n: int, rng: random.Random) -> bool:
-        """Whether the ``n``-th (1-based) generation request is hit."""
-        if self.rate is not None:
-            return rng.random() < self.rate
-        return n % self.every == 0
-
-
-def parse_http_fault(spec: str) -> HttpFault:
-    """``429`` | ``503`` | ``slow:SECONDS``, each optionally followed by ``@N`` (every Nth) or ``@0.25``."""
-    body, _, when = spec.partition("@")
-    kind, _, arg = body.partition(":")
-    expected = "expected 429|503|slow:SECONDS, optionally @N (every Nth) or @FRACTION"
-    if kind not in ("429", "503", "slow") or (kind == "slow") != bool(arg):
-        raise ValueError(f"--http-fault '{spec}': {expected}")
-    fields: dict[str, str | float] = {"kind": kind}
-    try:
-        if arg:
-            fields["seconds"] = float(arg)
-        if when:
-            if "." in when:
-                fields["rate"] = float(when)
-            else:
-                fields["every"] = int(when)
-        return HttpFault.model_validate(fields)
-    except ValueError:
-        raise ValueError(f"--http-fault '{spec}': {expected}") from None
 
 
 class HttpFront:
@@ -161,27 +123,13 @@ class HttpFront:
         self._listener: asyncio.AbstractServer | None = None
         self._handler: type[web.RequestHandler] | None = None
         self._handler_tasks: set[asyncio.Task[Any]] = set()  # one per open connection
+        self._refused: set[RefusedConnection] = set()  # refused connections still lingering
         if metrics is not None:
             metrics.bind_http(self)
         # One worker: big bodies and long prompts are parsed there one at a time, so a flood of them
         # costs the event loop (and the gRPC streams on it) at most a share of the GIL, never a stall.
         self._worker: ThreadPoolExecutor | None = None
-        self._pieces: dict[int, bytes] | None = None
-        self._decode = decode
-        self._encode = encode
-        self._vocab_size = backend.manifest.vocab_size
-        self._prompt_ids: dict[str, np.ndarray] = {}
-        if dataset is not None:
-            # Exact prompt -> ids lookup first: a dataset prompt must reach the backend as the very ids
-            # the harness would send over gRPC, or the sim could not find its reference output.
-            self._prompt_ids = {p: ids for p, ids in zip(dataset.prompts, dataset.input_ids, strict=True)}
-            if dataset.decoder is not None and decode is None:
-                self._pieces = dataset.decoder.pieces
-                self._decode = dataset.decoder.decode
-            if encode is None and dataset.decoder is not None:
-                from sut._openai import _ByteEncoder
-
-                self._encode = _ByteEncoder(dataset.decoder.pieces).encode
+        self.prompts = Prompts(backend, dataset, decode, encode, self.limits, self._offload)
 
     @property
     def address(self) -> str:
@@ -284,6 +232,8 @@ class HttpFront:
             "other_responses_by_status": {str(k): v for k, v in sorted(self.other_responses_by_status.items())},
             "connections_open": self.connections_open,
             "connections_refused": self.connections_refused,
+            # Generation requests whose client hung up before the answer was complete (counted as 499).
+            "client_disconnects": self.responses_by_status.get(CLIENT_CLOSED, 0),
             "limits": self.limits.model_dump(),
         }
         return web.json_response(body, status=503 if self.draining else 200)
@@ -360,34 +310,6 @@ class HttpFront:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
-    async def _prompt(self, body: CompletionBody | ChatBody) -> tuple[str, np.ndarray]:
-        """Prompt text (if any) and the ids the backend gets; raises HttpError naming the field."""
-        prompt: str | list[int] = body.prompt_text() if isinstance(body, ChatBody) else body.prompt
-        field = "prompt" if isinstance(body, CompletionBody) else f"messages[{len(body.messages) - 1}].content"
-        if isinstance(prompt, list):
-            ids = np.asarray(prompt, dtype=np.int32)  # in range: the body model checked 0..2^31-1
-            if self._vocab_size and int(ids.max()) >= self._vocab_size:
-                i = int(np.argmax(ids))
-                msg = f"token id {int(ids[i])} is outside the vocabulary (vocab_size {self._vocab_size})"
-                raise HttpError(400, f"field 'prompt[{i}]': {msg}", "invalid_request", f"prompt[{i}]")
-            return "", ids
-        known = self._prompt_ids.get(prompt)
-        if known is not None:
-            return prompt, known
-        encode = self._encode
-        if encode is None:
-            raise HttpError(
-                400, f"field '{field}': this SUT has no tokenizer for text; send token ids", "invalid_request", field
-            )
-        if len(prompt) > self.limits.inline_encode_chars:
-            tokens = await self._offload(encode, prompt)
-        else:
-            tokens = encode(prompt)
-        if not tokens:
-            msg = f"field '{field}': text maps to no tokens of this SUT's vocabulary"
-            raise HttpError(400, msg, "invalid_request", field)
-        return prompt, np.asarray(tokens, dtype=np.int32)
-
     async def _serve(self, request: web.Request, chat: bool) -> web.StreamResponse:
         from aiohttp import web
 
@@ -405,14 +327,13 @@ class HttpFront:
         else:
             body = parse_body(raw, chat)
         max_new, min_new = body.checked(_DEFAULT_MAX_TOKENS)
-        text, ids = await self._prompt(body)
-        # Only the advertised limit is checked here; what the artifact really enforces is the backend's
-        # business, so a silently capped artifact misbehaves over HTTP exactly as it does over gRPC.
-        limit = self.backend.manifest.max_context_tokens
-        if ids.size + max_new > limit:
-            n = int(ids.size)
-            msg = f"field 'max_tokens': prompt {n} + max_tokens {max_new} = {n + max_new} tokens exceeds"
-            return self._error(400, f"{msg} the context limit of {limit}", "context_length_exceeded", "max_tokens")
+        if isinstance(body, ChatBody):
+            text, ids = await self.prompts.chat(body)
+        else:
+            text, ids = await self.prompts.completion(body.prompt)
+        refused = self._over_context(body, int(ids.size), max_new)
+        if refused is not None:
+            return refused
         temperature = 1.0 if body.temperature is None else body.temperature
         req = GenerateRequest(
             request_id=uuid.uuid4().hex,
@@ -435,6 +356,9 @@ class HttpFront:
                 return self.backend_error(exc)
             finally:
                 self._observe(ctx)
+            if request.transport is None or request.transport.is_closing():  # nobody left to read the answer
+                msg = "the client closed the connection before the answer was complete"
+                return self._error(CLIENT_CLOSED, msg, "client_disconnected")
             return web.json_response(ctx.full_body())
         usage = bool(body.stream_options is not None and body.stream_options.include_usage)
         try:
@@ -442,9 +366,23 @@ class HttpFront:
         finally:
             self._observe(ctx)
 
+    def _over_context(self, body: CompletionBody | ChatBody, n: int, max_new: int) -> web.Response | None:
+        """400 when prompt + max_tokens exceed the advertised context, as the sim answers over gRPC.
+
+        Only the advertised limit is checked here; what the artifact really enforces is the backend's
+        business, so a silently capped artifact misbehaves over HTTP exactly as it does over gRPC.
+        """
+        limit = self.backend.manifest.max_context_tokens
+        if n + max_new <= limit:
+            return None
+        # Blame the prompt when it alone leaves no room for one token, else the length asked for.
+        field = ("messages" if isinstance(body, ChatBody) else "prompt") if n >= limit else "max_tokens"
+        msg = f"field '{field}': prompt {n} + max_tokens {max_new} = {n + max_new} tokens exceeds"
+        return self._error(400, f"{msg} the context limit of {limit}", "context_length_exceeded", field)
+
     def text_decoder(self) -> TextDecoder:
         """A fresh id -> text delta decoder for one response."""
-        return TextDecoder(self._decode, self._pieces)
+        return self.prompts.text_decoder()
 
     def backend_error(self, exc: BackendError) -> web.Response:
         if isinstance(exc, (InvalidRequestError, ContextOverflowError)):
@@ -463,7 +401,7 @@ class HttpFront:
         server = self._runner.server
         if len(server.connections) >= self.limits.max_connections:
             self.connections_refused += 1
-            return _Refused(self.limits.max_connections)
+            return RefusedConnection(self.limits.max_connections, self.limits.refused_linger_s, self._refused)
         assert self._handler is not None
         # access_log=None turns aiohttp's access log off, though its annotation says Logger.
         return self._handler(server, loop=asyncio.get_running_loop(), **self._handler_options())  # type: ignore[arg-type]
@@ -553,27 +491,11 @@ class HttpFront:
             task.cancel()
         if leftover:
             await asyncio.wait(leftover, timeout=_LINGER_S + 1.0)
+        for refused in list(self._refused):
+            refused.close()
         if self._worker is not None:
             self._worker.shutdown(wait=False, cancel_futures=True)
             self._worker = None
-
-
-class _Refused(asyncio.Protocol):
-    """Answers 503 to a connection over the cap without reading it, then closes."""
-
-    def __init__(self, cap: int) -> None:
-        self._cap = cap
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        msg = f"too many open connections (limit {self._cap}); retry later"
-        body = json.dumps({"error": {"message": msg, "type": "server_error", "code": "too_many_connections"}})
-        head = (
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-            f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(head.encode() + body.encode())
-        transport.close()
 
 
 async def start_http_front(

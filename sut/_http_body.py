@@ -13,6 +13,8 @@ Unknown fields are ignored, as peer tools send vendor extensions.
 from __future__ import annotations
 
 import asyncio
+import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -20,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 if TYPE_CHECKING:
     from aiohttp import web
 
+# nginx's "client closed request": what a generation request is counted as when its client hung up.
+CLIENT_CLOSED = 499
 # Token ids travel as int32 on the wire and in the backends.
 _MAX_TOKEN_ID = 2**31 - 1
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -35,6 +39,7 @@ class HttpLimits(BaseModel):
     header_timeout_s: float = Field(default=15.0, gt=0)  # request line + headers, from connect or last response
     body_timeout_s: float = Field(default=30.0, gt=0)  # the whole body, once the headers are in
     max_connections: int = Field(default=1024, gt=0)  # open client connections; more are answered 503
+    refused_linger_s: float = Field(default=1.0, gt=0)  # a refused connection's request is drained this long
     inline_parse_bytes: int = Field(default=64 * 1024, ge=0)  # bigger bodies are parsed on a worker thread
     inline_encode_chars: int = Field(default=2048, ge=0)  # longer text prompts are tokenized on a worker thread
 
@@ -60,6 +65,49 @@ def _unsupported(what: str) -> Any:
     return check
 
 
+@dataclass(frozen=True)
+class _Knob:
+    """A numeric sampling option the SUT cannot honour: refused out of its API range (naming the range),
+    and refused as unsupported at any in-range value but the ones that leave sampling unchanged."""
+
+    lo: float
+    hi: float | None
+    integer: bool
+    off: tuple[float, ...]
+    what: str
+    lo_open: bool = False  # lo itself is out of range
+
+    def expected(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        lo = f"{self.lo:g}"
+        if self.hi is None:
+            return f"{kind} {'>' if self.lo_open else '>='} {lo}"
+        return f"{kind} in {'(' if self.lo_open else '['}{lo}, {self.hi:g}]"
+
+    def check(self, value: Any) -> Any:
+        if value is None:
+            return value
+        number = type(value) is int or (type(value) is float and not self.integer)  # never a bool
+        if not number or not math.isfinite(value) or value < self.lo or (self.lo_open and value == self.lo):
+            raise ValueError(f"expected {self.expected()}, got {_short(value)}")
+        if self.hi is not None and value > self.hi:
+            raise ValueError(f"expected {self.expected()}, got {_short(value)}")
+        if value not in self.off:
+            raise ValueError(f"{self.what} not supported by this SUT; expected {self.off[0]:g}")
+        return value
+
+
+# OpenAI's ranges, and vLLM's for its extensions (repetition_penalty, top_k, min_p).
+_KNOBS = {
+    "presence_penalty": _Knob(-2, 2, False, (0,), "a presence penalty is"),
+    "frequency_penalty": _Knob(-2, 2, False, (0,), "a frequency penalty is"),
+    "repetition_penalty": _Knob(0, None, False, (1,), "a repetition penalty is", lo_open=True),
+    "top_logprobs": _Knob(0, 20, True, (0,), "top_logprobs are"),
+    "top_k": _Knob(-1, None, True, (-1, 0), "top-k sampling is"),
+    "min_p": _Knob(0, 1, False, (0,), "min-p sampling is"),
+}
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
@@ -72,10 +120,12 @@ class _Common(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
 
     model: str | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    min_tokens: int | None = Field(default=None, ge=0)  # vLLM's extension: suppress EOS until this many
+    max_tokens: int | None = Field(default=None, ge=1, le=_MAX_TOKEN_ID)
+    min_tokens: int | None = Field(
+        default=None, ge=0, le=_MAX_TOKEN_ID
+    )  # vLLM's extension: suppress EOS until this many
     ignore_eos: bool | None = None  # vLLM's extension: generate exactly max_tokens
-    temperature: float | None = Field(default=None, ge=0)
+    temperature: float | None = Field(default=None, ge=0, le=2)  # OpenAI's range
     top_p: float | None = Field(default=None, gt=0, le=1)
     seed: int | None = Field(default=None, ge=-(2**63), le=2**64 - 1)
     n: int | None = None
@@ -88,34 +138,26 @@ class _Common(BaseModel):
     top_logprobs: Any = None
     presence_penalty: Any = None
     frequency_penalty: Any = None
-    repetition_penalty: Any = None
+    repetition_penalty: Any = None  # vLLM's extension
+    top_k: Any = None  # vLLM's extension
+    min_p: Any = None  # vLLM's extension
     logit_bias: Any = None
 
     _unsupported_fields: ClassVar[dict[str, str]] = {
         "stop": "stop sequences are",
         "logprobs": "logprobs are",
-        "top_logprobs": "top_logprobs are",
-        "presence_penalty": "a presence penalty is",
-        "frequency_penalty": "a frequency penalty is",
         "logit_bias": "logit_bias is",
     }
 
-    @field_validator("stop", "logprobs", "top_logprobs", "presence_penalty", "frequency_penalty", mode="plain")
+    @field_validator("stop", "logprobs", "logit_bias", mode="plain")
     @classmethod
     def _off(cls, value: Any, info: Any) -> Any:
         return _unsupported(cls._unsupported_fields[info.field_name])(value)
 
-    @field_validator("logit_bias", mode="plain")
+    @field_validator(*_KNOBS, mode="plain")
     @classmethod
-    def _no_bias(cls, value: Any) -> Any:
-        return _unsupported("logit_bias is")(value)
-
-    @field_validator("repetition_penalty", mode="plain")
-    @classmethod
-    def _no_repetition_penalty(cls, value: Any) -> Any:
-        if value is None or value == 1:  # 1.0 is "no penalty"
-            return value
-        raise ValueError("a repetition penalty other than 1 is not supported by this SUT")
+    def _knob(cls, value: Any, info: Any) -> Any:
+        return _KNOBS[info.field_name].check(value)
 
     @field_validator("n", mode="after")
     @classmethod
@@ -223,20 +265,25 @@ class ChatBody(_Common):
     """``POST /v1/chat/completions``."""
 
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=_MAX_TOKEN_ID)
 
     def max_new_tokens(self, default: int) -> int:
         if self.max_completion_tokens is not None:
             return self.max_completion_tokens
         return super().max_new_tokens(default)
 
-    def prompt_text(self) -> str:
-        """The last message's text, the prompt the backend answers."""
-        text = self.messages[-1].text()
-        if not text:
+    def check_last_message(self) -> None:
+        """The last message is what gets answered: it must have text."""
+        if not self.messages[-1].text():
             param = f"messages[{len(self.messages) - 1}].content"
             raise HttpError(400, f"field '{param}': expected non-empty text", "invalid_request", param)
-        return text
+
+    def text_chars(self) -> int:
+        return sum(len(m.content or "") for m in self.messages)
+
+    def conversation(self) -> list[dict[str, str]]:
+        """Every message as ``{"role", "content"}``, content as text (null is empty)."""
+        return [{"role": m.role, "content": m.text()} for m in self.messages]
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -319,4 +366,7 @@ async def read_body(request: web.Request, limits: HttpLimits) -> bytes:
         raise HttpError(408, msg, "request_timeout") from None
     except web.RequestPayloadError as exc:  # broken chunked framing, bad compression
         raise HttpError(400, f"request body: unreadable ({exc})", "invalid_body") from None
+    except ConnectionResetError:  # aiohttp's "Connection lost": the client hung up mid-body, not our fault
+        msg = f"request body: the client closed the connection after {len(buf)} bytes"
+        raise HttpError(CLIENT_CLOSED, msg, "client_disconnected") from None
     return bytes(buf)

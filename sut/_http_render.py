@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from sut._backend import BackendError, GenerateRequest, GenerationEnd
+from sut._http_body import CLIENT_CLOSED
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -182,7 +183,7 @@ class Completion:
         try:
             return await self._stream(request, usage_in_stream, gen)
         except ConnectionResetError:
-            return web.StreamResponse(status=499)  # the client went away; nothing left to tell it
+            return web.StreamResponse(status=CLIENT_CLOSED)  # the client went away; nothing left to tell it
         finally:
             await gen.aclose()  # release the backend's slot at once when the client disconnected
 

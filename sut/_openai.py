@@ -10,6 +10,8 @@ SGLang, llama.cpp, GroqCloud, or our own HTTP front). Three rules shape it:
   used is recorded in the manifest and in every GenerationEnd (``ids: server`` / ``ids: tokenizer NAME``).
 * Upstream failures (429, 5xx, timeouts, refused connections) become per-query :class:`UpstreamError` s.
   Nothing is retried: a retry inside a timed query would hide the failure and distort its latency.
+  An endpoint that cannot serve at all (unreachable, TLS, refused key, unknown model) is refused at
+  :meth:`OpenAIBackend.start` instead, naming the cause (``sut/_openai_probe.py``).
 
 The API key is a ``SecretStr``; it is only ever placed in the ``Authorization`` header and is scrubbed
 (in any letter case) from anything an upstream sends back before that text can reach an error message.
@@ -40,6 +42,7 @@ from sut._backend import (
     UpstreamError,
 )
 from sut._openai_options import _PRESETS, DEFAULT_KEY_ENV, ENV_BASE_URL, ENV_MODEL
+from sut._openai_probe import ProbeTarget, error_message, probe_endpoint
 
 if TYPE_CHECKING:
     import aiohttp
@@ -344,8 +347,16 @@ class OpenAIBackend:
             auto_decompress=False,
             skip_auto_headers=("User-Agent",),
         )
-        if not self._r.model:
-            self._r.model = await self._first_model()
+        # Before anything is served: a dead port, a TLS failure, a refused key or an unknown model is one
+        # line now (the launcher's "SUT cannot start"), not a run whose every query fails UNAVAILABLE.
+        try:
+            target = ProbeTarget.of(self._r, _scrub_url(self._r.base_url), c.connect_timeout_s)
+            model = await probe_endpoint(self._client, self._urls, target, self._scrub)
+        except BaseException:
+            await self.stop()  # a backend that did not start holds no connections
+            raise
+        if model != self._r.model:
+            self._r.model = model
             self._manifest = self._build_manifest()
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -357,20 +368,6 @@ class OpenAIBackend:
                 f"openai backend: field 'ca_bundle': {self._r.ca_bundle}: not a PEM CA bundle "
                 f"({getattr(exc, 'reason', None) or exc.__class__.__name__})"
             ) from None
-
-    async def _first_model(self) -> str:
-        assert self._client is not None
-        try:
-            async with self._client.get(self._urls["/models"]) as resp:
-                text = await resp.text(errors="replace")
-        except Exception as exc:
-            raise UpstreamError(_exc_status(exc), f"GET /models failed: {self._describe(exc)}") from None
-        if resp.status != 200:
-            raise UpstreamError(str(resp.status), f"GET /models: {self._scrub(text)}")
-        data = json.loads(text).get("data") or []
-        if not data:
-            raise OpenAIConfigError(f"openai backend: field 'model': none given and {self._r.host} lists no models")
-        return str(data[0]["id"])
 
     async def stop(self) -> None:
         if self._client is not None:
@@ -444,7 +441,7 @@ class OpenAIBackend:
             async with self._client.post(self._urls[path], data=json.dumps(body).encode()) as resp:
                 if resp.status != 200:
                     raw = (await resp.read()).decode("utf-8", errors="replace")
-                    raise UpstreamError(str(resp.status), _error_message(raw, self._scrub))
+                    raise UpstreamError(str(resp.status), error_message(raw, self._scrub))
                 async for item in self._relay(resp.content.iter_any(), request):
                     yield item
         except UpstreamError:
@@ -522,7 +519,7 @@ class OpenAIBackend:
         if not isinstance(event, dict):
             raise UpstreamError("bad-stream", f"not a JSON object: {self._scrub(str(event))}")
         if "error" in event:
-            raise UpstreamError("stream-error", _error_message(json.dumps(event), self._scrub))
+            raise UpstreamError("stream-error", error_message(json.dumps(event), self._scrub))
         # GroqCloud has also reported usage under x_groq on the last chunk.
         usage = event.get("usage") or (event.get("x_groq") or {}).get("usage")
         if usage and usage.get("completion_tokens") is not None:
@@ -600,17 +597,3 @@ def _exc_status(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
         return "connect-error"
     return "transport-error"
-
-
-def _error_message(raw: str, scrub: Callable[[str], str]) -> str:
-    """Pull ``error.message`` out of an OpenAI-style error body; fall back to the (scrubbed) raw text."""
-    try:
-        obj = json.loads(raw)
-        err = obj.get("error") if isinstance(obj, dict) else None
-        if isinstance(err, dict) and err.get("message"):
-            return scrub(str(err["message"]))
-        if isinstance(err, str):
-            return scrub(err)
-    except json.JSONDecodeError:
-        pass
-    return scrub(raw) or "(empty body)"

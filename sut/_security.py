@@ -18,7 +18,10 @@ and lives only in memory. Nothing set (the default) keeps today's plaintext, ope
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import hmac
+import re
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 AUTH_TOKEN_ENV = "LPUPERF_AUTH_TOKEN"
 _HEALTH_PREFIX = "/grpc.health.v1.Health/"
 _MAX_PEERS = 10000  # connections remembered for the once-per-connection log; the oldest is forgotten first
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
 
 class ServerSecurity(BaseModel):
@@ -71,7 +75,7 @@ class ServerSecurity(BaseModel):
 
     def token(self) -> str | None:
         """The bearer token every RPC must carry, or None when none is configured."""
-        return read_secret(self.auth_token_file, self.auth_token_env, "--auth-token-file")
+        return read_secret(self.auth_token_file, self.auth_token_env, "--auth-token-file", bearer_token=True)
 
     def pem_files(self) -> tuple[bytes, bytes, bytes | None]:
         """(key, certificate chain, client CA) as bytes; UsageError naming the flag of an unreadable file."""
@@ -103,6 +107,22 @@ class ServerSecurity(BaseModel):
         if self.tls_cert is not None and self.tls_key is not None:
             server_ssl_context(self.tls_cert, self.tls_key, self.tls_client_ca, "serve")
 
+    def start_warnings(self) -> list[str]:
+        """What works but should not (one line each, for ``serve`` to print at start): a certificate outside
+        its validity, clients refuse it; a token or key file that other users can read."""
+        lines: list[str] = []
+        if self.tls_cert is not None:
+            lines += [w for w in [certificate_validity_warning(self.tls_cert, "--tls-cert")] if w]
+        lines += [
+            w
+            for w in (
+                file_mode_warning(self.tls_key, "--tls-key"),
+                file_mode_warning(self.auth_token_file, "--auth-token-file"),
+            )
+            if w
+        ]
+        return lines
+
     def server_credentials(self, on_handshake: Callable[[], None]) -> grpc.ServerCredentials:
         """grpc TLS credentials (client certificates required with a client CA); ``on_handshake`` per handshake."""
         import grpc
@@ -115,6 +135,93 @@ class ServerSecurity(BaseModel):
             return None  # keep the current certificates
 
         return grpc.dynamic_ssl_server_credentials(config, fetch, require_client_authentication=ca is not None)
+
+
+def others_can_read(path: Path) -> str | None:
+    """``'group'``, ``'others'`` or ``'group and others'`` when they may read ``path`` (None: its owner only,
+    or the file cannot be inspected)."""
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        return None
+    who = [name for bit, name in ((0o040, "group"), (0o004, "others")) if mode & bit]
+    return " and ".join(who) or None
+
+
+def file_mode_warning(path: Path | None, flag: str) -> str | None:
+    """A line when users other than the owner may read the secret or key in ``path``."""
+    who = others_can_read(path) if path is not None else None
+    if who is None:
+        return None
+    return f"{flag} {path}: readable by {who}; a secret or private key should be readable by its owner only (chmod 600)"
+
+
+def certificate_validity_warning(path: Path, flag: str, now: dt.datetime | None = None) -> str | None:
+    """A line when the first certificate in ``path`` is expired or not yet valid (None: valid, or unreadable,
+    which loading the pair reports)."""
+    try:
+        found = _PEM_CERT.search(Path(path).read_bytes())
+        if found is None:
+            return None
+        not_before, not_after = certificate_validity(ssl.PEM_cert_to_DER_cert(found.group().decode("ascii")))
+    except (OSError, ValueError, IndexError, UnicodeError):
+        return None
+    now = now or dt.datetime.now(dt.UTC)
+    if now > not_after:
+        return f"{flag} {path}: the certificate expired {not_after:%Y-%m-%d %H:%M} UTC; clients will refuse it"
+    if now < not_before:
+        return f"{flag} {path}: the certificate is not valid before {not_before:%Y-%m-%d %H:%M} UTC; clients will refuse it"
+    return None
+
+
+def certificate_validity(der: bytes) -> tuple[dt.datetime, dt.datetime]:
+    """(notBefore, notAfter) of a DER X.509 certificate, read from its TBSCertificate (RFC 5280 4.1).
+
+    The standard library loads certificates but shows their dates only after a handshake, and the
+    ``cryptography`` package is not a dependency; the fields sit at a fixed place in the structure.
+    ValueError/IndexError for anything that is not one.
+    """
+    _, body, _ = _der(der, 0)  # Certificate ::= SEQUENCE
+    _, pos, _ = _der(der, body)  # tbsCertificate ::= SEQUENCE
+    tag, _, end = _der(der, pos)
+    if tag == 0xA0:  # [0] version, present from v2 on
+        pos = end
+    for _ in range(3):  # serialNumber, signature, issuer
+        _, _, pos = _der(der, pos)
+    tag, validity, _ = _der(der, pos)
+    if tag != 0x30:
+        raise ValueError("no validity sequence")
+    t1, s1, e1 = _der(der, validity)
+    t2, s2, e2 = _der(der, e1)
+    return _der_time(t1, der[s1:e1]), _der_time(t2, der[s2:e2])
+
+
+def _der(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, start of contents, end of contents) of the DER element at ``pos``."""
+    tag, length = data[pos], data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        n = length & 0x7F
+        if not 0 < n <= 4:
+            raise ValueError("unsupported DER length")
+        length = int.from_bytes(data[pos : pos + n], "big")
+        pos += n
+    if pos + length > len(data):
+        raise ValueError("truncated DER")
+    return tag, pos, pos + length
+
+
+def _der_time(tag: int, raw: bytes) -> dt.datetime:
+    text = raw.decode("ascii")
+    if tag == 0x17:  # UTCTime YYMMDDHHMMSSZ: years 50-99 are 19xx (RFC 5280)
+        parsed = dt.datetime.strptime(text, "%y%m%d%H%M%SZ")
+        if parsed.year >= 2050:
+            parsed = parsed.replace(year=parsed.year - 100)
+    elif tag == 0x18:  # GeneralizedTime YYYYMMDDHHMMSSZ
+        parsed = dt.datetime.strptime(text, "%Y%m%d%H%M%SZ")
+    else:
+        raise ValueError("not a time")
+    return parsed.replace(tzinfo=dt.UTC)
 
 
 def bearer_matches(header: str, token: bytes) -> bool:

@@ -1,38 +1,87 @@
-"""Workflows built from runs: find-peak, validate, submission, compare and the HTML report."""
+"""Workflows built from runs: find-peak, validate, submission, compare and the HTML report.
 
-from workflows._compare import (
-    CompareConfig,
-    Comparison,
-    MetricDelta,
-    RunData,
-    compare_runs,
-    latencies_from_records,
-    load_run_data,
+Every name is imported on first use (:func:`common.lazy_exports`): ``lpuperf export`` needs the export
+alone, not the accuracy stack (nltk, scipy) that validate and compare load
+(tests/unit/cli/test_cli_latency_imports.py).
+"""
+
+from typing import TYPE_CHECKING
+
+from common import lazy_exports
+
+if TYPE_CHECKING:
+    from workflows._compare import (
+        CompareConfig,
+        Comparison,
+        MetricDelta,
+        RunData,
+        compare_runs,
+        latencies_from_records,
+        load_run_data,
+    )
+    from workflows._export import export_records
+    from workflows._find_peak import FindPeakConfig, FindPeakResult, find_peak
+    from workflows._plan import (
+        PlanConfig,
+        PlanError,
+        PlanResult,
+        format_plan,
+        load_profile,
+        max_valid_qps,
+        plan_capacity,
+        predict,
+        write_plan,
+    )
+    from workflows._report import ReportError, write_report
+    from workflows._session import RunStep, SessionConfig, SessionResult, run_session
+    from workflows._submission import (
+        SubmissionConfig,
+        SubmissionError,
+        SubmissionRunConfig,
+        build_submission,
+        run_submission,
+    )
+    from workflows._submission_check import CheckReport, check_submission
+    from workflows._validate import ValidateConfig, ValidateReport, validate
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "workflows._compare": [
+            "CompareConfig",
+            "Comparison",
+            "MetricDelta",
+            "RunData",
+            "compare_runs",
+            "latencies_from_records",
+            "load_run_data",
+        ],
+        "workflows._export": ["export_records"],
+        "workflows._find_peak": ["FindPeakConfig", "FindPeakResult", "find_peak"],
+        "workflows._plan": [
+            "PlanConfig",
+            "PlanError",
+            "PlanResult",
+            "format_plan",
+            "load_profile",
+            "max_valid_qps",
+            "plan_capacity",
+            "predict",
+            "write_plan",
+        ],
+        "workflows._report": ["ReportError", "write_report"],
+        "workflows._session": ["RunStep", "SessionConfig", "SessionResult", "run_session"],
+        "workflows._submission": [
+            "SubmissionConfig",
+            "SubmissionError",
+            "SubmissionRunConfig",
+            "build_submission",
+            "run_submission",
+        ],
+        "workflows._submission_check": ["CheckReport", "check_submission"],
+        "workflows._validate": ["ValidateConfig", "ValidateReport", "validate"],
+    },
 )
-from workflows._export import export_records
-from workflows._find_peak import FindPeakConfig, FindPeakResult, find_peak
-from workflows._plan import (
-    PlanConfig,
-    PlanError,
-    PlanResult,
-    format_plan,
-    load_profile,
-    max_valid_qps,
-    plan_capacity,
-    predict,
-    write_plan,
-)
-from workflows._report import ReportError, write_report
-from workflows._session import RunStep, SessionConfig, SessionResult, run_session
-from workflows._submission import (
-    SubmissionConfig,
-    SubmissionError,
-    SubmissionRunConfig,
-    build_submission,
-    run_submission,
-)
-from workflows._submission_check import CheckReport, check_submission
-from workflows._validate import ValidateConfig, ValidateReport, validate
 
 __all__ = [
     "CheckReport",

@@ -49,10 +49,27 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _status_names() -> dict[int, str]:
-    import grpc
-
-    return {int(code.value[0]): code.name for code in grpc.StatusCode}
+# gRPC's status codes (fixed by its protocol; tests/unit/workflows/test_export.py checks them against grpc):
+# spelled out so exporting a run does not import grpc.
+GRPC_STATUS_NAMES: dict[int, str] = {
+    0: "OK",
+    1: "CANCELLED",
+    2: "UNKNOWN",
+    3: "INVALID_ARGUMENT",
+    4: "DEADLINE_EXCEEDED",
+    5: "NOT_FOUND",
+    6: "ALREADY_EXISTS",
+    7: "PERMISSION_DENIED",
+    8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION",
+    10: "ABORTED",
+    11: "OUT_OF_RANGE",
+    12: "UNIMPLEMENTED",
+    13: "INTERNAL",
+    14: "UNAVAILABLE",
+    15: "DATA_LOSS",
+    16: "UNAUTHENTICATED",
+}
 
 
 def export_columns(records: np.ndarray) -> dict[str, np.ndarray]:
@@ -75,7 +92,7 @@ def export_columns(records: np.ndarray) -> dict[str, np.ndarray]:
         after_first = records["n_streamed"].astype(np.int64) - records["first_chunk_tokens"].astype(np.int64)
         itl = (last - first) / np.maximum(after_first, 1) / 1e6
     gap = records["max_gap_ns"].astype(np.int64)
-    names = _status_names()
+    names = GRPC_STATUS_NAMES
     return {
         "query": np.arange(records.shape[0], dtype=np.int64),
         "sample_index": records["sample_index"].astype(np.int64),

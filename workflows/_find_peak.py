@@ -39,6 +39,10 @@ from loadgen_harness import RunResult, TransportSecurity
 
 Verdict = Literal["PASS", "OVERLOADED", "INVALID", "ERRORS"]
 PEAK_REPORT_FILE = "find_peak.html"
+# What a run costs beyond its LoadGen duration (connect, GetArtifact, LoadGen set-up, logs), and how many
+# probes a search usually takes (bracketing plus bisection to 3 %): the basis of the time estimate.
+RUN_OVERHEAD_S = 1.5
+TYPICAL_PROBES = 5
 
 
 class FindPeakConfig(BaseModel):
@@ -96,20 +100,35 @@ class Probe(BaseModel):
     log_dir: str = ""
 
     def line(self) -> str:
-        head = {"offline": "bound   Offline", "singlestream": "bound   SingleStream"}.get(
-            self.kind, f"{self.kind:<7} Server"
-        )
-        if self.kind in ("offline", "singlestream"):
-            return (
-                f"{head}: {_f(self.completed_qps)} samples/s, latency p50 {_f(self.latency_p50_ms)} ms, "
-                f"TTFT p99 {_f(self.ttft_p99_ms)} ms"
+        """One console line: the figures this kind of run measures, and none it has no value for (Offline
+        has no first-token latency; its sample latency is the time into one batch, not a service time)."""
+        if self.kind == "offline":
+            return f"bound   Offline: {_join(_figure('', self.completed_qps, ' samples/s'))}"
+        if self.kind == "singlestream":
+            figures = _join(
+                _figure("", self.completed_qps, " samples/s"),
+                _figure("latency p50 ", self.latency_p50_ms, " ms"),
+                _figure("TTFT p99 ", self.ttft_p99_ms, " ms"),
             )
+            return f"bound   SingleStream: {figures}"
         why = f" ({'; '.join(self.reasons)})" if self.reasons and self.verdict != "PASS" else ""
-        return (
-            f"{head} {_f(self.qps)} qps for {_f(self.duration_s)} s -> {self.verdict}: completed {_f(self.completed_qps)}"
-            f"/{_f(self.scheduled_qps)} qps, TTFT p99 {_f(self.ttft_p99_ms)} ms, TPOT p99 {_f(self.tpot_p99_ms)} ms, "
-            f"TTFT growth {_f(self.ttft_growth_ms)} ms, {self.n_errors} errors{why}"
+        # LoadGen draws Poisson arrivals: over a short run its schedule comes out a few % off the target rate,
+        # so that figure is named as LoadGen's, never shown as the run's rate.
+        done = (
+            _figure("completed ", self.completed_qps, "")
+            + _figure(" of the ", self.scheduled_qps, " qps LoadGen scheduled")
+            if self.scheduled_qps is not None
+            else _figure("completed ", self.completed_qps, " qps")
         )
+        figures = _join(
+            done,
+            _figure("TTFT p99 ", self.ttft_p99_ms, " ms"),
+            _figure("TPOT p99 ", self.tpot_p99_ms, " ms"),
+            _figure("TTFT growth ", self.ttft_growth_ms, " ms"),
+            f"{self.n_errors} errors",
+        )
+        head = f"{self.kind:<7} Server {fmt_rate(self.qps)} qps for {fmt_rate(self.duration_s)} s"
+        return f"{head} -> {self.verdict}: {figures}{why}"
 
 
 class PeakEstimate(BaseModel):
@@ -137,15 +156,53 @@ class FindPeakResult(BaseModel):
     artifact: dict[str, JsonValue] = Field(default_factory=dict)
     elapsed_s: float = 0.0
 
+    def summary_lines(self, confirm_duration_given: bool = False) -> list[str]:
+        """The lines find-peak ends with: why higher confirm runs failed, then the peak and the run that passed at
+        it, every rate written as the run lines write it."""
+        out = [f"find-peak: confirm run failed at {failure}" for failure in self.confirm_failures]
+        ev = self.evidence
+        if self.peak_qps is None or ev is None:
+            lo, hi = self.bracket
+            out.append(
+                f"find-peak: no VALID Server rate confirmed (probes passed up to {fmt_rate(lo)} qps, failed from "
+                f"{fmt_rate(hi)} qps; every confirm run failed, see above)"
+            )
+            return out
+        figures = _join(
+            _figure("completed ", ev.completed_qps, " qps"),
+            _figure("LoadGen scheduled ", ev.scheduled_qps, " qps"),
+            _figure("TTFT p99 ", ev.ttft_p99_ms, " ms"),
+            _figure("TPOT p99 ", ev.tpot_p99_ms, " ms"),
+        )
+        length = (
+            f"at least as long as the preset{', --confirm-duration' if confirm_duration_given else ''} and every probe"
+        )
+        verdict = "VALID" if ev.valid else "INVALID"
+        out.append(
+            f"find-peak: peak {fmt_rate(self.peak_qps)} qps, the highest rate a confirm run passed at: a "
+            f"{ev.duration_s or 0:.0f} s run ({length}), {verdict}, {figures}; logs {ev.log_dir}"
+        )
+        return out
+
 
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000.0
 
 
-def _f(x: float | None) -> str:
+def fmt_rate(x: float | None) -> str:
+    """A rate or time as every find-peak line shows it (the peak and its runs alike): 93.3, 9.94."""
     if x is None or not math.isfinite(x):
         return "-"
     return f"{x:.1f}" if abs(x) >= 10 else f"{x:.3g}"
+
+
+def _figure(label: str, x: float | None, unit: str) -> str:
+    """``label value unit``, or '' when the run has no value for it."""
+    return "" if x is None or not math.isfinite(x) else f"{label}{fmt_rate(x)}{unit}"
+
+
+def _join(*parts: str) -> str:
+    return ", ".join(p for p in parts if p)
 
 
 # --- queueing estimate -------------------------------------------------------------------------
@@ -344,6 +401,15 @@ class PeakSearch:
         self.echo(probe.line())
         return probe
 
+    def _time_left(self, qps: float) -> str:
+        """The rest of the search at about ``qps``: its probes' and confirm run's length, in words."""
+        probe_s, confirm_s = self._probe_duration(qps), self._confirm_duration(qps)
+        if confirm_s is None:
+            confirm_s = preset_duration_s(self.cfg.benchmark, self.cfg.preset, qps) or probe_s
+        n = min(TYPICAL_PROBES, self.cfg.max_probes)
+        total = n * (probe_s + RUN_OVERHEAD_S) + confirm_s + RUN_OVERHEAD_S
+        return f"next about {n} probes of {probe_s:.0f} s and a {confirm_s:.0f} s confirm run: ~{_minutes(total)} more"
+
     def _probe_duration(self, qps: float) -> float:
         return min(self.cfg.max_probe_duration_s, max(self.cfg.probe_duration_s, self.cfg.min_probe_queries / qps))
 
@@ -361,15 +427,15 @@ class PeakSearch:
         self.ttft_limit_ms = ttft_limit_ms
         self.growth_limit_s = max(0.1 * ttft_limit_ms / 1000.0 if ttft_limit_ms else 5 * unloaded, 0.01)
         est = estimate_peak(x, service_s, (single.ttft_p99_ms or 0.0) / 1000.0, (ttft_limit_ms or 0) / 1000.0 or None)
+        q = min(max(est.erlang_qps, 0.3 * x), 0.97 * est.upper_bound_qps)
         self.echo(
             f"estimate: Offline {x:.1f}/s x service {service_s * 1000:.1f} ms -> parallelism {est.parallelism:.1f}; "
             f"Erlang-C rate for p99 wait <= {est.ttft_budget_s * 1000:.0f} ms: {est.erlang_qps:.1f} qps; "
-            f"upper bound {est.upper_bound_qps:.1f} qps"
+            f"upper bound {est.upper_bound_qps:.1f} qps; {self._time_left(q)}"
         )
         lo: float | None = None  # highest passing rate
         hi: float | None = est.upper_bound_qps  # lowest failing rate (the bound counts as failing)
         hi_seen_fail = False
-        q = min(max(est.erlang_qps, 0.3 * x), 0.97 * est.upper_bound_qps)
         probes = 0
         while probes < cfg.max_probes and time.monotonic() - t0 < cfg.time_budget_s:
             probes += 1
@@ -393,13 +459,17 @@ class PeakSearch:
             if hi / lo - 1.0 <= cfg.resolution:
                 break
             q = math.sqrt(lo * hi) if hi_seen_fail else min(lo * 1.25, 0.99 * hi)
-        evidence, failures = self._confirm(lo, t0)
+        _, failures = self._confirm(lo, t0)
+        # The peak is the highest rate a confirm run passed at (the confirm run named as evidence), whatever
+        # order the runs came in; the lowest failed confirm above it bounds it.
+        passed = [p for p in self.trace if p.kind == "confirm" and p.verdict == "PASS" and p.qps]
+        evidence = max(passed, key=lambda p: p.qps or 0.0) if passed else None
         confirmed = evidence is not None
         if evidence is not None:
-            # Every failed confirm run was above the one that passed: the lowest of them bounds the peak.
             lo = evidence.qps
             failed = [p.qps for p in self.trace if p.kind == "confirm" and p.verdict != "PASS" and p.qps]
-            hi = min(failed) if failed else hi
+            above = [f for f in failed if lo is not None and f > lo]
+            hi = min(above) if above else hi
         return FindPeakResult(
             peak_qps=lo if confirmed else None,
             confirmed=confirmed,
@@ -449,6 +519,34 @@ class PeakSearch:
         return None, failures
 
 
+def _minutes(seconds: float) -> str:
+    m = seconds / 60.0
+    return f"{m:.1f} min" if m < 10 else f"{m:.0f} min"
+
+
+def plan_line(cfg: FindPeakConfig) -> str:
+    """What the search will run and for about how long, before anything runs (rates are not known yet:
+    a probe lasts between ``probe_duration_s`` and ``max_probe_duration_s``, longer for a slower SUT)."""
+    n = min(TYPICAL_PROBES, cfg.max_probes)
+    probe_lo, probe_hi = cfg.probe_duration_s, max(cfg.probe_duration_s, cfg.max_probe_duration_s)
+    # The preset's length is its minimum duration at a high rate and grows at a low one (its query count);
+    # a confirm run also lasts at least as long as the longest probe.
+    if cfg.confirm_duration_s is not None:
+        confirm_lo = confirm_hi = cfg.confirm_duration_s
+    else:
+        confirm_lo = preset_duration_s(cfg.benchmark, cfg.preset, 1e4) or probe_lo
+        confirm_hi = preset_duration_s(cfg.benchmark, cfg.preset, 1.0) or confirm_lo
+    bound = 2 * (cfg.bound_duration_s + RUN_OVERHEAD_S)
+    low = bound + n * (probe_lo + RUN_OVERHEAD_S) + confirm_lo + RUN_OVERHEAD_S
+    high = bound + n * (probe_hi + RUN_OVERHEAD_S) + max(confirm_hi, probe_hi) + RUN_OVERHEAD_S
+    return (
+        f"find-peak: 2 bound runs of {cfg.bound_duration_s:g} s, about {n} Server probes (at most {cfg.max_probes}) "
+        f"of {probe_lo:g}-{probe_hi:g} s, then a confirm run of at least {confirm_lo:g} s ({cfg.preset} preset"
+        f"{', --confirm-duration' if cfg.confirm_duration_s else ''}): expect {_minutes(low)} to {_minutes(high)}"
+        f" (the search stops probing after {_minutes(cfg.time_budget_s)})"
+    )
+
+
 def preset_duration_s(benchmark: str, preset: str, qps: float) -> float | None:
     """The Server run length the preset gives at ``qps`` (s); None when the benchmark is unknown here."""
     from pydantic import ValidationError
@@ -482,6 +580,7 @@ def find_peak(cfg: FindPeakConfig, echo: Callable[[str], None] = print) -> FindP
         )
     except ValidationError as exc:
         raise RunError(first_error_line(exc, "sut")) from None
+    echo(plan_line(cfg))
     with launch_sut(target) as running:
         search = PeakSearch(cfg, running.address, echo)
         result = search.run(ttft, tpot)

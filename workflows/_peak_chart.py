@@ -13,6 +13,7 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workflows._find_peak import fmt_rate
 from workflows._report import _CSS, _H, _PAD_B, _PAD_L, _PAD_R, _PAD_T, _W, _fmt, _Frame, _svg_open, _table
 
 if TYPE_CHECKING:
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 _PASS, _FAIL = "#2e8540", "#b3262c"
 # The y axis reaches at most this multiple of the limit; higher points are clipped to the top edge.
 _Y_LIMIT_SPAN = 3.0
+# The peak label: its gap from the peak line, and a generous width per character of the 11 px chart font.
+_LABEL_GAP = 4.0
+_LABEL_CHAR_W = 7.0
 
 
 def sweep_chart(result: FindPeakResult, metric: str = "ttft") -> str:
@@ -50,10 +54,15 @@ def sweep_chart(result: FindPeakResult, metric: str = "ttft") -> str:
         )
     if result.peak_qps:
         x = frame.x(result.peak_qps)
+        text = f"peak {fmt_rate(result.peak_qps)} qps"
+        # Right of the line where the label fits inside the plot area, else left of it (a peak at the
+        # highest rate sits near the right edge, where the label would run past the frame).
+        fits_right = x + _LABEL_GAP + _LABEL_CHAR_W * len(text) <= _W - _PAD_R
+        lx, anchor = (x + _LABEL_GAP, "start") if fits_right else (x - _LABEL_GAP, "end")
         parts.append(
             f'<line class="peak" data-qps="{result.peak_qps:.4g}" x1="{x:.1f}" y1="{_PAD_T}" x2="{x:.1f}" '
-            f'y2="{_H - _PAD_B}" stroke="{_PASS}" stroke-dasharray="3 3"/><text x="{x + 4:.1f}" y="{_PAD_T + 12}" '
-            f'fill="{_PASS}">peak {_fmt(result.peak_qps)} qps</text>'
+            f'y2="{_H - _PAD_B}" stroke="{_PASS}" stroke-dasharray="3 3"/><text class="peak-label" x="{lx:.1f}" '
+            f'y="{_PAD_T + 12}" text-anchor="{anchor}" fill="{_PASS}">{html.escape(text)}</text>'
         )
     for qps, v, p in points:
         clipped = v > frame.y_hi
@@ -75,11 +84,11 @@ def sweep_chart(result: FindPeakResult, metric: str = "ttft") -> str:
 def render_peak_report(result: FindPeakResult) -> str:
     e = html.escape
     if result.peak_qps is not None:
-        head = f"peak {result.peak_qps:.1f} qps, confirmed"
+        head = f"peak {fmt_rate(result.peak_qps)} qps, confirmed"
         cls = "valid"
     else:
         lo, hi = result.bracket
-        head = f"no rate confirmed (probes bracketed {lo:.1f}..{'-' if hi is None else f'{hi:.1f}'} qps)"
+        head = f"no rate confirmed (probes bracketed {fmt_rate(lo)}..{fmt_rate(hi)} qps)"
         cls = "invalid"
     rows: list[tuple[Any, ...]] = [
         (

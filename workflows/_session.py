@@ -123,7 +123,12 @@ class Session:
         )
         out.accuracy = scored.report
         out.fidelity = scored.fidelity.model_copy(update={"samples": []}) if scored.fidelity else None
-        self.echo(f"{self.prefix}accuracy {scored.report.result_dict()} in {log_dir}")
+        r = scored.report
+        scores = ", ".join(f"{name} {r.scores_percent[name]:.2f}" for name in sorted(r.scores_percent))
+        self.echo(
+            f"{self.prefix}accuracy: {scores} (%), {r.gen_num} samples, "
+            f"{r.tokens_per_sample:.1f} tokens/sample in {log_dir}"
+        )
 
     def _test06(self, out: SessionResult, step: RunStep) -> None:
         from compliance import ComplianceOutcome, Test06Config, run_test06

@@ -8,6 +8,7 @@ refusal with the wrong status, an over-limit request that is accepted, a stream 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ from proto import inference_pb2 as pb
 from proto import inference_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
 
 EOS = 3
 LIMIT = 1000
@@ -117,9 +120,14 @@ def test_a_manifest_stating_no_number_is_one_error_line() -> None:
     assert "\n" not in msg and "artifact manifest: field 'max_context_tokens'" in msg, msg
 
 
-def _lpuperf(*args: str) -> subprocess.CompletedProcess[str]:
+def _lpuperf(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI with its output root in ``tmp_path`` and run from there: its default ``--out results`` (and
+    with it the run store ``results/lpuperf.db``) would otherwise land in the checkout."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     return subprocess.run(
-        [sys.executable, "-c", "from cli import main; raise SystemExit(main())", *args],
+        [sys.executable, "-c", "from cli import main; raise SystemExit(main())", *args, "--out", str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -129,21 +137,22 @@ def _lpuperf(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_reproduces_the_16k_incident(tmp_path: Path) -> None:
     report = tmp_path / "context.json"
-    proc = _lpuperf("compliance", "context", "--artifact", "sim-ctx16k", "--json", str(report))
+    proc = _lpuperf(tmp_path, "compliance", "context", "--artifact", "sim-ctx16k", "--json", str(report))
     assert proc.returncode == 1, proc.stderr
     line = "context: FAIL: advertised 131072, failed at 65536: status UNAVAILABLE 'max tokens exceeded'"
     assert line in proc.stdout
     verdict = json.loads(report.read_text())
     assert verdict["passed"] is False and verdict["first_failure_tokens"] == 65536
+    assert (tmp_path / "lpuperf.db").is_file(), proc.stdout  # the verdict is recorded in the tmp run store
 
 
 def test_cli_passes_when_enforced_equals_advertised(tmp_path: Path) -> None:
-    proc = _lpuperf("compliance", "context", "--artifact", "sim-instant", "--json", str(tmp_path / "c.json"))
+    proc = _lpuperf(tmp_path, "compliance", "context", "--artifact", "sim-instant", "--json", str(tmp_path / "c.json"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "context: PASS: advertised 4096" in proc.stdout
 
 
 def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
-    proc = _lpuperf("compliance", "context", "--artifact", "sim-fp32", "--fault", "no_such_fault")
+    proc = _lpuperf(tmp_path, "compliance", "context", "--artifact", "sim-fp32", "--fault", "no_such_fault")
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "--fault: unknown fault 'no_such_fault'" in proc.stderr

@@ -5,6 +5,8 @@
 * kill -9 one replica mid-run: the run goes on on the others, its failed queries are attributed to it,
   the client stops sending it queries within a bounded time, results.json says which replica failed
   and when, and the replica restarted on its port rejoins the rotation;
+* SIGSTOP one replica mid-run (alive, connection open, silent): an outage from when it stopped answering
+  health checks, until it answers again;
 * replicas serving different artifacts: refused before anything runs (exit 2, naming the odd replica).
 """
 
@@ -146,6 +148,53 @@ def test_kill_9_one_replica_mid_run(tmp_path: Path, fleet: list[Any]) -> None:
     # ... and r1 served again once it was back in rotation.
     back = ok & (issue_s > outage.recovered_at_s + 1.0) & (rec["replica"] == 1)
     assert back.sum() > 5, summary
+
+
+def test_a_stopped_replica_is_an_outage_from_when_it_stopped_answering(tmp_path: Path, fleet: list[Any]) -> None:
+    """SIGSTOP keeps the replica's connection open and its health stream silent: only a missed deadline shows it."""
+    from loadgen_harness import RunConfig, run_benchmark
+    from loadgen_harness._watch import STALL_S
+
+    victim = fleet[1]
+    marks: dict[str, float] = {}
+
+    def freeze() -> None:
+        time.sleep(4.0)
+        marks["stop"] = time.monotonic()
+        os.kill(victim.pid, signal.SIGSTOP)
+        time.sleep(STALL_S + 4.0)
+        os.kill(victim.pid, signal.SIGCONT)
+        marks["cont"] = time.monotonic()
+
+    cfg = RunConfig(
+        scenario="Server",
+        sut="ipv4:" + ",".join(p.address for p in fleet),
+        dataset=DATASET,
+        max_new_tokens=int(MAX_NEW),
+        qps=20,
+        duration_s=20,
+        out_dir=tmp_path,
+        run_id="stop",
+        metrics_linger_s=0,
+    )
+    t = threading.Thread(target=freeze, daemon=True)
+    t0 = time.monotonic()
+    try:
+        t.start()
+        res = run_benchmark(cfg)
+    finally:
+        t.join(timeout=60)
+        os.kill(victim.pid, signal.SIGCONT)
+    assert res.fleet is not None
+    r0, r1, r2 = res.fleet.replicas
+    summary = json.dumps(res.fleet.model_dump(), indent=1)
+    assert not r0.outages and not r2.outages, summary
+    (outage,) = r1.outages
+    assert outage.detail.startswith("stalled"), summary
+    stopped_s, resumed_s = marks["stop"] - t0, marks["cont"] - t0
+    # From the check it sent after the stop (checks go out every second), back once it answers again.
+    assert stopped_s - 1.0 <= outage.failed_at_s <= stopped_s + 3.0, (stopped_s, summary)
+    assert outage.recovered_at_s is not None and outage.recovered_at_s >= resumed_s - 1.0, (resumed_s, summary)
 
 
 def test_replicas_with_different_artifacts_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -202,3 +202,61 @@ def test_history_report_renders_its_trend_plots_in_chromium(
         [*chrome, *shot_args, f"--screenshot={shot2}", hidden.as_uri()], capture_output=True, timeout=90, check=True
     )
     assert _pixels_near(_png_rgb(shot2), REGRESSION_RED) < 10
+
+
+def test_a_run_stopped_by_ctrl_c_is_recorded_as_interrupted(tmp_path: Path) -> None:
+    """A real ``lpuperf run`` (Offline: LoadGen ends its test at once on the signal) stopped by SIGINT as a
+    terminal sends it: exit 130, results kept, and the store lists the run as INTERRUPTED, not INVALID."""
+    import os
+    import signal
+    import sys
+    import time
+
+    out = tmp_path / "results"
+    cmd = [sys.executable, "-m", "cli", "run", "--scenario", "Offline", "--dataset", "synthetic:64:7"]
+    cmd += ["--duration", "600", "--max-new-tokens", "16", "--progress", "--out", str(out), "--run-id", "stopped"]
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        assert proc.stderr is not None
+        os.set_blocking(proc.stderr.fileno(), False)
+        seen, deadline = b"", time.monotonic() + 90
+        while b"completed" not in seen:  # the progress line: LoadGen is issuing
+            assert proc.poll() is None and time.monotonic() < deadline, seen.decode(errors="replace")
+            seen += proc.stderr.read() or b""
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert proc.returncode == 130
+    assert f"recorded #1 in {(out / 'lpuperf.db').resolve()}" in stdout.decode()
+    listed = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "cli", "history", "list", "--out", str(out), "--json"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    )
+    assert [(r["run_id"], r["state"], r["command"]) for r in listed] == [("stopped", "interrupted", "run")]
+    table = subprocess.run(
+        [sys.executable, "-m", "cli", "history", "list", "--out", str(out)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert " INTERRUPTED " in table and "INVALID" not in table

@@ -10,6 +10,7 @@ queues (TTFT grows by hundreds of milliseconds) with zero failed queries.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,62 @@ def test_server_at_twice_capacity_queues_without_errors(tmp_path: Path) -> None:
     k = max(1, rec.size // 10)
     assert float(np.median(ttft_ms[order[-k:]])) > 200.0 + float(np.median(ttft_ms[order[:k]]))
     assert res.valid is False
+
+
+def test_a_hopeless_server_run_stops_early_at_its_in_flight_limit(tmp_path: Path) -> None:
+    # 2 sequences, 40 ms a token, up to 64 tokens: a few QPS at most, asked for 400 QPS over 120 s.
+    # Before the in-flight limit the harness held every outstanding query until LoadGen's schedule ran
+    # out, and then waited for the SUT to answer them all: memory grew without bound for minutes.
+    limit = 200
+    t0 = time.monotonic()
+    with _spawn(_manifest(tmp_path, "hopeless", 0.04, 2)) as server:
+        res = run_benchmark(
+            RunConfig(
+                scenario="Server",
+                sut=server.address,
+                dataset=DATASET,
+                out_dir=tmp_path,
+                run_id="hopeless",
+                qps=400,
+                duration_s=120.0,
+                max_new_tokens=64,
+                max_in_flight=limit,
+                metrics_linger_s=0,
+            )
+        )
+    took_s = time.monotonic() - t0
+    assert took_s < 60, f"the run took {took_s:.0f} s: it did not stop at its limit"
+    assert res.overload is not None and res.valid is False
+    assert res.overload.limit == limit and res.overload.outstanding > limit
+    assert res.overload.planned_queries == 48_000 and res.overload.completed_fraction is not None
+    assert res.overload.completed_fraction < 0.01
+    reason = res.validity_reasons[0]
+    assert reason.startswith("overloaded: the SUT completed") and f"limit {limit}" in reason, reason
+    assert res.settings["harness_max_in_flight"] == limit
+    assert res.settings.get("effective_max_async_queries") == limit  # LoadGen's own limit is the same
+    # Memory stays bounded: nothing beyond the limit (and the few LoadGen issued as it crossed) was issued.
+    assert res.n_queries <= limit + 16
+    rec = load_query_records(res.log_dir)
+    assert rec.size == res.n_queries and (rec["done_ns"] >= 0).all()  # every issued query was completed
+    assert res.errors_by_status.get("OVERLOADED", 0) > 0
+    assert int((rec["status"] == 0).sum()) == res.overload.completed_ok
+
+
+def test_a_run_within_capacity_never_stops_for_overload(tmp_path: Path) -> None:
+    with _spawn(_manifest(tmp_path, "roomy", 0.001, 64)) as server:
+        res = run_benchmark(
+            RunConfig(
+                scenario="Server",
+                sut=server.address,
+                dataset=DATASET,
+                out_dir=tmp_path,
+                run_id="roomy",
+                qps=20,
+                duration_s=2.0,
+                max_new_tokens=8,
+                max_in_flight=64,
+                metrics_linger_s=0,
+            )
+        )
+    assert res.overload is None and res.n_errors == 0
+    assert not any(r.startswith("overloaded") for r in res.validity_reasons)

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -361,3 +362,91 @@ def test_every_workflow_takes_the_flags_and_the_context_probe_passes_over_tls(
     assert probe.returncode == 0, probe.stdout + probe.stderr
     assert "context: PASS" in probe.stdout
     _assert_secret_absent(TOKEN, {"probe output": probe.stdout + probe.stderr}, [out])
+
+
+# ======================================================================================================
+# Issue 23, points 9-10 (errors and start-up guards): the metrics endpoint takes the gRPC port's token by
+# default, serve warns at start about an expired certificate and secrets others can read, and a token
+# gRPC metadata cannot carry fails when it is read, on one line, with nothing from grpc's log.
+# ======================================================================================================
+
+
+def _private_token(tmp: Path, name: str, value: str = TOKEN) -> Path:
+    f = tmp / name
+    f.write_text(value + "\n", encoding="utf-8")
+    f.chmod(0o600)
+    return f
+
+
+def _banner(sut: Served) -> str:
+    """The serve log once its start-up line is out (written just after the port file)."""
+    deadline = time.monotonic() + 30
+    while "listening on" not in (text := sut.log.read_text(errors="replace")):
+        assert time.monotonic() < deadline, text
+        time.sleep(0.05)
+    return text
+
+
+def _metrics_status(text: str, token: str | None) -> int:
+    port = int(text.split("metrics on http://127.0.0.1:")[1].split()[0].rstrip(","))
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_the_grpc_token_guards_the_metrics_unless_opened_on_purpose(tmp_path: Path, manifest: Path) -> None:
+    token = ["--auth-token-file", str(_private_token(tmp_path, "token"))]
+    base = ["--artifact", str(manifest), "--dataset", DATASET, *token, "--metrics-port", "0"]
+    with serve(tmp_path, "guarded", base) as guarded, serve(tmp_path, "opened", [*base, "--metrics-open"]) as opened:
+        guarded_log, opened_log = _banner(guarded), _banner(opened)
+        assert _metrics_status(guarded_log, None) == 401 and _metrics_status(guarded_log, "wrong") == 401
+        assert _metrics_status(guarded_log, TOKEN) == 200
+        assert _metrics_status(opened_log, None) == 200
+    assert "(the gRPC port's bearer token; --metrics-open drops it)" in guarded_log and "warning" not in guarded_log
+    assert "(no auth)" in opened_log
+    assert "lpuperf serve: warning: --metrics-open: the metrics endpoint answers anyone" in opened_log
+    both = lpuperf(["serve", "--port", "0", *token, "--metrics-port", "0", "--metrics-open", "--metrics-token-file",
+                    token[1]], timeout_s=60)  # fmt: skip
+    assert both.returncode == 2 and both.stderr.count("\n") == 1 and "--metrics-open: contradicts" in both.stderr
+
+
+def test_serve_warns_at_start_about_an_expired_certificate_and_secrets_others_can_read(
+    tmp_path: Path, pki: Pki, manifest: Path
+) -> None:
+    token = _private_token(tmp_path, "token")
+    key = tmp_path / "expired.key"
+    key.write_bytes(pki.expired_server.key.read_bytes())
+    token.chmod(0o644)
+    key.chmod(0o640)
+    tls = ["--tls-cert", str(pki.expired_server.cert), "--tls-key", str(key)]
+    with serve(tmp_path, "warned", ["--artifact", str(manifest), "--dataset", DATASET, *tls, "--auth-token-file",
+                                    str(token)]) as sut:  # fmt: skip
+        text = _banner(sut)
+        assert sut.proc.poll() is None  # a warning, not an error: it serves
+    warnings = [ln for ln in text.splitlines() if ln.startswith("lpuperf serve: warning: ")]
+    assert len(warnings) == 3, text
+    assert f"--tls-cert {pki.expired_server.cert}: the certificate expired" in warnings[0]
+    assert f"--tls-key {key}: readable by group" in warnings[1] and "--auth-token-file" in warnings[2]
+    assert TOKEN not in text
+
+
+def test_a_token_grpc_cannot_carry_is_one_line_when_read_not_illegal_metadata(
+    tmp_path: Path, pki: Pki, manifest: Path
+) -> None:
+    good = _private_token(tmp_path, "token")
+    bad = _private_token(tmp_path, "bad-token", TOKEN + "\u00e9")
+    sut_args = ["--artifact", str(manifest), "--dataset", DATASET, "--auth-token-file", str(good)]
+    sut_args += ["--tls-cert", str(pki.server.cert), "--tls-key", str(pki.server.key)]
+    with serve(tmp_path, "sut", sut_args) as sut:
+        run = ["run", "--sut", sut.address, "--tls-ca", str(pki.ca), "--duration", "1", "--out", str(tmp_path / "o")]
+        by_file = lpuperf([*run, "--token-file", str(bad)], timeout_s=120)
+        by_env = lpuperf(run, timeout_s=120, LPUPERF_TOKEN=TOKEN + "\x01")
+    for proc, needle in ((by_file, f"--token-file: {bad}: the token holds a non-ASCII"), (by_env, "LPUPERF_TOKEN")):
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr  # nothing from grpc's log
+        assert needle in proc.stderr and "Illegal metadata" not in proc.stderr and "GetArtifact" not in proc.stderr
+    assert not (tmp_path / "o").exists()

@@ -90,3 +90,10 @@ def test_find_peak_confirms_a_rate_near_the_analytic_capacity(tmp_path: Path) ->
     assert 'class="point"' in (out / "peak" / "find_peak.html").read_text()
     longest_probe = max(p["duration_s"] for p in saved["trace"] if p["kind"] == "probe")
     assert all(p["duration_s"] >= longest_probe for p in saved["trace"] if p["kind"] == "confirm")
+    # The plan and its expected time come first, before the SUT starts; the peak is written as its confirm
+    # run's line writes that run's rate, and Offline's bound line has no first-token figure.
+    assert lines[0].startswith("find-peak: 2 bound runs of 2 s") and " min (the search stops probing" in lines[0]
+    assert lines[1].startswith("bound   Offline: ") and "TTFT" not in lines[1] and " - " not in lines[1]
+    confirm = next(line for line in reversed(lines) if line.startswith("confirm Server") and "-> PASS" in line)
+    rate = confirm.split()[2]
+    assert f"find-peak: peak {rate} qps, the highest rate a confirm run passed at" in result.summary_lines()[-1]

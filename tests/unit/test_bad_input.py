@@ -351,6 +351,19 @@ CLI_CASES = [
     pytest.param([*_RUN, "--sut", "127.0.0.1:0"], "expected host:port", id="run-sut-port-zero"),
     pytest.param([*_RUN, "--sut", "127.0.0.1:70000"], "expected host:port", id="run-sut-port-high"),
     pytest.param([*_RUN, "--sut", ":50051"], "expected host:port", id="run-sut-no-host"),
+    # names the resolver's IDNA codec refuses (a traceback ending in UnicodeError before), lists with garbage
+    pytest.param(
+        [*_RUN, "--sut", "dns:///bad..name:50051"], "field 'sut': dns target: host", id="run-sut-dns-bad-name"
+    ),
+    pytest.param([*_RUN, "--sut", "bad..name:50051"], "not a valid host name", id="run-sut-bad-name"),
+    pytest.param([*_RUN, "--sut", "a..b:5,c:6"], "host 'a..b'", id="run-sut-list-bad-name"),
+    pytest.param([*_RUN, "--sut", "x" * 64 + ".example:1"], "not a valid host name", id="run-sut-long-label"),
+    pytest.param([*_RUN, "--sut", "ipv4:127.0.0.1:5,garbage"], "got 'garbage'", id="run-sut-ipv4-garbage"),
+    pytest.param([*_RUN, "--sut", "ipv4:127.0.0.1:5,"], "ipv4 target: expected host:port", id="run-sut-ipv4-empty"),
+    pytest.param([*_RUN, "--sut", "ipv6:[::1]:99999"], "port 1..65535", id="run-sut-ipv6-port-high"),
+    pytest.param([*_RUN, "--sut", "dns:///:50051"], "dns target: expected host:port", id="run-sut-dns-no-name"),
+    pytest.param([*_RUN, "--sut", "localhost:-1"], "port 1..65535", id="run-sut-port-negative"),
+    pytest.param([*_RUN, "--sut", "::1:50051"], "[address]:port", id="run-sut-ipv6-unbracketed"),
     # lpuperf run: run ids and output paths
     pytest.param([*_RUN, "--run-id", "../../x"], _RUN_ID, id="run-run-id-parent"),
     pytest.param([*_RUN, "--run-id", "/tmp/abs"], _RUN_ID, id="run-run-id-absolute"),

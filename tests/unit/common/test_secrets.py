@@ -79,3 +79,44 @@ def test_scrub_is_case_insensitive_and_catches_bearer_and_key_shapes() -> None:
 )
 def test_scrub_url_drops_userinfo_and_keeps_host_and_port(url: str, expected: str) -> None:
     assert scrub_url(url) == expected
+
+
+# --- bearer tokens: only what a request header carries ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "kind"),
+    [
+        ("t\u00f6ken-12345", "a non-ASCII character"),
+        ("tok\u200ben-12345", "a non-ASCII character"),  # zero-width space: invisible in an editor
+        ("tok\ten-12345", "a control character"),
+        ("tok\x7fen-12345", "a control character"),
+        ("tok en-12345", "whitespace inside"),
+    ],
+)
+def test_a_token_a_header_cannot_carry_is_refused_naming_file_or_variable(
+    token: str, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from common._secrets import token_problem
+
+    f = tmp_path / "token"
+    f.write_text(token + "\n", encoding="utf-8")
+    with pytest.raises(UsageError) as err:
+        read_secret(f, None, "--token-file", bearer_token=True)
+    assert str(err.value).startswith(f"--token-file: {f}: the token holds {kind}")
+    monkeypatch.setenv("LPUPERF_TEST_TOKEN", token)
+    with pytest.raises(UsageError) as err_env:
+        read_secret(None, "LPUPERF_TEST_TOKEN", "--token-file", bearer_token=True)
+    assert "environment variable LPUPERF_TEST_TOKEN: the token holds" in str(err_env.value)
+    for msg in (str(err.value), str(err_env.value)):
+        assert token not in msg and "printable ASCII" in msg and "\n" not in msg
+    assert token_problem(token) is not None
+    # Not a bearer token (a basic-auth pair is base64-encoded, a password may hold anything): read as before.
+    assert read_secret_file(f, "--metrics-basic-auth-file") == token
+
+
+def test_every_printable_ascii_character_is_a_valid_token_character() -> None:
+    from common._secrets import token_problem
+
+    assert token_problem("".join(chr(c) for c in range(0x21, 0x7F))) is None
+    assert token_problem(SECRET) is None

@@ -128,11 +128,20 @@ def test_find_peak_validate_and_submission_record_their_verdicts(tmp_path: Path)
     out = tmp_path / "out"
     peak_dir = write_run(out, "peak", manifest("b1"))
     result = FindPeakResult(
-        peak_qps=42.0, confirmed=True, bracket=(40.0, 44.0), evidence=Probe(kind="confirm", log_dir=str(peak_dir))
+        peak_qps=42.0,
+        confirmed=True,
+        bracket=(42.0, 44.0),
+        evidence=Probe(kind="confirm", qps=42.0, log_dir=str(peak_dir)),
+        out_dir=str(out / "peak-20250301-120000"),
     )
     (rec,) = records_for("find-peak", result)
     assert rec.metric("peak_qps").value == 42.0  # type: ignore[union-attr]
-    assert [(v.kind, v.passed, v.message) for v in rec.verdicts] == [("find-peak", True, "bracket 40..44 qps")]
+    assert rec.metric("peak_qps").unit == "qps"  # type: ignore[union-attr]
+    # Named by the search, not by the confirm run's place in it (its results.json says "09-confirm").
+    assert rec.run_id == "peak-20250301-120000"
+    assert [(v.kind, v.passed, v.message) for v in rec.verdicts] == [
+        ("find-peak", True, "confirm at 42.0 qps; bracket 42..44 qps")
+    ]
     assert records_for("find-peak", FindPeakResult(peak_qps=None, confirmed=False, bracket=(1.0, None))) == []
 
     base, cand = write_run(out, "v-base", manifest("b1")), write_run(out, "v-cand", manifest("b2"), slower=1.5)

@@ -148,7 +148,8 @@ def _url(db: str) -> str:
 
 
 def test_schema_upgrades_in_place_from_the_first_revision(store_url: str) -> None:
-    """A store created by the first revision (no good marks yet) keeps its records and gains the marks."""
+    """A store created by the first revision (no good marks yet) keeps its records and gains the marks; the
+    units older lpuperf gave its fractions ("%") and 0..100 scores (none) become the ones their names state."""
     from alembic import command
     from alembic.config import Config
 
@@ -175,13 +176,51 @@ def test_schema_upgrades_in_place_from_the_first_revision(store_url: str) -> Non
             ),
             {"t": T0},
         )
+        old_units = [
+            ("goodput.fraction", 0.75, "%"),
+            ("error_rate", 0.02, "%"),
+            ("fidelity.exact_match[all]", 0.9, "%"),
+            ("fidelity.rouge_l[all]", 97.0, ""),
+            ("accuracy.rougeL", 44.0, ""),
+            ("ttft_ms.p99", 80.0, "ms"),
+            ("tokens_per_second", 600.0, "tok/s"),
+        ]
+        rid = conn.execute(sa.text("SELECT id FROM records")).scalar_one()
+        for name, value, unit in old_units:
+            conn.execute(
+                sa.text("INSERT INTO metrics (record_id, name, value, unit) VALUES (:r, :n, :v, :u)"),
+                {"r": rid, "n": name, "v": value, "u": unit},
+            )
     engine.dispose()
     with open_store(url) as store:
-        assert store.revision() == "r0002"
         (r,) = store.runs()
         assert (r.run_id, r.artifact.build_id, r.good) == ("old-run", "b1", False)
+        assert {m.name: (m.value, m.unit) for m in r.metrics} == {
+            "goodput.fraction": (0.75, "fraction"),
+            "error_rate": (0.02, "fraction"),
+            "fidelity.exact_match[all]": (0.9, "fraction"),
+            "fidelity.rouge_l[all]": (97.0, "%"),
+            "accuracy.rougeL": (44.0, "%"),
+            "ttft_ms.p99": (80.0, "ms"),
+            "tokens_per_second": (600.0, "tok/s"),
+        }
+        from history import metric_unit
+        from history._schema import SCHEMA_REVISION
+
+        assert all(m.unit == metric_unit(m.name) for m in r.metrics)
+        assert store.revision() == SCHEMA_REVISION == "r0003"
         store.mark_good(r.id)
         assert store.get("old-run").good
+
+
+def test_the_schema_revision_the_store_checks_is_the_newest_migration() -> None:
+    """Opening a store compares its stamp with SCHEMA_REVISION instead of loading Alembic: the two must agree."""
+    from alembic.script import ScriptDirectory
+
+    from history._schema import SCHEMA_REVISION
+    from history._store import MIGRATIONS_DIR
+
+    assert ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head() == SCHEMA_REVISION
 
 
 def test_a_store_from_a_newer_lpuperf_is_refused(store_url: str) -> None:

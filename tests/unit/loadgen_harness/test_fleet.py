@@ -42,7 +42,7 @@ def test_accepted_targets(spec: str, kind: str, channel: str) -> None:
     ("spec", "why"),
     [
         ("nohost", "expected host:port"),
-        ("127.0.0.1:0", "expected host:port"),
+        ("127.0.0.1:0", "expected host:port with a port 1..65535, got '127.0.0.1:0'"),
         ("a:1,b", "expected host:port, got 'b'"),
         ("dns:///sut", "dns target: expected host:port"),  # grpc would default the port to 443
         ("ipv4:localhost:5", "ipv4 address literal"),
@@ -56,6 +56,60 @@ def test_accepted_targets(spec: str, kind: str, channel: str) -> None:
 def test_refused_targets_name_the_problem(spec: str, why: str) -> None:
     with pytest.raises(ValueError, match="^.*" + why.replace("[", r"\[").replace("]", r"\]")):
         parse_target(spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "why"),
+    [
+        # Names the IDNA codec refuses: grpc's resolver (and getaddrinfo) raised UnicodeError on them.
+        ("dns:///bad..name:50051", "host 'bad..name' in 'bad..name:50051': not a valid host name"),
+        ("a..b:5,c:6", "host 'a..b' in 'a..b:5': not a valid host name"),
+        ("h\u00e9..x:1", "not a valid host name"),
+        ("x" * 64 + ".example:1", "not a valid host name"),
+        ("dns:///" + "a." * 130 + "b:1", "not a valid host name"),
+        ("exa mple:1", "not a valid host name"),
+        ("-lead.example:1", "not a valid host name"),
+        ("a/b:1", "not a valid host name"),
+        # ports out of range or missing
+        ("dns:///name:99999", "dns target: expected host:port with a port 1..65535, got 'name:99999'"),
+        ("localhost:-1", "expected host:port with a port 1..65535, got 'localhost:-1'"),
+        ("localhost:", "expected host:port, got 'localhost:'"),
+        ("ipv6:[::1]:0", "a port 1..65535, got '[::1]:0'"),
+        ("ipv4:127.0.0.1:65536", "a port 1..65535, got '127.0.0.1:65536'"),
+        # empty names and garbage in address lists
+        (":50051", "expected host:port, got ':50051'"),
+        ("dns:///:50051", "expected host:port"),
+        ("ipv4:", "ipv4 target: expected host:port, got ''"),
+        ("ipv4:127.0.0.1:5,garbage", "ipv4 target: expected host:port, got 'garbage'"),
+        ("ipv4:127.0.0.1:5,", "ipv4 target: expected host:port, got ''"),
+        ("ipv6:[::1]:5,[nope]:6", "ipv6 address literal"),
+        ("127.0.0.1:1,,127.0.0.1:2", "expected host:port, got ''"),
+        # IPv6 without brackets, IPv4 inside them
+        ("::1:5", "expected [address]:port for an IPv6 address"),
+        ("[1.2.3.4]:5", "expected an IPv6 address in [ ]"),
+    ],
+)
+def test_malformed_names_ports_and_lists_are_one_value_error(spec: str, why: str) -> None:
+    with pytest.raises(ValueError) as err:
+        parse_target(spec)
+    assert why in str(err.value) and "\n" not in str(err.value)
+
+
+def test_accepted_names_include_idn_underscores_and_a_trailing_dot() -> None:
+    for spec in ("h\u00e9llo.example:1", "my_svc.ns.svc.cluster.local.:50051", "dns:///sut-0.sut:50051", "[::1]:5"):
+        parse_target(spec)
+
+
+def test_a_name_getaddrinfo_refuses_is_a_run_error_not_a_unicode_error() -> None:
+    """Resolution itself also turns the IDNA codec's UnicodeError into one line (a name built past parse)."""
+    from loadgen_harness._fleet import FleetTarget
+
+    for kind in ("dns", "list"):
+        target = FleetTarget(
+            spec="x", kind=kind, endpoints=("bad..name:5", "b:6") if kind == "list" else ("bad..name:5",)
+        )
+        with pytest.raises(RunError, match=r"'bad\.\.name' is not a valid host name"):
+            target.replica_addresses()
 
 
 def test_dns_target_lists_one_replica_per_address() -> None:

@@ -7,12 +7,16 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from loadgen_harness._interrupt import (
+    DEFAULT_MAX_IN_FLIGHT,
     MAX_PLANNED_SAMPLES,
+    STUCK_EXIT_CODE,
+    STUCK_STACKS_FILE,
     _SignalWatch,
     drain_estimate_s,
     plan_size_error,
@@ -46,18 +50,23 @@ def test_ordinary_plans_pass() -> None:
     assert planned_samples(_settings("Offline", mode="accuracy")) is None
 
 
-def test_server_outstanding_limit_is_twice_the_compliant_backlog() -> None:
+def test_server_outstanding_limit_is_twice_the_compliant_backlog_within_the_memory_bound() -> None:
     s = _settings("Server", qps=12)  # embedded: TTFT 500 ms, TPOT 50 ms
     assert server_outstanding_limit(s, 16) == 32 + 16  # ceil(2 x 12 x (0.5 + 16 x 0.05)) + 16
     s.ttft_latency = 0
     assert server_outstanding_limit(s, 16) == 2 * 12 * 60 + 16
+    # 20,000 QPS x 300 tokens would allow ~616,000 outstanding: the memory bound caps it.
+    fast = _settings("Server", qps=2e4)
+    assert server_outstanding_limit(fast, 300) == DEFAULT_MAX_IN_FLIGHT
+    assert server_outstanding_limit(fast, 300, max_in_flight=500) == 500
 
 
 def test_drain_estimates_follow_how_each_scenario_ends() -> None:
     server = _settings("Server", qps=40, duration_s=600)
     server.server_max_async_queries = 120
-    assert drain_estimate_s(server, 10.0, 400) == pytest.approx(3.0)  # 120 held queries at 40/s
-    assert drain_estimate_s(server, 599.0, 400) == pytest.approx(1.0)  # the schedule ends first
+    assert drain_estimate_s(server, 10.0, 400) == pytest.approx(590.0)  # Server runs its schedule to its end
+    assert drain_estimate_s(server, 599.0, 400) == pytest.approx(1.0)
+    assert drain_estimate_s(_settings("Server", mode="accuracy"), 1.0, 5) == 0.0  # issued all at once
     assert drain_estimate_s(_settings("Offline", duration_s=600), 10.0, 5) == 0.0
     # Quick SingleStream expects 1 ms queries: 1.2M pre-generated for 600 s, ~240 s to run through.
     single = _settings("SingleStream", duration_s=600)
@@ -98,7 +107,7 @@ def _signal_soon(sig: signal.Signals, after_s: float) -> threading.Timer:
     return timer
 
 
-def test_first_signal_interrupts_and_the_test_ends_by_itself() -> None:
+def test_first_signal_interrupts_and_the_test_ends_by_itself_within_the_drain_timeout() -> None:
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     bridge = _FakeBridge()
 
@@ -176,3 +185,35 @@ def test_ignored_signals_stay_ignored() -> None:
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+_STUCK_CHILD = """
+import ctypes, sys
+from pathlib import Path
+from loadgen_harness._interrupt import exit_if_stuck
+
+with exit_if_stuck(1.0, Path(sys.argv[1])):
+    if sys.argv[2] == "stuck":
+        # A C call that blocks while holding the GIL, as grpc's channel close did: PyDLL keeps the GIL.
+        ctypes.PyDLL(None).sleep(60)
+print("left in time", flush=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["stuck", "in-time"])
+def test_a_stuck_shutdown_step_ends_the_process_whatever_holds_it(tmp_path: Path, how: str) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    proc = subprocess.run(
+        [sys.executable, "-c", _STUCK_CHILD, str(tmp_path), how], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    stacks = tmp_path / STUCK_STACKS_FILE
+    if how == "stuck":
+        assert proc.returncode == STUCK_EXIT_CODE and "left in time" not in proc.stdout
+        assert "most recent call first" in stacks.read_text()  # every thread's stack, for a bug report
+        assert proc.stderr == ""  # nothing reaches the user's terminal but the exit status
+    else:
+        assert proc.returncode == 0 and "left in time" in proc.stdout
+        assert not stacks.exists()

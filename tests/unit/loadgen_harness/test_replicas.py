@@ -39,6 +39,42 @@ def test_per_replica_figures_add_up_to_the_run() -> None:
     assert all(r.ttft_p50_ms == 20.0 and r.tpot_p99_ms == 10.0 for r in fleet.replicas)  # (120-20)/(11-1)
 
 
+def test_the_console_table_says_what_its_rows_count_and_shows_their_total() -> None:
+    from loadgen_harness import success_stats
+
+    rec = _records([i % 3 for i in range(300)], [UNAVAILABLE if i % 50 == 7 else 0 for i in range(300)])
+    fleet = fleet_breakdown(rec, "ipv4:x", ["a", "b", "c"], ["h:1", "h:2", "h:3"])
+    lines = fleet_summary_lines(fleet)
+    assert any("count successful queries" in ln and "add up to the total" in ln for ln in lines)
+    (total,) = [ln.split() for ln in lines if ln.split()[:1] == ["total"]]
+    ok = success_stats(rec)
+    assert int(total[1]) == ok.n_queries == 294 and int(total[2]) == 6
+    assert float(total[3]) == pytest.approx(ok.qps, abs=0.02)
+    assert float(total[4]) == pytest.approx(ok.tokens_per_second, abs=0.2)
+    rows = [ln.split() for ln in lines if ln.split()[:1] in (["a"], ["b"], ["c"])]
+    assert sum(float(r[4]) for r in rows) == pytest.approx(float(total[3]), abs=0.02)
+
+
+def test_queries_the_run_stopped_itself_belong_to_no_replica() -> None:
+    # The run was interrupted at 1.5 s: queries failed as CANCELLED from then on are its own doing. One
+    # CANCELLED failure before that (a real one) still counts against its replica.
+    cancelled = 1
+    rec = _records([i % 3 for i in range(200)])
+    late = rec["issue_ns"] >= 1400 * MS
+    rec["status"][late] = cancelled
+    rec["done_ns"][late] = 1500 * MS
+    rec["replica"][late & (np.arange(200) % 2 == 0)] = -1  # some had no first chunk yet
+    rec["status"][10] = cancelled
+    fleet = fleet_breakdown(rec, "t", ["a", "b", "c"], stopped_ns=1500 * MS)
+    assert fleet.stopped_queries == int(late.sum()) and fleet.stopped_at_s == 1.5
+    assert fleet.unattributed is None
+    assert sum(r.n_failed for r in fleet.replicas) == 1 and fleet.replicas[1].n_failed == 1
+    assert any("stopped by lpuperf itself from 1.50 s" in ln for ln in fleet_summary_lines(fleet))
+    # Without the stop time every one of them would be a replica's failure or a "(no replica)" row.
+    plain = fleet_breakdown(rec, "t", ["a", "b", "c"])
+    assert plain.unattributed is not None and plain.stopped_queries == 0
+
+
 def test_imbalance_is_max_over_min_share() -> None:
     rec = _records([0] * 60 + [1] * 30 + [2] * 30)
     fleet = fleet_breakdown(rec, "t", ["a", "b", "c"])

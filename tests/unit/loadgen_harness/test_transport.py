@@ -126,3 +126,27 @@ def test_a_dns_target_is_reached_and_its_failures_named(
     assert fetch_artifact(target, transport=TransportSecurity(tls_ca=pki.ca, token_file=good))["artifact_id"]
     msg = _error(target, TransportSecurity(tls_ca=pki.other_ca, token_file=good))
     assert "unknown CA" in msg, msg
+
+
+def test_tls_files_grpc_would_fail_on_are_refused_before_any_connection(pki: Pki, tmp_path: Path) -> None:
+    """grpc logs these itself at the first handshake and then reports a bare UNAVAILABLE: refused up front."""
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nZ2FyYmFnZQ==\n-----END CERTIFICATE-----\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"^--tls-ca: .*ca\.pem: not a PEM CA bundle"):
+        channel_credentials("127.0.0.1:1", TransportSecurity(tls_ca=garbage))
+    wrong_key = TransportSecurity(tls_ca=pki.ca, tls_cert=pki.client.cert, tls_key=pki.other_client.key)
+    with pytest.raises(UsageError, match=r"^--tls-cert/--tls-key: .*: the key does not match the certificate"):
+        channel_credentials("127.0.0.1:1", wrong_key)
+
+
+def test_a_token_grpc_metadata_cannot_carry_is_refused_when_read(
+    suts: dict[str, EmbeddedServer], pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: 'GetArtifact failed, is the SUT up? (UNAVAILABLE: Illegal metadata)' at the first RPC."""
+    bad = tmp_path / "token"
+    bad.write_text(TOKEN + "\u00e9\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"^--token-file: .*: the token holds a non-ASCII character"):
+        fetch_artifact(suts["tls"].address, transport=TransportSecurity(tls_ca=pki.ca, token_file=bad))
+    monkeypatch.setenv("LPUPERF_TOKEN", TOKEN + "\x01")
+    with pytest.raises(UsageError, match="environment variable LPUPERF_TOKEN: the token holds a control character"):
+        TransportSecurity(tls_ca=pki.ca, token_env="LPUPERF_TOKEN").token()

@@ -165,3 +165,84 @@ def test_serve_takes_the_token_from_the_environment_and_a_spawned_sut_does_not(
         assert fetch_artifact(child.address)["artifact_id"] == "sim-instant"
     with pytest.raises(SystemExit):
         parser.parse_args(["--auth-token", TOKEN])
+
+
+# --- what serve warns about at start -----------------------------------------------------------------
+
+
+def _not_yet_valid_cert(directory: Path) -> Path:
+    """A self-signed certificate whose validity starts tomorrow."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "future")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    path = directory / "future.crt"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def test_start_warnings_name_an_expired_or_future_certificate(tmp_path: Path, pki: Pki) -> None:
+    from sut._security import certificate_validity_warning
+
+    assert certificate_validity_warning(pki.server.cert, "--tls-cert") is None
+    expired = certificate_validity_warning(pki.expired_server.cert, "--tls-cert")
+    assert expired is not None and expired.startswith(f"--tls-cert {pki.expired_server.cert}: the certificate expired")
+    future = certificate_validity_warning(_not_yet_valid_cert(tmp_path), "--metrics-tls-cert")
+    assert future is not None and "is not valid before" in future
+    chain = tmp_path / "chain.pem"  # the leaf comes first in a chain file: it is the one judged
+    chain.write_bytes(pki.expired_server.cert.read_bytes() + pki.ca.read_bytes())
+    assert "expired" in (certificate_validity_warning(chain, "--tls-cert") or "")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nZ2FyYmFnZQ==\n-----END CERTIFICATE-----\n")
+    assert certificate_validity_warning(garbage, "--tls-cert") is None  # loading the pair reports it
+
+
+def test_start_warnings_name_token_and_key_files_others_can_read(tmp_path: Path, pki: Pki) -> None:
+    token = tmp_path / "token"
+    token.write_text(TOKEN, encoding="utf-8")
+    key = tmp_path / "server.key"
+    key.write_bytes(pki.server.key.read_bytes())
+    security = ServerSecurity(tls_cert=pki.expired_server.cert, tls_key=key, auth_token_file=token)
+    token.chmod(0o644)
+    key.chmod(0o640)
+    lines = security.start_warnings()
+    assert len(lines) == 3 and "expired" in lines[0]
+    assert lines[1].startswith(f"--tls-key {key}: readable by group;") and "chmod 600" in lines[1]
+    assert lines[2].startswith(f"--auth-token-file {token}: readable by group and others")
+    token.chmod(0o600)
+    key.chmod(0o600)
+    assert ServerSecurity(tls_cert=pki.server.cert, tls_key=key, auth_token_file=token).start_warnings() == []
+
+
+def test_a_server_token_grpc_cannot_carry_is_refused_when_read(tmp_path: Path) -> None:
+    bad = tmp_path / "token"
+    bad.write_text("t\u00f6ken-3c9e51aa07\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"^--auth-token-file: .*: the token holds a non-ASCII character"):
+        ServerSecurity(auth_token_file=bad).token()
+
+
+def test_others_can_read_names_who(tmp_path: Path) -> None:
+    from sut._security import others_can_read
+
+    f = tmp_path / "token"
+    f.write_text(TOKEN, encoding="utf-8")
+    for mode, who in ((0o600, None), (0o640, "group"), (0o604, "others"), (0o644, "group and others")):
+        f.chmod(mode)
+        assert others_can_read(f) == who, oct(mode)
+    assert others_can_read(tmp_path / "missing") is None

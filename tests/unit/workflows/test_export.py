@@ -113,3 +113,12 @@ def test_a_run_written_before_the_itl_columns_exports(tmp_path: Path) -> None:
     assert load_query_records(tmp_path)["last_msg_ns"][0] == -1
     rows = list(csv.DictReader(export_records(tmp_path, "csv").open()))  # type: ignore[union-attr]
     assert rows[0]["itl_ms"] == "" and float(rows[0]["ttft_ms"]) == 20.0
+
+
+def test_the_status_names_are_grpcs() -> None:
+    """The export names statuses from its own table (no grpc import); it is gRPC's, code for code."""
+    import grpc
+
+    from workflows._export import GRPC_STATUS_NAMES
+
+    assert {int(code.value[0]): code.name for code in grpc.StatusCode} == GRPC_STATUS_NAMES
