@@ -1,22 +1,28 @@
 """GuideLLM, AIPerf and lpuperf side by side against one instant server, from one invocation.
 
-The server is ``python -m sut serve --artifact sim-instant --http PORT`` (zero-time sim behind the
-OpenAI-compatible front, chunk 8); every tool asks for 128-token outputs (``ignore_eos``) on ~75-token
-prompts. Each repetition steps the rate up (``--rates``) with the tools interleaved at every step
-(their order rotates; Poisson arrivals for all three, as LoadGen's Server scenario), and drops a tool from that repetition once it completes under 95 % of what
-the rate planned. Per run: completion, TTFT p50 (as the tool reports it), the client's CPU (the
-tool's process tree: ``RUSAGE_CHILDREN`` around it) and the server's (``/proc/<pid>/stat``), and the
-1-minute load average. Then every tool runs once at twice its median maximum rate, and its reported
-TTFT p50 is printed next to the TTFT measured from each request's *scheduled* time (coordinated
-omission: a client that falls behind starts requests late and reports short TTFTs).
+The server is ``python -m sut serve --artifact sim-instant --http PORT --metrics-port M`` (zero-time sim
+behind the OpenAI-compatible front, chunk 8) serving the 128-token bench dataset. Every tool sends that
+dataset's prompts (~84 tokens; the peers read them from a prompt file, lpuperf from the dataset) and asks
+for exactly 128 output tokens (``ignore_eos``); the peers take token counts from the server's ``usage``
+instead of tokenizing, so no tool generates or tokenizes text while it is measured.
+
+Each run offers a Poisson load at one rate for ``--warmup`` + ``--step`` seconds (the peers exclude the
+warm-up from their own reports). Every tool is judged by one rule, from outside it: the server's count of
+OK answers (its Prometheus counter) and the CPU of the tool's whole process tree (``/proc``), sampled
+every 0.5 s, over the steady window from ``--warmup`` s after the server's first answer for ``--step`` - 2
+s. Start-up, warm-up and shutdown lie outside that window. A rate is sustained when the server answered
+at least 95 % of it in the window, less two Poisson standard deviations of the count. Each repetition
+steps the rate up with the tools interleaved at every step (the order rotating) and drops a tool once it
+misses a rate. Then, optionally, every tool runs once at twice its median maximum, and its reported TTFT
+p50 is printed next to the TTFT measured from each request's *scheduled* time (coordinated omission).
 
 The peers run from their own virtual environments (``bench/peers-requirements.txt``; see
-``make_peer_venvs``), never from the project's; nothing is downloaded at run time: both peers get a
-small tokenizer trained here on the sim's own vocabulary text and saved as a local directory.
+``make_peer_venvs``); nothing is downloaded at run time: both get a small tokenizer trained here on the
+served dataset's text and saved as a local directory (they load one even when the server counts tokens).
 Usage::
 
     python -m bench.peers --make-venvs          # once: .venv-peers/{guidellm,aiperf}
-    python -m bench.peers --reps 3 --duration 12 --json /tmp/peers.json
+    python -m bench.peers --reps 3 --json /tmp/peers.json
 """
 
 from __future__ import annotations
@@ -24,70 +30,57 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.relay_cost import free_port, spawn_front
-from bench.sut_cost import OUTPUT_TOKENS, _proc_cpu_s
+from bench.peers_measure import Run, sample_until_exit, server_answers, steady_window, summarize, table
+from bench.relay_cost import free_port, spawn
+from bench.sut_cost import CHUNK_SIZE, OUTPUT_TOKENS
+
+__all__ = ["run_peers", "table"]
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_DIR = ROOT / ".venv-peers"
 REQUIREMENTS = Path(__file__).with_name("peers-requirements.txt")
-PROMPT_TOKENS = 75
 MODEL = "sim-instant"
-COMPLETION_FLOOR = 0.95
-# The front serves the embedded dataset: its vocabulary has a piece for every printable ASCII byte, so the
-# peers' own synthetic prompts map to tokens (the 128-token bench dataset's syllable vocabulary refused about
-# half of them with 400). lpuperf sends the bench dataset's prompts; the sim then ends some answers at EOS.
-FRONT_DATASET = "embedded"
+RATES = "10,100,150,200,300,400,600,800,1000,1200,1500,2000,2500,3000"
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
-@dataclass
-class Run:
-    tool: str
-    rate: float
-    rep: int
-    planned: int = 0
-    completed: int = 0
-    errors: int = 0
-    ttft_p50_ms: float | None = None  # as the tool reports it
-    ttft_sched_p50_ms: float | None = None  # from each request's scheduled time
-    client_cpu_s: float = 0.0
-    server_cpu_s: float = 0.0
-    wall_s: float = 0.0
-    load1: float = 0.0
-    note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def completion(self) -> float:
-        return self.completed / self.planned if self.planned else 0.0
-
-
 def make_peer_venvs() -> None:
-    """One venv per peer under .venv-peers/, pinned by bench/peers-requirements.txt (their trees conflict)."""
+    """One venv per peer under .venv-peers/, pinned by bench/peers-requirements.txt (their trees conflict).
+
+    A line is the tool's pin, then pins installed beside it in its venv (``guidellm==0.8.1 torch==2.13.0``)."""
     for line in REQUIREMENTS.read_text().splitlines():
-        spec = line.split("#", 1)[0].strip()
-        if not spec:
+        specs = line.split("#", 1)[0].split()
+        if not specs:
             continue
-        name = spec.split("==", 1)[0]
+        name = specs[0].split("==", 1)[0]
         venv = PEERS_DIR / name
         if not (venv / "bin" / "python").is_file():
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", spec], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *specs], check=True)
 
 
 def _peer_bin(tool: str) -> Path:
     return PEERS_DIR / tool / "bin"
+
+
+def _peer_version(tool: str) -> str:
+    proc = subprocess.run(
+        [str(_peer_bin(tool) / "python"), "-c", f"import importlib.metadata as m; print(m.version('{tool}'))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() or "?"
 
 
 TOKENIZER_SCRIPT = """
@@ -106,78 +99,86 @@ PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>").save_pretrained
 """
 
 
-def make_tokenizer(tmp: Path, python: Path, dataset: str) -> Path:
-    """A small byte-level BPE saved as a tokenizer directory: the peers need one, and may not download. It is
-    trained on the served dataset's own text, so the peers' synthetic prompts are text the front can map to
-    its vocabulary (text made of other pieces is refused: "text maps to no tokens")."""
+@dataclass
+class Workload:
+    dataset: Path  # lpuperf's --dataset and the server's
+    aiperf_prompts: Path  # single_turn JSONL: text, output_length
+    guidellm_prompts: Path  # JSONL: prompt, prompt_tokens_count, output_tokens_count
+    tokenizer: Path
+
+
+def make_workload(tmp: Path, peer_python: Path | None) -> Workload:
+    """The bench dataset, its prompts as the peers' prompt files, and a tokenizer trained on its text (the
+    peers load one; it also keeps them off the network)."""
+    from bench.harness_overhead import _dataset
     from scenarios import resolve_dataset
 
-    ds = resolve_dataset(dataset)
-    text = tmp / "corpus.txt"
-    assert ds.decoder is not None
-    text.write_text("\n".join([*ds.prompts, *(ds.decoder.decode(r) for r in ds.reference_ids)]))
-    out = tmp / "tokenizer"
-    subprocess.run(
-        [str(python), "-c", TOKENIZER_SCRIPT, str(text), str(out)], check=True, env={**os.environ, **OFFLINE_ENV}
+    dataset = _dataset(tmp)
+    ds = resolve_dataset(str(dataset))
+    aiperf, guidellm = tmp / "prompts-aiperf.jsonl", tmp / "prompts-guidellm.jsonl"
+    rows = list(zip(ds.prompts, ds.input_ids, strict=True))
+    aiperf.write_text("".join(json.dumps({"text": p, "output_length": OUTPUT_TOKENS}) + "\n" for p, _ in rows))
+    guidellm.write_text(
+        "".join(
+            json.dumps({"prompt": p, "prompt_tokens_count": len(ids), "output_tokens_count": OUTPUT_TOKENS}) + "\n"
+            for p, ids in rows
+        )
     )
-    return out
-
-
-def _children_cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+    tokenizer = tmp / "tokenizer"
+    if peer_python is not None:
+        assert ds.decoder is not None
+        corpus = tmp / "corpus.txt"
+        corpus.write_text("\n".join([*ds.prompts, *(ds.decoder.decode(r) for r in ds.reference_ids)]))
+        cmd = [str(peer_python), "-c", TOKENIZER_SCRIPT, str(corpus), str(tokenizer)]
+        subprocess.run(cmd, check=True, env={**os.environ, **OFFLINE_ENV})
+    return Workload(dataset, aiperf, guidellm, tokenizer)
 
 
 def _p50(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-# ---- lpuperf ----------------------------------------------------------------------------------------
+# ---- the tools --------------------------------------------------------------------------------------
+
+# A tool's run: (command, working dir, extra environment, how to read its own report afterwards).
+Launch = tuple[list[str], Path, dict[str, str], Callable[[Run], None]]
 
 
-def run_lpuperf(run: Run, target: str, dataset: Path, tmp: Path, duration_s: float, transport: str) -> None:
+def lpuperf_launch(run: Run, target: str, work: Workload, tmp: Path, load_s: float, transport: str) -> Launch:
     """``lpuperf run`` (Server scenario): over gRPC to the server itself (``grpc``, ``target`` its address),
     via the gRPC relay it spawns (``relay``) or straight over HTTP (``http``; ``target`` the base URL)."""
     out = tmp / "lpuperf"
     run_id = f"{transport}-{run.rep}-{run.rate:g}-{time.monotonic_ns()}"
     cmd = [sys.executable, "-m", "cli", "run", "--scenario", "Server", "--qps", f"{run.rate:g}"]
-    cmd += ["--duration", f"{duration_s:g}", "--dataset", str(dataset), "--max-new-tokens", str(OUTPUT_TOKENS)]
+    cmd += ["--duration", f"{load_s:g}", "--dataset", str(work.dataset), "--max-new-tokens", str(OUTPUT_TOKENS)]
     cmd += ["--out", str(out), "--run-id", run_id, "--no-record", "--ignore-eos"]  # 128 tokens, as ignore_eos
     if transport == "grpc":
         cmd += ["--sut", target]
     else:
         cmd += ["--model", MODEL, "--base-url", target]
         cmd += ["--transport", "openai-http"] if transport == "http" else ["--backend", "openai"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=duration_s * 20 + 120)
-    found = list(out.glob(f"{run_id}/**/results.json"))
-    if not found:
-        run.note = f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}"
-        return
-    res = json.loads(found[0].read_text())
-    n, errors = int(res["n_queries"]), int(res["n_errors"])
-    # LoadGen waits for every query it issued (Poisson, so a 10 s plan is ~rate x 10 give or take), so
-    # completion is the achieved rate against LoadGen's own scheduled rate.
-    run.planned = n
-    ok_share = (n - errors) / n if n else 0.0
-    sched = float(res["scheduled_qps"]) or run.rate
-    run.completed = round(n * min(1.0, ok_share * float(res["completed_qps"]) / sched))
-    run.errors = errors
-    run.ttft_p50_ms = run.ttft_sched_p50_ms = res["ttft_ms"]["p50"]  # LoadGen times from the scheduled issue
-    run.extra = {
-        "completed_qps": res["completed_qps"],
-        "scheduled_qps": res["scheduled_qps"],
-        "tokens_per_query": float(res["tokens_per_second"]) / max(float(res["completed_qps"]), 1e-9),
-        "loadgen_valid": bool(res["loadgen_valid"]),
-    }
+
+    def report(run: Run) -> None:
+        found = list(out.glob(f"{run_id}/**/results.json"))
+        if not found:
+            run.note = run.note or "no results.json"
+            return
+        res = json.loads(found[0].read_text())
+        run.ttft_p50_ms = run.ttft_sched_p50_ms = res["ttft_ms"]["p50"]  # LoadGen times from the scheduled issue
+        run.extra = {
+            "loadgen_valid": bool(res["loadgen_valid"]),
+            "loadgen_completed_over_scheduled": float(res["completed_qps"]) / max(float(res["scheduled_qps"]), 1e-9),
+            "n_errors": int(res["n_errors"]),
+        }
+
+    return cmd, ROOT, {}, report
 
 
-# ---- GuideLLM ---------------------------------------------------------------------------------------
-
-
-def run_guidellm(run: Run, base_url: str, tmp: Path, duration_s: float, tokenizer: Path) -> None:
+def guidellm_launch(run: Run, base_url: str, work: Workload, tmp: Path, load_s: float, warmup_s: float) -> Launch:
     """GuideLLM's ``run`` from a scenario file (its CLI takes one ``kind=...`` document per option)."""
     out = tmp / f"guidellm-{time.monotonic_ns()}"
     out.mkdir()
+    profile = {"kind": "poisson", "rate": [run.rate], "warmup": {"mode": "duration", "value": warmup_s}}
     spec = {
         "backend": {
             "kind": "openai_http",
@@ -186,265 +187,223 @@ def run_guidellm(run: Run, base_url: str, tmp: Path, duration_s: float, tokenize
             "request_format": "/v1/completions",
             "extras": {"body": {"ignore_eos": True}},
         },
-        "profile": {"kind": "poisson", "rate": [run.rate]},
-        "constraints": [{"kind": "max_duration", "seconds": duration_s}],
-        "tokenizer": {"kind": "huggingface_auto", "model": str(tokenizer)},
-        "data": [{"kind": "synthetic_text", "prompt_tokens": PROMPT_TOKENS, "output_tokens": OUTPUT_TOKENS}],
+        "profile": profile,
+        "constraints": [{"kind": "max_duration", "seconds": load_s}],
+        "tokenizer": {"kind": "huggingface_auto", "model": str(work.tokenizer)},
+        "data": [{"kind": "json_file", "path": str(_guidellm_prompts(work, out, run.rate * load_s))}],
         "outputs": [{"kind": "json", "path": str(out / "report.json")}],
     }
     scenario = out / "scenario.json"
     scenario.write_text(json.dumps({"metadata": {"name": "lpuperf-peers"}, "spec": spec}))
     cmd = [str(_peer_bin("guidellm") / "guidellm"), "run", "--config", str(scenario), "--disable-console-interactive"]
-    proc = subprocess.run(
-        cmd, cwd=out, capture_output=True, text=True, timeout=duration_s * 20 + 180, env={**os.environ, **OFFLINE_ENV}
-    )
-    reports = sorted(out.glob("**/report*.json"))
-    if not reports:
-        run.note = f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip().splitlines()[-3:]}"
-        return
-    _parse_guidellm(run, json.loads(reports[0].read_text()), duration_s)
+
+    def report(run: Run) -> None:
+        reports = sorted(out.glob("**/report*.json"))
+        if reports:
+            _parse_guidellm(run, json.loads(reports[0].read_text()))
+        else:
+            run.note = run.note or "no report"
+
+    return cmd, out, dict(OFFLINE_ENV), report
 
 
-def _parse_guidellm(run: Run, report: dict[str, Any], duration_s: float) -> None:
+def _guidellm_prompts(work: Workload, out: Path, planned: float) -> Path:
+    """The prompt file repeated past what the run can ask for: GuideLLM reads a file once, without cycling,
+    and stops when it runs out (at 100 req/s a 256-prompt file ended the run in 2.6 s)."""
+    rows = work.guidellm_prompts.read_text().splitlines(keepends=True)
+    path = out / "prompts.jsonl"
+    path.write_text("".join(rows * (int(1.5 * planned) // len(rows) + 1)))
+    return path
+
+
+def _parse_guidellm(run: Run, report: dict[str, Any]) -> None:
     bench = report["benchmarks"][0]
-    reqs = bench.get("requests") or {}
-    ok = reqs.get("successful") or []
-    bad = (reqs.get("errored") or []) + (reqs.get("incomplete") or [])
-    # GuideLLM's own measured window (its max_duration starts after its start-up), at the planned rate.
-    run.planned = max(1, round(run.rate * float(bench.get("duration") or duration_s)))
-    run.extra = {"window_s": bench.get("duration")}
-    totals = (bench.get("metrics") or {}).get("request_totals") or {}
-    # Completion counts what the tool got answered (successful + errored): GuideLLM 0.8.1 draws some synthetic
-    # prompts the front answers 400 (recorded as errors), which says nothing about the tool's capacity.
-    run.errors = int(totals.get("errored", len(bad)))
-    run.completed = int(totals.get("successful", len(ok))) + run.errors
-    ttft = (((bench.get("metrics") or {}).get("time_to_first_token_ms") or {}).get("successful") or {}).get("median")
+    ok = (bench.get("requests") or {}).get("successful") or []
+    metrics = bench.get("metrics") or {}
+    totals = metrics.get("request_totals") or {}
+    run.extra = {"window_s": bench.get("duration"), "totals": totals}
+    ttft = ((metrics.get("time_to_first_token_ms") or {}).get("successful") or {}).get("median")
     run.ttft_p50_ms = float(ttft) if ttft is not None else None
-    starts, firsts = [], []
+    waits = []
     for r in ok:
-        info = r.get("info") or r.get("request_info") or {}
-        timings = info.get("timings") or {}
+        timings = (r.get("info") or r.get("request_info") or {}).get("timings") or {}
         # GuideLLM records each request's own target time: TTFT from it is the scheduled-time TTFT.
-        target = timings.get("targeted_start")
-        first = timings.get("first_token_iteration")
-        # Some runs record a target that is not on the same clock as the first token (a 57-year "TTFT" was
-        # seen): such a pair says nothing, and a run where most are like that reports no figure.
+        target, first = timings.get("targeted_start"), timings.get("first_token_iteration")
+        # A target not on the first token's clock (a 57-year "TTFT" was seen) says nothing.
         if target and first and 0 <= float(first) - float(target) < 3600:
-            starts.append(float(target))
-            firsts.append(float(first))
-    run.ttft_sched_p50_ms = _p50([1000 * (f - s) for s, f in zip(starts, firsts, strict=True)])
+            waits.append(1000 * (float(first) - float(target)))
+    run.ttft_sched_p50_ms = _p50(waits)
 
 
-# ---- AIPerf -----------------------------------------------------------------------------------------
-
-
-def run_aiperf(run: Run, base_url: str, tmp: Path, duration_s: float, tokenizer: Path) -> None:
+def aiperf_launch(run: Run, base_url: str, work: Workload, tmp: Path, step_s: float, warmup_s: float) -> Launch:
     out = tmp / f"aiperf-{time.monotonic_ns()}"
     cmd = [str(_peer_bin("aiperf") / "aiperf"), "profile", "--model", MODEL, "--url", base_url.removesuffix("/v1")]
     # AIPerf's "builtin" tokenizer downloads its tiktoken file, and with HF_HUB_OFFLINE set it looks only in the
     # hub cache; a local directory loads without either (from a path, transformers does not go online).
-    cmd += ["--endpoint-type", "completions", "--streaming", "--tokenizer", str(tokenizer)]
-    cmd += ["--request-rate", f"{run.rate:g}", "--benchmark-duration", f"{duration_s:g}"]
-    cmd += ["--synthetic-input-tokens-mean", str(PROMPT_TOKENS), "--output-tokens-mean", str(OUTPUT_TOKENS)]
-    cmd += ["--extra-inputs", "ignore_eos:true", "--artifact-dir", str(out), "--ui-type", "none"]
-    cmd += ["--arrival-pattern", "poisson"]  # as LoadGen's Server scenario and the GuideLLM runs
-    proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=duration_s * 20 + 180)
-    summary = sorted(out.glob("**/profile_export_aiperf.json"))
-    if not summary:
-        run.note = f"exit {proc.returncode}: {(proc.stderr or proc.stdout).strip().splitlines()[-3:]}"
-        return
-    _parse_aiperf(run, json.loads(summary[0].read_text()), summary[0].parent, duration_s)
+    cmd += ["--endpoint-type", "completions", "--streaming", "--tokenizer", str(work.tokenizer)]
+    cmd += ["--input-file", str(work.aiperf_prompts), "--custom-dataset-type", "single_turn"]
+    cmd += ["--use-server-token-count", "--extra-inputs", "ignore_eos:true"]
+    cmd += ["--request-rate", f"{run.rate:g}", "--arrival-pattern", "poisson"]  # as LoadGen's Server scenario
+    cmd += ["--warmup-duration", f"{warmup_s:g}", "--warmup-request-rate", f"{run.rate:g}"]
+    cmd += ["--warmup-arrival-pattern", "poisson", "--benchmark-duration", f"{step_s:g}"]
+    cmd += ["--artifact-dir", str(out), "--ui-type", "none"]
+
+    def report(run: Run) -> None:
+        # The profiling phase's own summary (the top-level one includes the warm-up); the records hold both.
+        summary = next(
+            (p for p in (out / "phases/profiling", out) if (p / "profile_export_aiperf.json").is_file()), None
+        )
+        if summary is not None:
+            _parse_aiperf(run, json.loads((summary / "profile_export_aiperf.json").read_text()), out)
+        else:
+            run.note = run.note or "no profile_export_aiperf.json"
+
+    return cmd, tmp, {}, report
 
 
-def _parse_aiperf(run: Run, summary: dict[str, Any], art: Path, duration_s: float) -> None:
-    run.planned = max(1, round(run.rate * duration_s))
-    count = summary.get("request_count") or {}
-    run.completed = int(count.get("avg", 0)) if isinstance(count, dict) else int(count or 0)
-    err = summary.get("error_request_count") or {}
-    run.errors = int(err.get("avg", 0)) if isinstance(err, dict) else int(err or 0)
-    run.completed += run.errors  # answered, as for GuideLLM: completion measures the tool, errors are listed
+def _parse_aiperf(run: Run, summary: dict[str, Any], art: Path) -> None:
     ttft = summary.get("time_to_first_token") or summary.get("ttft") or {}
     run.ttft_p50_ms = float(ttft["p50"]) if isinstance(ttft, dict) and ttft.get("p50") is not None else None
-    starts, firsts, credits, ends = [], [], [], []
+    count = summary.get("request_count") or {}
+    run.extra = {"request_count": count.get("avg") if isinstance(count, dict) else count}
+    waits = []
     records = art / "profile_export.jsonl"
     if records.is_file():
         for line in records.read_text().splitlines():
             rec = json.loads(line)
             meta = rec.get("metadata") or {}
+            if meta.get("benchmark_phase", "profiling") != "profiling":
+                continue
             start_ns, credit_ns = meta.get("request_start_ns"), meta.get("credit_issued_ns")
-            if credit_ns and meta.get("request_end_ns"):
-                credits.append(credit_ns / 1e9)
-                ends.append(meta["request_end_ns"] / 1e9)
             ttft_rec = (rec.get("metrics") or {}).get("time_to_first_token") or {}
             if start_ns and credit_ns and isinstance(ttft_rec, dict) and ttft_rec.get("value") is not None:
-                starts.append(credit_ns / 1e9)
-                firsts.append(start_ns / 1e9 + float(ttft_rec["value"]) / 1000)
-    if credits:
-        # Completion as a rate, the way lpuperf's is (LoadGen's completed over scheduled QPS): AIPerf finishes
-        # every request it planned however long that takes (a 10 s plan at 1,000 req/s ran for 60 s), so a
-        # count would call a tool that fell far behind complete.
-        # As LoadGen's ratio (its scheduled window over first issue to last completion): the answered requests
-        # over the time they took, against the duration they were planned for; Poisson's count noise cancels.
-        span_s = max(ends) - min(credits)
-        run.extra = {"span_s": round(span_s, 2), "answered": run.completed}
-        run.planned = max(run.completed, round(run.completed * span_s / duration_s), 1)
-    run.ttft_sched_p50_ms = _p50([1000 * (f - s) for s, f in zip(starts, firsts, strict=True)])
+                # The credit is issued when the request is due: TTFT from it is the scheduled-time TTFT.
+                waits.append((start_ns - credit_ns) / 1e6 + float(ttft_rec["value"]))
+    run.ttft_sched_p50_ms = _p50(waits)
 
 
 # ---- driver -----------------------------------------------------------------------------------------
 
 
-def one(tool: str, rate: float, rep: int, runner: Callable[[Run], None], server_pid: int, settle_s: float = 1.0) -> Run:
+@dataclass
+class Bench:
+    server_pid: int
+    metrics_url: str
+    warmup_s: float
+    step_s: float
+    launchers: dict[str, Callable[[Run], Launch]]
+
+
+def one(bench: Bench, tool: str, rate: float, rep: int, settle_s: float = 1.0) -> Run:
     run = Run(tool=tool, rate=rate, rep=rep)
     time.sleep(settle_s)  # let the previous run's connections close
-    c0, s0, t0 = _children_cpu_s(), _proc_cpu_s(server_pid), time.monotonic()
+    load0, t0 = os.getloadavg()[0], time.monotonic()
+    _, bad0 = server_answers(bench.metrics_url)
     try:
-        runner(run)
+        cmd, cwd, env, report = bench.launchers[tool](run)
+        log = (Path(tempfile.gettempdir()) / f"lpuperf-peers-{tool}.log").open("wb")
+        with log:
+            proc = subprocess.Popen(
+                cmd, cwd=cwd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            timeout_s = 6 * (bench.warmup_s + bench.step_s) + 180
+            samples = sample_until_exit(proc, bench.server_pid, bench.metrics_url, timeout_s)
+        if proc.returncode and not (tool.startswith("lpuperf") and proc.returncode == 1):  # lpuperf 1: INVALID
+            run.note = f"exit {proc.returncode} (log: {log.name})"
+        steady_window(run, samples, bench.warmup_s, bench.step_s)
+        run.client_cpu_total_s = samples[-1].client_cpu_s if samples else 0.0
+        run.errors = samples[-1].bad - bad0
+        report(run)
     except (subprocess.SubprocessError, OSError, KeyError, ValueError, IndexError) as exc:
         run.note = f"{exc.__class__.__name__}: {str(exc)[:200]}"
-    run.client_cpu_s = _children_cpu_s() - c0
-    run.server_cpu_s = _proc_cpu_s(server_pid) - s0
     run.wall_s = time.monotonic() - t0
-    run.load1 = os.getloadavg()[0]
+    run.load1 = (load0, os.getloadavg()[0])
     return run
 
 
-def _summary(runs: list[Run], tools: list[str], reps: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for tool in tools:
-        mine = [r for r in runs if r.tool == tool and r.rep > 0]
-        maxes = []
-        for rep in range(1, reps + 1):
-            ok = [r.rate for r in mine if r.rep == rep and r.completion >= COMPLETION_FLOOR]
-            maxes.append(max(ok) if ok else 0.0)
-        valid = [
-            max(
-                (
-                    r.rate
-                    for r in mine
-                    if r.rep == rep and r.completion >= COMPLETION_FLOOR and r.extra.get("loadgen_valid")
-                ),
-                default=0.0,
-            )
-            for rep in range(1, reps + 1)
-        ]
-        at10 = [r for r in mine if r.rate == 10]
-        out[tool] = {
-            "max_rate_per_rep": maxes,
-            "max_rate_median": statistics.median(maxes) if maxes else 0.0,
-            # LoadGen VALID as well (TTFT and TPOT p99 within the benchmark's limits): lpuperf's runs only
-            "valid_max_rate_per_rep": valid if tool.startswith("lpuperf") else None,
-            "ttft_p50_at_10_ms": [r.ttft_p50_ms for r in at10],
-            "client_cpu_ms_per_req_at_10": [1000 * r.client_cpu_s / max(1, r.completed) for r in at10],
-        }
-    return out
+def _record(runs: list[Run], run: Run, json_path: Path | None, meta: dict[str, Any]) -> None:
+    runs.append(run)
+    print(json.dumps({**asdict(run), "completion": round(run.completion, 3), "sustained": run.sustained}), flush=True)
+    if json_path is not None:  # after every run, so an interrupted invocation keeps what it measured
+        json_path.write_text(json.dumps({**meta, "runs": [asdict(r) for r in runs]}, indent=1))
 
 
-def _med(values: list[float]) -> str:
-    if not values:
-        return "–"
-    m = statistics.median(values)
-    return f"{m:.3g} ({min(values):.3g}–{max(values):.3g})" if len(values) > 1 else f"{m:.3g}"
-
-
-def table(runs: list[dict[str, Any]], tools: list[str]) -> str:
-    """The Markdown table of RESULTS.md from the runs: medians over repetitions with (min–max)."""
-    lines = [
-        "| tool | max rate ≥ 95 % per rep | median max rate, req/s | TTFT p50 at 10 req/s, ms | "
-        "client CPU per request at 10 / at max rate, ms | server CPU per request at max rate, ms | load (1 min) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for tool in tools:
-        mine = [r for r in runs if r["tool"] == tool and r["rep"] > 0]
-        reps = sorted({r["rep"] for r in mine})
-        maxes, at_max = [], []
-        for rep in reps:
-            ok = [r for r in mine if r["rep"] == rep and r["planned"] and r["completed"] / r["planned"] >= 0.95]
-            best = max(ok, key=lambda r: r["rate"]) if ok else None
-            maxes.append(best["rate"] if best else 0.0)
-            if best is not None:
-                at_max.append(best)
-        at10 = [r for r in mine if r["rate"] == 10 and r["completed"]]
-        cpu10 = [1000 * r["client_cpu_s"] / r["completed"] for r in at10]
-        cpumax = [1000 * r["client_cpu_s"] / r["completed"] for r in at_max]
-        srvmax = [1000 * r["server_cpu_s"] / r["completed"] for r in at_max]
-        ttft10 = [r["ttft_p50_ms"] for r in at10 if r["ttft_p50_ms"] is not None]
-        loads = [r["load1"] for r in mine]
-        lines.append(
-            f"| {tool} | {', '.join(f'{m:g}' for m in maxes)} | {statistics.median(maxes) if maxes else 0:g} | "
-            f"{_med(ttft10)} | {_med(cpu10)} / {_med(cpumax)} | {_med(srvmax)} | "
-            f"{min(loads, default=0):.1f}–{max(loads, default=0):.1f} |"
-        )
-    twice = [r for r in runs if r["rep"] == 0]
-    if twice:
-        lines += [
-            "",
-            "| tool at 2x its max rate | rate | completion | TTFT p50 the tool reports, ms | "
-            "TTFT p50 from the scheduled time, ms | errors | load |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for r in twice:
-            comp = r["completed"] / r["planned"] if r["planned"] else 0.0
-            tool_ttft = "–" if r["ttft_p50_ms"] is None else f"{r['ttft_p50_ms']:.1f}"
-            sched = "–" if r["ttft_sched_p50_ms"] is None else f"{r['ttft_sched_p50_ms']:.1f}"
-            lines.append(
-                f"| {r['tool']} | {r['rate']:g} | {comp:.2f} | {tool_ttft} | {sched} | {r['errors']} | {r['load1']:.1f} |"
-            )
-    return "\n".join(lines)
-
-
-def run_peers(tools: list[str], rates: list[float], reps: int, duration_s: float, twice: bool) -> dict[str, Any]:
-    """Every tool stepped through ``rates`` in ``reps`` interleaved repetitions (then once at 2x its maximum):
-    ``{"summary": per tool, "runs": every run}``."""
+def run_peers(
+    tools: list[str],
+    rates: list[float],
+    reps: int,
+    duration_s: float,
+    twice: bool,
+    warmup_s: float = 5.0,
+    guidellm_workers: int = 2,
+    json_path: Path | None = None,
+) -> dict[str, Any]:
+    """Every tool stepped through ``rates`` (``duration_s`` s measured after ``warmup_s``) in ``reps``
+    interleaved repetitions, then once at 2x its maximum: ``{"summary": per tool, "runs": every run}``."""
     tools = [t for t in tools if t]
     for t in tools:
         if t in ("guidellm", "aiperf") and not (_peer_bin(t) / t).is_file():
             print(f"{t}: not installed under {PEERS_DIR / t} (python -m bench.peers --make-venvs); skipped", flush=True)
     tools = [t for t in tools if t not in ("guidellm", "aiperf") or (_peer_bin(t) / t).is_file()]
+    meta: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "versions": {t: _peer_version(t) for t in tools if t in ("guidellm", "aiperf")},
+        "options": {"warmup_s": warmup_s, "step_s": duration_s, "guidellm_workers": guidellm_workers},
+    }
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="lpuperf-peers-") as tmp_s:
         tmp = Path(tmp_s)
-        from bench.harness_overhead import _dataset
-
-        dataset = _dataset(tmp)
         peer_py = next((_peer_bin(t) / "python" for t in ("guidellm", "aiperf") if t in tools), None)
-        tokenizer = make_tokenizer(tmp, peer_py, FRONT_DATASET) if peer_py is not None else tmp
-        port = free_port()
-        server, grpc_address = spawn_front(FRONT_DATASET, tmp, port)
+        work = make_workload(tmp, peer_py)
+        port, metrics_port = free_port(), free_port()
+        flags = ["--artifact", "sim-instant", "--dataset", str(work.dataset), "--chunk-size", str(CHUNK_SIZE)]
+        server, grpc_address = spawn(ROOT, [*flags, "--http", str(port), "--metrics-port", str(metrics_port)], tmp)
         base_url = f"http://127.0.0.1:{port}/v1"
-        d = duration_s
-        runners: dict[str, Callable[[Run], None]] = {
-            "lpuperf-grpc": lambda r: run_lpuperf(r, grpc_address, dataset, tmp, d, "grpc"),
-            "lpuperf-relay": lambda r: run_lpuperf(r, base_url, dataset, tmp, d, "relay"),
-            "lpuperf-http": lambda r: run_lpuperf(r, base_url, dataset, tmp, d, "http"),
-            "guidellm": lambda r: run_guidellm(r, base_url, tmp, d, tokenizer),
-            "aiperf": lambda r: run_aiperf(r, base_url, tmp, d, tokenizer),
-        }
+        load_s = warmup_s + duration_s
+        gl_env = {"GUIDELLM__MAX_WORKER_PROCESSES": str(guidellm_workers)}
+
+        def guidellm(r: Run) -> Launch:
+            cmd, cwd, env, report = guidellm_launch(r, base_url, work, tmp, load_s, warmup_s)
+            return cmd, cwd, {**env, **gl_env}, report
+
+        bench = Bench(
+            server.pid,
+            f"http://127.0.0.1:{metrics_port}/metrics",
+            warmup_s,
+            duration_s,
+            {
+                "lpuperf-grpc": lambda r: lpuperf_launch(r, grpc_address, work, tmp, load_s, "grpc"),
+                "lpuperf-relay": lambda r: lpuperf_launch(r, base_url, work, tmp, load_s, "relay"),
+                "lpuperf-http": lambda r: lpuperf_launch(r, base_url, work, tmp, load_s, "http"),
+                "guidellm": guidellm,
+                "aiperf": lambda r: aiperf_launch(r, base_url, work, tmp, duration_s, warmup_s),
+            },
+        )
         try:
             for rep in range(1, reps + 1):
                 alive = list(tools)
                 for step, rate in enumerate(rates):
                     k = (rep + step) % len(tools)
                     for tool in [t for t in tools[k:] + tools[:k] if t in alive]:
-                        run = one(tool, rate, rep, runners[tool], server.pid)
-                        runs.append(run)
-                        print(json.dumps({**asdict(run), "completion": round(run.completion, 3)}), flush=True)
-                        if run.completion < COMPLETION_FLOOR:
+                        run = one(bench, tool, rate, rep)
+                        _record(runs, run, json_path, meta)
+                        if not run.sustained:
                             alive.remove(tool)
                     if not alive:
                         break
-            summary = _summary(runs, tools, reps)
+            summary = summarize(runs, tools, reps)
             if twice:
                 for tool in tools:
-                    rate = 2 * (summary[tool]["max_rate_median"] or rates[0])
-                    run = one(tool, rate, 0, runners[tool], server.pid)
-                    runs.append(run)
+                    run = one(bench, tool, 2 * (summary[tool]["max_rate_median"] or rates[0]), 0)
+                    _record(runs, run, json_path, meta)
                     summary[tool]["at_2x"] = asdict(run) | {"completion": run.completion}
-                    print(json.dumps({**asdict(run), "completion": round(run.completion, 3)}), flush=True)
         finally:
             server.terminate()
             server.wait(timeout=30)
-    return {"summary": summary, "runs": [asdict(r) for r in runs]}
+    result = {**meta, "summary": summary, "runs": [asdict(r) for r in runs]}
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=1))
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -453,28 +412,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--tools", default="lpuperf-grpc,lpuperf-http,lpuperf-relay,guidellm,aiperf", help="comma-separated"
     )
-    ap.add_argument("--rates", default="10,50,100,200,300,400,600,800")
+    ap.add_argument("--rates", default=RATES)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=12.0)
-    ap.add_argument("--no-2x", action="store_true", help="skip the runs at twice each tool's maximum rate")
-    ap.add_argument("--json", type=Path)
+    ap.add_argument("--step", "--duration", dest="step", type=float, default=20.0, help="measured seconds per run")
+    ap.add_argument("--warmup", type=float, default=5.0, help="seconds of load before the measured window")
+    ap.add_argument("--guidellm-workers", type=int, default=2, help="GuideLLM's worker processes (its default: 10)")
+    ap.add_argument("--twice", action="store_true", help="also run each tool once at twice its maximum rate")
+    ap.add_argument("--json", type=Path, help="write every run here (rewritten after each run)")
     ap.add_argument("--report", type=Path, help="only print the Markdown tables of a --json file")
     args = ap.parse_args(argv)
     if args.report is not None:
         saved = json.loads(args.report.read_text())
-        print(table(saved["runs"], list(saved["summary"])))
+        tools = list(dict.fromkeys(r["tool"] for r in saved["runs"]))
+        print(table(saved["runs"], tools))
         return 0
     if args.make_venvs:
         make_peer_venvs()
         return 0
     result = run_peers(
-        args.tools.split(","), [float(x) for x in args.rates.split(",")], args.reps, args.duration, not args.no_2x
+        args.tools.split(","),
+        [float(x) for x in args.rates.split(",")],
+        args.reps,
+        args.step,
+        args.twice,
+        warmup_s=args.warmup,
+        guidellm_workers=args.guidellm_workers,
+        json_path=args.json,
     )
-    summary = result["summary"]
-    print(json.dumps(summary, indent=1))
-    print(table(result["runs"], list(summary)))
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result["summary"], indent=1))
+    print(table(result["runs"], list(result["summary"])))
     return 0
 
 
