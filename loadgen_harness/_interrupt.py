@@ -41,8 +41,8 @@ from loadgen_harness._results import RunResult
 # More samples than this in one plan is refused before anything starts: LoadGen generates its
 # whole query list up front, and a plan of 1e9 queries exhausts memory before the first is issued.
 MAX_PLANNED_SAMPLES = 100_000_000
-# Queries a Server run may have outstanding before it stops early (bench/RESULTS.md "Overload": the
-# harness holds about 6 KiB per query in flight, so this bounds it near 200 MiB).
+# Queries a Server run may have outstanding before it stops early: the harness peaks near 0.7 GB at this
+# many (about 18 KiB a query in flight: task, grpc call, buffers; bench/RESULTS.md "When the SUT cannot keep up").
 DEFAULT_MAX_IN_FLIGHT = 32_768
 # Without token-latency limits a Server query is assumed to finish within this.
 _DEFAULT_SERVER_LATENCY_BOUND_S = 60.0
