@@ -15,32 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from pydantic import BaseModel
-
+from bench.cli_startup import StartupRow, time_processes
 from common import write_json_atomic
 
 RUN_ID = "bench-latency"
-
-
-class LatencyRow(BaseModel):
-    command: str
-    median_s: float
-    min_s: float
-    max_s: float
-    cpu_s: float  # median user + system seconds of the process
-
-
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def time_command(
@@ -48,18 +32,7 @@ def time_command(
 ) -> tuple[list[float], list[float]]:
     """Wall and CPU seconds of ``runs`` fresh ``python -m cli ARGV`` processes in ``root`` (the checkout
     imported: ``-m`` puts the working directory first on the path); exits if one fails."""
-    cmd = [python, "-m", "cli", *argv]
-    wall: list[float] = []
-    cpu: list[float] = []
-    for _ in range(runs):
-        c0, t0 = _children_cpu_s(), time.perf_counter()
-        proc = subprocess.run(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        wall.append(time.perf_counter() - t0)
-        cpu.append(_children_cpu_s() - c0)
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise SystemExit(f"{' '.join(cmd)}: exit {proc.returncode}: {last}")
-    return wall, cpu
+    return time_processes([python, "-m", "cli", *argv], runs, env, root)
 
 
 def make_run(python: str, out: Path, env: dict[str, str], root: Path) -> None:
@@ -106,11 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         ]
         print(f"python -m cli ... in {root}, {args.runs} runs each, load average {os.getloadavg()[0]:.2f}")
         print(f"{'command':<44} {'median s':>9} {'min s':>7} {'max s':>7} {'cpu s':>7}")
-        rows: list[LatencyRow] = []
+        rows: list[StartupRow] = []
         for cmd in commands:
             wall, cpu = time_command(args.python, cmd, args.runs, env, root)
             shown = " ".join(a if not a.startswith("/") else Path(a).name for a in cmd)
-            row = LatencyRow(
+            row = StartupRow(
                 command=f"lpuperf {shown}",
                 median_s=statistics.median(wall),
                 min_s=min(wall),

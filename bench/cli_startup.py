@@ -60,22 +60,28 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def time_help(
-    python: str, module: str, args: tuple[str, ...], runs: int, env: dict[str, str]
+def time_processes(
+    cmd: list[str], runs: int, env: dict[str, str], cwd: Path | None = None
 ) -> tuple[list[float], list[float]]:
-    """Wall and CPU seconds of ``runs`` fresh ``python -m module ARGS --help`` processes; exits if one fails."""
-    cmd = [python, "-m", module, *args, "--help"]
+    """Wall and CPU seconds of ``runs`` fresh processes of ``cmd`` (run in ``cwd``); exits if one fails."""
     wall: list[float] = []
     cpu: list[float] = []
     for _ in range(runs):
         c0, t0 = _children_cpu_s(), time.perf_counter()
-        proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         wall.append(time.perf_counter() - t0)
         cpu.append(_children_cpu_s() - c0)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise SystemExit(f"{' '.join(cmd)}: exit {proc.returncode}: {last}")
     return wall, cpu
+
+
+def time_help(
+    python: str, module: str, args: tuple[str, ...], runs: int, env: dict[str, str]
+) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of ``runs`` fresh ``python -m module ARGS --help`` processes; exits if one fails."""
+    return time_processes([python, "-m", module, *args, "--help"], runs, env)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,17 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.soak import rss_mb
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def run_case(tree: Path, qps: float, duration_s: float, limit_s: float, out: Path) -> dict[str, Any]:
@@ -46,7 +38,7 @@ def run_case(tree: Path, qps: float, duration_s: float, limit_s: float, out: Pat
     peak = 0.0
     ended = "by itself"
     while proc.poll() is None:
-        peak = max(peak, _rss_mb(proc.pid))
+        peak = max(peak, rss_mb(proc.pid))
         if time.monotonic() - t0 > limit_s:
             ended = f"killed at the {limit_s:g} s limit"
             os.killpg(proc.pid, signal.SIGKILL)

@@ -96,6 +96,22 @@ def test_server_at_twice_capacity_queues_without_errors(tmp_path: Path) -> None:
     assert res.valid is False
 
 
+def _server_run(
+    address: str, out: Path, run_id: str, qps: float, duration_s: float, max_new_tokens: int, limit: int
+) -> Any:
+    cfg = RunConfig(scenario="Server", sut=address, dataset=DATASET, out_dir=out, run_id=run_id, qps=qps)
+    return run_benchmark(
+        cfg.model_copy(
+            update={
+                "duration_s": duration_s,
+                "max_new_tokens": max_new_tokens,
+                "max_in_flight": limit,
+                "metrics_linger_s": 0,
+            }
+        )
+    )
+
+
 def test_a_hopeless_server_run_stops_early_at_its_in_flight_limit(tmp_path: Path) -> None:
     # 2 sequences, 40 ms a token, up to 64 tokens: a few QPS at most, asked for 400 QPS over 120 s.
     # Before the in-flight limit the harness held every outstanding query until LoadGen's schedule ran
@@ -103,19 +119,8 @@ def test_a_hopeless_server_run_stops_early_at_its_in_flight_limit(tmp_path: Path
     limit = 200
     t0 = time.monotonic()
     with _spawn(_manifest(tmp_path, "hopeless", 0.04, 2)) as server:
-        res = run_benchmark(
-            RunConfig(
-                scenario="Server",
-                sut=server.address,
-                dataset=DATASET,
-                out_dir=tmp_path,
-                run_id="hopeless",
-                qps=400,
-                duration_s=120.0,
-                max_new_tokens=64,
-                max_in_flight=limit,
-                metrics_linger_s=0,
-            )
+        res = _server_run(
+            server.address, tmp_path, "hopeless", qps=400, duration_s=120.0, max_new_tokens=64, limit=limit
         )
     took_s = time.monotonic() - t0
     assert took_s < 60, f"the run took {took_s:.0f} s: it did not stop at its limit"
@@ -137,19 +142,6 @@ def test_a_hopeless_server_run_stops_early_at_its_in_flight_limit(tmp_path: Path
 
 def test_a_run_within_capacity_never_stops_for_overload(tmp_path: Path) -> None:
     with _spawn(_manifest(tmp_path, "roomy", 0.001, 64)) as server:
-        res = run_benchmark(
-            RunConfig(
-                scenario="Server",
-                sut=server.address,
-                dataset=DATASET,
-                out_dir=tmp_path,
-                run_id="roomy",
-                qps=20,
-                duration_s=2.0,
-                max_new_tokens=8,
-                max_in_flight=64,
-                metrics_linger_s=0,
-            )
-        )
+        res = _server_run(server.address, tmp_path, "roomy", qps=20, duration_s=2.0, max_new_tokens=8, limit=64)
     assert res.overload is None and res.n_errors == 0
     assert not any(r.startswith("overloaded") for r in res.validity_reasons)
