@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -111,17 +112,29 @@ class EmbeddedServer:
     def manifest(self) -> ArtifactManifest:
         return self.backend.manifest
 
+    def _schedule_drain(self, grace_s: float) -> concurrent.futures.Future[None] | None:
+        """The drain on the server's loop; None when that loop has already closed (a drain that finished
+        ends it, so a later stop finds nothing left to stop: checking first would race with the close)."""
+        if not self._thread.is_alive():
+            return None
+        coro = self.server.drain(grace_s)
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        except RuntimeError:  # "Event loop is closed"
+            coro.close()
+            return None
+
     def drain(self, grace_s: float = 5.0) -> None:
         """Start a graceful drain without waiting for it (what SIGTERM does to a served SUT)."""
-        if self._thread.is_alive():
-            asyncio.run_coroutine_threadsafe(self.server.drain(grace_s), self.loop)
+        self._schedule_drain(grace_s)
 
     def stop(self, grace_s: float = 2.0) -> None:
-        if not self._thread.is_alive():
-            return
-        fut = asyncio.run_coroutine_threadsafe(self.server.drain(grace_s), self.loop)
-        with contextlib.suppress(Exception):
-            fut.result(timeout=grace_s + 10)
+        fut = self._schedule_drain(grace_s)
+        deadline = time.monotonic() + grace_s + 10
+        # The loop may close right after taking the drain (another drain finished): then the future never
+        # completes, but the thread ends, which is what this waits for.
+        while fut is not None and not fut.done() and self._thread.is_alive() and time.monotonic() < deadline:
+            self._thread.join(0.05)
         self._thread.join(timeout=10)
         if self.metrics is not None:
             self.metrics.close()
