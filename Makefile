@@ -71,7 +71,8 @@ lint: venv
 # --strict on the bottom layer and on every module that defines a contract model between stages.
 STRICT_MODULES = common loadgen_harness/_results.py accuracy/_evaluate.py accuracy/_fidelity.py \
   compliance/_outcome.py gate/_evaluate.py gate/_slo.py loadgen_harness/_replicas.py workflows/_plan.py \
-  history/_models.py
+  history/_models.py compliance/_test07.py compliance/_test09.py compliance/_perf_mode.py scenarios/_rounds.py \
+  scenarios/_conf_supply.py sut/_reasoning_stream.py accuracy/_exact_match_scorers.py
 typecheck: venv
 	$(BIN)/mypy proto sut loadgen_harness scenarios accuracy compliance common gate workflows history cli
 	$(BIN)/mypy --strict --follow-imports=silent $(STRICT_MODULES)
@@ -109,19 +110,36 @@ submission: venv
 	  $(if $(SUT),--sut $(SUT)) $(if $(QPS),--qps $(QPS)) $(if $(DURATION),--duration $(DURATION)) \
 	  $(if $(BENCHMARK),--benchmark $(BENCHMARK))
 
-# Compliance: TEST06 (MLPerf lines + strict checks) and the context-length probe on the embedded SUT.
-# make compliance [SCENARIO=Server] [ARTIFACT=sim-fp32|sim-ctx16k|manifest.json] [SUT=host:port] [QPS=20] [OUT=results]
-# Output: $(OUT)/compliance/<scenario>/TEST06/{verify_accuracy.txt,accuracy/,test06_report.json,strict_report.json},
-# $(OUT)/compliance/context_report.json and the LoadGen pass in $(OUT)/compliance/TEST06/<scenario>/performance/. Both checks always run; the target fails if either fails.
+# Compliance: the MLPerf tests the benchmark's submission carries (TEST06 with the strict checks; TEST07 and
+# TEST09 for gpt-oss-120b; none for llama3_1-8b-edge), then the context-length probe, on the embedded SUT.
+# make compliance [BENCHMARK=embedded|deepseek-r1|gpt-oss-120b|...] [SCENARIO=Server] [TEST_SCENARIO=Offline]
+#   [ARTIFACT=sim-fp32|sim-ctx16k|manifest.json] [SUT=host:port] [QPS=20] [OUT=results]
+# Output: $(OUT)/compliance/<scenario>/TEST0x/{verify_*.txt,accuracy/,test0x_report.json,...}, the LoadGen passes in
+# $(OUT)/compliance/TEST0x/<scenario>/performance/ and $(OUT)/compliance/context_report.json. TEST06 runs as
+# SCENARIO at QPS, TEST07/TEST09 as TEST_SCENARIO (every sample logged once). The target fails if any check fails.
+# make compliance-test07 / compliance-test09 [BENCHMARK=gpt-oss-120b] run one of them alone.
 ARTIFACT ?=
+TEST_SCENARIO ?= Offline
 COMPLIANCE_SUT = $(if $(SUT),--sut $(SUT),$(if $(ARTIFACT),--artifact $(ARTIFACT)))
-.PHONY: compliance
+COMPLIANCE_BENCH = $(or $(BENCHMARK),embedded)
+# The benchmark's tests, from its round's table (scenarios._rounds), lower-case: e.g. "test07 test09".
+export COMPLIANCE_TESTS_PY = import sys; from scenarios._mlperf import compliance_tests; \
+  print(" ".join(compliance_tests(sys.argv[1])).lower())
+.PHONY: compliance compliance-test07 compliance-test09
 compliance: venv
 	@rc=0; \
-	$(BIN)/lpuperf compliance test06 --scenario $(SCENARIO) --qps $(or $(QPS),20) --out $(OUT) --run-id compliance \
-	  $(COMPLIANCE_SUT) || rc=1; \
+	tests=$$($(BIN)/python -c "$$COMPLIANCE_TESTS_PY" $(COMPLIANCE_BENCH)) || exit 2; \
+	for t in $$tests; do \
+	  if [ $$t = test06 ]; then args="--scenario $(SCENARIO) --qps $(or $(QPS),20)"; \
+	  else args="--scenario $(TEST_SCENARIO) --preset $(PRESET)"; fi; \
+	  $(BIN)/lpuperf compliance $$t --benchmark $(COMPLIANCE_BENCH) $$args --out $(OUT) --run-id compliance \
+	    $(COMPLIANCE_SUT) || rc=1; \
+	done; \
 	$(BIN)/lpuperf compliance context --out $(OUT) --run-id compliance $(COMPLIANCE_SUT) || rc=1; \
 	exit $$rc
+compliance-test07 compliance-test09: venv
+	$(BIN)/lpuperf compliance $(subst compliance-,,$@) --benchmark $(or $(BENCHMARK),gpt-oss-120b) \
+	  --scenario $(TEST_SCENARIO) --preset $(PRESET) --out $(OUT) --run-id compliance $(COMPLIANCE_SUT)
 
 # Run report and metrics-endpoint overhead.
 # make report RUN=results/<run-id>/Server/performance   -> RUN/report.html

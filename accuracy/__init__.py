@@ -1,4 +1,4 @@
-"""Accuracy: MLPerf-exact ROUGE, accuracy-log scoring, FP32-baseline gates and fidelity reports."""
+"""Accuracy: MLPerf-exact ROUGE and exact match, accuracy-log scoring, FP32-baseline gates, fidelity reports."""
 
 from accuracy._baseline import (
     BASELINES_DIR,
@@ -13,9 +13,13 @@ from accuracy._baseline import (
     save_baseline,
 )
 from accuracy._evaluate import (
+    DEEPSEEK_R1_SCORER,
+    GPT_OSS_SCORER,
     AccuracyReport,
+    DatasetScore,
     ScoredSamples,
     evaluate_log,
+    exact_match_lines,
     format_accuracy_txt,
     load_accuracy_report,
     score_texts,
@@ -33,9 +37,17 @@ from accuracy._fidelity import (
     write_fidelity_report,
 )
 from accuracy._log import AccuracyLog, AccuracyLogError, read_accuracy_log
-from accuracy._pipeline import AccuracyOutcome, recording_fidelity, score_accuracy_log
+from accuracy._pipeline import AccuracyOutcome, load_scoring_dataset, recording_fidelity, score_accuracy_log
 from accuracy._rouge import ROUGE_TYPES, RougeScorer, Score
-from accuracy._scorers import RougeScorerConfig, Scorer, ScorerConfig, create_scorer, scorers
+from accuracy._scorers import (
+    RougeScorerConfig,
+    SampleFields,
+    Scorer,
+    ScorerConfig,
+    create_scorer,
+    scorer_class,
+    scorers,
+)
 from accuracy._scoring import RougeResult, postprocess_text, rouge_scores, split_sentences
 
 # The log's writer is the harness's (one encoder of LoadGen's format); accuracy users keep finding it here.
@@ -43,6 +55,8 @@ from loadgen_harness import write_accuracy_log
 
 __all__ = [
     "BASELINES_DIR",
+    "DEEPSEEK_R1_SCORER",
+    "GPT_OSS_SCORER",
     "ROUGE_TYPES",
     "AccuracyLog",
     "AccuracyLogError",
@@ -50,6 +64,7 @@ __all__ = [
     "AccuracyReport",
     "Baseline",
     "CategoryFidelity",
+    "DatasetScore",
     "FidelityReport",
     "GateLine",
     "GateVerdict",
@@ -57,6 +72,7 @@ __all__ = [
     "RougeScorer",
     "RougeScorerConfig",
     "SampleFidelity",
+    "SampleFields",
     "Score",
     "ScoredSamples",
     "Scorer",
@@ -68,12 +84,14 @@ __all__ = [
     "compute_reference_baseline",
     "create_scorer",
     "evaluate_log",
+    "exact_match_lines",
     "first_divergence",
     "format_accuracy_txt",
     "last_number",
     "load_accuracy_report",
     "load_baseline",
     "load_fidelity_report",
+    "load_scoring_dataset",
     "postprocess_text",
     "read_accuracy_log",
     "recording_fidelity",
@@ -82,6 +100,7 @@ __all__ = [
     "save_baseline",
     "score_accuracy_log",
     "score_texts",
+    "scorer_class",
     "scorers",
     "split_sentences",
     "write_accuracy_files",

@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("accuracy", help="ROUGE accuracy vs the dataset (MLPerf accuracy.txt), FP32 gates, fidelity")
+    p = sub.add_parser(
+        "accuracy",
+        help="accuracy vs the dataset (ROUGE or the reasoning models' exact match; MLPerf accuracy.txt), FP32 gates, "
+        "fidelity",
+    )
     src = p.add_argument_group("source (default: run an AccuracyOnly pass against the SUT)")
     src.add_argument("--log", type=Path, help="score this mlperf_log_accuracy.json (or a run dir holding one)")
     src.add_argument("--scenario", default="Offline", help="scenario of the accuracy pass (default: Offline)")
@@ -48,6 +52,17 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--results", type=out_dir_arg, default=Path("results"), help="output root of the accuracy pass")
     p.add_argument("--no-fidelity", action="store_true", help="skip the fidelity report vs FP32 outputs")
     p.add_argument("--workers", type=int, default=1, help="scoring processes (0 = all cores)")
+    p.add_argument(
+        "--execute-code",
+        action="store_true",
+        help="run code answers' tests (LiveCodeBench samples) in a sandbox: no network, CPU/memory/time limits; "
+        "without it they are reported as not scored",
+    )
+    p.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="load a pickled MLPerf dataset table (.pkl): unpickling runs code, so only for files you trust",
+    )
     p.add_argument(
         "--write-baseline",
         nargs="?",
@@ -151,7 +166,7 @@ def _run_accuracy_pass(args: argparse.Namespace) -> Path:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from accuracy import AccuracyLogError, score_accuracy_log
+    from accuracy import AccuracyLogError, exact_match_lines, score_accuracy_log
 
     if args.write_baseline is not None:
         return _write_baseline(args)
@@ -173,10 +188,16 @@ def _main(args: argparse.Namespace) -> int:
             out_dir=args.out or log_file.parent,
             fidelity=not args.no_fidelity,
             workers=args.workers,
+            execute_code=args.execute_code,
+            allow_pickle=args.allow_pickle,
         )
     except AccuracyLogError as exc:
         raise UsageError(str(exc)) from None
-    print(repr(out.report.result_dict()))
+    if out.report.scorer.startswith("exact_match"):
+        for line in exact_match_lines(out.report):  # per dataset, then the line MLPerf's checker reads
+            print(line)
+    else:
+        print(repr(out.report.result_dict()))
     print(f"hash={out.report.log_sha256}")
     if out.fidelity is not None:
         o = out.fidelity.overall

@@ -1,7 +1,9 @@
-"""``lpuperf compliance {test06,context}``: MLPerf TEST06 plus strict checks, and the context-length probe.
+"""``lpuperf compliance {test06,test07,test09,context}``: MLPerf's TEST06/07/09 and the context-length probe.
 
-Both exit 0 on PASS, 1 on FAIL and 2 on bad input. Without ``--sut`` they start the embedded sim SUT
-(``--artifact``, ``--enforced-context`` and ``--fault`` are passed to ``lpuperf serve``).
+TEST06 adds the strict token checks; TEST07 (accuracy in performance mode) and TEST09 (mean output length
+in performance mode) log every sample of their pass. All exit 0 on PASS, 1 on FAIL and 2 on bad input.
+Without ``--sut`` they start the embedded sim SUT (``--artifact``, ``--enforced-context`` and ``--fault``
+are passed to ``lpuperf serve``; a reasoning benchmark's sim is its reasoning artifact).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def add_parser(subparsers: Any) -> None:
         choices=scenario_names(),
         help="scenario of the pass (default Server); with --log, required: the scenario the log was made in",
     )
+    t06.add_argument("--benchmark", default="embedded", help="benchmark profile (default embedded)")
     t06.add_argument("--qps", type=float, help="Server target QPS for the pass")
     t06.add_argument(
         "--max-new-tokens", type=_positive_int, help="cap on output tokens per answer (default: the benchmark's)"
@@ -66,6 +69,8 @@ def add_parser(subparsers: Any) -> None:
     t06.add_argument("--artifact-json", type=Path, help="with --log: manifest to take the EOS id from")
     t06.add_argument("--output", type=out_dir_arg, help="with --log: TEST06 directory (default: <log dir>/../TEST06)")
     t06.set_defaults(func=run_test06_cli)
+
+    _add_perf_mode_parsers(sub)
 
     ctx = sub.add_parser("context", help="probe the advertised context length (50/90/99/100%% and +1)")
     _add_sut_args(ctx)
@@ -78,6 +83,40 @@ def add_parser(subparsers: Any) -> None:
     ctx.add_argument("--timeout", type=float, default=120.0, help="per-request timeout in seconds")
     ctx.add_argument("--json", type=out_file_arg, help="verdict JSON (default: OUT/<run-id>/context_report.json)")
     ctx.set_defaults(func=run_context_cli)
+
+
+def _add_perf_mode_parsers(sub: Any) -> None:
+    from scenarios import scenario_names
+
+    t07 = sub.add_parser("test07", help="TEST07: accuracy in performance mode (every sample logged) vs a threshold")
+    t09 = sub.add_parser("test09", help="TEST09: mean output tokens in performance mode within bounds")
+    for p in (t07, t09):
+        _add_sut_args(p)
+        p.add_argument("--benchmark", default="gpt-oss-120b", help="benchmark profile (default gpt-oss-120b)")
+        p.add_argument("--scenario", choices=scenario_names(), default="Offline", help="scenario of the pass")
+        p.add_argument("--preset", choices=("quick", "submission"), default="quick", help="run preset (default quick)")
+        p.add_argument("--qps", type=float, help="Server target QPS for the pass")
+        p.add_argument("--max-new-tokens", type=_positive_int, help="cap on output tokens (default: the benchmark's)")
+        p.add_argument("--audit-config", type=Path, metavar="PATH", help="use this audit.config, not the project's")
+        p.add_argument("--log", type=Path, metavar="PATH", help="verify this mlperf_log_accuracy.json; no run")
+        p.add_argument(
+            "--output", type=out_dir_arg, help="with --log: the TEST directory (default: <log dir>/../TEST0x)"
+        )
+    t07.add_argument("--threshold", type=float, help="accuracy threshold (default: the audit.config's)")
+    t07.add_argument(
+        "--accuracy-script",
+        metavar="CMD",
+        help="score with this command, as MLPerf's --accuracy-script ({accuracy_log} is the log's path); "
+        "default: the benchmark's own scorer",
+    )
+    t07.add_argument("--score-pattern", help="regex whose group 1 is the score (default: MLPerf's 'exact_match')")
+    t07.add_argument(
+        "--tokenizer", metavar="DIR", help="Hugging Face tokenizer to decode with (default: the dataset's)"
+    )
+    t07.set_defaults(func=run_test07_cli)
+    t09.add_argument("--min-output-tokens", type=float, help="lower bound of the mean (default: the audit.config's)")
+    t09.add_argument("--max-output-tokens", type=float, help="upper bound of the mean (default: the audit.config's)")
+    t09.set_defaults(func=run_test09_cli)
 
 
 def sut_backend(args: argparse.Namespace) -> BackendSpec:
@@ -167,12 +206,19 @@ def run_test06_cli(args: argparse.Namespace) -> int:
             if args.eos_id is not None or args.artifact_json or args.output:
                 raise UsageError("--eos-id/--artifact-json/--output: only with --log")
             _check_sut_args(args)
+            from scenarios import embedded_dataset, embedded_sut_backend, get_benchmark
+
+            bench = get_benchmark(args.benchmark)
+            backend, notes = embedded_sut_backend(bench, "quick", sut_backend(args))
+            for note in notes:
+                print(f"note: {note}")
             cfg = Test06Config(
                 scenario=args.scenario or "Server",
-                dataset=args.dataset,
+                benchmark=bench.name,
+                dataset=args.dataset or (None if args.sut else embedded_dataset(bench, "quick")),
                 sut=args.sut,
                 transport=transport_from_args(args, remote=bool(args.sut)),
-                backend={} if args.sut else sut_backend(args),
+                backend={} if args.sut else backend,
                 qps=args.qps,
                 max_new_tokens=args.max_new_tokens,
                 out_dir=args.out,
@@ -210,3 +256,145 @@ def run_context_cli(args: argparse.Namespace) -> int:
     print(f"report: {path}")
     record(args, args.out, verdict, artifact=running.artifact)
     return 0 if verdict.passed else 1
+
+
+def _perf_mode_common(args: argparse.Namespace) -> dict[str, Any]:
+    """The TEST07/TEST09 config fields shared by both commands; a reasoning benchmark's sim is its own."""
+    from scenarios import embedded_dataset, embedded_sut_backend, get_benchmark
+
+    if args.log is not None:
+        if args.sut or args.artifact or args.fault or args.enforced_context:
+            raise UsageError("--log: verifies an existing log; --sut/--artifact/--fault/--enforced-context not used")
+        return {}
+    if args.output is not None:
+        raise UsageError("--output: only with --log")
+    _check_sut_args(args)
+    backend, notes = embedded_sut_backend(get_benchmark(args.benchmark), args.preset, sut_backend(args))
+    for note in notes:
+        print(f"note: {note}")
+    return {
+        "scenario": args.scenario,
+        "benchmark": args.benchmark,
+        "dataset": args.dataset or (None if args.sut else embedded_dataset(get_benchmark(args.benchmark), args.preset)),
+        "sut": args.sut,
+        "transport": transport_from_args(args, remote=bool(args.sut)),
+        "backend": {} if args.sut else backend,
+        "preset": args.preset,
+        "qps": args.qps,
+        "max_new_tokens": args.max_new_tokens,
+        "out_dir": args.out,
+        "run_id": args.run_id,
+        "audit_config": args.audit_config,
+    }
+
+
+def _log_dir(args: argparse.Namespace) -> Path:
+    log: Path = args.log
+    if not log.exists():
+        raise UsageError(f"--log: {log}: not found (expected mlperf_log_accuracy.json or its run directory)")
+    return log if log.is_dir() else log.parent
+
+
+def _log_bounds(
+    args: argparse.Namespace, default: tuple[float, float] | None
+) -> tuple[tuple[float | None, float | None], str]:
+    """TEST09's bounds for ``--log``: the given ones, else (without --audit-config) the benchmark's, scaled
+    when the SUT's manifest next to the log declares a shortened reasoning (see run_test09)."""
+    from compliance import sut_scaled_bounds
+    from loadgen_harness import read_accuracy_log_entries
+    from scenarios import get_benchmark
+
+    given = (args.min_output_tokens, args.max_output_tokens)
+    if args.audit_config is not None or default is None or None not in given:
+        return given, ""
+    log_dir = _log_dir(args)
+    dataset = args.dataset or _run_dataset(log_dir) or get_benchmark(args.benchmark).dataset
+    n = len(read_accuracy_log_entries(log_dir))
+    (lo, hi), note = sut_scaled_bounds(default, log_dir, dataset, max(1, n))
+    return (given[0] if given[0] is not None else lo, given[1] if given[1] is not None else hi), note
+
+
+def _run_dataset(log_dir: Path) -> str | None:
+    """The dataset the run next to the log was made with (its results.json), if there is one."""
+    from loadgen_harness import load_results
+
+    try:
+        return load_results(log_dir).dataset or None
+    except (OSError, ValueError):
+        return None
+
+
+def run_test07_cli(args: argparse.Namespace) -> int:
+    from compliance import (
+        DEFAULT_SCORE_PATTERN,
+        ComplianceInputError,
+        Test07Config,
+        command_script,
+        run_test07,
+        test07_threshold_default,
+        verify_test07_log,
+    )
+    from scenarios import get_benchmark
+    from workflows import ScorerScript
+
+    pattern = args.score_pattern or DEFAULT_SCORE_PATTERN
+    try:
+        fields = _perf_mode_common(args)
+        if args.accuracy_script:
+            script, name = command_script(args.accuracy_script), args.accuracy_script
+        else:
+            scorer = ScorerScript(args.benchmark, args.dataset, args.tokenizer)
+            script, name = scorer, scorer.name
+        if args.log is not None:
+            threshold = args.threshold
+            if threshold is None and args.audit_config is None:
+                threshold = test07_threshold_default(get_benchmark(args.benchmark))
+            out = args.output or _log_dir(args).parent / "TEST07"
+            outcome = verify_test07_log(
+                _log_dir(args),
+                out,
+                script,
+                name,
+                audit_config=args.audit_config,
+                threshold=threshold,
+                score_pattern=pattern,
+            )
+        else:
+            cfg = Test07Config.model_validate({**fields, "threshold": args.threshold, "score_pattern": pattern})
+            outcome = run_test07(cfg, script, name)
+    except ComplianceInputError as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:  # RunError, AccuracyLogError, a config's ValidationError: one line
+        raise UsageError(error_line(exc)) from None
+    print(outcome.test07.verify_text, end="")
+    print(outcome.message)
+    print(f"reports: {outcome.test07_dir}")
+    record(args, args.out if args.log is None else None, outcome)
+    return 0 if outcome.passed else 1
+
+
+def run_test09_cli(args: argparse.Namespace) -> int:
+    from compliance import ComplianceInputError, Test09Config, run_test09, test09_bounds_default, verify_test09_log
+    from scenarios import get_benchmark
+
+    given = (args.min_output_tokens, args.max_output_tokens)
+    try:
+        fields = _perf_mode_common(args)
+        if args.log is not None:
+            bounds, note = _log_bounds(args, test09_bounds_default(get_benchmark(args.benchmark)))
+            out = args.output or _log_dir(args).parent / "TEST09"
+            outcome = verify_test09_log(
+                _log_dir(args), out, audit_config=args.audit_config, bounds=bounds, bounds_note=note
+            )
+        else:
+            cfg = Test09Config.model_validate({**fields, "min_output_tokens": given[0], "max_output_tokens": given[1]})
+            outcome = run_test09(cfg)
+    except ComplianceInputError as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:
+        raise UsageError(error_line(exc)) from None
+    print(outcome.test09.verify_text, end="")
+    print(outcome.message)
+    print(f"reports: {outcome.test09_dir}")
+    record(args, args.out if args.log is None else None, outcome)
+    return 0 if outcome.passed else 1

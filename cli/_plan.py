@@ -23,6 +23,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--qps", type=float, required=True, help="target queries per second for the whole fleet")
     p.add_argument("--ttft-ms", type=float, help="TTFT p99 limit (default: the SLO's, else the run's benchmark)")
     p.add_argument("--tpot-ms", type=float, help="TPOT p99 limit (default: the SLO's, else the run's benchmark)")
+    p.add_argument(
+        "--ttfa-ms",
+        type=float,
+        help="reasoning models: time-to-first-answer-token p99 limit, on top of TTFT/TPOT (default: the SLO's, else none)",
+    )
     p.add_argument("--slo", help="SLO file (or packaged name) whose TTFT/TPOT limits the plan meets")
     p.add_argument("--redundancy", default="N+1", help="spares on top of the replicas the SLO needs: N+K (default N+1)")
     p.add_argument("--chips-per-replica", type=int, help="chips one replica of the artifact occupies")
@@ -63,6 +68,7 @@ def run_plan(args: argparse.Namespace) -> int:
             target_qps=args.qps,
             ttft_ms=args.ttft_ms,
             tpot_ms=args.tpot_ms,
+            ttfa_ms=args.ttfa_ms,
             slo=args.slo,
             redundancy=args.redundancy,
             chips_per_replica=args.chips_per_replica,

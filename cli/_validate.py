@@ -23,7 +23,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--baseline", required=True, help="baseline artifact (e.g. sim-fp32)")
     p.add_argument("--candidate", required=True, help="candidate artifact (e.g. sim-bf16)")
     add_transport_arguments(p, target="--baseline/--candidate HOST:PORT")
-    p.add_argument("--slo", default="embedded", help="SLO file or packaged name (default: embedded)")
+    p.add_argument(
+        "--slo",
+        help="SLO file or packaged name (default: reasoning for a reasoning benchmark, else embedded)",
+    )
     p.add_argument("--qps", type=float, help="Server target QPS (default: the benchmark's)")
     p.add_argument("--duration", type=float, help="performance run length in seconds (default: the preset's)")
     p.add_argument("--benchmark", default="embedded", help="benchmark profile (default: embedded)")
@@ -65,7 +68,7 @@ def run_validate(args: argparse.Namespace) -> int:
     from workflows import CompareConfig, ValidateConfig, validate
 
     try:
-        slo = load_slo(args.slo)
+        slo = load_slo(args.slo or _default_slo(args.benchmark))
     except SloError as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -108,3 +111,13 @@ def run_validate(args: argparse.Namespace) -> int:
         print(f"  {reason}")
     record(args, args.out, report)
     return 0 if report.verdict == "DEPLOY" else 1
+
+
+def _default_slo(benchmark: str | None) -> str:
+    """The packaged SLO a benchmark is validated against when none is named."""
+    from scenarios import BenchmarkError, get_benchmark
+
+    try:
+        return "reasoning" if benchmark and get_benchmark(benchmark).reasoning else "embedded"
+    except BenchmarkError:
+        return "embedded"  # the unknown name is refused where the config is built, naming the field

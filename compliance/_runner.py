@@ -40,13 +40,12 @@ AUDIT_EFFECTIVE = {
 }
 
 
-class Test06Config(BaseModel):
-    """One TEST06 pass; ``sut=None`` spawns an embedded SUT with the ``backend`` config (default: the sim)."""
+class CompliancePassConfig(BaseModel):
+    """What every compliance pass (TEST06, TEST07, TEST09) needs to reach its SUT and write its run:
+    ``sut=None`` spawns an embedded SUT with the ``backend`` config (default: the sim)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    scenario: ScenarioName = "Server"
-    benchmark: str = "embedded"
     dataset: str | None = None
     sut: str | None = None
     transport: TransportSecurity = Field(
@@ -57,6 +56,13 @@ class Test06Config(BaseModel):
     max_new_tokens: int | None = Field(default=None, gt=0)
     out_dir: Path = Path("results")
     run_id: RunId = "compliance"
+
+
+class Test06Config(CompliancePassConfig):
+    """One TEST06 pass (Server by default)."""
+
+    scenario: ScenarioName = "Server"
+    benchmark: str = "embedded"
 
 
 class Test06Outcome(BaseModel):

@@ -2,7 +2,8 @@
 
 A run directory is ``OUT/<run-id>/<scenario>/<mode>/``. Accuracy scoring writes ``accuracy.json``
 and ``fidelity.json`` into the accuracy run directory; TEST06 writes ``test06_report.json`` and
-``strict_report.json`` into ``OUT/<run-id>/<scenario>/TEST06/``; the context probe writes
+``strict_report.json`` into ``OUT/<run-id>/<scenario>/TEST06/`` (TEST07 and TEST09 their reports into
+``TEST07/`` and ``TEST09/`` beside it); the context probe writes
 ``OUT/<run-id>/context_report.json``. A malformed report is a UsageError naming the file and field.
 """
 
@@ -27,6 +28,8 @@ _ACCURACY_PATTERNS = ("accuracy.json", "accuracy/accuracy.json")
 _FIDELITY_PATTERNS = ("fidelity.json", "fidelity-*.json", "accuracy/fidelity.json", "accuracy/fidelity-*.json")
 _COMPLIANCE_PATTERNS: dict[ComplianceCheck, tuple[str, ...]] = {
     "TEST06": (f"TEST06/{REPORT_FILES['TEST06']}",),
+    "TEST07": (f"TEST07/{REPORT_FILES['TEST07']}",),
+    "TEST09": (f"TEST09/{REPORT_FILES['TEST09']}",),
     "strict": (f"TEST06/{REPORT_FILES['strict']}",),
     "context": (REPORT_FILES["context"],),
 }

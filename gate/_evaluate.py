@@ -200,6 +200,9 @@ def missing_compliance(check: ComplianceCheck, r: RunResult | None) -> str:
     out, run_id, scenario = where
     if check == "context":
         cmd = f"lpuperf compliance context --out {out} --run-id {run_id}"
+    elif check in ("TEST07", "TEST09"):
+        bench = f" --benchmark {r.benchmark}" if r is not None else ""
+        cmd = f"lpuperf compliance {check.lower()} --out {out} --run-id {run_id} --scenario {scenario}{bench}"
     else:  # TEST06 writes the strict checks' report too
         cmd = f"lpuperf compliance test06 --out {out} --run-id {run_id} --scenario {scenario}"
     return f"no {check} report next to the run: run `{cmd}` (with the run's --sut or --artifact) first, or give --compliance {check}=PATH"
@@ -252,6 +255,7 @@ def _results_objectives(slo: SloSpec, r: RunResult | None) -> list[ObjectiveOutc
         for pct, limit in limits.items() if limits is not None else []:
             v = None if r is None else section(r).at(pct)
             out.append(check_max(f"{short}_{pct}", v, limit, "ms", missing=missing))
+    out += _reasoning_objectives(slo, r, missing)
     if slo.max_error_rate is not None:
         rate = value(lambda x: x.n_errors / x.n_queries if x.n_queries else (0.0 if x.n_errors == 0 else None))
         out.append(check_max("error_rate", rate, slo.max_error_rate, missing=missing))
@@ -263,6 +267,25 @@ def _results_objectives(slo: SloSpec, r: RunResult | None) -> list[ObjectiveOutc
     if slo.min_completed_ratio is not None:
         ratio = value(keep_up_ratio)
         out.append(check_min("completed_over_scheduled", ratio, slo.min_completed_ratio, missing=missing))
+    return out
+
+
+_NO_REASONING = "no reasoning figures in the results (the run streamed no reasoning tokens)"
+
+
+def _reasoning_objectives(slo: SloSpec, r: RunResult | None, missing: str) -> list[ObjectiveOutcome]:
+    """TTFA percentiles and the mean reasoning tokens per query, from results.json's ``reasoning``."""
+    reasoning = None if r is None else r.reasoning
+    why = missing if r is None else _NO_REASONING
+    out: list[ObjectiveOutcome] = []
+    for pct, limit in slo.ttfa_ms.items() if slo.ttfa_ms is not None else []:
+        v = None if reasoning is None else reasoning.ttfa_ms.at(pct)
+        out.append(check_max(f"ttfa_{pct}", v, limit, "ms", missing=why))
+    mean = None if reasoning is None else reasoning.reasoning_tokens.mean
+    if slo.max_reasoning_tokens_mean is not None:
+        out.append(check_max("reasoning_tokens_mean", mean, slo.max_reasoning_tokens_mean, "tokens", missing=why))
+    if slo.min_reasoning_tokens_mean is not None:
+        out.append(check_min("reasoning_tokens_mean", mean, slo.min_reasoning_tokens_mean, "tokens", missing=why))
     return out
 
 

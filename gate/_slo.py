@@ -8,6 +8,8 @@ spec names only what its owner cares about::
     ttft_ms: {p99: 1200}             # time to first token, per percentile, in ms
     tpot_ms: {p99: 80}               # time per output token
     latency_ms: {p90: 5000}          # end-to-end query latency
+    ttfa_ms: {p99: 30000}            # reasoning models: time to the first answer token
+    max_reasoning_tokens_mean: 4300  # reasoning models: mean reasoning tokens per query (and a min_)
     max_error_rate: 0.001            # failed queries / all queries
     min_tokens_per_second: 500
     min_qps: 10                      # completed queries per second
@@ -101,6 +103,10 @@ class SloSpec(BaseModel):
     ttft_ms: PercentileLimits | None = None
     tpot_ms: PercentileLimits | None = None
     latency_ms: PercentileLimits | None = None
+    # Reasoning models (results.json's ``reasoning``): a run without reasoning figures fails these, by name.
+    ttfa_ms: PercentileLimits | None = None
+    max_reasoning_tokens_mean: float | None = Field(default=None, gt=0)
+    min_reasoning_tokens_mean: float | None = Field(default=None, ge=0)
     max_error_rate: float | None = Field(default=None, ge=0, le=1)
     min_tokens_per_second: float | None = Field(default=None, ge=0)
     min_qps: float | None = Field(default=None, ge=0)
@@ -123,9 +129,16 @@ class SloSpec(BaseModel):
     def count(self) -> int:
         """How many objectives the spec sets (a spec with none would gate nothing)."""
         n = int(self.require_valid) + len(self.accuracy) + len(self.fidelity) + len(self.compliance_must_pass)
-        for limits in (self.ttft_ms, self.tpot_ms, self.latency_ms):
+        for limits in (self.ttft_ms, self.tpot_ms, self.latency_ms, self.ttfa_ms):
             n += len(limits.items()) if limits else 0
-        for value in (self.max_error_rate, self.min_tokens_per_second, self.min_qps, self.min_completed_ratio):
+        for value in (
+            self.max_error_rate,
+            self.min_tokens_per_second,
+            self.min_qps,
+            self.min_completed_ratio,
+            self.max_reasoning_tokens_mean,
+            self.min_reasoning_tokens_mean,
+        ):
             n += value is not None
         return n
 

@@ -114,6 +114,13 @@ def run_figures(res: RunResult, intervals: dict[str, tuple[float | None, float |
     if res.itl is not None:
         for pct, _ in _PCTS:
             add(f"itl_ms.{pct}", res.itl.itl_ms.at(pct))
+    if res.reasoning is not None:
+        # Reasoning models: time to the first answer token, and how the output split (tokens; a 0..1 share).
+        for pct, _ in _PCTS:
+            add(f"ttfa_ms.{pct}", res.reasoning.ttfa_ms.at(pct))
+        add("reasoning_tokens.mean", res.reasoning.reasoning_tokens.mean)
+        add("answer_tokens.mean", res.reasoning.answer_tokens.mean)
+        add("reasoning.fraction", res.reasoning.reasoning_fraction)
     ok = res.successful
     if ok is not None and res.n_errors:
         # With failed queries LoadGen's rates count the failures; these are the successful queries' own.

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, PlainValidator
 VerdictKind = Literal["compliance", "gate", "validate", "accuracy-gate", "find-peak", "submission"]
 
 # Metrics whose value is a share of 0..1 and those on a 0..100 scale, by name (without a [category]).
-FRACTION_METRICS = ("error_rate", "goodput.fraction", "fidelity.exact_match")
+FRACTION_METRICS = ("error_rate", "goodput.fraction", "fidelity.exact_match", "reasoning.fraction")
 PERCENT_METRIC_PREFIXES = ("accuracy.", "fidelity.rouge_l")
 FRACTION_UNIT = "fraction"
 

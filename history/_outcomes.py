@@ -30,13 +30,14 @@ from loadgen_harness import RunResult
 
 if TYPE_CHECKING:
     from accuracy import AccuracyOutcome
-    from compliance import ContextVerdict, Test06Outcome
+    from compliance import ContextVerdict, Test06Outcome, Test07Outcome, Test09Outcome
     from gate import GateReport
     from workflows import CheckReport, FindPeakResult, ValidateReport
 
 # The outcomes of the stages after a run; their packages load only when one is recorded (_stage_records).
 StageOutcome: TypeAlias = (
-    "AccuracyOutcome | Test06Outcome | ContextVerdict | GateReport | ValidateReport | FindPeakResult | CheckReport"
+    "AccuracyOutcome | Test06Outcome | Test07Outcome | Test09Outcome | ContextVerdict | GateReport | ValidateReport"
+    " | FindPeakResult | CheckReport"
 )
 Outcome: TypeAlias = "RunResult | StageOutcome"
 
@@ -86,6 +87,17 @@ def _test06_records(command: str, out: Test06Outcome) -> list[RunRecord]:
         return []
     rec = record_run_dir(out.run_dir, command)
     rec.add_verdicts(checks)
+    return [rec]
+
+
+def _perf_mode_records(command: str, out: Test07Outcome | Test09Outcome) -> list[RunRecord]:
+    """TEST07/TEST09: the performance pass they ran (its run directory) with the check's verdict."""
+    from compliance import ComplianceOutcome
+
+    if not out.run_dir or not _has_results(out.run_dir):  # a log verified on its own (--log)
+        return []
+    rec = record_run_dir(out.run_dir, command)
+    rec.add_verdicts([compliance_verdict(ComplianceOutcome.from_report(out))])
     return [rec]
 
 
@@ -166,7 +178,7 @@ def _stage_records(
     # The stages' packages load here, not at the top: recording a run (the record made as Ctrl-C ends
     # it) must not wait for the accuracy stack they import.
     from accuracy import AccuracyOutcome
-    from compliance import ComplianceOutcome, ContextVerdict, Test06Outcome
+    from compliance import ComplianceOutcome, ContextVerdict, Test06Outcome, Test07Outcome, Test09Outcome
     from gate import GateReport
     from workflows import FindPeakResult, ValidateReport
 
@@ -174,6 +186,8 @@ def _stage_records(
         return _accuracy_records(command, outcome)
     if isinstance(outcome, Test06Outcome):
         return _test06_records(command, outcome)
+    if isinstance(outcome, Test07Outcome | Test09Outcome):
+        return _perf_mode_records(command, outcome)
     if isinstance(outcome, ContextVerdict):
         verdict = compliance_verdict(ComplianceOutcome.from_report(outcome))
         return [record_check(command, verdict, dict(artifact or {"artifact_id": outcome.artifact_id}))]

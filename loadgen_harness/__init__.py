@@ -14,6 +14,7 @@ from loadgen_harness._accuracy_log import (
     read_accuracy_log_entries,
     write_accuracy_log,
 )
+from loadgen_harness._console import format_summary, progress_printer, verdict_basis
 from loadgen_harness._fleet import FLEET_CHANNEL_OPTIONS, Fleet, FleetTarget, Replica, inspect_fleet, parse_target
 from loadgen_harness._interrupt import MAX_PLANNED_SAMPLES, RunInterrupted
 from loadgen_harness._launcher import RunningSut, SutTarget, launch_sut
@@ -44,14 +45,11 @@ from loadgen_harness._results import (
     RunResult,
     RunState,
     SuccessStats,
-    format_summary,
     keep_up_qps,
     keep_up_ratio,
     latency_limits,
     load_results,
     parse_detail_log,
-    progress_printer,
-    verdict_basis,
 )
 from loadgen_harness._run import NO_AUDIT_CONFIG, RunConfig, RunError, fetch_artifact, run_benchmark
 from loadgen_harness._transport import (

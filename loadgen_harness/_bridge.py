@@ -366,6 +366,10 @@ class Bridge:
         # ITL costs one clock read and one comparison per message: only the longest gap is kept.
         prev_ns = 0
         max_gap = -1
+        # Reasoning: each message says how many of its tokens are reasoning (they come first); read only
+        # until the first answer token, so a model without reasoning pays one comparison per message.
+        answer_ns = -1
+        n_reason = 0
         try:
             call = self._call(req, timeout=self.rpc_timeout_s, metadata=self._metadata)
             async for msg in call:
@@ -384,6 +388,11 @@ class Bridge:
                         first_sent = True
                 elif t - prev_ns > max_gap:
                     max_gap = t - prev_ns
+                if answer_ns < 0:
+                    r = msg.reasoning_tokens
+                    n_reason += r
+                    if r < len(ids):
+                        answer_ns = t - t0
                 prev_ns = t
                 n_chunks += 1
                 tokens.extend(ids)
@@ -422,6 +431,9 @@ class Bridge:
         chunk.last_msg_ns[j] = prev_ns - t0
         chunk.max_gap_ns[j] = max_gap
         chunk.stream_matches_output[j] = out is streamed or bool(np.array_equal(out, streamed))
+        if n_reason or last.n_reasoning_tokens:
+            chunk.n_reasoning[j] = last.n_reasoning_tokens or n_reason
+        chunk.first_answer_ns[j] = answer_ns
         self.completed += 1
         if self.metrics is not None:
             self.metrics.completed(issued_ns, first_ns, done, n_tokens)

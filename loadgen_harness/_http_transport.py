@@ -7,9 +7,14 @@ count, EOS closed the same way, the API key scrubbed from every error) and a fai
 same status the relay SUT would send over gRPC (429 -> RESOURCE_EXHAUSTED, timeout ->
 DEADLINE_EXCEEDED, other upstream failures -> UNAVAILABLE), so results read the same either way.
 
-What a direct run cannot have: SUT-side time stamps (``sut_arrival_ns`` and the others stay 0) and
-replica attribution. The relay (``--backend openai``) remains the way to put an HTTP endpoint behind
-the gRPC SUT contract, e.g. for a fleet or for the SUT's own metrics.
+Reasoning models: the backend's ``request.output_reasoning_tokens`` (raised by the relay's stream parser,
+``sut/_reasoning_stream.py``) becomes each message's ``reasoning_tokens`` until the answer starts, and
+the last message's ``n_reasoning_tokens``, as a SUT's chunks carry them; the read that starts the answer
+goes out at once, so the bridge times the first answer token on arrival.
+
+What a direct run cannot have: SUT-side time stamps (``sut_arrival_ns``, ``sut_first_answer_ns`` and the
+others stay 0) and replica attribution. The relay (``--backend openai``) remains the way to put an HTTP
+endpoint behind the gRPC SUT contract, e.g. for a fleet or for the SUT's own metrics.
 """
 
 from __future__ import annotations
@@ -29,10 +34,13 @@ class _Chunk:
     """The fields of a GenerateChunk the bridge reads, without building a protobuf message per read."""
 
     __slots__ = (
+        "n_reasoning_tokens",
         "n_tokens",
         "output_ids",
+        "reasoning_tokens",
         "replica_id",
         "sut_arrival_ns",
+        "sut_first_answer_ns",
         "sut_first_token_ns",
         "sut_last_token_ns",
         "token_ids",
@@ -46,6 +54,9 @@ class _Chunk:
         self.sut_arrival_ns = 0
         self.sut_first_token_ns = 0
         self.sut_last_token_ns = 0
+        self.reasoning_tokens = 0  # of token_ids, the leading ones that are reasoning
+        self.n_reasoning_tokens = 0  # the last message: the output's reasoning tokens
+        self.sut_first_answer_ns = 0  # no SUT clock on a direct run: the bridge times the answer itself
 
 
 class HttpCalls:
@@ -81,23 +92,39 @@ class HttpCalls:
 
         try:
             req = _backend_request(request)
-            # The first read goes out at once (its arrival is the first token's time); after it, one read
-            # is held back so the last message can carry the server's count, as a SUT's final chunk does.
+            # The first read goes out at once (its arrival is the first token's time), and so does the read
+            # that starts the answer (its arrival is the first answer token's); after the first, one read is
+            # held back so the last message can carry the server's counts, as a SUT's final chunk does.
             held: _Chunk | None = None
             first = True
+            answered = False
+            n_before = 0  # ids handed over before this read
             async for item in self.backend.generate(req):
                 if isinstance(item, GenerationEnd):
                     last = held or _Chunk(())
                     last.n_tokens = item.n_tokens or 0  # 0: the bridge counts the streamed ids
+                    r = item.n_reasoning_tokens
+                    last.n_reasoning_tokens = min(req.output_reasoning_tokens, n_before) if r is None else r
                     yield last
                     return
-                if first:
+                chunk = _Chunk(item)
+                now_answered = False
+                if not answered:
+                    # The backend raised the count before handing these ids over; reasoning leads the output.
+                    r = min(len(item), max(0, req.output_reasoning_tokens - n_before))
+                    chunk.reasoning_tokens = r
+                    answered = now_answered = r < len(item)
+                n_before += len(item)
+                if first or now_answered:
                     first = False
-                    yield _Chunk(item)
+                    if held is not None:
+                        yield held
+                        held = None
+                    yield chunk
                     continue
                 if held is not None:
                     yield held
-                held = _Chunk(item)
+                held = chunk
             if held is not None:
                 yield held
         except UpstreamError as exc:

@@ -26,7 +26,15 @@ from typing import Any
 import numpy as np
 
 from common import atomic_path
-from loadgen_harness._results import Goodput, InterTokenLatency, LatencyLimits, Percentiles, SuccessStats
+from loadgen_harness._results import (
+    Goodput,
+    InterTokenLatency,
+    LatencyLimits,
+    Percentiles,
+    ReasoningStats,
+    SuccessStats,
+    TokenStats,
+)
 
 QUERY_RECORD_DTYPE = np.dtype(
     [
@@ -47,12 +55,18 @@ QUERY_RECORD_DTYPE = np.dtype(
         ("replica", np.int32),
         ("last_msg_ns", np.int64),
         ("max_gap_ns", np.int64),
+        # Reasoning models: the output's leading reasoning tokens (0: none), and when its first answer
+        # token arrived (harness clock; -1: the answer never started).
+        ("n_reasoning", np.int64),
+        ("first_answer_ns", np.int64),
     ]
 )
 QUERIES_FILE = "queries.npz"
 _FIELDS: tuple[str, ...] = tuple(QUERY_RECORD_DTYPE.names or ())
 # The columns of queries.npz files written before the ITL columns existed (they are read and upgraded).
 _V1_FIELDS = _FIELDS[: _FIELDS.index("stream_matches_output") + 1]
+# Columns that start at 0 rather than -1 ("none" rather than "not reached"), in new rows and old files.
+_ZERO_FIELDS = frozenset({"n_reasoning"})
 MIN_CHUNK_ROWS = 1024
 MAX_CHUNK_ROWS = 65536
 
@@ -62,12 +76,14 @@ class RecordChunk:
 
     __slots__ = (
         "done_ns",
+        "first_answer_ns",
         "first_chunk_tokens",
         "first_token_ns",
         "issue_ns",
         "last_msg_ns",
         "max_gap_ns",
         "n_chunks",
+        "n_reasoning",
         "n_streamed",
         "n_tokens",
         "replica",
@@ -94,11 +110,14 @@ class RecordChunk:
     replica: np.ndarray
     last_msg_ns: np.ndarray
     max_gap_ns: np.ndarray
+    n_reasoning: np.ndarray
+    first_answer_ns: np.ndarray
 
     def __init__(self, rows: int) -> None:
         for name in _FIELDS:
             dt = QUERY_RECORD_DTYPE.fields[name][0]  # type: ignore[index]
-            setattr(self, name, np.zeros(rows, dtype=dt) if dt == np.bool_ else np.full(rows, -1, dtype=dt))
+            zero = dt == np.bool_ or name in _ZERO_FIELDS
+            setattr(self, name, np.zeros(rows, dtype=dt) if zero else np.full(rows, -1, dtype=dt))
 
     def column(self, name: str) -> np.ndarray:
         col: np.ndarray = getattr(self, name)
@@ -152,6 +171,8 @@ class QueryRecords:
     replica: _Column
     last_msg_ns: _Column
     max_gap_ns: _Column
+    n_reasoning: _Column
+    first_answer_ns: _Column
 
     def __init__(self, capacity: int = 1024) -> None:
         """``capacity``: the expected row count; it only sizes the chunks, nothing is preallocated for it."""
@@ -254,6 +275,9 @@ class QueryRecords:
     def inter_token_latency(self) -> InterTokenLatency | None:
         return inter_token_latency(self._columns(_ITL_FIELDS))
 
+    def reasoning_stats(self) -> ReasoningStats | None:
+        return reasoning_stats(self._columns(_REASONING_FIELDS))
+
     def _columns(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
         return {name: self.column(name) for name in names}
 
@@ -273,8 +297,10 @@ def load_query_records(path: str | Path) -> np.ndarray:
         names = arr.dtype.names or ()
         if not names or not set(names) <= set(_FIELDS) or not set(_FIELDS[: len(_V1_FIELDS)]) <= set(names):
             raise ValueError(f"{p}: field 'records': unexpected dtype {arr.dtype}")
-        # Records written before the ITL columns: the missing columns read as "not reached".
+        # Records written before later columns: those read as "not reached" (reasoning tokens as none).
         upgraded = np.full(arr.shape, -1, dtype=QUERY_RECORD_DTYPE)
+        for name in _ZERO_FIELDS:
+            upgraded[name] = 0
         for name in names:
             upgraded[name] = arr[name]
         arr = upgraded
@@ -392,3 +418,44 @@ def inter_token_latency(records: Mapping[str, np.ndarray] | np.ndarray) -> Inter
     itl = (last[ok] - first[ok]) / after_first[ok]
     gaps = gap[ok & (gap >= 0)]
     return InterTokenLatency(n_queries=int(ok.sum()), itl_ms=_pcts(itl), max_gap_ms=_pcts(gaps))
+
+
+_REASONING_FIELDS = ("issue_ns", "done_ns", "n_tokens", "status", "n_reasoning", "first_answer_ns")
+
+
+def _token_stats(counts: np.ndarray) -> TokenStats:
+    if counts.size == 0:
+        return TokenStats()
+    p50, p90, p99 = np.percentile(counts, [50, 90, 99], method="higher")
+    return TokenStats(
+        mean=round(float(counts.mean()), 4), p50=float(p50), p90=float(p90), p99=float(p99), max=int(counts.max())
+    )
+
+
+def reasoning_stats(records: Mapping[str, np.ndarray] | np.ndarray) -> ReasoningStats | None:
+    """Reasoning and answer tokens and the time to the first answer token, over successful queries.
+
+    None when no query (successful or not) carried a reasoning token: a model without reasoning has
+    no such figures, and TTFA would only repeat TTFT.
+    """
+    n_reason = np.asarray(records["n_reasoning"], dtype=np.int64)
+    if not (n_reason > 0).any():
+        return None
+    issue = np.asarray(records["issue_ns"], dtype=np.int64)
+    done = np.asarray(records["done_ns"], dtype=np.int64)
+    n_tok = np.asarray(records["n_tokens"], dtype=np.int64)
+    answer_at = np.asarray(records["first_answer_ns"], dtype=np.int64)
+    ok = (done >= 0) & (np.asarray(records["status"], dtype=np.int64) == 0) & (issue >= 0)
+    reasoning = np.clip(n_reason[ok], 0, None)
+    answer = np.clip(n_tok[ok] - reasoning, 0, None)
+    answered = ok & (answer_at >= issue) & (answer_at >= 0)
+    total = int(n_tok[ok].clip(0).sum())
+    return ReasoningStats(
+        n_queries=int(ok.sum()),
+        n_with_reasoning=int((reasoning > 0).sum()),
+        n_without_answer=int((ok & ~answered).sum()),
+        reasoning_tokens=_token_stats(reasoning),
+        answer_tokens=_token_stats(answer),
+        reasoning_fraction=round(float(reasoning.sum()) / total, 6) if total else None,
+        ttfa_ms=_pcts(answer_at[answered] - issue[answered]),
+    )

@@ -199,13 +199,15 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
 
     from common import check_writable_dir
     from loadgen_harness._bridge import Bridge, DatasetQSL
+    from loadgen_harness._console import ProgressTicker, progress_printer
     from loadgen_harness._preflight import context_overflow_error, manifest_count
-    from loadgen_harness._results import ProgressTicker, progress_printer
     from scenarios import (
         DatasetError,
         SettingsError,
         SettingsOverrides,
         UserConfError,
+        embedded_dataset,
+        embedded_sut_backend,
         get_benchmark,
         plan_settings,
         resolve_dataset,
@@ -213,6 +215,12 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
 
     try:
         bench = get_benchmark(cfg.benchmark)
+        if cfg.sut is None and cfg.http_endpoint is None:
+            # A spawned sim serves the benchmark's own set (a reasoning benchmark: its reasoning artifact).
+            backend, _ = embedded_sut_backend(bench, cfg.preset, cfg.backend)
+            cfg = cfg.model_copy(
+                update={"backend": backend, "dataset": embedded_dataset(bench, cfg.preset, cfg.dataset)}
+            )
         dataset = resolve_dataset(cfg.dataset or bench.dataset)
         plan = plan_settings(
             cfg.scenario,
@@ -235,7 +243,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
     too_big = plan_size_error(settings)
     if too_big is not None:
         raise RunError(too_big)
-    max_new = cfg.max_new_tokens or bench.max_new_tokens
+    max_new = cfg.max_new_tokens or bench.max_new_tokens_for(cfg.mode)
     max_in_flight: int | None = None
     if plan.loadgen_scenario == "Server" and cfg.mode == "performance":
         user_limit = int(settings.server_max_async_queries)  # a user.conf value stands, up to the memory bound
@@ -279,6 +287,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
             address, artifact, fleet = running.address, running.artifact, running.fleet
             res.sut_address = address
             res.artifact = artifact
+            res.warnings += _artifact_warnings(artifact, bench.name)
             overflow = None if cfg.allow_context_overflow else context_overflow_error(dataset, max_new, artifact)
             if overflow is not None:
                 raise RunError(overflow)
@@ -327,6 +336,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
                     events = watch.stop() if watch is not None else []
                     bridge.quiesce()
                 _finish_result(res, bridge, outcome, log_dir, fleet, events)
+                res.settings.update(plan.results_settings())  # keys the harness supplied, and why settings differ
                 _finish_notes(res, cfg, max_new, settings, log_dir)
                 res.duration_s = round(time.monotonic() - t_start, 3)
                 save_results(res, log_dir)
@@ -387,6 +397,18 @@ def _finish_notes(res: RunResult, cfg: RunConfig, max_new: int, settings: Any, l
     _drop_empty_logs(log_dir, (SUMMARY_FILE,) if cfg.trace else (TRACE_FILE, SUMMARY_FILE))
 
 
+def _artifact_warnings(artifact: dict[str, JsonValue], benchmark: str) -> list[str]:
+    """What the SUT's manifest says that makes its figures differ from the benchmark's (a scaled reasoning sim)."""
+    info = artifact.get("reasoning")
+    scale = info.get("reasoning_scale") if isinstance(info, dict) else None
+    if isinstance(scale, int | float) and not isinstance(scale, bool) and 0 < scale < 1:
+        return [
+            f"reasoning_scale {scale:g}: the SUT shortens its reasoning to {scale:.0%} of {benchmark}'s length; output "
+            "lengths and latencies are not the benchmark's (lpuperf plan scales them back)"
+        ]
+    return []
+
+
 def _drop_empty_logs(log_dir: Path, names: Sequence[str]) -> None:
     for name in names:
         with contextlib.suppress(FileNotFoundError):
@@ -419,6 +441,7 @@ def _finish_result(
     # Over the same records as ``successful``, against the limits LoadGen judged the run by.
     res.goodput = bridge.records.goodput(res.limits)
     res.itl = bridge.records.inter_token_latency()
+    res.reasoning = bridge.records.reasoning_stats()
     if bridge.max_in_flight is not None:
         res.settings["harness_max_in_flight"] = bridge.max_in_flight
     if bridge.overload is not None:

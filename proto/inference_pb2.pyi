@@ -50,7 +50,7 @@ class GenerateRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., input_ids: _Optional[_Iterable[int]] = ..., prompt_text: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., min_new_tokens: _Optional[int] = ..., eos_token_id: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class GenerateChunk(_message.Message):
-    __slots__ = ("token_ids", "finish_reason", "sut_arrival_ns", "sut_first_token_ns", "sut_last_token_ns", "n_tokens", "output_ids", "error", "replica_id")
+    __slots__ = ("token_ids", "finish_reason", "sut_arrival_ns", "sut_first_token_ns", "sut_last_token_ns", "n_tokens", "output_ids", "error", "replica_id", "reasoning_tokens", "n_reasoning_tokens", "sut_first_answer_ns")
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     SUT_ARRIVAL_NS_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,9 @@ class GenerateChunk(_message.Message):
     OUTPUT_IDS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    REASONING_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    N_REASONING_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SUT_FIRST_ANSWER_NS_FIELD_NUMBER: _ClassVar[int]
     token_ids: _containers.RepeatedScalarFieldContainer[int]
     finish_reason: FinishReason
     sut_arrival_ns: int
@@ -69,7 +72,10 @@ class GenerateChunk(_message.Message):
     output_ids: _containers.RepeatedScalarFieldContainer[int]
     error: str
     replica_id: str
-    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., sut_arrival_ns: _Optional[int] = ..., sut_first_token_ns: _Optional[int] = ..., sut_last_token_ns: _Optional[int] = ..., n_tokens: _Optional[int] = ..., output_ids: _Optional[_Iterable[int]] = ..., error: _Optional[str] = ..., replica_id: _Optional[str] = ...) -> None: ...
+    reasoning_tokens: int
+    n_reasoning_tokens: int
+    sut_first_answer_ns: int
+    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., sut_arrival_ns: _Optional[int] = ..., sut_first_token_ns: _Optional[int] = ..., sut_last_token_ns: _Optional[int] = ..., n_tokens: _Optional[int] = ..., output_ids: _Optional[_Iterable[int]] = ..., error: _Optional[str] = ..., replica_id: _Optional[str] = ..., reasoning_tokens: _Optional[int] = ..., n_reasoning_tokens: _Optional[int] = ..., sut_first_answer_ns: _Optional[int] = ...) -> None: ...
 
 class GetArtifactRequest(_message.Message):
     __slots__ = ()

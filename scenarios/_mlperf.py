@@ -3,32 +3,16 @@
 A published tree names benchmarks the way MLPerf's submission directories do (``llama2-70b-99.9``,
 ``llama3.1-8b``), LoadGen's mlperf.conf names the same models ``llama2-70b`` and ``llama3_1-8b``, and
 the project's profiles have their own names. :func:`mlperf_model` maps any of them to LoadGen's name,
-:func:`project_benchmark` back to a profile. Which benchmarks carry TEST06 and which seeds a round
-used live here and nowhere else.
+:func:`project_benchmark` back to a profile. Which benchmarks carry which compliance tests (TEST06,
+TEST07, TEST09) and which seeds a round used live here and in the round tables (``scenarios._rounds``).
 """
 
 from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict
-
 from scenarios._benchmarks import BENCHMARKS
-
-
-class RoundSeeds(BaseModel):
-    """The LoadGen seeds every closed-division run of one MLPerf Inference round must use."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    qsl_rng_seed: int
-    sample_index_rng_seed: int
-    schedule_rng_seed: int
-
-    def seed(self, key: str) -> int:
-        value: int = getattr(self, key)
-        return value
-
+from scenarios._rounds import MLPERF_ROUNDS, RoundSeeds
 
 # Per round, as MLPerf's submission checker expects them. A round not listed here is not guessed at.
 MLPERF_ROUND_SEEDS: dict[str, RoundSeeds] = {
@@ -57,16 +41,14 @@ MLPERF_ROUND_SEEDS: dict[str, RoundSeeds] = {
         sample_index_rng_seed=14276810075590677512,
         schedule_rng_seed=3936089224930324775,
     ),
-    "v6.1": RoundSeeds(
-        qsl_rng_seed=2085463073848966840,
-        sample_index_rng_seed=2747215439041700203,
-        schedule_rng_seed=16159082839903944936,
-    ),
+    # The rounds with a full table (scenarios._rounds) hold their own seeds.
+    **{name: rnd.seeds for name, rnd in MLPERF_ROUNDS.items()},
 }
 
 # LoadGen model names of the LLM benchmarks whose submissions carry TEST06 (MLPerf's list across rounds).
 # llama3_1-8b-edge is an LLM without TEST06 in MLPerf's rules; image, speech and recommendation
-# models (stable-diffusion-xl, whisper, dlrm, ...) have none either.
+# models (stable-diffusion-xl, whisper, dlrm, ...) have none either. A project profile's own
+# ``compliance_tests`` (read from its round's checker table) win over these lists.
 TEST06_MODELS: frozenset[str] = frozenset(
     {
         "llama2-70b",
@@ -119,6 +101,33 @@ def project_benchmark(name: str) -> str:
     return next((p.name for p in BENCHMARKS.values() if p.loadgen_model == model), name)
 
 
+# v6.1's models_TEST07 / models_TEST09 (checker constants.py l.318-324), as LoadGen models.
+TEST07_MODELS: frozenset[str] = frozenset({"gpt-oss-120b", "gpt-oss-120b-interactive"})
+TEST09_MODELS: frozenset[str] = frozenset({"gpt-oss-120b", "gpt-oss-120b-interactive"})
+_LISTS = {"TEST06": TEST06_MODELS, "TEST07": TEST07_MODELS, "TEST09": TEST09_MODELS}
+
+
+def compliance_tests(name: str) -> tuple[str, ...]:
+    """The compliance tests a benchmark's submission carries (a profile, or an MLPerf directory name).
+
+    A project profile (also found through its MLPerf name, ``gpt-oss-120b`` or ``llama3.1-8b-edge``) names its
+    own; any other name is looked up in MLPerf's lists.
+    """
+    profile = BENCHMARKS.get(project_benchmark(name))
+    if profile is not None:
+        return tuple(profile.compliance_tests)
+    model = mlperf_model(name)
+    return tuple(test for test, models in _LISTS.items() if model in models)
+
+
 def requires_test06(name: str) -> bool:
-    """Whether a benchmark's submission carries TEST06: MLPerf's LLMs, and every profile of the project (all LLMs)."""
-    return name in BENCHMARKS or mlperf_model(name) in TEST06_MODELS
+    """Whether a benchmark's submission carries TEST06 (MLPerf's LLMs but gpt-oss-120b and llama3.1-8b-edge)."""
+    return "TEST06" in compliance_tests(name)
+
+
+def requires_test07(name: str) -> bool:
+    return "TEST07" in compliance_tests(name)
+
+
+def requires_test09(name: str) -> bool:
+    return "TEST09" in compliance_tests(name)

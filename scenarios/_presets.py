@@ -12,13 +12,15 @@ uses MLPerf's durations: 600 s minimum, MultiStream 662 queries.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from common import RegistryError
-from scenarios._benchmarks import BenchmarkError, BenchmarkProfile, get_benchmark
+from scenarios._benchmarks import QUICK_REASONING_SCALE, BenchmarkError, BenchmarkProfile, get_benchmark
+from scenarios._conf_supply import ConfSupply, apply_supplied, conf_supply
 from scenarios._plugins import get_scenario
 from scenarios._scenario import LoadGenScenario, Preset, Scenario, ScenarioName, SettingsOverrides
 from scenarios._userconf import SEED_FIELDS, apply_user_conf, mlperf_conf_defaults
@@ -59,7 +61,15 @@ class SettingsPlan(BaseModel):
     tpot_latency_ns: int | None = None
     sample_concatenate_permutation: bool = True
     performance_sample_count_override: int | None = None
+    accuracy_sample_count_override: int | None = None
     explicit: list[str] = Field(default_factory=list, description="fields forced by overrides (beat user.conf)")
+    round: str | None = Field(default=None, description="the MLPerf round of the benchmark's constants")
+    conf_supplied: list[ConfSupply] = Field(
+        default_factory=list, description="round keys the installed LoadGen's mlperf.conf lacks: the harness sets them"
+    )
+    setting_notes: dict[str, str] = Field(
+        default_factory=dict, description="setting -> why it differs from the round's (e.g. a smaller dataset)"
+    )
 
     @property
     def samples_per_query(self) -> int:
@@ -73,6 +83,16 @@ class SettingsPlan(BaseModel):
         if self.loadgen_scenario == "Offline" and self.offline_expected_qps:
             return int(self.offline_expected_qps * dur * 1.2) + (self.min_query_count or 0) + 64
         return (self.min_query_count or 0) + 1024
+
+    def results_settings(self) -> dict[str, JsonValue]:
+        """What results.json's ``settings`` adds to LoadGen's effective settings: the keys the harness supplied
+        for a LoadGen whose bundled mlperf.conf lacks them, and why settings differ from the round's."""
+        out: dict[str, JsonValue] = {}
+        if self.conf_supplied:
+            out["mlperf_conf_supplied"] = {c.line: c.note for c in self.conf_supplied}
+        if self.setting_notes:
+            out["harness_setting_notes"] = dict(self.setting_notes)
+        return out
 
     def to_test_settings(self, user_conf: str | Path | None = None) -> Any:
         """Build ``mlperf_loadgen.TestSettings``; a user.conf's keys win over the preset, overrides win over both."""
@@ -89,6 +109,9 @@ class SettingsPlan(BaseModel):
             defaults = mlperf_conf_defaults(self.loadgen_model, self.loadgen_scenario)
             for name in SEED_FIELDS:
                 setattr(s, name, defaults.seed(name))
+        # Where the installed LoadGen's conf lacks a round's key, set it as that conf would have: a user.conf's
+        # keys and the harness's own settings below still win.
+        apply_supplied(s, self.conf_supplied, self.loadgen_scenario, skip_attrs=from_conf)
         values: dict[str, int | float | bool | None] = {
             "min_duration_ms": self.min_duration_ms,
             "max_duration_ms": self.max_duration_ms,
@@ -103,6 +126,7 @@ class SettingsPlan(BaseModel):
             "tpot_latency": self.tpot_latency_ns,
             "sample_concatenate_permutation": self.sample_concatenate_permutation,
             "performance_sample_count_override": self.performance_sample_count_override,
+            "accuracy_sample_count_override": self.accuracy_sample_count_override,
         }
         for name, value in values.items():
             if value is None or (name in from_conf and name not in self.explicit):
@@ -158,12 +182,14 @@ def plan_settings(
     ]
     # A duration the scenario sets replaces the preset's.
     min_duration_ms = scen.min_duration_ms if scen.min_duration_ms is not None else int(dur_s * 1000)
+    model = bench.loadgen_model_for(scenario)
+    acc_count, notes = _sample_counts(bench, run_mode, sample_count)
     return SettingsPlan(
         scenario=scenario,
         loadgen_scenario=runner.loadgen_scenario,
         mode=run_mode,
         benchmark=bench.name,
-        loadgen_model=bench.loadgen_model_for(scenario),
+        loadgen_model=model,
         preset=run_preset,
         # Only an unmodified submission preset at MLPerf's durations can produce a submittable result.
         submittable=not quick and not explicit and min_duration_ms >= SUBMISSION_MIN_DURATION_S * 1000,
@@ -178,11 +204,87 @@ def plan_settings(
         ttft_latency_ns=int(limits[0] * 1e6) if limits else None,
         tpot_latency_ns=int(limits[1] * 1e6) if limits else None,
         performance_sample_count_override=sample_count,
+        accuracy_sample_count_override=acc_count,
         # MLPerf requires it for LLMs, but it raises the minimum query count to the performance sample
         # count, which would stretch a quick run; quick runs are not submittable anyway.
         sample_concatenate_permutation=not quick,
         explicit=explicit,
+        round=bench.round,
+        conf_supplied=conf_supply(bench.round, model, runner.loadgen_scenario) if bench.round else [],
+        setting_notes=notes,
     )
+
+
+def _sample_counts(bench: BenchmarkProfile, mode: Mode, sample_count: int | None) -> tuple[int | None, dict[str, str]]:
+    """The accuracy sample count a run asks LoadGen for, and a note for each count below the round's.
+
+    LoadGen logs ``accuracy_sample_count_override`` as the effective count even when the QSL is smaller (it
+    caps only the indices it issues), so a smaller set gets its own size: the log then says what was scored.
+    """
+    notes: dict[str, str] = {}
+    where = f"MLPerf {bench.round}'s {bench.name}" if bench.round else bench.name
+    if bench.round and sample_count is not None and sample_count < bench.total_sample_count:
+        notes["performance_sample_count_override"] = (
+            f"{sample_count}: the dataset's size; {where} uses {bench.total_sample_count}"
+        )
+    want = bench.accuracy_sample_count
+    if want is None:
+        return None, notes
+    count = want if sample_count is None else min(sample_count, want)
+    if mode == "accuracy" and count < want:
+        notes["accuracy_sample_count_override"] = (
+            f"{count}: the dataset's size; {where} scores {want} samples, so this accuracy is not the checker's"
+        )
+    return count, notes
+
+
+def quick_reasoning_scale(bench: BenchmarkProfile, preset: str) -> float | None:
+    """The reasoning-length scale an embedded sim gets for ``bench`` under ``preset`` (None: not a reasoning
+    benchmark). The quick preset shortens reasoning so a laptop run takes minutes; submission keeps it whole."""
+    if not bench.reasoning:
+        return None
+    return QUICK_REASONING_SCALE if preset == "quick" else 1.0
+
+
+def embedded_dataset(bench: BenchmarkProfile, preset: str, dataset: str | None = None) -> str:
+    """The dataset a spawned sim SUT serves and a run over it reads (``dataset`` when one was given).
+
+    A reasoning benchmark's packaged set carries the preset's reasoning scale in its spec
+    (``reasoning:deepseek-r1:0.1`` for a quick run): the sim shortens its reasoning by it and the set's FP32
+    references are its outputs at that length, so fidelity, accuracy and TEST09 read the same outputs the
+    run produced. The scale lives in the spec alone, never beside it in the sim's config.
+    """
+    if dataset:
+        return dataset
+    scale = quick_reasoning_scale(bench, preset)
+    if scale is not None and scale < 1 and bench.dataset.startswith("reasoning:") and bench.dataset.count(":") == 1:
+        return f"{bench.dataset}:{scale:g}"
+    return bench.dataset
+
+
+def embedded_sut_backend(
+    bench: BenchmarkProfile, preset: str, backend: Mapping[str, JsonValue] | None = None
+) -> tuple[dict[str, JsonValue], list[str]]:
+    """The spawned sim SUT's backend config for ``bench`` under ``preset``, and a note for each choice made.
+
+    A reasoning benchmark's sim gets the benchmark's reasoning artifact (``sim-reasoning``) unless the user
+    named an artifact or a precision (the sim maps ``precision int8`` on a reasoning set to its int8 artifact).
+    Its reasoning length comes from the dataset spec (:func:`embedded_dataset`). The user's own options are
+    kept as given; another backend kind is left alone.
+    """
+    out: dict[str, JsonValue] = dict(backend or {})
+    if out.get("kind", "sim") != "sim" or not bench.reasoning:
+        return out, []
+    notes: list[str] = []
+    if "artifact" not in out and "precision" not in out and bench.sim_artifact is not None:
+        out["artifact"] = bench.sim_artifact
+    scale = quick_reasoning_scale(bench, preset)
+    if scale is not None and scale < 1 and "reasoning_scale" not in out:
+        notes.append(
+            f"the {preset} preset shortens the sim's reasoning to {scale:.0%} of {bench.name}'s length "
+            f"(dataset {embedded_dataset(bench, preset)}); output lengths are not the benchmark's"
+        )
+    return out, notes
 
 
 def build_test_settings(

@@ -1,18 +1,23 @@
-"""Dataset names users may pass instead of paths: ``embedded`` and ``synthetic[:N[:SEED]]``."""
+"""Dataset names users may pass instead of paths: ``embedded``, ``synthetic[:N[:SEED]]`` and ``reasoning:MODEL``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from scenarios._mlperf_tables import is_mlperf_table, read_mlperf_table
 from scenarios.dataset import Dataset, DatasetError, load_dataset
+from scenarios.reasoning_set import parse_reasoning_spec, reasoning_dataset
 from scenarios.synthetic import synthetic_dataset
 
 DATA_DIR = Path(__file__).with_name("data")
 EMBEDDED_DATASET = DATA_DIR / "embedded.jsonl.gz"
 
 
-def resolve_dataset(spec: str | Path = "embedded") -> Dataset:
-    """``embedded`` -> the packaged reference set; ``synthetic:N:SEED`` -> a seeded set; else a path."""
+def resolve_dataset(spec: str | Path = "embedded", *, allow_pickle: bool = False) -> Dataset:
+    """``embedded`` -> the packaged reference set; ``synthetic:N:SEED`` -> a seeded set;
+    ``reasoning:deepseek-r1`` / ``reasoning:gpt-oss-120b`` (``:SCALE`` optional) -> the packaged reasoning
+    set in that benchmark's rendering; a ``.parquet`` / ``.pkl`` path -> one of MLPerf's tables (a pickle
+    only with ``allow_pickle``: loading it runs code); else a dataset file."""
     s = str(spec)
     if s == "embedded":
         if EMBEDDED_DATASET.is_file():
@@ -27,4 +32,10 @@ def resolve_dataset(spec: str | Path = "embedded") -> Dataset:
         except ValueError:
             raise DatasetError(f"dataset '{s}': expected synthetic[:N[:SEED]] with integers") from None
         return synthetic_dataset(n=n, seed=seed)
+    reasoning = parse_reasoning_spec(s)
+    if reasoning is not None:
+        model, scale = reasoning
+        return reasoning_dataset(model.name, scale)
+    if is_mlperf_table(s):
+        return read_mlperf_table(s, allow_pickle=allow_pickle)
     return load_dataset(s)

@@ -37,6 +37,7 @@ CONF_KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "use_token_latencies": ("use_token_latencies",),
     "samples_per_query": ("multi_stream_samples_per_query",),
     "performance_sample_count_override": ("performance_sample_count_override",),
+    "accuracy_sample_count_override": ("accuracy_sample_count_override",),
     "sample_concatenate_permutation": ("sample_concatenate_permutation",),
 }
 

@@ -44,6 +44,23 @@ class FaultFlags(BaseModel):
         return any(self.model_dump().values())
 
 
+class ReasoningInfo(BaseModel):
+    """What a reasoning artifact claims about its outputs (the reasoning sim's; None for other artifacts).
+
+    ``reasoning_scale`` below 1 means a quick run's shortened reasoning: output lengths are not the
+    benchmark's, and a run on it says so.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    style: str = Field(min_length=1)  # "think" (``...</think>`` then the answer) or "harmony" (analysis/final)
+    reasoning_scale: float = Field(default=1.0, gt=0, le=1)
+    benchmark: str = ""  # whose length distribution the outputs are drawn from (deepseek-r1, gpt-oss-120b)
+    mean_output_tokens: float = Field(default=0.0, ge=0)  # of the unscaled distribution
+    sd_output_tokens: float = Field(default=0.0, ge=0)
+    sd_source: str = ""
+
+
 class ArtifactManifest(BaseModel):
     """A compiled artifact's identity and claims."""
 
@@ -70,6 +87,7 @@ class ArtifactManifest(BaseModel):
     vocab_size: int = Field(default=0, ge=0)
     chunk_size: int = Field(default=8, gt=0)
     faults: FaultFlags = Field(default_factory=FaultFlags)
+    reasoning: ReasoningInfo | None = None
     extra: dict[str, JsonValue] = Field(default_factory=dict)
 
     @model_validator(mode="after")

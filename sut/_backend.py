@@ -2,6 +2,13 @@
 
 The gRPC server owns transport concerns (status codes, chunking, timestamps, drain); a backend
 only turns a :class:`GenerateRequest` into a stream of token lists.
+
+Reasoning models. A backend says how many leading tokens of its output are reasoning by writing
+``request.output_reasoning_tokens`` (a count over the whole output, never a per-token flag) before it
+hands over the tokens the count covers: the sim sets it once per request (it knows the whole answer),
+a relay raises it as its stream parser finds reasoning. The server splits every message it sends at
+that count (``GenerateChunk.reasoning_tokens``), and ``GenerationEnd.n_reasoning_tokens`` may state
+the authoritative total. A backend that never writes it (0) produces answer tokens only.
 """
 
 from __future__ import annotations
@@ -32,6 +39,10 @@ class GenerateRequest:
     top_p: float = 1.0
     seed: int = 0
     arrival_ns: int = 0  # SUT clock (time.time_ns()) when the server accepted the request
+    # Written by the backend, read by the server and the HTTP front: how many leading tokens of this
+    # request's output are reasoning (reasoning always precedes the answer). Set it before handing over
+    # the tokens it covers; it may run ahead of them (the whole reasoning length at once). 0: no reasoning.
+    output_reasoning_tokens: int = 0
 
 
 @dataclass(slots=True)
@@ -39,11 +50,15 @@ class GenerationEnd:
     """Optional last item a backend yields to state its authoritative answer.
 
     ``output_ids`` replaces the concatenated stream as the answer and ``n_tokens`` is the
-    backend's own token count (e.g. an upstream server's usage figure).
+    backend's own token count (e.g. an upstream server's usage figure), ``n_reasoning_tokens``
+    its count of reasoning tokens among them.
     """
 
     n_tokens: int | None = None
     output_ids: Sequence[int] | None = None
+    # The backend's own count of reasoning tokens in the whole output (e.g. an upstream's usage figure);
+    # None: the server takes ``request.output_reasoning_tokens``, capped at the tokens sent.
+    n_reasoning_tokens: int | None = None
     finish_reason: str = ""  # "eos" | "length" | ""
     info: dict[str, str] = field(default_factory=dict)
 

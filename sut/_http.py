@@ -11,6 +11,9 @@ Extension fields (ignored by clients that do not know them):
   though its text is empty. Our relay uses these instead of re-tokenizing text.
 * request ``"prompt"`` may be a list of token ids (completions API), which reaches the backend verbatim.
 * request ``"min_tokens"`` / ``"ignore_eos"`` (vLLM's spelling) suppress EOS until that many tokens.
+* reasoning models: chat streams reasoning as ``reasoning_content`` deltas; completions take
+  ``"include_reasoning": false`` (answer only) and ``"skip_special_tokens": false`` (markers kept); usage
+  has ``completion_tokens_details.reasoning_tokens`` (:mod:`sut._http_render`).
 
 A chat prompt is the whole conversation, in the backend's chat template or the plain rendering
 (:mod:`sut._http_prompt`), refused with a 400 when it and ``max_tokens`` exceed the advertised context.
@@ -348,7 +351,16 @@ class HttpFront:
             arrival_ns=time.time_ns(),
         )
         created = int(time.time())
-        ctx = Completion(self, req, chat, bool(body.return_token_ids), created, body.model or self.model_name)
+        ctx = Completion(
+            self,
+            req,
+            chat,
+            bool(body.return_token_ids),
+            created,
+            body.model or self.model_name,
+            include_reasoning=body.include_reasoning is not False,
+            skip_special_tokens=body.skip_special_tokens is not False,
+        )
         if not body.stream:
             try:
                 await ctx.run_to_end()

@@ -132,6 +132,10 @@ class _Common(BaseModel):
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     return_token_ids: bool | None = None
+    # Reasoning models: completions text without the reasoning (our extension, OpenRouter's spelling), and
+    # vLLM's switch to keep special tokens (harmony's markers) in completions text.
+    include_reasoning: bool | None = None
+    skip_special_tokens: bool | None = None
     user: str | None = None
     stop: Any = None
     logprobs: Any = None

@@ -20,7 +20,7 @@ import numpy as np
 
 from sut._backend import Backend, InvalidRequestError, RendersChat
 from sut._http_body import ChatBody, HttpError, HttpLimits
-from sut._http_render import TextDecoder
+from sut._http_render import ReasoningMarkup, TextDecoder
 
 if TYPE_CHECKING:
     from scenarios.dataset import Dataset
@@ -71,6 +71,9 @@ class Prompts:
         self._vocab_size = backend.manifest.vocab_size
         self._render_chat = backend.render_chat if isinstance(backend, RendersChat) else None
         self._pieces: dict[int, bytes] | None = None
+        self._special: dict[int, str] | None = None
+        # The reasoning markers of the dataset's vocabulary, left out of the chat API's reasoning_content.
+        self.markup: ReasoningMarkup | None = None
         self._prompt_ids: dict[str, np.ndarray] = {}
         if dataset is not None:
             # Exact prompt -> ids lookup first: a dataset prompt must reach the backend as the very ids
@@ -78,7 +81,10 @@ class Prompts:
             self._prompt_ids = {p: ids for p, ids in zip(dataset.prompts, dataset.input_ids, strict=True)}
             if dataset.decoder is not None and decode is None:
                 self._pieces = dataset.decoder.pieces
+                self._special = dataset.decoder.special
                 self.decode = dataset.decoder.decode
+            if dataset.decoder is not None and dataset.has_reasoning:
+                self.markup = ReasoningMarkup.from_ids(dataset.decoder.token_id)
             if encode is None and dataset.decoder is not None:
                 from sut._openai import _ByteEncoder  # the relay backend's module: only when a dataset needs it
 
@@ -86,7 +92,7 @@ class Prompts:
 
     def text_decoder(self) -> TextDecoder:
         """A fresh id -> text delta decoder for one response."""
-        return TextDecoder(self.decode, self._pieces)
+        return TextDecoder(self.decode, self._pieces, self._special)
 
     async def completion(self, prompt: str | list[int]) -> tuple[str, np.ndarray]:
         """Text (if any) and ids of a completions prompt; raises HttpError naming the field."""

@@ -2,6 +2,15 @@
 
 The first token travels in an event of its own (clients measure TTFT on it); later ones at most
 ``chunk_size`` per event. Text deltas never split a multi-byte character.
+
+Reasoning models (the backend's ``GenerateRequest.output_reasoning_tokens``): no event mixes reasoning
+and answer tokens. The chat API streams reasoning as ``delta.reasoning_content`` and the answer as
+``delta.content`` (DeepSeek's, SGLang's and older vLLM's spelling), without the markup around them
+(``<think>``/``</think>``, harmony's ``<|channel|>analysis<|message|>`` ... headers); a body has
+``message.reasoning_content``. The completions API returns the raw output as text, reasoning included,
+unless the request says ``"include_reasoning": false``; ``"skip_special_tokens": false`` (vLLM's option)
+keeps special tokens such as harmony's markers in that text. ``usage.completion_tokens`` counts every
+token and ``usage.completion_tokens_details.reasoning_tokens`` the reasoning ones (only when there are any).
 """
 
 from __future__ import annotations
@@ -24,10 +33,15 @@ if TYPE_CHECKING:
 _log = logging.getLogger("lpuperf.sut.http")
 
 
+class ReasoningUsage(TypedDict):
+    reasoning_tokens: int
+
+
 class TokenUsage(TypedDict):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    completion_tokens_details: NotRequired[ReasoningUsage]  # reasoning models only
 
 
 class Choice(TypedDict):
@@ -54,14 +68,28 @@ class CompletionJson(TypedDict):
 
 
 class TextDecoder:
-    """Turns a growing id stream into text deltas without splitting a multi-byte character."""
+    """Turns a growing id stream into text deltas without splitting a multi-byte character.
 
-    def __init__(self, decode: Callable[[Sequence[int]], str] | None, pieces: dict[int, bytes] | None) -> None:
+    ``special`` (id -> text of special tokens) is only read after :meth:`keep_special`.
+    """
+
+    def __init__(
+        self,
+        decode: Callable[[Sequence[int]], str] | None,
+        pieces: dict[int, bytes] | None,
+        special: dict[int, str] | None = None,
+    ) -> None:
         self._pieces = pieces
+        self._special = special
         self._decode = decode
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._ids: list[int] = []
         self._emitted = 0
+
+    def keep_special(self) -> None:
+        """Decode special tokens to their text from now on (``skip_special_tokens: false``)."""
+        if self._pieces is not None and self._special:
+            self._pieces = {**self._pieces, **{k: v.encode() for k, v in self._special.items()}}
 
     def feed(self, ids: Sequence[int]) -> str:
         if self._pieces is not None:
@@ -78,10 +106,57 @@ class TextDecoder:
         return delta
 
 
+class ReasoningMarkup:
+    """The token ids around a reasoning model's reasoning that the chat API leaves out of ``reasoning_content``.
+
+    ``drop``: ids never shown (``<think>``, ``</think>``); a harmony header runs from an ``opens`` id
+    (``<|start|>``, ``<|channel|>``) to a ``closes`` id (``<|message|>``), role and channel names included.
+    Special tokens need no entry: the decoder skips them anyway.
+    """
+
+    __slots__ = ("closes", "drop", "opens")
+
+    def __init__(self, drop: frozenset[int], opens: frozenset[int], closes: frozenset[int]) -> None:
+        self.drop, self.opens, self.closes = drop, opens, closes
+
+    @classmethod
+    def from_ids(cls, token_id: Callable[[str], int | None]) -> ReasoningMarkup | None:
+        """Built from a vocabulary's lookup (text -> id); None when it has none of the markers."""
+
+        def ids(*texts: str) -> frozenset[int]:
+            return frozenset(i for i in map(token_id, texts) if i is not None)
+
+        drop, opens, closes = ids("<think>", "</think>"), ids("<|start|>", "<|channel|>"), ids("<|message|>")
+        return cls(drop, opens, closes) if drop or (opens and closes) else None
+
+    def strip(self, ids: Sequence[int], in_header: bool) -> tuple[list[int], bool]:
+        """The ids of reasoning text in ``ids``, and whether a header is still open after them."""
+        kept: list[int] = []
+        for tid in ids:
+            if in_header:
+                in_header = tid not in self.closes
+            elif tid in self.opens:
+                in_header = True
+            elif tid not in self.drop:
+                kept.append(tid)
+        return kept, in_header
+
+
 class Completion:
     """One request's generation: drives backend.generate and renders OpenAI events."""
 
-    def __init__(self, front: HttpFront, req: GenerateRequest, chat: bool, with_ids: bool, created: int, model: str):
+    def __init__(
+        self,
+        front: HttpFront,
+        req: GenerateRequest,
+        chat: bool,
+        with_ids: bool,
+        created: int,
+        model: str,
+        *,
+        include_reasoning: bool = True,
+        skip_special_tokens: bool = True,
+    ) -> None:
         self.front = front
         self.req = req
         self.chat = chat
@@ -90,9 +165,16 @@ class Completion:
         self.created = created
         self.model = str(model)
         self.text = front.text_decoder()
+        if not chat and not skip_special_tokens:
+            self.text.keep_special()
+        # Completions put the reasoning in the text unless asked not to; chat always sends it apart.
+        self.include_reasoning = include_reasoning or chat
+        self.markup = front.prompts.markup if chat else None
+        self._in_header = False  # inside a harmony header (reasoning markup) across events
         self.ids: list[int] = []
         self.end: GenerationEnd | None = None
         self.pieces: list[str] = []
+        self.reasoning_pieces: list[str] = []
         self.chunk_size = max(1, front.backend.manifest.chunk_size)
         # Wall-clock ns of the first and last backend output (the gRPC server's clock points too), 0: none.
         self.first_ns = 0
@@ -106,14 +188,25 @@ class Completion:
             return "stop"
         return "length" if len(self.ids) >= self.req.max_new_tokens else "stop"
 
+    def n_reasoning(self) -> int:
+        """Reasoning tokens of the output: the backend's own count, else its running count capped at the output."""
+        if self.end is not None and self.end.n_reasoning_tokens is not None:
+            return int(self.end.n_reasoning_tokens)
+        return min(self.req.output_reasoning_tokens, len(self.ids))
+
     def usage(self) -> TokenUsage:
         n = self.end.n_tokens if self.end is not None and self.end.n_tokens is not None else len(self.ids)
         prompt = int(self.req.input_ids.size)
-        return {"prompt_tokens": prompt, "completion_tokens": int(n), "total_tokens": prompt + int(n)}
+        usage: TokenUsage = {"prompt_tokens": prompt, "completion_tokens": int(n), "total_tokens": prompt + int(n)}
+        n_reasoning = self.n_reasoning()
+        if n_reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": n_reasoning}
+        return usage
 
-    def _choice(self, text: str, ids: Sequence[int], finish: str | None) -> Choice:
+    def _choice(self, text: str, ids: Sequence[int], finish: str | None, reasoning: bool = False) -> Choice:
         if self.chat:
-            choice: Choice = {"index": 0, "delta": {"content": text}, "finish_reason": finish}
+            delta = {"reasoning_content": text} if reasoning else {"content": text}
+            choice: Choice = {"index": 0, "delta": delta, "finish_reason": finish}
         else:
             choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
         if self.with_ids:
@@ -132,8 +225,19 @@ class Completion:
             obj["usage"] = usage
         return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
-    async def _items(self) -> AsyncGenerator[tuple[list[int], str], None]:
-        async for item in self.front.backend.generate(self.req):
+    def _text_of(self, part: list[int], reasoning: bool) -> str:
+        if not reasoning:
+            return self.text.feed(part)
+        if not self.include_reasoning:
+            return ""
+        if self.markup is not None:
+            part, self._in_header = self.markup.strip(part, self._in_header)
+        return self.text.feed(part)
+
+    async def _items(self) -> AsyncGenerator[tuple[list[int], str, bool], None]:
+        """(ids, text, whether they are reasoning) per event; an event never mixes reasoning and answer."""
+        req = self.req
+        async for item in self.front.backend.generate(req):
             if isinstance(item, GenerationEnd):
                 self.end = item
                 continue
@@ -141,28 +245,33 @@ class Completion:
             if ids:
                 self.last_ns = time.time_ns()
                 self.first_ns = self.first_ns or self.last_ns
-            # The first token travels alone (TTFT is measured on it); later ones at most chunk_size per event.
+            # The first token travels alone (TTFT is measured on it); later ones at most chunk_size per event,
+            # cut where the reasoning ends (the backend's count covers what it has handed over).
             step = self.chunk_size
             start = 0
             while start < len(ids):
-                part = ids[start : start + (1 if not self.ids else step)]
+                size = 1 if not self.ids else step
+                reasoning_left = req.output_reasoning_tokens - len(self.ids)
+                if reasoning_left > 0:
+                    size = min(size, reasoning_left)
+                part = ids[start : start + size]
                 start += len(part)
                 self.ids.extend(part)
-                yield part, self.text.feed(part)
+                reasoning = reasoning_left > 0
+                yield part, self._text_of(part, reasoning), reasoning
 
     async def run_to_end(self) -> None:
-        async for _, text in self._items():
-            self.pieces.append(text)
+        async for _, text, reasoning in self._items():
+            (self.reasoning_pieces if reasoning and self.chat else self.pieces).append(text)
 
     def full_body(self) -> CompletionJson:
         text = "".join(self.pieces)
         finish = self._finish_reason()
         if self.chat:
-            choice: Choice = {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": finish,
-            }
+            message = {"role": "assistant", "content": text}
+            if self.n_reasoning():
+                message["reasoning_content"] = "".join(self.reasoning_pieces)
+            choice: Choice = {"index": 0, "message": message, "finish_reason": finish}
         else:
             choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
         if self.with_ids:
@@ -188,7 +297,7 @@ class Completion:
             await gen.aclose()  # release the backend's slot at once when the client disconnected
 
     async def _stream(
-        self, request: web.Request, usage_in_stream: bool, gen: AsyncGenerator[tuple[list[int], str], None]
+        self, request: web.Request, usage_in_stream: bool, gen: AsyncGenerator[tuple[list[int], str, bool], None]
     ) -> web.StreamResponse:
         from aiohttp import web
 
@@ -209,9 +318,9 @@ class Completion:
             )
         try:
             if first is not None:
-                await resp.write(self._event([self._choice(first[1], first[0], None)]))
-                async for ids, text in gen:
-                    await resp.write(self._event([self._choice(text, ids, None)]))
+                await resp.write(self._event([self._choice(first[1], first[0], None, first[2])]))
+                async for ids, text, reasoning in gen:
+                    await resp.write(self._event([self._choice(text, ids, None, reasoning)]))
             await resp.write(self._event([self._choice("", [], self._finish_reason())]))
             if usage_in_stream:
                 await resp.write(self._event([], self.usage()))

@@ -8,6 +8,10 @@ SGLang, llama.cpp, GroqCloud, or our own HTTP front). Three rules shape it:
 * Streamed text becomes token ids by the most faithful method available: the server's own ids when it
   returns them (``return_token_ids``, as vLLM and our front do), else a configured tokenizer. The method
   used is recorded in the manifest and in every GenerationEnd (``ids: server`` / ``ids: tokenizer NAME``).
+* Reasoning models: the stream's reasoning (``reasoning_content``/``reasoning`` deltas, ``<think>`` text,
+  harmony channels; ``reasoning_format``) is split from the answer per event (``sut/_reasoning_stream.py``)
+  and raised in ``request.output_reasoning_tokens`` before the ids it covers, so the server marks each
+  message's reasoning tokens and the first answer token's time.
 * Upstream failures (429, 5xx, timeouts, refused connections) become per-query :class:`UpstreamError` s.
   Nothing is retried: a retry inside a timed query would hide the failure and distort its latency.
   An endpoint that cannot serve at all (unreachable, TLS, refused key, unknown model) is refused at
@@ -43,6 +47,8 @@ from sut._backend import (
 )
 from sut._openai_options import _PRESETS, DEFAULT_KEY_ENV, ENV_BASE_URL, ENV_MODEL
 from sut._openai_probe import ProbeTarget, error_message, probe_endpoint
+from sut._openai_sse import SseReader
+from sut._reasoning_stream import ReasoningFormat
 
 if TYPE_CHECKING:
     import aiohttp
@@ -82,6 +88,9 @@ class OpenAIConfig(BackendConfig):
     max_connections: int = Field(default=256, gt=0)
     keepalive_s: float = Field(default=30.0, gt=0)
     ca_bundle: str = ""  # PEM bundle that verifies an https upstream (a private CA); "" = the system trust store
+    # Where reasoning is in the stream (sut/_reasoning_stream.py, docs/protocol.md): reasoning fields and an
+    # explicit opening tag (auto), R1's "...</think>" (think), gpt-oss channels (harmony), fields only, or none.
+    reasoning_format: ReasoningFormat = "auto"
 
 
 class _Resolved:
@@ -304,6 +313,7 @@ class OpenAIBackend:
                 "tokenizer": self._tokenizer_name,
                 "n_tokens": "upstream usage.completion_tokens",
                 "retries": 0,
+                "reasoning_format": self.config.reasoning_format,
             },
         ).with_checksum()
 
@@ -402,6 +412,10 @@ class OpenAIBackend:
             body["min_tokens"] = request.min_new_tokens
         if r.request_token_ids:
             body["return_token_ids"] = True
+        if self.config.reasoning_format == "harmony":
+            # Harmony's channel markers are special tokens, which servers leave out of the text by default
+            # (vLLM, our front): without them the text cannot say where the final channel starts.
+            body["skip_special_tokens"] = False
         text = request.prompt_text
         mode = self.config.prompt
         if mode == "text" or (mode == "auto" and text) or r.api == "chat":
@@ -461,104 +475,53 @@ class OpenAIBackend:
     async def _relay(
         self, reads: AsyncIterator[bytes], request: GenerateRequest
     ) -> AsyncIterator[Sequence[int] | GenerationEnd]:
-        """SSE over raw bytes, one hand-over per network read: events that arrived together (a server
-        ahead of this relay) go to the gRPC stream as one message, whose first token the server still
-        sends alone. Under light load every event is its own read, so nothing waits for a later one."""
+        """SSE over raw bytes, one hand-over per network read (sut/_openai_sse.py): events that arrived
+        together go to the gRPC stream as one message, whose first token the server still sends alone.
+        ``request.output_reasoning_tokens`` says how many of the ids so far (leading) are reasoning."""
         eos = request.eos_token_id if request.eos_token_id >= 0 else self._eos
-        method = ""
-        streamed: list[int] = []
-        usage_tokens: int | None = None
-        finish = ""
-        tail = b""
-        done = False
+        reader = SseReader(
+            encode=self._encode,
+            tokenizer_name=self._tokenizer_name,
+            server_ids=self._r.request_token_ids,
+            reasoning_format=self.config.reasoning_format,
+            scrub=self._scrub,
+        )
+        # The server splits each message at request.output_reasoning_tokens (the reasoning ids so far: they
+        # lead the output), so the count is raised before the ids it covers are handed over.
         async for data in reads:
-            lines = (tail + data).split(b"\n")
-            tail = lines.pop()
-            got: list[int] = []
-            for raw_line in lines:
-                if not raw_line.startswith(b"data:"):
-                    continue  # blank separators, ": keep-alive" comments, event: lines
-                payload = raw_line[5:].strip()
-                if payload == b"[DONE]":
-                    done = True
-                    break
-                ids, finish, usage_tokens, method = self._event(payload, finish, usage_tokens, method)
-                got += ids
-            if got:
-                streamed += got
-                yield got
-            if done:
-                break
-        if not done and tail.startswith(b"data:") and tail[5:].strip() != b"[DONE]":
-            ids, finish, usage_tokens, method = self._event(tail[5:].strip(), finish, usage_tokens, method)
+            ids = reader.feed(data)[0]
             if ids:
-                streamed += ids
+                request.output_reasoning_tokens = reader.n_reasoning
                 yield ids
+            if reader.done:
+                break
+        ids = reader.close()[0]
+        if ids:
+            request.output_reasoning_tokens = reader.n_reasoning
+            yield ids
+        method, finish = reader.method, reader.finish
         closes_with_eos = method.startswith("tokenizer") and finish == "stop" and self.config.append_eos
-        if closes_with_eos and eos >= 0 and (not streamed or streamed[-1] != eos):
-            streamed.append(eos)
-            yield [eos]  # the server stopped on EOS; text never carries it
+        if closes_with_eos and eos >= 0 and reader.last_id != eos:
+            # The server stopped on EOS; text never carries it. It ends the side the stream is on.
+            reader.n_streamed += 1
+            if not (reader.reasoning.in_answer or reader.reasoning.undecided):
+                reader.n_reasoning += 1
+                request.output_reasoning_tokens = reader.n_reasoning
+            yield [eos]
         info = {"ids": method or "none", "finish_reason": finish or "unknown"}
-        if usage_tokens is None:
+        if reader.usage_tokens is None:
             info["n_tokens"] = "no usage from upstream; counted streamed ids"
         yield GenerationEnd(
-            n_tokens=usage_tokens if usage_tokens is not None else len(streamed),
+            n_tokens=reader.usage_tokens if reader.usage_tokens is not None else reader.n_streamed,
             finish_reason={"stop": "eos", "length": "length"}.get(finish, ""),
             info=info,
+            n_reasoning_tokens=reader.total_reasoning,
         )
-
-    def _event(
-        self, payload: bytes, finish: str, usage_tokens: int | None, method: str
-    ) -> tuple[list[int], str, int | None, str]:
-        """One SSE ``data:`` payload: (its token ids, finish reason, usage tokens, id method) so far."""
-        try:
-            event = json.loads(payload)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            text = payload.decode("utf-8", errors="replace")
-            raise UpstreamError("bad-stream", f"not JSON: {self._scrub(text)}") from None
-        if not isinstance(event, dict):
-            raise UpstreamError("bad-stream", f"not a JSON object: {self._scrub(str(event))}")
-        if "error" in event:
-            raise UpstreamError("stream-error", error_message(json.dumps(event), self._scrub))
-        # GroqCloud has also reported usage under x_groq on the last chunk.
-        usage = event.get("usage") or (event.get("x_groq") or {}).get("usage")
-        if usage and usage.get("completion_tokens") is not None:
-            usage_tokens = int(usage["completion_tokens"])
-        out: list[int] = []
-        for choice in event.get("choices") or ():
-            ids, how = self._ids(choice)
-            if how:
-                method = method or how
-            if choice.get("finish_reason"):
-                finish = str(choice["finish_reason"])
-            out += ids
-        return out, finish, usage_tokens, method
 
     def _timeout_for(self, name: str) -> float:
         c = self.config
         # aiohttp's ConnectionTimeoutError covers the pool wait and the connect; the connect's own limit is named.
         return c.connect_timeout_s if name == "ConnectTimeout" else c.timeout_s
-
-    def _ids(self, choice: dict[str, JsonValue]) -> tuple[list[int], str]:
-        server_ids = choice.get("token_ids")
-        if isinstance(server_ids, list) and self._r.request_token_ids:
-            return [_token_id(t) for t in server_ids], "server"
-        delta = choice.get("delta")
-        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
-        if not text:
-            return [], ""
-        if not isinstance(text, str):
-            raise UpstreamError("bad-stream", f"choice text is not a string: {self._scrub(json.dumps(text))}")
-        if self._encode is None:
-            raise UpstreamError("no-ids", "upstream returned text without token ids and no tokenizer is configured")
-        return self._encode(text), f"tokenizer {self._tokenizer_name}"
-
-
-def _token_id(value: JsonValue) -> int:
-    """A server-sent token id (a number, or its digits as a string)."""
-    if isinstance(value, int | float | str):
-        return int(value)
-    raise UpstreamError("bad-stream", f"token id is not a number (a JSON {type(value).__name__})")
 
 
 def _loopback(host: str) -> bool:

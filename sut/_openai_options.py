@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from sut._reasoning_stream import REASONING_FORMATS
+
 if TYPE_CHECKING:
     from common import BackendSpec
 
@@ -61,6 +63,15 @@ def add_openai_arguments(parser: argparse.ArgumentParser) -> None:
     add("--tokenizer", default="auto", help="auto | dataset | none | HF tokenizer dir (maps text to ids)")
     add("--timeout-s", type=float, default=60.0, help="upstream read timeout in seconds (per event)")
     add(
+        "--reasoning-format",
+        choices=REASONING_FORMATS,
+        default="",
+        help="where the endpoint streams reasoning: auto (reasoning_content/reasoning deltas, or text opening "
+        "with <think> or <|channel|>), think (R1: text up to the first </think>), harmony (gpt-oss channels), "
+        "fields (deltas only), none (all answer); default: the --benchmark's style (deepseek-r1: think, "
+        "gpt-oss-120b: harmony), else auto",
+    )
+    add(
         "--ca-bundle",
         default="",
         help="PEM CA bundle that verifies an https upstream (default: the system trust store)",
@@ -74,11 +85,29 @@ def openai_config_from_args(args: argparse.Namespace) -> BackendSpec:
         "kind": "openai",
         "preset": preset if preset in _PRESETS else "",
     }
-    for field in ("base_url", "model", "api_key_env", "api", "tokenizer", "timeout_s", "ca_bundle"):
+    for field in ("base_url", "model", "api_key_env", "api", "tokenizer", "timeout_s", "ca_bundle", "reasoning_format"):
         value = getattr(args, field, None)
         if value not in (None, ""):
             cfg[field] = value
+    if "reasoning_format" not in cfg:
+        style = _benchmark_reasoning_style(getattr(args, "benchmark", None))
+        if style:
+            cfg["reasoning_format"] = style
     dataset = getattr(args, "dataset", None)
     if dataset:
         cfg["dataset"] = dataset
     return cfg
+
+
+def _benchmark_reasoning_style(name: object) -> str:
+    """How a named benchmark's outputs mark their reasoning (deepseek-r1: ``think``, since R1's template opens
+    ``<think>`` in the prompt and ``auto`` would read its output as all answer; gpt-oss-120b: ``harmony``);
+    "" for any other. Both formats still read reasoning deltas, so a server that splits itself is read right."""
+    if not isinstance(name, str) or not name:
+        return ""
+    from scenarios import BenchmarkError, get_benchmark  # args already parsed: the profiles load only now
+
+    try:
+        return get_benchmark(name).reasoning_style or ""
+    except BenchmarkError:
+        return ""  # the run names an unknown benchmark itself

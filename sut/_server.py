@@ -264,6 +264,9 @@ class _Servicer(pb_grpc.InferenceServicer):
             held: list[int] = []  # tokens kept back: the final chunk's tail, or a batched first token
             end: GenerationEnd | None = None
             last_ns = 0
+            # Until the first answer token went out, each message is split at the backend's reasoning count
+            # (one check per message; a stream without reasoning stops asking after its first message).
+            r_open = True
             answer = self._immediate(req) if self._immediate is not None else None
             if answer is not None:
                 # The whole answer at once (see AnswersAtOnce): what the loop below does with a lone
@@ -273,7 +276,9 @@ class _Servicer(pb_grpc.InferenceServicer):
                     first_ns = last_ns = time.time_ns()
                     take = chunk if batch_first else 1
                     if len(held) > take:
-                        await write(self._first_chunk(held[:take], arrival, first_ns))
+                        msg = self._first_chunk(held[:take], arrival, first_ns)
+                        r_open = _mark_reasoning(msg, req.output_reasoning_tokens, 0, take, first_ns)
+                        await write(msg)
                         n_sent = take
                         held = held[take:]
             else:
@@ -303,7 +308,9 @@ class _Servicer(pb_grpc.InferenceServicer):
                             if final and len(toks) <= take:
                                 held = toks  # everything fits the final chunk, which carries the first fields
                                 break
-                            await write(self._first_chunk(toks[:take], arrival, first_ns))
+                            msg = self._first_chunk(toks[:take], arrival, first_ns)
+                            r_open = _mark_reasoning(msg, req.output_reasoning_tokens, 0, take, first_ns)
+                            await write(msg)
                             n_sent = take
                             toks = toks[take:]
                         # Later tokens go out as handed over, one message per hand-over: tokens handed over
@@ -313,7 +320,10 @@ class _Servicer(pb_grpc.InferenceServicer):
                         if final:
                             held = toks
                         elif toks:
-                            await write(Chunk(token_ids=toks))
+                            msg = Chunk(token_ids=toks)
+                            if r_open:
+                                r_open = _mark_reasoning(msg, req.output_reasoning_tokens, n_sent, len(toks), last_ns)
+                            await write(msg)
                             n_sent += len(toks)
                     if end is None:
                         async for item in gen:  # drain a GenerationEnd after a FinalTokens break
@@ -336,6 +346,13 @@ class _Servicer(pb_grpc.InferenceServicer):
                 final_chunk.sut_first_token_ns = first_ns
             if end is not None and end.output_ids is not None:
                 final_chunk.output_ids.extend(end.output_ids)
+            if r_open and held:
+                _mark_reasoning(final_chunk, req.output_reasoning_tokens, n_sent, len(held), last_ns or time.time_ns())
+            n_reasoning = end.n_reasoning_tokens if end is not None else None
+            if n_reasoning is None:
+                n_reasoning = min(req.output_reasoning_tokens, total)
+            if n_reasoning:
+                final_chunk.n_reasoning_tokens = n_reasoning
             await write(final_chunk)
             n_sent = total
         except grpc.aio.AbortError:
@@ -355,6 +372,20 @@ class _Servicer(pb_grpc.InferenceServicer):
         return pb.GenerateChunk(
             token_ids=tokens, sut_arrival_ns=arrival_ns, sut_first_token_ns=first_ns, replica_id=self._replica_id
         )
+
+
+def _mark_reasoning(msg: pb.GenerateChunk, n_reasoning: int, pos: int, n: int, now_ns: int) -> bool:
+    """Mark how many of a message's ``n`` tokens (output positions ``pos``..) are reasoning; stamp the first
+    answer token's SUT time on the message that carries it. True while the message held reasoning only."""
+    left = n_reasoning - pos
+    if left >= n:
+        msg.reasoning_tokens = n
+        return True
+    if left > 0:
+        msg.reasoning_tokens = left
+    if n_reasoning:
+        msg.sut_first_answer_ns = now_ns
+    return False
 
 
 class SutServer:

@@ -20,6 +20,13 @@ Steady-state capacity with a full batch ``B`` (see :func:`analytic_capacity_qps`
 The zero-time artifact (all timings 0) bypasses the scheduler: the whole output is yielded at once
 and the server streams it (first token alone, then chunks).
 
+Reasoning artifacts (``sim-reasoning``, ``sim-reasoning-int8``) answer the packaged reasoning set
+(``reasoning:deepseek-r1`` or ``reasoning:gpt-oss-120b``): a reasoning segment, then the answer, with the
+reasoning count set once per request (``GenerateRequest.output_reasoning_tokens``) so the server marks
+which streamed tokens are reasoning. The int8 artifact answers some ``math500`` problems wrong and
+nothing else differently. ``reasoning_scale`` shortens every reasoning for quick runs (the manifest
+says so). Any sim replaying a dataset whose references carry ``reference_reasoning_tokens`` reports them.
+
 Time comes from a :class:`~sut._clock.Clock`: the event loop's by default, or a virtual clock that
 tests use to check the schedule with exact numbers, independent of how busy the machine is.
 """
@@ -38,7 +45,8 @@ import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from common import first_error_line
-from sut._artifact import ArtifactManifest, FaultFlags, TimingModel
+from scenarios.reasoning_set import SPEC_PREFIX, ReasoningModel, parse_reasoning_spec, reasoning_outputs
+from sut._artifact import ArtifactManifest, FaultFlags, ReasoningInfo, TimingModel
 from sut._backend import (
     BackendConfig,
     ContextOverflowError,
@@ -78,7 +86,23 @@ SIM_PRESETS: dict[str, dict[str, object]] = {
         "timing": {"prefill_base_s": 0.0, "prefill_per_token_s": 0.0, "decode_step_s": 0.0},
     },
     "sim-ctx16k": {"precision": "fp32", "max_context_tokens": 131072, "enforced_context_tokens": 16384},
+    # Reasoning models (MLPerf v6.1 deepseek-r1, gpt-oss-120b): long outputs need a long context.
+    "sim-reasoning": {
+        "precision": "fp32",
+        "model": "lpuperf-reasoning-sim",
+        "max_context_tokens": 131072,
+        "max_batch": 64,
+    },
+    "sim-reasoning-int8": {
+        "precision": "int8",
+        "model": "lpuperf-reasoning-sim",
+        "max_context_tokens": 131072,
+        "max_batch": 64,
+    },
 }
+# The artifacts that answer the packaged reasoning set, by precision.
+REASONING_ARTIFACTS = {"fp32": "sim-reasoning", "int8": "sim-reasoning-int8"}
+DEFAULT_REASONING_DATASET = "reasoning:deepseek-r1"
 # The precisions the sim can replay: each is a preset sim-<precision> with its own recording.
 SIM_PRECISIONS = tuple(str(v["precision"]) for name, v in SIM_PRESETS.items() if name == f"sim-{v['precision']}")
 
@@ -97,6 +121,9 @@ class SimConfig(BackendConfig):
     prefill_per_token_s: float | None = Field(default=None, ge=0)
     decode_step_s: float | None = Field(default=None, ge=0)
     chunk_size: int | None = Field(default=None, gt=0)
+    # Reasoning artifacts: every reasoning shortened to this fraction of its length (quick runs); None:
+    # the dataset spec's scale (``reasoning:<model>:<scale>``, default 1).
+    reasoning_scale: float | None = Field(default=None, gt=0, le=1)
     faults: FaultFlags = Field(default_factory=FaultFlags)
 
     @field_validator("precision")
@@ -110,13 +137,23 @@ class SimConfig(BackendConfig):
     @model_validator(mode="before")
     @classmethod
     def _precision_names_the_artifact(cls, raw: Any) -> Any:
-        # The generic ``precision`` option without an artifact: precision bf16 is the sim-bf16 artifact.
-        if isinstance(raw, dict) and raw.get("artifact") is None and f"sim-{raw.get('precision')}" in SIM_PRESETS:
+        # The generic ``precision`` option without an artifact: precision bf16 is the sim-bf16 artifact, and
+        # on the reasoning set precision int8 is sim-reasoning-int8 (fp32 or none: sim-reasoning).
+        if not isinstance(raw, dict):
+            return raw
+        reasoning_set = str(raw.get("dataset") or "").startswith(SPEC_PREFIX)
+        if raw.get("artifact") is None and reasoning_set:
+            raw = {**raw, "artifact": REASONING_ARTIFACTS.get(str(raw.get("precision") or "fp32"), "sim-reasoning")}
+        elif raw.get("artifact") is None and f"sim-{raw.get('precision')}" in SIM_PRESETS:
             raw = {**raw, "artifact": f"sim-{raw['precision']}"}
+        if raw.get("dataset") is None and raw.get("artifact") in REASONING_ARTIFACTS.values():
+            raw = {**raw, "dataset": DEFAULT_REASONING_DATASET}
         return raw
 
 
-def sim_manifest(cfg: SimConfig, eos_token_id: int = 0, vocab_size: int = 0) -> ArtifactManifest:
+def sim_manifest(
+    cfg: SimConfig, eos_token_id: int = 0, vocab_size: int = 0, reasoning: ReasoningInfo | None = None
+) -> ArtifactManifest:
     """Build the artifact manifest for a config: preset (or manifest file) plus overrides."""
     if cfg.artifact in SIM_PRESETS:
         raw: dict[str, object] = {**_BASE, "artifact_id": cfg.artifact, **SIM_PRESETS[cfg.artifact]}
@@ -155,6 +192,8 @@ def sim_manifest(cfg: SimConfig, eos_token_id: int = 0, vocab_size: int = 0) -> 
             update[k] = v
     if cfg.faults.any():
         update["faults"] = cfg.faults
+    if reasoning is not None:
+        update["reasoning"] = reasoning
     # Re-validate so overrides are checked together (e.g. enforced <= advertised).
     try:
         merged = ArtifactManifest.model_validate({**manifest.model_dump(), **_dump(update)})
@@ -209,11 +248,23 @@ class SimBackend:
         self.dataset = resolve_dataset(config.dataset)
         eos = int(self.dataset.eos_token_id)
         vocab = 1 + max(int(r.max()) for r in [*self.dataset.reference_ids, *self.dataset.input_ids])
-        self._manifest = sim_manifest(config, eos_token_id=eos, vocab_size=vocab)
+        reasoning_set = parse_reasoning_spec(config.dataset)
+        info = _reasoning_info(config, reasoning_set)
+        self._manifest = sim_manifest(config, eos_token_id=eos, vocab_size=vocab, reasoning=info)
         self._eos = self._manifest.eos_token_id
-        # Kept as Python lists: the answer is handed to the server as a list, and converting an array
-        # per request was a visible share of the instant sim's CPU per query.
-        self._outputs: list[list[int]] = [o.tolist() for o in self._load_outputs()]
+        # Per sample, the leading reasoning tokens of its output; None: no sample reasons (the hot path skips it).
+        self._reasoning: list[int] | None = None
+        self._outputs_are_references = False  # replaying the dataset's own references (no recording)
+        if reasoning_set is not None and info is not None:
+            # Kept as Python lists: the answer is handed to the server as a list, and converting an array
+            # per request was a visible share of the instant sim's CPU per query.
+            self._outputs, self._reasoning = reasoning_outputs(
+                reasoning_set[0].name, self._manifest.precision, info.reasoning_scale
+            )
+        else:
+            self._outputs = [o.tolist() for o in self._load_outputs()]
+            if self._outputs_are_references and self.dataset.has_reasoning:
+                self._reasoning = [n or 0 for n in self.dataset.reference_reasoning]
         self._lookup: dict[bytes, int] = {}
         for i, ids in enumerate(self.dataset.input_ids):
             self._lookup.setdefault(np.ascontiguousarray(ids, dtype=np.int32).tobytes(), i)
@@ -269,9 +320,15 @@ class SimBackend:
 
     def output_for(self, request: GenerateRequest) -> tuple[list[int], str]:
         """The answer the sim gives to a request, and its finish reason ("eos" | "length")."""
+        out, finish, _ = self._output(request)
+        return out, finish
+
+    def _output(self, request: GenerateRequest) -> tuple[list[int], str, int]:
+        """(answer, finish reason, how many of the answer's leading tokens are reasoning)."""
         key = np.ascontiguousarray(request.input_ids, dtype=np.int32).tobytes()
         idx = self._lookup.get(key)
         out = self._outputs[idx][:] if idx is not None else self._pseudo_output(key)
+        n_reasoning = self._reasoning[idx] if self._reasoning is not None and idx is not None else 0
         eos = self._eos
         if request.min_new_tokens > 0 and len(out) < request.min_new_tokens and out and out[-1] == eos:
             # A real model with EOS suppressed keeps going; extend deterministically before EOS.
@@ -284,8 +341,9 @@ class SimBackend:
             out = list(out)
             out[len(out) // 2] = eos
         if len(out) > request.max_new_tokens:
-            return out[: request.max_new_tokens], "length"
-        return out, ("eos" if out and out[-1] == eos else "length")
+            # Cut inside the reasoning, the answer never starts: every token sent is reasoning.
+            return out[: request.max_new_tokens], "length", min(n_reasoning, request.max_new_tokens)
+        return out, ("eos" if out and out[-1] == eos else "length"), n_reasoning
 
     def immediate_answer(self, request: GenerateRequest) -> tuple[list[int], GenerationEnd] | None:
         """The whole answer at once on a zero-time schedule (see sut AnswersAtOnce); else None."""
@@ -296,7 +354,9 @@ class SimBackend:
     def _answer(self, request: GenerateRequest) -> tuple[list[int], GenerationEnd]:
         """(the tokens as streamed, the authoritative end) for one request, faults applied."""
         self._check(request)
-        out, finish = self.output_for(request)
+        out, finish, n_reasoning = self._output(request)
+        if n_reasoning:
+            request.output_reasoning_tokens = n_reasoning
         f = self._manifest.faults
         streamed = out
         if f.wrong_first_token and out:
@@ -367,6 +427,7 @@ class SimBackend:
                 not rec.dataset_sha256 or rec.dataset_sha256 == self.dataset.digest()
             ):
                 return [np.asarray(o, dtype=np.int32) for o in rec.outputs]
+        self._outputs_are_references = True
         return list(self.dataset.reference_ids)
 
     def _pseudo_tokens(self, key: bytes, n: int) -> list[int]:
@@ -440,6 +501,31 @@ class SimBackend:
     def _drop_cancelled_waiting(self) -> None:
         if any(s.cancelled for s in self._waiting):
             self._waiting = deque(s for s in self._waiting if not s.cancelled)
+
+
+def _reasoning_info(config: SimConfig, reasoning_set: tuple[ReasoningModel, float] | None) -> ReasoningInfo | None:
+    """The manifest's reasoning claims; refuses a reasoning artifact or scale without the packaged reasoning set."""
+    wants = config.artifact in REASONING_ARTIFACTS.values() or config.reasoning_scale is not None
+    if reasoning_set is None:
+        if wants:
+            what = (
+                "reasoning_scale: scales the packaged reasoning set"
+                if config.reasoning_scale is not None
+                else f"artifact '{config.artifact}': answers the packaged reasoning set"
+            )
+            raise ValueError(
+                f"{what}; expected dataset reasoning:deepseek-r1 or reasoning:gpt-oss-120b, got '{config.dataset}'"
+            )
+        return None
+    model, spec_scale = reasoning_set
+    return ReasoningInfo(
+        style=model.style,
+        reasoning_scale=config.reasoning_scale if config.reasoning_scale is not None else spec_scale,
+        benchmark=model.name,
+        mean_output_tokens=model.mean_output_tokens,
+        sd_output_tokens=model.sd_output_tokens,
+        sd_source=model.sd_source,
+    )
 
 
 def analytic_capacity_qps(manifest: ArtifactManifest, dataset: Dataset, max_new_tokens: int | None = None) -> float:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         latencies_from_records,
         load_run_data,
     )
+    from workflows._compliance_runs import ScorerScript
     from workflows._export import export_records
     from workflows._find_peak import FindPeakConfig, FindPeakResult, find_peak
     from workflows._plan import (
@@ -56,6 +57,7 @@ __getattr__ = lazy_exports(
             "latencies_from_records",
             "load_run_data",
         ],
+        "workflows._compliance_runs": ["ScorerScript"],
         "workflows._export": ["export_records"],
         "workflows._find_peak": ["FindPeakConfig", "FindPeakResult", "find_peak"],
         "workflows._plan": [
@@ -96,6 +98,7 @@ __all__ = [
     "ReportError",
     "RunData",
     "RunStep",
+    "ScorerScript",
     "SessionConfig",
     "SessionResult",
     "SubmissionConfig",

@@ -43,6 +43,10 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("n_tokens", "int64", "output tokens reported to LoadGen"),
     ("n_streamed", "int64", "tokens received in the stream"),
     ("n_chunks", "int64", "stream messages"),
+    ("first_answer_ns", "int64", "harness clock: first answer token (reasoning models; else the first token)"),
+    ("ttfa_ms", "float64", "first answer token - issue (time to first answer)"),
+    ("n_reasoning", "int64", "reasoning tokens at the head of the output (0: none)"),
+    ("n_answer", "int64", "answer tokens: n_tokens - n_reasoning"),
     ("sut_arrival_ns", "int64", "SUT clock"),
     ("sut_first_token_ns", "int64", "SUT clock"),
     ("sut_last_token_ns", "int64", "SUT clock"),
@@ -92,6 +96,8 @@ def export_columns(records: np.ndarray) -> dict[str, np.ndarray]:
         after_first = records["n_streamed"].astype(np.int64) - records["first_chunk_tokens"].astype(np.int64)
         itl = (last - first) / np.maximum(after_first, 1) / 1e6
     gap = records["max_gap_ns"].astype(np.int64)
+    answer_at = records["first_answer_ns"].astype(np.int64)
+    n_reason = records["n_reasoning"].astype(np.int64)
     names = GRPC_STATUS_NAMES
     return {
         "query": np.arange(records.shape[0], dtype=np.int64),
@@ -116,6 +122,10 @@ def export_columns(records: np.ndarray) -> dict[str, np.ndarray]:
         "n_tokens": n_tok,
         "n_streamed": records["n_streamed"].astype(np.int64),
         "n_chunks": records["n_chunks"].astype(np.int64),
+        "first_answer_ns": answer_at,
+        "ttfa_ms": where(ok & (answer_at >= issue) & (answer_at >= 0), (answer_at - issue) / 1e6),
+        "n_reasoning": n_reason,
+        "n_answer": np.where(ok, np.clip(n_tok - n_reason, 0, None), -1),
         "sut_arrival_ns": records["sut_arrival_ns"].astype(np.int64),
         "sut_first_token_ns": records["sut_first_token_ns"].astype(np.int64),
         "sut_last_token_ns": records["sut_last_token_ns"].astype(np.int64),

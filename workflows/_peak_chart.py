@@ -13,8 +13,9 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workflows._charts import _H, _PAD_B, _PAD_L, _PAD_R, _PAD_T, _W, _fmt, _Frame, _svg_open
 from workflows._find_peak import fmt_rate
-from workflows._report import _CSS, _H, _PAD_B, _PAD_L, _PAD_R, _PAD_T, _W, _fmt, _Frame, _svg_open, _table
+from workflows._report import _CSS, _table
 
 if TYPE_CHECKING:
     from workflows._find_peak import FindPeakResult, Probe

@@ -57,11 +57,13 @@ class Limits(BaseModel):
 
     ttft_ms: dict[Pct, float] = Field(default_factory=dict)
     tpot_ms: dict[Pct, float] = Field(default_factory=dict)
+    ttfa_ms: dict[Pct, float] = Field(default_factory=dict, description="reasoning models: time to first answer")
     source: str = ""
 
     def describe(self) -> str:
         parts = [f"TTFT {k} <= {v:g} ms" for k, v in self.ttft_ms.items()]
         parts += [f"TPOT {k} <= {v:g} ms" for k, v in self.tpot_ms.items()]
+        parts += [f"TTFA {k} <= {v:g} ms" for k, v in self.ttfa_ms.items()]
         return ", ".join(parts) or "none"
 
 
@@ -72,6 +74,7 @@ class PlanConfig(BaseModel):
     target_qps: float = Field(gt=0)
     ttft_ms: float | None = Field(default=None, gt=0, description="TTFT p99 limit; default the SLO's or the run's")
     tpot_ms: float | None = Field(default=None, gt=0, description="TPOT p99 limit; default the SLO's or the run's")
+    ttfa_ms: float | None = Field(default=None, gt=0, description="TTFA p99 limit (reasoning models); default none")
     slo: str | None = Field(default=None, description="SLO file (or packaged name) whose TTFT/TPOT limits apply")
     redundancy: str = Field(default="N+1", pattern=r"^[Nn]\s*\+\s*\d{1,3}$")
     chips_per_replica: int | None = Field(default=None, gt=0)
@@ -101,6 +104,7 @@ class ServiceSummary(BaseModel):
     decode_step_ms: float
     mean_prefill_ms: float
     mean_output_tokens: float
+    mean_reasoning_tokens: float | None = Field(default=None, description="reasoning models: of the output tokens")
     overhead_ttft_ms: float = Field(description="harness TTFT minus SUT TTFT in the run (network, client)")
     capacity_qps_per_replica: float = Field(description="a replica kept full: its most queries per second")
     queries_sampled: int
@@ -114,6 +118,7 @@ class Prediction(BaseModel):
     stable: bool
     ttft_ms: dict[str, float | None] = Field(default_factory=dict)
     tpot_ms: dict[str, float | None] = Field(default_factory=dict)
+    ttfa_ms: dict[str, float | None] = Field(default_factory=dict)
     meets_slo: bool
 
 
@@ -150,6 +155,8 @@ class ServiceProfile:
     overhead_ttft_s: float
     source: Literal["manifest", "records"]
     note: str = ""
+    # Reasoning models: per query, how many of its n_out tokens are reasoning (they come first).
+    n_reasoning: np.ndarray | None = None
 
     @property
     def capacity_qps(self) -> float:
@@ -164,6 +171,7 @@ class ServiceProfile:
             decode_step_ms=round(self.decode_step_s * 1e3, 4),
             mean_prefill_ms=round(float(np.mean(self.prefill_s)) * 1e3, 4),
             mean_output_tokens=round(float(np.mean(self.n_out)), 3),
+            mean_reasoning_tokens=None if self.n_reasoning is None else round(float(np.mean(self.n_reasoning)), 3),
             overhead_ttft_ms=round(self.overhead_ttft_s * 1e3, 4),
             capacity_qps_per_replica=round(self.capacity_qps, 4),
             queries_sampled=int(self.n_out.size),
@@ -246,7 +254,31 @@ def load_profile(
         note = "schedule fitted from the records (p10 SUT TPOT as the step, p10 SUT TTFT as the prefill)"
     if step <= 0:
         raise PlanError("plan: the artifact's decode step is 0 s: a zero-time artifact has no capacity to plan")
-    return ServiceProfile(prefill, n_out, step, int(batch), overhead, source, note)
+    n_out, n_reasoning, scaled = _full_length_reasoning(rec, n_out, artifact)
+    note = "; ".join(x for x in (note, scaled) if x)
+    return ServiceProfile(prefill, n_out, step, int(batch), overhead, source, note, n_reasoning)
+
+
+def _full_length_reasoning(
+    rec: np.ndarray, n_out: np.ndarray, artifact: Mapping[str, JsonValue]
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(output tokens, reasoning tokens, note) per query at the benchmark's full reasoning length.
+
+    A reasoning model's service time is mostly its reasoning: a query's length is what it cost. A run
+    on a sim that scaled its reasoning down (``reasoning.reasoning_scale`` < 1 in the manifest, the
+    quick preset) is planned at full length: each query's reasoning is scaled back up, its answer kept.
+    """
+    names = rec.dtype.names or ()
+    if "n_reasoning" not in names or not (rec["n_reasoning"] > 0).any():
+        return n_out, None, ""
+    reasoning = np.clip(rec["n_reasoning"].astype(np.int64), 0, n_out)
+    info = artifact.get("reasoning")
+    scale = info.get("reasoning_scale") if isinstance(info, dict) else None
+    if not isinstance(scale, int | float) or isinstance(scale, bool) or not 0 < scale < 1:
+        return n_out, reasoning, ""
+    full = np.rint(reasoning / float(scale)).astype(np.int64)
+    note = f"the run's reasoning was scaled to {scale:g} of the benchmark's length: planned at full length"
+    return n_out - reasoning + full, full, note
 
 
 # ---- predictions ---------------------------------------------------------------------------------
@@ -311,22 +343,41 @@ def predict(
     n = profile.n_out[pick][warm:]
     multi = n > 1
     tpot = (done[warm:] - first[warm:])[multi] / (n[multi] - 1)
-    ttft_p = dict(zip(("p50", "p90", "p99"), np.percentile(ttft, _PCTS, method="higher") * 1e3, strict=True))
-    tpot_p = (
-        dict(zip(("p50", "p90", "p99"), np.percentile(tpot, _PCTS, method="higher") * 1e3, strict=True))
-        if tpot.size
-        else {}
-    )
+    ttfa = _ttfa_s(profile, pick, first, arrivals, warm)
     meets = _within(ttft, limits.ttft_ms, loadgen_queries) and _within(tpot, limits.tpot_ms, loadgen_queries)
+    if limits.ttfa_ms:
+        meets = meets and ttfa is not None and _within(ttfa, limits.ttfa_ms, loadgen_queries)
     return Prediction(
         replicas=replicas,
         qps=qps,
         utilisation=round(utilisation, 4),
         stable=True,
-        ttft_ms={k: round(float(v), 3) for k, v in ttft_p.items()},
-        tpot_ms={k: round(float(v), 3) for k, v in tpot_p.items()},
+        ttft_ms=_percentiles_ms(ttft),
+        tpot_ms=_percentiles_ms(tpot),
+        ttfa_ms=_percentiles_ms(ttfa) if ttfa is not None else {},
         meets_slo=meets,
     )
+
+
+def _percentiles_ms(values_s: np.ndarray) -> dict[str, float | None]:
+    if not values_s.size:
+        return {}
+    pcts = np.percentile(values_s, _PCTS, method="higher") * 1e3
+    return {k: round(float(v), 3) for k, v in zip(("p50", "p90", "p99"), pcts, strict=True)}
+
+
+def _ttfa_s(
+    profile: ServiceProfile, pick: np.ndarray, first: np.ndarray, arrivals: np.ndarray, warm: int
+) -> np.ndarray | None:
+    """Time to the first answer token per simulated query that has one: its first token, then one token a
+    decode step (the batcher's static schedule) through its reasoning. None for a model without reasoning."""
+    if profile.n_reasoning is None:
+        return None
+    reasoning = profile.n_reasoning[pick][warm:]
+    answered = reasoning < profile.n_out[pick][warm:]
+    ttfa = (first - arrivals)[warm:] + reasoning * profile.decode_step_s + profile.overhead_ttft_s
+    out: np.ndarray = ttfa[answered]
+    return out
 
 
 def max_valid_qps(
@@ -350,6 +401,13 @@ def max_valid_qps(
 
 def resolve_limits(cfg: PlanConfig, benchmark: str, scenario: str) -> Limits:
     """--ttft-ms/--tpot-ms, else the SLO file's, else the limits the run's benchmark judges its scenario by."""
+    limits = _base_limits(cfg, benchmark, scenario)
+    if cfg.ttfa_ms is not None:
+        limits.ttfa_ms["p99"] = cfg.ttfa_ms
+    return limits
+
+
+def _base_limits(cfg: PlanConfig, benchmark: str, scenario: str) -> Limits:
     if cfg.ttft_ms is not None or cfg.tpot_ms is not None:
         limits = Limits(source="command line")
         if cfg.ttft_ms is not None:
@@ -369,6 +427,8 @@ def resolve_limits(cfg: PlanConfig, benchmark: str, scenario: str) -> Limits:
             limits.ttft_ms[name] = pct
         for name, pct in slo.tpot_ms.items() if slo.tpot_ms else []:
             limits.tpot_ms[name] = pct
+        for name, pct in slo.ttfa_ms.items() if slo.ttfa_ms else []:
+            limits.ttfa_ms[name] = pct
         if not limits.ttft_ms and not limits.tpot_ms:
             raise PlanError(f"--slo {cfg.slo}: states no TTFT or TPOT limit to plan for")
         return limits
@@ -390,6 +450,8 @@ def plan_capacity(cfg: PlanConfig) -> PlanResult:
     profile = load_profile(cfg.run_dir, cfg.service, cfg.max_batch)
     res = load_results(cfg.run_dir)
     limits = resolve_limits(cfg, res.benchmark, res.scenario)
+    if limits.ttfa_ms and profile.n_reasoning is None:
+        raise PlanError(f"plan: {cfg.run_dir}: a TTFA limit needs a run of a reasoning model (no reasoning tokens)")
     q, seed, lg = cfg.queries, cfg.seed, cfg.loadgen_queries
     n = max(1, math.ceil(cfg.target_qps / profile.capacity_qps))
     tried: dict[int, Prediction] = {}
@@ -462,13 +524,16 @@ def format_plan(plan: PlanResult) -> str:
             else []
         ),
         f"  service per replica ({s.source}): max_batch {s.max_batch}, decode step {s.decode_step_ms:.3f} ms, "
-        f"mean prefill {s.mean_prefill_ms:.3f} ms, {s.mean_output_tokens:.1f} output tokens/query, "
+        f"mean prefill {s.mean_prefill_ms:.3f} ms, {s.mean_output_tokens:.1f} output tokens/query"
+        + (f" ({s.mean_reasoning_tokens:.1f} of them reasoning)" if s.mean_reasoning_tokens is not None else "")
+        + ", "
         f"+{s.overhead_ttft_ms:.1f} ms harness TTFT; full-batch capacity {s.capacity_qps_per_replica:.2f} qps"
         + (f" ({s.note})" if s.note else ""),
         f"  {plan.replicas_for_slo} replicas meet the SLO at the target, +{plan.spare_replicas} spare: "
         f"{plan.replicas} replicas",
         f"  at {a.replicas} replicas: utilisation {a.utilisation:.0%}, TTFT p50/p99 {_ms(a.ttft_ms.get('p50'))}/"
-        f"{_ms(a.ttft_ms.get('p99'))} ms, TPOT p99 {_ms(a.tpot_ms.get('p99'))} ms",
+        f"{_ms(a.ttft_ms.get('p99'))} ms, TPOT p99 {_ms(a.tpot_ms.get('p99'))} ms"
+        + (f", TTFA p50/p99 {_ms(a.ttfa_ms.get('p50'))}/{_ms(a.ttfa_ms.get('p99'))} ms" if a.ttfa_ms else ""),
         f"  with {plan.spare_replicas} failed ({d.replicas} replicas): utilisation {d.utilisation:.0%}, "
         f"TTFT p99 {_ms(d.ttft_ms.get('p99'))} ms, TPOT p99 {_ms(d.tpot_ms.get('p99'))} ms",
         f"  headroom: {plan.replicas} replicas carry up to {plan.max_valid_qps:.1f} qps within the SLO "
@@ -491,7 +556,7 @@ def format_plan(plan: PlanResult) -> str:
 
 def plan_svg(plan: PlanResult) -> str:
     """Predicted TTFT p99 against the replica count, with the limit (an unbounded queue drawn at the top)."""
-    from workflows._report import _Series, line_chart
+    from workflows._charts import _Series, line_chart
 
     limit = plan.limits.ttft_ms.get("p99")
     stable = [p.ttft_ms.get("p99") for p in plan.curve if p.stable]

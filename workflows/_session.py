@@ -1,9 +1,11 @@
-"""One measuring session on one running SUT: performance run(s), the accuracy run and its scores, TEST06.
+"""One measuring session on one running SUT: performance run(s), the accuracy run and its scores, compliance.
 
 ``lpuperf validate`` and ``lpuperf submission run`` both measure an artifact this way; they differ
-only in the :class:`SessionConfig` they build (which scenarios, whether each LoadGen run gets a
-process of its own, whether a failing step stops the session). Every result is the model its stage
-produces: :class:`RunResult`, :class:`AccuracyReport`, :class:`FidelityReport`, :class:`Test06Outcome`.
+only in the :class:`SessionConfig` they build (which scenarios, which compliance tests, whether each
+LoadGen run gets a process of its own, whether a failing step stops the session). Every result is the
+model its stage produces: :class:`RunResult`, :class:`AccuracyReport`, :class:`FidelityReport`,
+:class:`Test06Outcome`, :class:`Test07Outcome`, :class:`Test09Outcome`. TEST07 scores its log with the
+benchmark's own scorer (``workflows._compliance_runs.ScorerScript``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from accuracy import AccuracyReport, FidelityReport
-from compliance import Test06Outcome
+from compliance import Test06Outcome, Test07Outcome, Test09Outcome
 from loadgen_harness import RunConfig, RunError, RunResult, TransportSecurity, load_results
 from scenarios import Preset, ScenarioName
 
@@ -55,6 +57,8 @@ class SessionConfig(BaseModel):
     performance: list[RunStep] = Field(default_factory=list)
     accuracy: RunStep | None = Field(default=None, description="accuracy-mode run, scored into its run directory")
     test06: RunStep | None = Field(default=None, description="TEST06's scenario and rate")
+    test07: RunStep | None = Field(default=None, description="TEST07's scenario (accuracy in performance mode)")
+    test09: RunStep | None = Field(default=None, description="TEST09's scenario (mean output length)")
     # LoadGen loads a user.conf once per process, so runs with one each get a process of their own.
     own_process: bool = False
     keep_going: bool = Field(default=False, description="record a failing step in errors and go on, else raise")
@@ -72,6 +76,8 @@ class SessionResult(BaseModel):
     accuracy: AccuracyReport | None = None
     fidelity: FidelityReport | None = Field(default=None, description="per-sample rows dropped")
     test06: Test06Outcome | None = None
+    test07: Test07Outcome | None = None
+    test09: Test09Outcome | None = None
     errors: list[str] = Field(default_factory=list)
 
 
@@ -91,6 +97,10 @@ class Session:
             self._step(out, "accuracy", self._accuracy, cfg.accuracy)
         if cfg.test06 is not None:
             self._step(out, "TEST06", self._test06, cfg.test06)
+        if cfg.test07 is not None:
+            self._step(out, "TEST07", self._test07, cfg.test07)
+        if cfg.test09 is not None:
+            self._step(out, "TEST09", self._test09, cfg.test09)
         return out
 
     def _step(self, out: SessionResult, what: str, fn: Callable[[SessionResult, RunStep], None], step: RunStep) -> None:
@@ -150,6 +160,37 @@ class Session:
         # The reports' messages open with their own verdict; the outcome's message is the detail alone.
         outcome = ComplianceOutcome.from_report(out.test06)
         self.echo(f"{self.prefix}TEST06 {'PASS' if outcome.passed else 'FAIL'}: {outcome.message}")
+
+    def _perf_mode_fields(self, step: RunStep) -> dict[str, object]:
+        cfg = self.cfg
+        return {
+            "scenario": step.scenario,
+            "benchmark": cfg.benchmark,
+            "dataset": cfg.dataset,
+            "sut": self.address,
+            "transport": cfg.transport,
+            "preset": cfg.preset,
+            "qps": step.qps,
+            "max_new_tokens": cfg.max_new_tokens,
+            "out_dir": cfg.out_dir,
+            "run_id": cfg.run_id,
+        }
+
+    def _test07(self, out: SessionResult, step: RunStep) -> None:
+        from compliance import ComplianceOutcome, Test07Config, run_test07
+        from workflows._compliance_runs import ScorerScript
+
+        script = ScorerScript(self.cfg.benchmark, self.cfg.dataset)
+        out.test07 = run_test07(Test07Config.model_validate(self._perf_mode_fields(step)), script, script.name)
+        outcome = ComplianceOutcome.from_report(out.test07)
+        self.echo(f"{self.prefix}TEST07 {'PASS' if outcome.passed else 'FAIL'}: {outcome.message}")
+
+    def _test09(self, out: SessionResult, step: RunStep) -> None:
+        from compliance import ComplianceOutcome, Test09Config, run_test09
+
+        out.test09 = run_test09(Test09Config.model_validate(self._perf_mode_fields(step)))
+        outcome = ComplianceOutcome.from_report(out.test09)
+        self.echo(f"{self.prefix}TEST09 {'PASS' if outcome.passed else 'FAIL'}: {outcome.message}")
 
     def run_config(self, step: RunStep, mode: str) -> RunConfig:
         cfg = self.cfg
@@ -214,5 +255,5 @@ def run_in_child(cfg: RunConfig, timeout_s: float = CHILD_RUN_TIMEOUT_S) -> RunR
 def run_session(
     cfg: SessionConfig, address: str, echo: Callable[[str], None] = print, label: str = ""
 ) -> SessionResult:
-    """Performance run(s), the scored accuracy run and TEST06 on the SUT at ``address``."""
+    """Performance run(s), the scored accuracy run and the compliance tests on the SUT at ``address``."""
     return Session(cfg, address, echo, label).run()

@@ -7,10 +7,14 @@ Layout, as MLPerf's submission checker expects it::
         accuracy/{accuracy.txt, mlperf_log_accuracy.json (<= 10 KiB), mlperf_log_detail.txt, mlperf_log_summary.txt}
         performance/run_1/{mlperf_log_summary.txt, mlperf_log_detail.txt}
         TEST06/{verify_accuracy.txt, accuracy/mlperf_log_accuracy.json}
+        TEST07/{verify_accuracy.txt, accuracy/{accuracy.txt, mlperf_log_accuracy.json}, performance/run_1/}
+        TEST09/{verify_output_len.txt, accuracy/{accuracy.txt, mlperf_log_accuracy.json}, performance/run_1/}
         user.conf  measurements.json  README.md
 
-TEST06's accuracy log is copied whole: MLPerf truncates only the accuracy logs of ``accuracy/`` (and
-TEST01/07/09). Per-model rules (min duration, token-latency limits) come from LoadGen's embedded
+Each benchmark carries the compliance tests its MLPerf rules name (TEST06 for the Llama models and
+deepseek-r1, TEST07 and TEST09 for gpt-oss-120b, none for llama3.1-8b-edge). TEST06's accuracy log is
+copied whole: MLPerf truncates only the accuracy logs of ``accuracy/`` and TEST01/07/09, whose
+``accuracy.txt`` then holds only the full log's hash (``truncate_accuracy_log.py``). Per-model rules (min duration, token-latency limits) come from LoadGen's embedded
 mlperf.conf, read in a child process because loading a conf twice in one process invalidates a
 later run there.
 """
@@ -220,6 +224,20 @@ def system_description(cfg: SubmissionConfig, system: str, artifact: dict[str, J
     )
 
 
+def _copy_perf_mode_test(src: Path, dst: Path, verify_name: str) -> None:
+    """A TEST07/TEST09 directory as MLPerf submits it: the verify file, the performance logs, and the accuracy
+    log truncated with ``accuracy/accuracy.txt`` holding the full log's hash."""
+    _copy(src / verify_name, dst / verify_name)
+    log = src / "accuracy" / "mlperf_log_accuracy.json"
+    if not log.is_file():
+        raise SubmissionError(f"{src}: no accuracy log (accuracy/mlperf_log_accuracy.json)")
+    write_atomic(dst / "accuracy" / "accuracy.txt", f"hash={file_sha256(log)}\n")
+    truncate_accuracy_log(log, dst / "accuracy" / "mlperf_log_accuracy.json")
+    for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt"):
+        if (src / "performance" / "run_1" / name).is_file():
+            _copy(src / "performance" / "run_1" / name, dst / "performance" / "run_1" / name)
+
+
 def build_submission(
     out_root: str | Path,
     performance_dir: str | Path,
@@ -227,6 +245,8 @@ def build_submission(
     test06_dir: str | Path | None,
     cfg: SubmissionConfig | None = None,
     user_conf: str | Path | None = None,
+    test07_dir: str | Path | None = None,
+    test09_dir: str | Path | None = None,
 ) -> Path:
     """Lay finished runs out in MLPerf's tree; return the scenario directory."""
     cfg = cfg or SubmissionConfig()
@@ -267,6 +287,10 @@ def build_submission(
             raise SubmissionError(f"{t06}: no TEST06 accuracy log (accuracy/mlperf_log_accuracy.json)")
         # Whole: MLPerf truncates the accuracy logs of accuracy/ (and TEST01/07/09), never TEST06's.
         _copy(t06_log, scen / "TEST06" / "accuracy" / "mlperf_log_accuracy.json")
+    if test07_dir is not None:
+        _copy_perf_mode_test(Path(test07_dir), scen / "TEST07", "verify_accuracy.txt")
+    if test09_dir is not None:
+        _copy_perf_mode_test(Path(test09_dir), scen / "TEST09", "verify_output_len.txt")
     conf = Path(user_conf) if user_conf else None
     write_atomic(scen / "user.conf", conf.read_text(encoding="utf-8") if conf and conf.is_file() else "")
     measurements = Measurements(
@@ -323,9 +347,9 @@ class SubmissionRunConfig(BaseModel):
 def run_submission(
     run: SubmissionRunConfig, cfg: SubmissionConfig, echo: Callable[[str], None] = print
 ) -> tuple[Path, CheckReport]:
-    """Performance, accuracy (scored) and TEST06 runs on one SUT, then the tree and its check.
+    """Performance, accuracy (scored) and compliance runs on one SUT, then the tree and its check.
 
-    The performance and accuracy passes each run in a process of their own with a user.conf, as an
+    The compliance tests are the benchmark's (TEST06, or TEST07 and TEST09 for gpt-oss-120b). The performance and accuracy passes each run in a process of their own with a user.conf, as an
     MLPerf submission does: LoadGen applies its mlperf.conf (default seeds) only through FromConfig,
     and counts FromConfig calls per process.
     """
@@ -333,26 +357,39 @@ def run_submission(
 
     from common import first_error_line
     from loadgen_harness import RunError, SutTarget, launch_sut
-    from scenarios import get_benchmark
+    from scenarios import embedded_dataset, embedded_sut_backend, get_benchmark
+    from workflows._compliance_runs import required_checks
     from workflows._session import RunStep, SessionConfig, run_session
 
-    model = get_benchmark(run.benchmark).loadgen_model_for(run.scenario)
+    bench = get_benchmark(run.benchmark)
+    model = bench.loadgen_model_for(run.scenario)
+    checks = required_checks(run.benchmark)
+    backend, notes = embedded_sut_backend(bench, run.preset, run.backend)
+    # The spawned SUT serves the benchmark's dataset (a reasoning sim's set, at the preset's scale).
+    dataset = run.dataset or (None if run.sut else embedded_dataset(bench, run.preset))
     user_conf = run.user_conf or Path(run.out_dir) / run.run_id / "user.conf"
     session = SessionConfig(
         run_id=run.run_id,
         benchmark=run.benchmark,
-        dataset=run.dataset,
+        dataset=dataset,
         preset=run.preset,
         out_dir=run.out_dir,
         user_conf=user_conf,
         transport=run.transport,
         performance=[RunStep(name="performance", scenario=run.scenario, qps=run.qps, duration_s=run.duration_s)],
         accuracy=RunStep(name="accuracy", scenario=run.scenario, qps=run.qps),
-        test06=RunStep(name="TEST06", scenario=run.scenario, qps=run.test06_qps or run.qps),
+        test06=RunStep(name="TEST06", scenario=run.scenario, qps=run.test06_qps or run.qps)
+        if "TEST06" in checks
+        else None,
+        test07=RunStep(name="TEST07", scenario=run.scenario, qps=run.qps) if "TEST07" in checks else None,
+        test09=RunStep(name="TEST09", scenario=run.scenario, qps=run.qps) if "TEST09" in checks else None,
     )
     try:
         target = SutTarget(
-            address=run.sut, backend={} if run.sut else run.backend, dataset=run.dataset, transport=run.transport
+            address=run.sut,
+            backend={} if run.sut else backend,
+            dataset=dataset,
+            transport=run.transport,
         )
     except ValidationError as exc:
         raise RunError(first_error_line(exc, "sut")) from None
@@ -360,11 +397,23 @@ def run_submission(
         if run.user_conf is None:
             # Written once the SUT answered: a submission refused before it starts leaves nothing behind.
             write_atomic(user_conf, _user_conf_text(run, model))
+        for note in notes:
+            echo(f"[submission] {note}")
         result = run_session(session, running.address, echo, label="submission")
-    perf, acc, t06 = result.performance["performance"], result.accuracy_run, result.test06
-    assert acc is not None and t06 is not None  # without keep_going a failing step raised
+    perf, acc = result.performance["performance"], result.accuracy_run
+    assert acc is not None  # without keep_going a failing step raised
     root = run.submission_dir or Path(run.out_dir) / run.run_id / "submission"
-    scen = build_submission(root, Path(perf.log_dir), Path(acc.log_dir), Path(t06.test06_dir), cfg, user_conf)
+    t06, t07, t09 = result.test06, result.test07, result.test09
+    scen = build_submission(
+        root,
+        Path(perf.log_dir),
+        Path(acc.log_dir),
+        Path(t06.test06_dir) if t06 is not None else None,
+        cfg,
+        user_conf,
+        test07_dir=Path(t07.test07_dir) if t07 is not None else None,
+        test09_dir=Path(t09.test09_dir) if t09 is not None else None,
+    )
     from workflows._submission_check import check_submission
 
     return scen, check_submission(root)

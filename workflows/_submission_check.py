@@ -7,6 +7,8 @@ The rules follow MLPerf's, not lpuperf's habits:
   a round the table does not hold is not guessed at: seeds are then not checked, and the report says so.
 * **TEST06** files and its verdict are required only of the LLM benchmarks MLPerf runs TEST06 on
   (:func:`scenarios.requires_test06`); token latencies only where LoadGen's conf asks for them.
+* **TEST07** / **TEST09** (gpt-oss-120b): ``TEST07/verify_accuracy.txt`` / ``TEST09/verify_output_len.txt``
+  must exist and contain ``TEST PASS``, which is all MLPerf's checker reads from them.
 * **Accuracy logs over 10 KiB** are findings only where MLPerf truncates them: ``accuracy/`` and the
   ``TEST01``/``TEST07``/``TEST09`` accuracy logs. TEST06's log is kept whole.
 * **lpuperf's own label** ("preset not submittable") applies only to trees lpuperf built; it knows
@@ -53,6 +55,8 @@ TRUNCATED_ACCURACY_LOGS = (
     "TEST09/accuracy/mlperf_log_accuracy.json",
 )
 _TEST06_LINES = ("First token check pass: ", "EOS check pass: ", "Sample length check pass: ")
+# The verify file MLPerf's checker reads for each test that needs every sample logged in performance mode.
+_PERF_MODE_VERIFY = {"TEST07": "TEST07/verify_accuracy.txt", "TEST09": "TEST09/verify_output_len.txt"}
 
 
 class Finding(BaseModel):
@@ -225,13 +229,24 @@ def _check_test06(scen: Path, find: _Find) -> None:
         find("TEST06", "TEST06/verify_accuracy.txt", "no 'TEST06 verification complete' line")
 
 
+def _check_perf_mode_tests(scen: Path, find: _Find, tests: tuple[str, ...]) -> None:
+    """TEST07/TEST09: the verify file must say ``TEST PASS`` somewhere (MLPerf's compliance_check)."""
+    for test in tests:
+        rel = _PERF_MODE_VERIFY[test]
+        verify = scen / rel
+        if verify.is_file() and "TEST PASS" not in verify.read_text(encoding="utf-8", errors="replace"):
+            find(test, rel, "no 'TEST PASS' in the verification file")
+
+
 def check_scenario(scen: Path, rel: str, out: list[Finding], seeds: SeedRule) -> None:
     """Every finding for one ``<benchmark>/<scenario>`` directory."""
-    from scenarios import requires_test06
+    from scenarios import compliance_tests, requires_test06
 
     find = _Find(rel, out)
     test06 = requires_test06(scen.parent.name)
-    for name in _REQUIRED + (_REQUIRED_TEST06 if test06 else ()):
+    perf_mode = tuple(t for t in compliance_tests(scen.parent.name) if t in _PERF_MODE_VERIFY)
+    required = _REQUIRED + (_REQUIRED_TEST06 if test06 else ()) + tuple(_PERF_MODE_VERIFY[t] for t in perf_mode)
+    for name in required:
         if not (scen / name).is_file():
             find("missing-file", name, "required file not found")
     meas = _measurements(scen, find)
@@ -246,6 +261,7 @@ def check_scenario(scen: Path, rel: str, out: list[Finding], seeds: SeedRule) ->
             find("log-size", log, f"{f.stat().st_size} bytes; truncate to <= {MAX_ACCURACY_LOG_BYTES}")
     if test06:
         _check_test06(scen, find)
+    _check_perf_mode_tests(scen, find, perf_mode)
 
 
 def check_submission(root: str | Path, version: str | None = None) -> CheckReport:

@@ -6,7 +6,9 @@ For each artifact (a sim preset such as ``sim-bf16``, a manifest JSON, ``backend
 * performance: a Server run at ``qps`` and an Offline run;
 * accuracy: an accuracy-mode run scored with ROUGE, plus fidelity of the outputs against the FP32
   reference outputs (per category, exact match and ROUGE-L);
-* compliance: TEST06 and the context-length probe.
+* compliance: TEST06 and the context-length probe, and TEST07/TEST09 (Offline) for the benchmarks whose
+  MLPerf submissions carry them (gpt-oss-120b): a failing one is a NO DEPLOY reason even where the SLO
+  does not list it.
 
 The candidate is gated with the SLO (accuracy objectives relative to the baseline's scores), the
 baseline through the same SLO for reference, and the two are compared metric by metric. The verdict
@@ -28,7 +30,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from accuracy import AccuracyReport, FidelityReport
 from common import BackendSpec, RunId, write_atomic
-from compliance import CONTEXT_REPORT_FILE, ComplianceCheck, ComplianceOutcome, ContextVerdict, Test06Outcome
+from compliance import (
+    CONTEXT_REPORT_FILE,
+    ComplianceCheck,
+    ComplianceOutcome,
+    ContextVerdict,
+    Test06Outcome,
+    Test07Outcome,
+    Test09Outcome,
+)
 from gate import GateInputs, GateReport, ObjectiveOutcome, SloSpec, evaluate_slo, fmt_number
 from loadgen_harness import RunResult, SutTarget, TransportSecurity, launch_sut
 from workflows._compare import (
@@ -79,6 +89,8 @@ class ArtifactEvidence(BaseModel):
     accuracy: AccuracyReport | None = None
     fidelity: FidelityReport | None = Field(default=None, description="per-sample rows dropped")
     test06: Test06Outcome | None = None
+    test07: Test07Outcome | None = None
+    test09: Test09Outcome | None = None
     context: ContextVerdict | None = None
     context_report: str = Field(default="", description="where the context verdict was written")
     errors: list[str] = Field(default_factory=list)  # a stage that could not run at all
@@ -165,8 +177,12 @@ class ArtifactRunner:
         self.run_id = f"{cfg.run_id or 'validate'}-{label}"
 
     def session_config(self) -> SessionConfig:
-        """Server and Offline performance, the scored Offline accuracy run, TEST06 as Server."""
+        """Server and Offline performance, the scored Offline accuracy run, TEST06 as Server, and TEST07/TEST09
+        as Offline where the benchmark's MLPerf submission carries them."""
+        from workflows._compliance_runs import required_checks
+
         cfg = self.cfg
+        checks = required_checks(cfg.benchmark)
         server_s = cfg.duration_s
         if server_s is not None and cfg.qps:
             # Early stopping needs ~500 queries before it can call p99 VALID.
@@ -185,6 +201,8 @@ class ArtifactRunner:
             ],
             accuracy=RunStep(name="accuracy", scenario="Offline"),
             test06=RunStep(name="TEST06", scenario="Server", qps=cfg.qps),
+            test07=RunStep(name="TEST07", scenario="Offline") if "TEST07" in checks else None,
+            test09=RunStep(name="TEST09", scenario="Offline") if "TEST09" in checks else None,
             keep_going=True,
         )
 
@@ -197,6 +215,8 @@ class ArtifactRunner:
             accuracy=got.accuracy,
             fidelity=got.fidelity,
             test06=got.test06,
+            test07=got.test07,
+            test09=got.test09,
             errors=list(got.errors),
         )
         t0 = time.monotonic()
@@ -242,6 +262,10 @@ def _inputs(ev: ArtifactEvidence, baseline_accuracy: AccuracyReport | None) -> G
     compliance: dict[ComplianceCheck, ComplianceOutcome] = {}
     if ev.test06 is not None:
         compliance["TEST06"] = ComplianceOutcome.from_report(ev.test06)
+    if ev.test07 is not None:
+        compliance["TEST07"] = ComplianceOutcome.from_report(ev.test07)
+    if ev.test09 is not None:
+        compliance["TEST09"] = ComplianceOutcome.from_report(ev.test09)
     if ev.context is not None:
         compliance["context"] = ComplianceOutcome.from_report(ev.context, ev.context_report)
     return GateInputs(
@@ -319,6 +343,37 @@ def _compare(cfg: ValidateConfig, base: ArtifactEvidence, cand: ArtifactEvidence
     )
 
 
+def benchmark_compliance_rows(slo: SloSpec, base: ArtifactEvidence, cand: ArtifactEvidence) -> list[VerdictRow]:
+    """A row for each TEST07/TEST09 the benchmark required and the SLO does not list (the gate has its own)."""
+
+    def cell(ev: ArtifactEvidence, check: str) -> tuple[str, ComplianceOutcome | None]:
+        report = ev.test07 if check == "TEST07" else ev.test09
+        if report is None:
+            return "-", None
+        outcome = ComplianceOutcome.from_report(report)
+        return ("PASS" if outcome.passed else "FAIL"), outcome
+
+    rows: list[VerdictRow] = []
+    for check in ("TEST07", "TEST09"):
+        if check in slo.compliance_must_pass:
+            continue
+        (b_cell, _), (c_cell, outcome) = cell(base, check), cell(cand, check)
+        if outcome is None:
+            continue
+        state = "PASS" if outcome.passed else "FAIL"
+        rows.append(
+            VerdictRow(
+                objective=f"compliance_{check}",
+                baseline=b_cell,
+                candidate=c_cell,
+                limit="pass",
+                passed=outcome.passed,
+                line=f"compliance_{check}: {state} {outcome.message} (required by the benchmark's MLPerf rules)",
+            )
+        )
+    return rows
+
+
 def decide(cfg: ValidateConfig, slo: SloSpec, base: ArtifactEvidence, cand: ArtifactEvidence) -> ValidateReport:
     gate = evaluate_slo(slo, _inputs(cand, base.accuracy))
     base_gate = evaluate_slo(slo, _inputs(base, base.accuracy))
@@ -335,7 +390,10 @@ def decide(cfg: ValidateConfig, slo: SloSpec, base: ArtifactEvidence, cand: Arti
         )
         for o in gate.objectives
     ]
+    extra = benchmark_compliance_rows(slo, base, cand)
+    rows += extra
     reasons = [o.line for o in gate.violations]
+    reasons += [r.line for r in extra if not r.passed]
     reasons += [f"{cand.name}: {e}" for e in cand.errors]
     if cfg.fail_on_regression:
         reasons += [m.line for m in comparison.regressions]
@@ -351,6 +409,21 @@ def decide(cfg: ValidateConfig, slo: SloSpec, base: ArtifactEvidence, cand: Arti
         reasons=reasons,
         slippage=slippage_lines(base.fidelity, cand.fidelity),
     )
+
+
+def _benchmark_sut(cfg: ValidateConfig, target: SutTarget, echo: Callable[[str], None], label: str) -> SutTarget:
+    """A spawned SUT serves the benchmark's dataset, and a reasoning sim the preset's reasoning scale: TEST07 and
+    TEST09 read the benchmark's answers and lengths (the reasoning sim otherwise defaults to deepseek-r1's set)."""
+    from scenarios import embedded_dataset, embedded_sut_backend, get_benchmark
+
+    if not target.embedded:
+        return target
+    bench = get_benchmark(cfg.benchmark)
+    backend, notes = embedded_sut_backend(bench, cfg.preset, target.backend)
+    for note in notes:
+        echo(f"[{label}] {note}")
+    dataset = embedded_dataset(bench, cfg.preset, target.dataset or cfg.dataset)
+    return target.model_copy(update={"backend": backend, "dataset": dataset})
 
 
 def validate(
@@ -372,9 +445,11 @@ def validate(
             continue
         backend = {**cfg.backend, **(cfg.candidate_backend if label == "candidate" else {})}
         echo(f"[{label}] {artifact}: starting")
-        target = target_for(artifact, backend, cfg.transport)
+        target = _benchmark_sut(cfg, target_for(artifact, backend, cfg.transport), echo, label)
+        # The runs read the dataset the SUT serves (a quick reasoning sim's is the scaled set).
+        run_cfg = cfg if target.dataset is None else cfg.model_copy(update={"dataset": target.dataset})
         with launch_sut(target) as running:
-            evidence.append(ArtifactRunner(cfg, label, running.address, echo, target.transport).collect(artifact))
+            evidence.append(ArtifactRunner(run_cfg, label, running.address, echo, target.transport).collect(artifact))
     report = decide(cfg, slo, evidence[0], evidence[1])
     path = write_atomic(Path(cfg.out_dir) / str(cfg.run_id) / "validate.json", report.model_dump_json(indent=2) + "\n")
     echo(f"wrote {path}")

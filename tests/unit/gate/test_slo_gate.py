@@ -126,6 +126,36 @@ def test_each_results_objective_fails_on_planted_violation(planted: dict[str, An
     assert not report.passed
 
 
+REASONING = {
+    "n_queries": 1000,
+    "n_with_reasoning": 1000,
+    "reasoning_tokens": {"mean": 3900.0, "p50": 3800.0, "p90": 4500.0, "p99": 6000.0, "max": 9000},
+    "answer_tokens": {"mean": 60.0, "p50": 55.0, "p90": 90.0, "p99": 120.0, "max": 300},
+    "ttfa_ms": {"p50": 20000.0, "p90": 30000.0, "p99": 40000.0},
+}
+REASONING_SLO = {"name": "r", "require_valid": False, "ttfa_ms": {"p99": 45000}, "max_reasoning_tokens_mean": 4300}
+
+
+def test_reasoning_objectives_pass_clean_and_fail_on_planted_violations() -> None:
+    spec = SloSpec.model_validate({**REASONING_SLO, "min_reasoning_tokens_mean": 3500})
+    assert spec.count() == 3
+    assert evaluate_slo(spec, clean_inputs(reasoning=REASONING)).passed
+    slow = {**REASONING, "ttfa_ms": {"p50": 20000.0, "p90": 30000.0, "p99": 50000.0}}
+    assert [o.line for o in evaluate_slo(spec, clean_inputs(reasoning=slow)).violations] == [
+        "ttfa_p99 50000.0 ms > 45000.0 ms limit: over by 5000.0 ms (11.1%)"
+    ]
+    long = {**REASONING, "reasoning_tokens": {**REASONING["reasoning_tokens"], "mean": 4500.0}}
+    assert {o.name for o in evaluate_slo(spec, clean_inputs(reasoning=long)).violations} == {"reasoning_tokens_mean"}
+    short = {**REASONING, "reasoning_tokens": {**REASONING["reasoning_tokens"], "mean": 3000.0}}
+    assert {o.name for o in evaluate_slo(spec, clean_inputs(reasoning=short)).violations} == {"reasoning_tokens_mean"}
+
+
+def test_reasoning_objectives_fail_by_name_on_a_run_without_reasoning() -> None:
+    report = evaluate_slo(SloSpec.model_validate(REASONING_SLO), clean_inputs())
+    assert not report.passed and len(report.violations) == 2
+    assert all("no reasoning figures in the results" in o.line for o in report.violations)
+
+
 def test_overloaded_but_valid_run_fails_completed_ratio() -> None:
     report = evaluate_slo(SloSpec.model_validate(FULL_SLO), clean_inputs(scheduled_qps=50.0, completed_qps=41.0))
     assert {o.name for o in report.violations} == {"completed_over_scheduled"}

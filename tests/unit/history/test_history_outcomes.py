@@ -124,6 +124,40 @@ def test_compliance_records_test06_strict_and_the_context_probe(tmp_path: Path) 
     assert [(v.kind, v.name, v.passed) for v in probe.verdicts] == [("compliance", "context", True)]
 
 
+def test_test07_and_test09_record_their_performance_pass_with_the_verdict(tmp_path: Path) -> None:
+    d7 = write_run(tmp_path / "out", "TEST07", manifest("b1"))
+    t07 = compliance.Test07Report(
+        accuracy_log="x",
+        n_entries=40,
+        script="exact_match-gpt-oss-120b",
+        score=11.429,
+        threshold=60.698,
+        threshold_source="audit.config",
+        verify_text="",
+        mlperf_passed=False,
+        passed=False,
+        message="TEST07 FAIL: exact_match 11.429 < 60.698",
+    )
+    out07 = compliance.Test07Outcome(
+        test07=t07, test07_dir=str(tmp_path / "t07"), run_dir=str(d7), passed=False, message=t07.message
+    )
+    (rec7,) = records_for("compliance", out07)
+    assert [(v.kind, v.name, v.passed) for v in rec7.verdicts] == [("compliance", "TEST07", False)]
+    d9 = write_run(tmp_path / "out9", "TEST09", manifest("b1"))
+    t09 = compliance.Test09Report(
+        accuracy_log="x", n_samples=40, mean_output_tokens=1278.2, min_output_tokens=600, max_output_tokens=2000,
+        min_bound=1150.38, max_bound=1406.02, min_check_pass=True, max_check_pass=True, verify_lines=[],
+        mlperf_passed=True, passed=True, message="TEST09 PASS: mean 1278.20 tokens",
+    )  # fmt: skip
+    out09 = compliance.Test09Outcome(
+        test09=t09, test09_dir=str(tmp_path / "t09"), run_dir=str(d9), passed=True, message=t09.message
+    )
+    (rec9,) = records_for("compliance", out09)
+    assert [(v.name, v.passed) for v in rec9.verdicts] == [("TEST09", True)]
+    # A log verified on its own (--log, no run here) records nothing.
+    assert records_for("compliance", out09.model_copy(update={"run_dir": ""})) == []
+
+
 def test_find_peak_validate_and_submission_record_their_verdicts(tmp_path: Path) -> None:
     out = tmp_path / "out"
     peak_dir = write_run(out, "peak", manifest("b1"))

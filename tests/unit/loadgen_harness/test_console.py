@@ -7,8 +7,9 @@ import threading
 
 import pytest
 
-from loadgen_harness import RunResult, _results, format_summary
-from loadgen_harness._results import Percentiles, ProgressTicker, progress_printer
+from loadgen_harness import RunResult, _console, format_summary
+from loadgen_harness._console import ProgressTicker, progress_printer
+from loadgen_harness._results import Percentiles
 
 
 def _res(**kw: object) -> RunResult:
@@ -59,6 +60,31 @@ def test_summary_invalid_lists_reasons_and_errors() -> None:
     assert "errors 3 (UNAVAILABLE 3)" in text
 
 
+def test_summary_shows_warnings_and_a_reasoning_models_split() -> None:
+    text = format_summary(
+        _res(
+            valid=True,
+            n_queries=40,
+            warnings=["reasoning_scale 0.1: the SUT shortens its reasoning to 10% of deepseek-r1's length"],
+            reasoning={
+                "n_queries": 40,
+                "n_with_reasoning": 40,
+                "n_without_answer": 2,
+                "reasoning_tokens": {"mean": 382.0, "p50": 342.0, "p90": 700.0, "p99": 1001.0, "max": 1001},
+                "answer_tokens": {"mean": 28.0, "p50": 24.0, "p90": 60.0, "p99": 80.0, "max": 80},
+                "reasoning_fraction": 0.93,
+                "ttfa_ms": {"p50": 3550.0, "p90": 6748.5, "p99": 10272.0},
+            },
+        )
+    )
+    assert "  warning: reasoning_scale 0.1: the SUT shortens its reasoning" in text
+    assert "TTFA     p50 3550.00  p90 6748.50  p99 10272.00 ms" in text
+    assert "reasoning tokens mean 382 (p50 342, p99 1,001, max 1,001), 93% of output tokens" in text
+    assert "answer tokens    mean 28 (p50 24, p99 80, max 80)" in text
+    assert "2 of 40 queries ended inside their reasoning (no answer)" in text
+    assert "TTFA" not in format_summary(_res(valid=True, n_queries=40))
+
+
 class _Counter:
     """Stands in for the bridge: only its ``completed`` count is read."""
 
@@ -66,7 +92,7 @@ class _Counter:
 
 
 def test_progress_ticker_reports_elapsed_completed_and_rate(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_results, "PROGRESS_INTERVAL_S", 0.05)
+    monkeypatch.setattr(_console, "PROGRESS_INTERVAL_S", 0.05)
     seen: list[tuple[float, int, float]] = []
     got = threading.Event()
     src = _Counter()

@@ -210,7 +210,8 @@ def test_query_records_grow_and_round_trip(tmp_path: Path) -> None:
 def test_limits_and_early_stopping_need_of_a_real_short_run(tmp_path: Path) -> None:
     """A run too short for early stopping (LoadGen's own wording): the summary names the count it needs."""
     from loadgen_harness import format_summary
-    from loadgen_harness._results import LatencyLimits, verdict_basis
+    from loadgen_harness._console import verdict_basis
+    from loadgen_harness._results import LatencyLimits
     from scenarios import get_benchmark
 
     d = _real_loadgen_run(tmp_path / "short", qps=20, duration_s=1.0)
@@ -231,7 +232,7 @@ def test_limits_and_early_stopping_need_of_a_real_short_run(tmp_path: Path) -> N
 
 
 def test_valid_run_states_its_limits_and_an_exceeded_limit_decides(real_log: Path) -> None:
-    from loadgen_harness._results import verdict_basis
+    from loadgen_harness._console import verdict_basis
 
     res = _result()
     fill_from_detail(res, parse_detail_log(real_log))

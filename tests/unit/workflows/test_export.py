@@ -122,3 +122,20 @@ def test_the_status_names_are_grpcs() -> None:
     from workflows._export import GRPC_STATUS_NAMES
 
     assert {int(code.value[0]): code.name for code in grpc.StatusCode} == GRPC_STATUS_NAMES
+
+
+def test_reasoning_columns_say_when_the_answer_began_and_how_the_output_split(tmp_path: Path) -> None:
+    make_run(tmp_path)
+    rec = QueryRecords(8)
+    records = load_query_records(tmp_path)
+    for i, row in enumerate(records):
+        chunk, j = rec.slot_ref(int(row["sample_index"]), int(row["issue_ns"]))
+        for name in ("first_token_ns", "last_msg_ns", "done_ns", "n_tokens", "n_streamed", "status"):
+            chunk.column(name)[j] = row[name]
+        if i == 0:  # 9 tokens: 6 reasoning, the answer from 70 ms
+            chunk.n_reasoning[j], chunk.first_answer_ns[j] = 6, 70_000_000
+    rec.save(tmp_path)
+    first, single, _, failed, _ = list(csv.DictReader(export_records(tmp_path, "csv").open()))
+    assert float(first["ttfa_ms"]) == 70.0 and first["n_reasoning"] == "6" and first["n_answer"] == "3"
+    assert single["ttfa_ms"] == "" and single["n_reasoning"] == "0" and single["n_answer"] == "1"
+    assert failed["ttfa_ms"] == "" and failed["n_answer"] == ""

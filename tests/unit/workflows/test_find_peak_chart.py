@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from workflows._charts import _PAD_L, _PAD_R, _W
 from workflows._find_peak import FindPeakResult, Probe
 from workflows._peak_chart import render_peak_report, sweep_chart
-from workflows._report import _PAD_L, _PAD_R, _W
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 

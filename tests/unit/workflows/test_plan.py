@@ -163,3 +163,42 @@ def test_short_loadgen_runs_carry_less_than_the_steady_state_percentile(tmp_path
     long = max_valid_qps(profile, 1, limits, queries=10000, loadgen_queries=200_000)
     assert short < 0.97 * steady and long == pytest.approx(steady, rel=0.02)
     assert max_valid_qps(profile, 1, limits, queries=10000, loadgen_queries=400) == 0.0  # too short to be VALID
+
+
+def _reasoning_run(tmp: Path, scale: float | None, reasoning_tokens: int = 12) -> Path:
+    """The plan's test run with every query's first ``reasoning_tokens`` tokens reasoning; a sim that scaled
+    its reasoning by ``scale`` (None: not scaled) says so in its manifest."""
+    run = _run_dir(tmp)
+    rec = np.load(run / "queries.npz")["records"]
+    rec["n_reasoning"] = np.minimum(reasoning_tokens, rec["n_tokens"] - 2)
+    rec["first_answer_ns"] = rec["first_token_ns"] + rec["n_reasoning"] * int(STEP * 1e9)
+    np.savez(run / "queries.npz", records=rec)
+    if scale is not None:
+        res = RunResult.model_validate_json((run / "results.json").read_text())
+        res.artifact["reasoning"] = {"style": "think", "reasoning_scale": scale, "benchmark": "deepseek-r1"}
+        (run / "results.json").write_text(res.model_dump_json())
+    return run
+
+
+def test_reasoning_runs_plan_ttfa_and_a_scaled_run_at_full_length(tmp_path: Path) -> None:
+    plain = load_profile(_reasoning_run(tmp_path / "a", None))
+    scaled = load_profile(_reasoning_run(tmp_path / "b", 0.25))
+    assert plain.n_reasoning is not None and scaled.n_reasoning is not None
+    # The same records, planned at the benchmark's length: four times the reasoning, the answers kept.
+    assert np.array_equal(scaled.n_reasoning, plain.n_reasoning * 4)
+    assert np.array_equal(scaled.n_out - scaled.n_reasoning, plain.n_out - plain.n_reasoning)
+    assert "planned at full length" in scaled.note and scaled.capacity_qps < plain.capacity_qps
+    cfg = PlanConfig(run_dir=_reasoning_run(tmp_path / "c", None), target_qps=20.0, ttfa_ms=1000.0, queries=10000)
+    plan = plan_capacity(cfg)
+    p99 = plan.at_plan.ttfa_ms["p99"]
+    assert p99 is not None and p99 <= 1000.0 and plan.limits.ttfa_ms == {"p99": 1000.0}
+    # TTFA is TTFT plus the reasoning at one token a decode step, never less.
+    assert p99 >= plan.at_plan.ttft_ms["p99"]
+    # A TTFA limit no replica count can meet (below the reasoning's own duration) is refused, by the plan.
+    with pytest.raises(PlanError, match="idle replica misses"):
+        plan_capacity(cfg.model_copy(update={"ttfa_ms": 50.0}))
+
+
+def test_a_ttfa_limit_needs_a_reasoning_run(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match="reasoning model"):
+        plan_capacity(PlanConfig(run_dir=_run_dir(tmp_path), target_qps=10.0, ttfa_ms=500.0))

@@ -348,3 +348,43 @@ def test_runs_without_latencies_still_render(tmp_path: Path) -> None:
     make_run(tmp_path / "one", n=1)
     page = _parse(render_report(load_report_inputs(tmp_path / "one")))
     assert set(page.plots) == PLOTS and sum(page.bars["e2e-hist"]) == 1
+
+
+def _make_reasoning_run(d: Path, n: int = 300) -> None:
+    """Queries that reason 400-600 tokens, then answer 20-60 tokens; the answer begins 1-3 s after issue."""
+    from loadgen_harness._records import reasoning_stats
+
+    rng = np.random.default_rng(5)
+    rec = QueryRecords(n)
+    for i in range(n):
+        t = i * 0.1
+        chunk, j = rec.slot_ref(i % 50, int(t * 1e9))
+        reasoning, answer = int(rng.integers(400, 600)), int(rng.integers(20, 60))
+        chunk.status[j], chunk.n_tokens[j], chunk.n_reasoning[j] = 0, reasoning + answer, reasoning
+        chunk.first_token_ns[j] = int((t + 0.02) * 1e9)
+        chunk.first_answer_ns[j] = int((t + rng.uniform(1.0, 3.0)) * 1e9)
+        chunk.done_ns[j] = int((t + 4.0) * 1e9)
+    d.mkdir(parents=True, exist_ok=True)
+    rec.save(d)
+    res = RunResult(run_id="r", scenario="Server", mode="performance", benchmark="deepseek-r1", preset="quick")
+    res.reasoning = reasoning_stats(rec.to_array())
+    save_results(res, d)
+
+
+def test_a_reasoning_run_shows_ttfa_and_the_token_split(tmp_path: Path) -> None:
+    _make_reasoning_run(tmp_path)
+    page = _parse(render_report(load_report_inputs(tmp_path)))
+    assert {"ttfa-cdf", "reasoning-tokens", "answer-tokens"} <= set(page.plots)
+    assert {s["data-series"] for s in page.polylines["ttfa-cdf"]} == {"TTFA", "TTFT"}
+    assert sum(page.bars["reasoning-tokens"]) == sum(page.bars["answer-tokens"]) == 300
+    summary = page.text_by_id["reasoning-summary"]
+    assert "300 of 300 successful queries reasoned" in summary and "TTFA p99" in summary
+    # TTFA's curve lies to the right of TTFT's: the answer began seconds after the first token.
+    ttfa, ttft = (_points(s) for s in sorted(page.polylines["ttfa-cdf"], key=lambda s: s["data-series"]))
+    assert ttfa[:, 0].min() > ttft[:, 0].max()
+
+
+def test_a_run_without_reasoning_has_no_reasoning_section(tmp_path: Path) -> None:
+    make_run(tmp_path, n=100)
+    html_text = render_report(load_report_inputs(tmp_path))
+    assert 'id="reasoning"' not in html_text and "ttfa-cdf" not in html_text
