@@ -72,7 +72,10 @@ lint: venv
 STRICT_MODULES = common loadgen_harness/_results.py accuracy/_evaluate.py accuracy/_fidelity.py \
   compliance/_outcome.py gate/_evaluate.py gate/_slo.py loadgen_harness/_replicas.py workflows/_plan.py \
   history/_models.py compliance/_test07.py compliance/_test09.py compliance/_perf_mode.py scenarios/_rounds.py \
-  scenarios/_conf_supply.py sut/_reasoning_stream.py accuracy/_exact_match_scorers.py
+  scenarios/_conf_supply.py sut/_reasoning_stream.py accuracy/_exact_match_scorers.py \
+  scenarios/_tokens.py scenarios/_trace_formats.py scenarios/_traces.py scenarios/_sessions.py scenarios/_shared_prefix.py \
+  loadgen_harness/_load_shapes.py loadgen_harness/_load_stats.py loadgen_harness/_scheduler.py workflows/_sweep.py \
+  workflows/_sweep_run.py workflows/_sweep_page.py gate/_load.py workflows/_compare_load.py workflows/_report_load.py
 typecheck: venv
 	$(BIN)/mypy proto sut loadgen_harness scenarios accuracy compliance common gate workflows history cli
 	$(BIN)/mypy --strict --follow-imports=silent $(STRICT_MODULES)

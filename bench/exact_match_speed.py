@@ -18,7 +18,7 @@ import random
 import statistics
 import time
 
-from accuracy import create_scorer
+from accuracy import SampleFields, create_scorer
 
 _WORDS = [
     "the",
@@ -81,9 +81,8 @@ def _time(kind: str, samples: list[tuple[str, str, str]], runs: int) -> float:
     for _ in range(runs):
         scorer = create_scorer({"kind": kind, "math_timeout_s": 30})
         t0 = time.perf_counter()
-        scorer.score(
-            texts, [""] * len(texts), counts, datasets=[s[0] for s in samples], ground_truths=[s[1] for s in samples]
-        )
+        fields = SampleFields(datasets=[s[0] for s in samples], ground_truths=[s[1] for s in samples])
+        scorer.score(texts, [""] * len(texts), counts, fields)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 

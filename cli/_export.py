@@ -17,7 +17,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "export",
         help="export a run's per-request records (CSV, JSON lines, Parquet)",
         description="Write one row per query of RUN_DIR's queries.npz: query and sample ids, status, harness and "
-        "SUT timestamps (ns), ttft_ms, tpot_ms, itl_ms, max_gap_ms, latency_ms and token counts. Values a query "
+        "SUT timestamps (ns), ttft_ms, tpot_ms, itl_ms, max_gap_ms, latency_ms and token counts; how each was sent "
+        "(sent_ns, dispatch_lag_ms, session, turn, tool_step, finish_reason, cached_tokens, n_prompt). Values a query "
         "never reached are empty (CSV) or null. Parquet needs the 'parquet' extra (pyarrow).",
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory holding queries.npz")

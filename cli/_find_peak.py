@@ -59,12 +59,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--out", type=out_dir_arg, default=Path("results"), help="output root (default: results)")
     p.add_argument("--run-id", type=run_id_arg, help="run id (default: peak-<timestamp>)")
+    p.add_argument(
+        "--from-sweep",
+        type=Path,
+        metavar="DIR",
+        help="no new runs: report the highest-throughput point of a sweep (OUT/<sweep-id> of lpuperf sweep) that "
+        "meets the SLO it was judged by",
+    )
     add_record_args(p)
     p.set_defaults(func=run_find_peak)
 
 
 def run_find_peak(args: argparse.Namespace) -> int:
     import time
+
+    if args.from_sweep is not None:
+        return _from_sweep(args)
 
     from pydantic import ValidationError
 
@@ -107,3 +117,16 @@ def run_find_peak(args: argparse.Namespace) -> int:
         print(line)
     print(f"find-peak: report {out}, chart {out.with_name('find_peak.html')}")
     return 0 if result.peak_qps is not None else 1
+
+
+def _from_sweep(args: argparse.Namespace) -> int:
+    """The peak a finished sweep already measured: its best point, in find-peak's words; 1 when it has none."""
+    from workflows import load_sweep
+    from workflows import sweep_peak_lines as peak_lines
+
+    if args.sut or args.artifact or args.serve_arg or args.replicas != 1:
+        raise UsageError("--from-sweep: makes no runs; drop --sut/--artifact/--serve-arg/--replicas")
+    sweep = load_sweep(args.from_sweep)
+    for line in peak_lines(sweep):
+        print(line)
+    return 0 if sweep.best is not None else 1

@@ -54,7 +54,15 @@ def _store_args(p: argparse.ArgumentParser) -> None:
 def _filter_args(p: argparse.ArgumentParser, last_help: str = "only the newest N") -> None:
     p.add_argument("--artifact", help="artifact name (the manifest's artifact_id)")
     p.add_argument("--benchmark", help="benchmark profile (embedded, llama2-70b, ...)")
-    p.add_argument("--scenario", help="LoadGen scenario (Server, Offline, ...)")
+    p.add_argument(
+        "--scenario", help="scenario (Server, Offline, ...; a load run's: Concurrency, Rate, Trace, Sessions)"
+    )
+    p.add_argument(
+        "--load",
+        dest="load_kind",
+        metavar="KIND",
+        help="runs beside LoadGen of this load shape (concurrency, rate, trace, sessions)",
+    )
     p.add_argument("--mode", help="performance | accuracy | check")
     p.add_argument(
         "--command", dest="recorded_by", metavar="CMD", help="the command that recorded it (run, validate, ...)"
@@ -157,6 +165,7 @@ def _filter(args: argparse.Namespace, default_last: int | None = None) -> RunFil
         artifact=args.artifact,
         benchmark=args.benchmark,
         scenario=args.scenario,
+        load_kind=args.load_kind,
         mode=args.mode,
         command=args.recorded_by,
         since=args.since,
@@ -280,6 +289,8 @@ def _show(args: argparse.Namespace) -> int:
         f"  {r.scenario or '-'} {r.mode or '-'}, benchmark {r.benchmark or '-'}, preset {r.preset or '-'}: {_result(r)}"
         + (f" (LoadGen {_valid(r)})" if _result(r) != _valid(r) and r.valid is not None else ""),
     ]
+    if r.load_kind:
+        lines.append(f"    load {r.load_kind}: --load {r.load_spec} (not an MLPerf LoadGen run)")
     lines += [f"    reason: {x}" for x in r.validity_reasons]
     lines.append(f"  artifact {a.name or '-'} ({a.backend or '-'}, {a.model or '-'}, {a.precision or '-'})")
     lines.append(f"    build {a.build_key or '-'}  manifest sha256 {a.manifest_sha256 or '-'}")

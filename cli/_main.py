@@ -30,6 +30,7 @@ EXIT_BROKEN_PIPE = 141
 _COMMANDS: tuple[tuple[str, str], ...] = (
     ("sut", "add_serve_parser"),
     ("cli._run", "add_parser"),
+    ("cli._sweep", "add_parser"),
     ("cli._find_peak", "add_parser"),
     ("cli._plan", "add_parser"),
     ("cli._gate", "add_parser"),

@@ -19,7 +19,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "and report utilisation, predicted p99s and headroom. Writes plan.json and plan.svg (predicted p99 vs "
         "replicas).",
     )
-    p.add_argument("run_dir", type=Path, help="a run directory: OUT/<run-id>/<scenario>/<mode>")
+    p.add_argument(
+        "run_dir",
+        type=Path,
+        help="a run directory: OUT/<run-id>/<scenario>/<mode>, or a sweep (OUT/<sweep-id> of lpuperf sweep): "
+        "its best point's run",
+    )
     p.add_argument("--qps", type=float, required=True, help="target queries per second for the whole fleet")
     p.add_argument("--ttft-ms", type=float, help="TTFT p99 limit (default: the SLO's, else the run's benchmark)")
     p.add_argument("--tpot-ms", type=float, help="TPOT p99 limit (default: the SLO's, else the run's benchmark)")
@@ -60,6 +65,12 @@ def run_plan(args: argparse.Namespace) -> int:
     from common import first_error_line
     from workflows import PlanConfig, format_plan, plan_capacity, write_plan
 
+    if not (args.run_dir / "results.json").is_file() and (args.run_dir / "sweep.json").is_file():
+        from workflows import sweep_best_run_dir as best_run_dir
+
+        args.run_dir, line = best_run_dir(args.run_dir)
+        if not args.json:
+            print(f"plan: {line}")
     if not (args.run_dir / "results.json").is_file():
         raise UsageError(f"run_dir: {args.run_dir}: no results.json (expected OUT/<run-id>/<scenario>/<mode>)")
     try:

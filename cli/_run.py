@@ -1,4 +1,4 @@
-"""``lpuperf run``: one LoadGen scenario against a SUT address, or against the embedded sim SUT."""
+"""``lpuperf run``: one LoadGen scenario, or one load shape (``--load``), against a SUT address or the embedded sim SUT."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, get_args
 
 from cli._args import out_dir_arg, run_id_arg
 from cli._record import add_record_args, record
@@ -51,37 +51,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="run preset quick|submission, or an endpoint preset of the spawned SUT's backend "
         "(e.g. --backend openai --preset groq; the run is then quick)",
     )
-    p.add_argument("--dataset", help="embedded | synthetic:N:SEED | path (default: the benchmark's)")
     p.add_argument(
-        "--sut",
-        help="a running SUT or fleet: host:port, a comma-separated list of host:port, or a gRPC target URI "
-        "(dns:///name:port, ipv4:a:p,b:q), balanced by gRPC's round_robin (default: spawn the embedded sim SUT)",
+        "--dataset",
+        help="embedded | synthetic:N:SEED | shared-prefix[:systems=K,users=M,...] | reasoning:MODEL | path "
+        "(default: the benchmark's)",
     )
-    p.add_argument(
-        "--replicas",
-        type=int,
-        default=1,
-        help="spawn this many embedded SUT processes on free loopback ports and drive them as one fleet (default 1)",
-    )
-    p.add_argument(
-        "--allow-mixed",
-        action="store_true",
-        help="run against replicas serving different artifacts (refused otherwise); results are split by artifact",
-    )
-    add_transport_arguments(p)
-    p.add_argument(
-        "--transport",
-        choices=("grpc", "openai-http"),
-        default="grpc",
-        help="grpc: LoadGen drives a gRPC SUT (default); openai-http: the harness streams each query straight to "
-        "the OpenAI-compatible endpoint of --base-url (with --model, --api-key-env, --ca-bundle, ...), "
-        "no SUT process and no relay",
-    )
-    from sut import backends
-
-    p.add_argument("--backend", help=f"backend of the spawned SUT: {' | '.join(backends.names())} (default: sim)")
-    p.add_argument("--precision", help="precision of the spawned SUT's artifact (e.g. fp32, bf16, int8)")
-    p.add_argument("--artifact", help="artifact preset or manifest path for the spawned SUT (e.g. sim-fp32)")
+    add_sut_arguments(p)
     p.add_argument("--qps", type=float, help="Server target QPS / Offline expected QPS")
     p.add_argument("--duration", type=float, help="minimum duration in seconds")
     p.add_argument(
@@ -113,6 +88,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="a Server run stops early (OVERLOADED) once more queries than this are outstanding: the SUT is "
         "hopelessly behind and the harness's memory stays bounded (default 32768, about 0.7 GB)",
     )
+    p.add_argument(
+        "--load",
+        metavar="SHAPE",
+        help="send with a load shape instead of LoadGen's scenario (not an MLPerf LoadGen run; latency from each "
+        "query's due time): concurrency:N[:ramp=S,requests=K] (closed loop), rate:R[:poisson|constant] (open loop), "
+        "trace:FILE[:speed=X,max_rate=R,format=mooncake|azure|burstgpt] (timestamped replay), "
+        "sessions:FILE|synthetic[:concurrency=C,turns=T,agentic=true,...] (multi-turn and agentic). "
+        "--duration caps it (concurrency and rate default to 10 s)",
+    )
+    p.add_argument(
+        "--max-dispatch-lag-ms",
+        type=float,
+        help="with --load: a run whose dispatch lag p99 (send time minus due time) exceeds this is marked "
+        "client-limited and not valid (default 10)",
+    )
     p.add_argument("--progress", action="store_true", help="show the live progress line even when not on a TTY")
     p.add_argument("--trace", action="store_true", help="also write LoadGen's trace log (mlperf_log_trace.json)")
     p.add_argument(
@@ -123,12 +113,46 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     from sut import add_backend_arguments
 
     add_backend_arguments(p)  # each backend's own flags (openai: --base-url, --model, --api-key-env, ...)
-    _note_openai_http(p)
+    note_openai_http(p)
     add_record_args(p)
     p.set_defaults(func=run_cli)
 
 
-def _note_openai_http(p: argparse.ArgumentParser) -> None:
+def add_sut_arguments(p: argparse.ArgumentParser) -> None:
+    """The SUT, fleet and transport flags (``lpuperf run`` and ``lpuperf sweep`` read them the same way)."""
+    p.add_argument(
+        "--sut",
+        help="a running SUT or fleet: host:port, a comma-separated list of host:port, or a gRPC target URI "
+        "(dns:///name:port, ipv4:a:p,b:q), balanced by gRPC's round_robin (default: spawn the embedded sim SUT)",
+    )
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="spawn this many embedded SUT processes on free loopback ports and drive them as one fleet (default 1)",
+    )
+    p.add_argument(
+        "--allow-mixed",
+        action="store_true",
+        help="run against replicas serving different artifacts (refused otherwise); results are split by artifact",
+    )
+    add_transport_arguments(p)
+    p.add_argument(
+        "--transport",
+        choices=("grpc", "openai-http"),
+        default="grpc",
+        help="grpc: LoadGen drives a gRPC SUT (default); openai-http: the harness streams each query straight to "
+        "the OpenAI-compatible endpoint of --base-url (with --model, --api-key-env, --ca-bundle, ...), "
+        "no SUT process and no relay",
+    )
+    from sut import backends
+
+    p.add_argument("--backend", help=f"backend of the spawned SUT: {' | '.join(backends.names())} (default: sim)")
+    p.add_argument("--precision", help="precision of the spawned SUT's artifact (e.g. fp32, bf16, int8)")
+    p.add_argument("--artifact", help="artifact preset or manifest path for the spawned SUT (e.g. sim-fp32)")
+
+
+def note_openai_http(p: argparse.ArgumentParser) -> None:
     """Say in ``run --help`` that the openai backend's flags also configure ``--transport openai-http``.
 
     The flags are the backend's own (``sut/_openai_options.py``, shared with ``lpuperf serve``, where the
@@ -168,11 +192,11 @@ def spawned_backend(serve_args: list[str], artifact: str | None = None) -> Backe
     return backend
 
 
-def run_cli(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from common import first_error_line
-    from loadgen_harness import RunConfig, RunError, RunInterrupted, format_summary, progress_printer, run_benchmark
+def sut_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """RunConfig's SUT fields from the flags of :func:`add_sut_arguments` (and ``--preset``), checked:
+    ``sut``, ``replicas``, ``allow_mixed``, ``transport``, ``backend``, ``http_endpoint`` and ``preset``
+    (an endpoint preset names the upstream: the run itself is then quick)."""
+    from scenarios import Preset
 
     if args.sut and (args.backend or args.precision or args.artifact):
         raise UsageError("--backend/--precision/--artifact: only for the spawned SUT; drop them or drop --sut")
@@ -180,10 +204,6 @@ def run_cli(args: argparse.Namespace) -> int:
         raise UsageError("--replicas: spawns embedded SUTs; drop it or drop --sut (which names the fleet)")
     if not 1 <= args.replicas <= 32:
         raise UsageError(f"--replicas: expected 1..32 embedded SUT processes, got {args.replicas}")
-    from typing import get_args
-
-    from scenarios import Preset
-
     http_endpoint = None
     if args.transport == "openai-http":
         if args.sut or args.replicas != 1 or args.artifact or args.precision or args.backend not in (None, "openai"):
@@ -203,19 +223,31 @@ def run_cli(args: argparse.Namespace) -> int:
                 f"--preset {args.preset}: expected quick or submission, or an endpoint preset of the --backend"
             )
         run_preset = "quick"  # an endpoint preset names the upstream, not the run's length
+    return {
+        "sut": args.sut,
+        "replicas": args.replicas,
+        "allow_mixed": args.allow_mixed,
+        "transport": transport_from_args(args, remote=bool(args.sut)),
+        "backend": backend,
+        "http_endpoint": http_endpoint,
+        "preset": run_preset,
+    }
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from common import first_error_line
+    from loadgen_harness import RunConfig, RunError, RunInterrupted, format_summary, progress_printer, run_benchmark
+
+    opts = sut_options_from_args(args)
     try:
         cfg = RunConfig(
             scenario=args.scenario,
             mode=args.mode,
             benchmark=args.benchmark,
-            preset=run_preset,
             dataset=args.dataset,
-            sut=args.sut,
-            replicas=args.replicas,
-            allow_mixed=args.allow_mixed,
-            transport=transport_from_args(args, remote=bool(args.sut)),
-            backend=backend,
-            http_endpoint=http_endpoint,
+            **opts,
             qps=args.qps,
             duration_s=args.duration,
             min_query_count=args.min_query_count,
@@ -230,6 +262,8 @@ def run_cli(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens,
             ignore_eos=args.ignore_eos,
             **({} if args.max_in_flight is None else {"max_in_flight": args.max_in_flight}),
+            load=args.load,
+            **({} if args.max_dispatch_lag_ms is None else {"max_dispatch_lag_ms": args.max_dispatch_lag_ms}),
             progress=args.progress,
             trace=args.trace,
             allow_context_overflow=args.allow_context_overflow,

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from accuracy import AccuracyReport, CategoryFidelity, FidelityReport
 from common import write_atomic
 from compliance import ComplianceCheck, ComplianceOutcome
+from gate._load import client_verdict, is_load_run, load_checks
 from gate._slo import PercentileLimits, SloSpec
 from loadgen_harness import Percentiles, RunResult, keep_up_ratio
 
@@ -182,6 +183,12 @@ def _run_coordinates(r: RunResult | None) -> tuple[str, str, str] | None:
 def missing_accuracy(r: RunResult | None, what: str = "accuracy") -> str:
     """Why there is no accuracy (or fidelity) report, and the command that writes one next to the run."""
     name, flag = ("accuracy.json", "--accuracy") if what == "accuracy" else ("fidelity*.json", "--fidelity")
+    if r is not None and is_load_run(r):
+        # A load shape's scenario (Concurrency, Trace, ...) is no LoadGen scenario an accuracy pass can run.
+        return (
+            f"no {what} report next to the run ({name}): a run beside LoadGen ({r.scenario}) logs no outputs to "
+            f"score; give {flag} PATH from a LoadGen accuracy run of the same artifact"
+        )
     where = _run_coordinates(r)
     if where is None:
         return f"no {what} report next to the run ({name}); give {flag} PATH"
@@ -195,6 +202,12 @@ def missing_accuracy(r: RunResult | None, what: str = "accuracy") -> str:
 def missing_compliance(check: ComplianceCheck, r: RunResult | None) -> str:
     """Why there is no compliance report for ``check``, and the command that writes one next to the run."""
     where = _run_coordinates(r)
+    if r is not None and is_load_run(r) and check != "context":
+        # TEST06/07/09 and the strict checks are LoadGen passes: a load shape's scenario has none of its own.
+        return (
+            f"no {check} report next to the run: {check} is a LoadGen pass, which a run beside LoadGen "
+            f"({r.scenario}) does not make; give --compliance {check}=PATH from a LoadGen run of the same artifact"
+        )
     if where is None:
         return f"no {check} report next to the run; give --compliance {check}=PATH"
     out, run_id, scenario = where
@@ -241,7 +254,7 @@ def _results_objectives(slo: SloSpec, r: RunResult | None) -> list[ObjectiveOutc
         if r is None:
             out.append(check_pass("result_valid", None, MISSING_RESULTS))
         else:
-            detail = "LoadGen result VALID" if r.valid else "LoadGen result INVALID"
+            detail = _valid_detail(r)
             reasons = [x for x in r.validity_reasons if x]
             if reasons and not r.valid:
                 detail += ": " + "; ".join(reasons)
@@ -267,6 +280,30 @@ def _results_objectives(slo: SloSpec, r: RunResult | None) -> list[ObjectiveOutc
     if slo.min_completed_ratio is not None:
         ratio = value(keep_up_ratio)
         out.append(check_min("completed_over_scheduled", ratio, slo.min_completed_ratio, missing=missing))
+    return out + _load_objectives(slo, r, missing)
+
+
+def _valid_detail(r: RunResult) -> str:
+    verdict = "VALID" if r.valid else "INVALID"
+    if not is_load_run(r):
+        return f"LoadGen result {verdict}"
+    basis = r.load.validity_basis if r.load is not None and r.load.validity_basis else "the run's own limits"
+    return f"result {verdict} (not a LoadGen verdict: {basis})"
+
+
+def _load_objectives(slo: SloSpec, r: RunResult | None, missing: str) -> list[ObjectiveOutcome]:
+    """A run beside LoadGen: the SLO's dispatch-lag, session and prefix-cache objectives, and, whatever the SLO
+    sets, that its client kept its schedule (a client-limited run measured the client, not the SUT)."""
+    out: list[ObjectiveOutcome] = []
+    for c in load_checks(slo, r, missing):
+        check = check_max if c.direction == "max" else check_min
+        o = check(c.name, c.value, c.limit, c.unit, missing=c.missing)
+        if c.detail:
+            o.line = o.line.replace(c.name, c.name + c.detail, 1)
+        out.append(o)
+    verdict = None if r is None else client_verdict(r)
+    if verdict is not None:
+        out.append(check_pass("client_on_schedule", *verdict))
     return out
 
 

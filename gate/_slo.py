@@ -19,6 +19,14 @@ spec names only what its owner cares about::
       - {category: arithmetic, min_exact_match_fraction: 0.9}   # identical token ids, 0..1
       - {category: "*", min_rouge_l_percent: 95}                 # ROUGE-L F x 100 vs FP32 text, 0..100
     compliance_must_pass: [TEST06, context]
+    # Runs beside LoadGen (lpuperf run --load); a LoadGen run has none of these figures and fails them, by name.
+    dispatch_lag_ms: {p99: 5, max: 50}   # send time minus due time (the client's own lateness)
+    session_latency_ms: {p99: 60000}     # sessions: first turn due to last answer
+    turn_ttft_ms: {p99: 1500}            # sessions: TTFT of every turn index (the worst turn is judged)
+    min_prefix_cache_hit_fraction: 0.3   # prompt tokens the SUT served from its prefix cache, 0..1
+
+A run beside LoadGen whose client fell behind its schedule (client-limited) fails every gate, whatever
+the spec sets: its figures are not the SUT's own.
 
 The gate that applies a spec to run results is :func:`gate.evaluate_slo`.
 """
@@ -56,6 +64,24 @@ class PercentileLimits(BaseModel):
 
     def items(self) -> list[tuple[Percentile, float]]:
         pairs: tuple[tuple[Percentile, float | None], ...] = (("p50", self.p50), ("p90", self.p90), ("p99", self.p99))
+        return [(name, float(value)) for name, value in pairs if value is not None]
+
+
+class DispatchLagLimits(BaseModel):
+    """Upper limits in milliseconds for a load run's dispatch lag: its p50, p99 and max (no p90 is recorded)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    p50: float | None = Field(default=None, gt=0)
+    p99: float | None = Field(default=None, gt=0)
+    max: float | None = Field(default=None, gt=0)
+
+    def items(self) -> list[tuple[Literal["p50", "p99", "max"], float]]:
+        pairs: tuple[tuple[Literal["p50", "p99", "max"], float | None], ...] = (
+            ("p50", self.p50),
+            ("p99", self.p99),
+            ("max", self.max),
+        )
         return [(name, float(value)) for name, value in pairs if value is not None]
 
 
@@ -113,6 +139,11 @@ class SloSpec(BaseModel):
     # Completed rate over what a keeping-up SUT would show (drain tail removed, see loadgen_harness.keep_up_ratio);
     # below this a Server run was overloaded even when LoadGen says VALID.
     min_completed_ratio: float | None = Field(default=None, ge=0, le=1)
+    # Runs beside LoadGen (results.json's dispatch_lag, sessions, prefix_cache): a run without them fails these.
+    dispatch_lag_ms: DispatchLagLimits | None = None
+    session_latency_ms: PercentileLimits | None = None
+    turn_ttft_ms: PercentileLimits | None = Field(default=None, description="every turn index's TTFT percentiles")
+    min_prefix_cache_hit_fraction: float | None = Field(default=None, ge=0, le=1)
     accuracy: list[AccuracyObjective] = Field(default_factory=list)
     fidelity: list[FidelityObjective] = Field(default_factory=list)
     compliance_must_pass: list[ComplianceCheck] = Field(default_factory=list)
@@ -129,8 +160,16 @@ class SloSpec(BaseModel):
     def count(self) -> int:
         """How many objectives the spec sets (a spec with none would gate nothing)."""
         n = int(self.require_valid) + len(self.accuracy) + len(self.fidelity) + len(self.compliance_must_pass)
-        for limits in (self.ttft_ms, self.tpot_ms, self.latency_ms, self.ttfa_ms):
+        for limits in (
+            self.ttft_ms,
+            self.tpot_ms,
+            self.latency_ms,
+            self.ttfa_ms,
+            self.session_latency_ms,
+            self.turn_ttft_ms,
+        ):
             n += len(limits.items()) if limits else 0
+        n += len(self.dispatch_lag_ms.items()) if self.dispatch_lag_ms else 0
         for value in (
             self.max_error_rate,
             self.min_tokens_per_second,
@@ -138,6 +177,7 @@ class SloSpec(BaseModel):
             self.min_completed_ratio,
             self.max_reasoning_tokens_mean,
             self.min_reasoning_tokens_mean,
+            self.min_prefix_cache_hit_fraction,
         ):
             n += value is not None
         return n

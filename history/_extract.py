@@ -38,6 +38,8 @@ INTERVAL_CONFIDENCE = 0.95
 # Below this many queries a percentile's interval says little; none is stored.
 MIN_QUERIES_FOR_INTERVAL = 20
 _PCTS: tuple[tuple[Literal["p50", "p90", "p99"], float], ...] = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
+# A run beside LoadGen's per-query figures that get intervals like the latencies'.
+_LOAD_INTERVALS = ("dispatch_lag_ms", "session_latency_ms")
 _VERSIONS = re.compile(r"lpuperf (?P<lpuperf>[^,\s]+), mlcommons-loadgen (?P<loadgen>[^,\s]+)")
 
 
@@ -64,8 +66,9 @@ def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 
 
-def percentile_intervals(run_dir: Path) -> dict[str, tuple[float | None, float | None]]:
-    """Distribution-free confidence intervals of TTFT/TPOT/latency percentiles from ``queries.npz``.
+def percentile_intervals(run_dir: Path, load_run: bool = False) -> dict[str, tuple[float | None, float | None]]:
+    """Distribution-free confidence intervals of TTFT/TPOT/latency percentiles from ``queries.npz``; a run beside
+    LoadGen (``load_run``) adds its dispatch lag's and session latency's.
 
     An order-statistic interval (scipy's ``quantile_test``): no resampling, exact for any distribution.
     A side is None where the run has too few queries beyond the percentile to bound it (p99 needs a few
@@ -73,12 +76,16 @@ def percentile_intervals(run_dir: Path) -> dict[str, tuple[float | None, float |
     """
     from scipy.stats import quantile_test
 
-    from workflows import latencies_from_records
+    from workflows import latencies_from_records, load_samples
 
     if not (run_dir / QUERIES_FILE).is_file():
         return {}
+    records = np.asarray(load_query_records(run_dir))
+    samples = latencies_from_records(records)
+    if load_run:
+        samples |= {k: v for k, v in load_samples(records).items() if k in _LOAD_INTERVALS}
     out: dict[str, tuple[float | None, float | None]] = {}
-    for field, values in latencies_from_records(np.asarray(load_query_records(run_dir))).items():
+    for field, values in samples.items():
         if values.size < MIN_QUERIES_FOR_INTERVAL:
             continue
         for pct, p in _PCTS:
@@ -121,11 +128,42 @@ def run_figures(res: RunResult, intervals: dict[str, tuple[float | None, float |
         add("reasoning_tokens.mean", res.reasoning.reasoning_tokens.mean)
         add("answer_tokens.mean", res.reasoning.answer_tokens.mean)
         add("reasoning.fraction", res.reasoning.reasoning_fraction)
+    for name, v in load_run_figures(res):
+        add(name, v)
     ok = res.successful
     if ok is not None and res.n_errors:
         # With failed queries LoadGen's rates count the failures; these are the successful queries' own.
         add("successful.qps", ok.qps)
         add("successful.tokens_per_second", ok.tokens_per_second)
+    return out
+
+
+def load_run_figures(res: RunResult) -> list[tuple[str, float | None]]:
+    """A run beside LoadGen: its client's dispatch lag, its sessions and turns, the SUT's prefix-cache hits
+    (named as ``lpuperf compare`` names them); none for a LoadGen run."""
+    if res.load is None:
+        return []
+    out: list[tuple[str, float | None]] = [("client_limited", float(res.client_limited))]  # 1: client fell behind
+    lag = res.dispatch_lag
+    if lag is not None:
+        out += [
+            ("dispatch_lag_ms.p50", lag.p50_ms),
+            ("dispatch_lag_ms.p99", lag.p99_ms),
+            ("dispatch_lag_ms.max", lag.max_ms),
+        ]
+    s = res.sessions
+    if s is not None:
+        out += [(f"session_latency_ms.{pct}", s.session_latency_ms.at(pct)) for pct, _ in _PCTS]
+        out += [
+            ("sessions.completed", float(s.completed_sessions)),
+            ("sessions.failed", float(s.failed_sessions)),
+            ("sessions.cut", float(s.cut_at_context + s.cut_at_end)),
+            ("sessions.tool_calls", float(s.tool_calls)),
+        ]
+        for t in s.turns:
+            out += [(f"turn_ttft_ms.{pct}[turn={t.turn}]", t.ttft_ms.at(pct)) for pct in ("p50", "p99")]
+    if res.prefix_cache is not None:
+        out.append(("prefix_cache.hit_fraction", res.prefix_cache.hit_fraction))  # 0..1
     return out
 
 
@@ -191,6 +229,8 @@ def _record_results(
         run_id=res.run_id,
         run_at=datetime.fromtimestamp(path.stat().st_mtime, UTC),
         scenario=res.scenario,
+        load_kind="" if res.load is None else res.load.kind,
+        load_spec="" if res.load is None else res.load.spec,
         mode=res.mode,
         benchmark=res.benchmark,
         preset=res.preset,
@@ -225,7 +265,8 @@ def record_run_dir(run_dir: str | Path, command: str) -> RunRecord:
     d = path.parent
     res = read_results(path)
     # A stopped run's percentiles are no measurement to compare: no intervals for them.
-    rec = _record_results(path, res, command, percentile_intervals(d) if res.state == "complete" else {})
+    complete = res.state == "complete"
+    rec = _record_results(path, res, command, percentile_intervals(d, res.load is not None) if complete else {})
     found = discover_reports(d)
     if found.accuracy is not None:
         rec.accuracy = read_accuracy(found.accuracy)

@@ -21,7 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, PlainValidator
 VerdictKind = Literal["compliance", "gate", "validate", "accuracy-gate", "find-peak", "submission"]
 
 # Metrics whose value is a share of 0..1 and those on a 0..100 scale, by name (without a [category]).
-FRACTION_METRICS = ("error_rate", "goodput.fraction", "fidelity.exact_match", "reasoning.fraction")
+FRACTION_METRICS = (
+    "error_rate",
+    "goodput.fraction",
+    "fidelity.exact_match",
+    "reasoning.fraction",
+    "prefix_cache.hit_fraction",
+)
 PERCENT_METRIC_PREFIXES = ("accuracy.", "fidelity.rouge_l")
 FRACTION_UNIT = "fraction"
 
@@ -150,6 +156,8 @@ class RunRecord(BaseModel):
     run_id: str = ""
     run_at: datetime = Field(description="when the run finished (results.json written), timezone-aware")
     scenario: str = ""
+    load_kind: str = Field(default="", description="a run beside LoadGen: its load shape (concurrency, rate, ...)")
+    load_spec: str = Field(default="", description="a run beside LoadGen: its --load value")
     mode: str = ""
     benchmark: str = ""
     preset: str = ""
@@ -200,6 +208,7 @@ class RunFilter(BaseModel):
     artifact: str | None = None
     benchmark: str | None = None
     scenario: str | None = None
+    load_kind: str | None = None
     mode: str | None = None
     command: str | None = None
     since: datetime | None = None

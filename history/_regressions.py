@@ -1,7 +1,7 @@
 """Regressions over builds: each build against the last build marked good, with ``lpuperf compare``'s statistics.
 
 A build is one (artifact name, manifest hash). Its candidate run is its newest record of a kind (command,
-scenario, mode, benchmark); the baseline is the newest record marked good of the same artifact name and
+scenario, load, mode, benchmark); the baseline is the newest record marked good of the same artifact name and
 kind, of another build, that ran before it. The comparison is :func:`workflows.compare_runs`: latency
 percentiles get a bootstrap interval from both runs' ``queries.npz`` when their directories are still
 there, and a metric is a regression when it moved the wrong way beyond the tolerance and, where an
@@ -68,8 +68,9 @@ def compare_to_last_good(store: Store, candidate: StoredRun, cfg: CompareConfig)
     baseline = store.last_good(candidate)
     if baseline is None:
         a = candidate.artifact
+        load = f" --load {candidate.load_spec}" if candidate.load_spec else ""
         note = (
-            f"no other build of artifact '{a.name}' marked good for {candidate.command} {candidate.scenario} "
+            f"no other build of artifact '{a.name}' marked good for {candidate.command} {candidate.scenario}{load} "
             f"{candidate.mode} {candidate.benchmark} before it (lpuperf history mark-good RUN)"
         )
         return BuildComparison(candidate=candidate, note=note)
@@ -82,13 +83,13 @@ def compare_to_last_good(store: Store, candidate: StoredRun, cfg: CompareConfig)
     return BuildComparison(candidate=candidate, baseline=baseline, comparison=compare_runs(base, cand, cfg))
 
 
-def _kind(r: RunRecord) -> tuple[str, str, str, str, str]:
-    return (r.artifact.name, r.command, r.scenario, r.mode, r.benchmark)
+def _kind(r: RunRecord) -> tuple[str, str, str, str, str, str]:
+    return (r.artifact.name, r.command, r.scenario, r.load_spec, r.mode, r.benchmark)
 
 
 def build_regressions(store: Store, flt: RunFilter, cfg: CompareConfig) -> list[BuildComparison]:
     """For each build in ``flt`` (oldest first), its newest run of each kind against the last good build."""
-    newest: dict[tuple[tuple[str, str, str, str, str], str], StoredRun] = {}
+    newest: dict[tuple[tuple[str, str, str, str, str, str], str], StoredRun] = {}
     for rec in store.runs(flt.model_copy(update={"limit": None}), documents=True):
         # A LoadGen run that ran its course: the context probe's records have nothing to compare, and a run a
         # signal stopped measured part of a run (its figures would flag or clear its build by accident).

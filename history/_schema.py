@@ -14,7 +14,7 @@ metadata = sa.MetaData()
 
 # The newest migration in history/migrations/versions (a test checks they agree): a store stamped with it
 # needs no upgrade, so opening one does not load Alembic.
-SCHEMA_REVISION = "r0003"
+SCHEMA_REVISION = "r0004"
 
 records = sa.Table(
     "records",
@@ -26,6 +26,9 @@ records = sa.Table(
     sa.Column("run_id", sa.String(255), nullable=False, index=True),
     sa.Column("results_sha256", sa.String(64), nullable=True),
     sa.Column("scenario", sa.String(64), nullable=False),
+    # A run beside LoadGen (lpuperf run --load): its load shape and --load value; '' for a LoadGen run.
+    sa.Column("load_kind", sa.String(32), nullable=False, server_default=""),
+    sa.Column("load_spec", sa.Text, nullable=False, server_default=""),
     sa.Column("mode", sa.String(32), nullable=False),
     sa.Column("benchmark", sa.String(128), nullable=False),
     sa.Column("preset", sa.String(64), nullable=False),

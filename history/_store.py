@@ -208,6 +208,8 @@ def _row(rec: RunRecord, now: datetime) -> dict[str, Any]:
         "run_id": rec.run_id,
         "results_sha256": rec.results_sha256 or None,
         "scenario": rec.scenario,
+        "load_kind": rec.load_kind,
+        "load_spec": rec.load_spec,
         "mode": rec.mode,
         "benchmark": rec.benchmark,
         "preset": rec.preset,
@@ -352,7 +354,7 @@ class Store:
         return self._stored(rows)[0] if rows else None
 
     def last_good(self, candidate: RunRecord) -> StoredRun | None:
-        """The newest record marked good of the same artifact name and kind of run (command, scenario, mode,
+        """The newest record marked good of the same artifact name and kind of run (command, scenario, load, mode,
         benchmark; see UNKNOWN_ORIGIN) whose build differs from the candidate's and which ran before it."""
         query = (
             self._select(True)
@@ -363,6 +365,7 @@ class Store:
                 if candidate.command in UNKNOWN_ORIGIN
                 else records.c.command.in_([candidate.command, *UNKNOWN_ORIGIN]),
                 records.c.scenario == candidate.scenario,
+                records.c.load_spec == candidate.load_spec,
                 records.c.mode == candidate.mode,
                 records.c.benchmark == candidate.benchmark,
                 records.c.manifest_sha256 != candidate.artifact.manifest_sha256,
@@ -396,6 +399,7 @@ class Store:
             (flt.artifact, records.c.artifact_name),
             (flt.benchmark, records.c.benchmark),
             (flt.scenario, records.c.scenario),
+            (flt.load_kind, records.c.load_kind),
             (flt.mode, records.c.mode),
             (flt.command, records.c.command),
         ):
@@ -440,6 +444,8 @@ class Store:
                     run_id=r["run_id"],
                     run_at=_utc(r["run_at"]),
                     scenario=r["scenario"],
+                    load_kind=r["load_kind"] or "",
+                    load_spec=r["load_spec"] or "",
                     mode=r["mode"],
                     benchmark=r["benchmark"],
                     preset=r["preset"],

@@ -27,7 +27,8 @@ def trend_points(runs: list[StoredRun], metric: str, by: TrendBy = "run") -> lis
     newest: dict[tuple[str, ...], TrendPoint] = {}
     for p in points:
         r = p.run
-        newest[(r.artifact.name, r.artifact.manifest_sha256, r.command, r.scenario, r.mode, r.benchmark)] = p
+        key = (r.artifact.name, r.artifact.manifest_sha256, r.command, r.scenario, r.load_spec, r.mode, r.benchmark)
+        newest[key] = p
     return sorted(newest.values(), key=lambda p: (p.run.run_at, p.run.id))
 
 

@@ -140,6 +140,43 @@ def _extra_lines(res: RunResult) -> list[str]:
         lines.append(f"  max gap  {_p(itl.max_gap_ms)}  (per query: longest wait between two stream messages)")
     if res.reasoning is not None:
         lines += reasoning_lines(res.reasoning)
+    return lines + load_lines(res)
+
+
+def load_lines(res: RunResult) -> list[str]:
+    """A run beside LoadGen: how it sent, how late, its sessions and the SUT's prefix-cache hits."""
+    if res.load is None:
+        return []
+    lines = [f"  load     {res.load.spec}: {res.load.note}"]
+    if res.load.validity_basis:
+        lines.append(f"  judged   on {res.load.validity_basis}")
+    lag = res.dispatch_lag
+    if lag is not None:
+        flag = (
+            f"  CLIENT-LIMITED (p99 over {lag.bound_ms:g} ms)"
+            if lag.client_limited
+            else f"  (bound {lag.bound_ms:g} ms)"
+        )
+        lines.append(f"  dispatch lag p50 {lag.p50_ms:.2f}  p99 {lag.p99_ms:.2f}  max {lag.max_ms:.2f} ms{flag}")
+    sess = res.sessions
+    if sess is not None:
+        lines.append(
+            f"  sessions {sess.n_sessions} ({sess.completed_sessions} completed, {sess.failed_sessions} failed, "
+            f"{sess.cut_at_context} cut at the context, {sess.cut_at_end} cut at the end), {sess.n_requests} "
+            f"requests, {sess.tool_calls} tool calls; session latency {_p(sess.session_latency_ms)}"
+        )
+        by_turn = "  ".join(
+            f"t{t.turn} {'-' if t.ttft_ms.p50 is None else f'{t.ttft_ms.p50:.1f}'}"
+            + (f" ({t.cached_fraction:.0%} cached)" if t.cached_fraction else "")
+            for t in sess.turns[:12]
+        )
+        lines.append(f"  TTFT p50 by turn (ms): {by_turn}")
+    cache = res.prefix_cache
+    if cache is not None and cache.cached_tokens:
+        lines.append(
+            f"  prefix cache {cache.hit_fraction or 0:.1%} of prompt tokens served from the SUT's cache "
+            f"({cache.queries_with_hit} of {cache.n_queries} queries hit)"
+        )
     return lines
 
 

@@ -12,6 +12,10 @@ Reasoning models: the backend's ``request.output_reasoning_tokens`` (raised by t
 the last message's ``n_reasoning_tokens``, as a SUT's chunks carry them; the read that starts the answer
 goes out at once, so the bridge times the first answer token on arrival.
 
+Agentic requests: ``allow_tool_call`` offers the endpoint one small function (the relay's ``tools``); its
+finish_reason ``tool_calls`` is FINISH_REASON_TOOL_CALL on the last message, and its
+``usage.prompt_tokens_details.cached_tokens`` the last message's ``cached_prompt_tokens``.
+
 What a direct run cannot have: SUT-side time stamps (``sut_arrival_ns``, ``sut_first_answer_ns`` and the
 others stay 0) and replica attribution. The relay (``--backend openai``) remains the way to put an HTTP
 endpoint behind the gRPC SUT contract, e.g. for a fleet or for the SUT's own metrics.
@@ -28,12 +32,17 @@ if TYPE_CHECKING:
     from sut import Backend
 
 TRANSPORTS = ("grpc", "openai-http")
+# The backend's finish reasons as proto FinishReason values (EOS 1, LENGTH 2, TOOL_CALL 4): numbers, so the
+# module imports no proto at import time; a test checks them against the proto's values.
+_FINISH = {"eos": 1, "length": 2, "tool_call": 4}
 
 
 class _Chunk:
     """The fields of a GenerateChunk the bridge reads, without building a protobuf message per read."""
 
     __slots__ = (
+        "cached_prompt_tokens",
+        "finish_reason",
         "n_reasoning_tokens",
         "n_tokens",
         "output_ids",
@@ -57,6 +66,8 @@ class _Chunk:
         self.reasoning_tokens = 0  # of token_ids, the leading ones that are reasoning
         self.n_reasoning_tokens = 0  # the last message: the output's reasoning tokens
         self.sut_first_answer_ns = 0  # no SUT clock on a direct run: the bridge times the answer itself
+        self.finish_reason = 0  # the last message: a proto FinishReason value, as a SUT's final chunk says
+        self.cached_prompt_tokens = 0  # the last message: the server's usage.prompt_tokens_details.cached_tokens
 
 
 class HttpCalls:
@@ -105,6 +116,8 @@ class HttpCalls:
                     last.n_tokens = item.n_tokens or 0  # 0: the bridge counts the streamed ids
                     r = item.n_reasoning_tokens
                     last.n_reasoning_tokens = min(req.output_reasoning_tokens, n_before) if r is None else r
+                    last.finish_reason = _FINISH.get(item.finish_reason, 0)
+                    last.cached_prompt_tokens = item.cached_prompt_tokens or 0
                     yield last
                     return
                 chunk = _Chunk(item)
@@ -164,6 +177,7 @@ def _backend_request(data: bytes) -> Any:
         temperature=float(msg.temperature),
         top_p=float(msg.top_p) if msg.top_p else 1.0,
         seed=int(msg.seed),
+        allow_tool_call=msg.allow_tool_call,
     )
 
 

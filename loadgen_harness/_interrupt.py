@@ -156,6 +156,7 @@ class TestOutcome:
     abandoned: bool = False
     error: BaseException | None = None
     drain_s: float | None = None
+    error_source: str = "LoadGen's test"  # what failed, in the reason and the error raised
 
 
 def _say(text: str) -> None:
@@ -197,6 +198,7 @@ def run_test(
     bridge: Any,
     drain_timeout_s: float,
     drain_estimate: Callable[[float], float] | None = None,
+    who: str = "LoadGen",
 ) -> TestOutcome:
     """Run ``start`` (LoadGen's StartTest) on its own thread until it returns or is abandoned.
 
@@ -218,7 +220,7 @@ def run_test(
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if outcome.interrupted_by is not None:
-            _say(f"lpuperf: {name} again: LoadGen's test abandoned; writing what was recorded")
+            _say(f"lpuperf: {name} again: {who} abandoned; writing what was recorded")
             abandon.set()
             return
         outcome.interrupted_by = name
@@ -233,8 +235,9 @@ def run_test(
             )
             abandon.set()
             return
+        ending = "LoadGen ends its test" if who == "LoadGen" else f"{who} stops sending"
         _say(
-            f"lpuperf: {name}: stopping; {n} outstanding queries completed as failed while LoadGen ends its test "
+            f"lpuperf: {name}: stopping; {n} outstanding queries completed as failed while {ending} "
             f"(at most {drain_timeout_s:g} s); signal again to exit at once"
         )
 
@@ -250,7 +253,7 @@ def run_test(
                 outcome.abandoned = True
                 bridge.abandon()
                 if not abandon.is_set():
-                    _say(f"lpuperf: LoadGen did not end its test within {drain_timeout_s:g} s: abandoned it")
+                    _say(f"lpuperf: {who} did not stop within {drain_timeout_s:g} s: abandoned it")
                 break
     if not outcome.abandoned:
         bridge.loadgen_done()

@@ -59,6 +59,21 @@ QUERY_RECORD_DTYPE = np.dtype(
         # token arrived (harness clock; -1: the answer never started).
         ("n_reasoning", np.int64),
         ("first_answer_ns", np.int64),
+        # When the request actually left the harness (harness clock). ``issue_ns`` is when it was due: a load
+        # shape's schedule time, or LoadGen's issue callback; latency counts from there, send - due is the
+        # client's dispatch lag. -1: never sent (failed before the call).
+        ("sent_ns", np.int64),
+        # Multi-turn and agentic sessions: the session's index in the run (-1: not a session), the turn
+        # (the user's message index), and the tool step (0: the user's message; k: after the k-th tool result).
+        ("session", np.int64),
+        ("turn", np.int32),
+        ("tool_step", np.int32),
+        # The final message's finish reason (proto FinishReason: 1 EOS, 2 length, 4 tool call; 0: none).
+        ("finish_reason", np.int32),
+        # Leading prompt tokens the SUT served from its prefix cache (0: none, or no cache).
+        ("cached_tokens", np.int64),
+        # The prompt's length in tokens, where the sender knew it (load shapes); -1 otherwise.
+        ("n_prompt", np.int64),
     ]
 )
 QUERIES_FILE = "queries.npz"
@@ -66,7 +81,7 @@ _FIELDS: tuple[str, ...] = tuple(QUERY_RECORD_DTYPE.names or ())
 # The columns of queries.npz files written before the ITL columns existed (they are read and upgraded).
 _V1_FIELDS = _FIELDS[: _FIELDS.index("stream_matches_output") + 1]
 # Columns that start at 0 rather than -1 ("none" rather than "not reached"), in new rows and old files.
-_ZERO_FIELDS = frozenset({"n_reasoning"})
+_ZERO_FIELDS = frozenset({"n_reasoning", "tool_step", "finish_reason", "cached_tokens"})
 MIN_CHUNK_ROWS = 1024
 MAX_CHUNK_ROWS = 65536
 
@@ -75,7 +90,9 @@ class RecordChunk:
     """One block of rows: a column array per field (``chunk.done_ns[j] = ...`` on the hot path)."""
 
     __slots__ = (
+        "cached_tokens",
         "done_ns",
+        "finish_reason",
         "first_answer_ns",
         "first_chunk_tokens",
         "first_token_ns",
@@ -83,16 +100,21 @@ class RecordChunk:
         "last_msg_ns",
         "max_gap_ns",
         "n_chunks",
+        "n_prompt",
         "n_reasoning",
         "n_streamed",
         "n_tokens",
         "replica",
         "sample_index",
+        "sent_ns",
+        "session",
         "status",
         "stream_matches_output",
         "sut_arrival_ns",
         "sut_first_token_ns",
         "sut_last_token_ns",
+        "tool_step",
+        "turn",
     )
     sample_index: np.ndarray
     issue_ns: np.ndarray
@@ -112,6 +134,13 @@ class RecordChunk:
     max_gap_ns: np.ndarray
     n_reasoning: np.ndarray
     first_answer_ns: np.ndarray
+    sent_ns: np.ndarray
+    session: np.ndarray
+    turn: np.ndarray
+    tool_step: np.ndarray
+    finish_reason: np.ndarray
+    cached_tokens: np.ndarray
+    n_prompt: np.ndarray
 
     def __init__(self, rows: int) -> None:
         for name in _FIELDS:
@@ -173,6 +202,13 @@ class QueryRecords:
     max_gap_ns: _Column
     n_reasoning: _Column
     first_answer_ns: _Column
+    sent_ns: _Column
+    session: _Column
+    turn: _Column
+    tool_step: _Column
+    finish_reason: _Column
+    cached_tokens: _Column
+    n_prompt: _Column
 
     def __init__(self, capacity: int = 1024) -> None:
         """``capacity``: the expected row count; it only sizes the chunks, nothing is preallocated for it."""
@@ -270,15 +306,16 @@ class QueryRecords:
         return success_stats({name: self.column(name) for name in _STATS_FIELDS})
 
     def goodput(self, limits: LatencyLimits | None) -> Goodput | None:
-        return goodput(self._columns(_STATS_FIELDS), limits)
+        return goodput(self.columns(_STATS_FIELDS), limits)
 
     def inter_token_latency(self) -> InterTokenLatency | None:
-        return inter_token_latency(self._columns(_ITL_FIELDS))
+        return inter_token_latency(self.columns(_ITL_FIELDS))
 
     def reasoning_stats(self) -> ReasoningStats | None:
-        return reasoning_stats(self._columns(_REASONING_FIELDS))
+        return reasoning_stats(self.columns(_REASONING_FIELDS))
 
-    def _columns(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    def columns(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Some fields of every row, each as a new contiguous array."""
         return {name: self.column(name) for name in names}
 
 

@@ -176,8 +176,92 @@ class OverloadStop(BaseModel):
         )
 
 
+LOADGEN_NOTE = "not an MLPerf LoadGen run: latencies are from each query's due time, validity is the stated basis"
+
+
+class LoadInfo(BaseModel):
+    """How a run beside LoadGen sent its queries (results.json ``load``); None for a LoadGen run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(description="the load shape: concurrency, rate, trace or sessions")
+    spec: str = Field(description="the --load value as given")
+    note: str = LOADGEN_NOTE
+    concurrency: int | None = Field(default=None, description="requests (or sessions) kept in flight")
+    ramp_up_s: float | None = None
+    rate_qps: float | None = Field(default=None, description="an open loop's target rate")
+    arrival: Literal["poisson", "constant"] | None = None
+    duration_s: float | None = Field(default=None, description="how long new requests were sent")
+    max_requests: int | None = None
+    trace: str | None = Field(default=None, description="the replayed trace or session file")
+    trace_format: str | None = None
+    speed: float | None = None
+    planned_requests: int | None = Field(default=None, description="requests the trace or session file held")
+    sent_requests: int = 0
+    validity_basis: str = Field(default="", description="what ``valid`` was judged by")
+
+
+class DispatchLag(BaseModel):
+    """Actual send time minus due time, over the queries that were sent (results.json ``dispatch_lag``).
+
+    A client that cannot keep its schedule sends late; latency still counts from the due time (no
+    coordinated omission), and a lag p99 over ``bound_ms`` marks the run client-limited.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_queries: int = 0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+    bound_ms: float
+    client_limited: bool = False
+
+
+class TurnStats(BaseModel):
+    """One turn index across every session: its requests' TTFT and how much of their prompts the SUT had cached."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turn: int
+    n_queries: int = 0
+    ttft_ms: Percentiles = Field(default_factory=Percentiles)
+    prompt_tokens_mean: float | None = None
+    cached_fraction: float | None = Field(default=None, description="cached prompt tokens / prompt tokens, 0..1")
+
+
+class SessionStats(BaseModel):
+    """Multi-turn and agentic sessions (results.json ``sessions``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_sessions: int = 0
+    completed_sessions: int = 0
+    failed_sessions: int = Field(default=0, description="a turn failed; the session's later turns were not sent")
+    cut_at_context: int = Field(default=0, description="sessions ended early: the next turn would not fit the context")
+    cut_at_end: int = Field(default=0, description="sessions whose later turns fell after the run's end")
+    n_requests: int = 0
+    tool_calls: int = 0
+    session_latency_ms: Percentiles = Field(
+        default_factory=Percentiles, description="first turn due to last answer, completed sessions"
+    )
+    turns: list[TurnStats] = Field(default_factory=list)
+
+
+class PrefixCacheStats(BaseModel):
+    """What the SUT reported served from its prefix cache, over successful queries that state their prompt length."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_queries: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    hit_fraction: float | None = Field(default=None, description="cached_tokens / prompt_tokens, 0..1")
+    queries_with_hit: int = 0
+
+
 class RunResult(BaseModel):
-    """The machine-readable outcome of one LoadGen run (results.json)."""
+    """The machine-readable outcome of one run (results.json): a LoadGen test, or a load shape beside it (``load``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -227,6 +311,12 @@ class RunResult(BaseModel):
     overload: OverloadStop | None = None
     # Reasoning models only (None when no query streamed a reasoning token).
     reasoning: ReasoningStats | None = None
+    # A run beside LoadGen (--load): how it sent, how late its client sent, its sessions.
+    load: LoadInfo | None = None
+    dispatch_lag: DispatchLag | None = None
+    client_limited: bool = False
+    sessions: SessionStats | None = None
+    prefix_cache: PrefixCacheStats | None = None
 
 
 class DetailLog(BaseModel):

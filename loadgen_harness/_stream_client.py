@@ -45,6 +45,12 @@ CHANNEL_OPTIONS = [
 EMPTY = np.zeros(1, dtype=np.int32)
 # A query the client itself stopped (an interrupt, an overload stop) is recorded with gRPC's CANCELLED code.
 STOPPED_CODE = 1
+_TOOL_CALL = int(inference_pb2.FINISH_REASON_TOOL_CALL)
+
+
+def _counted_tool_call(last: Any) -> bool:
+    """A tool call whose server sent no token ids (only its usage count): an answer, not an empty response."""
+    return bool(last.finish_reason == _TOOL_CALL and last.n_tokens > 0)
 
 
 class StreamClient:
@@ -153,8 +159,11 @@ class StreamClient:
         """Fail what no task will complete (a task cancelled before its first step never runs its handler)."""
         self._fail_many(list(self._pending), status, code)
 
-    async def _stream(self, qid: int, req: bytes, issued_ns: int, chunk: RecordChunk, j: int) -> None:
-        """Send ``req`` (a serialised GenerateRequest with its request id) and record its stream in row ``j``."""
+    async def _stream(self, qid: int, req: bytes, issued_ns: int, chunk: RecordChunk, j: int, call: Any = None) -> None:
+        """Send ``req`` (a serialised GenerateRequest with its request id) and record its stream in row ``j``.
+
+        ``call``: another channel's Generate (a session pinned to one replica); None = the run's channel.
+        """
         now = time.monotonic_ns
         t0 = self.t0_ns
         tokens: list[int] = []
@@ -171,8 +180,9 @@ class StreamClient:
         answer_ns = -1
         n_reason = 0
         try:
-            call = self._call(req, timeout=self.rpc_timeout_s, metadata=self._metadata)
-            async for msg in call:
+            chunk.sent_ns[j] = now() - t0
+            stream = (call or self._call)(req, timeout=self.rpc_timeout_s, metadata=self._metadata)
+            async for msg in stream:
                 t = now()
                 ids = msg.token_ids
                 if n_chunks == 0:
@@ -205,7 +215,7 @@ class StreamClient:
         except Exception:  # a broken stream must still complete the query
             self._fail(qid, tokens, first_sent, "UNKNOWN", 2, self._replica(replica))
             return
-        if last is None or (not tokens and not (last is not None and len(last.output_ids))):
+        if last is None or (not tokens and not len(last.output_ids) and not _counted_tool_call(last)):
             self._fail(qid, tokens, first_sent, "EMPTY_RESPONSE", 2)
             return
         if self._pending.pop(qid, None) is None:
@@ -213,6 +223,8 @@ class StreamClient:
         streamed = np.array(tokens, dtype=np.int32)
         out = np.array(last.output_ids, dtype=np.int32) if len(last.output_ids) else streamed
         n_tokens = int(last.n_tokens) if last.n_tokens > 0 else len(out)
+        chunk.finish_reason[j] = last.finish_reason
+        chunk.cached_tokens[j] = last.cached_prompt_tokens
         self._answered(qid, out, n_tokens, first_sent)
         done = now() - t0
         chunk.done_ns[j] = done

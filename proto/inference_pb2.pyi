@@ -18,15 +18,17 @@ class FinishReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FINISH_REASON_EOS: _ClassVar[FinishReason]
     FINISH_REASON_LENGTH: _ClassVar[FinishReason]
     FINISH_REASON_CANCELLED: _ClassVar[FinishReason]
+    FINISH_REASON_TOOL_CALL: _ClassVar[FinishReason]
 SAMPLING_GREEDY: Sampling
 SAMPLING_RANDOM: Sampling
 FINISH_REASON_UNSPECIFIED: FinishReason
 FINISH_REASON_EOS: FinishReason
 FINISH_REASON_LENGTH: FinishReason
 FINISH_REASON_CANCELLED: FinishReason
+FINISH_REASON_TOOL_CALL: FinishReason
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("request_id", "input_ids", "prompt_text", "max_new_tokens", "min_new_tokens", "eos_token_id", "sampling", "temperature", "top_p", "seed")
+    __slots__ = ("request_id", "input_ids", "prompt_text", "max_new_tokens", "min_new_tokens", "eos_token_id", "sampling", "temperature", "top_p", "seed", "allow_tool_call")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_IDS_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +39,7 @@ class GenerateRequest(_message.Message):
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     TOP_P_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_TOOL_CALL_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     input_ids: _containers.RepeatedScalarFieldContainer[int]
     prompt_text: str
@@ -47,10 +50,11 @@ class GenerateRequest(_message.Message):
     temperature: float
     top_p: float
     seed: int
-    def __init__(self, request_id: _Optional[str] = ..., input_ids: _Optional[_Iterable[int]] = ..., prompt_text: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., min_new_tokens: _Optional[int] = ..., eos_token_id: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
+    allow_tool_call: bool
+    def __init__(self, request_id: _Optional[str] = ..., input_ids: _Optional[_Iterable[int]] = ..., prompt_text: _Optional[str] = ..., max_new_tokens: _Optional[int] = ..., min_new_tokens: _Optional[int] = ..., eos_token_id: _Optional[int] = ..., sampling: _Optional[_Union[Sampling, str]] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., allow_tool_call: _Optional[bool] = ...) -> None: ...
 
 class GenerateChunk(_message.Message):
-    __slots__ = ("token_ids", "finish_reason", "sut_arrival_ns", "sut_first_token_ns", "sut_last_token_ns", "n_tokens", "output_ids", "error", "replica_id", "reasoning_tokens", "n_reasoning_tokens", "sut_first_answer_ns")
+    __slots__ = ("token_ids", "finish_reason", "sut_arrival_ns", "sut_first_token_ns", "sut_last_token_ns", "n_tokens", "output_ids", "error", "replica_id", "reasoning_tokens", "n_reasoning_tokens", "sut_first_answer_ns", "cached_prompt_tokens")
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     SUT_ARRIVAL_NS_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +67,7 @@ class GenerateChunk(_message.Message):
     REASONING_TOKENS_FIELD_NUMBER: _ClassVar[int]
     N_REASONING_TOKENS_FIELD_NUMBER: _ClassVar[int]
     SUT_FIRST_ANSWER_NS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     token_ids: _containers.RepeatedScalarFieldContainer[int]
     finish_reason: FinishReason
     sut_arrival_ns: int
@@ -75,7 +80,8 @@ class GenerateChunk(_message.Message):
     reasoning_tokens: int
     n_reasoning_tokens: int
     sut_first_answer_ns: int
-    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., sut_arrival_ns: _Optional[int] = ..., sut_first_token_ns: _Optional[int] = ..., sut_last_token_ns: _Optional[int] = ..., n_tokens: _Optional[int] = ..., output_ids: _Optional[_Iterable[int]] = ..., error: _Optional[str] = ..., replica_id: _Optional[str] = ..., reasoning_tokens: _Optional[int] = ..., n_reasoning_tokens: _Optional[int] = ..., sut_first_answer_ns: _Optional[int] = ...) -> None: ...
+    cached_prompt_tokens: int
+    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., sut_arrival_ns: _Optional[int] = ..., sut_first_token_ns: _Optional[int] = ..., sut_last_token_ns: _Optional[int] = ..., n_tokens: _Optional[int] = ..., output_ids: _Optional[_Iterable[int]] = ..., error: _Optional[str] = ..., replica_id: _Optional[str] = ..., reasoning_tokens: _Optional[int] = ..., n_reasoning_tokens: _Optional[int] = ..., sut_first_answer_ns: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ...) -> None: ...
 
 class GetArtifactRequest(_message.Message):
     __slots__ = ()

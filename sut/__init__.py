@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from common import lazy_exports
 
 if TYPE_CHECKING:
-    from sut._artifact import ArtifactManifest, FaultFlags, TimingModel
+    from sut._artifact import ArtifactManifest, FaultFlags, PrefixCacheSettings, TimingModel, ToolCallSettings
     from sut._backend import (
         AnswersAtOnce,
         Backend,
@@ -20,7 +20,9 @@ if TYPE_CHECKING:
         GenerationEnd,
         InvalidRequestError,
         OverloadedError,
+        PrefixCacheStats,
         RendersChat,
+        ReportsPrefixCache,
         UpstreamError,
     )
     from sut._cli import add_parser as add_serve_parser
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
 __getattr__ = lazy_exports(
     __name__,
     {
-        "sut._artifact": ["ArtifactManifest", "FaultFlags", "TimingModel"],
+        "sut._artifact": ["ArtifactManifest", "FaultFlags", "PrefixCacheSettings", "TimingModel", "ToolCallSettings"],
         "sut._backend": [
             "AnswersAtOnce",
             "RendersChat",
@@ -59,6 +61,8 @@ __getattr__ = lazy_exports(
             "GenerationEnd",
             "InvalidRequestError",
             "OverloadedError",
+            "PrefixCacheStats",
+            "ReportsPrefixCache",
             "UpstreamError",
         ],
         "sut._cli": ["add_serve_parser=add_parser", "backend_config_from_serve_args", "read_config_option"],
@@ -99,7 +103,10 @@ __all__ = [
     "GenerationEnd",
     "InvalidRequestError",
     "OverloadedError",
+    "PrefixCacheSettings",
+    "PrefixCacheStats",
     "RendersChat",
+    "ReportsPrefixCache",
     "ServerProcess",
     "ServerSecurity",
     "SimBackend",
@@ -108,6 +115,7 @@ __all__ = [
     "SutServer",
     "SutStartError",
     "TimingModel",
+    "ToolCallSettings",
     "UpstreamError",
     "add_backend_arguments",
     "add_openai_arguments",

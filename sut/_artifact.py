@@ -61,6 +61,45 @@ class ReasoningInfo(BaseModel):
     sd_source: str = ""
 
 
+DEFAULT_BLOCK_TOKENS = 64
+
+
+class PrefixCacheSettings(BaseModel):
+    """A prefix cache (the sim's, as vLLM's automatic prefix caching): prompts are cut into blocks of
+    ``block_tokens``; a block already cached skips its prefill. ``capacity_tokens`` bounds what is held
+    (whole blocks, least recently used evicted first)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    capacity_tokens: int = Field(gt=0)
+    block_tokens: int = Field(default=DEFAULT_BLOCK_TOKENS, gt=0)
+
+    @model_validator(mode="after")
+    def _holds_a_block(self) -> PrefixCacheSettings:
+        if self.capacity_tokens < self.block_tokens:
+            raise ValueError(
+                f"prefix cache of {self.capacity_tokens} tokens holds no block of {self.block_tokens} tokens; "
+                "expected capacity_tokens >= block_tokens"
+            )
+        return self
+
+    @property
+    def capacity_blocks(self) -> int:
+        return self.capacity_tokens // self.block_tokens
+
+
+class ToolCallSettings(BaseModel):
+    """How an artifact answers a request that offers a tool (``allow_tool_call``): for a ``rate`` share of
+    prompts (chosen by a hash of the prompt, the request's seed and ``seed``) a tool call of ``tokens``
+    tokens, ending with the tool-call finish reason. Without ``allow_tool_call`` it never calls a tool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate: float = Field(default=0.5, ge=0, le=1)
+    tokens: int = Field(default=24, gt=0)
+    seed: int = Field(default=0, ge=0)
+
+
 class ArtifactManifest(BaseModel):
     """A compiled artifact's identity and claims."""
 
@@ -88,6 +127,9 @@ class ArtifactManifest(BaseModel):
     chunk_size: int = Field(default=8, gt=0)
     faults: FaultFlags = Field(default_factory=FaultFlags)
     reasoning: ReasoningInfo | None = None
+    # The sim's prefix cache (None: no prefix cache) and its tool calls (None: states nothing about them).
+    prefix_cache: PrefixCacheSettings | None = None
+    tool_calls: ToolCallSettings | None = None
     extra: dict[str, JsonValue] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -43,6 +43,11 @@ class GenerateRequest:
     # request's output are reasoning (reasoning always precedes the answer). Set it before handing over
     # the tokens it covers; it may run ahead of them (the whole reasoning length at once). 0: no reasoning.
     output_reasoning_tokens: int = 0
+    # The client offers the model a tool (agentic sessions): the backend may answer with a tool call.
+    allow_tool_call: bool = False
+    # Written by the backend before it hands over the answer's first tokens: the answer is a tool call
+    # (the HTTP front renders it as one; its GenerationEnd says finish_reason "tool_call").
+    output_tool_call: bool = False
 
 
 @dataclass(slots=True)
@@ -59,8 +64,11 @@ class GenerationEnd:
     # The backend's own count of reasoning tokens in the whole output (e.g. an upstream's usage figure);
     # None: the server takes ``request.output_reasoning_tokens``, capped at the tokens sent.
     n_reasoning_tokens: int | None = None
-    finish_reason: str = ""  # "eos" | "length" | ""
+    finish_reason: str = ""  # "eos" | "length" | "tool_call" | ""
     info: dict[str, str] = field(default_factory=dict)
+    # Leading prompt tokens served from a prefix cache (their prefill skipped); None: the backend has no
+    # prefix cache, or its upstream did not say.
+    cached_prompt_tokens: int | None = None
 
 
 class BackendError(Exception):
@@ -133,6 +141,29 @@ class AnswersAtOnce(Protocol):
     """
 
     def immediate_answer(self, request: GenerateRequest) -> tuple[list[int], GenerationEnd] | None: ...
+
+
+@runtime_checkable
+class ReportsPrefixCache(Protocol):
+    """An optional capability: a backend with a prefix cache whose running totals the SUT's metrics read at
+    scrape time (nothing per request). ``None``: the cache is off."""
+
+    def prefix_cache_stats(self) -> PrefixCacheStats | None: ...
+
+
+@dataclass(slots=True)
+class PrefixCacheStats:
+    """Running totals of a prefix cache since the backend started."""
+
+    capacity_tokens: int
+    block_tokens: int
+    used_tokens: int  # whole blocks held, in tokens
+    hit_tokens: int  # prompt tokens served from the cache (prefill skipped)
+    miss_tokens: int  # prompt tokens prefilled
+    lookups_hit: int  # requests with at least one cached block
+    lookups_miss: int  # requests with none
+    inserted_blocks: int
+    evicted_blocks: int
 
 
 @runtime_checkable

@@ -50,6 +50,35 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefill-per-token-s", type=float, default=None, help="override timing: prefill s/token")
     p.add_argument("--decode-step-s", type=float, default=None, help="override timing: decode step seconds")
     p.add_argument(
+        "--prefix-cache-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="sim: a prefix cache of N tokens (whole blocks, least recently used evicted; 0: off, the default): "
+        "a cached prompt block skips its prefill",
+    )
+    p.add_argument(
+        "--prefix-block-tokens",
+        type=int,
+        default=None,
+        metavar="B",
+        help="sim: the prefix cache's block size in tokens (default 64)",
+    )
+    p.add_argument(
+        "--tool-call-rate",
+        type=float,
+        default=None,
+        metavar="R",
+        help="sim: share of prompts answered with a tool call when the request allows one (0..1, default 0.5)",
+    )
+    p.add_argument(
+        "--tool-call-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="sim: length of a tool-call answer in tokens (default 24)",
+    )
+    p.add_argument(
         "--config",
         default=None,
         help="backend config as a JSON object or a JSON file, validated by the backend's model (merged last); "
@@ -172,6 +201,10 @@ _GENERIC_OPTIONS = (
     ("prefill_base_s", "prefill_base_s"),
     ("prefill_per_token_s", "prefill_per_token_s"),
     ("decode_step_s", "decode_step_s"),
+    ("prefix_cache_tokens", "prefix_cache_tokens"),
+    ("prefix_block_tokens", "prefix_block_tokens"),
+    ("tool_call_rate", "tool_call_rate"),
+    ("tool_call_tokens", "tool_call_tokens"),
 )
 
 
@@ -193,11 +226,35 @@ def read_config_option(value: str, flag: str = "--config") -> BackendSpec:
     return raw
 
 
+def _check_sim_flags(args: argparse.Namespace) -> None:
+    """The prefix-cache and tool-call flags' ranges, each refusal naming its flag."""
+    import math
+
+    cache, block = args.prefix_cache_tokens, args.prefix_block_tokens
+    if cache is not None and cache < 0:
+        raise UsageError(f"--prefix-cache-tokens: expected tokens >= 0 (0: no prefix cache), got {cache}")
+    if block is not None and block <= 0:
+        raise UsageError(f"--prefix-block-tokens: expected a positive number of tokens, got {block}")
+    if block is not None and not cache:
+        raise UsageError("--prefix-block-tokens: expected together with --prefix-cache-tokens N > 0")
+    if cache and cache < (block or 64):
+        raise UsageError(
+            f"--prefix-cache-tokens: {cache} tokens hold no block of {block or 64} tokens (--prefix-block-tokens); "
+            "expected at least one block"
+        )
+    rate = args.tool_call_rate
+    if rate is not None and not (math.isfinite(rate) and 0 <= rate <= 1):
+        raise UsageError(f"--tool-call-rate: expected a share 0..1, got {rate}")
+    if args.tool_call_tokens is not None and args.tool_call_tokens <= 0:
+        raise UsageError(f"--tool-call-tokens: expected a positive number of tokens, got {args.tool_call_tokens}")
+
+
 def backend_config_from_args(args: argparse.Namespace) -> BackendSpec:
     """Turn ``serve`` options into one backend config dict (validated later by the backend's model)."""
     from sut import FaultFlags
     from sut._plugins import backend_options_from_args, backends
 
+    _check_sim_flags(args)
     from_file = read_config_option(args.config) if args.config else {}
     kind = str(from_file.get("kind") or args.backend)
     cfg: BackendSpec = {"kind": kind, **backend_options_from_args(kind, args)}

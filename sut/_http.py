@@ -11,6 +11,11 @@ Extension fields (ignored by clients that do not know them):
   though its text is empty. Our relay uses these instead of re-tokenizing text.
 * request ``"prompt"`` may be a list of token ids (completions API), which reaches the backend verbatim.
 * request ``"min_tokens"`` / ``"ignore_eos"`` (vLLM's spelling) suppress EOS until that many tokens.
+* request ``"tools"`` (non-empty; ``tool_choice`` absent or ``"auto"``, never ``"none"``) lets the backend answer
+  with a tool call (``GenerateRequest.allow_tool_call``); completions take it too. A tool-call answer streams
+  as OpenAI's do (chat: ``delta.tool_calls``; a body: ``message.tool_calls``; completions: the call's text),
+  with finish_reason ``"tool_calls"`` (:mod:`sut._tool_calls`).
+* usage has ``prompt_tokens_details.cached_tokens`` when the backend has a prefix cache.
 * reasoning models: chat streams reasoning as ``reasoning_content`` deltas; completions take
   ``"include_reasoning": false`` (answer only) and ``"skip_special_tokens": false`` (markers kept); usage
   has ``completion_tokens_details.reasoning_tokens`` (:mod:`sut._http_render`).
@@ -338,6 +343,7 @@ class HttpFront:
         if refused is not None:
             return refused
         temperature = 1.0 if body.temperature is None else body.temperature
+        tool_name = body.tool_name()
         req = GenerateRequest(
             request_id=uuid.uuid4().hex,
             input_ids=ids,
@@ -349,6 +355,7 @@ class HttpFront:
             top_p=1.0 if body.top_p is None else body.top_p,
             seed=body.seed or 0,
             arrival_ns=time.time_ns(),
+            allow_tool_call=tool_name is not None,
         )
         created = int(time.time())
         ctx = Completion(
@@ -360,6 +367,7 @@ class HttpFront:
             body.model or self.model_name,
             include_reasoning=body.include_reasoning is not False,
             skip_special_tokens=body.skip_special_tokens is not False,
+            tool_name=tool_name or "",
         )
         if not body.stream:
             try:

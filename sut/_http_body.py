@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -108,6 +108,21 @@ _KNOBS = {
 }
 
 
+class ToolFunction(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    name: str = Field(min_length=1, max_length=64)
+
+
+class Tool(BaseModel):
+    """One entry of ``tools``: only its kind and function name matter here (the sim calls it by name)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    type: Literal["function"]
+    function: ToolFunction
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
@@ -137,6 +152,11 @@ class _Common(BaseModel):
     include_reasoning: bool | None = None
     skip_special_tokens: bool | None = None
     user: str | None = None
+    # Tools the model may call (chat; on completions our extension): a non-empty list lets the SUT answer with
+    # a tool call, unless tool_choice is "none". Forcing a call ("required", a named function) is refused.
+    tools: list[Tool] | None = None
+    tool_choice: Any = None
+    parallel_tool_calls: bool | None = None
     stop: Any = None
     logprobs: Any = None
     top_logprobs: Any = None
@@ -162,6 +182,21 @@ class _Common(BaseModel):
     @classmethod
     def _knob(cls, value: Any, info: Any) -> Any:
         return _KNOBS[info.field_name].check(value)
+
+    @field_validator("tool_choice", mode="plain")
+    @classmethod
+    def _choice_auto_or_none(cls, value: Any) -> Any:
+        if value is None or value in ("auto", "none"):
+            return value
+        raise ValueError(
+            f'expected "auto" or "none", got {_short(value)}; forcing a tool call is not supported by this SUT'
+        )
+
+    def tool_name(self) -> str | None:
+        """The function a tool-call answer calls (the first one offered); None: no tool call allowed."""
+        if not self.tools or self.tool_choice == "none":
+            return None
+        return self.tools[0].function.name
 
     @field_validator("n", mode="after")
     @classmethod

@@ -22,8 +22,11 @@ import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import TYPE_CHECKING, NotRequired, TypedDict
 
+from pydantic import JsonValue
+
 from sut._backend import BackendError, GenerateRequest, GenerationEnd
 from sut._http_body import CLIENT_CLOSED
+from sut._tool_calls import ARGUMENTS_CLOSE, ARGUMENTS_OPEN, arguments_text, escaped, tool_call_id
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -37,19 +40,24 @@ class ReasoningUsage(TypedDict):
     reasoning_tokens: int
 
 
+class CachedUsage(TypedDict):
+    cached_tokens: int
+
+
 class TokenUsage(TypedDict):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     completion_tokens_details: NotRequired[ReasoningUsage]  # reasoning models only
+    prompt_tokens_details: NotRequired[CachedUsage]  # backends with a prefix cache only
 
 
 class Choice(TypedDict):
     """One OpenAI choice: chat has ``delta`` (an event) or ``message`` (a body), completions ``text``."""
 
     index: int
-    delta: NotRequired[dict[str, str]]
-    message: NotRequired[dict[str, str]]
+    delta: NotRequired[dict[str, JsonValue]]
+    message: NotRequired[dict[str, JsonValue]]
     text: NotRequired[str]
     logprobs: NotRequired[None]
     finish_reason: str | None
@@ -142,6 +150,10 @@ class ReasoningMarkup:
         return kept, in_header
 
 
+# The backend's finish reasons in OpenAI's spelling.
+_FINISH_REASONS = {"eos": "stop", "tool_call": "tool_calls"}
+
+
 class Completion:
     """One request's generation: drives backend.generate and renders OpenAI events."""
 
@@ -156,6 +168,7 @@ class Completion:
         *,
         include_reasoning: bool = True,
         skip_special_tokens: bool = True,
+        tool_name: str = "",
     ) -> None:
         self.front = front
         self.req = req
@@ -179,10 +192,12 @@ class Completion:
         # Wall-clock ns of the first and last backend output (the gRPC server's clock points too), 0: none.
         self.first_ns = 0
         self.last_ns = 0
+        self.tool_name = tool_name  # the function a tool-call answer calls (the request's first tool)
+        self._tool_open = False  # the streamed tool call's first delta (id, name) went out
 
     def _finish_reason(self) -> str:
         if self.end is not None and self.end.finish_reason:
-            return "stop" if self.end.finish_reason == "eos" else self.end.finish_reason
+            return _FINISH_REASONS.get(self.end.finish_reason, self.end.finish_reason)
         eos = self.req.eos_token_id if self.req.eos_token_id >= 0 else self.front.backend.manifest.eos_token_id
         if self.ids and self.ids[-1] == eos:
             return "stop"
@@ -201,17 +216,41 @@ class Completion:
         n_reasoning = self.n_reasoning()
         if n_reasoning:
             usage["completion_tokens_details"] = {"reasoning_tokens": n_reasoning}
+        if self.end is not None and self.end.cached_prompt_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": int(self.end.cached_prompt_tokens)}
         return usage
 
     def _choice(self, text: str, ids: Sequence[int], finish: str | None, reasoning: bool = False) -> Choice:
         if self.chat:
-            delta = {"reasoning_content": text} if reasoning else {"content": text}
+            delta: dict[str, JsonValue]
+            if self.req.output_tool_call and not reasoning:
+                delta = {} if finish is not None else {"tool_calls": [self._tool_delta(text)]}
+            else:
+                delta = {"reasoning_content": text} if reasoning else {"content": text}
             choice: Choice = {"index": 0, "delta": delta, "finish_reason": finish}
         else:
             choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
         if self.with_ids:
             choice["token_ids"] = [int(i) for i in ids]
         return choice
+
+    def _tool_delta(self, text: str) -> dict[str, JsonValue]:
+        """One streamed piece of the tool call: the first names the call and opens its arguments."""
+        if self._tool_open:
+            return {"index": 0, "function": {"arguments": escaped(text)}}
+        self._tool_open = True
+        function: dict[str, JsonValue] = {"name": self.tool_name, "arguments": ARGUMENTS_OPEN + escaped(text)}
+        return {"index": 0, "id": tool_call_id(self.req.request_id), "type": "function", "function": function}
+
+    def _tool_close(self) -> list[Choice]:
+        """The event closing a streamed tool call's arguments (opening it first when no token came)."""
+        opened = self._tool_open
+        close: dict[str, JsonValue] = {"index": 0, "function": {"arguments": ARGUMENTS_CLOSE}}
+        calls: list[JsonValue] = [close] if opened else [self._tool_delta(""), close]
+        choice: Choice = {"index": 0, "delta": {"tool_calls": calls}, "finish_reason": None}
+        if self.with_ids:
+            choice["token_ids"] = []
+        return [choice]
 
     def _event(self, choices: list[Choice], usage: TokenUsage | None = None) -> bytes:
         obj: CompletionJson = {
@@ -268,7 +307,11 @@ class Completion:
         text = "".join(self.pieces)
         finish = self._finish_reason()
         if self.chat:
-            message = {"role": "assistant", "content": text}
+            message: dict[str, JsonValue] = {"role": "assistant", "content": text}
+            if self.req.output_tool_call:
+                function: dict[str, JsonValue] = {"name": self.tool_name, "arguments": arguments_text(text)}
+                call: dict[str, JsonValue] = {"id": tool_call_id(self.req.request_id), "type": "function"}
+                message.update(content=None, tool_calls=[{**call, "function": function}])
             if self.n_reasoning():
                 message["reasoning_content"] = "".join(self.reasoning_pieces)
             choice: Choice = {"index": 0, "message": message, "finish_reason": finish}
@@ -321,6 +364,8 @@ class Completion:
                 await resp.write(self._event([self._choice(first[1], first[0], None, first[2])]))
                 async for ids, text, reasoning in gen:
                     await resp.write(self._event([self._choice(text, ids, None, reasoning)]))
+            if self.chat and self.req.output_tool_call:
+                await resp.write(self._event(self._tool_close()))
             await resp.write(self._event([self._choice("", [], self._finish_reason())]))
             if usage_in_stream:
                 await resp.write(self._event([], self.usage()))

@@ -14,8 +14,11 @@ import threading
 from typing import TYPE_CHECKING, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from sut._artifact import ArtifactManifest
+from sut._backend import PrefixCacheStats, ReportsPrefixCache
 
 if TYPE_CHECKING:
     from common import ExporterSecurity, MetricsHttpServer
@@ -23,6 +26,16 @@ if TYPE_CHECKING:
     from sut._server import SutServer
 
 Front = Literal["grpc", "http"]
+PREFIX_CACHE_METRICS = (
+    "lpuperf_sut_prefix_cache_hit_tokens",
+    "lpuperf_sut_prefix_cache_miss_tokens",
+    "lpuperf_sut_prefix_cache_lookups",
+    "lpuperf_sut_prefix_cache_inserted_blocks",
+    "lpuperf_sut_prefix_cache_evicted_blocks",
+    "lpuperf_sut_prefix_cache_used_tokens",
+    "lpuperf_sut_prefix_cache_capacity_tokens",
+    "lpuperf_sut_prefix_cache_block_tokens",
+)
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -113,6 +126,8 @@ class SutMetrics:
         self.inflight.labels(front="grpc").set_function(lambda: float(server.inflight))
         self.active_batch.set_function(lambda: float(backend.active_batch()))
         self.queue_depth.set_function(lambda: float(backend.queue_depth()))
+        if isinstance(backend, ReportsPrefixCache) and backend.prefix_cache_stats() is not None:
+            self.registry.register(_PrefixCacheCollector(backend))
 
     def _tls_failures(self) -> float:
         with self._tls_lock:
@@ -172,3 +187,43 @@ class SutMetrics:
         if self._http is not None:
             self._http.close()
             self._http = None
+
+
+class _PrefixCacheCollector(Collector):
+    """The backend's prefix-cache totals, read at scrape time (both fronts' requests; nothing per request).
+
+    Hit and miss tokens add up to every prompt token admitted, so the token hit rate is
+    ``hit / (hit + miss)``; ``lookups{result}`` counts requests with and without a cached block.
+    """
+
+    def __init__(self, backend: ReportsPrefixCache) -> None:
+        self._backend = backend
+
+    def collect(self) -> list[Metric]:
+        st = self._backend.prefix_cache_stats()
+        return [] if st is None else _prefix_cache_families(st)
+
+    def describe(self) -> list[Metric]:
+        return []  # families are built per scrape; nothing to check at registration
+
+
+def _prefix_cache_families(st: PrefixCacheStats) -> list[Metric]:
+    hit, miss, lookups, inserted, evicted, used, capacity, block = PREFIX_CACHE_METRICS
+    families: list[Metric] = [
+        CounterMetricFamily(hit, "Prompt tokens served from the prefix cache (their prefill skipped)", st.hit_tokens),
+        CounterMetricFamily(miss, "Prompt tokens prefilled (not in the prefix cache)", st.miss_tokens),
+        CounterMetricFamily(inserted, "Prompt blocks added to the prefix cache", st.inserted_blocks),
+        CounterMetricFamily(
+            evicted, "Prompt blocks evicted from the prefix cache (least recently used)", st.evicted_blocks
+        ),
+        GaugeMetricFamily(used, "Tokens held in the prefix cache (whole blocks)", st.used_tokens),
+        GaugeMetricFamily(capacity, "Capacity of the prefix cache in tokens (whole blocks)", st.capacity_tokens),
+        GaugeMetricFamily(block, "Block size of the prefix cache in tokens", st.block_tokens),
+    ]
+    by_result = CounterMetricFamily(
+        lookups, "Requests whose prompt found at least one cached block (hit) or none (miss)", labels=["result"]
+    )
+    by_result.add_metric(["hit"], st.lookups_hit)
+    by_result.add_metric(["miss"], st.lookups_miss)
+    families.insert(2, by_result)
+    return families

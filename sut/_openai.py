@@ -12,6 +12,10 @@ SGLang, llama.cpp, GroqCloud, or our own HTTP front). Three rules shape it:
   harmony channels; ``reasoning_format``) is split from the answer per event (``sut/_reasoning_stream.py``)
   and raised in ``request.output_reasoning_tokens`` before the ids it covers, so the server marks each
   message's reasoning tokens and the first answer token's time.
+* Tool calls: a request that allows one offers the upstream one small function (``tools``); a streamed
+  ``delta.tool_calls`` marks the answer a tool call (``request.output_tool_call``) and finish_reason
+  ``tool_calls`` ends it as one. Its arguments are never tokenized: without the server's ids they count
+  through ``usage`` alone. ``usage.prompt_tokens_details.cached_tokens`` becomes the cached prompt tokens.
 * Upstream failures (429, 5xx, timeouts, refused connections) become per-query :class:`UpstreamError` s.
   Nothing is retried: a retry inside a timed query would hide the failure and distort its latency.
   An endpoint that cannot serve at all (unreachable, TLS, refused key, unknown model) is refused at
@@ -49,6 +53,7 @@ from sut._openai_options import _PRESETS, DEFAULT_KEY_ENV, ENV_BASE_URL, ENV_MOD
 from sut._openai_probe import ProbeTarget, error_message, probe_endpoint
 from sut._openai_sse import SseReader
 from sut._reasoning_stream import ReasoningFormat
+from sut._tool_calls import RELAY_TOOLS
 
 if TYPE_CHECKING:
     import aiohttp
@@ -57,6 +62,8 @@ if TYPE_CHECKING:
     from scenarios.dataset import Dataset
 
 _ERROR_BODY_LIMIT = 300  # characters of an upstream error body kept in a message
+# OpenAI's finish reasons as the backend contract spells them ("function_call": the API's older tool call).
+_FINISH_REASONS = {"stop": "eos", "length": "length", "tool_calls": "tool_call", "function_call": "tool_call"}
 
 
 class OpenAIConfigError(RegistryError):
@@ -410,6 +417,10 @@ class OpenAIBackend:
             body.update(temperature=request.temperature, top_p=request.top_p, seed=request.seed)
         if request.min_new_tokens:
             body["min_tokens"] = request.min_new_tokens
+        if request.allow_tool_call:
+            # One small function (sut/_tool_calls.py). OpenAI's completions API has no tools: our front honours
+            # them there too, other servers ignore the field (and answer without a tool call).
+            body["tools"] = RELAY_TOOLS
         if r.request_token_ids:
             body["return_token_ids"] = True
         if self.config.reasoning_format == "harmony":
@@ -492,10 +503,12 @@ class OpenAIBackend:
             ids = reader.feed(data)[0]
             if ids:
                 request.output_reasoning_tokens = reader.n_reasoning
+                request.output_tool_call = reader.tool_call
                 yield ids
             if reader.done:
                 break
         ids = reader.close()[0]
+        request.output_tool_call = reader.tool_call
         if ids:
             request.output_reasoning_tokens = reader.n_reasoning
             yield ids
@@ -513,9 +526,10 @@ class OpenAIBackend:
             info["n_tokens"] = "no usage from upstream; counted streamed ids"
         yield GenerationEnd(
             n_tokens=reader.usage_tokens if reader.usage_tokens is not None else reader.n_streamed,
-            finish_reason={"stop": "eos", "length": "length"}.get(finish, ""),
+            finish_reason=_FINISH_REASONS.get(finish, ""),
             info=info,
             n_reasoning_tokens=reader.total_reasoning,
+            cached_prompt_tokens=reader.usage_cached,
         )
 
     def _timeout_for(self, name: str) -> float:

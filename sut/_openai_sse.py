@@ -38,6 +38,8 @@ class SseReader:
         "n_reasoning",
         "n_streamed",
         "reasoning",
+        "tool_call",
+        "usage_cached",
         "usage_reasoning",
         "usage_tokens",
     )
@@ -63,6 +65,8 @@ class SseReader:
         self.method = ""  # "server" | "tokenizer NAME": how the first ids were obtained
         self.usage_tokens: int | None = None
         self.usage_reasoning: int | None = None  # usage.completion_tokens_details.reasoning_tokens
+        self.usage_cached: int | None = None  # usage.prompt_tokens_details.cached_tokens
+        self.tool_call = False  # a delta.tool_calls or a tool-call finish reason: the answer is a tool call
         self.n_streamed = 0
         self.n_reasoning = 0
         self.last_id = -1
@@ -141,6 +145,8 @@ class SseReader:
             out += ids
             if choice.get("finish_reason"):
                 self.finish = str(choice["finish_reason"])
+                # A completions stream has no tool_calls delta: its finish reason alone says the text was one.
+                self.tool_call = self.tool_call or self.finish in ("tool_calls", "function_call")
         return out, n_r
 
     def _usage(self, usage: dict[str, Any]) -> None:
@@ -149,12 +155,17 @@ class SseReader:
         details = usage.get("completion_tokens_details")
         if isinstance(details, dict) and details.get("reasoning_tokens") is not None:
             self.usage_reasoning = int(details["reasoning_tokens"])
+        prompt = usage.get("prompt_tokens_details")
+        if isinstance(prompt, dict) and prompt.get("cached_tokens") is not None:
+            self.usage_cached = int(prompt["cached_tokens"])
 
     def _choice(self, choice: dict[str, Any]) -> tuple[list[int], int]:
         server_ids = choice.get("token_ids") if self._server_ids else None
         if self.reasoning.answer_started and isinstance(server_ids, list):
             return [_token_id(t) for t in server_ids], 0  # past the boundary: all answer, the text unread
         reasoning, content = choice_texts(choice)
+        if not content and not reasoning and not self.tool_call:
+            self._note_tool_call(choice)  # only text-less events can be tool calls: text events pay nothing
         for value in (reasoning, content):
             if value is not None and not isinstance(value, str):
                 raise UpstreamError("bad-stream", f"choice text is not a string: {self._scrub(json.dumps(value))}")
@@ -177,6 +188,15 @@ class SseReader:
         # Apart, so that no token spans the boundary: the reasoning's ids end exactly where its text does.
         r_ids = self._text_ids(split.reasoning) if split.reasoning else []
         return (r_ids + self._text_ids(split.answer) if split.answer else r_ids), len(r_ids)
+
+    def _note_tool_call(self, choice: dict[str, Any]) -> None:
+        """A ``delta.tool_calls`` starts a tool call, which ends any reasoning. Its arguments are never
+        tokenized (no per-token work): without the server's ids a tool call counts through its usage alone.
+        One that follows answer text is known by its finish reason instead."""
+        delta = choice.get("delta")
+        if isinstance(delta, dict) and delta.get("tool_calls"):
+            self.tool_call = True
+            self.reasoning.answer_by_tool_call()
 
     def _text_ids(self, text: str) -> list[int]:
         if self._encode is None:

@@ -142,6 +142,12 @@ class ReasoningStream:
             return self._harmony(content)
         return self._detect(content)
 
+    def answer_by_tool_call(self) -> None:
+        """A tool call started: the reasoning (if any) is over, and every later token is answer."""
+        self._carry = ""
+        self.in_answer = True
+        self.answer_started = True
+
     def close(self) -> EventSplit:
         """End of stream: text still held (a start that never became a marker) is answer."""
         held, self._carry = self._carry, ""

@@ -36,7 +36,12 @@ if TYPE_CHECKING:
     from sut._security import PeerLog, ServerSecurity
 
 SERVICE_NAME = "lpuperf.v1.Inference"
-_FINISH = {"eos": pb.FINISH_REASON_EOS, "length": pb.FINISH_REASON_LENGTH, "cancelled": pb.FINISH_REASON_CANCELLED}
+_FINISH = {
+    "eos": pb.FINISH_REASON_EOS,
+    "length": pb.FINISH_REASON_LENGTH,
+    "cancelled": pb.FINISH_REASON_CANCELLED,
+    "tool_call": pb.FINISH_REASON_TOOL_CALL,
+}
 _INT32_MIN = -(2**31)
 # Streams one connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).
 MAX_CONCURRENT_STREAMS = 100_000
@@ -185,6 +190,7 @@ def to_backend_request(
         top_p=float(request.top_p) if request.top_p else 1.0,
         seed=int(request.seed),
         arrival_ns=arrival_ns,
+        allow_tool_call=request.allow_tool_call,
     )
 
 
@@ -344,8 +350,11 @@ class _Servicer(pb_grpc.InferenceServicer):
             if n_sent == 0:
                 final_chunk.sut_arrival_ns = arrival
                 final_chunk.sut_first_token_ns = first_ns
-            if end is not None and end.output_ids is not None:
-                final_chunk.output_ids.extend(end.output_ids)
+            if end is not None:
+                if end.output_ids is not None:
+                    final_chunk.output_ids.extend(end.output_ids)
+                if end.cached_prompt_tokens:
+                    final_chunk.cached_prompt_tokens = end.cached_prompt_tokens
             if r_open and held:
                 _mark_reasoning(final_chunk, req.output_reasoning_tokens, n_sent, len(held), last_ns or time.time_ns())
             n_reasoning = end.n_reasoning_tokens if end is not None else None

@@ -27,6 +27,14 @@ which streamed tokens are reasoning. The int8 artifact answers some ``math500`` 
 nothing else differently. ``reasoning_scale`` shortens every reasoning for quick runs (the manifest
 says so). Any sim replaying a dataset whose references carry ``reference_reasoning_tokens`` reports them.
 
+Prefix cache (optional, ``prefix_cache`` in the manifest; sut/_prefix_cache.py): at admission each joiner's
+prompt meets the cache in FIFO order, and its prefill is charged only for the tokens not cached:
+``prefill_s(len(prompt) - cached)``. The final chunk reports the cached count. Without a cache nothing changes.
+
+Tool calls (sut/_tool_calls.py): a request with ``allow_tool_call`` is answered, for a deterministic share
+``tool_calls.rate`` of prompts, with ``tool_calls.tokens`` pseudo tokens and finish reason ``tool_call``
+instead of its reference answer. Without ``allow_tool_call`` the answer is always the reference.
+
 Time comes from a :class:`~sut._clock.Clock`: the event loop's by default, or a virtual clock that
 tests use to check the schedule with exact numbers, independent of how busy the machine is.
 """
@@ -38,187 +46,80 @@ import contextlib
 import hashlib
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from pydantic import Field, ValidationError, field_validator, model_validator
 
-from common import first_error_line
-from scenarios.reasoning_set import SPEC_PREFIX, ReasoningModel, parse_reasoning_spec, reasoning_outputs
-from sut._artifact import ArtifactManifest, FaultFlags, ReasoningInfo, TimingModel
+from scenarios.reasoning_set import parse_reasoning_spec, reasoning_outputs
+from sut._artifact import ArtifactManifest, TimingModel, ToolCallSettings
 from sut._backend import (
-    BackendConfig,
     ContextOverflowError,
     GenerateRequest,
     GenerationEnd,
     InvalidRequestError,
     OverloadedError,
+    PrefixCacheStats,
 )
 from sut._clock import Clock, LoopClock
+from sut._prefix_cache import PrefixCache
 from sut._server import FinalTokens
+from sut._sim_config import (
+    DEFAULT_REASONING_DATASET,
+    REASONING_ARTIFACTS,
+    RECORDINGS_DIR,
+    SIM_PRECISIONS,
+    SIM_PRESETS,
+    SIM_TARGET,
+    SIM_VERSION,
+    SimConfig,
+    is_zero_time,
+    reasoning_info,
+    sim_manifest,
+)
+from sut._tool_calls import calls_tool
 
 if TYPE_CHECKING:
     from scenarios.dataset import Dataset
 
-SIM_VERSION = "0.1.0"
-SIM_TARGET = "sim-lpu"
-RECORDINGS_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "data" / "recordings"
-
-_BASE = {
-    "backend": "sim",
-    "model": "lpuperf-embedded-sim",
-    "max_context_tokens": 4096,
-    "max_batch": 32,
-    "toolchain_version": f"lpuperf-sim/{SIM_VERSION}",
-    "target": SIM_TARGET,
-    "chunk_size": 8,
-}
-
-# Artifact presets: the precision picks which recording the sim replays.
-SIM_PRESETS: dict[str, dict[str, object]] = {
-    "sim-fp32": {"precision": "fp32"},
-    "sim-bf16": {"precision": "bf16"},
-    "sim-int8": {"precision": "int8"},
-    "sim-instant": {
-        "precision": "fp32",
-        "max_batch": 4096,
-        "timing": {"prefill_base_s": 0.0, "prefill_per_token_s": 0.0, "decode_step_s": 0.0},
-    },
-    "sim-ctx16k": {"precision": "fp32", "max_context_tokens": 131072, "enforced_context_tokens": 16384},
-    # Reasoning models (MLPerf v6.1 deepseek-r1, gpt-oss-120b): long outputs need a long context.
-    "sim-reasoning": {
-        "precision": "fp32",
-        "model": "lpuperf-reasoning-sim",
-        "max_context_tokens": 131072,
-        "max_batch": 64,
-    },
-    "sim-reasoning-int8": {
-        "precision": "int8",
-        "model": "lpuperf-reasoning-sim",
-        "max_context_tokens": 131072,
-        "max_batch": 64,
-    },
-}
-# The artifacts that answer the packaged reasoning set, by precision.
-REASONING_ARTIFACTS = {"fp32": "sim-reasoning", "int8": "sim-reasoning-int8"}
-DEFAULT_REASONING_DATASET = "reasoning:deepseek-r1"
-# The precisions the sim can replay: each is a preset sim-<precision> with its own recording.
-SIM_PRECISIONS = tuple(str(v["precision"]) for name, v in SIM_PRESETS.items() if name == f"sim-{v['precision']}")
-
-
-class SimConfig(BackendConfig):
-    """Config of the ``sim`` backend; unset fields take the artifact preset's value."""
-
-    kind: str = "sim"
-    artifact: str = "sim-fp32"  # a preset name or a path to a manifest JSON file
-    dataset: str = "embedded"
-    precision: str | None = None
-    max_batch: int | None = Field(default=None, gt=0)
-    max_context_tokens: int | None = Field(default=None, gt=0)
-    enforced_context_tokens: int | None = Field(default=None, gt=0)
-    prefill_base_s: float | None = Field(default=None, ge=0)
-    prefill_per_token_s: float | None = Field(default=None, ge=0)
-    decode_step_s: float | None = Field(default=None, ge=0)
-    chunk_size: int | None = Field(default=None, gt=0)
-    # Reasoning artifacts: every reasoning shortened to this fraction of its length (quick runs); None:
-    # the dataset spec's scale (``reasoning:<model>:<scale>``, default 1).
-    reasoning_scale: float | None = Field(default=None, gt=0, le=1)
-    faults: FaultFlags = Field(default_factory=FaultFlags)
-
-    @field_validator("precision")
-    @classmethod
-    def _known_precision(cls, v: str | None) -> str | None:
-        # Any other name would replay the dataset's reference outputs under a made-up label.
-        if v is not None and v not in SIM_PRECISIONS:
-            raise ValueError(f"expected one of {', '.join(SIM_PRECISIONS)}, got '{v}'")
-        return v
-
-    @model_validator(mode="before")
-    @classmethod
-    def _precision_names_the_artifact(cls, raw: Any) -> Any:
-        # The generic ``precision`` option without an artifact: precision bf16 is the sim-bf16 artifact, and
-        # on the reasoning set precision int8 is sim-reasoning-int8 (fp32 or none: sim-reasoning).
-        if not isinstance(raw, dict):
-            return raw
-        reasoning_set = str(raw.get("dataset") or "").startswith(SPEC_PREFIX)
-        if raw.get("artifact") is None and reasoning_set:
-            raw = {**raw, "artifact": REASONING_ARTIFACTS.get(str(raw.get("precision") or "fp32"), "sim-reasoning")}
-        elif raw.get("artifact") is None and f"sim-{raw.get('precision')}" in SIM_PRESETS:
-            raw = {**raw, "artifact": f"sim-{raw['precision']}"}
-        if raw.get("dataset") is None and raw.get("artifact") in REASONING_ARTIFACTS.values():
-            raw = {**raw, "dataset": DEFAULT_REASONING_DATASET}
-        return raw
-
-
-def sim_manifest(
-    cfg: SimConfig, eos_token_id: int = 0, vocab_size: int = 0, reasoning: ReasoningInfo | None = None
-) -> ArtifactManifest:
-    """Build the artifact manifest for a config: preset (or manifest file) plus overrides."""
-    if cfg.artifact in SIM_PRESETS:
-        raw: dict[str, object] = {**_BASE, "artifact_id": cfg.artifact, **SIM_PRESETS[cfg.artifact]}
-        raw.setdefault("timing", TimingModel().model_dump())
-        raw["eos_token_id"] = eos_token_id
-        raw["vocab_size"] = vocab_size
-        manifest = ArtifactManifest.model_validate(raw)
-    else:
-        path = Path(cfg.artifact)
-        if not path.is_file():
-            raise ValueError(
-                f"artifact '{cfg.artifact}': expected one of {', '.join(SIM_PRESETS)} or a manifest JSON file"
-            )
-        try:
-            manifest = ArtifactManifest.model_validate_json(path.read_text(encoding="utf-8"))
-        except ValidationError as exc:
-            raise ValueError(first_error_line(exc, str(path))) from None
-        # The sim replays the dataset, so the dataset's EOS is the artifact's EOS whatever the file says.
-        manifest = manifest.model_copy(
-            update={"checksum": "", "eos_token_id": eos_token_id, "vocab_size": manifest.vocab_size or vocab_size}
-        )
-        if manifest.timing is None:
-            manifest = manifest.model_copy(update={"timing": TimingModel()})
-    update: dict[str, object] = {}
-    timing = manifest.timing or TimingModel()
-    t_over = {
-        k: getattr(cfg, k)
-        for k in ("prefill_base_s", "prefill_per_token_s", "decode_step_s")
-        if getattr(cfg, k) is not None
-    }
-    if t_over:
-        update["timing"] = timing.model_copy(update=t_over)
-    for k in ("precision", "max_batch", "max_context_tokens", "enforced_context_tokens", "chunk_size"):
-        v = getattr(cfg, k)
-        if v is not None:
-            update[k] = v
-    if cfg.faults.any():
-        update["faults"] = cfg.faults
-    if reasoning is not None:
-        update["reasoning"] = reasoning
-    # Re-validate so overrides are checked together (e.g. enforced <= advertised).
-    try:
-        merged = ArtifactManifest.model_validate({**manifest.model_dump(), **_dump(update)})
-    except ValidationError as exc:
-        raise ValueError(first_error_line(exc, f"artifact '{cfg.artifact}'")) from None
-    return merged.with_checksum()
-
-
-def _dump(update: dict[str, object]) -> dict[str, object]:
-    return {k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in update.items()}
-
-
-def _is_zero_time(timing: TimingModel) -> bool:
-    return timing.prefill_base_s == 0 and timing.prefill_per_token_s == 0 and timing.decode_step_s == 0
+__all__ = [
+    "DEFAULT_REASONING_DATASET",
+    "REASONING_ARTIFACTS",
+    "SIM_PRECISIONS",
+    "SIM_PRESETS",
+    "SIM_TARGET",
+    "SIM_VERSION",
+    "SimBackend",
+    "SimConfig",
+    "analytic_capacity_qps",
+    "sim_manifest",
+]
 
 
 class _Seq:
     """One sequence in the scheduler. ``buf`` collects emitted tokens until the stream takes them."""
 
-    __slots__ = ("aborted", "arrival", "buf", "cancelled", "done", "n_prompt", "out", "pos", "waiter")
+    __slots__ = (
+        "aborted",
+        "arrival",
+        "buf",
+        "cancelled",
+        "done",
+        "end",
+        "n_cached",
+        "n_prompt",
+        "out",
+        "pos",
+        "prompt",
+        "waiter",
+    )
 
-    def __init__(self, out: list[int], n_prompt: int, arrival: float) -> None:
+    def __init__(self, out: list[int], prompt: np.ndarray, arrival: float, end: GenerationEnd) -> None:
         self.out = out
         self.pos = 0
-        self.n_prompt = n_prompt
+        self.prompt = prompt
+        self.n_prompt = int(prompt.size)
+        self.n_cached = 0  # leading prompt tokens the prefix cache held at admission
+        self.end = end
         self.buf: list[int] = []
         self.waiter: asyncio.Future[None] | None = None
         self.done = False
@@ -249,7 +150,7 @@ class SimBackend:
         eos = int(self.dataset.eos_token_id)
         vocab = 1 + max(int(r.max()) for r in [*self.dataset.reference_ids, *self.dataset.input_ids])
         reasoning_set = parse_reasoning_spec(config.dataset)
-        info = _reasoning_info(config, reasoning_set)
+        info = reasoning_info(config, reasoning_set)
         self._manifest = sim_manifest(config, eos_token_id=eos, vocab_size=vocab, reasoning=info)
         self._eos = self._manifest.eos_token_id
         # Per sample, the leading reasoning tokens of its output; None: no sample reasons (the hot path skips it).
@@ -274,7 +175,9 @@ class SimBackend:
             self._pseudo_vocab = np.array([self._eos + 1], dtype=np.int32)
         timing = self._manifest.timing or TimingModel()
         self._timing = timing
-        self._zero_time = _is_zero_time(timing)
+        self._zero_time = is_zero_time(timing)
+        self._cache = PrefixCache(self._manifest.prefix_cache) if self._manifest.prefix_cache is not None else None
+        self._tools = self._manifest.tool_calls or ToolCallSettings()
         self._waiting: deque[_Seq] = deque()
         self._active: list[_Seq] = []
         self._wake: asyncio.Future[None] | None = None
@@ -318,6 +221,10 @@ class SimBackend:
     def active_batch(self) -> int:
         return len(self._active)
 
+    def prefix_cache_stats(self) -> PrefixCacheStats | None:
+        """The prefix cache's running totals (sut ReportsPrefixCache); None when the artifact has none."""
+        return self._cache.stats() if self._cache is not None else None
+
     def output_for(self, request: GenerateRequest) -> tuple[list[int], str]:
         """The answer the sim gives to a request, and its finish reason ("eos" | "length")."""
         out, finish, _ = self._output(request)
@@ -326,6 +233,8 @@ class SimBackend:
     def _output(self, request: GenerateRequest) -> tuple[list[int], str, int]:
         """(answer, finish reason, how many of the answer's leading tokens are reasoning)."""
         key = np.ascontiguousarray(request.input_ids, dtype=np.int32).tobytes()
+        if request.allow_tool_call and calls_tool(self._tools, key, request.seed):
+            return self._tool_call(request, key)
         idx = self._lookup.get(key)
         out = self._outputs[idx][:] if idx is not None else self._pseudo_output(key)
         n_reasoning = self._reasoning[idx] if self._reasoning is not None and idx is not None else 0
@@ -345,11 +254,22 @@ class SimBackend:
             return out[: request.max_new_tokens], "length", min(n_reasoning, request.max_new_tokens)
         return out, ("eos" if out and out[-1] == eos else "length"), n_reasoning
 
+    def _tool_call(self, request: GenerateRequest, key: bytes) -> tuple[list[int], str, int]:
+        """A tool call: ``tool_calls.tokens`` pseudo tokens (no EOS), at least min_new_tokens, cut at max_new_tokens
+        (then finish "length", as a server reports a call cut short)."""
+        request.output_tool_call = True
+        n = max(self._tools.tokens, request.min_new_tokens)
+        out = self._pseudo_tokens(key + b"tool-call", min(n, request.max_new_tokens))
+        return out, ("tool_call" if n <= request.max_new_tokens else "length"), 0
+
     def immediate_answer(self, request: GenerateRequest) -> tuple[list[int], GenerationEnd] | None:
         """The whole answer at once on a zero-time schedule (see sut AnswersAtOnce); else None."""
         if not self._zero_time:
             return None
-        return self._answer(request)
+        streamed, end = self._answer(request)
+        if self._cache is not None:
+            end.cached_prompt_tokens = self._cache.admit(request.input_ids)
+        return streamed, end
 
     def _answer(self, request: GenerateRequest) -> tuple[list[int], GenerationEnd]:
         """(the tokens as streamed, the authoritative end) for one request, faults applied."""
@@ -372,6 +292,8 @@ class SimBackend:
     async def generate(self, request: GenerateRequest) -> AsyncIterator[Sequence[int] | GenerationEnd]:
         streamed, end = self._answer(request)
         if self._zero_time:
+            if self._cache is not None:
+                end.cached_prompt_tokens = self._cache.admit(request.input_ids)
             yield FinalTokens(streamed)
             yield end
             return
@@ -379,7 +301,7 @@ class SimBackend:
         if self._stopping or self._task is None or self._failure or clock is None:
             raise OverloadedError(self._failure or "the sim backend is not running")
         loop = asyncio.get_running_loop()
-        seq = _Seq(streamed, int(request.input_ids.size), clock.now())
+        seq = _Seq(streamed, request.input_ids, clock.now(), end)
         self._waiting.append(seq)
         wake = self._wake
         if wake is not None and not wake.done():
@@ -482,7 +404,9 @@ class SimBackend:
                 self._active.append(seq)
                 joiners.append(seq)
             if joiners:
-                t += sum(timing.prefill_s(s.n_prompt) for s in joiners)
+                if self._cache is not None:
+                    self._admit(joiners)
+                t += sum(timing.prefill_s(s.n_prompt - s.n_cached) for s in joiners)
                 delay = t - now()
                 # Behind schedule (a busy CPU): still yield once, so streams flush while the steps catch up.
                 await sleep(delay if delay > 0 else 0)
@@ -498,34 +422,15 @@ class SimBackend:
                         s.emit()
             self._active = [s for s in self._active if not s.done and not s.cancelled]
 
+    def _admit(self, joiners: list[_Seq]) -> None:
+        """Each joiner's prompt meets the prefix cache in FIFO order (a joiner sees the blocks of those before it)."""
+        assert self._cache is not None
+        for s in joiners:
+            s.n_cached = s.end.cached_prompt_tokens = self._cache.admit(s.prompt)
+
     def _drop_cancelled_waiting(self) -> None:
         if any(s.cancelled for s in self._waiting):
             self._waiting = deque(s for s in self._waiting if not s.cancelled)
-
-
-def _reasoning_info(config: SimConfig, reasoning_set: tuple[ReasoningModel, float] | None) -> ReasoningInfo | None:
-    """The manifest's reasoning claims; refuses a reasoning artifact or scale without the packaged reasoning set."""
-    wants = config.artifact in REASONING_ARTIFACTS.values() or config.reasoning_scale is not None
-    if reasoning_set is None:
-        if wants:
-            what = (
-                "reasoning_scale: scales the packaged reasoning set"
-                if config.reasoning_scale is not None
-                else f"artifact '{config.artifact}': answers the packaged reasoning set"
-            )
-            raise ValueError(
-                f"{what}; expected dataset reasoning:deepseek-r1 or reasoning:gpt-oss-120b, got '{config.dataset}'"
-            )
-        return None
-    model, spec_scale = reasoning_set
-    return ReasoningInfo(
-        style=model.style,
-        reasoning_scale=config.reasoning_scale if config.reasoning_scale is not None else spec_scale,
-        benchmark=model.name,
-        mean_output_tokens=model.mean_output_tokens,
-        sd_output_tokens=model.sd_output_tokens,
-        sd_source=model.sd_source,
-    )
 
 
 def analytic_capacity_qps(manifest: ArtifactManifest, dataset: Dataset, max_new_tokens: int | None = None) -> float:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         latencies_from_records,
         load_run_data,
     )
+    from workflows._compare_load import load_samples
     from workflows._compliance_runs import ScorerScript
     from workflows._export import export_records
     from workflows._find_peak import FindPeakConfig, FindPeakResult, find_peak
@@ -43,6 +44,12 @@ if TYPE_CHECKING:
         run_submission,
     )
     from workflows._submission_check import CheckReport, check_submission
+    from workflows._sweep import SweepConfig, SweepError, SweepLoads, SweepResult, load_sweep, parse_sweep_load
+    from workflows._sweep import best_run_dir as sweep_best_run_dir
+    from workflows._sweep import parse_auto as parse_auto_sweep
+    from workflows._sweep import parse_rates as parse_sweep_rates
+    from workflows._sweep import peak_lines as sweep_peak_lines
+    from workflows._sweep_run import SweepInterrupted, run_sweep
     from workflows._validate import ValidateConfig, ValidateReport, validate
 
 __getattr__ = lazy_exports(
@@ -57,6 +64,7 @@ __getattr__ = lazy_exports(
             "latencies_from_records",
             "load_run_data",
         ],
+        "workflows._compare_load": ["load_samples"],
         "workflows._compliance_runs": ["ScorerScript"],
         "workflows._export": ["export_records"],
         "workflows._find_peak": ["FindPeakConfig", "FindPeakResult", "find_peak"],
@@ -81,6 +89,19 @@ __getattr__ = lazy_exports(
             "run_submission",
         ],
         "workflows._submission_check": ["CheckReport", "check_submission"],
+        "workflows._sweep": [
+            "SweepConfig",
+            "SweepError",
+            "SweepLoads",
+            "SweepResult",
+            "load_sweep",
+            "parse_sweep_load",
+            "sweep_best_run_dir=best_run_dir",
+            "parse_auto_sweep=parse_auto",
+            "parse_sweep_rates=parse_rates",
+            "sweep_peak_lines=peak_lines",
+        ],
+        "workflows._sweep_run": ["SweepInterrupted", "run_sweep"],
         "workflows._validate": ["ValidateConfig", "ValidateReport", "validate"],
     },
 )
@@ -104,6 +125,11 @@ __all__ = [
     "SubmissionConfig",
     "SubmissionError",
     "SubmissionRunConfig",
+    "SweepConfig",
+    "SweepError",
+    "SweepInterrupted",
+    "SweepLoads",
+    "SweepResult",
     "ValidateConfig",
     "ValidateReport",
     "build_submission",
@@ -115,11 +141,19 @@ __all__ = [
     "latencies_from_records",
     "load_profile",
     "load_run_data",
+    "load_samples",
+    "load_sweep",
     "max_valid_qps",
+    "parse_auto_sweep",
+    "parse_sweep_load",
+    "parse_sweep_rates",
     "plan_capacity",
     "predict",
     "run_session",
     "run_submission",
+    "run_sweep",
+    "sweep_best_run_dir",
+    "sweep_peak_lines",
     "validate",
     "write_plan",
     "write_report",

@@ -11,6 +11,8 @@ the change it qualifies (:mod:`workflows._stats`):
   runs' scheduled rates differ the comparison is per scheduled query (completed / scheduled).
 - **Error rate** and **fidelity** exact-match rates as binomial proportions (absolute points).
 - **Accuracy** scores come without per-sample scores: the change is shown, marked "no CI".
+- **Runs beside LoadGen** (``--load``) add dispatch lag, session latency, TTFT by turn and the prefix-cache
+  hit fraction (:mod:`workflows._compare_load`); a candidate whose client fell behind is a regression.
 
 A metric gets a verdict (better / worse) only when its interval excludes zero; an interval that
 spans zero is "no significant change", a metric without one "no CI". A **regression** is a
@@ -31,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from accuracy import AccuracyReport, CategoryFidelity, FidelityReport
 from common import UsageError
 from loadgen_harness import Percentiles, RunResult
+from workflows._compare_load import Bootstrap, client_regression, load_figures, load_notes, load_samples
 from workflows._stats import Estimate, RateBins, mean_change, percentile_change, proportion_change, rate_bins, scaled
 
 Better = Literal["lower", "higher"]
@@ -129,6 +132,7 @@ class RunData:
     accuracy: AccuracyReport | None = None
     fidelity: FidelityReport | None = None
     rates: RateBins | None = None  # successful completions per time bin, for throughput intervals
+    load_samples: dict[str, np.ndarray] = field(default_factory=dict)  # a --load run's lag, sessions, turns, cache
 
 
 def _fmt_value(v: float, unit: str) -> str:
@@ -265,18 +269,35 @@ def compare_runs(base: RunData, cand: RunData, cfg: CompareConfig | None = None)
     out = Comparison(baseline=base.name, candidate=cand.name, config=cfg)
     rb, rc = base.results, cand.results
     out.notes += check_comparable(rb, rc, cfg.force)
+    out.notes += load_notes(rb, rc)
     if rb.valid and not rc.valid:
         reasons = "; ".join(x for x in rc.validity_reasons if x) or "see mlperf_log_summary.txt"
+        # A run beside LoadGen was judged by its stated basis, not by LoadGen.
+        label = "LoadGen result" if rb.load is None and rc.load is None else "result"
         out.metrics.append(
             MetricDelta(
                 name="valid",
-                label="LoadGen result",
+                label=label,
                 better="higher",
                 baseline=1.0,
                 candidate=0.0,
                 direction="worse",
                 regression=True,
-                line=f"LoadGen result regressed (VALID -> INVALID): {reasons}",
+                line=f"{label} regressed (VALID -> INVALID): {reasons}",
+            )
+        )
+    limited = client_regression(rb, rc)
+    if limited is not None:
+        out.metrics.append(
+            MetricDelta(
+                name="client_on_schedule",
+                label="client on schedule",
+                better="higher",
+                baseline=1.0,
+                candidate=0.0,
+                direction="worse",
+                regression=True,
+                line=limited,
             )
         )
     _latency_metrics(out, base, cand, cfg, rng)
@@ -305,8 +326,9 @@ def compare_runs(base: RunData, cand: RunData, cfg: CompareConfig | None = None)
                 source="report",
             )
         )
+    _load_metrics(out, base, cand, cfg, rng)
     _accuracy_metrics(out, base, cand, cfg, rng)
-    if any(m.direction == "no CI" for m in out.metrics if m.name != "valid"):
+    if any(m.direction == "no CI" for m in out.metrics if m.name not in ("valid", "client_on_schedule")):
         out.notes.append("metrics marked 'no CI' lack per-query records or per-sample scores: change shown, no verdict")
     return out
 
@@ -380,6 +402,28 @@ def _throughput_metrics(
         out.metrics.append(_delta(name, label, unit, "higher", vb, vc, cfg.tolerance, est, source=source))
 
 
+def _load_metrics(out: Comparison, base: RunData, cand: RunData, cfg: CompareConfig, rng: np.random.Generator) -> None:
+    boot = Bootstrap(resamples=cfg.resamples, confidence=cfg.confidence, max_values=cfg.max_queries, rng=rng)
+    for f in load_figures(base.results, cand.results, base.load_samples, cand.load_samples, boot):
+        # Dispatch lag measures the client: shown with its interval, never a regression by itself.
+        tolerance = math.inf if f.informational else cfg.tolerance
+        source: Literal["records", "report"] = "records" if f.est is not None else "report"
+        out.metrics.append(
+            _delta(
+                f.name,
+                f.label,
+                f.unit,
+                f.better,
+                f.baseline,
+                f.candidate,
+                tolerance,
+                f.est,
+                absolute=f.absolute,
+                source=source,
+            )
+        )
+
+
 def _accuracy_metrics(
     out: Comparison, base: RunData, cand: RunData, cfg: CompareConfig, rng: np.random.Generator
 ) -> None:
@@ -449,7 +493,10 @@ def load_run_data(run_dir: str | Path) -> RunData:
     d = res.parent
     data = RunData(name=str(d), results=read_results(res))
     if (d / "queries.npz").is_file():
-        data.latencies_ms, data.rates = records_samples(_load_records(d))
+        records = _load_records(d)
+        data.latencies_ms, data.rates = records_samples(records)
+        if data.results.load is not None:
+            data.load_samples = load_samples(records)
     found = discover_reports(d)
     if found.accuracy is not None:
         data.accuracy = read_accuracy(found.accuracy)

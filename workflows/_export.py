@@ -5,6 +5,10 @@ clock, as it reported them); a time never reached is empty (CSV) or null. The de
 those of results.json's success figures: TTFT and latency from the harness's issue time, TPOT =
 (done - first token) / (tokens - 1), ITL = (last message - first message) / (tokens after the
 first message), all for successful queries only (a failed query's are empty).
+
+The columns after the SUT's times describe how each query was sent: its actual send time and dispatch
+lag (send minus due time; a load shape's client sending late), its session, turn and tool step (load
+sessions), how its answer ended and how much of its prompt the SUT served from its prefix cache.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal, TextIO
 
@@ -50,7 +54,18 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("sut_arrival_ns", "int64", "SUT clock"),
     ("sut_first_token_ns", "int64", "SUT clock"),
     ("sut_last_token_ns", "int64", "SUT clock"),
+    ("sent_ns", "int64", "harness clock: when the request was actually sent (issue_ns is when it was due)"),
+    ("dispatch_lag_ms", "float64", "sent - issue: how late the client sent it"),
+    ("session", "int64", "session index in the run (load sessions; empty: not part of a session)"),
+    ("turn", "int64", "turn index within its session (the user's message)"),
+    ("tool_step", "int64", "0: the user's message; k: the request after the k-th tool result"),
+    ("finish_reason", "str", "EOS, LENGTH, CANCELLED or TOOL_CALL as the SUT's final message said; empty: none"),
+    ("cached_tokens", "int64", "leading prompt tokens the SUT served from its prefix cache (0: none)"),
+    ("n_prompt", "int64", "prompt tokens, where the sender knew them"),
 )
+
+# proto FinishReason (inference.proto), spelled out so exporting a run does not import the stubs; 0 = none.
+FINISH_REASON_NAMES: dict[int, str] = {1: "EOS", 2: "LENGTH", 3: "CANCELLED", 4: "TOOL_CALL"}
 
 
 # gRPC's status codes (fixed by its protocol; tests/unit/workflows/test_export.py checks them against grpc):
@@ -99,7 +114,7 @@ def export_columns(records: np.ndarray) -> dict[str, np.ndarray]:
     answer_at = records["first_answer_ns"].astype(np.int64)
     n_reason = records["n_reasoning"].astype(np.int64)
     names = GRPC_STATUS_NAMES
-    return {
+    cols = {
         "query": np.arange(records.shape[0], dtype=np.int64),
         "sample_index": records["sample_index"].astype(np.int64),
         "status": np.array(
@@ -129,6 +144,29 @@ def export_columns(records: np.ndarray) -> dict[str, np.ndarray]:
         "sut_arrival_ns": records["sut_arrival_ns"].astype(np.int64),
         "sut_first_token_ns": records["sut_first_token_ns"].astype(np.int64),
         "sut_last_token_ns": records["sut_last_token_ns"].astype(np.int64),
+    }
+    return cols | _sending_columns(records, issue, where)
+
+
+def _sending_columns(
+    records: np.ndarray, issue: np.ndarray, where: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> dict[str, np.ndarray]:
+    """How each query was sent: send time and lag, session, turn, tool step, finish reason, cached prompt tokens."""
+    sent = records["sent_ns"].astype(np.int64)
+    session = records["session"].astype(np.int64)
+    in_session = session >= 0
+    reasons = records["finish_reason"].astype(np.int64).tolist()
+    return {
+        "sent_ns": sent,
+        # Clipped at 0 as results.json's dispatch_lag figures are: a send is never earlier than due.
+        "dispatch_lag_ms": where((sent >= 0) & (issue >= 0), np.clip(sent - issue, 0, None) / 1e6),
+        "session": session,
+        # Turn and tool step mean nothing outside a session: empty there.
+        "turn": np.where(in_session, records["turn"].astype(np.int64), -1),
+        "tool_step": np.where(in_session, records["tool_step"].astype(np.int64), -1),
+        "finish_reason": np.array([FINISH_REASON_NAMES.get(int(c)) for c in reasons], dtype=object),
+        "cached_tokens": records["cached_tokens"].astype(np.int64),
+        "n_prompt": records["n_prompt"].astype(np.int64),
     }
 
 

@@ -26,12 +26,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from common import UsageError
+
+if TYPE_CHECKING:
+    from loadgen_harness import LatencyLimits
 
 MODEL_STATEMENT = (
     "discrete-event simulation of the statically scheduled batcher (continuous batching up to max_batch, "
@@ -399,15 +402,16 @@ def max_valid_qps(
     return lo
 
 
-def resolve_limits(cfg: PlanConfig, benchmark: str, scenario: str) -> Limits:
-    """--ttft-ms/--tpot-ms, else the SLO file's, else the limits the run's benchmark judges its scenario by."""
-    limits = _base_limits(cfg, benchmark, scenario)
+def resolve_limits(cfg: PlanConfig, benchmark: str, scenario: str, run_limits: LatencyLimits | None = None) -> Limits:
+    """--ttft-ms/--tpot-ms, else the SLO file's, else the limits the run's benchmark judges its scenario by, else
+    (a load run beside LoadGen: Concurrency, Rate, ...) the TTFT/TPOT limits the run itself was judged by."""
+    limits = _base_limits(cfg, benchmark, scenario, run_limits)
     if cfg.ttfa_ms is not None:
         limits.ttfa_ms["p99"] = cfg.ttfa_ms
     return limits
 
 
-def _base_limits(cfg: PlanConfig, benchmark: str, scenario: str) -> Limits:
+def _base_limits(cfg: PlanConfig, benchmark: str, scenario: str, run_limits: LatencyLimits | None) -> Limits:
     if cfg.ttft_ms is not None or cfg.tpot_ms is not None:
         limits = Limits(source="command line")
         if cfg.ttft_ms is not None:
@@ -438,6 +442,10 @@ def _base_limits(cfg: PlanConfig, benchmark: str, scenario: str) -> Limits:
         found = get_benchmark(benchmark).limits_for(scenario)
     except (BenchmarkError, ValueError):
         found = None
+    if found is None and run_limits is not None and run_limits.ttft_ms and run_limits.tpot_ms:
+        at: Pct = "p90" if run_limits.percentile == 90 else "p50" if run_limits.percentile == 50 else "p99"
+        source = f"the {scenario} run's limits ({benchmark})"
+        return Limits(ttft_ms={at: run_limits.ttft_ms}, tpot_ms={at: run_limits.tpot_ms}, source=source)
     if found is None:
         raise PlanError(f"plan: benchmark '{benchmark}' states no TTFT/TPOT limits; pass --ttft-ms/--tpot-ms or --slo")
     return Limits(ttft_ms={"p99": found[0]}, tpot_ms={"p99": found[1]}, source=f"benchmark {benchmark}")
@@ -449,7 +457,7 @@ def plan_capacity(cfg: PlanConfig) -> PlanResult:
 
     profile = load_profile(cfg.run_dir, cfg.service, cfg.max_batch)
     res = load_results(cfg.run_dir)
-    limits = resolve_limits(cfg, res.benchmark, res.scenario)
+    limits = resolve_limits(cfg, res.benchmark, res.scenario, res.limits)
     if limits.ttfa_ms and profile.n_reasoning is None:
         raise PlanError(f"plan: {cfg.run_dir}: a TTFA limit needs a run of a reasoning model (no reasoning tokens)")
     q, seed, lg = cfg.queries, cfg.seed, cfg.loadgen_queries

@@ -9,6 +9,10 @@ or fonts from elsewhere, so the file can be mailed, archived or opened offline.
 Per-query timings come from ``queries.npz``. Runs that lack it fall back to LoadGen's
 ``mlperf_log_trace.json``, which has issue/completion times and TTFT but no token counts (so no
 TPOT curve).
+
+A run beside LoadGen (``--load``) says first that it is not an MLPerf LoadGen run, with its load and
+validity basis, and adds its client's dispatch lag, its sessions and the SUT's prefix-cache hits
+(:mod:`workflows._report_load`).
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class ReportInputs:
     timeline: Timeline | None = None
     notes: list[str] = field(default_factory=list)  # what the page cannot show, and why
     reasoning: dict[str, np.ndarray] = field(default_factory=dict)  # workflows._report_reasoning's arrays
+    load: dict[str, np.ndarray] = field(default_factory=dict)  # workflows._report_load's arrays (--load runs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -95,6 +100,10 @@ def load_report_inputs(run_dir: str | Path) -> ReportInputs:
         inputs.latencies_ms = latencies_from_records(records)
         inputs.timeline = _records_timeline(records)
         inputs.reasoning = reasoning_arrays(records)
+        if result.load is not None:
+            from workflows._report_load import load_arrays
+
+            inputs.load = load_arrays(records)
         from loadgen_harness import goodput, inter_token_latency, success_stats
 
         # A run saved before these figures existed: derive them from its records here.
@@ -243,10 +252,13 @@ def _summary_section(r: RunResult) -> str:
     if r.warnings:
         parts.append("<p>Warnings:</p><ul>" + "".join(f"<li>{e(w)}</li>" for w in r.warnings) + "</ul>")
     ok = r.successful
-    if r.n_errors and ok is not None:
+    figures: list[tuple[str, Any]]
+    if r.load is not None:
+        figures = _load_figures(r)
+    elif r.n_errors and ok is not None:
         # LoadGen counts a failed query as completed (fast): its rates and percentiles are shown
         # only as such, the headline figures are over successful queries.
-        figures: list[tuple[str, Any]] = [
+        figures = [
             ("scheduled QPS", r.scheduled_qps),
             ("successful QPS", ok.qps),
             ("successful tokens/s", ok.tokens_per_second),
@@ -289,15 +301,20 @@ def _summary_section(r: RunResult) -> str:
         return [(label, x.p50, x.p90, x.p99) for label, x in (("TTFT", t), ("TPOT", p), ("end-to-end", e2e))]
 
     header = ("latency", "p50", "p90", "p99")
-    if r.n_errors and ok is not None:
-        parts.append(
-            "<p>Successful queries' percentiles (ms, from the per-query records):</p>"
-            + _table(rows(ok.ttft_ms, ok.tpot_ms, ok.latency_ms), header=header, table_id="successful-percentiles")
-        )
-        parts.append("<p>LoadGen's percentiles (ms), failed queries included:</p>")
+    if r.load is not None:
+        # No LoadGen here: the run's own percentiles are the successful queries', from each query's due time.
+        parts.append("<p>Percentiles (ms, successful queries, latency from each query's due time):</p>")
+        parts.append(_table(rows(r.ttft_ms, r.tpot_ms, r.latency_ms), header=header, table_id="percentiles"))
     else:
-        parts.append("<p>LoadGen's percentiles (ms):</p>")
-    parts.append(_table(rows(r.ttft_ms, r.tpot_ms, r.latency_ms), header=header, table_id="loadgen-percentiles"))
+        if r.n_errors and ok is not None:
+            parts.append(
+                "<p>Successful queries' percentiles (ms, from the per-query records):</p>"
+                + _table(rows(ok.ttft_ms, ok.tpot_ms, ok.latency_ms), header=header, table_id="successful-percentiles")
+            )
+            parts.append("<p>LoadGen's percentiles (ms), failed queries included:</p>")
+        else:
+            parts.append("<p>LoadGen's percentiles (ms):</p>")
+        parts.append(_table(rows(r.ttft_ms, r.tpot_ms, r.latency_ms), header=header, table_id="loadgen-percentiles"))
     if r.itl is not None and r.itl.n_queries:
         itl_rows = [
             ("ITL: mean per token after the first message", r.itl.itl_ms.p50, r.itl.itl_ms.p90, r.itl.itl_ms.p99),
@@ -310,6 +327,14 @@ def _summary_section(r: RunResult) -> str:
     return "".join(parts)
 
 
+def _load_figures(r: RunResult) -> list[tuple[str, Any]]:
+    """A run beside LoadGen: its rates are the successful queries' already (no LoadGen count to set apart)."""
+    which = " (successful queries)" if r.n_errors else ""
+    target = r.load.rate_qps if r.load is not None else None
+    figures: list[tuple[str, Any]] = [("target QPS", target)] if target else []
+    return [*figures, (f"completed QPS{which}", r.completed_qps), (f"tokens/s{which}", r.tokens_per_second)]
+
+
 def run_limits(r: RunResult) -> LatencyLimits | None:
     """The limits LoadGen judged the run by: results.json's, else read from its recorded settings."""
     return r.limits if r.limits is not None else latency_limits(r.settings)
@@ -320,8 +345,8 @@ def _plots_section(inputs: ReportInputs) -> str:
     plots: list[str] = []
     notes: list[str] = []
     # The curves are successful queries only; with failures LoadGen's percentiles include them, so
-    # the markers are the successful queries' own.
-    marked = r.successful if r.n_errors and r.successful is not None else r
+    # the markers are the successful queries' own (a load run's own figures are those already).
+    marked = r.successful if r.n_errors and r.successful is not None and r.load is None else r
     loadgen_pcts = {"ttft_ms": marked.ttft_ms, "tpot_ms": marked.tpot_ms, "latency_ms": marked.latency_ms}
     lim = run_limits(r)
     limit_of = {"ttft_ms": lim.ttft_ms, "tpot_ms": lim.tpot_ms, "latency_ms": lim.latency_ms} if lim else {}
@@ -346,11 +371,16 @@ def _plots_section(inputs: ReportInputs) -> str:
     if e2e is not None and e2e.size:
         plots.append(histogram_chart("e2e-hist", "End-to-end latency histogram", e2e, "ms"))
     if inputs.timeline is not None and (inputs.timeline.issue_s.size or inputs.timeline.done_s.size):
-        plots.append(_qps_chart(inputs.timeline, r.scheduled_qps))
+        target = r.scheduled_qps if r.load is None else r.load.rate_qps
+        plots.append(_qps_chart(inputs.timeline, target))
     out = '<div class="plots">' + "".join(plots) + "</div>"
     if notes:
         out += "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
-    if inputs.timeline is not None:
+    if inputs.timeline is not None and r.load is not None:
+        out += f'<p class="note">Per-query timings from {html.escape(inputs.timeline.source)}, latency from each '
+        out += "query's due time; grey dashed lines mark the run's p50/p90/p99 (successful queries)"
+        out += "; a red dashed line is the limit the run was judged against (not LoadGen's).</p>" if lim else ".</p>"
+    elif inputs.timeline is not None:
         out += f'<p class="note">Per-query timings from {html.escape(inputs.timeline.source)}; grey dashed lines mark '
         out += "the successful queries' p50/p90/p99" if marked is not r else "LoadGen's own p50/p90/p99"
         out += "; a red dashed line is the limit LoadGen judged the p99 against.</p>" if lim else ".</p>"
@@ -361,6 +391,18 @@ def _reasoning_section(inputs: ReportInputs) -> str:
     from workflows._report_reasoning import reasoning_section
 
     return reasoning_section(inputs)
+
+
+def _load_banner(r: RunResult) -> str:
+    from workflows._report_load import load_banner
+
+    return load_banner(r)
+
+
+def _load_sections(inputs: ReportInputs) -> str:
+    from workflows._report_load import load_sections
+
+    return load_sections(inputs.result, inputs.load)
 
 
 def _replicas_section(r: RunResult) -> str:
@@ -375,6 +417,7 @@ def render_report(inputs: ReportInputs) -> str:
     r = inputs.result
     title = f"lpuperf {r.scenario} {r.mode} — {r.run_id}"
     settings_rows = sorted((k, json.dumps(v) if not isinstance(v, str) else v) for k, v in r.settings.items())
+    settings_label = "Effective LoadGen settings" if r.load is None else "Run settings"
     head = (
         f"<p>benchmark <b>{e(r.benchmark)}</b> · preset <b>{e(r.preset)}</b> · "
         f"submittable <b>{'yes' if r.submittable else 'no'}</b> · {e(r.harness_version)}</p>"
@@ -385,16 +428,18 @@ def render_report(inputs: ReportInputs) -> str:
             f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
             f"<h1>{e(title)}</h1>",
             head,
+            _load_banner(r),
             '<h2 id="validity">Validity</h2>',
             _summary_section(r),
             _replicas_section(r),
+            _load_sections(inputs),
             '<h2 id="plots-heading">Latency and throughput</h2>',
             "".join(f'<p class="note" id="input-note-{i}">{e(n)}</p>' for i, n in enumerate(inputs.notes)),
             _plots_section(inputs),
             _reasoning_section(inputs),
             '<h2 id="settings">Settings and artifact</h2>',
             # LoadGen's raw settings are reference, not the verdict: folded away so they do not bury it.
-            f'<details id="settings-details"><summary>Effective LoadGen settings ({len(settings_rows)})</summary>'
+            f'<details id="settings-details"><summary>{settings_label} ({len(settings_rows)})</summary>'
             + (
                 _table(settings_rows, header=("key", "value"), table_id="settings-table")
                 if settings_rows

@@ -208,7 +208,7 @@ def test_schema_upgrades_in_place_from_the_first_revision(store_url: str) -> Non
         from history._schema import SCHEMA_REVISION
 
         assert all(m.unit == metric_unit(m.name) for m in r.metrics)
-        assert store.revision() == SCHEMA_REVISION == "r0003"
+        assert store.revision() == SCHEMA_REVISION == "r0004"
         store.mark_good(r.id)
         assert store.get("old-run").good
 

@@ -54,7 +54,9 @@ def test_reasoning_figures_over_successful_queries() -> None:
 
 def test_no_reasoning_means_no_figures_and_old_files_read_as_none(tmp_path: Path) -> None:
     assert reasoning_stats(_records([0, 0], [5, 5])) is None
-    old_dtype = np.dtype([(n, QUERY_RECORD_DTYPE.fields[n][0]) for n in QUERY_RECORD_DTYPE.names[:-2]])  # type: ignore[index]
+    names = QUERY_RECORD_DTYPE.names or ()
+    old_names = names[: names.index("n_reasoning")]  # a file written before the reasoning columns
+    old_dtype = np.dtype([(n, QUERY_RECORD_DTYPE.fields[n][0]) for n in old_names])  # type: ignore[index]
     old = np.zeros(3, dtype=old_dtype)
     np.savez(tmp_path / "queries.npz", records=old)
     rec = load_query_records(tmp_path)
