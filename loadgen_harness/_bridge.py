@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,6 @@ import numpy as np
 
 from loadgen_harness._records import RecordChunk
 from loadgen_harness._stream_client import CHANNEL_OPTIONS, EMPTY, GENERATE, STOPPED_CODE, StreamClient
-from loadgen_harness._transport import TransportSecurity
 from proto import inference_pb2
 from scenarios import Dataset
 
@@ -160,14 +159,10 @@ class Bridge(StreamClient):
         *,
         offline: bool,
         offline_concurrency: int = 64,
-        rpc_timeout_s: float = 300.0,
-        expected_queries: int = 1024,
-        metrics: Any = None,
         max_in_flight: int | None = None,
-        transport: TransportSecurity | None = None,
-        replica_ids: Sequence[str] = (),
-        opener: Callable[[], Awaitable[tuple[Any, Any]]] | None = None,
+        **client: Any,
     ) -> None:
+        """``client``: :class:`StreamClient`'s options (rpc_timeout_s, expected_queries, metrics, transport, ...)."""
         import mlperf_loadgen as lg
 
         self._lg = lg
@@ -181,15 +176,7 @@ class Bridge(StreamClient):
         self._held: list[int] = []
         self._lg_open = True
         self._offline_q: collections.deque[tuple[int, int]] = collections.deque()
-        super().__init__(
-            address,
-            rpc_timeout_s=rpc_timeout_s,
-            expected_queries=expected_queries,
-            metrics=metrics,
-            transport=transport,
-            replica_ids=replica_ids,
-            opener=opener,
-        )
+        super().__init__(address, **client)
 
     @property
     def outstanding(self) -> int:

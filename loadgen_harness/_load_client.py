@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ from loadgen_harness._bridge import OVERLOADED, Overload, _varint
 from loadgen_harness._load_shapes import Query, Reply
 from loadgen_harness._records import RecordChunk
 from loadgen_harness._stream_client import EMPTY, GENERATE, STOPPED_CODE, StreamClient
-from loadgen_harness._transport import TransportSecurity, open_aio_channel
+from loadgen_harness._transport import open_aio_channel
 from proto import inference_pb2
 
 INTERRUPTED = "INTERRUPTED"
@@ -36,37 +36,18 @@ _Waiter = tuple["asyncio.Future[Reply]", RecordChunk, int]
 class LoadClient(StreamClient):
     """A :class:`~loadgen_harness._load_shapes.Sender` over the run's channel (and one channel per pinned replica)."""
 
-    def __init__(
-        self,
-        address: str,
-        *,
-        max_in_flight: int,
-        pin_addresses: Sequence[str] = (),
-        rpc_timeout_s: float = 300.0,
-        expected_queries: int = 1024,
-        metrics: Any = None,
-        transport: TransportSecurity | None = None,
-        replica_ids: Sequence[str] = (),
-        opener: Callable[[], Awaitable[tuple[Any, Any]]] | None = None,
-    ) -> None:
+    def __init__(self, address: str, *, max_in_flight: int, pin_addresses: Sequence[str] = (), **client: Any) -> None:
+        """``client``: :class:`StreamClient`'s options (rpc_timeout_s, metrics, transport, replica_ids, opener)."""
         self.max_in_flight = max_in_flight
         self.interrupted: str | None = None
         self.overload: Overload | None = None
         self._waiters: dict[int, _Waiter] = {}
         self._next_qid = 0
-        self._pin_addresses = list(pin_addresses) if opener is None else []
+        self._pin_addresses = list(pin_addresses) if client.get("opener") is None else []
         self._pinned: list[Any] = []
         self._pinned_channels: list[Any] = []
         self.drive_task: asyncio.Task[None] | None = None
-        super().__init__(
-            address,
-            rpc_timeout_s=rpc_timeout_s,
-            expected_queries=expected_queries,
-            metrics=metrics,
-            transport=transport,
-            replica_ids=replica_ids,
-            opener=opener,
-        )
+        super().__init__(address, **client)
 
     async def _open(self) -> None:
         await super()._open()

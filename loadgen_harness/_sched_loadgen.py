@@ -25,14 +25,13 @@ from loadgen_harness._preflight import manifest_count
 from loadgen_harness._results import (
     DETAIL_FILE,
     SUMMARY_FILE,
-    OverloadStop,
     RunResult,
     fill_from_detail,
     parse_detail_log,
     parse_summary_token_latencies,
 )
 from loadgen_harness._run_config import NO_AUDIT_CONFIG, RunConfig, RunError
-from loadgen_harness._scheduler import ClientTarget, RunPlan, mark_outcome
+from loadgen_harness._scheduler import ClientTarget, RunPlan, mark_outcome, mark_overload
 from scenarios import BenchmarkProfile, Dataset
 
 TRACE_FILE = "mlperf_log_trace.json"
@@ -135,14 +134,7 @@ class LoadGenScheduler:
         res.goodput = client.records.goodput(res.limits)
         if client.max_in_flight is not None:
             res.settings["harness_max_in_flight"] = client.max_in_flight
-        if client.overload is not None:
-            res.valid = False
-            res.overload = OverloadStop(
-                at_s=round(client.overload.at_ns / 1e9, 3),
-                outstanding=client.overload.outstanding,
-                limit=client.overload.limit,
-                completed_ok=res.successful.n_queries if res.successful is not None else 0,
-            )
+        mark_overload(res, client.overload)
         if outcome.interrupted_by is not None:
             res.loadgen_finished = not outcome.abandoned
         how = "LoadGen's test was abandoned, its logs are partial" if outcome.abandoned else "LoadGen ended its test"

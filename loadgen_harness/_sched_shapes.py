@@ -30,9 +30,9 @@ from loadgen_harness._load_stats import (
     session_stats,
 )
 from loadgen_harness._preflight import manifest_count
-from loadgen_harness._results import LatencyLimits, OverloadStop, RunResult
+from loadgen_harness._results import LatencyLimits, RunResult
 from loadgen_harness._run_config import RunConfig, RunError
-from loadgen_harness._scheduler import ClientTarget, RunPlan, mark_outcome
+from loadgen_harness._scheduler import ClientTarget, RunPlan, mark_outcome, mark_overload
 from scenarios import BenchmarkProfile, Dataset
 
 # Without a duration or request count, a concurrency or rate run sends for this long (the quick preset's).
@@ -155,14 +155,7 @@ class ShapeScheduler:
         res.goodput = records.goodput(limits)
         res.settings.update(self._settings())
         judge_load_run(res, limits, basis)
-        if client.overload is not None:
-            res.valid = False
-            res.overload = OverloadStop(
-                at_s=round(client.overload.at_ns / 1e9, 3),
-                outstanding=client.overload.outstanding,
-                limit=client.overload.limit,
-                completed_ok=ok.n_queries if ok is not None else 0,
-            )
+        mark_overload(res, client.overload)
         mark_outcome(res, outcome, "the load stopped sending")
         if res.overload is not None:
             res.validity_reasons.insert(0, res.overload.reason())

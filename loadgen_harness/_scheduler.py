@@ -24,7 +24,7 @@ from pydantic import JsonValue
 
 from loadgen_harness._fleet import Fleet
 from loadgen_harness._interrupt import TestOutcome
-from loadgen_harness._results import RunResult
+from loadgen_harness._results import OverloadStop, RunResult
 
 if TYPE_CHECKING:  # the client modules import grpc: importing the package must not
     from loadgen_harness._stream_client import StreamClient
@@ -77,3 +77,16 @@ def mark_outcome(res: RunResult, outcome: TestOutcome, how_it_ended: str) -> Non
         res.validity_reasons.insert(
             0, f"interrupted by {res.interrupted_by}: outstanding queries completed as failed; {how_it_ended}"
         )
+
+
+def mark_overload(res: RunResult, overload: Any) -> None:
+    """A run stopped early because its in-flight bound was crossed (``overload``: the client's ``Overload``)."""
+    if overload is None:
+        return
+    res.valid = False
+    res.overload = OverloadStop(
+        at_s=round(overload.at_ns / 1e9, 3),
+        outstanding=overload.outstanding,
+        limit=overload.limit,
+        completed_ok=res.successful.n_queries if res.successful is not None else 0,
+    )
