@@ -21,8 +21,12 @@ The peers run from their own virtual environments (``bench/peers-requirements.tx
 served dataset's text and saved as a local directory (they load one even when the server counts tokens).
 Usage::
 
-    python -m bench.peers --make-venvs          # once: .venv-peers/{guidellm,aiperf}
+    python -m bench.peers --make-venvs          # once: .venv-peers/{guidellm,aiperf,vllm}
     python -m bench.peers --reps 3 --json /tmp/peers.json
+
+``--concurrency [1,16,256]`` compares closed loops instead (``bench/peers_concurrency.py``): lpuperf's
+``--load concurrency:N``, AIPerf's ``--concurrency N``, vLLM's ``bench serve --max-concurrency N`` (and
+GuideLLM's ``concurrent`` profile if asked), judged by the same outside rule.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -51,6 +56,8 @@ PEERS_DIR = ROOT / ".venv-peers"
 REQUIREMENTS = Path(__file__).with_name("peers-requirements.txt")
 MODEL = "sim-instant"
 RATES = "10,100,150,200,300,400,600,800,1000,1200,1500,2000,2500,3000"
+PEERS = ("guidellm", "aiperf", "vllm")
+CONCURRENCIES = "1,16,256"  # --concurrency's default ladder
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
@@ -62,11 +69,15 @@ def make_peer_venvs() -> None:
         specs = line.split("#", 1)[0].split()
         if not specs:
             continue
-        name = specs[0].split("==", 1)[0]
-        venv = PEERS_DIR / name
+        venv = PEERS_DIR / venv_name(specs[0])
         if not (venv / "bin" / "python").is_file():
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *specs], check=True)
+
+
+def venv_name(spec: str) -> str:
+    """A requirement's venv under .venv-peers: its name without extras or version (``vllm[bench]==0.33.0``: vllm)."""
+    return re.split(r"[\[=<>!~]", spec, maxsplit=1)[0]
 
 
 def _peer_bin(tool: str) -> Path:
@@ -105,6 +116,7 @@ class Workload:
     aiperf_prompts: Path  # single_turn JSONL: text, output_length
     guidellm_prompts: Path  # JSONL: prompt, prompt_tokens_count, output_tokens_count
     tokenizer: Path
+    vllm_prompts: Path  # vLLM's custom dataset: JSONL of prompt (the output length is its --custom-output-len)
 
 
 def make_workload(tmp: Path, peer_python: Path | None) -> Workload:
@@ -124,6 +136,8 @@ def make_workload(tmp: Path, peer_python: Path | None) -> Workload:
             for p, ids in rows
         )
     )
+    vllm = tmp / "prompts-vllm.jsonl"
+    vllm.write_text("".join(json.dumps({"prompt": p}) + "\n" for p, _ in rows))
     tokenizer = tmp / "tokenizer"
     if peer_python is not None:
         assert ds.decoder is not None
@@ -131,7 +145,7 @@ def make_workload(tmp: Path, peer_python: Path | None) -> Workload:
         corpus.write_text("\n".join([*ds.prompts, *(ds.decoder.decode(r) for r in ds.reference_ids)]))
         cmd = [str(peer_python), "-c", TOKENIZER_SCRIPT, str(corpus), str(tokenizer)]
         subprocess.run(cmd, check=True, env={**os.environ, **OFFLINE_ENV})
-    return Workload(dataset, aiperf, guidellm, tokenizer)
+    return Workload(dataset, aiperf, guidellm, tokenizer, vllm)
 
 
 def _p50(values: list[float]) -> float | None:
@@ -144,12 +158,19 @@ def _p50(values: list[float]) -> float | None:
 Launch = tuple[list[str], Path, dict[str, str], Callable[[Run], None]]
 
 
-def lpuperf_launch(run: Run, target: str, work: Workload, tmp: Path, load_s: float, transport: str) -> Launch:
-    """``lpuperf run`` (Server scenario): over gRPC to the server itself (``grpc``, ``target`` its address),
-    via the gRPC relay it spawns (``relay``) or straight over HTTP (``http``; ``target`` the base URL)."""
+def lpuperf_launch(
+    run: Run, target: str, work: Workload, tmp: Path, load_s: float, transport: str, concurrency: int | None = None
+) -> Launch:
+    """``lpuperf run`` (Server scenario, or ``--load concurrency:N`` with ``concurrency``): over gRPC to the
+    server itself (``grpc``, ``target`` its address), via the gRPC relay it spawns (``relay``) or straight
+    over HTTP (``http``; ``target`` the base URL)."""
     out = tmp / "lpuperf"
-    run_id = f"{transport}-{run.rep}-{run.rate:g}-{time.monotonic_ns()}"
-    cmd = [sys.executable, "-m", "cli", "run", "--scenario", "Server", "--qps", f"{run.rate:g}"]
+    run_id = f"{transport}-{run.rep}-{run.rate:g}-{concurrency}-{time.monotonic_ns()}"
+    cmd = [sys.executable, "-m", "cli", "run"]
+    if concurrency is None:
+        cmd += ["--scenario", "Server", "--qps", f"{run.rate:g}"]
+    else:
+        cmd += ["--load", f"concurrency:{concurrency}", "--metrics-linger", "0"]
     cmd += ["--duration", f"{load_s:g}", "--dataset", str(work.dataset), "--max-new-tokens", str(OUTPUT_TOKENS)]
     cmd += ["--out", str(out), "--run-id", run_id, "--no-record", "--ignore-eos"]  # 128 tokens, as ignore_eos
     if transport == "grpc":
@@ -165,6 +186,11 @@ def lpuperf_launch(run: Run, target: str, work: Workload, tmp: Path, load_s: flo
             return
         res = json.loads(found[0].read_text())
         run.ttft_p50_ms = run.ttft_sched_p50_ms = res["ttft_ms"]["p50"]  # LoadGen times from the scheduled issue
+        if concurrency is not None:  # no LoadGen: the run's own dispatch lag and its verdict
+            lag = res.get("dispatch_lag") or {}
+            run.extra = {"dispatch_lag_p99_ms": lag.get("p99_ms"), "client_limited": res.get("client_limited")}
+            run.extra |= {"n_errors": int(res["n_errors"]), "valid": bool(res["valid"])}
+            return
         run.extra = {
             "loadgen_valid": bool(res["loadgen_valid"]),
             "loadgen_completed_over_scheduled": float(res["completed_qps"]) / max(float(res["scheduled_qps"]), 1e-9),
@@ -174,11 +200,17 @@ def lpuperf_launch(run: Run, target: str, work: Workload, tmp: Path, load_s: flo
     return cmd, ROOT, {}, report
 
 
-def guidellm_launch(run: Run, base_url: str, work: Workload, tmp: Path, load_s: float, warmup_s: float) -> Launch:
-    """GuideLLM's ``run`` from a scenario file (its CLI takes one ``kind=...`` document per option)."""
+def guidellm_launch(
+    run: Run, base_url: str, work: Workload, tmp: Path, load_s: float, warmup_s: float, concurrency: int | None = None
+) -> Launch:
+    """GuideLLM's ``run`` from a scenario file (its CLI takes one ``kind=...`` document per option); its
+    ``concurrent`` profile of ``concurrency`` streams when given."""
     out = tmp / f"guidellm-{time.monotonic_ns()}"
     out.mkdir()
-    profile = {"kind": "poisson", "rate": [run.rate], "warmup": {"mode": "duration", "value": warmup_s}}
+    warmup = {"mode": "duration", "value": warmup_s}
+    profile: dict[str, Any] = {"kind": "poisson", "rate": [run.rate], "warmup": warmup}
+    if concurrency is not None:
+        profile = {"kind": "concurrent", "streams": [concurrency], "warmup": warmup}
     spec = {
         "backend": {
             "kind": "openai_http",
@@ -190,7 +222,7 @@ def guidellm_launch(run: Run, base_url: str, work: Workload, tmp: Path, load_s: 
         "profile": profile,
         "constraints": [{"kind": "max_duration", "seconds": load_s}],
         "tokenizer": {"kind": "huggingface_auto", "model": str(work.tokenizer)},
-        "data": [{"kind": "json_file", "path": str(_guidellm_prompts(work, out, run.rate * load_s))}],
+        "data": [{"kind": "json_file", "path": str(_guidellm_prompts(work, out, (run.rate or 3000) * load_s))}],
         "outputs": [{"kind": "json", "path": str(out / "report.json")}],
     }
     scenario = out / "scenario.json"
@@ -235,7 +267,10 @@ def _parse_guidellm(run: Run, report: dict[str, Any]) -> None:
     run.ttft_sched_p50_ms = _p50(waits)
 
 
-def aiperf_launch(run: Run, base_url: str, work: Workload, tmp: Path, step_s: float, warmup_s: float) -> Launch:
+def aiperf_launch(
+    run: Run, base_url: str, work: Workload, tmp: Path, step_s: float, warmup_s: float, concurrency: int | None = None
+) -> Launch:
+    """AIPerf's ``profile``: Poisson arrivals at the run's rate, or a closed loop of ``concurrency``."""
     out = tmp / f"aiperf-{time.monotonic_ns()}"
     cmd = [str(_peer_bin("aiperf") / "aiperf"), "profile", "--model", MODEL, "--url", base_url.removesuffix("/v1")]
     # AIPerf's "builtin" tokenizer downloads its tiktoken file, and with HF_HUB_OFFLINE set it looks only in the
@@ -243,9 +278,14 @@ def aiperf_launch(run: Run, base_url: str, work: Workload, tmp: Path, step_s: fl
     cmd += ["--endpoint-type", "completions", "--streaming", "--tokenizer", str(work.tokenizer)]
     cmd += ["--input-file", str(work.aiperf_prompts), "--custom-dataset-type", "single_turn"]
     cmd += ["--use-server-token-count", "--extra-inputs", "ignore_eos:true"]
-    cmd += ["--request-rate", f"{run.rate:g}", "--arrival-pattern", "poisson"]  # as LoadGen's Server scenario
-    cmd += ["--warmup-duration", f"{warmup_s:g}", "--warmup-request-rate", f"{run.rate:g}"]
-    cmd += ["--warmup-arrival-pattern", "poisson", "--benchmark-duration", f"{step_s:g}"]
+    if concurrency is None:
+        cmd += ["--request-rate", f"{run.rate:g}", "--arrival-pattern", "poisson"]  # as LoadGen's Server scenario
+        cmd += ["--warmup-duration", f"{warmup_s:g}", "--warmup-request-rate", f"{run.rate:g}"]
+        cmd += ["--warmup-arrival-pattern", "poisson"]
+    else:
+        cmd += ["--concurrency", str(concurrency), "--warmup-duration", f"{warmup_s:g}"]
+        cmd += ["--warmup-concurrency", str(concurrency)]
+    cmd += ["--benchmark-duration", f"{step_s:g}"]
     cmd += ["--artifact-dir", str(out), "--ui-type", "none"]
 
     def report(run: Run) -> None:
@@ -282,6 +322,30 @@ def _parse_aiperf(run: Run, summary: dict[str, Any], art: Path) -> None:
     run.ttft_sched_p50_ms = _p50(waits)
 
 
+def vllm_launch(run: Run, base_url: str, work: Workload, tmp: Path, concurrency: int, num_prompts: int) -> Launch:
+    """vLLM's ``bench serve``: ``num_prompts`` requests, at most ``concurrency`` in flight, sent as fast as it can
+    (``--request-rate inf``). It has no duration limit: the caller sizes ``num_prompts`` to outlast the window."""
+    out = tmp / f"vllm-{time.monotonic_ns()}"
+    cmd = [str(_peer_bin("vllm") / "vllm"), "bench", "serve", "--backend", "openai", "--endpoint", "/v1/completions"]
+    cmd += ["--base-url", base_url.removesuffix("/v1"), "--model", MODEL, "--tokenizer", str(work.tokenizer)]
+    cmd += ["--dataset-name", "custom", "--dataset-path", str(work.vllm_prompts), "--skip-chat-template"]
+    cmd += ["--custom-output-len", str(OUTPUT_TOKENS), "--ignore-eos", "--num-prompts", str(num_prompts)]
+    cmd += ["--max-concurrency", str(concurrency), "--request-rate", "inf", "--disable-tqdm"]
+    cmd += ["--save-result", "--result-dir", str(out), "--result-filename", "result.json"]
+
+    def report(run: Run) -> None:
+        path = out / "result.json"
+        if not path.is_file():
+            run.note = run.note or "no result.json (stopped before its last prompt)"
+            return
+        res = json.loads(path.read_text())
+        ttft = res.get("median_ttft_ms")
+        run.ttft_p50_ms = float(ttft) if ttft is not None else None
+        run.extra = {k: res.get(k) for k in ("completed", "failed", "duration", "request_throughput")}
+
+    return cmd, tmp, dict(OFFLINE_ENV), report
+
+
 # ---- driver -----------------------------------------------------------------------------------------
 
 
@@ -294,8 +358,17 @@ class Bench:
     launchers: dict[str, Callable[[Run], Launch]]
 
 
-def one(bench: Bench, tool: str, rate: float, rep: int, settle_s: float = 1.0) -> Run:
-    run = Run(tool=tool, rate=rate, rep=rep)
+def one(
+    bench: Bench,
+    tool: str,
+    rate: float,
+    rep: int,
+    settle_s: float = 1.0,
+    run: Run | None = None,
+    timeout_s: float | None = None,
+) -> Run:
+    """One run of ``tool`` (``run``: a prepared record to fill); past ``timeout_s`` its process group is killed."""
+    run = run if run is not None else Run(tool=tool, rate=rate, rep=rep)
     time.sleep(settle_s)  # let the previous run's connections close
     load0, t0 = os.getloadavg()[0], time.monotonic()
     _, bad0 = server_answers(bench.metrics_url)
@@ -306,8 +379,8 @@ def one(bench: Bench, tool: str, rate: float, rep: int, settle_s: float = 1.0) -
             proc = subprocess.Popen(
                 cmd, cwd=cwd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-            timeout_s = 6 * (bench.warmup_s + bench.step_s) + 180
-            samples = sample_until_exit(proc, bench.server_pid, bench.metrics_url, timeout_s)
+            limit_s = timeout_s if timeout_s is not None else 6 * (bench.warmup_s + bench.step_s) + 180
+            samples = sample_until_exit(proc, bench.server_pid, bench.metrics_url, limit_s)
         if proc.returncode and not (tool.startswith("lpuperf") and proc.returncode == 1):  # lpuperf 1: INVALID
             run.note = f"exit {proc.returncode} (log: {log.name})"
         steady_window(run, samples, bench.warmup_s, bench.step_s)
@@ -328,6 +401,15 @@ def _record(runs: list[Run], run: Run, json_path: Path | None, meta: dict[str, A
         json_path.write_text(json.dumps({**meta, "runs": [asdict(r) for r in runs]}, indent=1))
 
 
+def installed(tools: list[str]) -> list[str]:
+    """``tools`` less the peers not installed under .venv-peers (each named once, with how to install it)."""
+    tools = [t for t in tools if t]
+    for t in tools:
+        if t in PEERS and not (_peer_bin(t) / t).is_file():
+            print(f"{t}: not installed under {PEERS_DIR / t} (python -m bench.peers --make-venvs); skipped", flush=True)
+    return [t for t in tools if t not in PEERS or (_peer_bin(t) / t).is_file()]
+
+
 def run_peers(
     tools: list[str],
     rates: list[float],
@@ -340,20 +422,18 @@ def run_peers(
 ) -> dict[str, Any]:
     """Every tool stepped through ``rates`` (``duration_s`` s measured after ``warmup_s``) in ``reps``
     interleaved repetitions, then once at 2x its maximum: ``{"summary": per tool, "runs": every run}``."""
-    tools = [t for t in tools if t]
-    for t in tools:
-        if t in ("guidellm", "aiperf") and not (_peer_bin(t) / t).is_file():
-            print(f"{t}: not installed under {PEERS_DIR / t} (python -m bench.peers --make-venvs); skipped", flush=True)
-    tools = [t for t in tools if t not in ("guidellm", "aiperf") or (_peer_bin(t) / t).is_file()]
+    if "vllm" in tools:  # `vllm bench serve` has no duration limit to hold a rate for a window: closed loops only
+        print("vllm: compared with --concurrency only; skipped", flush=True)
+    tools = installed([t for t in tools if t != "vllm"])
     meta: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "versions": {t: _peer_version(t) for t in tools if t in ("guidellm", "aiperf")},
+        "versions": {t: _peer_version(t) for t in tools if t in PEERS},
         "options": {"warmup_s": warmup_s, "step_s": duration_s, "guidellm_workers": guidellm_workers},
     }
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="lpuperf-peers-") as tmp_s:
         tmp = Path(tmp_s)
-        peer_py = next((_peer_bin(t) / "python" for t in ("guidellm", "aiperf") if t in tools), None)
+        peer_py = next((_peer_bin(t) / "python" for t in PEERS if t in tools), None)
         work = make_workload(tmp, peer_py)
         port, metrics_port = free_port(), free_port()
         flags = ["--artifact", "sim-instant", "--dataset", str(work.dataset), "--chunk-size", str(CHUNK_SIZE)]
@@ -410,17 +490,32 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.peers", description=__doc__.splitlines()[0])
     ap.add_argument("--make-venvs", action="store_true", help="create .venv-peers/<tool> from peers-requirements.txt")
     ap.add_argument(
-        "--tools", default="lpuperf-grpc,lpuperf-http,lpuperf-relay,guidellm,aiperf", help="comma-separated"
+        "--tools",
+        help="comma-separated (default: lpuperf-grpc,lpuperf-http,lpuperf-relay,guidellm,aiperf; "
+        "with --concurrency: lpuperf-grpc,lpuperf-http,aiperf,vllm)",
     )
     ap.add_argument("--rates", default=RATES)
+    ap.add_argument(
+        "--concurrency",
+        nargs="?",
+        const=CONCURRENCIES,
+        help=f"compare closed loops at these concurrencies instead (alone: {CONCURRENCIES})",
+    )
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--step", "--duration", dest="step", type=float, default=20.0, help="measured seconds per run")
-    ap.add_argument("--warmup", type=float, default=5.0, help="seconds of load before the measured window")
+    ap.add_argument(
+        "--step", "--duration", dest="step", type=float, help="measured seconds per run (20; 10 with --concurrency)"
+    )
+    ap.add_argument("--warmup", type=float, help="seconds of load before the measured window (5; 3 with --concurrency)")
+    ap.add_argument(
+        "--quick", action="store_true", help="with --concurrency: one rep at 1 and 64, 2 s warm-up, 6 s window"
+    )
     ap.add_argument("--guidellm-workers", type=int, default=2, help="GuideLLM's worker processes (its default: 10)")
     ap.add_argument("--twice", action="store_true", help="also run each tool once at twice its maximum rate")
     ap.add_argument("--json", type=Path, help="write every run here (rewritten after each run)")
     ap.add_argument("--report", type=Path, help="only print the Markdown tables of a --json file")
     args = ap.parse_args(argv)
+    if args.concurrency is not None or (args.report is not None and '"mode": "concurrency"' in args.report.read_text()):
+        return _main_concurrency(args)
     if args.report is not None:
         saved = json.loads(args.report.read_text())
         tools = list(dict.fromkeys(r["tool"] for r in saved["runs"]))
@@ -430,17 +525,40 @@ def main(argv: list[str] | None = None) -> int:
         make_peer_venvs()
         return 0
     result = run_peers(
-        args.tools.split(","),
+        (args.tools or "lpuperf-grpc,lpuperf-http,lpuperf-relay,guidellm,aiperf").split(","),
         [float(x) for x in args.rates.split(",")],
         args.reps,
-        args.step,
+        20.0 if args.step is None else args.step,
         args.twice,
-        warmup_s=args.warmup,
+        warmup_s=5.0 if args.warmup is None else args.warmup,
         guidellm_workers=args.guidellm_workers,
         json_path=args.json,
     )
     print(json.dumps(result["summary"], indent=1))
     print(table(result["runs"], list(result["summary"])))
+    return 0
+
+
+def _main_concurrency(args: argparse.Namespace) -> int:
+    from bench import peers_concurrency  # it imports this module: loaded at the CLI boundary only
+
+    if args.report is not None:
+        print(peers_concurrency.report(args.report))
+        return 0
+    reps, step, warmup, conc = args.reps, args.step or 10.0, args.warmup or 3.0, args.concurrency
+    if args.quick:
+        reps, step, warmup, conc = 1, 6.0, 2.0, "1,64"
+    result = peers_concurrency.run_concurrency(
+        (args.tools or peers_concurrency.TOOLS).split(","),
+        [int(x) for x in conc.split(",")],
+        reps,
+        step,
+        warmup,
+        guidellm_workers=args.guidellm_workers,
+        json_path=args.json,
+    )
+    print(json.dumps(result["summary"], indent=1))
+    print(peers_concurrency.table(result["runs"]))
     return 0
 
 
