@@ -216,3 +216,36 @@ def test_a_channel_close_that_never_returns_still_ends_the_run(
     res = load_results(log_dir)  # written before anything was closed
     assert res.n_queries > 0 and res.n_errors == 0
     assert "close_that_never_returns" in (log_dir / "shutdown_stacks.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    "load",
+    ["concurrency:4", "rate:100:constant", "sessions:synthetic:sessions=4,turns=2,think_time_s=0,concurrency=2"],
+)
+def test_load_shapes_run_over_tls_and_a_token(
+    tmp_path: Path, pki: Pki, token_file: Path, secured_sut: str, load: str
+) -> None:
+    """A load shape beside LoadGen uses the run's channel: TLS and the token as every LoadGen run does."""
+    from loadgen_harness import load_results
+
+    out = tmp_path / "out"
+    argv = [
+        *(sys.executable, "-m", "cli", "run", "--sut", secured_sut, "--load", load, "--duration", "1.5"),
+        *("--tls-ca", str(pki.ca), "--token-file", str(token_file), "--max-dispatch-lag-ms", "5000"),
+        *("--dataset", DATASET, "--max-new-tokens", "16", "--out", str(out), "--run-id", "l", "--no-record"),
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_EXIT_TIMEOUT_S, env=_env())
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    (res_file,) = out.glob("l/*/performance/results.json")
+    res = load_results(res_file)
+    assert res.load is not None and res.n_queries > 0
+    assert res.n_errors == 0, res.errors_by_status  # no UNAUTHENTICATED, no TLS failure
+    # Without the token the same load is refused at the first call, as a LoadGen run is.
+    bad = subprocess.run(
+        [a for a in argv if a not in ("--token-file", str(token_file))] + ["--run-id", "bad"],
+        capture_output=True,
+        text=True,
+        timeout=RUN_EXIT_TIMEOUT_S,
+        env=_env(),
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
