@@ -23,7 +23,9 @@ class HarnessMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = registry or CollectorRegistry()
         self.registry = r
-        self.issued_total = Counter("lpuperf_harness_queries_issued", "Samples issued by LoadGen", registry=r)
+        self.issued_total = Counter(
+            "lpuperf_harness_queries_issued", "Samples issued (by LoadGen, or by a load shape beside it)", registry=r
+        )
         self.completed_total = Counter("lpuperf_harness_queries_completed", "Samples completed", registry=r)
         self.errors_total = Counter(
             "lpuperf_harness_query_errors", "Failed samples by gRPC status", ["status"], registry=r
@@ -39,7 +41,7 @@ class HarnessMetrics:
             "lpuperf_harness_e2e_latency_seconds", "Issue to completion", buckets=_LATENCY_BUCKETS, registry=r
         )
         self.output_tokens = Counter("lpuperf_harness_output_tokens", "Tokens reported to LoadGen", registry=r)
-        self.target_qps = Gauge("lpuperf_harness_target_qps", "Scheduled QPS (Server)", registry=r)
+        self.target_qps = Gauge("lpuperf_harness_target_qps", "Scheduled QPS (Server, or a rate load)", registry=r)
         self.achieved_qps = Gauge("lpuperf_harness_achieved_qps", "Completed samples/s since run start", registry=r)
         self.run_info = Info("lpuperf_harness_run", "The run being measured", registry=r)
         self.run_state = Enum(
