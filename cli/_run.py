@@ -34,8 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument(
         "--scenario",
         choices=scenario_names(),
-        default="Server",
-        help="LoadGen scenario (default: Server; Interactive runs as Server with the interactive latency limits)",
+        help="LoadGen scenario (default: Server; Interactive runs as Server with the interactive latency limits); "
+        "not with --load",
     )
     p.add_argument(
         "--mode",
@@ -240,6 +240,9 @@ def run_cli(args: argparse.Namespace) -> int:
     from common import first_error_line
     from loadgen_harness import RunConfig, RunError, RunInterrupted, format_summary, progress_printer, run_benchmark
 
+    if args.load and args.scenario:
+        raise UsageError(f"--scenario {args.scenario}: a LoadGen scenario; --load sends without LoadGen (drop one)")
+    args.scenario = args.scenario or "Server"
     opts = sut_options_from_args(args)
     try:
         cfg = RunConfig(

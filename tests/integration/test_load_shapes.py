@@ -326,3 +326,26 @@ def test_ctrl_c_ends_a_load_run_within_seconds(tmp_path: Path, load: str, scenar
     assert rec["issue_ns"].max() < 30e9  # sending stopped at the signal, long before the 60 s planned
     _assert_left_clean(log_dir, sut_procs)
     print(f"{load}: exited 130 {took:.1f} s after SIGINT")
+
+
+def test_a_loadgen_scenario_and_a_load_shape_together_are_refused(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "run",
+            "--scenario",
+            "Offline",
+            "--load",
+            "concurrency:2",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--scenario Offline" in proc.stderr
+    assert not any(tmp_path.iterdir())
