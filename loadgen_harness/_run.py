@@ -138,7 +138,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
             res.sut_address = address
             res.artifact = artifact
             res.warnings += _artifact_warnings(artifact, bench.name)
-            if cfg.load is None and not cfg.allow_context_overflow:
+            if plan.sends_dataset and not cfg.allow_context_overflow:
                 overflow = context_overflow_error(dataset, plan.max_new_tokens, artifact)
                 if overflow is not None:
                     raise RunError(overflow)

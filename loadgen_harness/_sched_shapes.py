@@ -65,6 +65,7 @@ class ShapeScheduler:
             max_new_tokens=self.max_new,
             expected_queries=4096,
             target_qps=getattr(self.shape.config, "rate", None),
+            sends_dataset=self.shape.uses_dataset,
         )
 
     def open_client(self, target: ClientTarget) -> LoadClient:

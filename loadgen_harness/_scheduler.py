@@ -39,6 +39,7 @@ class RunPlan:
     max_new_tokens: int
     expected_queries: int  # sizes the record chunks; nothing is preallocated for it
     target_qps: float | None = None  # stated to the metrics exporter
+    sends_dataset: bool = True  # its queries are the dataset's samples: checked against the SUT's context first
 
 
 @dataclass(frozen=True)

@@ -349,3 +349,12 @@ def test_a_loadgen_scenario_and_a_load_shape_together_are_refused(tmp_path: Path
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--scenario Offline" in proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_a_dataset_load_whose_samples_overflow_the_context_is_refused_before_it_starts(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "cli", "run", "--load", "concurrency:2", "--max-new-tokens", "5000"]
+    proc = subprocess.run(
+        [*argv, "--out", str(tmp_path), "--no-record"], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "context" in proc.stderr and not any(tmp_path.iterdir())
