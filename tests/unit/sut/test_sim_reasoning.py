@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import grpc
 import pytest
@@ -23,38 +22,11 @@ from proto import inference_pb2 as pb
 from proto import inference_pb2_grpc as pb_grpc
 from scenarios import resolve_dataset
 from scenarios.reasoning_set import reasoning_outputs
+from tests.unit.sut.test_immediate_answer import _StreamOnly  # the sim without its at-once answers
 
 ZERO_TIME: dict[str, Any] = {"prefill_base_s": 0.0, "prefill_per_token_s": 0.0, "decode_step_s": 0.0}
 FAST: dict[str, Any] = {"prefill_base_s": 0.0001, "prefill_per_token_s": 0.0, "decode_step_s": 0.0002}
 SCALE = 0.03  # short reasoning keeps a timed stream to a few hundred steps
-
-
-class _StreamOnly:
-    """The sim without its AnswersAtOnce capability: even a zero-time answer goes through generate()."""
-
-    config_model: ClassVar[type[sut.SimConfig]] = sut.SimConfig
-
-    def __init__(self, inner: sut.SimBackend) -> None:
-        self._inner = inner
-
-    @property
-    def manifest(self) -> sut.ArtifactManifest:
-        return self._inner.manifest
-
-    async def start(self) -> None:
-        await self._inner.start()
-
-    async def stop(self) -> None:
-        await self._inner.stop()
-
-    def generate(self, request: sut.GenerateRequest) -> AsyncIterator[Sequence[int] | sut.GenerationEnd]:
-        return self._inner.generate(request)
-
-    def queue_depth(self) -> int:
-        return 0
-
-    def active_batch(self) -> int:
-        return 0
 
 
 def _sim(dataset: str, artifact: str = "sim-reasoning", **extra: Any) -> sut.SimBackend:
