@@ -53,6 +53,8 @@ from loadgen_harness._replicas import (
 from loadgen_harness._results import (
     DispatchLag,
     EarlyStoppingNeed,
+    EnergySource,
+    EnergyStats,
     Goodput,
     InterTokenLatency,
     LatencyLimits,
@@ -91,6 +93,8 @@ __all__ = [
     "Clock",
     "DispatchLag",
     "EarlyStoppingNeed",
+    "EnergySource",
+    "EnergyStats",
     "Fleet",
     "FleetResult",
     "FleetTarget",

@@ -260,6 +260,34 @@ class PrefixCacheStats(BaseModel):
     queries_with_hit: int = 0
 
 
+EnergySource = Literal["sim", "dcgm", "rapl", "prometheus"]
+
+
+class EnergyStats(BaseModel):
+    """Energy over the run's measured window (results.json ``energy``), from one power source.
+
+    ``sim``: the artifact's power model as the SUT's power gauge states it; ``dcgm``: an NVIDIA DCGM
+    exporter's power; ``rapl``: the host's RAPL counters; ``prometheus``: another scraped power gauge.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: EnergySource
+    window_s: float = Field(description="the measured window the energy covers")
+    joules: float
+    average_watts: float
+    n_queries: int = Field(default=0, description="successful queries in the window")
+    output_tokens: int = Field(default=0, description="output tokens of those queries")
+    joules_per_query: float | None = None
+    joules_per_token: float | None = Field(default=None, description="joules per output token")
+    tokens_per_joule: float | None = None
+    queries_per_second_per_watt: float | None = Field(
+        default=None, description="MLPerf-style performance per watt: completed QPS / average watts"
+    )
+    replicas: int = Field(default=1, description="replicas whose power is summed")
+    warnings: list[str] = Field(default_factory=list)
+
+
 class RunResult(BaseModel):
     """The machine-readable outcome of one run (results.json): a LoadGen test, or a load shape beside it (``load``)."""
 
@@ -317,6 +345,8 @@ class RunResult(BaseModel):
     client_limited: bool = False
     sessions: SessionStats | None = None
     prefix_cache: PrefixCacheStats | None = None
+    # Energy over the measured window when a power source was scraped (sim power model, DCGM, RAPL).
+    energy: EnergyStats | None = None
 
 
 class DetailLog(BaseModel):

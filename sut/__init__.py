@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 from common import lazy_exports
 
 if TYPE_CHECKING:
-    from sut._artifact import ArtifactManifest, FaultFlags, PrefixCacheSettings, TimingModel, ToolCallSettings
+    from sut._artifact import (
+        ArtifactManifest,
+        FaultFlags,
+        PowerModel,
+        PrefixCacheSettings,
+        TimingModel,
+        ToolCallSettings,
+    )
     from sut._backend import (
         AnswersAtOnce,
         Backend,
@@ -49,7 +56,14 @@ if TYPE_CHECKING:
 __getattr__ = lazy_exports(
     __name__,
     {
-        "sut._artifact": ["ArtifactManifest", "FaultFlags", "PrefixCacheSettings", "TimingModel", "ToolCallSettings"],
+        "sut._artifact": [
+            "ArtifactManifest",
+            "FaultFlags",
+            "PowerModel",
+            "PrefixCacheSettings",
+            "TimingModel",
+            "ToolCallSettings",
+        ],
         "sut._backend": [
             "AnswersAtOnce",
             "RendersChat",
@@ -103,6 +117,7 @@ __all__ = [
     "GenerationEnd",
     "InvalidRequestError",
     "OverloadedError",
+    "PowerModel",
     "PrefixCacheSettings",
     "PrefixCacheStats",
     "RendersChat",

@@ -29,6 +29,33 @@ class TimingModel(BaseModel):
         return self.prefill_base_s + n_prompt_tokens * self.prefill_per_token_s
 
 
+class PowerModel(BaseModel):
+    """What the artifact's chips draw (a statically scheduled chip's power follows its schedule).
+
+    A chip draws ``busy_watts_per_chip`` during a prefill or decode step and ``idle_watts_per_chip``
+    between steps; ``chips`` chips serve one replica. Average power over a window is
+    chips * (idle + busy_fraction * (busy - idle)).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    chips: int = Field(default=1, gt=0)
+    busy_watts_per_chip: float = Field(gt=0)
+    idle_watts_per_chip: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _busy_at_least_idle(self) -> PowerModel:
+        if self.busy_watts_per_chip < self.idle_watts_per_chip:
+            raise ValueError("busy_watts_per_chip must be at least idle_watts_per_chip")
+        return self
+
+    def replica_watts(self, busy_fraction: float) -> float:
+        """Average watts of one replica whose chips were busy ``busy_fraction`` (0..1) of the time."""
+        share = min(max(busy_fraction, 0.0), 1.0)
+        per_chip = self.idle_watts_per_chip + share * (self.busy_watts_per_chip - self.idle_watts_per_chip)
+        return self.chips * per_chip
+
+
 class FaultFlags(BaseModel):
     """Test-only faults a SUT can be told to plant. All off in a clean artifact."""
 
@@ -130,6 +157,8 @@ class ArtifactManifest(BaseModel):
     # The sim's prefix cache (None: no prefix cache) and its tool calls (None: states nothing about them).
     prefix_cache: PrefixCacheSettings | None = None
     tool_calls: ToolCallSettings | None = None
+    # The chips' power model (None: the artifact states no power; energy then needs a measured source).
+    power: PowerModel | None = None
     extra: dict[str, JsonValue] = Field(default_factory=dict)
 
     @model_validator(mode="after")
