@@ -43,6 +43,7 @@ interactive-scenario: venv
 # (or over a running fleet: SUT=dns:///name:port or SUT=host:port,host:port), with a per-replica table.
 # make fleet-scenario REPLICAS=3 [QPS=60] [DURATION=30]
 # Capacity plan from a run directory: make plan RUN=results/<run-id>/Server/performance PLAN_QPS=200 [SLO=...]
+#   [RACK_KW=<rack power budget kW>] [PUE=<facility/IT>] [REPLICAS_PER_RACK=<slots>]
 REPLICAS ?= 3
 PLAN_QPS ?=
 .PHONY: fleet-scenario plan bench-fleet
@@ -51,7 +52,8 @@ fleet-scenario: venv
 	  $(if $(QPS),,--qps $(shell echo $$(( 12 * $(REPLICAS) ))))
 plan: venv
 	@test -n "$(RUN)" -a -n "$(PLAN_QPS)" || { echo "make plan: set RUN=<run dir> and PLAN_QPS=<target qps>" >&2; exit 2; }
-	$(BIN)/lpuperf plan $(RUN) --qps $(PLAN_QPS) $(if $(filter-out embedded,$(SLO)),--slo $(SLO))
+	$(BIN)/lpuperf plan $(RUN) --qps $(PLAN_QPS) $(if $(filter-out embedded,$(SLO)),--slo $(SLO)) \
+	  $(if $(RACK_KW),--rack-kw $(RACK_KW)) $(if $(PUE),--pue $(PUE)) $(if $(REPLICAS_PER_RACK),--replicas-per-rack $(REPLICAS_PER_RACK))
 # Plan vs reality: find-peak on 1, 2, 3 local replicas against the plan from one run (~15 CPU-minutes).
 bench-fleet: venv
 	nice -n 5 $(BIN)/python -m bench.fleet_plan
@@ -70,7 +72,7 @@ lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 # --strict on the bottom layer and on every module that defines a contract model between stages.
 STRICT_MODULES = common loadgen_harness/_results.py accuracy/_evaluate.py accuracy/_fidelity.py \
-  compliance/_outcome.py gate/_evaluate.py gate/_slo.py loadgen_harness/_replicas.py workflows/_plan.py \
+  compliance/_outcome.py gate/_evaluate.py gate/_slo.py loadgen_harness/_replicas.py workflows/_plan.py workflows/_plan_power.py \
   history/_models.py compliance/_test07.py compliance/_test09.py compliance/_perf_mode.py scenarios/_rounds.py \
   scenarios/_conf_supply.py sut/_reasoning_stream.py accuracy/_exact_match_scorers.py \
   scenarios/_tokens.py scenarios/_trace_formats.py scenarios/_traces.py scenarios/_sessions.py scenarios/_shared_prefix.py \

@@ -1,4 +1,4 @@
-"""``lpuperf plan``: replicas (chips, racks) an artifact needs for a target QPS under a TTFT/TPOT SLO."""
+"""``lpuperf plan``: replicas (chips, racks, kW) an artifact needs for a target QPS under a TTFT/TPOT SLO."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="From a measured run directory (queries.npz, artifact.json), predict with a discrete-event "
         "simulation of the statically scheduled batcher under Poisson arrivals (split round-robin over the "
         "replicas) how many replicas meet the TTFT/TPOT SLO at the target QPS, add the redundancy rule's spares, "
-        "and report utilisation, predicted p99s and headroom. Writes plan.json and plan.svg (predicted p99 vs "
+        "and report utilisation, predicted p99s, headroom and power (kW per replica, per rack and for the fleet, at the "
+        "planned load and at peak; racks under --rack-kw). Writes plan.json and plan.svg (predicted p99 vs "
         "replicas).",
     )
     p.add_argument(
@@ -37,6 +38,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--redundancy", default="N+1", help="spares on top of the replicas the SLO needs: N+K (default N+1)")
     p.add_argument("--chips-per-replica", type=int, help="chips one replica of the artifact occupies")
     p.add_argument("--replicas-per-rack", type=int, help="replicas one rack holds")
+    p.add_argument(
+        "--rack-kw",
+        type=float,
+        help="a rack's power budget in kW: replicas per rack are the fewer of its slots and what the budget feeds "
+        "at peak (needs the run's measured energy or the manifest's power model)",
+    )
+    p.add_argument("--pue", type=float, default=1.0, help="facility power over IT power (default 1.0: IT power only)")
+    p.add_argument(
+        "--power-source",
+        choices=("auto", "measured", "manifest"),
+        default="auto",
+        help="a replica's draw: the run's measured energy per token, or the manifest's power model "
+        "(auto: measured when results.json has it)",
+    )
     p.add_argument(
         "--service",
         choices=("auto", "manifest", "records"),
@@ -89,6 +104,9 @@ def run_plan(args: argparse.Namespace) -> int:
             queries=args.queries,
             seed=args.seed,
             loadgen_queries=args.loadgen_queries,
+            rack_kw=args.rack_kw,
+            pue=args.pue,
+            power_source=args.power_source,
         )
     except ValidationError as exc:
         line = first_error_line(exc, "plan").replace("field 'target_qps'", "field 'qps'")

@@ -27,13 +27,13 @@ if TYPE_CHECKING:
         PlanConfig,
         PlanError,
         PlanResult,
-        format_plan,
         load_profile,
         max_valid_qps,
         plan_capacity,
         predict,
-        write_plan,
     )
+    from workflows._plan_output import format_plan, write_plan
+    from workflows._plan_power import PowerPlan, PowerPlanError
     from workflows._report import ReportError, write_report
     from workflows._session import RunStep, SessionConfig, SessionResult, run_session
     from workflows._submission import (
@@ -72,13 +72,13 @@ __getattr__ = lazy_exports(
             "PlanConfig",
             "PlanError",
             "PlanResult",
-            "format_plan",
             "load_profile",
             "max_valid_qps",
             "plan_capacity",
             "predict",
-            "write_plan",
         ],
+        "workflows._plan_output": ["format_plan", "write_plan"],
+        "workflows._plan_power": ["PowerPlan", "PowerPlanError"],
         "workflows._report": ["ReportError", "write_report"],
         "workflows._session": ["RunStep", "SessionConfig", "SessionResult", "run_session"],
         "workflows._submission": [
@@ -116,6 +116,8 @@ __all__ = [
     "PlanConfig",
     "PlanError",
     "PlanResult",
+    "PowerPlan",
+    "PowerPlanError",
     "ReportError",
     "RunData",
     "RunStep",

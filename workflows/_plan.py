@@ -32,17 +32,16 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from common import UsageError
+from workflows._plan_power import PowerPlan, PowerPlanError, PowerSource, power_plan, replica_draw
 
 if TYPE_CHECKING:
-    from loadgen_harness import LatencyLimits
+    from loadgen_harness import LatencyLimits, RunResult
 
 MODEL_STATEMENT = (
     "discrete-event simulation of the statically scheduled batcher (continuous batching up to max_batch, "
     "prefills back to back at step boundaries, one token per active sequence per decode step) under Poisson "
     "arrivals split round-robin over the replicas; service is deterministic, so queueing, not jitter, sets the tail"
 )
-PLAN_FILE = "plan.json"
-PLOT_FILE = "plan.svg"
 _PCTS = (50.0, 90.0, 99.0)
 Pct = Literal["p50", "p90", "p99"]
 _MIN_QUERIES = 20
@@ -95,6 +94,9 @@ class PlanConfig(BaseModel):
         description="judge each limit as LoadGen's early stopping judges a run of this many queries "
         "(what a VALID run of that length needs), not at the steady-state percentile",
     )
+    rack_kw: float | None = Field(default=None, gt=0, description="a rack's power budget in kW")
+    pue: float = Field(default=1.0, ge=1.0, le=5.0, description="facility power over IT power")
+    power_source: PowerSource = "auto"
 
     @property
     def spares(self) -> int:
@@ -123,6 +125,9 @@ class Prediction(BaseModel):
     tpot_ms: dict[str, float | None] = Field(default_factory=dict)
     ttfa_ms: dict[str, float | None] = Field(default_factory=dict)
     meets_slo: bool
+    busy_fraction: float = Field(
+        default=1.0, description="share of the time a replica's chips run prefills or decode steps (DES; 1 unstable)"
+    )
 
 
 class PlanResult(BaseModel):
@@ -145,6 +150,7 @@ class PlanResult(BaseModel):
     chips: int | None = None
     racks: int | None = None
     curve: list[Prediction] = Field(default_factory=list, description="predictions at the target per replica count")
+    power: PowerPlan | None = Field(default=None, description="None: neither measured energy nor a power model")
 
 
 @dataclass
@@ -330,7 +336,7 @@ def predict(
     The limits are met at the steady-state percentiles, or with ``loadgen_queries`` as LoadGen's early
     stopping judges a run of that many queries (:func:`loadgen_allowed_share`).
     """
-    from workflows._plan_des import round_robin_arrivals, simulate_batcher
+    from workflows._plan_des import round_robin_arrivals, simulate_batcher_busy
 
     utilisation = qps / (replicas * profile.capacity_qps)
     if utilisation >= 1.0:
@@ -338,7 +344,7 @@ def predict(
     rng = np.random.default_rng(seed + 1)
     pick = rng.integers(0, profile.n_out.size, queries)
     arrivals = round_robin_arrivals(qps, replicas, queries, seed)
-    first, done = simulate_batcher(
+    first, done, busy_s = simulate_batcher_busy(
         arrivals, profile.prefill_s[pick], profile.n_out[pick], profile.decode_step_s, profile.max_batch
     )
     warm = queries // 10  # the queue starts empty; steady state is what a long run sees
@@ -359,6 +365,7 @@ def predict(
         tpot_ms=_percentiles_ms(tpot),
         ttfa_ms=_percentiles_ms(ttfa) if ttfa is not None else {},
         meets_slo=meets,
+        busy_fraction=round(min(1.0, busy_s / float(max(done.max(), arrivals[-1]))), 4),
     )
 
 
@@ -486,7 +493,9 @@ def plan_capacity(cfg: PlanConfig) -> PlanResult:
     at_plan = next(p for p in curve if p.replicas == total)
     peak = max_valid_qps(profile, total, limits, queries=q, seed=seed, loadgen_queries=lg)
     chips = total * cfg.chips_per_replica if cfg.chips_per_replica else None
+    power = _power(cfg, res, profile, at_plan, total)
     racks = math.ceil(total / cfg.replicas_per_rack) if cfg.replicas_per_rack else None
+    racks = power.racks if power is not None and power.racks is not None else racks
     return PlanResult(
         run_dir=str(cfg.run_dir),
         service=profile.summary(),
@@ -506,89 +515,27 @@ def plan_capacity(cfg: PlanConfig) -> PlanResult:
         chips=chips,
         racks=racks,
         curve=curve,
+        power=power,
     )
 
 
-# ---- output -------------------------------------------------------------------------------------
+def _power(
+    cfg: PlanConfig, res: RunResult, profile: ServiceProfile, at_plan: Prediction, total: int
+) -> PowerPlan | None:
+    """The plan's power section (workflows/_plan_power.py); --rack-kw without any power source is an error."""
+    from sut import PowerModel
 
-
-def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v:.1f}"
-
-
-def format_plan(plan: PlanResult) -> str:
-    s = plan.service
-    a, d = plan.at_plan, plan.degraded
-    lines = [
-        f"lpuperf plan: {plan.replicas} replicas for {plan.target_qps:g} qps under {plan.limits.describe()} "
-        f"({plan.limits.source}), redundancy {plan.redundancy}",
-        f"  model: {plan.model}",
-        *(
-            [
-                f"  limits judged as LoadGen's early stopping judges a run of {plan.loadgen_queries} queries "
-                f"(VALID needs the share over each limit within its 99 % confidence bound)"
-            ]
-            if plan.loadgen_queries
-            else []
-        ),
-        f"  service per replica ({s.source}): max_batch {s.max_batch}, decode step {s.decode_step_ms:.3f} ms, "
-        f"mean prefill {s.mean_prefill_ms:.3f} ms, {s.mean_output_tokens:.1f} output tokens/query"
-        + (f" ({s.mean_reasoning_tokens:.1f} of them reasoning)" if s.mean_reasoning_tokens is not None else "")
-        + ", "
-        f"+{s.overhead_ttft_ms:.1f} ms harness TTFT; full-batch capacity {s.capacity_qps_per_replica:.2f} qps"
-        + (f" ({s.note})" if s.note else ""),
-        f"  {plan.replicas_for_slo} replicas meet the SLO at the target, +{plan.spare_replicas} spare: "
-        f"{plan.replicas} replicas",
-        f"  at {a.replicas} replicas: utilisation {a.utilisation:.0%}, TTFT p50/p99 {_ms(a.ttft_ms.get('p50'))}/"
-        f"{_ms(a.ttft_ms.get('p99'))} ms, TPOT p99 {_ms(a.tpot_ms.get('p99'))} ms"
-        + (f", TTFA p50/p99 {_ms(a.ttfa_ms.get('p50'))}/{_ms(a.ttfa_ms.get('p99'))} ms" if a.ttfa_ms else ""),
-        f"  with {plan.spare_replicas} failed ({d.replicas} replicas): utilisation {d.utilisation:.0%}, "
-        f"TTFT p99 {_ms(d.ttft_ms.get('p99'))} ms, TPOT p99 {_ms(d.tpot_ms.get('p99'))} ms",
-        f"  headroom: {plan.replicas} replicas carry up to {plan.max_valid_qps:.1f} qps within the SLO "
-        f"({plan.headroom:+.0%} over the target)",
-    ]
-    if plan.chips is not None or plan.racks is not None:
-        hw = []
-        if plan.chips is not None:
-            hw.append(f"{plan.chips} chips ({plan.chips_per_replica} per replica)")
-        if plan.racks is not None:
-            hw.append(f"{plan.racks} rack{'' if plan.racks == 1 else 's'} ({plan.replicas_per_rack} replicas per rack)")
-        lines.append("  hardware: " + ", ".join(hw))
-    lines.append("  replicas  utilisation  TTFT p99 ms  TPOT p99 ms  SLO")
-    for p in plan.curve:
-        ttft = _ms(p.ttft_ms.get("p99")) if p.stable else "unbounded"
-        ok = "meets" if p.meets_slo else "misses"
-        lines.append(f"  {p.replicas:>8}  {p.utilisation:>11.0%}  {ttft:>11}  {_ms(p.tpot_ms.get('p99')):>11}  {ok}")
-    return "\n".join(lines)
-
-
-def plan_svg(plan: PlanResult) -> str:
-    """Predicted TTFT p99 against the replica count, with the limit (an unbounded queue drawn at the top)."""
-    from workflows._charts import _Series, line_chart
-
-    limit = plan.limits.ttft_ms.get("p99")
-    stable = [p.ttft_ms.get("p99") for p in plan.curve if p.stable]
-    top = max([v for v in stable if v is not None] + [limit or 0.0]) * 1.2 or 1.0
-    xs = np.array([p.replicas for p in plan.curve], dtype=float)
-    ys = np.array([min(p.ttft_ms.get("p99") or top, top) if p.stable else top for p in plan.curve])
-    series = [_Series("predicted TTFT p99", xs, ys)]
-    if limit is not None:
-        series.append(_Series(f"TTFT p99 limit {limit:g} ms", np.array([xs.min(), xs.max()]), np.full(2, limit), True))
-    return line_chart(
-        "plan",
-        f"Predicted TTFT p99 at {plan.target_qps:g} qps vs replicas (DES; unbounded queues at the top)",
-        series,
-        "replicas",
-        "TTFT p99 (ms)",
-        markers=[(f"plan: {plan.replicas}", float(plan.replicas))],
-        y_range=(0.0, top),
-    )
-
-
-def write_plan(plan: PlanResult, out_dir: str | Path) -> tuple[Path, Path]:
-    from common import write_atomic
-
-    out = Path(out_dir)
-    json_path = write_atomic(out / PLAN_FILE, plan.model_dump_json(indent=2) + "\n")
-    svg_path = write_atomic(out / PLOT_FILE, plan_svg(plan) + "\n")
-    return json_path, svg_path
+    raw = res.artifact.get("power")
+    model = PowerModel.model_validate(raw) if isinstance(raw, dict) else None
+    tokens = float(np.mean(profile.n_out))
+    draw = replica_draw(
+        cfg.power_source, res.energy, model, cfg.target_qps / total * tokens, profile.capacity_qps * tokens,
+        at_plan.busy_fraction,
+    )  # fmt: skip
+    if draw is None:
+        if cfg.rack_kw is not None:
+            raise PowerPlanError(
+                "--rack-kw: the run measured no energy and its artifact manifest states no power model"
+            )
+        return None
+    return power_plan(draw, total, cfg.replicas_per_rack, cfg.rack_kw, cfg.pue)

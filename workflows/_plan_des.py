@@ -44,6 +44,15 @@ def simulate_batcher(
     arrivals_s: np.ndarray, prefill_s: np.ndarray, n_out: np.ndarray, decode_step_s: float, max_batch: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(first-token time, done time) per request; requests in arrival order, each with its prefill and length."""
+    first, done, _ = simulate_batcher_busy(arrivals_s, prefill_s, n_out, decode_step_s, max_batch)
+    return first, done
+
+
+def simulate_batcher_busy(
+    arrivals_s: np.ndarray, prefill_s: np.ndarray, n_out: np.ndarray, decode_step_s: float, max_batch: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`simulate_batcher` plus the seconds the chips spent in prefills and decode steps (the rest is
+    idle): a statically scheduled chip draws its busy power for a whole step however full the batch is."""
     if decode_step_s <= 0:
         raise ValueError("decode_step_s: expected > 0 (a zero-time artifact has no queue to simulate)")
     n = int(arrivals_s.size)
@@ -58,6 +67,7 @@ def simulate_batcher(
     active: list[tuple[int, int]] = []  # heap of (finishing step, request)
     waiting: deque[int] = deque()
     i = 0
+    busy_s = 0.0
     while i < n or waiting or active:
         while i < n and arr[i] <= t:
             waiting.append(i)
@@ -75,6 +85,7 @@ def simulate_batcher(
             joined += 1
         if joiners:
             t += busy
+            busy_s += busy
             for j in joiners:
                 first[j] = t
                 if length[j] <= 1:
@@ -88,10 +99,11 @@ def simulate_batcher(
         if len(active) < max_batch and i < n:
             ahead = min(ahead, max(1, math.ceil((arr[i] - t) / step)))
         t += ahead * step
+        busy_s += ahead * step
         k += ahead
         while active and active[0][0] == k:
             done[heapq.heappop(active)[1]] = t
-    return np.asarray(first), np.asarray(done)
+    return np.asarray(first), np.asarray(done), busy_s
 
 
 def full_batch_capacity_qps(prefill_s: np.ndarray, n_out: np.ndarray, decode_step_s: float, max_batch: int) -> float:
