@@ -280,7 +280,7 @@ def _results_objectives(slo: SloSpec, r: RunResult | None) -> list[ObjectiveOutc
     if slo.min_completed_ratio is not None:
         ratio = value(keep_up_ratio)
         out.append(check_min("completed_over_scheduled", ratio, slo.min_completed_ratio, missing=missing))
-    return out + _load_objectives(slo, r, missing)
+    return out + _load_objectives(slo, r, missing) + _energy_objectives(slo, r, missing)
 
 
 def _valid_detail(r: RunResult) -> str:
@@ -304,6 +304,33 @@ def _load_objectives(slo: SloSpec, r: RunResult | None, missing: str) -> list[Ob
     verdict = None if r is None else client_verdict(r)
     if verdict is not None:
         out.append(check_pass("client_on_schedule", *verdict))
+    return out
+
+
+NO_ENERGY = (
+    "no energy measured (results.json has no energy block: the run had no power source; give the artifact a power "
+    "model or scrape a power exporter)"
+)
+
+
+def _energy_objectives(slo: SloSpec, r: RunResult | None, missing: str) -> list[ObjectiveOutcome]:
+    """Energy per token, per query, power and performance per watt, from results.json's ``energy``."""
+    e = None if r is None else r.energy
+    why = missing if r is None else NO_ENERGY
+    figures: tuple[tuple[str, Direction, float | None, float | None, str], ...] = (
+        ("joules_per_token", "max", slo.max_joules_per_token, None if e is None else e.joules_per_token, "J/token"),
+        ("tokens_per_joule", "min", slo.min_tokens_per_joule, None if e is None else e.tokens_per_joule, "tok/J"),
+        ("joules_per_query", "max", slo.max_joules_per_query, None if e is None else e.joules_per_query, "J"),
+        ("average_watts", "max", slo.max_average_watts, None if e is None else e.average_watts, "W"),
+        ("qps_per_watt", "min", slo.min_qps_per_watt, None if e is None else e.queries_per_second_per_watt, "qps/W"),
+    )
+    out: list[ObjectiveOutcome] = []
+    for name, direction, limit, value, unit in figures:
+        if limit is None:
+            continue
+        gap = why if e is None else f"the results' energy block ({e.source}) has no {name} (no completed output)"
+        check = check_max if direction == "max" else check_min
+        out.append(check(name, value, limit, unit, missing=gap))
     return out
 
 

@@ -24,6 +24,12 @@ spec names only what its owner cares about::
     session_latency_ms: {p99: 60000}     # sessions: first turn due to last answer
     turn_ttft_ms: {p99: 1500}            # sessions: TTFT of every turn index (the worst turn is judged)
     min_prefix_cache_hit_fraction: 0.3   # prompt tokens the SUT served from its prefix cache, 0..1
+    # Energy over the measured window (results.json's energy); a run that measured none fails these, by name.
+    max_joules_per_token: 0.5            # joules per output token
+    min_tokens_per_joule: 2.0            # output tokens per joule
+    max_joules_per_query: 60
+    max_average_watts: 2500              # the SUT's average draw over the window
+    min_qps_per_watt: 0.004              # MLPerf-style performance per watt: completed QPS / average watts
 
 A run beside LoadGen whose client fell behind its schedule (client-limited) fails every gate, whatever
 the spec sets: its figures are not the SUT's own.
@@ -144,6 +150,12 @@ class SloSpec(BaseModel):
     session_latency_ms: PercentileLimits | None = None
     turn_ttft_ms: PercentileLimits | None = Field(default=None, description="every turn index's TTFT percentiles")
     min_prefix_cache_hit_fraction: float | None = Field(default=None, ge=0, le=1)
+    # Energy (results.json's ``energy``, from a power source during the run): a run without it fails these.
+    max_joules_per_token: float | None = Field(default=None, gt=0)
+    min_tokens_per_joule: float | None = Field(default=None, gt=0)
+    max_joules_per_query: float | None = Field(default=None, gt=0)
+    max_average_watts: float | None = Field(default=None, gt=0)
+    min_qps_per_watt: float | None = Field(default=None, gt=0)
     accuracy: list[AccuracyObjective] = Field(default_factory=list)
     fidelity: list[FidelityObjective] = Field(default_factory=list)
     compliance_must_pass: list[ComplianceCheck] = Field(default_factory=list)
@@ -178,6 +190,11 @@ class SloSpec(BaseModel):
             self.max_reasoning_tokens_mean,
             self.min_reasoning_tokens_mean,
             self.min_prefix_cache_hit_fraction,
+            self.max_joules_per_token,
+            self.min_tokens_per_joule,
+            self.max_joules_per_query,
+            self.max_average_watts,
+            self.min_qps_per_watt,
         ):
             n += value is not None
         return n
