@@ -11,6 +11,8 @@ the change it qualifies (:mod:`workflows._stats`):
   runs' scheduled rates differ the comparison is per scheduled query (completed / scheduled).
 - **Error rate** and **fidelity** exact-match rates as binomial proportions (absolute points).
 - **Accuracy** scores come without per-sample scores: the change is shown, marked "no CI".
+- **Energy** (results.json ``energy``): joules per token and per query, tokens per joule, QPS per watt,
+  with the throughput's interval (:mod:`workflows._compare_energy`); average watts without one.
 - **Runs beside LoadGen** (``--load``) add dispatch lag, session latency, TTFT by turn and the prefix-cache
   hit fraction (:mod:`workflows._compare_load`); a candidate whose client fell behind is a regression.
 
@@ -33,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from accuracy import AccuracyReport, CategoryFidelity, FidelityReport
 from common import UsageError
 from loadgen_harness import Percentiles, RunResult
+from workflows._compare_energy import energy_figures, energy_note
 from workflows._compare_load import Bootstrap, client_regression, load_figures, load_notes, load_samples
 from workflows._stats import Estimate, RateBins, mean_change, percentile_change, proportion_change, rate_bins, scaled
 
@@ -52,7 +55,7 @@ class CompareConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tolerance: float = Field(default=0.05, ge=0, description="latency and throughput, relative")
+    tolerance: float = Field(default=0.05, ge=0, description="latency, throughput and energy, relative")
     accuracy_tolerance: float = Field(default=0.01, ge=0, description="accuracy scores, relative (MLPerf's 99%)")
     fidelity_tolerance: float = Field(default=0.02, ge=0, description="exact-match fraction, absolute")
     error_rate_tolerance: float = Field(default=0.001, ge=0, description="error rate, absolute")
@@ -328,7 +331,12 @@ def compare_runs(base: RunData, cand: RunData, cfg: CompareConfig | None = None)
         )
     _load_metrics(out, base, cand, cfg, rng)
     _accuracy_metrics(out, base, cand, cfg, rng)
-    if any(m.direction == "no CI" for m in out.metrics if m.name not in ("valid", "client_on_schedule")):
+    _energy_metrics(out, base, cand, cfg, rng)
+    if any(
+        m.direction == "no CI"
+        for m in out.metrics
+        if m.name not in ("valid", "client_on_schedule", "energy.average_watts")
+    ):
         out.notes.append("metrics marked 'no CI' lack per-query records or per-sample scores: change shown, no verdict")
     return out
 
@@ -421,6 +429,27 @@ def _load_metrics(out: Comparison, base: RunData, cand: RunData, cfg: CompareCon
                 absolute=f.absolute,
                 source=source,
             )
+        )
+
+
+def _energy_metrics(
+    out: Comparison, base: RunData, cand: RunData, cfg: CompareConfig, rng: np.random.Generator
+) -> None:
+    eb, ec = base.results.energy, cand.results.energy
+    note = energy_note(eb, ec)
+    if note is not None:
+        out.notes.append(note)
+    if eb is None or ec is None:
+        return
+    rates: dict[str, Estimate | None] = {}
+    if base.rates is not None and cand.rates is not None:
+        for per in ("tokens", "queries"):
+            arr_b, arr_c = getattr(base.rates, per) / base.rates.bin_s, getattr(cand.rates, per) / cand.rates.bin_s
+            rates[per] = mean_change(arr_b, arr_c, resamples=cfg.resamples, confidence=cfg.confidence, rng=rng)
+    for f in energy_figures(eb, ec, rates):
+        source: Literal["records", "report"] = "records" if f.est is not None else "report"
+        out.metrics.append(
+            _delta(f.name, f.label, f.unit, f.better, f.baseline, f.candidate, cfg.tolerance, f.est, source=source)
         )
 
 
