@@ -128,7 +128,7 @@ def run_figures(res: RunResult, intervals: dict[str, tuple[float | None, float |
         add("reasoning_tokens.mean", res.reasoning.reasoning_tokens.mean)
         add("answer_tokens.mean", res.reasoning.answer_tokens.mean)
         add("reasoning.fraction", res.reasoning.reasoning_fraction)
-    for name, v in load_run_figures(res):
+    for name, v in load_run_figures(res) + energy_figures(res):
         add(name, v)
     ok = res.successful
     if ok is not None and res.n_errors:
@@ -165,6 +165,22 @@ def load_run_figures(res: RunResult) -> list[tuple[str, float | None]]:
     if res.prefix_cache is not None:
         out.append(("prefix_cache.hit_fraction", res.prefix_cache.hit_fraction))  # 0..1
     return out
+
+
+def energy_figures(res: RunResult) -> list[tuple[str, float | None]]:
+    """Energy over the measured window (results.json's ``energy``), named as ``lpuperf compare`` names it;
+    none for a run that measured no energy."""
+    e = res.energy
+    if e is None:
+        return []
+    return [
+        ("energy.joules", e.joules),
+        ("energy.average_watts", e.average_watts),
+        ("energy.joules_per_query", e.joules_per_query),
+        ("energy.joules_per_token", e.joules_per_token),
+        ("energy.tokens_per_joule", e.tokens_per_joule),
+        ("energy.qps_per_watt", e.queries_per_second_per_watt),
+    ]
 
 
 def _figure(name: str, value: float) -> MetricValue:

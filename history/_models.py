@@ -30,12 +30,24 @@ FRACTION_METRICS = (
 )
 PERCENT_METRIC_PREFIXES = ("accuracy.", "fidelity.rouge_l")
 FRACTION_UNIT = "fraction"
+# Energy figures (results.json's ``energy``), named as ``lpuperf compare`` names them, and their units.
+ENERGY_UNITS = {
+    "energy.joules": "J",
+    "energy.average_watts": "W",
+    "energy.joules_per_query": "J",
+    "energy.joules_per_token": "J/token",
+    "energy.tokens_per_joule": "tok/J",
+    "energy.qps_per_watt": "qps/W",
+}
 
 
 def metric_unit(name: str) -> str:
-    """The unit a metric's name states (``lpuperf compare``'s names): ms, qps, tok/s, s, a fraction of 0..1
-    ("fraction") or a 0..100 score ("%"); '' for a count or a name without a stated unit."""
+    """The unit a metric's name states (``lpuperf compare``'s names): ms, qps, tok/s, s, an energy unit (J, W,
+    J/token, tok/J, qps/W), a fraction of 0..1 ("fraction") or a 0..100 score ("%"); '' for a count or a name
+    without a stated unit."""
     base = name.split("[", 1)[0]
+    if base in ENERGY_UNITS:
+        return ENERGY_UNITS[base]
     if base in FRACTION_METRICS:
         return FRACTION_UNIT
     if base.startswith(PERCENT_METRIC_PREFIXES):

@@ -49,6 +49,21 @@ def _plot_specs(runs: Sequence[StoredRun]) -> list[PlotSpec]:
             y_label="% of samples",
             scale=100.0,
         ),
+        *_energy_specs(runs),
+    ]
+
+
+def _energy_specs(runs: Sequence[StoredRun]) -> list[PlotSpec]:
+    """Energy per output token, where any run measured energy (a store without any keeps its page as it was)."""
+    if not any(r.metric("energy.joules_per_token") is not None for r in runs):
+        return []
+    return [
+        PlotSpec(
+            plot_id="joules-per-token",
+            title="energy per output token",
+            metrics=["energy.joules_per_token"],
+            y_label="J/token",
+        )
     ]
 
 
