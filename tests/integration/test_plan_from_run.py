@@ -35,6 +35,7 @@ def test_plan_predicts_the_analytic_sim_within_10_percent(tmp_path: Path, capsys
         max_batch=8,
         timing=sut.TimingModel(prefill_base_s=0.002, prefill_per_token_s=0.000002, decode_step_s=0.004),
         target="sim-lpu",
+        power=sut.PowerModel(chips=4, busy_watts_per_chip=250.0, idle_watts_per_chip=50.0),
     )
     path = tmp_path / "artifact.json"
     path.write_text(manifest.model_dump_json())
@@ -43,12 +44,20 @@ def test_plan_predicts_the_analytic_sim_within_10_percent(tmp_path: Path, capsys
     run_dir = tmp_path / "one" / "Server" / "performance"
     capacity = sut.analytic_capacity_qps(manifest, resolve_dataset(DATASET), MAX_NEW)
     capsys.readouterr()
-    assert main(["plan", str(run_dir), "--qps", str(round(2.5 * capacity, 1))]) == 0
+    # 4 chips at 250 W busy: 1 kW a replica at peak, so a 2.5 kW rack feeds 2 of its 4 slots.
+    power = ["--replicas-per-rack", "4", "--rack-kw", "2.5"]
+    assert main(["plan", str(run_dir), "--qps", str(round(2.5 * capacity, 1)), *power]) == 0
     out = capsys.readouterr().out
     plan = json.loads((run_dir / "plan.json").read_text())
     assert plan["service"]["source"] == "manifest", out
     assert plan["service"]["capacity_qps_per_replica"] == pytest.approx(capacity, rel=0.03), out
     assert plan["replicas_for_slo"] == 3 and plan["replicas"] == 4, out  # 2 would be 125 % utilised; N+1
+    assert plan["power"]["source"] == "manifest" and plan["power"]["replica_kw_at_peak"] == pytest.approx(1.0)
+    assert plan["power"]["rack_limit"] == "power" and plan["racks"] == 2, out
+    # A step costs the same however full its batch: at 62 % utilisation the chips are busy nearly all the time.
+    busy = plan["at_plan"]["busy_fraction"]
+    assert plan["at_plan"]["utilisation"] <= busy <= 1.0 and "not its slots" in out
+    assert plan["power"]["replica_kw_at_plan"] == pytest.approx(4 * (50 + busy * 200) / 1000, abs=1e-3)
     assert (run_dir / "plan.svg").read_text().startswith("<svg")
     assert "queueing, not jitter, sets the tail" in out
     limits = Limits(ttft_ms={"p99": 500.0}, tpot_ms={"p99": 50.0})
