@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument(
         "candidate", type=Path, help="candidate run directory or results.json, or an MLPerf result directory"
     )
-    p.add_argument("--tolerance", type=float, default=0.05, help="relative latency/throughput tolerance (0.05)")
+    p.add_argument("--tolerance", type=float, default=0.05, help="relative latency/throughput/energy tolerance (0.05)")
     p.add_argument("--accuracy-tolerance", type=float, default=0.01, help="relative accuracy tolerance (0.01)")
     p.add_argument("--fidelity-tolerance", type=float, default=0.02, help="absolute exact-match tolerance (0.02)")
     p.add_argument("--confidence", type=float, default=0.95, help="bootstrap confidence level (0.95)")
