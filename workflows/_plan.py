@@ -15,7 +15,8 @@ queue's, and the simulation says where it crosses the SLO. The plan then takes t
 meeting the SLO at the target, adds the redundancy rule's spares (N+1 by default: one may fail and
 the rest still meet the SLO), and reports utilisation, the predicted percentiles, the fleet's
 highest rate within the SLO (the headroom) and, given chips per replica and replicas per rack,
-chips and racks.
+chips and racks. With measured energy or a manifest power model it adds kW per replica, per rack and
+for the fleet, and racks under a power budget (workflows/_plan_power.py).
 """
 
 from __future__ import annotations
