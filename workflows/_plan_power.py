@@ -73,8 +73,8 @@ class PowerPlan(BaseModel):
     replicas_per_rack: int | None = Field(default=None, description="the fewer of slots and power")
     rack_limit: Literal["slots", "power"] | None = Field(default=None, description="what limits replicas per rack")
     racks: int | None = None
-    rack_kw_at_plan: float | None = Field(default=None, description="a full rack at the target rate")
-    rack_kw_at_peak: float | None = Field(default=None, description="a full rack kept full")
+    rack_kw_at_plan: float | None = Field(default=None, description="the fullest rack at the target rate")
+    rack_kw_at_peak: float | None = Field(default=None, description="the fullest rack, its replicas kept full")
 
 
 def replica_draw(
@@ -206,8 +206,9 @@ def format_power(p: PowerPlan) -> list[str]:
     ]
     if p.replicas_per_rack is not None and p.racks is not None:
         lines.append(
-            f"  per rack: {p.replicas_per_rack} replicas, {p.rack_kw_at_plan:.3g} kW at plan, {p.rack_kw_at_peak:.3g} kW "
-            f"at peak; {p.racks} rack{'' if p.racks == 1 else 's'}; {_limit_text(p)}"
+            f"  per rack: up to {p.replicas_per_rack} replicas; {p.racks} rack{'' if p.racks == 1 else 's'}, the "
+            f"fullest ({min(p.replicas_per_rack, p.replicas)} replicas) {p.rack_kw_at_plan:.3g} kW at plan, "
+            f"{p.rack_kw_at_peak:.3g} kW at peak; {_limit_text(p)}"
         )
     return lines
 
@@ -215,10 +216,11 @@ def format_power(p: PowerPlan) -> list[str]:
 def _limit_text(p: PowerPlan) -> str:
     if p.rack_kw_budget is None:
         return "no rack power budget given (--rack-kw)"
+    if p.rack_limit == "power" and p.replicas_per_rack_by_slots is None:
+        return f"the rack's {p.rack_kw_budget:g} kW budget limits it; its slots not given (--replicas-per-rack)"
     if p.rack_limit == "power":
-        slots = f" of its {p.replicas_per_rack_by_slots} slots" if p.replicas_per_rack_by_slots else ""
         return (
             f"the rack's {p.rack_kw_budget:g} kW budget, not its slots, limits it to {p.replicas_per_rack_by_power} "
-            f"replicas{slots}"
+            f"replicas of its {p.replicas_per_rack_by_slots} slots"
         )
     return f"its {p.replicas_per_rack_by_slots} slots limit it (the {p.rack_kw_budget:g} kW budget feeds {p.replicas_per_rack_by_power})"

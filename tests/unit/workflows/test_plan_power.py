@@ -115,6 +115,10 @@ def test_the_rack_budget_not_the_slots_limits_replicas_per_rack(tmp_path: Path) 
     assert p is not None and p.rack_limit == "power" and p.replicas_per_rack_by_power == 2
     assert by_power.racks == p.racks == 2 and p.rack_kw_at_peak == pytest.approx(4.8)
     assert "5 kW budget, not its slots, limits it to 2 replicas" in format_plan(by_power)
+    # Without slots the budget alone sets replicas per rack.
+    budget_only = plan_capacity(cfg.model_copy(update={"rack_kw": 5.0, "replicas_per_rack": None})).power
+    assert budget_only is not None and budget_only.replicas_per_rack == 2 and budget_only.racks == 2
+    assert budget_only.rack_limit == "power" and budget_only.replicas_per_rack_by_slots is None
     with pytest.raises(PowerPlanError, match="over the rack's budget"):
         plan_capacity(cfg.model_copy(update={"rack_kw": 2.0}))
 
