@@ -3,9 +3,10 @@
 A replica's draw at a load comes from one of two sources (``--power-source``, ``auto`` takes the first
 there is):
 
-* **measured**: the run's energy per output token (results.json ``energy.joules_per_token``) times the
-  output tokens per second a replica serves. Energy per token was measured at the run's own load, and
-  the idle draw is not separated from it: at a lighter load than the run's this under-states the draw.
+* **measured**: the run's energy (results.json ``energy``) and the output tokens per second a replica
+  serves. Where the manifest states an idle draw below the measured power, a replica draws that idle
+  floor plus the measured marginal energy per token; otherwise energy per token is taken as constant
+  (the idle draw inside it), which under-states the draw at a lighter load than the run's.
 * **manifest**: the artifact's power model (``power``: chips, busy and idle watts per chip). The chips
   draw their busy power through every prefill and decode step, whatever the batch's fill, and their
   idle power between steps; the share of the time they are busy comes from the plan's own simulation
@@ -47,6 +48,9 @@ class ReplicaDraw(BaseModel):
     kw_at_plan: float = Field(ge=0)
     kw_at_peak: float = Field(ge=0)
     joules_per_token: float | None = Field(default=None, description="measured: joules per output token")
+    marginal_joules_per_token: float | None = Field(
+        default=None, description="measured, with the manifest's idle draw: joules per token above the idle draw"
+    )
     busy_fraction_at_plan: float | None = Field(default=None, description="manifest: chips busy at the target")
 
 
@@ -58,6 +62,7 @@ class PowerPlan(BaseModel):
     source: Literal["measured", "manifest"]
     basis: str
     joules_per_token: float | None = None
+    marginal_joules_per_token: float | None = None
     busy_fraction_at_plan: float | None = None
     replica_kw_at_plan: float
     replica_kw_at_peak: float
@@ -90,9 +95,7 @@ def replica_draw(
     measured = energy.joules_per_token if energy is not None else None
     if source in ("auto", "measured") and measured is not None and math.isfinite(measured) and measured > 0:
         assert energy is not None
-        rate = energy.n_queries / energy.window_s if energy.window_s > 0 else 0.0
-        load = f"{energy.source} over {energy.window_s:.0f} s at {rate:.3g} qps, {energy.average_watts:.4g} W"
-        return measured_draw(measured, tokens_per_s_at_plan, tokens_per_s_at_peak, load)
+        return measured_draw(measured, tokens_per_s_at_plan, tokens_per_s_at_peak, energy, model)
     if source == "measured":
         why = "no energy block" if energy is None else "no joules_per_token in its energy block"
         raise PowerPlanError(f"--power-source measured: the run's results.json has {why} (run with a power source)")
@@ -104,13 +107,40 @@ def replica_draw(
 
 
 def measured_draw(
-    joules_per_token: float, tokens_per_s_at_plan: float, tokens_per_s_at_peak: float, run_load: str
+    joules_per_token: float,
+    tokens_per_s_at_plan: float,
+    tokens_per_s_at_peak: float,
+    energy: EnergyStats,
+    model: PowerModel | None = None,
 ) -> ReplicaDraw:
-    """A replica's draw from the run's energy per output token, at the planned and the full-batch token rates."""
+    """A replica's draw from the run's energy, at the planned and the full-batch output token rates.
+
+    With the manifest's idle draw below the measured power, the draw is that idle floor plus the
+    measured marginal energy per token: a replica serving fewer tokens than the run's still draws its
+    idle power. Otherwise every joule is charged to the tokens (energy per token taken as constant).
+    """
+    replicas = max(energy.replicas, 1)
+    run_watts = energy.average_watts / replicas
+    run_tps = energy.output_tokens / energy.window_s / replicas if energy.window_s > 0 else 0.0
+    rate = energy.n_queries / energy.window_s if energy.window_s > 0 else 0.0
+    run = f"{energy.source} over {energy.window_s:.0f} s at {rate:.3g} qps, {run_watts:.4g} W a replica"
+    idle = model.chips * model.idle_watts_per_chip if model is not None else None
+    if idle is not None and run_tps > 0 and run_watts > idle:
+        marginal = (run_watts - idle) / run_tps
+        return ReplicaDraw(
+            source="measured",
+            basis=f"measured {joules_per_token:.4g} J per output token ({run}): the manifest's idle {idle:.4g} W "
+            f"plus {marginal:.4g} J per output token served",
+            kw_at_plan=(idle + marginal * tokens_per_s_at_plan) * _KW,
+            kw_at_peak=(idle + marginal * tokens_per_s_at_peak) * _KW,
+            joules_per_token=joules_per_token,
+            marginal_joules_per_token=marginal,
+        )
+    why = "no idle draw known" if idle is None else f"the manifest's idle {idle:.4g} W is not below it"
     return ReplicaDraw(
         source="measured",
-        basis=f"measured {joules_per_token:.4g} J per output token ({run_load}) x output tokens/s per replica; "
-        "idle draw not separated",
+        basis=f"measured {joules_per_token:.4g} J per output token ({run}) x output tokens/s per replica; "
+        f"idle draw not separated ({why})",
         kw_at_plan=joules_per_token * tokens_per_s_at_plan * _KW,
         kw_at_peak=joules_per_token * tokens_per_s_at_peak * _KW,
         joules_per_token=joules_per_token,
@@ -146,6 +176,7 @@ def power_plan(
         source=draw.source,
         basis=draw.basis,
         joules_per_token=draw.joules_per_token,
+        marginal_joules_per_token=draw.marginal_joules_per_token,
         busy_fraction_at_plan=draw.busy_fraction_at_plan,
         replica_kw_at_plan=_round(draw.kw_at_plan),
         replica_kw_at_peak=_round(draw.kw_at_peak),

@@ -101,6 +101,24 @@ def test_measured_energy_per_token_wins_over_the_manifest(tmp_path: Path) -> Non
         plan_capacity(PlanConfig(run_dir=_run_dir(tmp_path / "b"), target_qps=cap, power_source="measured"))
 
 
+def test_measured_power_keeps_the_manifests_idle_floor(tmp_path: Path) -> None:
+    # 1200 W a replica at 160 output tokens/s (7.5 J a token); the manifest's 8 chips idle at 800 W in all.
+    energy = EnergyStats(
+        source="sim", window_s=30.0, joules=36000.0, average_watts=1200.0, n_queries=300, output_tokens=4800,
+        joules_per_token=7.5,
+    )  # fmt: skip
+    run = _run_dir(tmp_path, energy=energy)
+    cap = load_profile(run).capacity_qps
+    p = plan_capacity(PlanConfig(run_dir=run, target_qps=0.2 * cap, queries=10000)).power
+    assert p is not None and p.source == "measured" and p.marginal_joules_per_token == pytest.approx(2.5)
+    tokens_per_s = 0.2 * cap / p.replicas * N_OUT
+    assert p.replica_kw_at_plan == pytest.approx((800 + 2.5 * tokens_per_s) / 1000, rel=1e-3)
+    assert p.replica_kw_at_peak == pytest.approx((800 + 2.5 * cap * N_OUT) / 1000, rel=1e-3)
+    # Charging every joule to the tokens would put a lightly loaded replica below its own idle draw.
+    assert 7.5 * tokens_per_s / 1000 < 0.8 < p.replica_kw_at_plan
+    assert "idle 800 W plus 2.5 J per output token" in p.basis
+
+
 def test_the_rack_budget_not_the_slots_limits_replicas_per_rack(tmp_path: Path) -> None:
     run = _run_dir(tmp_path)
     cap = load_profile(run).capacity_qps
