@@ -68,9 +68,11 @@ def clock_offset_ns(records: np.ndarray, wall_t0_unix_ns: int) -> tuple[float, f
     t1, t2, t3, t4 = (c[usable] for c in (t1, t2, t3, t4))
     delay = (t4 - t1) - (t3 - t2)
     best = int(np.argmin(delay))
-    # Harness times are relative to the shard's start: Unix time is wall_t0 + t. Offsets are taken before
-    # adding the large wall clock, so no precision is lost in the float.
-    offset = ((float(t2[best]) - wall_t0_unix_ns - t1[best]) + (float(t3[best]) - wall_t0_unix_ns - t4[best])) / 2
+    # Harness times are relative to the shard's start: Unix time is wall_t0 + t. Differences in Python ints
+    # first: a Unix time in ns does not fit a float's 53 bits.
+    out_ns = int(t2[best]) - wall_t0_unix_ns - int(t1[best])
+    back_ns = int(t3[best]) - wall_t0_unix_ns - int(t4[best])
+    offset = (out_ns + back_ns) / 2
     return offset, max(0.0, float(delay[best])) / 2
 
 
