@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,24 @@ def test_merge_of_a_missing_shard_is_one_line_exit_2(tmp_path: Path, capsys: pyt
     rc = main(["merge", *dirs, "--out", str(tmp_path / "out"), "--no-record"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err == "lpuperf merge: error: shard 2/3 missing: 2 of 3 shards given"
+
+
+def test_a_merged_run_is_read_by_report_compare_gate_and_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dirs = [str(_shard(tmp_path, i, latency_ms=80.0 + 40 * i)) for i in range(3)]
+    out = tmp_path / "out"
+    assert main(["merge", *dirs, "--out", str(out), "--run-id", "m"]) == 0  # recorded in out/lpuperf.db
+    merged = out / "m" / "Rate" / "performance"
+    assert main(["report", str(merged)]) == 0
+    page = (merged / "report.html").read_text(encoding="utf-8")
+    assert 'id="shards-table"' in page and "sharded: not an MLPerf LoadGen run" in page
+    assert page.count("<tr>") >= 4
+    assert main(["compare", dirs[0], str(merged), "--force"]) in (0, 1)
+    assert main(["gate", str(merged), "--slo", "latency-only", "--no-record"]) in (0, 1)
+    assert (merged / "gate.json").is_file()
+    capsys.readouterr()
+    assert main(["history", "list", "--out", str(out), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["command"], row["run_id"], row["load_kind"], row["scenario"]) == ("merge", "m", "rate", "Rate")
+    assert row["metrics"]  # the merged figures, named as compare names them
