@@ -172,3 +172,34 @@ def test_three_shards_in_their_own_namespaces_merge_exactly(
         assert row.clock_offset_ms is not None and row.clock_offset_error_ms is not None
         assert abs(row.clock_offset_ms) <= row.clock_offset_error_ms + (rows[0].clock_offset_error_ms or 0) + 5.0
     assert merged.sharded.common_window_s is not None and merged.sharded.common_window_s > 1.0
+
+
+def test_a_shard_waiting_for_its_start_stops_on_sigint_within_seconds(tmp_path: Path) -> None:
+    """Ctrl-C while a shard waits for --start-at: it ends at once with a readable, interrupted run."""
+    import signal
+
+    start_at = int(time.time() + 600)
+    cmd = [sys.executable, "-m", "cli", "run", "--load", "rate:5", "--duration", "3", "--shard", "0/2"]
+    cmd += ["--start-at", str(start_at), "--out", str(tmp_path / "out"), "--run-id", "s0", "--no-record"]
+    cmd += ["--metrics-linger", "0"]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    run_dir = tmp_path / "out" / "s0" / "Rate" / "performance"
+    try:
+        deadline = time.monotonic() + 90
+        while not (run_dir / "artifact.json").is_file():  # the SUT answered: the shard is waiting to start
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(0.5)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+        assert time.monotonic() - sent < 10.0  # loose on a busy machine; it takes well under a second
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert proc.returncode == 130
+    res = load_results(run_dir)
+    assert res.state == "interrupted" and res.n_queries == 0
+    assert res.shard is not None and res.shard.start_at_unix_ns == start_at * 1_000_000_000
+    assert res.shard.started_unix_ns is None  # it never began sending
