@@ -22,6 +22,7 @@ an MLPerf LoadGen run" and is never submittable.
 from __future__ import annotations
 
 import time
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -180,11 +181,21 @@ def merge_shards(paths: Sequence[Path], out_dir: Path, run_id: str | None = None
     res.fleet = _fleet(shards, records, replica_ids)
     log_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(log_dir / "artifact.json", first.artifact, sort_keys=True)
-    with atomic_path(log_dir / QUERIES_FILE, suffix=".tmp.npz") as tmp:
-        np.savez_compressed(tmp, records=records)
+    save_records(records, log_dir / QUERIES_FILE)
     # results.json last: a directory holding one is a whole run.
     write_json_atomic(log_dir / RESULTS_NAME, res.model_dump(mode="json"))
     return res
+
+
+def save_records(records: np.ndarray, path: Path) -> None:
+    """``queries.npz`` as the harness writes it (what ``np.load`` reads), atomically. Deflate at level 1:
+    numpy's savez_compressed (level 6) spent three quarters of a merge compressing, for ~7 % less disk."""
+    with (
+        atomic_path(path, suffix=".tmp.npz") as tmp,
+        zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf,
+        zf.open("records.npy", "w", force_zip64=True) as fh,
+    ):
+        np.lib.format.write_array(fh, records, allow_pickle=False)
 
 
 def aligned_parts(shards: Sequence[Shard], shifts_ns: Sequence[int]) -> tuple[list[np.ndarray], list[str]]:
@@ -192,7 +203,9 @@ def aligned_parts(shards: Sequence[Shard], shifts_ns: Sequence[int]) -> tuple[li
     replica_ids: list[str] = []
     parts = []
     for shard, shift in zip(shards, shifts_ns, strict=True):
-        rows = shifted(shard.records, shift)
+        # In place: the shard's records were read for this merge alone, and a copy per shard would add
+        # a second copy of every record to the merge's peak memory.
+        rows = shifted(shard.records, shift, copy=False)
         fleet = shard.result.fleet
         if fleet is not None and fleet.replicas:
             for rid in (r.replica_id for r in fleet.replicas):

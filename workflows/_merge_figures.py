@@ -42,9 +42,10 @@ _SESSION = (
 _CACHE = ("status", "done_ns", "cached_tokens", "n_prompt")
 
 
-def shifted(records: np.ndarray, shift_ns: int) -> np.ndarray:
-    """A copy of ``records`` with every reached harness time moved ``shift_ns`` later (-1 stays -1)."""
-    out = records.copy()
+def shifted(records: np.ndarray, shift_ns: int, copy: bool = True) -> np.ndarray:
+    """``records`` (a copy, or itself with ``copy=False``) with every reached harness time moved ``shift_ns``
+    later (-1 stays -1)."""
+    out = records.copy() if copy else records
     for name in HARNESS_TIME_COLUMNS:
         col = out[name]
         col[col >= 0] += shift_ns
