@@ -127,6 +127,13 @@ def check_shards(shards: Sequence[Shard]) -> None:
         ):
             if mine != theirs:
                 raise ShardMergeError(f"{s.run_dir}: {what} {mine} differs from {first.run_dir}'s {theirs}")
+    for s in shards[1:]:
+        if s.result.artifact != first.result.artifact:  # one load against one artifact, or the figures mix two
+            name = s.result.artifact.get("artifact_id", "?")
+            raise ShardMergeError(
+                f"{s.run_dir}: artifact {name} differs from {first.run_dir}'s {first.result.artifact.get('artifact_id', '?')} "
+                "(the shards ran against different artifacts)"
+            )
     seen = Counter(s.info.index for s in shards)
     twice = [i for i, n in seen.items() if n > 1]
     if twice:

@@ -172,6 +172,10 @@ def test_a_failed_shard_makes_the_merged_run_not_valid(tmp_path: Path) -> None:
         ("twice", "shard 1/3 given 2 times"),
         ("other-load", "--load rate:40 differs"),
         ("not-a-shard", "field 'shard': not a shard run"),
+        (
+            "other-artifact",
+            "artifact sim-int8 differs from .*'s sim-fp32 \\(the shards ran against different artifacts\\)",
+        ),
         ("no-dir", r"nowhere: no results.json \(expected a shard.s run directory\)"),
         ("exists", "a run is already there"),
     ],
@@ -186,6 +190,10 @@ def test_shards_that_cannot_be_merged_are_one_line(tmp_path: Path, case: str, ne
         dirs[2] = _shard(tmp_path / "other", 2, spec="rate:40")
     elif case == "not-a-shard":
         save_results(load_results(dirs[0]).model_copy(update={"shard": None}), dirs[0])
+    elif case == "other-artifact":
+        for i, d in enumerate(dirs):
+            name = "sim-int8" if i == 2 else "sim-fp32"
+            save_results(load_results(d).model_copy(update={"artifact": {"artifact_id": name}}), d)
     elif case == "no-dir":
         dirs[1] = tmp_path / "nowhere"
     elif case == "exists":
