@@ -154,6 +154,8 @@ class Timeline:
 
 
 def timeline(shards: Sequence[Shard]) -> Timeline:
+    """Where each shard's run clock starts on the merged timeline: on the SUT's clock when every shard's
+    offset against it could be measured, else on the shards' wall clocks; zero is the earliest start."""
     measured = [clock_offset_ns(s.records, s.info.wall_t0_unix_ns) for s in shards]
     sut_minus_shard = [m[0] if m is not None else None for m in measured]
     errors = [m[1] if m is not None else None for m in measured]
