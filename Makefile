@@ -79,6 +79,8 @@ STRICT_MODULES = common loadgen_harness/_results.py accuracy/_evaluate.py accura
   loadgen_harness/_load_shapes.py loadgen_harness/_load_stats.py loadgen_harness/_scheduler.py workflows/_sweep.py \
   workflows/_sweep_run.py workflows/_sweep_page.py gate/_load.py workflows/_compare_load.py workflows/_report_load.py \
   workflows/_compare_energy.py
+# Each feature appends its contract modules on a line of its own.
+STRICT_MODULES += loadgen_harness/_shard.py workflows/_merge.py workflows/_merge_figures.py
 typecheck: venv
 	$(BIN)/mypy proto sut loadgen_harness scenarios accuracy compliance common gate workflows history cli
 	$(BIN)/mypy --strict --follow-imports=silent $(STRICT_MODULES)

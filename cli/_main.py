@@ -40,6 +40,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("cli._accuracy", "add_parser"),
     ("cli._report", "add_parser"),
     ("cli._export", "add_parser"),
+    ("cli._merge", "add_parser"),
     ("cli._compliance", "add_parser"),
     ("cli._history", "add_parser"),
 )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from cli._args import out_dir_arg, run_id_arg
+from cli._merge import add_shard_arguments, shard_options_from_args
 from cli._record import add_record_args, record
 from cli._transport_args import (
     add_metrics_security_arguments,
@@ -103,6 +104,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="with --load: a run whose dispatch lag p99 (send time minus due time) exceeds this is marked "
         "client-limited and not valid (default 10)",
     )
+    add_shard_arguments(p)
     p.add_argument("--progress", action="store_true", help="show the live progress line even when not on a TTY")
     p.add_argument("--trace", action="store_true", help="also write LoadGen's trace log (mlperf_log_trace.json)")
     p.add_argument(
@@ -243,7 +245,7 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.load and args.scenario:
         raise UsageError(f"--scenario {args.scenario}: a LoadGen scenario; --load sends without LoadGen (drop one)")
     args.scenario = args.scenario or "Server"
-    opts = sut_options_from_args(args)
+    opts = {**sut_options_from_args(args), **shard_options_from_args(args)}
     try:
         cfg = RunConfig(
             scenario=args.scenario,

@@ -32,6 +32,7 @@ from loadgen_harness._load_shapes import (
     load_shapes,
     parse_load,
 )
+from loadgen_harness._load_stats import dispatch_lag, judge_load_run, prefix_cache_stats, session_stats
 from loadgen_harness._mlperf_dir import MLPERF_LOGS_PRESET, mlperf_log_dir, results_from_mlperf_logs, run_results_file
 from loadgen_harness._preflight import manifest_count
 from loadgen_harness._records import (
@@ -40,6 +41,7 @@ from loadgen_harness._records import (
     goodput,
     inter_token_latency,
     load_query_records,
+    reasoning_stats,
     success_stats,
 )
 from loadgen_harness._replicas import (
@@ -73,6 +75,16 @@ from loadgen_harness._results import (
     parse_detail_log,
 )
 from loadgen_harness._run import NO_AUDIT_CONFIG, RunConfig, RunError, fetch_artifact, run_benchmark
+from loadgen_harness._shard import (
+    SHARDED_NOTE,
+    ShardedRun,
+    ShardInfo,
+    ShardRow,
+    ShardSpec,
+    parse_shard,
+    parse_start_at,
+    sharded_note,
+)
 from loadgen_harness._transport import (
     TOKEN_ENV,
     TransportSecurity,
@@ -89,6 +101,7 @@ __all__ = [
     "NO_AUDIT_CONFIG",
     "QUERIES_FILE",
     "QUERY_RECORD_DTYPE",
+    "SHARDED_NOTE",
     "TOKEN_ENV",
     "Clock",
     "DispatchLag",
@@ -124,6 +137,10 @@ __all__ = [
     "SampleSet",
     "Sender",
     "SessionStats",
+    "ShardInfo",
+    "ShardRow",
+    "ShardSpec",
+    "ShardedRun",
     "SuccessStats",
     "SutTarget",
     "TokenDtype",
@@ -133,6 +150,7 @@ __all__ = [
     "check_accuracy_log_entries",
     "decode_tokens",
     "describe_failure",
+    "dispatch_lag",
     "encode_tokens",
     "fetch_artifact",
     "fleet_breakdown",
@@ -140,6 +158,7 @@ __all__ = [
     "goodput",
     "inspect_fleet",
     "inter_token_latency",
+    "judge_load_run",
     "keep_up_qps",
     "keep_up_ratio",
     "latency_limits",
@@ -154,12 +173,18 @@ __all__ = [
     "open_channel",
     "parse_detail_log",
     "parse_load",
+    "parse_shard",
+    "parse_start_at",
     "parse_target",
+    "prefix_cache_stats",
     "progress_printer",
     "read_accuracy_log_entries",
+    "reasoning_stats",
     "results_from_mlperf_logs",
     "run_benchmark",
     "run_results_file",
+    "session_stats",
+    "sharded_note",
     "success_stats",
     "verdict_basis",
     "write_accuracy_log",

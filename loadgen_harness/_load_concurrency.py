@@ -16,6 +16,7 @@ from pydantic import Field
 
 from loadgen_harness._load_shapes import LoadContext, LoadShape, LoadShapeConfig, Query
 from loadgen_harness._results import LoadInfo
+from loadgen_harness._shard import ShardSpec
 
 
 class ConcurrencyConfig(LoadShapeConfig):
@@ -29,6 +30,18 @@ class ConcurrencyConfig(LoadShapeConfig):
 class ConcurrencyLoad(LoadShape):
     config_model = ConcurrencyConfig
     scenario = "Concurrency"
+
+    def shard(self, part: ShardSpec) -> None:
+        """C/N workers (the remainder to the first shards): worker k here is worker k*N + I of the whole load."""
+        cfg = self.config
+        assert isinstance(cfg, ConcurrencyConfig)
+        self.total_concurrency = cfg.concurrency
+        requests = None if cfg.requests is None else part.share(cfg.requests, "requests=")
+        update = {"concurrency": part.share(cfg.concurrency, "concurrency"), "requests": requests}
+        self.config = cfg.model_copy(update=update)
+        self.part = part
+
+    total_concurrency: int | None = None
 
     def info(self, spec: str) -> LoadInfo:
         cfg = self.config
@@ -51,14 +64,16 @@ class ConcurrencyLoad(LoadShape):
         samples = ctx.samples
         ramp_ns = int(cfg.ramp_up_s * 1e9)
 
+        part, whole = self.part, self.total_concurrency or cfg.concurrency
+
         async def worker(k: int) -> None:
-            due = start + k * ramp_ns // cfg.concurrency
+            due = start + (k * part.count + part.index) * ramp_ns // whole  # its place in the whole load's ramp
             await ctx.clock.sleep_until(due)
             while not ctx.sender.stopping and (end is None or due < end):
                 i = next(counter)
                 if limit is not None and i >= limit:
                     return
-                s = i % len(samples)
+                s = (i * part.count + part.index) % len(samples)  # the shards interleave the dataset
                 query = Query(samples.requests[s], due, sample_index=s, n_prompt=samples.prompt_tokens[s])
                 await ctx.sender.send(query)
                 due = ctx.clock.now_ns()

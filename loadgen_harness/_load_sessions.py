@@ -29,6 +29,7 @@ from loadgen_harness._load_requests import request_bytes
 from loadgen_harness._load_shapes import LoadContext, LoadError, LoadShape, LoadShapeConfig, Query
 from loadgen_harness._load_trace import warm_token_tables
 from loadgen_harness._results import LoadInfo
+from loadgen_harness._shard import ShardSpec
 from scenarios import (
     SessionSpec,
     SyntheticSessions,
@@ -77,6 +78,11 @@ class SessionsLoad(LoadShape):
         assert isinstance(self.config, SessionsConfig)
         return self.config
 
+    def shard(self, part: ShardSpec) -> None:
+        """Sessions k with k mod N == I (numbered as in the whole load), C/N of them at once."""
+        self.config = self.cfg.model_copy(update={"concurrency": part.share(self.cfg.concurrency, "concurrency=")})
+        self.part = part
+
     def check(self) -> None:
         warm_token_tables()  # built once per process (tens of ms): not on the first turn's clock
         if self.cfg.source == "synthetic":
@@ -99,7 +105,7 @@ class SessionsLoad(LoadShape):
             concurrency=self.cfg.concurrency,
             trace=None if self.cfg.source == "synthetic" else self.cfg.source,
             trace_format="synthetic" if self.cfg.source == "synthetic" else "sessions-jsonl",
-            planned_requests=self.planned,
+            planned_requests=None if self.planned is None else self.part.count_of(self.planned),
         )
 
     async def drive(self, ctx: LoadContext) -> None:
@@ -108,7 +114,10 @@ class SessionsLoad(LoadShape):
         active: set[asyncio.Task[None]] = set()
         started = 0
         try:
+            part = self.part
             for index, spec in enumerate(self.sessions()):
+                if index % part.count != part.index:
+                    continue
                 while len(active) >= self.cfg.concurrency:
                     await asyncio.wait(active, return_when=asyncio.FIRST_COMPLETED)
                 if ctx.sender.stopping or (end is not None and ctx.clock.now_ns() >= end):

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from common import PluginConfig, Registry, UsageError, first_error_line
 from loadgen_harness._results import LoadInfo
+from loadgen_harness._shard import ShardSpec
 
 
 class LoadError(UsageError):
@@ -133,6 +134,11 @@ class LoadShape:
 
     def __init__(self, config: LoadShapeConfig) -> None:
         self.config = config
+        self.part = ShardSpec(index=0, count=1)  # the whole load unless ``shard`` narrowed it
+
+    def shard(self, part: ShardSpec) -> None:
+        """Send only shard ``part`` of this load (docs/sharding.md); each shape splits its own way."""
+        raise LoadError(f"--shard: the {self.config.kind} load cannot be split into shards")
 
     def check(self) -> None:
         """Read and check the shape's inputs (a trace, a session file) before anything starts; raises LoadError."""

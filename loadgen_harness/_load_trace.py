@@ -13,6 +13,7 @@ The run's --duration caps the replay; in flight is bounded by max_in_flight, as 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +22,8 @@ from pydantic import Field
 from loadgen_harness._load_requests import request_bytes, warm_token_tables
 from loadgen_harness._load_shapes import LoadContext, LoadShape, LoadShapeConfig, Query
 from loadgen_harness._results import LoadInfo
-from scenarios import TraceSpec, TraceSummary, check_trace, iter_trace
+from loadgen_harness._shard import ShardSpec
+from scenarios import TraceRequest, TraceSpec, TraceSummary, check_trace, iter_trace
 
 
 class TraceConfig(LoadShapeConfig):
@@ -59,6 +61,14 @@ class TraceLoad(LoadShape):
             seed=cfg.seed,
         )
 
+    def shard(self, part: ShardSpec) -> None:
+        """The trace's requests k with k mod N == I, at their own timestamps: the shards together replay it whole."""
+        cfg = self.config
+        assert isinstance(cfg, TraceConfig)
+        if cfg.requests is not None:
+            self.config = cfg.model_copy(update={"requests": part.share(cfg.requests, "requests=")})
+        self.part = part
+
     def check(self) -> None:
         self.summary = check_trace(self.spec())
         warm_token_tables()  # built once per process (tens of ms): not on the first request's clock
@@ -75,14 +85,17 @@ class TraceLoad(LoadShape):
             speed=cfg.speed,
             max_requests=cfg.requests,
             rate_qps=cfg.max_rate,
-            planned_requests=summary.n_requests if summary is not None else None,
+            planned_requests=self.part.count_of(summary.n_requests) if summary is not None else None,
         )
 
     async def drive(self, ctx: LoadContext) -> None:
         cfg = self.config
         assert isinstance(cfg, TraceConfig)
         limit = cfg.requests if cfg.requests is not None else ctx.max_requests
-        requests = iter_trace(self.spec(ctx.duration_s))
+        part = self.part
+        requests: Iterator[TraceRequest] = iter_trace(self.spec(ctx.duration_s))
+        if part.count > 1:
+            requests = itertools.islice(requests, part.index, None, part.count)
         first = next(requests, None)  # opening the file and making the first prompt is not the replay's time
         if first is None:
             return

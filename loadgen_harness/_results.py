@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from common import write_atomic
 from loadgen_harness._replicas import FleetResult
+from loadgen_harness._shard import ShardedRun, ShardInfo
 
 RESULTS_FILE = "results.json"
 DETAIL_FILE = "mlperf_log_detail.txt"
@@ -347,6 +348,9 @@ class RunResult(BaseModel):
     prefix_cache: PrefixCacheStats | None = None
     # Energy over the measured window when a power source was scraped (sim power model, DCGM, RAPL).
     energy: EnergyStats | None = None
+    # A sharded load (--shard I/N): this shard's place and wall clock; on a merged run, its shards (lpuperf merge).
+    shard: ShardInfo | None = None
+    sharded: ShardedRun | None = None
 
 
 class DetailLog(BaseModel):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from common import BackendSpec, ExporterSecurity, RunId, UsageError, check_writable_dir
 from loadgen_harness._interrupt import DEFAULT_MAX_IN_FLIGHT
+from loadgen_harness._shard import ShardSpec
 from loadgen_harness._transport import TransportSecurity
 from scenarios import BenchmarkProfile, Dataset, ScenarioName
 
@@ -88,6 +89,10 @@ class RunConfig(BaseModel):
     load: str | None = Field(default=None, min_length=1)
     # A load shape's client is client-limited (the run not valid) when its dispatch lag p99 exceeds this.
     max_dispatch_lag_ms: float = Field(default=10.0, gt=0)
+    # A sharded load (docs/sharding.md): this process sends shard I of N of ``load``, starting at the agreed
+    # wall-clock time (Unix ns) so the shards on other machines start with it.
+    shard: ShardSpec | None = None
+    start_at_unix_ns: int | None = Field(default=None, ge=0)
 
     @field_validator("sut")
     @classmethod
@@ -95,6 +100,14 @@ class RunConfig(BaseModel):
         from loadgen_harness._fleet import check_target
 
         return None if v is None else check_target(v)
+
+    @model_validator(mode="after")
+    def _shard_needs_load(self) -> RunConfig:
+        if (self.shard is not None or self.start_at_unix_ns is not None) and self.load is None:
+            raise ValueError(
+                "shard: a LoadGen scenario runs as one LoadGen and cannot be sharded (use --load with --shard/--start-at)"
+            )
+        return self
 
     def log_dir(self, run_id: str, scenario: str | None = None) -> Path:
         """``scenario``: the name a load shape runs under (Concurrency, Trace, ...); default the LoadGen scenario."""

@@ -33,6 +33,7 @@ from loadgen_harness._preflight import manifest_count
 from loadgen_harness._results import LatencyLimits, RunResult
 from loadgen_harness._run_config import RunConfig, RunError
 from loadgen_harness._scheduler import ClientTarget, RunPlan, mark_outcome, mark_overload
+from loadgen_harness._shard import ShardClock, sharded_note
 from scenarios import BenchmarkProfile, Dataset
 
 # Without a duration or request count, a concurrency or rate run sends for this long (the quick preset's).
@@ -48,7 +49,10 @@ class ShapeScheduler:
         self.bench = bench
         self.dataset = dataset
         self.shape = make_shape(parse_load(cfg.load))
+        if cfg.shard is not None:
+            self.shape.shard(cfg.shard)
         self.ctx: LoadContext | None = None
+        self.clock = ShardClock(cfg.start_at_unix_ns)
 
     def prepare(self) -> RunPlan:
         cfg = self.cfg
@@ -94,6 +98,7 @@ class ShapeScheduler:
             pins=client.pins,
             max_in_flight=cfg.max_in_flight,
         )
+        self.clock.opened(client.t0_ns)
         return client
 
     def _samples(self) -> SampleSet:
@@ -117,6 +122,7 @@ class ShapeScheduler:
         async def main() -> None:
             client.drive_task = asyncio.current_task()  # type: ignore[assignment]
             try:
+                await self.clock.wait_for_start()
                 await self.shape.drive(ctx)
                 await client.drained(self.cfg.rpc_timeout_s)
             except asyncio.CancelledError:
@@ -136,6 +142,10 @@ class ShapeScheduler:
         res.load = self.shape.info(cfg.load)
         res.load.sent_requests = records.n
         res.load.duration_s = ctx.duration_s
+        res.warnings += self.clock.late_warning()
+        if cfg.shard is not None:
+            res.shard = self.clock.info(cfg.shard)
+            res.load.note = sharded_note(f"shard {cfg.shard}")
         res.dispatch_lag = dispatch_lag(records.columns(LAG_FIELDS), cfg.max_dispatch_lag_ms)
         res.client_limited = res.dispatch_lag is not None and res.dispatch_lag.client_limited
         cols = records.columns(SESSION_FIELDS)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from workflows._compliance_runs import ScorerScript
     from workflows._export import export_records
     from workflows._find_peak import FindPeakConfig, FindPeakResult, find_peak
+    from workflows._merge import ShardMergeError, merge_shards
     from workflows._plan import (
         PlanConfig,
         PlanError,
@@ -80,6 +81,7 @@ __getattr__ = lazy_exports(
         "workflows._plan_output": ["format_plan", "write_plan"],
         "workflows._plan_power": ["PowerPlan", "PowerPlanError"],
         "workflows._report": ["ReportError", "write_report"],
+        "workflows._merge": ["ShardMergeError", "merge_shards"],
         "workflows._session": ["RunStep", "SessionConfig", "SessionResult", "run_session"],
         "workflows._submission": [
             "SubmissionConfig",
@@ -124,6 +126,7 @@ __all__ = [
     "ScorerScript",
     "SessionConfig",
     "SessionResult",
+    "ShardMergeError",
     "SubmissionConfig",
     "SubmissionError",
     "SubmissionRunConfig",
@@ -146,6 +149,7 @@ __all__ = [
     "load_samples",
     "load_sweep",
     "max_valid_qps",
+    "merge_shards",
     "parse_auto_sweep",
     "parse_sweep_load",
     "parse_sweep_rates",

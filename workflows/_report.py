@@ -411,6 +411,12 @@ def _replicas_section(r: RunResult) -> str:
     return '<h2 id="replicas">Replicas</h2>' + fleet_section(r) if has_fleet(r) else ""
 
 
+def _shards_section(r: RunResult) -> str:
+    from workflows._report_shards import shards_section
+
+    return shards_section(r)
+
+
 def render_report(inputs: ReportInputs) -> str:
     """The whole page as one string."""
     e = html.escape
@@ -432,6 +438,7 @@ def render_report(inputs: ReportInputs) -> str:
             '<h2 id="validity">Validity</h2>',
             _summary_section(r),
             _replicas_section(r),
+            _shards_section(r),
             _load_sections(inputs),
             '<h2 id="plots-heading">Latency and throughput</h2>',
             "".join(f'<p class="note" id="input-note-{i}">{e(n)}</p>' for i, n in enumerate(inputs.notes)),
