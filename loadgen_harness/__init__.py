@@ -15,6 +15,7 @@ from loadgen_harness._accuracy_log import (
     write_accuracy_log,
 )
 from loadgen_harness._console import format_summary, progress_printer, verdict_basis
+from loadgen_harness._energy import energy_line, energy_over_window, measured_window_s
 from loadgen_harness._fleet import FLEET_CHANNEL_OPTIONS, Fleet, FleetTarget, Replica, inspect_fleet, parse_target
 from loadgen_harness._interrupt import MAX_PLANNED_SAMPLES, RunInterrupted
 from loadgen_harness._launcher import RunningSut, SutTarget, launch_sut
@@ -34,6 +35,7 @@ from loadgen_harness._load_shapes import (
 )
 from loadgen_harness._mlperf_dir import MLPERF_LOGS_PRESET, mlperf_log_dir, results_from_mlperf_logs, run_results_file
 from loadgen_harness._preflight import manifest_count
+from loadgen_harness._rapl import RAPL_ROOT, RaplReader, RaplUnavailable
 from loadgen_harness._records import (
     QUERIES_FILE,
     QUERY_RECORD_DTYPE,
@@ -73,6 +75,15 @@ from loadgen_harness._results import (
     parse_detail_log,
 )
 from loadgen_harness._run import NO_AUDIT_CONFIG, RunConfig, RunError, fetch_artifact, run_benchmark
+from loadgen_harness._telemetry import (
+    RAPL_TARGET,
+    TELEMETRY_FILE,
+    ScrapeTarget,
+    Telemetry,
+    TelemetryConfig,
+    TelemetrySampler,
+)
+from loadgen_harness._telemetry_sources import CANONICAL_INFO, KNOWN_SOURCES, CanonicalSeries, MetricMap
 from loadgen_harness._transport import (
     TOKEN_ENV,
     TransportSecurity,
@@ -83,13 +94,19 @@ from loadgen_harness._transport import (
 
 __all__ = [
     "ACCURACY_LOG_FILE",
+    "CANONICAL_INFO",
     "FLEET_CHANNEL_OPTIONS",
+    "KNOWN_SOURCES",
     "MAX_PLANNED_SAMPLES",
     "MLPERF_LOGS_PRESET",
     "NO_AUDIT_CONFIG",
     "QUERIES_FILE",
     "QUERY_RECORD_DTYPE",
+    "RAPL_ROOT",
+    "RAPL_TARGET",
+    "TELEMETRY_FILE",
     "TOKEN_ENV",
+    "CanonicalSeries",
     "Clock",
     "DispatchLag",
     "EarlyStoppingNeed",
@@ -106,10 +123,13 @@ __all__ = [
     "LoadInfo",
     "LoadShape",
     "LoadShapeConfig",
+    "MetricMap",
     "PartStats",
     "Percentiles",
     "PrefixCacheStats",
     "Query",
+    "RaplReader",
+    "RaplUnavailable",
     "Replica",
     "ReplicaEvent",
     "ReplicaOutage",
@@ -122,10 +142,14 @@ __all__ = [
     "RunState",
     "RunningSut",
     "SampleSet",
+    "ScrapeTarget",
     "Sender",
     "SessionStats",
     "SuccessStats",
     "SutTarget",
+    "Telemetry",
+    "TelemetryConfig",
+    "TelemetrySampler",
     "TokenDtype",
     "TransportSecurity",
     "TurnStats",
@@ -134,6 +158,8 @@ __all__ = [
     "decode_tokens",
     "describe_failure",
     "encode_tokens",
+    "energy_line",
+    "energy_over_window",
     "fetch_artifact",
     "fleet_breakdown",
     "format_summary",
@@ -149,6 +175,7 @@ __all__ = [
     "load_results",
     "load_shapes",
     "manifest_count",
+    "measured_window_s",
     "mlperf_log_dir",
     "open_aio_channel",
     "open_channel",

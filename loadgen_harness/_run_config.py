@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from common import BackendSpec, ExporterSecurity, RunId, UsageError, check_writable_dir
 from loadgen_harness._interrupt import DEFAULT_MAX_IN_FLIGHT
+from loadgen_harness._telemetry import TelemetryConfig
 from loadgen_harness._transport import TransportSecurity
 from scenarios import BenchmarkProfile, Dataset, ScenarioName
 
@@ -88,6 +89,9 @@ class RunConfig(BaseModel):
     load: str | None = Field(default=None, min_length=1)
     # A load shape's client is client-limited (the run not valid) when its dispatch lag p99 exceeds this.
     max_dispatch_lag_ms: float = Field(default=10.0, gt=0)
+    # Server-side telemetry sampled during the run (--scrape): the SUT's own exporters and any other
+    # Prometheus endpoint or RAPL, stored as telemetry.npz; energy over the measured window in results.json.
+    telemetry: TelemetryConfig | None = None
 
     @field_validator("sut")
     @classmethod
