@@ -42,7 +42,7 @@ CANONICAL_INFO: dict[str, tuple[str, str, bool]] = {
     "kv_cache_usage": ("KV/prefix cache usage", "fraction", False),
     "preemptions": ("Preemptions", "per second", True),
     "power_watts": ("Power", "watts", False),
-    "energy_joules": ("Energy", "joules", True),
+    "energy_joules": ("Power from the energy counter", "watts", True),
     "gpu_utilization_pct": ("GPU utilisation", "%", False),
     "gpu_memory_used_bytes": ("GPU memory used", "bytes", False),
     "cpu_busy_seconds": ("Host CPU busy", "cores", True),

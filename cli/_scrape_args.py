@@ -1,0 +1,82 @@
+"""``lpuperf run --scrape``: the flags that name what server-side telemetry a run samples, and their check."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from common import UsageError
+
+SUT_KEYWORD = "sut"
+
+
+def add_scrape_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "server-side telemetry (stored as telemetry.npz; energy over the measured window in results.json)"
+    )
+    g.add_argument(
+        "--scrape",
+        nargs="?",
+        const=SUT_KEYWORD,
+        metavar="URL[,URL...]",
+        help="sample Prometheus endpoints during the run (http(s)://host:port/metrics), 'rapl' for this host's "
+        "/sys/class/powercap counters, 'sut' (the default with no value) for the SUT's own exporters only; "
+        "the embedded SUT's exporter is always added",
+    )
+    g.add_argument("--scrape-interval", type=float, default=1.0, help="seconds between scrapes (default 1)")
+    g.add_argument("--scrape-token-file", type=Path, help="file holding a bearer token for the --scrape URLs")
+    g.add_argument("--scrape-basic-auth-file", type=Path, help="file holding user:password for the --scrape URLs")
+    g.add_argument("--scrape-ca-file", type=Path, help="CA bundle that verifies the --scrape https URLs")
+    g.add_argument(
+        "--scrape-replica-port",
+        type=int,
+        help="with --sut: also scrape each replica's host at this metrics port (lpuperf serve --metrics-port)",
+    )
+    g.add_argument("--no-scrape-sut", action="store_true", help="do not add the SUT's own exporters")
+
+
+def telemetry_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
+    """RunConfig's ``telemetry`` from the flags (None without --scrape); UsageError naming the flag."""
+    from pydantic import ValidationError
+
+    from common import first_error_line
+    from loadgen_harness import ScrapeTarget, TelemetryConfig
+
+    extras = [
+        f
+        for f, v in (
+            ("--scrape-token-file", args.scrape_token_file),
+            ("--scrape-basic-auth-file", args.scrape_basic_auth_file),
+            ("--scrape-ca-file", args.scrape_ca_file),
+            ("--scrape-replica-port", args.scrape_replica_port),
+            ("--no-scrape-sut", args.no_scrape_sut or None),
+        )
+        if v is not None
+    ]
+    if args.scrape is None:
+        if extras:
+            raise UsageError(f"{extras[0]}: expected together with --scrape")
+        return None
+    urls = [u.strip() for u in args.scrape.split(",") if u.strip()]
+    if not urls:
+        raise UsageError("--scrape: expected a comma-separated list of URLs, 'rapl' or 'sut'")
+    auth = {
+        "token_file": args.scrape_token_file,
+        "basic_auth_file": args.scrape_basic_auth_file,
+        "ca_file": args.scrape_ca_file,
+    }
+    try:
+        targets = [ScrapeTarget(url=u, **auth) for u in urls if u != SUT_KEYWORD]
+        cfg = TelemetryConfig(
+            targets=targets,
+            interval_s=args.scrape_interval,
+            scrape_sut=not args.no_scrape_sut,
+            replica_metrics_port=args.scrape_replica_port,
+        )
+    except ValidationError as exc:
+        line = first_error_line(exc, "--scrape")
+        raise UsageError(line.replace("field 'interval_s'", "field 'scrape-interval'")) from None
+    if args.scrape_replica_port is not None and not args.sut:
+        raise UsageError("--scrape-replica-port: reaches the replicas of --sut; a spawned SUT is scraped already")
+    return cfg.model_dump()
