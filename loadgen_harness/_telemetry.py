@@ -8,7 +8,8 @@ costs about a millisecond a second.
 
 Times are seconds from the run's ``t0_ns`` (the clock of queries.npz): each sample is stamped with the
 midpoint of its HTTP exchange. Memory is bounded: each target keeps at most its share of
-``max_points``; past that only canonical series (telemetry_sources) are kept, and a warning says so.
+``max_points`` of every series; past that only canonical series (telemetry_sources) are kept, past
+twice that nothing more, and a warning says so.
 A target that stops answering is a warning with the run time it stopped (and when it came back),
 never a failed run. ``save`` writes ``telemetry.npz`` atomically.
 """
@@ -74,7 +75,7 @@ class TelemetryConfig(BaseModel):
     # The SUT's own exporters: an embedded SUT's (started with one), or each fleet replica's host at this port.
     scrape_sut: bool = True
     replica_metrics_port: int | None = Field(default=None, ge=1, le=65535)
-    max_points: int = Field(default=4_000_000, ge=1000, description="samples kept in memory over all targets")
+    max_points: int = Field(default=4_000_000, ge=100, description="samples kept in memory over all targets")
 
 
 @dataclass
@@ -87,7 +88,8 @@ class _Store:
     v_chunks: list[np.ndarray] = field(default_factory=list)
     n_points: int = 0
     scrapes: list[tuple[float, bool]] = field(default_factory=list)  # (t_s, answered)
-    capped: bool = False
+    capped: bool = False  # past its share: only canonical series are kept
+    full: bool = False  # past twice its share: nothing more is kept
 
 
 class _TargetSampler:
@@ -149,6 +151,7 @@ class _TargetSampler:
             self.warnings.append(
                 f"telemetry: {self.target.name}: more than {self.max_points} samples; later scrapes kept only "
                 "the known (canonical) series"
+                + (f", and none after {2 * self.max_points} samples" if self.store.full else "")
             )
 
     def _now_s(self) -> float:
@@ -208,6 +211,9 @@ class _TargetSampler:
         st = self.store
         if not st.capped and st.n_points + len(samples) > self.max_points:
             st.capped = True
+        if st.n_points + len(samples) > 2 * self.max_points:
+            st.full = True
+            return
         ids: list[int] = []
         values: list[float] = []
         for name, labels, value in samples:
@@ -232,7 +238,7 @@ class TelemetrySampler:
     """Samples every target of a run; ``stop()`` returns the warnings, ``save(dir)`` writes telemetry.npz."""
 
     def __init__(self, targets: Sequence[ScrapeTarget], cfg: TelemetryConfig, t0_ns: int) -> None:
-        share = max(1000, cfg.max_points // max(len(targets), 1))
+        share = max(100, cfg.max_points // max(len(targets), 1))
         self.samplers = [_TargetSampler(t, cfg, t0_ns, share) for t in targets]
         self.cfg = cfg
 

@@ -97,7 +97,9 @@ KNOWN_SOURCES: dict[str, tuple[MetricMap, ...]] = {
     ),
     "dcgm": (
         MetricMap("power_watts", "DCGM_FI_DEV_POWER_USAGE"),
-        # DCGM counts energy in millijoules since the driver loaded.
+        # DCGM counts energy in millijoules since the driver loaded; declared a counter, the parser names its
+        # sample with a _total suffix the exporter does not write.
+        MetricMap("energy_joules", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION_total", scale=1e-3),
         MetricMap("energy_joules", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", scale=1e-3),
         MetricMap("gpu_utilization_pct", "DCGM_FI_DEV_GPU_UTIL"),
         MetricMap("gpu_memory_used_bytes", "DCGM_FI_DEV_FB_USED", scale=1024.0 * 1024.0),  # MiB
