@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from common import UsageError
+
+if TYPE_CHECKING:
+    from loadgen_harness import TelemetryConfig
 
 SUT_KEYWORD = "sut"
 
@@ -36,12 +39,12 @@ def add_scrape_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-scrape-sut", action="store_true", help="do not add the SUT's own exporters")
 
 
-def telemetry_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
+def telemetry_from_args(args: argparse.Namespace) -> TelemetryConfig | None:
     """RunConfig's ``telemetry`` from the flags (None without --scrape); UsageError naming the flag."""
     from pydantic import ValidationError
 
     from common import first_error_line
-    from loadgen_harness import ScrapeTarget, TelemetryConfig
+    from loadgen_harness import ScrapeTarget
 
     extras = [
         f
@@ -66,6 +69,8 @@ def telemetry_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
         "basic_auth_file": args.scrape_basic_auth_file,
         "ca_file": args.scrape_ca_file,
     }
+    from loadgen_harness import TelemetryConfig
+
     try:
         targets = [ScrapeTarget(url=u, **auth) for u in urls if u != SUT_KEYWORD]
         cfg = TelemetryConfig(
@@ -79,4 +84,4 @@ def telemetry_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
         raise UsageError(line.replace("field 'interval_s'", "field 'scrape-interval'")) from None
     if args.scrape_replica_port is not None and not args.sut:
         raise UsageError("--scrape-replica-port: reaches the replicas of --sut; a spawned SUT is scraped already")
-    return cfg.model_dump()
+    return cfg

@@ -24,7 +24,7 @@ from loadgen_harness._launcher import RunningSut
 from loadgen_harness._replicas import ReplicaEvent, records_breakdown
 from loadgen_harness._results import RunResult, save_results
 from loadgen_harness._run_config import NO_AUDIT_CONFIG, RunConfig, RunError, resolve_inputs
-from loadgen_harness._run_telemetry import finish_telemetry, start_telemetry, wants_sut_metrics
+from loadgen_harness._run_telemetry import check_telemetry, finish_telemetry, start_telemetry, wants_sut_metrics
 from loadgen_harness._scheduler import ClientTarget, Scheduler
 from loadgen_harness._transport import TransportSecurity
 from loadgen_harness._watch import ReplicaWatch
@@ -115,6 +115,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
     from loadgen_harness._preflight import context_overflow_error
 
     cfg, bench, dataset = resolve_inputs(cfg)
+    check_telemetry(cfg)  # a bad token file or unreadable RAPL is one line before any SUT starts
     scheduler = make_scheduler(cfg, bench, dataset)
     plan = scheduler.prepare()
     run_id = cfg.run_id or time.strftime("run-%Y%m%d-%H%M%S")

@@ -47,6 +47,17 @@ def scrape_targets(cfg: RunConfig, running: RunningSut) -> list[ScrapeTarget]:
     return targets
 
 
+def check_telemetry(cfg: RunConfig) -> None:
+    """Before anything starts: every named target's credentials readable, RAPL readable; RunError otherwise."""
+    if cfg.telemetry is None:
+        return
+    for target in cfg.telemetry.targets:
+        try:
+            target.check()
+        except OSError as exc:  # RAPL absent or unreadable
+            raise RunError(str(exc)) from None
+
+
 def start_telemetry(cfg: RunConfig, running: RunningSut, t0_ns: int) -> TelemetrySampler | None:
     """The run's sampler, started (None without ``telemetry``); a target that cannot be set up is a RunError."""
     if cfg.telemetry is None:

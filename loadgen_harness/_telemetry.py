@@ -28,7 +28,7 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from common import atomic_path, read_secret_file, scrub_url
+from common import UsageError, atomic_path, read_secret_file, scrub_url
 from loadgen_harness._rapl import RAPL_ROOT, RaplReader
 from loadgen_harness._telemetry_sources import CanonicalSeries, known_maps
 
@@ -53,7 +53,7 @@ class ScrapeTarget(BaseModel):
     @classmethod
     def _url(cls, v: str) -> str:
         if v == RAPL_TARGET or v.startswith(f"{RAPL_TARGET}:"):
-            return v
+            return v  # rapl, or rapl:/other/powercap/root
         if not v.startswith(("http://", "https://")):
             raise ValueError(f"expected an http:// or https:// URL (or '{RAPL_TARGET}'), got '{scrub_url(v)}'")
         return v
@@ -62,6 +62,35 @@ class ScrapeTarget(BaseModel):
     def name(self) -> str:
         """The target as results and reports show it (no credentials)."""
         return scrub_url(self.url)
+
+    @property
+    def is_rapl(self) -> bool:
+        return self.url == RAPL_TARGET or self.url.startswith(f"{RAPL_TARGET}:")
+
+    def rapl_root(self) -> Path:
+        return Path(self.url.split(":", 1)[1]) if ":" in self.url else Path(RAPL_ROOT)
+
+    def headers_and_auth(self) -> tuple[dict[str, str], tuple[str, str] | None]:
+        """(request headers, basic-auth pair) from the secret files; UsageError naming the flag and file."""
+        headers = {"Accept": "text/plain"}
+        if self.token_file is not None:
+            token = read_secret_file(self.token_file, "--scrape-token-file", bearer_token=True)
+            headers["Authorization"] = f"Bearer {token}"
+        if self.basic_auth_file is None:
+            return headers, None
+        user, sep, password = read_secret_file(self.basic_auth_file, "--scrape-basic-auth-file").partition(":")
+        if not sep or not user:
+            raise UsageError(f"--scrape-basic-auth-file: {self.basic_auth_file}: expected user:password")
+        return headers, (user, password)
+
+    def check(self) -> None:
+        """Readable credentials, CA file and RAPL counters; UsageError or RaplUnavailable (an OSError) otherwise."""
+        if self.is_rapl:
+            RaplReader(self.rapl_root())
+            return
+        self.headers_and_auth()
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise UsageError(f"--scrape-ca-file: {self.ca_file}: expected a CA bundle file")
 
 
 class TelemetryConfig(BaseModel):
@@ -284,8 +313,15 @@ class Telemetry:
 
     @classmethod
     def from_samplers(cls, samplers: Sequence[_TargetSampler], interval_s: float) -> Telemetry:
-        t_parts, id_parts, v_parts, names, labels, owners = [], [], [], [], [], []
-        st_t, st_i, st_ok = [], [], []
+        t_parts: list[np.ndarray] = []
+        id_parts: list[np.ndarray] = []
+        v_parts: list[np.ndarray] = []
+        names: list[str] = []
+        labels: list[dict[str, str]] = []
+        owners: list[int] = []
+        st_t: list[float] = []
+        st_i: list[int] = []
+        st_ok: list[bool] = []
         for i, s in enumerate(samplers):
             st = s.store
             base = len(names)
