@@ -7,7 +7,7 @@ query path: the threads share nothing with the bridge but the GIL, and a scrape 
 costs about a millisecond a second.
 
 Times are seconds from the run's ``t0_ns`` (the clock of queries.npz): each sample is stamped with the
-midpoint of its HTTP exchange. Memory is bounded: each target keeps at most its share of
+midpoint of its HTTP exchange. Each distinct series line is parsed once (``_exposition``). Memory is bounded: each target keeps at most its share of
 ``max_points`` of every series; past that only canonical series (telemetry_sources) are kept, past
 twice that nothing more, and a warning says so.
 A target that stops answering is a warning with the run time it stopped (and when it came back),
@@ -25,17 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from common import UsageError, atomic_path, read_secret_file, scrub_url
+from loadgen_harness._exposition import ExpositionReader, SeriesTable
 from loadgen_harness._rapl import RAPL_ROOT, RaplReader
 from loadgen_harness._telemetry_sources import CanonicalSeries, known_maps
 
 TELEMETRY_FILE = "telemetry.npz"
 RAPL_TARGET = "rapl"
-# Histogram buckets and created timestamps are many series that no panel reads; their _sum/_count stay.
-_SKIPPED_SUFFIXES = ("_bucket", "_created")
 
 
 class ScrapeTarget(BaseModel):
@@ -111,7 +109,7 @@ class TelemetryConfig(BaseModel):
 class _Store:
     """One target's columns: per scrape a chunk; the series table maps (sample, labels) to an index."""
 
-    series: dict[tuple[str, tuple[tuple[str, str], ...]], int] = field(default_factory=dict)
+    table: SeriesTable = field(default_factory=SeriesTable)
     t_chunks: list[np.ndarray] = field(default_factory=list)
     id_chunks: list[np.ndarray] = field(default_factory=list)
     v_chunks: list[np.ndarray] = field(default_factory=list)
@@ -133,8 +131,10 @@ class _TargetSampler:
         self.warnings: list[str] = []
         self._stop = threading.Event()
         self._down_since: float | None = None
+        self.cpu_s = 0.0  # this thread's CPU time spent scraping, parsing and storing (the harness's cost)
         self._client: Any = None
         self._rapl: RaplReader | None = None
+        self._reader = ExpositionReader(self.store.table)
         self._thread = threading.Thread(target=self._loop, name=f"lpuperf-scrape-{target.name}", daemon=True)
 
     def open(self) -> None:
@@ -191,7 +191,9 @@ class _TargetSampler:
         start = time.monotonic()
         k = 0
         while True:
+            c0 = time.thread_time()
             self._scrape_once()
+            self.cpu_s += time.thread_time() - c0
             if self._stop.is_set():
                 return
             k += 1
@@ -205,7 +207,7 @@ class _TargetSampler:
     def _scrape_once(self) -> None:
         t_a = self._now_s()
         try:
-            samples = self._rapl.samples() if self._rapl is not None else self._http_samples()
+            ids, values = self._rapl_samples() if self._rapl is not None else self._http_samples()
         except Exception as exc:  # a dead, slow or garbled target: a warning, never the run's failure
             self._note_down(t_a, exc)
             return
@@ -216,18 +218,19 @@ class _TargetSampler:
             )
             self._down_since = None
         self.store.scrapes.append((round(t_s, 6), True))
-        self._keep(t_s, samples)
+        self._keep(t_s, ids, values)
 
-    def _http_samples(self) -> list[tuple[str, dict[str, str], float]]:
+    def _http_samples(self) -> tuple[list[int], list[float]]:
         resp = self._client.get(self.target.url)
         if resp.status_code != 200:
             raise RuntimeError(f"HTTP {resp.status_code}")
-        out: list[tuple[str, dict[str, str], float]] = []
-        for family in text_string_to_metric_families(resp.text):
-            for s in family.samples:
-                if not s.name.endswith(_SKIPPED_SUFFIXES):
-                    out.append((s.name, s.labels, float(s.value)))
-        return out
+        return self._reader.read(resp.text)
+
+    def _rapl_samples(self) -> tuple[list[int], list[float]]:
+        assert self._rapl is not None
+        table = self.store.table
+        pairs = [(table.id_of(name, labels), value) for name, labels, value in self._rapl.samples()]
+        return [sid for sid, _ in pairs], [v for _, v in pairs]
 
     def _note_down(self, t_s: float, exc: BaseException) -> None:
         self.store.scrapes.append((round(t_s, 6), False))
@@ -236,26 +239,17 @@ class _TargetSampler:
             why = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
             self.warnings.append(f"telemetry: {self.target.name} failed a scrape at {t_s:.1f} s into the run ({why})")
 
-    def _keep(self, t_s: float, samples: Sequence[tuple[str, dict[str, str], float]]) -> None:
+    def _keep(self, t_s: float, ids: list[int], values: list[float]) -> None:
         st = self.store
-        if not st.capped and st.n_points + len(samples) > self.max_points:
+        if not st.capped and st.n_points + len(ids) > self.max_points:
             st.capped = True
-        if st.n_points + len(samples) > 2 * self.max_points:
+        if st.n_points + len(ids) > 2 * self.max_points:
             st.full = True
             return
-        ids: list[int] = []
-        values: list[float] = []
-        for name, labels, value in samples:
-            key = (name, tuple(sorted(labels.items())))
-            sid = st.series.get(key)
-            if sid is None:
-                if st.capped and not known_maps(name):
-                    continue
-                sid = st.series[key] = len(st.series)
-            elif st.capped and not known_maps(name):
-                continue
-            ids.append(sid)
-            values.append(value)
+        if st.capped:  # past its share: the series a known source names, nothing raw
+            known = st.table.known
+            kept = [i for i, sid in enumerate(ids) if known[sid]]
+            ids, values = [ids[i] for i in kept], [values[i] for i in kept]
         if ids:
             st.t_chunks.append(np.full(len(ids), t_s, dtype=np.float64))
             st.id_chunks.append(np.asarray(ids, dtype=np.uint32))
@@ -310,6 +304,7 @@ class Telemetry:
     scrape_t_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     scrape_target: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint16))
     scrape_ok: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    sampler_cpu_s: float = 0.0  # CPU time the sampler threads took from the harness's process
 
     @classmethod
     def from_samplers(cls, samplers: Sequence[_TargetSampler], interval_s: float) -> Telemetry:
@@ -325,9 +320,9 @@ class Telemetry:
         for i, s in enumerate(samplers):
             st = s.store
             base = len(names)
-            for (name, lab), _sid in sorted(st.series.items(), key=lambda kv: kv[1]):
+            for name, lab in st.table.items():
                 names.append(name)
-                labels.append(dict(lab))
+                labels.append(lab)
                 owners.append(i)
             t_parts += st.t_chunks
             id_parts += [c.astype(np.uint32) + base for c in st.id_chunks]
@@ -352,6 +347,7 @@ class Telemetry:
             scrape_t_s=np.asarray(st_t, dtype=np.float64),
             scrape_target=np.asarray(st_i, dtype=np.uint16),
             scrape_ok=np.asarray(st_ok, dtype=bool),
+            sampler_cpu_s=sum(s.cpu_s for s in samplers),
         )
 
     def save(self, directory: str | Path) -> Path:
@@ -362,6 +358,7 @@ class Telemetry:
             "targets": self.targets,
             "replica_ids": self.replica_ids,
             "interval_s": self.interval_s,
+            "sampler_cpu_s": self.sampler_cpu_s,
         }
         with atomic_path(path, suffix=".tmp.npz") as tmp, open(tmp, "wb") as fh:
             np.savez_compressed(
@@ -395,6 +392,7 @@ class Telemetry:
                 scrape_t_s=z["scrape_t_s"],
                 scrape_target=z["scrape_target"],
                 scrape_ok=z["scrape_ok"],
+                sampler_cpu_s=float(meta.get("sampler_cpu_s", 0.0)),
             )
 
     def canonical(self) -> list[CanonicalSeries]:
