@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from common import UsageError, atomic_path, read_secret_file, scrub_url
 from loadgen_harness._exposition import ExpositionReader, SeriesTable
 from loadgen_harness._rapl import RAPL_ROOT, RaplReader
+from loadgen_harness._scrape_http import HttpScrape
 from loadgen_harness._telemetry_sources import CanonicalSeries, known_maps
 
 TELEMETRY_FILE = "telemetry.npz"
@@ -132,35 +133,19 @@ class _TargetSampler:
         self._stop = threading.Event()
         self._down_since: float | None = None
         self.cpu_s = 0.0  # this thread's CPU time spent scraping, parsing and storing (the harness's cost)
-        self._client: Any = None
+        self._client: HttpScrape | None = None
         self._rapl: RaplReader | None = None
         self._reader = ExpositionReader(self.store.table)
         self._thread = threading.Thread(target=self._loop, name=f"lpuperf-scrape-{target.name}", daemon=True)
 
     def open(self) -> None:
-        """Credentials and clients are set up before the run: a bad token file is one line, not a warning."""
+        """Credentials and connections are set up before the run: a bad token file is one line, not a warning."""
         t = self.target
-        if t.url.startswith(RAPL_TARGET):
-            root = t.url.split(":", 1)[1] if ":" in t.url else RAPL_ROOT
-            self._rapl = RaplReader(Path(root))
+        if t.is_rapl:
+            self._rapl = RaplReader(t.rapl_root())
             return
-        import httpx
-
-        headers = {"Accept": "text/plain"}
-        if t.token_file is not None:
-            headers["Authorization"] = "Bearer " + read_secret_file(
-                t.token_file, "--scrape-token-file", bearer_token=True
-            )
-        auth = None
-        if t.basic_auth_file is not None:
-            user, sep, password = read_secret_file(t.basic_auth_file, "--scrape-basic-auth-file").partition(":")
-            if not sep:
-                from common import UsageError
-
-                raise UsageError(f"--scrape-basic-auth-file: {t.basic_auth_file}: expected user:password")
-            auth = httpx.BasicAuth(user, password)
-        verify: Any = str(t.ca_file) if t.ca_file is not None else True
-        self._client = httpx.Client(headers=headers, auth=auth, verify=verify, timeout=self.cfg.timeout_s)
+        headers, basic = t.headers_and_auth()
+        self._client = HttpScrape(t.url, headers, basic, t.ca_file, self.cfg.timeout_s)
 
     def start(self) -> None:
         self._thread.start()
@@ -221,10 +206,8 @@ class _TargetSampler:
         self._keep(t_s, ids, values)
 
     def _http_samples(self) -> tuple[list[int], list[float]]:
-        resp = self._client.get(self.target.url)
-        if resp.status_code != 200:
-            raise RuntimeError(f"HTTP {resp.status_code}")
-        return self._reader.read(resp.text)
+        assert self._client is not None  # opened before the thread started
+        return self._reader.read(self._client.get())
 
     def _rapl_samples(self) -> tuple[list[int], list[float]]:
         assert self._rapl is not None
