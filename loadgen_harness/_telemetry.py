@@ -187,7 +187,8 @@ class _TargetSampler:
             if delay < 0:
                 k += int(-delay // interval) + 1
                 delay = start + k * interval - time.monotonic()
-            self._stop.wait(max(delay, 0.0))
+            if self._stop.wait(max(delay, 0.0)) and self._down_since is not None:
+                return  # the last scrape brackets the window; a target that is down cannot, and may hang
 
     def _scrape_once(self) -> None:
         t_a = self._now_s()

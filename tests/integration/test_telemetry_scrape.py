@@ -219,3 +219,69 @@ def test_embedded_sut_exporter_is_scraped_and_energy_matches_its_busy_time(tmp_p
     assert energy["output_tokens"] > 0 and energy["joules_per_token"] == pytest.approx(
         energy["joules"] / energy["output_tokens"], rel=1e-6
     )
+
+
+class _Hanging:
+    """A target that accepts connections and never answers (a hung exporter): every scrape times out."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/metrics"
+        self.held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self.sock.settimeout(0.2)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError):
+                conn, _ = self.sock.accept()
+                self.held.append(conn)
+
+    def close(self) -> None:
+        self._stop.set()
+        for c in self.held:
+            c.close()
+        self.sock.close()
+
+
+def test_ctrl_c_with_a_hung_target_ends_within_seconds_leaving_telemetry(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    hung = _Hanging()
+    out = tmp_path / "out"
+    argv = [
+        *(sys.executable, "-m", "cli", "run", "--qps", "15", "--duration", "120", "--max-new-tokens", "32"),
+        *("--out", str(out), "--run-id", "stopped", "--metrics-linger", "0", "--no-record"),
+        *("--scrape", f"sut,{hung.url}", "--scrape-interval", "0.5"),
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        d = _run_dir(out, "stopped")
+        deadline = time.monotonic() + 120
+        while not (d / "artifact.json").is_file():  # written once the SUT answered; queries follow
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(4.0)  # a few scrapes of each, the hung one timing out (2 s each)
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        text, _ = proc.communicate(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        hung.close()
+    assert proc.returncode == 130, text.decode(errors="replace")
+    assert took < 12, f"exited {took:.1f} s after SIGINT"
+    result = json.loads((d / "results.json").read_text())
+    assert result["state"] == "interrupted"
+    assert any(hung.url.split("/")[2] in w and "failed a scrape" in w for w in result["warnings"])
+    tel = Telemetry.load(d)
+    assert len(tel.targets) == 2 and tel.targets[0] == hung.url  # named targets first, the SUT's own after
+    assert not tel.scrape_ok[tel.scrape_target == 0].any() and tel.scrape_ok[tel.scrape_target == 1].all()
+    assert result["energy"] is not None and result["energy"]["joules"] > 0
+    assert not [p for p in d.iterdir() if p.name.endswith((".tmp", ".tmp.npz"))]
