@@ -33,8 +33,9 @@ def add_scrape_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scrape-ca-file", type=Path, help="CA bundle that verifies the --scrape https URLs")
     g.add_argument(
         "--scrape-replica-port",
-        type=int,
-        help="with --sut: also scrape each replica's host at this metrics port (lpuperf serve --metrics-port)",
+        metavar="[https:]PORT",
+        help="with --sut: also scrape each replica's host at this metrics port (lpuperf serve --metrics-port), "
+        "over HTTPS with 'https:PORT'; the --scrape-token-file/-basic-auth-file/-ca-file credentials apply",
     )
     g.add_argument("--no-scrape-sut", action="store_true", help="do not add the SUT's own exporters")
 
@@ -71,17 +72,31 @@ def telemetry_from_args(args: argparse.Namespace) -> TelemetryConfig | None:
     }
     from loadgen_harness import TelemetryConfig
 
+    port, https = _replica_port(args.scrape_replica_port, args.sut)
     try:
         targets = [ScrapeTarget(url=u, **auth) for u in urls if u != SUT_KEYWORD]
         cfg = TelemetryConfig(
             targets=targets,
             interval_s=args.scrape_interval,
             scrape_sut=not args.no_scrape_sut,
-            replica_metrics_port=args.scrape_replica_port,
+            replica_metrics_port=port,
+            replica_metrics_https=https,
+            **{f"replica_{k}": v for k, v in auth.items()},
         )
     except ValidationError as exc:
         line = first_error_line(exc, "--scrape")
         raise UsageError(line.replace("field 'interval_s'", "field 'scrape-interval'")) from None
-    if args.scrape_replica_port is not None and not args.sut:
-        raise UsageError("--scrape-replica-port: reaches the replicas of --sut; a spawned SUT is scraped already")
     return cfg
+
+
+def _replica_port(value: str | None, sut: str | None) -> tuple[int | None, bool]:
+    """(port, https) of --scrape-replica-port; UsageError when it is not [https:]PORT or there is no --sut."""
+    if value is None:
+        return None, False
+    if not sut:
+        raise UsageError("--scrape-replica-port: reaches the replicas of --sut; a spawned SUT is scraped already")
+    https = value.startswith("https:")
+    port = value.removeprefix("https:").removeprefix("http:")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--scrape-replica-port: expected [https:]PORT with a port in 1..65535, got '{value}'")
+    return int(port), https

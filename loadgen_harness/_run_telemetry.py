@@ -39,10 +39,17 @@ def scrape_targets(cfg: RunConfig, running: RunningSut) -> list[ScrapeTarget]:
             rid = replicas[i].replica_id if i < len(replicas) else ""
             targets.append(ScrapeTarget(url=f"http://{addr}/metrics", replica_id=rid))
     if tel.replica_metrics_port is not None and not running.embedded:
+        scheme = "https" if tel.replica_metrics_https else "http"
         for r in replicas:
             host = r.address.rpartition(":")[0]
             targets.append(
-                ScrapeTarget(url=f"http://{host}:{tel.replica_metrics_port}/metrics", replica_id=r.replica_id)
+                ScrapeTarget(
+                    url=f"{scheme}://{host}:{tel.replica_metrics_port}/metrics",
+                    replica_id=r.replica_id,
+                    token_file=tel.replica_token_file,
+                    basic_auth_file=tel.replica_basic_auth_file,
+                    ca_file=tel.replica_ca_file,
+                )
             )
     return targets
 
@@ -51,7 +58,15 @@ def check_telemetry(cfg: RunConfig) -> None:
     """Before anything starts: every named target's credentials readable, RAPL readable; RunError otherwise."""
     if cfg.telemetry is None:
         return
-    for target in cfg.telemetry.targets:
+    tel = cfg.telemetry
+    # The replicas' targets are known only once the fleet answered: their credentials are checked here.
+    template = ScrapeTarget(
+        url="http://replica/metrics",
+        token_file=tel.replica_token_file,
+        basic_auth_file=tel.replica_basic_auth_file,
+        ca_file=tel.replica_ca_file,
+    )
+    for target in [*tel.targets, template]:
         try:
             target.check()
         except OSError as exc:  # RAPL absent or unreadable

@@ -103,6 +103,11 @@ class TelemetryConfig(BaseModel):
     # The SUT's own exporters: an embedded SUT's (started with one), or each fleet replica's host at this port.
     scrape_sut: bool = True
     replica_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    replica_metrics_https: bool = False
+    # Credentials of the replicas' exporters (lpuperf serve --metrics-token-file, --metrics-tls-cert, ...).
+    replica_token_file: Path | None = None
+    replica_basic_auth_file: Path | None = None
+    replica_ca_file: Path | None = None
     max_points: int = Field(default=4_000_000, ge=100, description="samples kept in memory over all targets")
 
 

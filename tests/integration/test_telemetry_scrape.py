@@ -1,8 +1,8 @@
 """Scraping real exporters during real runs, all on loopback.
 
-* ``lpuperf run --sut`` against a real ``lpuperf serve --metrics-port`` (HTTPS, bearer token) with
-  ``--scrape`` naming that exporter, a real Debian ``prometheus-node-exporter`` (its textfile collector
-  on a tmp dir) and a target that dies mid-run: the run completes, results.json carries the energy of
+* ``lpuperf run --sut`` against a real ``lpuperf serve --metrics-port`` (HTTPS, bearer token), its
+  exporter found with ``--scrape-replica-port https:PORT``, with ``--scrape`` naming a real Debian
+  ``prometheus-node-exporter`` (its textfile collector on a tmp dir) and a target that dies mid-run: the run completes, results.json carries the energy of
   the sim's power model and a warning with the time the target stopped; telemetry.npz holds the SUT's
   queue depth, the node's CPU and the textfile's unknown metric raw.
 * ``lpuperf run --scrape`` with the embedded SUT: its own exporter is scraped without being named, and
@@ -158,7 +158,7 @@ def test_run_scrapes_serve_node_exporter_and_survives_a_dying_target(tmp_path: P
                 *("run", "--sut", f"127.0.0.1:{port_file.read_text().strip()}", "--qps", "20", "--duration", "6"),
                 *("--max-new-tokens", "32", "--out", str(tmp_path / "out"), "--run-id", "scraped"),
                 *("--metrics-linger", "0", "--scrape-interval", "0.5"),
-                *("--scrape", f"{sut_metrics},{node_url},{dying.url}"),
+                *("--scrape", f"{node_url},{dying.url}", "--scrape-replica-port", f"https:{metrics_port}"),
                 *("--scrape-token-file", str(token), "--scrape-ca-file", str(pki.ca)),
             ]
         )
@@ -183,6 +183,7 @@ def test_run_scrapes_serve_node_exporter_and_survives_a_dying_target(tmp_path: P
     assert {(sut_host, "queue_depth"), (sut_host, "power_watts"), (sut_host, "energy_joules")} <= canon
     assert {(node_host, "cpu_busy_seconds"), (node_host, "memory_available_bytes")} <= canon
     assert "lab_rack_inlet_celsius" in tel.series_name  # unknown, kept raw
+    assert tel.replica_ids[tel.targets.index(sut_metrics)]  # the replica's exporter carries its id
     lab = tel.series_name.index("lab_rack_inlet_celsius")
     assert np.all(tel.value[tel.series == lab] == 23.5)
 

@@ -397,6 +397,11 @@ CLI_CASES = [
     pytest.param([*_RUN, "--scrape", "rapl:{dir}"], "no intel-rapl:N package zone", id="run-scrape-rapl-absent"),
     pytest.param([*_RUN, "--scrape", "--scrape-replica-port", "9100"], "--scrape-replica-port", id="run-scrape-rp"),
     pytest.param(
+        [*_RUN, "--sut", "127.0.0.1:9", "--scrape", "--scrape-replica-port", "https:x"],
+        "expected [https:]PORT",
+        id="run-scrape-rp-bad",
+    ),
+    pytest.param(
         ["run", "--out", "{out}", "--dataset", "{missing}"], "dataset file not found", id="run-dataset-missing"
     ),
     pytest.param(["run", "--out", "{out}", "--dataset", "{dir}"], "a-dir", id="run-dataset-dir"),
