@@ -1,7 +1,8 @@
 """The LoadGen harness: QSL, LoadGen <-> gRPC bridge, run orchestration and results.
 
 ``run_benchmark(RunConfig(...))`` runs one scenario and returns a :class:`RunResult`; the run
-directory holds LoadGen's logs plus results.json, artifact.json and queries.npz.
+directory holds LoadGen's logs plus results.json, artifact.json and queries.npz (and telemetry.npz
+when the run scraped its servers: ``RunConfig.telemetry``).
 """
 
 from loadgen_harness._accuracy_log import (

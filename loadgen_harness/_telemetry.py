@@ -409,6 +409,7 @@ class Telemetry:
                     canonical=canonical,
                     t_s=ts,
                     values=np.asarray([sums[t] for t in ts.tolist()], dtype=np.float64),
+                    replica_id=self.replica_ids[target],
                 )
             )
         return out

@@ -137,6 +137,7 @@ class CanonicalSeries:
     canonical: str
     t_s: np.ndarray
     values: np.ndarray
+    replica_id: str = ""  # the SUT replica the target belongs to, when it is one
 
     @property
     def is_counter(self) -> bool:

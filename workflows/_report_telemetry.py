@@ -70,7 +70,7 @@ def _panel_series(view: TelemetryView, canonical: str) -> list[_Series]:
             continue
         xs, ys = s.rate() if s.is_counter else (s.t_s, s.values)
         if xs.size:
-            out.append(_Series(_short(s.target), xs, ys))
+            out.append(_Series(f"replica {s.replica_id}" if s.replica_id else _short(s.target), xs, ys))
     return out
 
 

@@ -420,6 +420,9 @@ CLI_CASES = [
     pytest.param([*_SERVE, "--metrics-port", "65536"], "--metrics-port", id="serve-metrics-port-high"),
     pytest.param([*_SERVE, "--port-file", "/proc/x/p"], "--port-file", id="serve-port-file-unwritable"),
     pytest.param([*_SERVE, "--port-file", "{dir}"], "--port-file", id="serve-port-file-dir"),
+    pytest.param(
+        [*_SERVE, "--metrics-port-file", "{out}/p"], "--metrics-port-file", id="serve-metrics-port-file-alone"
+    ),
     pytest.param([*_SERVE, "--port-file", "{file}/p"], "--port-file", id="serve-port-file-under-file"),
     pytest.param([*_SERVE, "--grace", "-1"], "--grace", id="serve-grace-negative"),
     pytest.param([*_SERVE, "--precision", "fp3"], "field 'precision'", id="serve-precision-unknown"),
