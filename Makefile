@@ -77,8 +77,7 @@ STRICT_MODULES = common loadgen_harness/_results.py accuracy/_evaluate.py accura
   loadgen_harness/_load_shapes.py loadgen_harness/_load_stats.py loadgen_harness/_scheduler.py workflows/_sweep.py \
   workflows/_sweep_run.py workflows/_sweep_page.py gate/_load.py workflows/_compare_load.py workflows/_report_load.py
 STRICT_MODULES += loadgen_harness/_telemetry.py loadgen_harness/_telemetry_sources.py loadgen_harness/_energy.py \
-  loadgen_harness/_rapl.py loadgen_harness/_run_telemetry.py loadgen_harness/_exposition.py \
-  loadgen_harness/_scrape_http.py workflows/_report_telemetry.py
+  loadgen_harness/_scrape_read.py loadgen_harness/_run_telemetry.py workflows/_report_telemetry.py
 typecheck: venv
 	$(BIN)/mypy proto sut loadgen_harness scenarios accuracy compliance common gate workflows history cli
 	$(BIN)/mypy --strict --follow-imports=silent $(STRICT_MODULES)

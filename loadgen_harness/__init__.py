@@ -36,7 +36,6 @@ from loadgen_harness._load_shapes import (
 )
 from loadgen_harness._mlperf_dir import MLPERF_LOGS_PRESET, mlperf_log_dir, results_from_mlperf_logs, run_results_file
 from loadgen_harness._preflight import manifest_count
-from loadgen_harness._rapl import RAPL_ROOT, RaplReader, RaplUnavailable
 from loadgen_harness._records import (
     QUERIES_FILE,
     QUERY_RECORD_DTYPE,
@@ -76,6 +75,7 @@ from loadgen_harness._results import (
     parse_detail_log,
 )
 from loadgen_harness._run import NO_AUDIT_CONFIG, RunConfig, RunError, fetch_artifact, run_benchmark
+from loadgen_harness._scrape_read import RAPL_ROOT, RaplReader, RaplUnavailable
 from loadgen_harness._telemetry import (
     RAPL_TARGET,
     TELEMETRY_FILE,

@@ -7,7 +7,7 @@ query path: the threads share nothing with the bridge but the GIL, and a scrape 
 costs about a millisecond a second.
 
 Times are seconds from the run's ``t0_ns`` (the clock of queries.npz): each sample is stamped with the
-midpoint of its HTTP exchange. Each distinct series line is parsed once (``_exposition``). Memory is bounded: each target keeps at most its share of
+midpoint of its HTTP exchange. Each distinct series line is parsed once (``_scrape_read``). Memory is bounded: each target keeps at most its share of
 ``max_points`` of every series; past that only canonical series (telemetry_sources) are kept, past
 twice that nothing more, and a warning says so.
 A target that stops answering is a warning with the run time it stopped (and when it came back),
@@ -28,9 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from common import UsageError, atomic_path, read_secret_file, scrub_url
-from loadgen_harness._exposition import ExpositionReader, SeriesTable
-from loadgen_harness._rapl import RAPL_ROOT, RaplReader
-from loadgen_harness._scrape_http import HttpScrape
+from loadgen_harness._scrape_read import RAPL_ROOT, ExpositionReader, HttpScrape, RaplReader, SeriesTable
 from loadgen_harness._telemetry_sources import CanonicalSeries, known_maps
 
 TELEMETRY_FILE = "telemetry.npz"

@@ -196,7 +196,7 @@ def test_bad_targets_are_refused() -> None:
 def test_exposition_reader_parses_each_series_once_and_agrees_with_the_library() -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    from loadgen_harness._exposition import ExpositionReader, SeriesTable
+    from loadgen_harness._scrape_read import ExpositionReader, SeriesTable
 
     def text(n: int) -> str:
         return (
