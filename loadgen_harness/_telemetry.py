@@ -1,17 +1,16 @@
 """Server-side telemetry during a run: Prometheus endpoints (and the host's RAPL counters) sampled on the run's clock.
 
 One daemon thread per target scrapes it every ``interval_s`` (first at start, last at stop, so the
-series bracket the measured window), parses the exposition with ``prometheus_client``'s parser and
-appends ``(t_s, series, value)`` to columnar arrays, one chunk per scrape. Nothing here touches the
-query path: the threads share nothing with the bridge but the GIL, and a scrape of the SUT's exporter
-costs about a millisecond a second.
+series bracket the measured window), reads the exposition (``_scrape_read``: ``prometheus_client``'s
+parser, each distinct series line parsed once) and appends ``(t_s, series, value)`` to columnar
+arrays, one chunk per scrape. Nothing here touches the query path: the threads share nothing with the
+bridge but the GIL (bench/telemetry_overhead.py measures their CPU time).
 
 Times are seconds from the run's ``t0_ns`` (the clock of queries.npz): each sample is stamped with the
-midpoint of its HTTP exchange. Each distinct series line is parsed once (``_scrape_read``). Memory is bounded: each target keeps at most its share of
-``max_points`` of every series; past that only canonical series (telemetry_sources) are kept, past
-twice that nothing more, and a warning says so.
-A target that stops answering is a warning with the run time it stopped (and when it came back),
-never a failed run. ``save`` writes ``telemetry.npz`` atomically.
+midpoint of its HTTP exchange. Memory is bounded: each target keeps at most its share of ``max_points``
+of every series; past that only canonical series (telemetry_sources) are kept, past twice that nothing
+more, and a warning says so. A target that stops answering is a warning with the run time it stopped
+(and when it came back), never a failed run. ``save`` writes ``telemetry.npz`` atomically.
 """
 
 from __future__ import annotations
@@ -153,6 +152,10 @@ class _TargetSampler:
     def start(self) -> None:
         self._thread.start()
 
+    def signal_stop(self) -> None:
+        """Ask for the last scrape without waiting for it (``stop`` waits)."""
+        self._stop.set()
+
     def stop(self) -> None:
         """Ends after one last scrape (bounded by the scrape timeout)."""
         self._stop.set()
@@ -261,7 +264,7 @@ class TelemetrySampler:
 
     def stop(self) -> list[str]:
         for s in self.samplers:
-            s._stop.set()  # all end together, then each is waited for
+            s.signal_stop()  # all end together, then each is waited for
         warnings: list[str] = []
         for s in self.samplers:
             s.stop()
