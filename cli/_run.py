@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, get_args
 from cli._args import out_dir_arg, run_id_arg
 from cli._merge import add_shard_arguments, shard_options_from_args
 from cli._record import add_record_args, record
+from cli._scrape_args import add_scrape_arguments, telemetry_from_args
 from cli._transport_args import (
     add_metrics_security_arguments,
     add_transport_arguments,
@@ -73,6 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--metrics-linger", type=float, default=2.0, help="seconds the exporter stays up after the run (default 2)"
     )
     add_metrics_security_arguments(p)
+    add_scrape_arguments(p)
     p.add_argument(
         "--max-new-tokens",
         type=int,
@@ -272,6 +274,7 @@ def run_cli(args: argparse.Namespace) -> int:
             progress=args.progress,
             trace=args.trace,
             allow_context_overflow=args.allow_context_overflow,
+            telemetry=telemetry_from_args(args),
         )
     except ValidationError as exc:
         raise UsageError(first_error_line(exc, "run").replace("field 'duration_s'", "field 'duration'")) from None

@@ -1,7 +1,8 @@
 """The LoadGen harness: QSL, LoadGen <-> gRPC bridge, run orchestration and results.
 
 ``run_benchmark(RunConfig(...))`` runs one scenario and returns a :class:`RunResult`; the run
-directory holds LoadGen's logs plus results.json, artifact.json and queries.npz.
+directory holds LoadGen's logs plus results.json, artifact.json and queries.npz (and telemetry.npz
+when the run scraped its servers: ``RunConfig.telemetry``).
 """
 
 from loadgen_harness._accuracy_log import (
@@ -15,6 +16,7 @@ from loadgen_harness._accuracy_log import (
     write_accuracy_log,
 )
 from loadgen_harness._console import format_summary, progress_printer, verdict_basis
+from loadgen_harness._energy import energy_line, energy_over_window, measured_window_s
 from loadgen_harness._fleet import FLEET_CHANNEL_OPTIONS, Fleet, FleetTarget, Replica, inspect_fleet, parse_target
 from loadgen_harness._interrupt import MAX_PLANNED_SAMPLES, RunInterrupted
 from loadgen_harness._launcher import RunningSut, SutTarget, launch_sut
@@ -75,6 +77,7 @@ from loadgen_harness._results import (
     parse_detail_log,
 )
 from loadgen_harness._run import NO_AUDIT_CONFIG, RunConfig, RunError, fetch_artifact, run_benchmark
+from loadgen_harness._scrape_read import RAPL_ROOT, RaplReader, RaplUnavailable
 from loadgen_harness._shard import (
     SHARDED_NOTE,
     ShardedRun,
@@ -85,6 +88,15 @@ from loadgen_harness._shard import (
     parse_start_at,
     sharded_note,
 )
+from loadgen_harness._telemetry import (
+    RAPL_TARGET,
+    TELEMETRY_FILE,
+    ScrapeTarget,
+    Telemetry,
+    TelemetryConfig,
+    TelemetrySampler,
+)
+from loadgen_harness._telemetry_sources import CANONICAL_INFO, KNOWN_SOURCES, CanonicalSeries, MetricMap
 from loadgen_harness._transport import (
     TOKEN_ENV,
     TransportSecurity,
@@ -95,14 +107,20 @@ from loadgen_harness._transport import (
 
 __all__ = [
     "ACCURACY_LOG_FILE",
+    "CANONICAL_INFO",
     "FLEET_CHANNEL_OPTIONS",
+    "KNOWN_SOURCES",
     "MAX_PLANNED_SAMPLES",
     "MLPERF_LOGS_PRESET",
     "NO_AUDIT_CONFIG",
     "QUERIES_FILE",
     "QUERY_RECORD_DTYPE",
+    "RAPL_ROOT",
+    "RAPL_TARGET",
     "SHARDED_NOTE",
+    "TELEMETRY_FILE",
     "TOKEN_ENV",
+    "CanonicalSeries",
     "Clock",
     "DispatchLag",
     "EarlyStoppingNeed",
@@ -119,10 +137,13 @@ __all__ = [
     "LoadInfo",
     "LoadShape",
     "LoadShapeConfig",
+    "MetricMap",
     "PartStats",
     "Percentiles",
     "PrefixCacheStats",
     "Query",
+    "RaplReader",
+    "RaplUnavailable",
     "Replica",
     "ReplicaEvent",
     "ReplicaOutage",
@@ -135,6 +156,7 @@ __all__ = [
     "RunState",
     "RunningSut",
     "SampleSet",
+    "ScrapeTarget",
     "Sender",
     "SessionStats",
     "ShardInfo",
@@ -143,6 +165,9 @@ __all__ = [
     "ShardedRun",
     "SuccessStats",
     "SutTarget",
+    "Telemetry",
+    "TelemetryConfig",
+    "TelemetrySampler",
     "TokenDtype",
     "TransportSecurity",
     "TurnStats",
@@ -152,6 +177,8 @@ __all__ = [
     "describe_failure",
     "dispatch_lag",
     "encode_tokens",
+    "energy_line",
+    "energy_over_window",
     "fetch_artifact",
     "fleet_breakdown",
     "format_summary",
@@ -168,6 +195,7 @@ __all__ = [
     "load_results",
     "load_shapes",
     "manifest_count",
+    "measured_window_s",
     "mlperf_log_dir",
     "open_aio_channel",
     "open_channel",

@@ -58,6 +58,7 @@ class SutTarget(BaseModel):
     transport: TransportSecurity = Field(
         default_factory=TransportSecurity, description="TLS, client certificate and token for a running SUT"
     )
+    metrics: bool = Field(default=False, description="a spawned SUT also serves its Prometheus metrics (loopback)")
 
     @field_validator("address")
     @classmethod
@@ -128,6 +129,11 @@ class RunningSut:
     processes: list[Any] = field(default_factory=list)  # every embedded replica's ServerProcess
 
     @property
+    def metrics_addresses(self) -> list[str]:
+        """host:port of each embedded replica's metrics exporter (those spawned with ``metrics``)."""
+        return [p.metrics_address for p in self.processes if getattr(p, "metrics_address", "")]
+
+    @property
     def embedded(self) -> bool:
         return self.process is not None
 
@@ -152,7 +158,9 @@ def launch_sut(target: SutTarget | None = None) -> Iterator[RunningSut]:
         # One at a time from this thread: a child's die-with-parent signal is tied to the forking thread.
         for _ in range(target.replicas):
             try:
-                servers.append(sut.spawn_server(["--config", config], timeout_s=target.start_timeout_s))
+                servers.append(
+                    sut.spawn_server(["--config", config], timeout_s=target.start_timeout_s, metrics=target.metrics)
+                )
             except Exception as exc:  # a SUT that cannot start is bad input (artifact, backend options): one line
                 raise RunError(f"embedded SUT: {child_error_line(str(exc), exc)}") from None
         addresses = [s.address for s in servers]

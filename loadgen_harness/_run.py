@@ -24,6 +24,7 @@ from loadgen_harness._launcher import RunningSut
 from loadgen_harness._replicas import ReplicaEvent, records_breakdown
 from loadgen_harness._results import RunResult, save_results
 from loadgen_harness._run_config import NO_AUDIT_CONFIG, RunConfig, RunError, resolve_inputs
+from loadgen_harness._run_telemetry import check_telemetry, finish_telemetry, start_telemetry, wants_sut_metrics
 from loadgen_harness._scheduler import ClientTarget, Scheduler
 from loadgen_harness._transport import TransportSecurity
 from loadgen_harness._watch import ReplicaWatch
@@ -72,6 +73,7 @@ def _sut_address(cfg: RunConfig) -> Iterator[RunningSut]:
             transport=cfg.transport,
             replicas=cfg.replicas,
             allow_mixed=cfg.allow_mixed,
+            metrics=wants_sut_metrics(cfg),
         )
     except ValidationError as exc:
         raise RunError(first_error_line(exc, "sut")) from None
@@ -113,6 +115,7 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
     from loadgen_harness._preflight import context_overflow_error
 
     cfg, bench, dataset = resolve_inputs(cfg)
+    check_telemetry(cfg)  # a bad token file or unreadable RAPL is one line before any SUT starts
     scheduler = make_scheduler(cfg, bench, dataset)
     plan = scheduler.prepare()
     run_id = cfg.run_id or time.strftime("run-%Y%m%d-%H%M%S")
@@ -153,7 +156,10 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
             if on_progress is None and cfg.progress:
                 on_progress = progress_printer()
             ticker = ProgressTicker(client, on_progress) if on_progress is not None else None
+            telemetry = None
             try:
+                # Server-side series on the records' clock, sampled off the query path (--scrape).
+                telemetry = start_telemetry(cfg, running, client.t0_ns)
                 if ticker is not None:
                     ticker.start()
                 outcome = scheduler.execute(client, log_dir)
@@ -164,12 +170,16 @@ def run_benchmark(cfg: RunConfig, on_progress: Callable[[float, int, float], Non
                     events = watch.stop() if watch is not None else []
                     client.quiesce()
                 _finish_result(res, client, log_dir, fleet, events)
+                finish_telemetry(telemetry, res, client, log_dir)
+                telemetry = None
                 scheduler.finish(res, client, outcome, log_dir)
                 res.duration_s = round(time.monotonic() - t_start, 3)
                 save_results(res, log_dir)
             finally:
                 if ticker is not None:
                     ticker.stop()
+                if telemetry is not None:  # the run failed before its results: the threads still end
+                    telemetry.stop()
                 with exit_if_stuck(_TEARDOWN_LIMIT_S, log_dir):  # results.json is written: now close
                     if watch is not None:
                         watch.stop()

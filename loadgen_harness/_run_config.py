@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from common import BackendSpec, ExporterSecurity, RunId, UsageError, check_writable_dir
 from loadgen_harness._interrupt import DEFAULT_MAX_IN_FLIGHT
 from loadgen_harness._shard import ShardSpec
+from loadgen_harness._telemetry import TelemetryConfig
 from loadgen_harness._transport import TransportSecurity
 from scenarios import BenchmarkProfile, Dataset, ScenarioName
 
@@ -93,6 +94,9 @@ class RunConfig(BaseModel):
     # wall-clock time (Unix ns) so the shards on other machines start with it.
     shard: ShardSpec | None = None
     start_at_unix_ns: int | None = Field(default=None, ge=0)
+    # Server-side telemetry sampled during the run (--scrape): the SUT's own exporters and any other
+    # Prometheus endpoint or RAPL, stored as telemetry.npz; energy over the measured window in results.json.
+    telemetry: TelemetryConfig | None = None
 
     @field_validator("sut")
     @classmethod

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         OverloadedError,
         PrefixCacheStats,
         RendersChat,
+        ReportsBusyTime,
         ReportsPrefixCache,
         UpstreamError,
     )
@@ -76,6 +77,7 @@ __getattr__ = lazy_exports(
             "InvalidRequestError",
             "OverloadedError",
             "PrefixCacheStats",
+            "ReportsBusyTime",
             "ReportsPrefixCache",
             "UpstreamError",
         ],
@@ -121,6 +123,7 @@ __all__ = [
     "PrefixCacheSettings",
     "PrefixCacheStats",
     "RendersChat",
+    "ReportsBusyTime",
     "ReportsPrefixCache",
     "ServerProcess",
     "ServerSecurity",

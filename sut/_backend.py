@@ -151,6 +151,15 @@ class ReportsPrefixCache(Protocol):
     def prefix_cache_stats(self) -> PrefixCacheStats | None: ...
 
 
+@runtime_checkable
+class ReportsBusyTime(Protocol):
+    """An optional capability: a backend that knows how long its chips have been busy (prefill and decode
+    steps), so the SUT's power gauge and energy counter follow its artifact's power model. Read at scrape
+    time; the backend only adds each step's length once per step."""
+
+    def busy_seconds(self) -> float: ...
+
+
 @dataclass(slots=True)
 class PrefixCacheStats:
     """Running totals of a prefix cache since the backend started."""

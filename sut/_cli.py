@@ -35,6 +35,11 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=50051, help="gRPC port (0: a free one)")
     p.add_argument("--port-file", default=None, help="write the bound port here (atomically) once listening")
     p.add_argument(
+        "--metrics-port-file",
+        default=None,
+        help="with --metrics-port: write the metrics port here (atomically) before --port-file is written",
+    )
+    p.add_argument(
         "--replica-id",
         default=None,
         help="this replica's id in GetArtifact and every stream's final chunk (default host:port; the machine's "
@@ -281,6 +286,7 @@ _SERVER_ONLY = (
     "host",
     "port",
     "port_file",
+    "metrics_port_file",
     "replica_id",
     "http",
     "http_fault",
@@ -376,6 +382,10 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.port_file:
         # Checked before binding: a failure after the SUT is up would leave its callers waiting for a port.
         check_writable_file(args.port_file, "--port-file")
+    if args.metrics_port_file:
+        if args.metrics_port is None:
+            raise UsageError("--metrics-port-file: expected together with --metrics-port")
+        check_writable_file(args.metrics_port_file, "--metrics-port-file")
     _check_free_port("--port", args.host, args.port)
     if args.metrics_port:
         _check_free_port("--metrics-port", args.host, args.metrics_port)
@@ -517,6 +527,8 @@ async def _serve(backend: Any, args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if args.metrics_port_file and metrics is not None:  # first: a reader of --port-file finds both
+        write_port_file(args.metrics_port_file, metrics.port)
     if args.port_file:
         write_port_file(args.port_file, server.port)
     m = backend.manifest

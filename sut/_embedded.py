@@ -179,6 +179,7 @@ class ServerProcess:
     def __init__(self, proc: subprocess.Popen[bytes], address: str, stderr: IO[bytes]) -> None:
         self.proc = proc
         self.address = address
+        self.metrics_address = ""  # host:port of its Prometheus exporter when spawned with metrics=True
         self._stderr = stderr
         # Reaps the child and closes the file if the caller never stops it (e.g. the interpreter exits).
         self._finalizer = weakref.finalize(self, _reap, proc, stderr)
@@ -260,9 +261,15 @@ def die_with_parent() -> None:
 
 
 def spawn_server(
-    extra_args: list[str] | None = None, *, timeout_s: float = 60.0, credentials: grpc.ChannelCredentials | None = None
+    extra_args: list[str] | None = None,
+    *,
+    timeout_s: float = 60.0,
+    credentials: grpc.ChannelCredentials | None = None,
+    metrics: bool = False,
 ) -> ServerProcess:
     """Start ``python -m sut serve --port 0 --port-file F [extra_args]``; wait until it is SERVING.
+
+    ``metrics``: the child also serves its Prometheus metrics on a free loopback port (``metrics_address``).
 
     ``credentials`` reach a child serving TLS (``--tls-cert``) for the readiness probe.
     The child dies with this process (Linux), and the private temp dir that holds the port file is
@@ -275,6 +282,9 @@ def spawn_server(
     try:
         port_file = tmpdir / "port"
         cmd = [sys.executable, "-m", "sut", "serve", "--port", "0", "--port-file", str(port_file), *(extra_args or [])]
+        metrics_file = tmpdir / "metrics-port"
+        if metrics:
+            cmd += ["--metrics-port", "0", "--metrics-port-file", str(metrics_file)]
         env = dict(os.environ)
         # A spawned SUT is plaintext on loopback for its parent: an ambient serve token must not lock it.
         env.pop("LPUPERF_AUTH_TOKEN", None)
@@ -296,6 +306,8 @@ def spawn_server(
                 text = port_file.read_text().strip()
                 if text:
                     handle.address = f"127.0.0.1:{int(text)}"
+                    if metrics:  # written before the port file
+                        handle.metrics_address = f"127.0.0.1:{int(metrics_file.read_text().strip())}"
                     break
             if time.monotonic() > deadline:
                 raise SutStartError(

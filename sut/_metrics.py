@@ -11,14 +11,16 @@ front, ``OK`` for a success on either, so ``status!="OK"`` selects the failures 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from sut._artifact import ArtifactManifest
-from sut._backend import PrefixCacheStats, ReportsPrefixCache
+from sut._artifact import ArtifactManifest, PowerModel
+from sut._backend import PrefixCacheStats, ReportsBusyTime, ReportsPrefixCache
 
 if TYPE_CHECKING:
     from common import ExporterSecurity, MetricsHttpServer
@@ -128,6 +130,9 @@ class SutMetrics:
         self.queue_depth.set_function(lambda: float(backend.queue_depth()))
         if isinstance(backend, ReportsPrefixCache) and backend.prefix_cache_stats() is not None:
             self.registry.register(_PrefixCacheCollector(backend))
+        power = backend.manifest.power
+        if power is not None and isinstance(backend, ReportsBusyTime):
+            self.registry.register(PowerCollector(power, backend))
 
     def _tls_failures(self) -> float:
         with self._tls_lock:
@@ -227,3 +232,57 @@ def _prefix_cache_families(st: PrefixCacheStats) -> list[Metric]:
     by_result.add_metric(["miss"], st.lookups_miss)
     families.insert(2, by_result)
     return families
+
+
+POWER_METRICS = ("lpuperf_sut_power_watts", "lpuperf_sut_energy_joules", "lpuperf_sut_busy_seconds")
+
+
+class PowerCollector(Collector):
+    """The artifact's power model applied to the backend's busy time, read at scrape time (nothing per step).
+
+    Energy since the backend was bound: ``chips * (idle * elapsed + (busy - idle) * busy_s)``. The power
+    gauge is the average since the previous scrape (the first scrape: since binding), so a scraper that
+    samples every second sees each second's draw rather than one instant inside or between steps.
+    """
+
+    def __init__(
+        self, power: PowerModel, backend: ReportsBusyTime, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._power = power
+        self._backend = backend
+        self._clock = clock
+        self._t0 = clock()
+        self._busy0 = backend.busy_seconds()
+        self._last = (self._t0, 0.0)  # (when, joules) at the previous scrape
+        self._lock = threading.Lock()  # two scrapers at once each get a consistent (time, joules) pair
+
+    def joules(self, now: float) -> tuple[float, float]:
+        """(joules since binding, busy seconds since binding) at ``now``."""
+        elapsed = max(now - self._t0, 0.0)
+        busy = min(max(self._backend.busy_seconds() - self._busy0, 0.0), elapsed)
+        p = self._power
+        return p.chips * (
+            p.idle_watts_per_chip * elapsed + (p.busy_watts_per_chip - p.idle_watts_per_chip) * busy
+        ), busy
+
+    def collect(self) -> list[Metric]:
+        with self._lock:
+            now = self._clock()
+            joules, busy = self.joules(now)
+            t_prev, j_prev = self._last
+            if now - t_prev > 1e-3:
+                watts = (joules - j_prev) / (now - t_prev)
+                self._last = (now, joules)
+            else:  # two scrapes in the same millisecond: the idle draw rather than a ratio of two tiny numbers
+                watts = self._power.replica_watts(0.0)
+        name_w, name_j, name_b = POWER_METRICS
+        return [
+            GaugeMetricFamily(
+                name_w, "Average power of the replica's chips since the previous scrape (power model)", watts
+            ),
+            CounterMetricFamily(name_j, "Energy of the replica's chips since the server started (power model)", joules),
+            CounterMetricFamily(name_b, "Seconds the chips spent in prefill or decode steps", busy),
+        ]
+
+    def describe(self) -> list[Metric]:
+        return []

@@ -184,6 +184,7 @@ class SimBackend:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._failure = ""
+        self._busy_s = 0.0  # scheduled prefill + decode time so far (the power model's busy time)
         self._clock: Clock | None = clock  # None: the running loop's, bound in start()
 
     # ---- Backend protocol -------------------------------------------------------------------
@@ -220,6 +221,10 @@ class SimBackend:
 
     def active_batch(self) -> int:
         return len(self._active)
+
+    def busy_seconds(self) -> float:
+        """Seconds of prefill and decode steps scheduled so far (sut ReportsBusyTime); 0 on a zero-time schedule."""
+        return self._busy_s
 
     def prefix_cache_stats(self) -> PrefixCacheStats | None:
         """The prefix cache's running totals (sut ReportsPrefixCache); None when the artifact has none."""
@@ -406,7 +411,9 @@ class SimBackend:
             if joiners:
                 if self._cache is not None:
                     self._admit(joiners)
-                t += sum(timing.prefill_s(s.n_prompt - s.n_cached) for s in joiners)
+                prefill = sum(timing.prefill_s(s.n_prompt - s.n_cached) for s in joiners)
+                t += prefill
+                self._busy_s += prefill
                 delay = t - now()
                 # Behind schedule (a busy CPU): still yield once, so streams flush while the steps catch up.
                 await sleep(delay if delay > 0 else 0)
@@ -415,6 +422,7 @@ class SimBackend:
                         s.emit()
             if any(not s.done and not s.cancelled for s in self._active):
                 t += step
+                self._busy_s += step
                 delay = t - now()
                 await sleep(delay if delay > 0 else 0)
                 for s in self._active:

@@ -37,13 +37,19 @@ _BASE = {
     "toolchain_version": f"lpuperf-sim/{SIM_VERSION}",
     "target": SIM_TARGET,
     "chunk_size": 8,
+    # A statically scheduled chip draws near its busy power for a whole step and its idle power between steps.
+    "power": {"chips": 8, "busy_watts_per_chip": 300.0, "idle_watts_per_chip": 90.0},
 }
 
 # Artifact presets: the precision picks which recording the sim replays.
 SIM_PRESETS: dict[str, dict[str, object]] = {
     "sim-fp32": {"precision": "fp32"},
     "sim-bf16": {"precision": "bf16"},
-    "sim-int8": {"precision": "int8"},
+    "sim-int8": {
+        "precision": "int8",
+        # Narrower arithmetic: the same schedule at a lower busy power.
+        "power": {"chips": 8, "busy_watts_per_chip": 240.0, "idle_watts_per_chip": 90.0},
+    },
     "sim-instant": {
         "precision": "fp32",
         "max_batch": 4096,

@@ -62,6 +62,8 @@ class ReportInputs:
     notes: list[str] = field(default_factory=list)  # what the page cannot show, and why
     reasoning: dict[str, np.ndarray] = field(default_factory=dict)  # workflows._report_reasoning's arrays
     load: dict[str, np.ndarray] = field(default_factory=dict)  # workflows._report_load's arrays (--load runs)
+    telemetry: Any = None  # workflows._report_telemetry.TelemetryView when the run scraped its servers
+    telemetry_note: str = ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -113,6 +115,9 @@ def load_report_inputs(run_dir: str | Path) -> ReportInputs:
             result.goodput = goodput(records, run_limits(result))
         if result.itl is None:
             result.itl = inter_token_latency(records)
+        from workflows._report_telemetry import load_telemetry_view
+
+        inputs.telemetry, inputs.telemetry_note = load_telemetry_view(d, records)
     elif (d / TRACE_FILE).is_file():
         try:
             inputs.latencies_ms, inputs.timeline = trace_timings(d / TRACE_FILE)
@@ -387,6 +392,12 @@ def _plots_section(inputs: ReportInputs) -> str:
     return out
 
 
+def _telemetry_section(inputs: ReportInputs) -> str:
+    from workflows._report_telemetry import telemetry_section
+
+    return telemetry_section(inputs.telemetry, inputs.result.energy, inputs.telemetry_note)
+
+
 def _reasoning_section(inputs: ReportInputs) -> str:
     from workflows._report_reasoning import reasoning_section
 
@@ -443,6 +454,7 @@ def render_report(inputs: ReportInputs) -> str:
             '<h2 id="plots-heading">Latency and throughput</h2>',
             "".join(f'<p class="note" id="input-note-{i}">{e(n)}</p>' for i, n in enumerate(inputs.notes)),
             _plots_section(inputs),
+            _telemetry_section(inputs),
             _reasoning_section(inputs),
             '<h2 id="settings">Settings and artifact</h2>',
             # LoadGen's raw settings are reference, not the verdict: folded away so they do not bury it.

@@ -379,6 +379,28 @@ CLI_CASES = [
     pytest.param([*_RUN, "--user-conf", "{missing}"], "user_conf", id="run-user-conf-missing"),
     pytest.param([*_RUN, "--user-conf", "{dir}"], "user_conf", id="run-user-conf-dir"),
     pytest.param([*_RUN, "--audit-config", "{missing}"], "audit_config", id="run-audit-config-missing"),
+    # lpuperf run --scrape: targets, interval, credentials and RAPL checked before any SUT starts
+    pytest.param([*_RUN, "--scrape", "ftp://x/metrics"], "expected an http:// or https:// URL", id="run-scrape-ftp"),
+    pytest.param([*_RUN, "--scrape", ","], "--scrape: expected", id="run-scrape-empty"),
+    pytest.param([*_RUN, "--scrape", "--scrape-interval", "0"], "scrape-interval", id="run-scrape-interval-zero"),
+    pytest.param([*_RUN, "--scrape-token-file", "{file}"], "together with --scrape", id="run-scrape-token-alone"),
+    pytest.param(
+        [*_RUN, "--scrape", "http://127.0.0.1:9/metrics", "--scrape-token-file", "{missing}"],
+        "--scrape-token-file",
+        id="run-scrape-token-missing",
+    ),
+    pytest.param(
+        [*_RUN, "--scrape", "http://127.0.0.1:9/m", "--scrape-basic-auth-file", "{file}"],
+        "--scrape-basic-auth-file",
+        id="run-scrape-basic-auth-no-colon",
+    ),
+    pytest.param([*_RUN, "--scrape", "rapl:{dir}"], "no intel-rapl:N package zone", id="run-scrape-rapl-absent"),
+    pytest.param([*_RUN, "--scrape", "--scrape-replica-port", "9100"], "--scrape-replica-port", id="run-scrape-rp"),
+    pytest.param(
+        [*_RUN, "--sut", "127.0.0.1:9", "--scrape", "--scrape-replica-port", "https:x"],
+        "expected [https:]PORT",
+        id="run-scrape-rp-bad",
+    ),
     pytest.param(
         ["run", "--out", "{out}", "--dataset", "{missing}"], "dataset file not found", id="run-dataset-missing"
     ),
@@ -398,6 +420,9 @@ CLI_CASES = [
     pytest.param([*_SERVE, "--metrics-port", "65536"], "--metrics-port", id="serve-metrics-port-high"),
     pytest.param([*_SERVE, "--port-file", "/proc/x/p"], "--port-file", id="serve-port-file-unwritable"),
     pytest.param([*_SERVE, "--port-file", "{dir}"], "--port-file", id="serve-port-file-dir"),
+    pytest.param(
+        [*_SERVE, "--metrics-port-file", "{out}/p"], "--metrics-port-file", id="serve-metrics-port-file-alone"
+    ),
     pytest.param([*_SERVE, "--port-file", "{file}/p"], "--port-file", id="serve-port-file-under-file"),
     pytest.param([*_SERVE, "--grace", "-1"], "--grace", id="serve-grace-negative"),
     pytest.param([*_SERVE, "--precision", "fp3"], "field 'precision'", id="serve-precision-unknown"),
