@@ -88,6 +88,8 @@ class RunConfig(BaseModel):
     load: str | None = Field(default=None, min_length=1)
     # A load shape's client is client-limited (the run not valid) when its dispatch lag p99 exceeds this.
     max_dispatch_lag_ms: float = Field(default=10.0, gt=0)
+    # Worker processes streaming LoadGen's queries (LoadGen stays in this process); 1 = this process streams.
+    workers: int = Field(default=1, ge=1, le=64)
 
     @field_validator("sut")
     @classmethod
