@@ -30,6 +30,8 @@ from loadgen_harness._bridge import _varint, serialise_requests
 from loadgen_harness._stream_client import StreamClient
 from loadgen_harness._worker_wire import (
     CANCEL,
+    CLOCK,
+    CLOCK_FMT,
     DONE,
     DONE_FMT,
     ERROR,
@@ -80,7 +82,6 @@ class WorkerClient(StreamClient):
             replica_ids=spec.replica_ids,
             opener=opener,
         )
-        self.t0_ns = spec.t0_ns  # the run's clock: the rows are comparable with every other worker's
         self._loop.call_soon_threadsafe(self._loop.add_reader, conn.fileno(), self._on_readable)
 
     # ---- the pipe (loop thread) ----
@@ -92,6 +93,8 @@ class WorkerClient(StreamClient):
                 kind = msg[:1]
                 if kind == ISSUE:
                     self._take(parse_issue(msg))
+                elif kind == CLOCK:  # the run's origin: the rows are comparable with every other worker's
+                    (self.t0_ns,) = CLOCK_FMT.unpack_from(msg, 1)
                 elif kind == CANCEL:
                     self._stop_all("CANCELLED")
         except (EOFError, OSError):

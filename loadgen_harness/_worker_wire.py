@@ -3,7 +3,8 @@
 Each worker has one duplex pipe (``multiprocessing.Pipe``) to the run's process, and every message is one
 ``send_bytes`` frame whose first byte says what it is:
 
-* run -> worker: ``Q`` + issued queries (``ISSUE_DTYPE`` records: LoadGen's id, the sample index, the issue
+* run -> worker: ``T`` + the run's clock origin (CLOCK_MONOTONIC ns: one clock for every process on the
+  host), sent once all workers are ready; ``Q`` + issued queries (``ISSUE_DTYPE`` records: LoadGen's id, the sample index, the issue
   time on the run's clock); ``X``: cancel everything in flight, its results are no longer wanted.
 * worker -> run: ``O`` ready / ``E`` + one line: could not start; ``F`` + (id, first token id): the first
   token arrived; ``D`` + (id, first token reported, failure status) + the query's whole row of
@@ -31,6 +32,7 @@ ISSUE_DTYPE = np.dtype([("qid", "<u8"), ("index", "<i8"), ("issue_ns", "<i8")])
 ROW_BYTES = QUERY_RECORD_DTYPE.itemsize
 ISSUE = b"Q"
 CANCEL = b"X"
+CLOCK = b"T"
 READY = b"O"
 ERROR = b"E"
 FIRST = b"F"
@@ -39,6 +41,7 @@ REPLICA = b"R"
 FIRST_FMT = struct.Struct("<Qi")  # after the kind byte: LoadGen's id, the first token id
 DONE_FMT = struct.Struct("<QB16s")  # LoadGen's id, first token reported (0/1), failure status ("" = ok)
 REPLICA_FMT = struct.Struct("<i")  # the worker's index for the id (utf-8) that follows
+CLOCK_FMT = struct.Struct("<q")
 _ISSUE_ONE = struct.Struct("<cQqq")
 
 
@@ -89,7 +92,6 @@ class WorkerSpec(BaseModel):
     address: str
     dataset: str  # the dataset spec the worker loads itself (requests are built from it, never shipped)
     max_new_tokens: int
-    t0_ns: int  # the run's clock origin: CLOCK_MONOTONIC is one clock for every process on the host
     rpc_timeout_s: float = 300.0
     ignore_eos: bool = False
     offline: bool = False

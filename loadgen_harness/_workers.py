@@ -39,6 +39,8 @@ from loadgen_harness._run_config import RunError
 from loadgen_harness._stream_client import EMPTY, STOPPED_CODE
 from loadgen_harness._worker_wire import (
     CANCEL,
+    CLOCK,
+    CLOCK_FMT,
     DONE,
     DONE_FMT,
     ERROR,
@@ -137,7 +139,7 @@ class WorkerBridge:
         self.offline = offline
         self.metrics = metrics
         self.max_in_flight = max_in_flight
-        self.t0_ns = specs[0].t0_ns
+        self.t0_ns = time.monotonic_ns()  # until the workers are ready; the run's clock starts then
         self.records = RowRecords(expected_queries)
         self.replica_ids: list[str] = list(specs[0].replica_ids)
         self._replica_index = {rid: i for i, rid in enumerate(self.replica_ids)}
@@ -160,6 +162,9 @@ class WorkerBridge:
             for spec in specs:
                 self.workers.append(_Worker(spec))
             self._await_ready()
+            self.t0_ns = time.monotonic_ns()
+            for w in self.workers:
+                w.send(CLOCK + CLOCK_FMT.pack(self.t0_ns))
         except BaseException:
             self._stop_workers()
             raise
@@ -185,7 +190,9 @@ class WorkerBridge:
             if msg[:1] == ERROR:
                 raise RunError(msg[1:].decode(errors="replace"))
             if msg != READY:
-                raise RunError(f"workers: worker {w.index} did not start within {_START_TIMEOUT_S:.0f} s")
+                code = w.proc.poll()
+                why = f"exited while starting (exit code {code})" if code is not None else "did not start"
+                raise RunError(f"workers: worker {w.index} {why} within {_START_TIMEOUT_S:.0f} s")
 
     # ---- LoadGen callbacks (LoadGen's threads): never raise ----
 
@@ -432,8 +439,7 @@ def worker_specs(
     offline_concurrency: int,
     **common: Any,
 ) -> list[WorkerSpec]:
-    """One spec per worker, on one clock origin taken now; the Offline pool is shared out between them."""
-    t0_ns = time.monotonic_ns()
+    """One spec per worker; the Offline pool is shared out between them."""
     share = max(1, offline_concurrency // n_workers)
     return [
         WorkerSpec(
@@ -441,7 +447,6 @@ def worker_specs(
             address=address,
             dataset=dataset,
             max_new_tokens=max_new_tokens,
-            t0_ns=t0_ns,
             offline=offline,
             offline_concurrency=share,
             **common,

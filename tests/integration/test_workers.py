@@ -1,0 +1,254 @@
+"""``lpuperf run --workers N``: one real LoadGen, queries streamed by worker processes to a real sim SUT.
+
+The same run with two workers and with one process gives the same verdict, the same query count and the
+same records (sample order, token counts, every query completed once); the accuracy log is byte-for-byte
+the one process's; a worker killed mid-run (SIGKILL) has its outstanding queries completed as failed and
+the run goes on with the other, saying so; Ctrl-C ends a worker run within seconds, leaving a readable run
+and no worker behind. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from cli import main
+from loadgen_harness import RunConfig, RunResult, load_query_records, load_results, run_benchmark
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+DATASET = "synthetic:64:7"
+MAX_NEW = 16
+WORKER_MODULE = "loadgen_harness._worker_proc"
+
+
+def _manifest(tmp: Path, name: str, decode_step_s: float) -> Path:
+    from sut import ArtifactManifest, TimingModel
+
+    m = ArtifactManifest(
+        artifact_id=name,
+        backend="sim",
+        model="embedded-sim",
+        precision="fp32",
+        max_context_tokens=4096,
+        max_batch=512,
+        timing=TimingModel(prefill_base_s=0.0, prefill_per_token_s=0.0, decode_step_s=decode_step_s),
+        target="sim-lpu",
+    )
+    p = tmp / f"{name}.json"
+    p.write_text(m.model_dump_json())
+    return p
+
+
+@pytest.fixture(scope="module")
+def instant_sut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    import sut
+
+    with sut.spawn_server(
+        ["--artifact", str(_manifest(tmp_path_factory.mktemp("w"), "instant", 0.0)), "--dataset", DATASET]
+    ) as s:
+        yield s.address
+
+
+@pytest.fixture(scope="module")
+def timed_sut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    import sut
+
+    with sut.spawn_server(
+        ["--artifact", str(_manifest(tmp_path_factory.mktemp("w"), "timed", 0.005)), "--dataset", DATASET]
+    ) as s:
+        yield s.address
+
+
+def _run(tmp: Path, address: str, run_id: str, **kw: Any) -> RunResult:
+    return run_benchmark(
+        RunConfig(
+            sut=address,
+            dataset=DATASET,
+            out_dir=tmp,
+            run_id=run_id,
+            max_new_tokens=MAX_NEW,
+            metrics_linger_s=0,
+            **kw,
+        )
+    )
+
+
+def _worker_pids(parent: int) -> list[int]:
+    """This host's worker processes whose parent is ``parent``, from /proc."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if WORKER_MODULE.encode() in cmd and int(stat[stat.rindex(")") + 2 :].split()[1]) == parent:
+            out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def _assert_every_query_once(res: RunResult) -> np.ndarray:
+    rec = load_query_records(res.log_dir)
+    assert rec.size == res.n_queries > 0
+    assert (rec["done_ns"] >= 0).all()
+    assert int((rec["status"] != 0).sum()) == res.n_errors
+    return rec
+
+
+def test_two_workers_give_one_process_verdict_count_and_records(tmp_path: Path, instant_sut: str) -> None:
+    kw: dict[str, Any] = {"scenario": "Server", "qps": 400, "duration_s": 1, "min_query_count": 600}
+    one = _run(tmp_path, instant_sut, "one", **kw)
+    two = _run(tmp_path, instant_sut, "two", workers=2, **kw)
+    assert one.valid, one.validity_reasons
+    assert two.valid == one.valid and two.validity_reasons == one.validity_reasons
+    assert two.n_queries == one.n_queries and two.n_errors == one.n_errors == 0
+    assert two.settings["harness_workers"] == 2 and "harness_workers" not in one.settings
+    a, b = _assert_every_query_once(one), _assert_every_query_once(two)
+    assert a.dtype == b.dtype
+    # LoadGen's own schedule (same seed): the same samples in the same order, each answered in full.
+    assert np.array_equal(a["sample_index"], b["sample_index"])
+    assert np.array_equal(a["n_tokens"], b["n_tokens"]) and np.array_equal(a["n_streamed"], b["n_streamed"])
+    assert b["stream_matches_output"].all()
+    # One clock: every worker's stream times fall between its query's issue and its end, in order.
+    assert (b["issue_ns"] <= b["sent_ns"]).all() and (b["sent_ns"] <= b["first_token_ns"]).all()
+    assert (b["first_token_ns"] <= b["done_ns"]).all() and (np.diff(b["issue_ns"]) >= 0).all()
+    assert b["issue_ns"][0] < 5e9  # the run's clock starts when the workers are ready, not before
+    assert (b["replica"] == 0).all()
+    assert set(json.loads(Path(two.log_dir, "results.json").read_text())) == set(
+        json.loads(Path(one.log_dir, "results.json").read_text())
+    )
+
+
+def _accuracy_entries(log_dir: str) -> list[tuple[int, str]]:
+    entries = json.loads(Path(log_dir, "mlperf_log_accuracy.json").read_text())
+    return sorted((e["qsl_idx"], e["data"]) for e in entries)
+
+
+@pytest.mark.parametrize("scenario", ["Offline", "Server"])
+def test_accuracy_log_equals_one_process(tmp_path: Path, instant_sut: str, scenario: str) -> None:
+    kw: dict[str, Any] = {"scenario": scenario, "mode": "accuracy", "qps": 200}
+    one = _run(tmp_path, instant_sut, f"one-{scenario}", **kw)
+    two = _run(tmp_path, instant_sut, f"two-{scenario}", workers=2, **kw)
+    assert one.n_queries == two.n_queries == 64 and two.n_errors == 0
+    a, b = _accuracy_entries(one.log_dir), _accuracy_entries(two.log_dir)
+    assert len(a) == 64 and a == b
+    assert all(data for _, data in b)  # the tokens themselves, not empty completions
+
+
+def test_a_killed_worker_fails_its_queries_and_the_run_goes_on(tmp_path: Path, timed_sut: str) -> None:
+    killed: list[tuple[int, float]] = []
+    stop = threading.Event()
+
+    def kill_one_worker() -> None:
+        deadline = time.monotonic() + 60
+        detail = tmp_path / "kill" / "Server" / "performance" / "mlperf_log_detail.txt"
+        while not stop.is_set() and time.monotonic() < deadline:
+            pids = _worker_pids(os.getpid())
+            if len(pids) == 2 and detail.is_file():  # LoadGen's test has started: the workers are ready
+                stop.wait(1.5)  # well into LoadGen's issuing: queries are in flight on both workers
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append((pids[0], time.monotonic()))
+                return
+            stop.wait(0.05)
+
+    killer = threading.Thread(target=kill_one_worker, daemon=True)
+    killer.start()
+    try:
+        res = _run(
+            tmp_path, timed_sut, "kill", scenario="Server", qps=100, duration_s=5, min_query_count=400, workers=2
+        )
+    finally:
+        stop.set()
+        killer.join(timeout=10)
+    assert killed, "no worker was seen to kill"
+    rec = _assert_every_query_once(res)
+    lost = res.errors_by_status.get("WORKER_EXITED", 0)
+    assert lost >= 1 and res.n_errors == lost
+    assert not res.valid
+    assert res.validity_reasons[0].startswith("worker ") and f"pid {killed[0][0]}" in res.validity_reasons[0]
+    assert "signal 9" in res.validity_reasons[0] and f"its {lost} outstanding" in res.validity_reasons[0]
+    kill_ns = rec["done_ns"][rec["status"] != 0].max()
+    assert int(((rec["status"] == 0) & (rec["issue_ns"] > kill_ns)).sum()) > 50  # the other worker went on
+    assert not [p for p in _worker_pids(os.getpid()) if _alive(p)]
+
+
+def test_workers_with_a_load_shape_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "--workers", "2", "--load", "concurrency:2", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "workers: 2 worker processes" in err[0], err
+    assert not list(tmp_path.iterdir())
+
+
+def test_ctrl_c_ends_a_worker_run_within_seconds(tmp_path: Path) -> None:
+    cmd = [
+        *(sys.executable, "-m", "cli", "run", "--out", str(tmp_path / "out"), "--run-id", "sig", "--workers", "2"),
+        *("--dataset", DATASET, "--qps", "40", "--duration", "600", "--trace", "--metrics-linger", "0"),
+        *("--max-new-tokens", str(MAX_NEW)),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    log_dir = tmp_path / "out" / "sig" / "Server" / "performance"
+    try:
+        deadline = time.monotonic() + 90
+        workers: list[int] = []
+        issuing: float | None = None
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            workers = workers or _worker_pids(proc.pid)
+            trace = log_dir / "mlperf_log_trace.json"
+            if issuing is None and workers and trace.is_file() and trace.stat().st_size > 20_000:
+                issuing = time.monotonic()
+            if issuing is not None and time.monotonic() - issuing > 2.0:  # some queries answered by now
+                break
+            time.sleep(0.1)
+        assert len(workers) == 2, "the run never started its workers and issued"
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the workers get it too, and ignore it
+        out, _ = proc.communicate(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert proc.returncode == 130, out.decode(errors="replace")[-2000:]
+    assert took < 20, f"{took:.1f} s from SIGINT to exit"
+    res = load_results(log_dir)
+    assert res.state == "interrupted" and res.interrupted_by == "SIGINT"
+    rec = _assert_every_query_once(res)
+    assert int((rec["status"] == 0).sum()) > 0
+    assert set(res.errors_by_status) <= {"INTERRUPTED"}
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in workers), "a worker outlived its run"
