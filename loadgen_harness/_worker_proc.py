@@ -19,9 +19,9 @@ import collections
 import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
-from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -41,19 +41,21 @@ from loadgen_harness._worker_wire import (
     READY,
     REPLICA,
     REPLICA_FMT,
+    Channel,
     RowChunk,
     WorkerSpec,
     parse_issue,
 )
 from scenarios import Dataset
 
+_START_TIMEOUT_S = 60.0  # the spec is the run's first frame, sent as soon as the worker starts
 _RING_ROWS = 256  # rows added to the ring at a time: a worker holds what it has in flight, in these steps
 
 
 class WorkerClient(StreamClient):
-    """Streams the queries of one worker; every completion is sent back over ``conn``."""
+    """Streams the queries of one worker; every completion is sent back over ``chan``."""
 
-    def __init__(self, spec: WorkerSpec, conn: Any, dataset: Dataset) -> None:
+    def __init__(self, spec: WorkerSpec, chan: Channel, dataset: Dataset) -> None:
         opener = None
         if spec.http_endpoint is not None:
             from loadgen_harness._http_transport import HttpCalls
@@ -64,7 +66,7 @@ class WorkerClient(StreamClient):
                 return await HttpCalls.open(endpoint)  # type: ignore[arg-type]
 
         self.spec = spec
-        self.conn = conn
+        self.chan = chan
         self.dataset = dataset
         self.offline = spec.offline
         self.gone = threading.Event()  # the run's process closed the pipe (or died): time to exit
@@ -82,14 +84,13 @@ class WorkerClient(StreamClient):
             replica_ids=spec.replica_ids,
             opener=opener,
         )
-        self._loop.call_soon_threadsafe(self._loop.add_reader, conn.fileno(), self._on_readable)
+        self._loop.call_soon_threadsafe(self._loop.add_reader, chan.fileno(), self._on_readable)
 
     # ---- the pipe (loop thread) ----
 
     def _on_readable(self) -> None:
         try:
-            while self.conn.poll():
-                msg = self.conn.recv_bytes()
+            for msg in self.chan.receive():
                 kind = msg[:1]
                 if kind == ISSUE:
                     self._take(parse_issue(msg))
@@ -98,12 +99,17 @@ class WorkerClient(StreamClient):
                 elif kind == CANCEL:
                     self._stop_all("CANCELLED")
         except (EOFError, OSError):
-            self._loop.remove_reader(self.conn.fileno())
+            self._loop.remove_reader(self.chan.fileno())
             self.gone.set()
 
     def _send(self, msg: bytes) -> None:
+        """Queued, and sent once per loop iteration: under load one write carries many completions."""
+        if self.chan.queue(msg):
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
         try:
-            self.conn.send_bytes(msg)
+            self.chan.flush()
         except OSError:  # the run's process is gone: nothing more is wanted
             self.gone.set()
 
@@ -188,21 +194,21 @@ class WorkerClient(StreamClient):
         return r
 
 
-def worker_main(conn: Any) -> None:
+def worker_main(chan: Channel) -> None:
     """A worker process: read its spec (the first frame), report ready or why not, serve until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     index = "?"
     try:
-        spec = WorkerSpec.model_validate_json(conn.recv_bytes())
+        spec = WorkerSpec.model_validate_json(chan.receive_one(_START_TIMEOUT_S) or b"")
         index = str(spec.index)
         from scenarios import resolve_dataset
 
-        client = WorkerClient(spec, conn, resolve_dataset(spec.dataset))
+        client = WorkerClient(spec, chan, resolve_dataset(spec.dataset))
     except Exception as exc:  # one line back to the run's process, which refuses the run with it
         with contextlib.suppress(OSError):
-            conn.send_bytes(ERROR + f"worker {index}: {type(exc).__name__}: {exc}".splitlines()[0].encode())
+            chan.send(ERROR + f"worker {index}: {type(exc).__name__}: {exc}".splitlines()[0].encode())
         return
-    conn.send_bytes(READY)
+    chan.send(READY)
     parent = os.getppid()
     while not client.gone.wait(1.0) and os.getppid() == parent:  # EOF, or the run's process is gone
         pass
@@ -210,4 +216,4 @@ def worker_main(conn: Any) -> None:
 
 
 if __name__ == "__main__":  # started by _workers with its socket's fd
-    worker_main(Connection(int(sys.argv[1])))
+    worker_main(Channel(socket.socket(fileno=int(sys.argv[1]))))

@@ -1,7 +1,8 @@
 """What the run's process and its worker processes say to each other: fixed-width records, never pickles.
 
-Each worker has one duplex pipe (``multiprocessing.Pipe``) to the run's process, and every message is one
-``send_bytes`` frame whose first byte says what it is:
+Each worker has one end of a socket pair to the run's process (:class:`Channel`: length-prefixed frames, read
+in large chunks so one system call takes every completion that arrived), and each frame's first byte says
+what it is:
 
 * run -> worker: ``T`` + the run's clock origin (CLOCK_MONOTONIC ns: one clock for every process on the
   host), sent once all workers are ready; ``Q`` + issued queries (``ISSUE_DTYPE`` records: LoadGen's id, the sample index, the issue
@@ -19,7 +20,11 @@ of one structured array. Only the start-up spec (:class:`WorkerSpec`) is more: J
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import struct
+import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -121,3 +126,86 @@ def parse_issue(msg: bytes) -> list[tuple[int, int, int]]:
 
 def status_text(raw: bytes) -> str:
     return raw.rstrip(b"\0").decode("ascii", "replace")
+
+
+_LEN = struct.Struct("<I")
+_RECV_BYTES = 1 << 20
+
+
+class Channel:
+    """Length-prefixed frames over one end of a socket pair, read in large chunks.
+
+    One ``recv`` takes every frame that has arrived (many completions per system call under load), and a
+    writer may queue frames and send them in one ``sendall`` (``queue`` / ``flush``). ``send`` is safe from
+    several threads; reading is one thread's.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(True)
+        self.sock = sock
+        self._buf = bytearray()
+        self._frames: list[bytes] = []  # read, not yet returned
+        self._out: list[bytes] = []
+        self._lock = threading.Lock()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, msg: bytes) -> None:
+        with self._lock:
+            self.sock.sendall(_LEN.pack(len(msg)) + msg)
+
+    def queue(self, msg: bytes) -> bool:
+        """Add a frame to the next ``flush``; True when it is the first since the last flush."""
+        self._out.append(_LEN.pack(len(msg)))
+        self._out.append(msg)
+        return len(self._out) == 2
+
+    def flush(self) -> None:
+        if self._out:
+            data = b"".join(self._out)
+            self._out.clear()
+            with self._lock:
+                self.sock.sendall(data)
+
+    def receive(self) -> list[bytes]:
+        """The frames complete after one read (blocking until something arrives); EOFError when closed."""
+        if not self._frames:
+            self._read()
+        frames, self._frames = self._frames, []
+        return frames
+
+    def receive_one(self, timeout_s: float) -> bytes | None:
+        """The next frame within ``timeout_s`` (start-up only), None on timeout or EOF."""
+        deadline = time.monotonic() + timeout_s
+        while not self._frames:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                self._read()
+            except (EOFError, OSError):  # socket.timeout is an OSError
+                return None
+            finally:
+                self.sock.settimeout(None)
+        return self._frames.pop(0)
+
+    def _read(self) -> None:
+        data = self.sock.recv(_RECV_BYTES)
+        if not data:
+            raise EOFError
+        buf = self._buf
+        buf += data
+        at, end = 0, len(buf)
+        while end - at >= 4:
+            (n,) = _LEN.unpack_from(buf, at)
+            if end - at - 4 < n:
+                break
+            self._frames.append(bytes(buf[at + 4 : at + 4 + n]))
+            at += 4 + n
+        del buf[:at]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()

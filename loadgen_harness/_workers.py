@@ -21,14 +21,13 @@ here) and are gone before ``close`` returns.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing.connection
+import selectors
 import socket
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -50,6 +49,7 @@ from loadgen_harness._worker_wire import (
     REPLICA,
     REPLICA_FMT,
     ROW_BYTES,
+    Channel,
     RowChunk,
     RowRecords,
     WorkerSpec,
@@ -90,7 +90,7 @@ class _Worker:
     def __init__(self, spec: WorkerSpec) -> None:
         self.index = spec.index
         mine, theirs = socket.socketpair()
-        self.conn = Connection(mine.detach())
+        self.chan = Channel(mine)
         try:
             fd = theirs.fileno()
             # Its own interpreter, never a fork of this one (LoadGen's threads live here), and no __main__ re-run.
@@ -102,8 +102,7 @@ class _Worker:
             )
         finally:
             theirs.close()  # only the worker holds its end: its death is EOF here
-        self.conn.send_bytes(spec.model_dump_json().encode())
-        self.send_lock = threading.Lock()
+        self.chan.send(spec.model_dump_json().encode())
         self.outstanding = 0
         self.alive = True
         self.replicas: dict[int, int] = {}  # the worker's index of a replica id it found -> the run's
@@ -114,8 +113,7 @@ class _Worker:
 
     def send(self, msg: bytes) -> bool:
         try:
-            with self.send_lock:
-                self.conn.send_bytes(msg)
+            self.chan.send(msg)
             return True
         except OSError:
             return False
@@ -183,10 +181,7 @@ class WorkerBridge:
         deadline = time.monotonic() + _START_TIMEOUT_S
         for w in self.workers:
             left = max(0.0, deadline - time.monotonic())
-            try:
-                msg = w.conn.recv_bytes() if w.conn.poll(left) else b""
-            except (EOFError, OSError):
-                msg = b""
+            msg = w.chan.receive_one(left) or b""
             if msg[:1] == ERROR:
                 raise RunError(msg[1:].decode(errors="replace"))
             if msg != READY:
@@ -304,18 +299,18 @@ class WorkerBridge:
     # ---- the workers' messages (reader thread) ----
 
     def _read(self) -> None:
-        by_conn = {id(w.conn): w for w in self.workers}
-        while not self._closing:
-            conns = [w.conn for w in self.workers if w.alive]
-            if not conns:
-                return
-            for conn in multiprocessing.connection.wait(conns, timeout=0.2):
-                w = by_conn[id(conn)]
-                try:
-                    while w.conn.poll():
-                        self._on_message(w, w.conn.recv_bytes())
-                except (EOFError, OSError):
-                    self._lose(w)
+        with selectors.DefaultSelector() as sel:
+            for w in self.workers:
+                sel.register(w.chan.sock, selectors.EVENT_READ, w)
+            while not self._closing and any(w.alive for w in self.workers):
+                for key, _ in sel.select(timeout=0.2):
+                    w = key.data
+                    try:
+                        for msg in w.chan.receive():  # every frame that arrived, in one read
+                            self._on_message(w, msg)
+                    except (EOFError, OSError):
+                        sel.unregister(key.fileobj)
+                        self._lose(w)
 
     def _on_message(self, w: _Worker, msg: bytes) -> None:
         kind = msg[:1]
@@ -412,8 +407,7 @@ class WorkerBridge:
     def _stop_workers(self) -> None:
         self._closing = True
         for w in self.workers:
-            with contextlib.suppress(OSError):
-                w.conn.close()  # the worker's EOF: it closes its channel and exits
+            w.chan.close()  # the worker's EOF: it closes its channel and exits
         deadline = time.monotonic() + _STOP_TIMEOUT_S
         for w in self.workers:
             with contextlib.suppress(subprocess.TimeoutExpired):
