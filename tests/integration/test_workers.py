@@ -12,16 +12,19 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from cli import main
 from loadgen_harness import RunConfig, RunResult, load_query_records, load_results, run_benchmark
@@ -252,3 +255,71 @@ def test_ctrl_c_ends_a_worker_run_within_seconds(tmp_path: Path) -> None:
     while any(_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(p) for p in workers), "a worker outlived its run"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return out
+
+
+def test_a_fleet_run_with_workers_attributes_replicas_and_exports_metrics(tmp_path: Path) -> None:
+    port = _free_port()
+    finished: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def scrape_until_finished() -> None:
+        deadline = time.monotonic() + 120
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                samples = _scrape(port)
+            except OSError:
+                stop.wait(0.2)
+                continue
+            state = samples.get("lpuperf_harness_run_state", {})
+            if any(dict(k).get("lpuperf_harness_run_state") == "finished" and v == 1 for k, v in state.items()):
+                finished.append(samples)
+                return
+            stop.wait(0.2)
+
+    scraper = threading.Thread(target=scrape_until_finished, daemon=True)
+    scraper.start()
+    try:
+        res = run_benchmark(
+            RunConfig(
+                scenario="Server",
+                dataset=DATASET,
+                replicas=2,
+                qps=100,
+                duration_s=1,
+                min_query_count=200,
+                out_dir=tmp_path,
+                run_id="fleet",
+                max_new_tokens=MAX_NEW,
+                workers=2,
+                metrics_port=port,
+                metrics_linger_s=3,
+            )
+        )
+    finally:
+        stop.set()
+        scraper.join(timeout=10)
+    rec = _assert_every_query_once(res)
+    assert res.n_errors == 0 and res.fleet is not None and len(res.fleet.replicas) == 2
+    per_replica = np.bincount(rec["replica"], minlength=2)
+    assert [r.n_queries for r in res.fleet.replicas] == per_replica.tolist() and per_replica.min() > 0
+    assert finished, "the run's metrics were never scraped in their finished state"
+    m = finished[0]
+    assert m["lpuperf_harness_queries_issued_total"][()] == res.n_queries
+    assert m["lpuperf_harness_queries_completed_total"][()] == res.n_queries
+    assert m["lpuperf_harness_ttft_seconds_count"][()] == res.n_queries
