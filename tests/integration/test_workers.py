@@ -26,8 +26,10 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import sut
 from cli import main
 from loadgen_harness import RunConfig, RunResult, load_query_records, load_results, run_benchmark
+from sut import ArtifactManifest, TimingModel
 
 pytestmark = pytest.mark.integration
 
@@ -37,16 +39,14 @@ MAX_NEW = 16
 WORKER_MODULE = "loadgen_harness._worker_proc"
 
 
-def _manifest(tmp: Path, name: str, decode_step_s: float) -> Path:
-    from sut import ArtifactManifest, TimingModel
-
+def _manifest(tmp: Path, name: str, decode_step_s: float, max_batch: int = 512) -> Path:
     m = ArtifactManifest(
         artifact_id=name,
         backend="sim",
         model="embedded-sim",
         precision="fp32",
         max_context_tokens=4096,
-        max_batch=512,
+        max_batch=max_batch,
         timing=TimingModel(prefill_base_s=0.0, prefill_per_token_s=0.0, decode_step_s=decode_step_s),
         target="sim-lpu",
     )
@@ -57,8 +57,6 @@ def _manifest(tmp: Path, name: str, decode_step_s: float) -> Path:
 
 @pytest.fixture(scope="module")
 def instant_sut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import sut
-
     with sut.spawn_server(
         ["--artifact", str(_manifest(tmp_path_factory.mktemp("w"), "instant", 0.0)), "--dataset", DATASET]
     ) as s:
@@ -67,8 +65,6 @@ def instant_sut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def timed_sut(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import sut
-
     with sut.spawn_server(
         ["--artifact", str(_manifest(tmp_path_factory.mktemp("w"), "timed", 0.005)), "--dataset", DATASET]
     ) as s:
@@ -122,7 +118,7 @@ def _assert_every_query_once(res: RunResult) -> np.ndarray:
 
 
 def test_two_workers_give_one_process_verdict_count_and_records(tmp_path: Path, instant_sut: str) -> None:
-    kw: dict[str, Any] = {"scenario": "Server", "qps": 400, "duration_s": 1, "min_query_count": 600}
+    kw: dict[str, Any] = {"scenario": "Server", "qps": 200, "duration_s": 1, "min_query_count": 600}
     one = _run(tmp_path, instant_sut, "one", **kw)
     two = _run(tmp_path, instant_sut, "two", workers=2, **kw)
     assert one.valid, one.validity_reasons
@@ -323,3 +319,27 @@ def test_a_fleet_run_with_workers_attributes_replicas_and_exports_metrics(tmp_pa
     assert m["lpuperf_harness_queries_issued_total"][()] == res.n_queries
     assert m["lpuperf_harness_queries_completed_total"][()] == res.n_queries
     assert m["lpuperf_harness_ttft_seconds_count"][()] == res.n_queries
+
+
+def test_a_hopeless_run_with_workers_stops_at_its_in_flight_limit(tmp_path: Path) -> None:
+    # 2 sequences, 40 ms a token: a few QPS at most, asked for 400 QPS over 120 s.
+    limit = 200
+    t0 = time.monotonic()
+    hopeless = _manifest(tmp_path, "hopeless", 0.04, max_batch=2)
+    with sut.spawn_server(["--artifact", str(hopeless), "--dataset", DATASET]) as server:
+        res = _run(
+            tmp_path,
+            server.address,
+            "hopeless",
+            scenario="Server",
+            qps=400,
+            duration_s=120,
+            max_in_flight=limit,
+            workers=2,
+        )
+    assert time.monotonic() - t0 < 60, "the run did not stop at its limit"
+    assert res.overload is not None and res.overload.limit == limit and not res.valid
+    assert res.validity_reasons[0].startswith("overloaded: the SUT completed")
+    rec = _assert_every_query_once(res)
+    assert res.n_queries <= limit + 16 and res.errors_by_status.get("OVERLOADED", 0) > 0
+    assert int((rec["status"] == 0).sum()) == res.overload.completed_ok
