@@ -28,7 +28,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import sut
 from cli import main
-from loadgen_harness import RunConfig, RunResult, load_query_records, load_results, run_benchmark
+from loadgen_harness import RunConfig, RunError, RunResult, load_query_records, load_results, run_benchmark
+from loadgen_harness._worker_wire import WorkerSpec
+from loadgen_harness._workers import WorkerBridge
 from sut import ArtifactManifest, TimingModel
 
 pytestmark = pytest.mark.integration
@@ -343,3 +345,65 @@ def test_a_hopeless_run_with_workers_stops_at_its_in_flight_limit(tmp_path: Path
     rec = _assert_every_query_once(res)
     assert res.n_queries <= limit + 16 and res.errors_by_status.get("OVERLOADED", 0) > 0
     assert int((rec["status"] == 0).sum()) == res.overload.completed_ok
+
+
+def test_workers_stream_over_the_openai_http_transport(tmp_path: Path) -> None:
+    port = _free_port()
+    instant = _manifest(tmp_path, "instant-http", 0.0)
+    with sut.spawn_server(["--artifact", str(instant), "--dataset", DATASET, "--http", str(port)]):
+        res = run_benchmark(
+            RunConfig(
+                scenario="Server",
+                dataset=DATASET,
+                http_endpoint={"kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1"},
+                qps=100,
+                duration_s=1,
+                min_query_count=100,
+                out_dir=tmp_path,
+                run_id="http",
+                max_new_tokens=MAX_NEW,
+                workers=2,
+                metrics_linger_s=0,
+            )
+        )
+    rec = _assert_every_query_once(res)
+    assert res.n_queries == 100 and res.n_errors == 0
+    assert (rec["n_tokens"] > 0).all() and (rec["first_token_ns"] > rec["issue_ns"]).all()
+
+
+def test_a_worker_that_cannot_start_refuses_the_run_in_one_line(tmp_path: Path) -> None:
+    spec = WorkerSpec(index=0, address="127.0.0.1:1", dataset=str(tmp_path / "missing.jsonl"), max_new_tokens=8)
+    t0 = time.monotonic()
+    with pytest.raises(RunError) as err:
+        WorkerBridge([spec, spec.model_copy(update={"index": 1})], offline=False)
+    assert time.monotonic() - t0 < 60
+    msg = str(err.value)
+    assert msg.startswith("worker 0: ") and "missing.jsonl" in msg and "\n" not in msg
+    assert not [p for p in _worker_pids(os.getpid()) if _alive(p)]
+
+
+def test_workers_exit_when_the_run_process_is_killed(tmp_path: Path) -> None:
+    cmd = [
+        *(sys.executable, "-m", "cli", "run", "--out", str(tmp_path / "out"), "--run-id", "k", "--workers", "2"),
+        *("--dataset", DATASET, "--qps", "40", "--duration", "600", "--max-new-tokens", str(MAX_NEW)),
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        detail = tmp_path / "out" / "k" / "Server" / "performance" / "mlperf_log_detail.txt"
+        deadline = time.monotonic() + 90
+        workers: list[int] = []
+        while time.monotonic() < deadline and not (len(workers) == 2 and detail.is_file()):
+            assert proc.poll() is None
+            workers = _worker_pids(proc.pid)
+            time.sleep(0.1)
+        assert len(workers) == 2 and detail.is_file(), "the run never started its workers"
+        proc.kill()  # no handler runs: the workers learn it from their sockets
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in workers), "a worker outlived its killed run"
