@@ -318,12 +318,14 @@ class WorkerBridge:
             self._on_done(w, msg)
         elif kind == FIRST:
             qid, token = FIRST_FMT.unpack_from(msg, 1)
-            entry = self._pending.get(qid)
-            if entry is None or not self._lg_open:
-                return
-            entry[3] = True
             first = np.array([token], dtype=np.int32)
-            self._lg.FirstTokenComplete([self._lg.QuerySampleResponse(qid, first.ctypes.data, 4)])
+            # Under the lock: a stop failing this query either sees the first token reported or reports it itself.
+            with self._lock:
+                entry = self._pending.get(qid)
+                if entry is None or not self._lg_open:
+                    return
+                entry[3] = True
+                self._lg.FirstTokenComplete([self._lg.QuerySampleResponse(qid, first.ctypes.data, 4)])
         elif kind == REPLICA:
             (local,) = REPLICA_FMT.unpack_from(msg, 1)
             w.replicas[local] = self._replica(msg[1 + REPLICA_FMT.size :].decode(errors="replace"))
