@@ -12,8 +12,10 @@ in ``_pending`` from issue to completion, and each completion path pops it under
 have the same columns and clock (workers timestamp on the run's CLOCK_MONOTONIC origin); the harness
 metrics see every issue and completion; an interrupt fails everything outstanding and every later query
 on arrival; an overload stop works as the bridge's. A worker that dies (killed, crashed) has its
-outstanding queries completed as failed (``WORKER_EXITED``) and the run goes on with the others; with
-none left every later query fails on arrival. Either way results.json says which worker, when and how
+outstanding queries completed as failed (``WORKER_EXITED``) and the run goes on with the others. With
+none left, a Server run holds what LoadGen still issues until it crosses its outstanding-query limit and
+flushes, then fails it all (the run stops early, as on overload); other scenarios fail each later query
+on arrival. Either way results.json says which worker, when and how
 many queries (``validity_reasons``). Workers are new interpreters (never forks: LoadGen's threads live
 here) and are gone before ``close`` returns.
 """
@@ -150,6 +152,7 @@ class WorkerBridge:
         self.stopped_ns: int | None = None
         self.lost: list[LostWorker] = []
         self._stop_status: str | None = None
+        self._all_lost = False  # every worker died
         self._lg_open = True
         self._closing = False
         self._lock = threading.Lock()
@@ -199,29 +202,33 @@ class WorkerBridge:
             batch = [(s.id, s.index) for s in samples]
             self.issued += len(batch)
             limit = self.max_in_flight
-            if limit is not None and self.overload is None and self.issued - self.completed > limit:
-                self.overload = Overload(t, self.issued - self.completed, limit)
+            over = limit is not None and self.issued - self.completed > limit
+            if over and self.overload is None and not self._all_lost:  # no workers left is no overload
+                self.overload = Overload(t, self.issued - self.completed, limit or 0)
             self._dispatch(batch, t)
         except Exception:
             return
 
     def flush(self) -> None:
         try:
-            if self._lg_open and self.overload is not None:
-                self._stop_all(OVERLOADED)
+            if self._lg_open and (self.overload is not None or self._all_lost):
+                self._stop_all(OVERLOADED if self.overload is not None else WORKER_EXITED)
         except Exception:
             return
 
     def _dispatch(self, batch: list[tuple[int, int]], t: int) -> None:
         if self.metrics is not None:
             self.metrics.issued(len(batch))
-        live = [w for w in self.workers if w.alive]
-        stopped = self._stop_status is not None or not live
         per_worker: dict[int, list[tuple[int, int]]] = {}
-        with self._lock:
+        with self._lock:  # a worker is marked dead under the lock: no query is routed to it after its scan
+            live = [w for w in self.workers if w.alive]
+            stopped = self._stop_status is not None or (not live and self.max_in_flight is None)
+            # Held until LoadGen flushes: past the in-flight limit, or with no worker left in a Server run
+            # (LoadGen then crosses its own limit at once and stops issuing), instead of failing its schedule.
+            held = not stopped and (self.overload is not None or not live)
             for qid, idx in batch:
                 chunk, j = self.records.slot_ref(idx, t)
-                if stopped or self.overload is not None:  # held (overload) until LoadGen flushes, or failed now
+                if stopped or held:
                     self._pending[qid] = [chunk, j, None, False]
                     continue
                 w = min(live, key=_by_outstanding)
@@ -367,19 +374,22 @@ class WorkerBridge:
 
     def _lose(self, w: _Worker) -> None:
         """A worker's pipe closed: unless the run is closing, it died; its outstanding queries fail."""
-        w.alive = False
         if self._closing:
+            w.alive = False
             return
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            w.proc.wait(timeout=1.0)
         at_ns = time.monotonic_ns() - self.t0_ns
-        mine = [qid for qid, entry in list(self._pending.items()) if entry[2] is w]
-        n_failed = self._fail(mine, WORKER_EXITED, _UNKNOWN_CODE)
-        self.lost.append(LostWorker(w.index, w.pid, w.proc.poll(), at_ns, n_failed))
-        if not any(x.alive for x in self.workers):
-            with self._lock:
-                self._stop_status = self._stop_status or WORKER_EXITED
+        with self._lock:
+            w.alive = False
+            mine = [qid for qid, entry in self._pending.items() if entry[2] is w]
+            if not any(x.alive for x in self.workers):
+                self._all_lost = True
                 self.stopped_ns = self.stopped_ns or at_ns
+                if self.max_in_flight is None:  # no outstanding limit to stop LoadGen: fail the rest on arrival
+                    self._stop_status = self._stop_status or WORKER_EXITED
+        n_failed = self._fail(mine, WORKER_EXITED, _UNKNOWN_CODE)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            w.proc.wait(timeout=1.0)  # its exit status, for the reason
+        self.lost.append(LostWorker(w.index, w.pid, w.proc.poll(), at_ns, n_failed))
 
     # ---- the end ----
 

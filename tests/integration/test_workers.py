@@ -407,3 +407,39 @@ def test_workers_exit_when_the_run_process_is_killed(tmp_path: Path) -> None:
     while any(_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(p) for p in workers), "a worker outlived its killed run"
+
+
+def test_a_server_run_whose_workers_all_die_stops_early_with_the_reason(tmp_path: Path, timed_sut: str) -> None:
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def kill_all_workers() -> None:
+        deadline = time.monotonic() + 60
+        detail = tmp_path / "all" / "Server" / "performance" / "mlperf_log_detail.txt"
+        while not stop.is_set() and time.monotonic() < deadline:
+            pids = _worker_pids(os.getpid())
+            if len(pids) == 2 and detail.is_file():
+                stop.wait(1.0)
+                for pid in pids:
+                    os.kill(pid, signal.SIGKILL)
+                killed.extend(pids)
+                return
+            stop.wait(0.05)
+
+    killer = threading.Thread(target=kill_all_workers, daemon=True)
+    killer.start()
+    t0 = time.monotonic()
+    try:
+        # A 120 s schedule: only stopping early ends it within the bound below.
+        res = _run(tmp_path, timed_sut, "all", scenario="Server", qps=100, duration_s=120, workers=2, max_in_flight=64)
+    finally:
+        stop.set()
+        killer.join(timeout=10)
+    assert len(killed) == 2
+    assert time.monotonic() - t0 < 60, "the run went on without workers"
+    rec = _assert_every_query_once(res)
+    assert not res.valid and res.overload is None
+    assert sorted(r.split(" (pid ")[0] for r in res.validity_reasons[:2]) == ["worker 0", "worker 1"]
+    assert not any(r.startswith("overloaded") for r in res.validity_reasons)
+    assert set(res.errors_by_status) == {"WORKER_EXITED"} and res.n_errors >= 64
+    assert int((rec["status"] == 0).sum()) > 0
