@@ -8,9 +8,9 @@ the stream's, and the finished query goes back as its row and output tokens (``D
 small ring of :class:`RowChunk` rows reused as queries finish, so a worker's memory follows what is in flight.
 
 Requests are built here from the dataset the worker loads itself, once per sample and then kept: only
-(id, sample index, issue time) crosses the pipe. The worker ignores SIGINT (a terminal's Ctrl-C reaches the
-whole process group; the run's process decides how the run ends) and exits when its pipe closes, so it
-never outlives the run's process.
+(id, sample index, issue time) crosses the socket. The worker has a process group of its own and ignores
+SIGINT (the run's process decides how the run ends), and exits when its socket closes or its parent
+changes, so it never outlives the run's process.
 """
 
 from __future__ import annotations

@@ -99,6 +99,9 @@ class _Worker:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "loadgen_harness._worker_proc", str(fd)],
                 pass_fds=(fd,),
+                # Its own process group: a terminal's Ctrl-C reaches only the run's process, which stops the
+                # workers itself (a worker interrupted mid-import would only print a traceback).
+                process_group=0,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
             )

@@ -233,7 +233,7 @@ def test_ctrl_c_ends_a_worker_run_within_seconds(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert len(workers) == 2, "the run never started its workers and issued"
         t0 = time.monotonic()
-        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the workers get it too, and ignore it
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does (the workers have a process group of their own)
         out, _ = proc.communicate(timeout=60)
         took = time.monotonic() - t0
     finally:
