@@ -443,3 +443,15 @@ def test_a_server_run_whose_workers_all_die_stops_early_with_the_reason(tmp_path
     assert not any(r.startswith("overloaded") for r in res.validity_reasons)
     assert set(res.errors_by_status) == {"WORKER_EXITED"} and res.n_errors >= 64
     assert int((rec["status"] == 0).sum()) > 0
+
+
+@pytest.mark.parametrize("scenario", ["Offline", "SingleStream", "MultiStream"])
+def test_other_scenarios_with_workers_match_one_process(tmp_path: Path, instant_sut: str, scenario: str) -> None:
+    # A short minimum duration: the count is the minimum query count, not what fits in the time.
+    kw: dict[str, Any] = {"scenario": scenario, "qps": 200, "duration_s": 0.01, "min_query_count": 64}
+    one = _run(tmp_path, instant_sut, f"one-{scenario}", **kw)
+    two = _run(tmp_path, instant_sut, f"two-{scenario}", workers=2, **kw)
+    assert two.valid == one.valid and two.n_queries == one.n_queries and two.n_errors == one.n_errors == 0
+    a, b = _assert_every_query_once(one), _assert_every_query_once(two)
+    assert np.array_equal(np.sort(a["sample_index"]), np.sort(b["sample_index"]))
+    assert int(a["n_tokens"].sum()) == int(b["n_tokens"].sum())  # every answer in full
