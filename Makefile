@@ -83,6 +83,7 @@ STRICT_MODULES = common loadgen_harness/_results.py accuracy/_evaluate.py accura
 STRICT_MODULES += loadgen_harness/_shard.py workflows/_merge.py workflows/_merge_figures.py
 STRICT_MODULES += loadgen_harness/_telemetry.py loadgen_harness/_telemetry_sources.py loadgen_harness/_energy.py \
   loadgen_harness/_scrape_read.py loadgen_harness/_run_telemetry.py workflows/_report_telemetry.py
+STRICT_MODULES += loadgen_harness/_worker_wire.py
 typecheck: venv
 	$(BIN)/mypy proto sut loadgen_harness scenarios accuracy compliance common gate workflows history cli
 	$(BIN)/mypy --strict --follow-imports=silent $(STRICT_MODULES)

@@ -92,6 +92,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "hopelessly behind and the harness's memory stays bounded (default 32768, about 0.7 GB)",
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes that stream LoadGen's queries, each with its own event loop and connections "
+        "(LoadGen stays in this process; for rates one core cannot stream; LoadGen scenarios only). Default 1",
+    )
+    p.add_argument(
         "--load",
         metavar="SHAPE",
         help="send with a load shape instead of LoadGen's scenario (not an MLPerf LoadGen run; latency from each "
@@ -270,6 +278,7 @@ def run_cli(args: argparse.Namespace) -> int:
             ignore_eos=args.ignore_eos,
             **({} if args.max_in_flight is None else {"max_in_flight": args.max_in_flight}),
             load=args.load,
+            workers=args.workers,
             **({} if args.max_dispatch_lag_ms is None else {"max_dispatch_lag_ms": args.max_dispatch_lag_ms}),
             progress=args.progress,
             trace=args.trace,

@@ -218,6 +218,7 @@ class QueryRecords:
         self._mask = self.chunk_rows - 1
         self.n = 0
         self._chunks: list[RecordChunk] = []
+        self._new_chunk: type[RecordChunk] = RecordChunk  # what a subclass stores its rows in
         for name in _FIELDS:
             setattr(self, name, _Column(self, name))
 
@@ -235,7 +236,7 @@ class QueryRecords:
         i = self.n
         j = i & self._mask
         if j == 0:
-            self._chunks.append(RecordChunk(self.chunk_rows))
+            self._chunks.append(self._new_chunk(self.chunk_rows))
         chunk = self._chunks[-1]
         self.n = i + 1
         chunk.sample_index[j] = sample_index

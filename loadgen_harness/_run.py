@@ -96,6 +96,8 @@ def fetch_artifact(
 
 def make_scheduler(cfg: RunConfig, bench: Any, dataset: Any) -> Scheduler:
     """The run's scheduler: LoadGen's scenario, or the load shape ``cfg.load`` names."""
+    if cfg.workers > 1 and cfg.load is not None:
+        raise RunError(f"workers: {cfg.workers} worker processes stream LoadGen's queries; a --load shape runs in one")
     if cfg.load is None:
         from loadgen_harness._sched_loadgen import LoadGenScheduler
 

@@ -97,6 +97,8 @@ class RunConfig(BaseModel):
     # Server-side telemetry sampled during the run (--scrape): the SUT's own exporters and any other
     # Prometheus endpoint or RAPL, stored as telemetry.npz; energy over the measured window in results.json.
     telemetry: TelemetryConfig | None = None
+    # Worker processes streaming LoadGen's queries (LoadGen stays in this process); 1 = this process streams.
+    workers: int = Field(default=1, ge=1, le=64)
 
     @field_validator("sut")
     @classmethod

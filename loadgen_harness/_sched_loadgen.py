@@ -32,6 +32,7 @@ from loadgen_harness._results import (
 )
 from loadgen_harness._run_config import NO_AUDIT_CONFIG, RunConfig, RunError
 from loadgen_harness._scheduler import ClientTarget, RunPlan, mark_outcome, mark_overload
+from loadgen_harness._workers import WorkerBridge, worker_specs
 from scenarios import BenchmarkProfile, Dataset
 
 TRACE_FILE = "mlperf_log_trace.json"
@@ -91,13 +92,15 @@ class LoadGenScheduler:
             target_qps=self.plan.server_target_qps,
         )
 
-    def open_client(self, target: ClientTarget) -> Bridge:
+    def open_client(self, target: ClientTarget) -> Bridge | WorkerBridge:
         cfg = self.cfg
         max_batch = manifest_count(target.artifact, "max_batch") or 32
         # Offline's pool keeps every replica's batch full: two batches per replica behind the target.
         n_replicas = len(target.fleet.replicas) if target.fleet is not None else 1
         concurrency = cfg.offline_concurrency or max(8, min(512, 2 * max_batch * n_replicas))
         self.qsl = DatasetQSL(self.dataset, self.max_new, self.plan.performance_sample_count_override, cfg.ignore_eos)
+        if cfg.workers > 1:
+            return self._open_workers(target, concurrency)
         return Bridge(
             target.address,
             self.qsl.requests,
@@ -112,7 +115,34 @@ class LoadGenScheduler:
             opener=target.opener,
         )
 
-    def execute(self, client: Bridge, log_dir: Path) -> TestOutcome:
+    def _open_workers(self, target: ClientTarget, offline_concurrency: int) -> WorkerBridge:
+        """``--workers N``: the same queries streamed by N worker processes (``_workers``)."""
+        cfg = self.cfg
+        endpoint = None
+        if cfg.http_endpoint is not None:  # the model the probe found, pinned as the one-process opener does
+            endpoint = {**cfg.http_endpoint, "model": target.artifact.get("model", "")}
+        specs = worker_specs(
+            cfg.workers,
+            address=target.address,
+            dataset=cfg.dataset or self.bench.dataset,
+            max_new_tokens=self.max_new,
+            offline=self.plan.loadgen_scenario == "Offline",
+            offline_concurrency=offline_concurrency,
+            rpc_timeout_s=cfg.rpc_timeout_s,
+            ignore_eos=cfg.ignore_eos,
+            transport=cfg.transport,
+            http_endpoint=endpoint,
+            replica_ids=tuple(target.fleet.replica_ids) if target.fleet is not None else (),
+        )
+        return WorkerBridge(
+            specs,
+            offline=self.plan.loadgen_scenario == "Offline",
+            expected_queries=self.plan.expected_queries() * self.plan.samples_per_query,
+            metrics=target.metrics,
+            max_in_flight=self.max_in_flight,
+        )
+
+    def execute(self, client: Bridge | WorkerBridge, log_dir: Path) -> TestOutcome:
         lg, qsl = self.lg, self.qsl
         assert qsl is not None
         self.sut_handle = lg.ConstructSUT(client.issue, client.flush)
@@ -125,7 +155,7 @@ class LoadGenScheduler:
             lambda elapsed_s: drain_estimate_s(self.settings, elapsed_s, client.records.n),
         )
 
-    def finish(self, res: RunResult, client: Bridge, outcome: TestOutcome, log_dir: Path) -> None:
+    def finish(self, res: RunResult, client: Bridge | WorkerBridge, outcome: TestOutcome, log_dir: Path) -> None:
         """LoadGen's verdict and limits from its logs, the overload stop, and the notes on how the run ended."""
         detail = log_dir / DETAIL_FILE
         if detail.is_file():  # LoadGen writes it from the start; an abandoned test leaves it partial
@@ -135,6 +165,8 @@ class LoadGenScheduler:
         if client.max_in_flight is not None:
             res.settings["harness_max_in_flight"] = client.max_in_flight
         mark_overload(res, client.overload)
+        if isinstance(client, WorkerBridge):
+            client.annotate(res)
         if outcome.interrupted_by is not None:
             res.loadgen_finished = not outcome.abandoned
         how = "LoadGen's test was abandoned, its logs are partial" if outcome.abandoned else "LoadGen ended its test"

@@ -28,6 +28,7 @@ from loadgen_harness._results import OverloadStop, RunResult
 
 if TYPE_CHECKING:  # the client modules import grpc: importing the package must not
     from loadgen_harness._stream_client import StreamClient
+    from loadgen_harness._workers import WorkerBridge
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class ClientTarget:
 class Scheduler(Protocol):
     def prepare(self) -> RunPlan: ...
 
-    def open_client(self, target: ClientTarget) -> StreamClient: ...
+    def open_client(self, target: ClientTarget) -> StreamClient | WorkerBridge: ...
 
     def execute(self, client: Any, log_dir: Path) -> TestOutcome: ...
 

@@ -333,6 +333,9 @@ CLI_CASES = [
     pytest.param([*_RUN, "--max-new-tokens", "0"], "field 'max_new_tokens'", id="run-max-new-tokens-zero"),
     pytest.param([*_RUN, "--max-new-tokens", "-3"], "field 'max_new_tokens'", id="run-max-new-tokens-negative"),
     pytest.param([*_RUN, "--metrics-port", "70000"], "field 'metrics_port'", id="run-metrics-port-high"),
+    pytest.param([*_RUN, "--workers", "0"], "field 'workers'", id="run-workers-zero"),
+    pytest.param([*_RUN, "--workers", "two"], "argument --workers", id="run-workers-word"),
+    pytest.param([*_RUN, "--workers", "2", "--load", "rate:5"], "workers: 2 worker processes", id="run-workers-load"),
     pytest.param([*_RUN, "--metrics-port", "-1"], "field 'metrics_port'", id="run-metrics-port-negative"),
     pytest.param([*_RUN, "--metrics-linger", "-1"], "field 'metrics_linger_s'", id="run-metrics-linger-negative"),
     # lpuperf run: choices and names
