@@ -125,25 +125,39 @@ def measured_draw(
     rate = energy.n_queries / energy.window_s if energy.window_s > 0 else 0.0
     run = f"{energy.source} over {energy.window_s:.0f} s at {rate:.3g} qps, {run_watts:.4g} W a replica"
     idle = model.chips * model.idle_watts_per_chip if model is not None else None
+    # Energy per token falls as a batch fills (a step costs the same whatever its fill), so a linear
+    # extrapolation from a lighter run over-states the draw; the chips' all-busy draw bounds it.
+    ceiling = model.chips * model.busy_watts_per_chip if model is not None else None
     if idle is not None and run_tps > 0 and run_watts > idle:
         marginal = (run_watts - idle) / run_tps
-        return ReplicaDraw(
-            source="measured",
-            basis=f"measured {joules_per_token:.4g} J per output token ({run}): the manifest's idle {idle:.4g} W "
-            f"plus {marginal:.4g} J per output token served",
-            kw_at_plan=(idle + marginal * tokens_per_s_at_plan) * _KW,
-            kw_at_peak=(idle + marginal * tokens_per_s_at_peak) * _KW,
-            joules_per_token=joules_per_token,
-            marginal_joules_per_token=marginal,
+        basis = (
+            f"measured {joules_per_token:.4g} J per output token ({run}): the manifest's idle {idle:.4g} W "
+            f"plus {marginal:.4g} J per output token served"
         )
-    why = "no idle draw known" if idle is None else f"the manifest's idle {idle:.4g} W is not below it"
+        watts_plan, watts_peak = idle + marginal * tokens_per_s_at_plan, idle + marginal * tokens_per_s_at_peak
+    else:
+        why = "no idle draw known" if idle is None else f"the manifest's idle {idle:.4g} W is not below it"
+        basis = (
+            f"measured {joules_per_token:.4g} J per output token ({run}) x output tokens/s per replica; "
+            f"idle draw not separated ({why})"
+        )
+        watts_plan, watts_peak = joules_per_token * tokens_per_s_at_plan, joules_per_token * tokens_per_s_at_peak
+        marginal = None
+    if run_tps > 0 and tokens_per_s_at_plan > 1.25 * run_tps:
+        basis += (
+            f"; extrapolated from {run_tps:.4g} to {tokens_per_s_at_plan:.4g} output tokens/s a replica "
+            "(measure near the planned load for a tighter figure)"
+        )
+    if ceiling is not None and max(watts_plan, watts_peak) > ceiling:
+        basis += f"; capped at the manifest's all-chips-busy {ceiling:.4g} W"
+        watts_plan, watts_peak = min(watts_plan, ceiling), min(watts_peak, ceiling)
     return ReplicaDraw(
         source="measured",
-        basis=f"measured {joules_per_token:.4g} J per output token ({run}) x output tokens/s per replica; "
-        f"idle draw not separated ({why})",
-        kw_at_plan=joules_per_token * tokens_per_s_at_plan * _KW,
-        kw_at_peak=joules_per_token * tokens_per_s_at_peak * _KW,
+        basis=basis,
+        kw_at_plan=watts_plan * _KW,
+        kw_at_peak=watts_peak * _KW,
         joules_per_token=joules_per_token,
+        marginal_joules_per_token=marginal,
     )
 
 

@@ -119,6 +119,22 @@ def test_measured_power_keeps_the_manifests_idle_floor(tmp_path: Path) -> None:
     assert "idle 800 W plus 2.5 J per output token" in p.basis
 
 
+def test_measured_power_never_exceeds_every_chip_busy(tmp_path: Path) -> None:
+    # 2300 W a replica at 160 tokens/s: 9.4 J a token over the 800 W idle floor. Extrapolated linearly to a
+    # full batch that is far past what 8 chips at 300 W can draw; the manifest's 2400 W bounds it.
+    energy = EnergyStats(
+        source="sim", window_s=30.0, joules=69000.0, average_watts=2300.0, n_queries=300, output_tokens=4800,
+        joules_per_token=14.375,
+    )  # fmt: skip
+    run = _run_dir(tmp_path, energy=energy)
+    cap = load_profile(run).capacity_qps
+    p = plan_capacity(PlanConfig(run_dir=run, target_qps=2.5 * cap, queries=10000)).power
+    assert p is not None and p.source == "measured"
+    assert p.replica_kw_at_peak == pytest.approx(2.4) and p.replica_kw_at_plan <= 2.4
+    assert "capped at the manifest's all-chips-busy 2400 W" in p.basis
+    assert "extrapolated from 160 to" in p.basis
+
+
 def test_the_rack_budget_not_the_slots_limits_replicas_per_rack(tmp_path: Path) -> None:
     run = _run_dir(tmp_path)
     cap = load_profile(run).capacity_qps
