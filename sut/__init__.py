@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from sut._security import AUTH_TOKEN_ENV, ServerSecurity, bearer_matches
     from sut._server import _SERVER_OPTIONS as SERVER_OPTIONS
     from sut._server import FinalTokens, SutServer, manifest_message
+    from sut._http_prompt import render_plain
+    from sut._openai import _ByteEncoder as ByteEncoder
     from sut._sim import SIM_PRESETS, SimBackend, SimConfig, analytic_capacity_qps
 
 __getattr__ = lazy_exports(
@@ -96,6 +98,8 @@ __getattr__ = lazy_exports(
         "sut._plugins": ["add_backend_arguments", "backend_options_from_args", "backends"],
         "sut._security": ["AUTH_TOKEN_ENV", "ServerSecurity", "bearer_matches"],
         "sut._server": ["FinalTokens", "SutServer", "SERVER_OPTIONS=_SERVER_OPTIONS", "manifest_message"],
+        "sut._http_prompt": ["render_plain"],
+        "sut._openai": ["ByteEncoder=_ByteEncoder"],
         "sut._sim": ["SIM_PRESETS", "SimBackend", "SimConfig", "analytic_capacity_qps"],
     },
 )
@@ -109,6 +113,7 @@ __all__ = [
     "Backend",
     "BackendConfig",
     "BackendError",
+    "ByteEncoder",
     "ContextOverflowError",
     "EmbeddedServer",
     "FaultFlags",
@@ -148,6 +153,7 @@ __all__ = [
     "manifest_message",
     "openai_config_from_args",
     "read_config_option",
+    "render_plain",
     "spawn_server",
     "start_embedded",
     "wait_serving",

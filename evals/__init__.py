@@ -1,0 +1,34 @@
+"""Evals against an artifact: lpuperf as an Inspect AI model provider and an lm-eval model, eval suites
+on baseline and candidate (``validate --inspect``) and under load (``run --eval-during``).
+
+The provider modules import their framework at the top: Inspect loads ``evals._inspect_provider`` through
+the entry point, ``lpuperf evals lm-eval`` loads ``evals._lm_eval_model``; nothing else imports them.
+Every other name is imported on first use (:func:`common.lazy_exports`).
+"""
+
+from typing import TYPE_CHECKING
+
+from common import lazy_exports
+
+if TYPE_CHECKING:
+    from evals._client import EMBEDDED_PREFIX, EvalReply, EvalSut, GenerationSettings, transport_from_args
+    from evals._codec import TextCodec, codec_for, default_tokenizer_spec
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "evals._client": ["EMBEDDED_PREFIX", "EvalReply", "EvalSut", "GenerationSettings", "transport_from_args"],
+        "evals._codec": ["TextCodec", "codec_for", "default_tokenizer_spec"],
+    },
+)
+
+__all__ = [
+    "EMBEDDED_PREFIX",
+    "EvalReply",
+    "EvalSut",
+    "GenerationSettings",
+    "TextCodec",
+    "codec_for",
+    "default_tokenizer_spec",
+    "transport_from_args",
+]
