@@ -85,9 +85,7 @@ class EvalSut:
     """A SUT that eval requests go to: ``HOST:PORT``, a fleet target, or ``embedded:ARTIFACT`` (spawned here
     and stopped by :meth:`close`)."""
 
-    def __init__(
-        self, target: str, transport: TransportSecurity | None = None, tokenizer: str | None = None
-    ) -> None:
+    def __init__(self, target: str, transport: TransportSecurity | None = None, tokenizer: str | None = None) -> None:
         self._stack = contextlib.ExitStack()
         transport = transport or TransportSecurity()
         if target.startswith(EMBEDDED_PREFIX):

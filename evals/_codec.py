@@ -66,9 +66,7 @@ class HfCodec:
         try:
             from transformers import AutoTokenizer
         except ImportError:
-            raise UsageError(
-                f"tokenizer 'hf:{name}' needs transformers: pip install 'lpuperf[hf]'"
-            ) from None
+            raise UsageError(f"tokenizer 'hf:{name}' needs transformers: pip install 'lpuperf[hf]'") from None
         try:
             self._tok = AutoTokenizer.from_pretrained(name, local_files_only=True)
         except (OSError, ValueError) as exc:

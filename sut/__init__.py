@@ -45,14 +45,14 @@ if TYPE_CHECKING:
     )
     from sut._hf_engine import generate_all
     from sut._hf_model import byte_pieces, chat_prompt_ids, load_model
+    from sut._http_prompt import render_plain
     from sut._metrics import SutMetrics
+    from sut._openai import _ByteEncoder as ByteEncoder
     from sut._openai_options import add_openai_arguments, openai_config_from_args
     from sut._plugins import add_backend_arguments, backend_options_from_args, backends
     from sut._security import AUTH_TOKEN_ENV, ServerSecurity, bearer_matches
     from sut._server import _SERVER_OPTIONS as SERVER_OPTIONS
     from sut._server import FinalTokens, SutServer, manifest_message
-    from sut._http_prompt import render_plain
-    from sut._openai import _ByteEncoder as ByteEncoder
     from sut._sim import SIM_PRESETS, SimBackend, SimConfig, analytic_capacity_qps
 
 __getattr__ = lazy_exports(
