@@ -13,17 +13,51 @@ from common import lazy_exports
 if TYPE_CHECKING:
     from evals._client import EMBEDDED_PREFIX, EvalReply, EvalSut, GenerationSettings, transport_from_args
     from evals._codec import TextCodec, codec_for, default_tokenizer_spec
+    from evals._runner import INSPECT_INSTALL, InspectRun, inspect_available, run_inspect
+    from evals._scores import (
+        ALL_CATEGORIES,
+        CategoryScore,
+        SampleScore,
+        ScoreDelta,
+        TaskScore,
+        compare_scores,
+        mean_interval,
+        read_inspect_log,
+    )
 
 __getattr__ = lazy_exports(
     __name__,
     {
         "evals._client": ["EMBEDDED_PREFIX", "EvalReply", "EvalSut", "GenerationSettings", "transport_from_args"],
         "evals._codec": ["TextCodec", "codec_for", "default_tokenizer_spec"],
+        "evals._runner": ["INSPECT_INSTALL", "InspectRun", "inspect_available", "run_inspect"],
+        "evals._scores": [
+            "ALL_CATEGORIES",
+            "CategoryScore",
+            "SampleScore",
+            "ScoreDelta",
+            "TaskScore",
+            "compare_scores",
+            "mean_interval",
+            "read_inspect_log",
+        ],
     },
 )
 
 __all__ = [
+    "ALL_CATEGORIES",
     "EMBEDDED_PREFIX",
+    "INSPECT_INSTALL",
+    "InspectRun",
+    "inspect_available",
+    "run_inspect",
+    "CategoryScore",
+    "SampleScore",
+    "ScoreDelta",
+    "TaskScore",
+    "compare_scores",
+    "mean_interval",
+    "read_inspect_log",
     "EvalReply",
     "EvalSut",
     "GenerationSettings",
