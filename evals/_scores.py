@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,9 @@ class SampleScore(BaseModel):
     answer: str
     ttft_ms: float | None = None
     tpot_ms: float | None = None
+    # Wall clock (Unix seconds) when Inspect started and finished the sample: places it inside or outside a load.
+    started_unix_s: float | None = None
+    completed_unix_s: float | None = None
 
 
 class CategoryScore(BaseModel):
@@ -128,6 +132,15 @@ def _value(raw: Any, where: str) -> float:
     raise UsageError(f"{where}: expected a score C/I/P/N or a number, got {raw!r}")
 
 
+def _unix_s(stamp: Any) -> float | None:
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return None
+
+
 def _sample(raw: dict[str, Any], where: str) -> tuple[SampleScore, str]:
     scores = raw.get("scores") or {}
     if not isinstance(scores, dict) or not scores:
@@ -143,6 +156,8 @@ def _sample(raw: dict[str, Any], where: str) -> tuple[SampleScore, str]:
         answer=str(output.get("completion") or ""),
         ttft_ms=meta.get("ttft_ms"),
         tpot_ms=meta.get("tpot_ms"),
+        started_unix_s=_unix_s(raw.get("started_at")),
+        completed_unix_s=_unix_s(raw.get("completed_at")),
     )
     return sample, str(scorer)
 
