@@ -42,6 +42,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("cli._export", "add_parser"),
     ("cli._compliance", "add_parser"),
     ("cli._history", "add_parser"),
+    ("cli._evals", "add_parser"),
 )
 
 
