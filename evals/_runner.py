@@ -59,6 +59,16 @@ def _model_args(transport: TransportSecurity | None, tokenizer: str | None) -> l
     return args
 
 
+def _task_and_cwd(task: str) -> tuple[str, Path | None]:
+    """Inspect resolves task files relative to its working directory only: a task file given by any path
+    runs from its own directory, named by its file name (``@task`` kept)."""
+    path, sep, name = task.partition("@")
+    file = Path(path)
+    if file.suffix == ".py" and file.is_file():
+        return file.name + sep + name, file.resolve().parent
+    return task, None
+
+
 def _last_error_line(text: str) -> str:
     lines = [ln.strip(" │|") for ln in text.splitlines() if ln.strip(" │|")]
     for line in reversed(lines):
@@ -73,12 +83,14 @@ def run_inspect(
     """Evaluate ``run.task`` against ``target`` (``HOST:PORT``, a fleet, ``embedded:ARTIFACT``)."""
     if not inspect_available():
         raise UsageError(f"--inspect: needs Inspect AI: {INSPECT_INSTALL}")
+    log_dir = log_dir.resolve()
     log_dir.mkdir(parents=True, exist_ok=True)
     before = set(log_dir.glob("*.json"))
+    task, cwd = _task_and_cwd(run.task)
     cmd = [
         *_inspect_command(),
         "eval",
-        run.task,
+        task,
         "--model",
         f"lpuperf/{target}",
         "--log-dir",
@@ -96,7 +108,7 @@ def run_inspect(
     if run.limit is not None:
         cmd += ["--limit", str(run.limit)]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=run.timeout_s, check=False)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=run.timeout_s, check=False, cwd=cwd)
     except subprocess.TimeoutExpired:
         raise UsageError(f"--inspect {run.task}: no result within {run.timeout_s:.0f} s") from None
     logs = sorted(set(log_dir.glob("*.json")) - before, key=lambda p: p.stat().st_mtime)
