@@ -1,0 +1,105 @@
+"""Eval scores: reading an Inspect JSON log, intervals, paired deltas, the gate's eval objectives and the
+under-load judgement, each failing on a planted fault and passing on a clean pair."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from common import UsageError
+from evals import ALL_CATEGORIES, SampleScore, TaskScore, compare_scores, mean_interval, read_inspect_log
+from gate import GateInputs, SloSpec, evaluate_slo
+from workflows import judge_under_load
+
+
+def _log(path: Path, values: list[str], categories: list[str], answers: list[str], status: str = "success") -> Path:
+    samples = [
+        {
+            "id": i,
+            "epoch": 1,
+            "metadata": {"category": cat},
+            "scores": {"includes": {"value": v}},
+            "output": {"completion": a, "metadata": {"ttft_ms": 1.5, "tpot_ms": 0.5}},
+            "started_at": "2026-12-07T10:00:01+00:00",
+            "completed_at": "2026-12-07T10:00:02+00:00",
+        }
+        for i, (v, cat, a) in enumerate(zip(values, categories, answers, strict=True))
+    ]
+    path.write_text(json.dumps({"status": status, "eval": {"task": "t"}, "samples": samples}))
+    return path
+
+
+def _score(tmp: Path, name: str, values: list[str], answers: list[str] | None = None) -> TaskScore:
+    cats = ["qa", "qa", "qa", "qa", "math", "math", "math", "math"]
+    return read_inspect_log(_log(tmp / f"{name}.json", values, cats, answers or values), name)
+
+
+def test_a_log_reads_as_per_category_scores_with_t_intervals(tmp_path: Path) -> None:
+    s = _score(tmp_path, "a", ["C", "C", "I", "C", "I", "I", "C", "I"])
+    assert [c.category for c in s.categories] == [ALL_CATEGORIES, "math", "qa"]
+    assert s.overall.score == pytest.approx(0.5) and s.overall.n_samples == 8
+    qa = s.category("qa")
+    assert qa is not None and qa.score == pytest.approx(0.75)
+    half = stats.t.ppf(0.975, 3) * 0.5 / 2  # sd of [1,1,0,1] is 0.5, n = 4
+    assert (qa.ci_low, qa.ci_high) == pytest.approx((0.75 - half, 0.75 + half))
+    assert s.samples[0].ttft_ms == 1.5 and s.samples[0].started_unix_s is not None
+    assert mean_interval([0.4]) == (0.4, 0.4, 0.4)
+
+
+def test_a_log_of_a_failed_eval_or_an_unscored_sample_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="did not finish"):
+        read_inspect_log(_log(tmp_path / "e.json", ["C"], ["qa"], ["x"], status="error"), "x")
+    raw = tmp_path / "u.json"
+    raw.write_text(json.dumps({"status": "success", "samples": [{"id": 1, "scores": {}}]}))
+    with pytest.raises(UsageError, match="field 'scores'"):
+        read_inspect_log(raw, "x")
+    bad = _log(tmp_path / "v.json", ["maybe"], ["qa"], ["x"])
+    with pytest.raises(UsageError, match="expected a score C/I/P/N"):
+        read_inspect_log(bad, "x")
+
+
+def test_a_slipped_category_fails_max_task_drop_and_a_clean_candidate_passes(tmp_path: Path) -> None:
+    base = _score(tmp_path, "base", ["C", "C", "C", "C", "C", "I", "C", "I"])
+    slipped = _score(tmp_path, "cand", ["I", "I", "I", "I", "C", "I", "C", "I"])  # planted: qa lost
+    deltas = compare_scores(base, slipped)
+    by_cat = {d.category: d for d in deltas}
+    assert by_cat["qa"].delta == pytest.approx(-1.0) and by_cat["qa"].ci_high < 0
+    assert by_cat["math"].delta == 0 and by_cat["math"].changed_answers == 0
+    slo = SloSpec(require_valid=False, max_task_drop=0.1, min_task_score=0.5)
+    report = evaluate_slo(slo, GateInputs(evals=[slipped], eval_deltas=deltas))
+    failed = {o.name for o in report.violations}
+    assert failed == {"task_drop[t]", "task_drop[t/qa]", "task_score[t]"}
+    same = compare_scores(base, base)
+    assert evaluate_slo(slo, GateInputs(evals=[base], eval_deltas=same)).passed
+    missing = evaluate_slo(slo, GateInputs())
+    assert not missing.passed and "--inspect TASK" in missing.violations[0].line
+
+
+def test_under_load_a_changed_answer_fails_and_equal_answers_pass(tmp_path: Path) -> None:
+    values = ["C", "C", "I", "C", "I", "I", "C", "I"]
+    idle = _score(tmp_path, "idle", values, [f"a{i}" for i in range(8)])
+    same = _score(tmp_path, "same", values, [f"a{i}" for i in range(8)])
+    window = (same.samples[0].started_unix_s - 1, same.samples[0].completed_unix_s + 1)  # type: ignore[operator]
+    ok = judge_under_load(idle, same, window)
+    assert ok.passed and ok.n_under_load == 8 and "PASS" in ok.line
+    changed = _score(tmp_path, "changed", values, [f"a{i}" for i in range(7)] + ["other"])  # planted: one answer
+    bad = judge_under_load(idle, changed, window)
+    assert not bad.passed and bad.changed_answers == 1 and "1 of 8 answers changed" in bad.line
+    outside = judge_under_load(idle, same, (0.0, 1.0))
+    assert not outside.passed and "no eval request ran under load" in outside.line
+
+
+def test_samples_are_paired_by_id_and_none_in_common_is_refused() -> None:
+    a = TaskScore(
+        task="t",
+        target="x",
+        scorer="s",
+        samples=[SampleScore(sample_id="1#1", category="c", score=1, answer="")],
+        categories=[],
+    )
+    b = a.model_copy(update={"samples": [SampleScore(sample_id="2#1", category="c", score=1, answer="")]})
+    with pytest.raises(UsageError, match="no sample in common"):
+        compare_scores(a, b)
