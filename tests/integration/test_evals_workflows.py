@@ -1,0 +1,127 @@
+"""Eval suites inside lpuperf's own workflows, as real ``lpuperf`` and ``inspect eval`` processes.
+
+* ``validate --inspect TASK --evals-only``: sim-int8 against sim-fp32 shows the planted slippage (the
+  int8 recording loses the qa category): its eval rows FAIL ``max_task_drop`` and the category is named as
+  slipped, NO DEPLOY (exit 1); the figures equal a direct scoring of each precision's answers.
+* ``run --eval-during TASK``: an artifact with the planted batch-dependent fault is flagged (answers
+  changed under load, exit 1); the clean sim passes with the same score under load as idle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.evals_tasks import EvalSample, embedded_samples, includes_score, sim_answers, write_inspect_task
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _lpuperf(args: list[str], cwd: Path, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=timeout_s, env=env, cwd=cwd
+    )
+
+
+@pytest.fixture(scope="module")
+def samples() -> list[EvalSample]:
+    # Ten qa samples: enough for the qa delta's 95% interval to lie below zero.
+    return embedded_samples(10, ("qa",)) + embedded_samples(3, ("arithmetic",))
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory: pytest.TempPathFactory, samples: list[EvalSample]) -> Path:
+    return write_inspect_task(tmp_path_factory.mktemp("task"), samples)
+
+
+def _manifest(tmp: Path, faulty: bool) -> Path:
+    from scenarios import resolve_dataset
+    from sut import ArtifactManifest, FaultFlags, TimingModel
+
+    m = ArtifactManifest(
+        artifact_id="eval-batch-fault" if faulty else "eval-clean",
+        backend="sim",
+        model="lpuperf-embedded-sim",
+        precision="fp32",
+        max_context_tokens=4096,
+        max_batch=32,
+        timing=TimingModel(prefill_base_s=0.001, prefill_per_token_s=0.000002, decode_step_s=0.004),
+        target="sim-lpu",
+        faults=FaultFlags(batch_dependent_output=faulty),
+        eos_token_id=resolve_dataset("embedded").eos_token_id,
+    )
+    path = tmp / f"{m.artifact_id}.json"
+    path.write_text(m.model_dump_json())
+    return path
+
+
+@pytest.mark.slow  # two SUTs and two Inspect processes: 20 s idle, 80 s on a busy machine (fast variant: unit)
+def test_validate_inspect_shows_the_int8_category_slippage(
+    tmp_path: Path, task: Path, samples: list[EvalSample]
+) -> None:
+    done = _lpuperf(
+        ["validate", "--baseline", "sim-fp32", "--candidate", "sim-int8", "--inspect", str(task), "--evals-only",
+         "--max-task-drop", "0.1", "--out", str(tmp_path / "out"), "--run-id", "v", "--no-record"],
+        tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr[-2000:]
+    report = json.loads((tmp_path / "out" / "v" / "validate.json").read_text())
+    deltas = {d["category"]: d for d in report["eval_deltas"]}
+    qa = [s for s in samples if s.category == "qa"]
+    base = includes_score(qa, sim_answers(qa, "fp32"))
+    cand = includes_score(qa, sim_answers(qa, "int8"))
+    assert deltas["qa"]["baseline_score"] == pytest.approx(sum(base) / len(qa))
+    assert deltas["qa"]["candidate_score"] == pytest.approx(sum(cand) / len(qa))
+    assert deltas["qa"]["delta"] < -0.1
+    assert "eval[lpu_mixed/qa]" in done.stdout and "VERDICT: NO DEPLOY" in done.stdout
+    assert "task_drop[lpu_mixed/qa]" in done.stdout
+    assert "eval categories that slipped" in done.stdout
+
+
+def _eval_during(tmp: Path, task: Path, manifest: Path, run_id: str) -> subprocess.CompletedProcess[str]:
+    return _lpuperf(
+        ["run", "--artifact", str(manifest), "--scenario", "Server", "--qps", "20", "--duration", "10",
+         "--eval-during", str(task), "--out", str(tmp / "out"), "--run-id", run_id, "--no-record"],
+        tmp,
+    )  # fmt: skip
+
+
+def _verdict(tmp: Path, run_id: str) -> dict[str, object]:
+    found = list((tmp / "out" / run_id).rglob("eval_under_load.json"))
+    assert len(found) == 1, found
+    return dict(json.loads(found[0].read_text()))
+
+
+@pytest.mark.slow  # ~30 s on a busy machine (fast variants: tests/unit/evals, tests/unit/sut/test_sim_batch_fault.py)
+def test_eval_during_flags_a_batch_dependent_fault(tmp_path: Path, task: Path) -> None:
+    done = _eval_during(tmp_path, task, _manifest(tmp_path, faulty=True), "faulty")
+    assert done.returncode == 1, done.stdout + done.stderr[-2000:]
+    verdict = _verdict(tmp_path, "faulty")
+    assert verdict["passed"] is False
+    assert verdict["n_under_load"] and verdict["changed_answers"]
+    assert "answers changed under load" in done.stdout and ": FAIL" in done.stdout
+    # The load's queries are LoadGen's alone: the eval requests are not among them (nor in its percentiles).
+    results_path = next((tmp_path / "out" / "faulty").rglob("results.json"))
+    results = json.loads(results_path.read_text())
+    detail = (results_path.parent / "mlperf_log_detail.txt").read_text()
+    generated = int(detail.split('"key": "generated_query_count", "value": ')[1].split("}")[0].split(",")[0])
+    assert results["n_queries"] == generated
+
+
+@pytest.mark.slow  # the clean twin of the test above: ~35 s on a busy machine
+def test_eval_during_passes_on_the_clean_sim(tmp_path: Path, task: Path) -> None:
+    done = _eval_during(tmp_path, task, _manifest(tmp_path, faulty=False), "clean")
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    verdict = _verdict(tmp_path, "clean")
+    assert verdict["passed"] is True and verdict["changed_answers"] == 0
+    idle, loaded = verdict["idle"], verdict["under_load"]
+    assert idle["categories"][0]["score"] == loaded["categories"][0]["score"]  # type: ignore[index]
