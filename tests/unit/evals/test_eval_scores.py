@@ -103,3 +103,22 @@ def test_samples_are_paired_by_id_and_none_in_common_is_refused() -> None:
     b = a.model_copy(update={"samples": [SampleScore(sample_id="2#1", category="c", score=1, answer="")]})
     with pytest.raises(UsageError, match="no sample in common"):
         compare_scores(a, b)
+
+
+def test_the_validate_table_has_eval_rows_with_intervals_and_names_the_slipped_category(tmp_path: Path) -> None:
+    from workflows._validate import ArtifactEvidence, ValidateConfig, decide
+
+    values = ["C", "C", "C", "C", "C", "I", "C", "I"]
+    base = ArtifactEvidence(name="sim-fp32", evals=[_score(tmp_path, "b", values)])
+    lost = ["I", "I", "I", "I", "C", "I", "C", "I"]  # planted: qa lost
+    cand = ArtifactEvidence(name="sim-int8", evals=[_score(tmp_path, "c", lost)])
+    cfg = ValidateConfig(baseline="sim-fp32", candidate="sim-int8", out_dir=tmp_path)
+    slo = SloSpec(require_valid=False, max_task_drop=0.1)
+    report = decide(cfg, slo, base, cand)
+    assert report.verdict == "NO DEPLOY"
+    rows = {r.objective: r for r in report.rows}
+    assert not rows["eval[t/qa]"].passed and "95% CI [-1.000, -1.000]" in rows["eval[t/qa]"].candidate
+    assert rows["eval[t/math]"].passed and rows["eval[t/math]"].limit == "drop <= 0.1"
+    assert any(line.startswith("eval t/qa: 1.000 -> 0.000") for line in report.slippage)
+    clean = decide(cfg, slo, base, base.model_copy(update={"name": "same"}))
+    assert clean.verdict == "DEPLOY" and not clean.eval_deltas[0].changed_answers
