@@ -21,7 +21,7 @@ import uuid
 from typing import Any, Literal
 
 import grpc
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from common import UsageError
 from evals._codec import TextCodec, codec_for
@@ -75,7 +75,7 @@ def transport_from_args(args: dict[str, Any]) -> TransportSecurity:
     given = {k: args[k] for k in _TRANSPORT_ARGS if args.get(k) not in (None, "")}
     try:
         return TransportSecurity(**given)
-    except ValueError as exc:
+    except ValidationError as exc:
         from common import first_error_line
 
         raise UsageError(first_error_line(exc, "model args")) from None
@@ -96,7 +96,7 @@ class EvalSut:
         else:
             try:
                 sut_target = SutTarget(address=target, transport=transport)
-            except ValueError as exc:
+            except ValidationError as exc:
                 from common import first_error_line
 
                 raise UsageError(f"model 'lpuperf/{target}': {first_error_line(exc, 'target')}") from None

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from common import UsageError, write_atomic
 from evals import ALL_CATEGORIES, InspectRun, ScoreDelta, TaskScore, compare_scores, run_inspect
@@ -113,7 +113,7 @@ def _sut_target(cfg: RunConfig) -> SutTarget:
             replicas=cfg.replicas,
             allow_mixed=cfg.allow_mixed,
         )
-    except ValueError as exc:
+    except ValidationError as exc:
         from common import first_error_line
 
         raise UsageError(first_error_line(exc, "sut")) from None
