@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from common import UsageError
 from evals._codec import TextCodec, codec_for
-from loadgen_harness import SutTarget, TransportSecurity, launch_sut, open_aio_channel
+from loadgen_harness import FLEET_CHANNEL_OPTIONS, SutTarget, TransportSecurity, launch_sut, open_aio_channel
 from proto import inference_pb2
 
 __all__ = ["EMBEDDED_PREFIX", "EvalReply", "EvalSut", "GenerationSettings", "transport_from_args"]
@@ -82,8 +82,8 @@ def transport_from_args(args: dict[str, Any]) -> TransportSecurity:
 
 
 class EvalSut:
-    """A SUT that eval requests go to: ``HOST:PORT``, a fleet target, or ``embedded:ARTIFACT`` (spawned here
-    and stopped by :meth:`close`)."""
+    """A SUT that eval requests go to: ``HOST:PORT``, a fleet target (``dns:///name:port``, addresses joined
+    by ``,`` or ``+``), or ``embedded:ARTIFACT`` (spawned here and stopped by :meth:`close`)."""
 
     def __init__(self, target: str, transport: TransportSecurity | None = None, tokenizer: str | None = None) -> None:
         self._stack = contextlib.ExitStack()
@@ -94,8 +94,9 @@ class EvalSut:
                 raise UsageError(f"model '{target}': an embedded SUT is plaintext on loopback; drop the TLS/token args")
             sut_target = SutTarget(backend={"artifact": artifact})
         else:
+            # '+' separates a fleet's addresses where the framework splits its arguments on commas.
             try:
-                sut_target = SutTarget(address=target, transport=transport)
+                sut_target = SutTarget(address=target.replace("+", ","), transport=transport)
             except ValidationError as exc:
                 from common import first_error_line
 
@@ -128,7 +129,8 @@ class EvalSut:
         loop = asyncio.get_running_loop()
         held = self._channels.get(id(loop))
         if held is None:
-            channel, metadata = open_aio_channel(self.address, self.transport)
+            # round_robin over a fleet target's replicas, as a load run's channel (one for a single address).
+            channel, metadata = open_aio_channel(self.address, self.transport, list(FLEET_CHANNEL_OPTIONS))
             call = channel.unary_stream(
                 GENERATE,
                 request_serializer=inference_pb2.GenerateRequest.SerializeToString,
