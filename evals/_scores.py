@@ -118,6 +118,8 @@ def _categories(samples: list[SampleScore]) -> list[CategoryScore]:
     out = []
     for name in [ALL_CATEGORIES, *sorted(k for k in groups if k != ALL_CATEGORIES)]:
         mean, low, high = mean_interval(groups[name])
+        # A score lies in 0..1: the t interval of a few binary scores can reach past either end.
+        low, high = max(0.0, low), min(1.0, high)
         out.append(CategoryScore(category=name, n_samples=len(groups[name]), score=mean, ci_low=low, ci_high=high))
     return out
 

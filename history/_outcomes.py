@@ -18,6 +18,7 @@ from pydantic import JsonValue
 from history._extract import (
     accuracy_figures,
     compliance_verdict,
+    eval_figures,
     fidelity_figures,
     gate_verdict,
     installed_versions,
@@ -114,6 +115,7 @@ def _validate_records(command: str, report: ValidateReport) -> list[RunRecord]:
             if evidence.fidelity is not None:
                 rec.fidelity = evidence.fidelity
                 rec.add_metrics(fidelity_figures(evidence.fidelity))
+            rec.add_metrics(eval_figures(evidence.evals))
             checks: list[ComplianceOutcome] = []
             if evidence.test06 is not None:
                 checks += [

@@ -44,7 +44,10 @@ def test_a_log_reads_as_per_category_scores_with_t_intervals(tmp_path: Path) -> 
     qa = s.category("qa")
     assert qa is not None and qa.score == pytest.approx(0.75)
     half = stats.t.ppf(0.975, 3) * 0.5 / 2  # sd of [1,1,0,1] is 0.5, n = 4
-    assert (qa.ci_low, qa.ci_high) == pytest.approx((0.75 - half, 0.75 + half))
+    assert 0.75 + half > 1 and 0.75 - half < 0  # four binary scores: the t interval reaches past both ends
+    assert (qa.ci_low, qa.ci_high) == (0.0, 1.0)  # clipped to the 0..1 a score spans
+    h = stats.t.ppf(0.975, 7) * (2 / 7) ** 0.5 / 8**0.5  # eight scores, four of them 1: variance 2/7
+    assert (s.overall.ci_low, s.overall.ci_high) == pytest.approx((0.5 - h, 0.5 + h))
     assert s.samples[0].ttft_ms == 1.5 and s.samples[0].started_unix_s is not None
     assert mean_interval([0.4]) == (0.4, 0.4, 0.4)
 
@@ -122,3 +125,22 @@ def test_the_validate_table_has_eval_rows_with_intervals_and_names_the_slipped_c
     assert any(line.startswith("eval t/qa: 1.000 -> 0.000") for line in report.slippage)
     clean = decide(cfg, slo, base, base.model_copy(update={"name": "same"}))
     assert clean.verdict == "DEPLOY" and not clean.eval_deltas[0].changed_answers
+
+
+def test_a_run_with_an_eval_under_load_is_recorded_with_its_scores_and_verdict(tmp_path: Path) -> None:
+    from history._extract import record_run_dir
+    from tests.history_runs import manifest, write_run
+    from workflows import EVAL_UNDER_LOAD_FILE
+
+    run_dir = write_run(tmp_path / "out", "r1", manifest("b1"))
+    values = ["C", "C", "I", "C", "I", "I", "C", "I"]
+    idle = _score(tmp_path, "idle", values, [f"a{i}" for i in range(8)])
+    changed = _score(tmp_path, "changed", values, [f"a{i}" for i in range(7)] + ["other"])
+    window = (0.0, 4e9)
+    (run_dir / EVAL_UNDER_LOAD_FILE).write_text(judge_under_load(idle, changed, window).model_dump_json())
+    rec = record_run_dir(run_dir, "run")
+    qa = rec.metric("eval.score_under_load[t/qa]")
+    assert qa is not None and qa.unit == "fraction" and qa.ci_low is not None and 0 <= qa.ci_low <= qa.value
+    assert rec.metric("eval.score_idle[t]") is not None
+    (verdict,) = [v for v in rec.verdicts if v.kind == "eval-under-load"]
+    assert not verdict.passed and "answers changed under load" in verdict.message
