@@ -144,3 +144,21 @@ def test_a_run_with_an_eval_under_load_is_recorded_with_its_scores_and_verdict(t
     assert rec.metric("eval.score_idle[t]") is not None
     (verdict,) = [v for v in rec.verdicts if v.kind == "eval-under-load"]
     assert not verdict.passed and "answers changed under load" in verdict.message
+
+
+def test_the_run_report_shows_the_eval_under_load_and_refuses_a_malformed_one(tmp_path: Path) -> None:
+    from tests.history_runs import manifest, write_run
+    from workflows import EVAL_UNDER_LOAD_FILE
+    from workflows._report import ReportError, write_report
+
+    run_dir = write_run(tmp_path / "out", "r1", manifest("b1"))
+    values = ["C", "C", "I", "C", "I", "I", "C", "I"]
+    idle = _score(tmp_path, "idle", values, [f"a{i}" for i in range(8)])
+    changed = _score(tmp_path, "changed", values, [f"a{i}" for i in range(7)] + ["other"])
+    (run_dir / EVAL_UNDER_LOAD_FILE).write_text(judge_under_load(idle, changed, (0.0, 4e9)).model_dump_json())
+    page = write_report(run_dir).read_text()
+    assert '<h2 id="eval-under-load">' in page and '<p id="eval-verdict" class="fail"><b>FAIL</b>' in page
+    assert "<td>qa</td><td>0.750 [" in page and "median TTFT idle 1.5 ms" in page
+    (run_dir / EVAL_UNDER_LOAD_FILE).write_text("{}")
+    with pytest.raises(ReportError, match=f"{EVAL_UNDER_LOAD_FILE}: not an eval-under-load result"):
+        write_report(run_dir)
