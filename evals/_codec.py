@@ -10,7 +10,8 @@ per-token path stay as they are:
 * ``hf:NAME_OR_PATH`` (the transformers backend's artifacts): the model's Hugging Face tokenizer, from a
   local path or the local cache (the ``hf`` extra).
 
-The default follows the artifact manifest's backend: ``sim`` -> ``dataset:embedded``; ``transformers`` ->
+The default follows the artifact manifest's backend: ``sim`` -> ``dataset:embedded`` (a reasoning sim:
+``dataset:reasoning:<benchmark>``); ``transformers`` ->
 ``hf:<manifest model>``. Any other backend needs an explicit ``tokenizer`` model argument.
 """
 
@@ -83,6 +84,9 @@ class HfCodec:
 def default_tokenizer_spec(artifact: dict[str, JsonValue]) -> str | None:
     """The tokenizer an artifact implies by its manifest (None: the caller must name one)."""
     backend = artifact.get("backend")
+    reasoning = artifact.get("reasoning")
+    if backend == "sim" and isinstance(reasoning, dict) and reasoning.get("benchmark"):
+        return f"dataset:reasoning:{reasoning['benchmark']}"  # the reasoning sim answers the reasoning set
     if backend == "sim":
         return "dataset:embedded"
     if backend == "transformers" and isinstance(artifact.get("model"), str) and artifact["model"]:

@@ -159,3 +159,35 @@ def test_lm_eval_model_in_process_answers_as_the_sim_and_refuses_loglikelihood(s
             lm.loglikelihood([Request(qa[0].prompt)])
     finally:
         lm._sut.close()
+
+
+def test_reasoning_tokens_pass_through_to_inspect_as_reasoning_content() -> None:
+    import asyncio
+
+    from inspect_ai.model import ContentReasoning, ContentText, GenerateConfig
+
+    from evals import EvalSut
+    from evals._inspect_provider import _output, _settings
+    from scenarios import resolve_dataset
+
+    reasoning_set = resolve_dataset("reasoning:deepseek-r1")
+    shortest = min(range(len(reasoning_set)), key=lambda i: len(reasoning_set.reference_ids[i]))
+    prompt = reasoning_set.prompts[shortest]  # the shortest reasoning: the sim decodes it in real time
+    target = EvalSut("embedded:sim-reasoning")  # its tokenizer follows the manifest: the reasoning set's
+    try:
+
+        async def ask() -> object:
+            reply = await target.generate(prompt, _settings(GenerateConfig(max_tokens=20000)))
+            await target.close_channels()
+            return reply
+
+        reply = asyncio.run(asyncio.wait_for(ask(), 120))
+    finally:
+        target.close()
+    out = _output("embedded:sim-reasoning", reply)  # type: ignore[arg-type]
+    reasoning, text = out.choices[0].message.content  # type: ignore[misc]
+    assert isinstance(reasoning, ContentReasoning) and isinstance(text, ContentText)
+    assert reasoning.reasoning.startswith("We need to work this out.")  # the reasoning comes first, apart
+    assert text.text.strip() and text.text.strip() not in reasoning.reasoning
+    assert out.usage is not None and out.usage.reasoning_tokens and out.usage.reasoning_tokens < out.usage.output_tokens
+    assert out.stop_reason == "stop" and out.metadata and out.metadata["ttft_ms"] >= 0
