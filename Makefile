@@ -76,7 +76,7 @@ STRICT_MODULES = common loadgen_harness/_results.py accuracy/_evaluate.py accura
   scenarios/_tokens.py scenarios/_trace_formats.py scenarios/_traces.py scenarios/_sessions.py scenarios/_shared_prefix.py \
   loadgen_harness/_load_shapes.py loadgen_harness/_load_stats.py loadgen_harness/_scheduler.py workflows/_sweep.py \
   workflows/_sweep_run.py workflows/_sweep_page.py gate/_load.py workflows/_compare_load.py workflows/_report_load.py \
-  evals/_scores.py evals/_client.py evals/_codec.py evals/_runner.py workflows/_eval_during.py gate/_evals.py
+  evals/_scores.py evals/_client.py evals/_codec.py evals/_runner.py evals/_lm_eval_runner.py workflows/_eval_during.py gate/_evals.py
 typecheck: venv
 	$(BIN)/mypy proto sut loadgen_harness scenarios accuracy compliance evals common gate workflows history cli
 	$(BIN)/mypy --strict --follow-imports=silent $(STRICT_MODULES)

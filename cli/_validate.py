@@ -66,6 +66,14 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
         help="an Inspect task run on both artifacts (file.py, file.py@task, package/task; repeatable)",
     )
     g.add_argument("--inspect-arg", action="append", default=[], metavar="KEY=VALUE", help="task argument (-T)")
+    g.add_argument(
+        "--lm-eval",
+        action="append",
+        default=[],
+        metavar="TASK",
+        help="an lm-eval generate-until task or group run on both artifacts (pip install 'lpuperf[lm-eval]')",
+    )
+    g.add_argument("--lm-eval-include", type=Path, metavar="DIR", help="lm-eval task YAML folder (--include_path)")
     g.add_argument("--eval-limit", type=int, help="first N samples of each task only")
     g.add_argument("--evals-only", action="store_true", help="run only the eval suites (no performance stages)")
     g.add_argument("--min-task-score", type=float, help="objective: every task scores at least this (0..1)")
@@ -83,6 +91,12 @@ def inspect_runs(args: argparse.Namespace) -> list[Any]:
             raise UsageError(f"--inspect-arg: expected KEY=VALUE, got '{item}'")
         task_args[key] = value
     return [InspectRun(task=t, task_args=task_args, limit=args.eval_limit) for t in args.inspect]
+
+
+def lm_eval_runs(args: argparse.Namespace) -> list[Any]:
+    from evals import LmEvalRun
+
+    return [LmEvalRun(task=t, include_path=args.lm_eval_include, limit=args.eval_limit) for t in args.lm_eval]
 
 
 def eval_slo(slo: Any, args: argparse.Namespace) -> Any:
@@ -124,8 +138,8 @@ def run_validate(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except ValidationError as exc:
         raise UsageError(first_error_line(exc, "options").replace("field '", "option '--")) from None
-    if args.evals_only and not args.inspect:
-        raise UsageError("--evals-only: expected at least one --inspect TASK")
+    if args.evals_only and not (args.inspect or args.lm_eval):
+        raise UsageError("--evals-only: expected at least one --inspect TASK or --lm-eval TASK")
     try:
         cfg = ValidateConfig(
             baseline=args.baseline,
@@ -143,6 +157,7 @@ def run_validate(args: argparse.Namespace) -> int:
             fail_on_regression=args.fail_on_regression,
             compare=CompareConfig(tolerance=args.tolerance),
             inspect=inspect_runs(args),
+            lm_eval=lm_eval_runs(args),
             evals_only=args.evals_only,
         )
     except ValidationError as exc:

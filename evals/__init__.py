@@ -13,6 +13,7 @@ from common import lazy_exports
 if TYPE_CHECKING:
     from evals._client import EMBEDDED_PREFIX, EvalReply, EvalSut, GenerationSettings, transport_from_args
     from evals._codec import TextCodec, codec_for, default_tokenizer_spec
+    from evals._lm_eval_runner import LM_EVAL_INSTALL, LmEvalRun, read_lm_eval_samples, run_lm_eval
     from evals._runner import INSPECT_INSTALL, InspectRun, inspect_available, run_inspect
     from evals._scores import (
         ALL_CATEGORIES,
@@ -30,6 +31,7 @@ __getattr__ = lazy_exports(
     {
         "evals._client": ["EMBEDDED_PREFIX", "EvalReply", "EvalSut", "GenerationSettings", "transport_from_args"],
         "evals._codec": ["TextCodec", "codec_for", "default_tokenizer_spec"],
+        "evals._lm_eval_runner": ["LM_EVAL_INSTALL", "LmEvalRun", "read_lm_eval_samples", "run_lm_eval"],
         "evals._runner": ["INSPECT_INSTALL", "InspectRun", "inspect_available", "run_inspect"],
         "evals._scores": [
             "ALL_CATEGORIES",
@@ -48,11 +50,13 @@ __all__ = [
     "ALL_CATEGORIES",
     "EMBEDDED_PREFIX",
     "INSPECT_INSTALL",
+    "LM_EVAL_INSTALL",
     "CategoryScore",
     "EvalReply",
     "EvalSut",
     "GenerationSettings",
     "InspectRun",
+    "LmEvalRun",
     "SampleScore",
     "ScoreDelta",
     "TaskScore",
@@ -63,6 +67,8 @@ __all__ = [
     "inspect_available",
     "mean_interval",
     "read_inspect_log",
+    "read_lm_eval_samples",
     "run_inspect",
+    "run_lm_eval",
     "transport_from_args",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "SampleScore",
     "ScoreDelta",
     "TaskScore",
+    "categories_of",
     "compare_scores",
     "mean_interval",
     "read_inspect_log",
@@ -111,7 +112,8 @@ def mean_interval(values: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def _categories(samples: list[SampleScore]) -> list[CategoryScore]:
+def categories_of(samples: list[SampleScore]) -> list[CategoryScore]:
+    """The whole task (``all``) first, then each category by name, each with its 95% interval."""
     groups: dict[str, list[float]] = {ALL_CATEGORIES: [s.score for s in samples]}
     for s in samples:
         groups.setdefault(s.category, []).append(s.score)
@@ -184,7 +186,7 @@ def read_inspect_log(path: Path, target: str) -> TaskScore:
         target=target,
         scorer=parsed[0][1],
         samples=samples,
-        categories=_categories(samples),
+        categories=categories_of(samples),
     )
 
 

@@ -39,7 +39,7 @@ from compliance import (
     Test07Outcome,
     Test09Outcome,
 )
-from evals import InspectRun, ScoreDelta, TaskScore
+from evals import InspectRun, LmEvalRun, ScoreDelta, TaskScore
 from gate import GateInputs, GateReport, ObjectiveOutcome, SloSpec, evaluate_slo, fmt_number
 from loadgen_harness import RunResult, SutTarget, TransportSecurity, launch_sut
 from workflows._compare import (
@@ -80,6 +80,7 @@ class ValidateConfig(BaseModel):
     compare: CompareConfig = Field(default_factory=CompareConfig)
     # Eval suites run on both SUTs (--inspect TASK): per-task and per-category deltas in the verdict table.
     inspect: list[InspectRun] = Field(default_factory=list)
+    lm_eval: list[LmEvalRun] = Field(default_factory=list, description="lm-eval tasks run on both SUTs (--lm-eval)")
     evals_only: bool = Field(default=False, description="run only the eval suites (no performance/compliance)")
 
 
@@ -464,10 +465,11 @@ def validate(
         with launch_sut(target) as running:
             runner = ArtifactRunner(run_cfg, label, running.address, echo, target.transport)
             ev = ArtifactEvidence(name=artifact) if cfg.evals_only else runner.collect(artifact)
-            if cfg.inspect:
+            if cfg.inspect or cfg.lm_eval:
                 log_root = Path(cfg.out_dir) / runner.run_id
                 transport = target.transport if not running.embedded else None
-                ev.evals, errors = run_eval_suites(cfg.inspect, running.address, transport, log_root, label, echo)
+                suites: list[InspectRun | LmEvalRun] = [*cfg.inspect, *cfg.lm_eval]
+                ev.evals, errors = run_eval_suites(suites, running.address, transport, log_root, label, echo)
                 ev.errors += errors
             evidence.append(ev)
     report = decide(cfg, slo, evidence[0], evidence[1])

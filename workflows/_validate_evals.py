@@ -4,7 +4,8 @@ row per task and per category: baseline score, candidate score, the paired delta
 and the ``max_task_drop`` limit when the SLO sets one. A category whose interval lies wholly below zero is
 named as slipped, next to the fidelity slippage.
 
-Each side's Inspect logs are kept under ``OUT/<run-id>-<label>/evals/``.
+``--lm-eval TASK`` runs an lm-eval task (or group) the same way, through ``lpuperf evals lm-eval``: each
+subtask is a category. Each side's logs are kept under ``OUT/<run-id>-<label>/evals/``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from common import UsageError
-from evals import ALL_CATEGORIES, InspectRun, ScoreDelta, TaskScore, compare_scores, run_inspect
+from evals import ALL_CATEGORIES, InspectRun, LmEvalRun, ScoreDelta, TaskScore, compare_scores, run_inspect, run_lm_eval
 from gate import GateReport, SloSpec, fmt_number
 from loadgen_harness import TransportSecurity
 
@@ -36,7 +37,7 @@ class EvalRow(BaseModel):
 
 
 def run_eval_suites(
-    runs: list[InspectRun],
+    runs: list[InspectRun | LmEvalRun],
     address: str,
     transport: TransportSecurity | None,
     log_root: Path,
@@ -46,9 +47,12 @@ def run_eval_suites(
     """Every suite against one SUT: (scores, errors); a suite that cannot run is an error, never skipped."""
     scores: list[TaskScore] = []
     errors: list[str] = []
-    for run in runs:
+    for i, run in enumerate(runs):
         try:
-            score = run_inspect(run, address, log_root / "evals", transport if transport else None, label)
+            if isinstance(run, LmEvalRun):
+                score = run_lm_eval(run, address, log_root / "evals" / f"lm-eval-{i}", transport, label)
+            else:
+                score = run_inspect(run, address, log_root / "evals", transport, label)
         except UsageError as exc:
             errors.append(f"eval {run.task}: {exc}")
             echo(f"[{label}] eval {run.task}: ERROR {exc}")

@@ -125,3 +125,28 @@ def test_eval_during_passes_on_the_clean_sim(tmp_path: Path, task: Path) -> None
     assert verdict["passed"] is True and verdict["changed_answers"] == 0
     idle, loaded = verdict["idle"], verdict["under_load"]
     assert idle["categories"][0]["score"] == loaded["categories"][0]["score"]  # type: ignore[index]
+
+
+@pytest.mark.slow  # two SUTs and two lm-eval processes: ~25 s idle, a minute on a busy machine
+def test_validate_lm_eval_shows_the_int8_slippage(
+    tmp_path: Path, samples: list[EvalSample], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.evals_tasks import write_lm_eval_tasks
+
+    qa = [s for s in samples if s.category == "qa"]
+    include = write_lm_eval_tasks(tmp_path / "tasks", qa)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # local JSON datasets only (the children inherit it)
+    done = _lpuperf(
+        ["validate", "--baseline", "sim-instant", "--candidate", "sim-int8", "--lm-eval", "lpu_gen",
+         "--lm-eval-include", str(include), "--evals-only", "--max-task-drop", "0.1", "--out", str(tmp_path / "out"),
+         "--run-id", "v", "--no-record"],
+        tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr[-2000:]
+    report = json.loads((tmp_path / "out" / "v" / "validate.json").read_text())
+    overall = report["eval_deltas"][0]
+    base = [a.split("\n\n")[0].strip() == s.target for s, a in zip(qa, sim_answers(qa, "fp32"), strict=True)]
+    cand = [a.split("\n\n")[0].strip() == s.target for s, a in zip(qa, sim_answers(qa, "int8"), strict=True)]
+    assert overall["baseline_score"] == pytest.approx(sum(base) / len(qa))
+    assert overall["candidate_score"] == pytest.approx(sum(cand) / len(qa))
+    assert "eval[lpu_gen]" in done.stdout and "VERDICT: NO DEPLOY" in done.stdout

@@ -162,3 +162,24 @@ def test_the_run_report_shows_the_eval_under_load_and_refuses_a_malformed_one(tm
     (run_dir / EVAL_UNDER_LOAD_FILE).write_text("{}")
     with pytest.raises(ReportError, match=f"{EVAL_UNDER_LOAD_FILE}: not an eval-under-load result"):
         write_report(run_dir)
+
+
+def test_lm_eval_samples_read_as_one_task_with_a_category_per_subtask(tmp_path: Path) -> None:
+    from evals import read_lm_eval_samples
+
+    run = tmp_path / "out" / "model"
+    run.mkdir(parents=True)
+    for sub, hits in (("mmlu_a", [1.0, 0.0]), ("mmlu_b", [1.0, 1.0])):
+        rows = [
+            {"doc_id": i, "metrics": ["exact_match"], "exact_match": h, "filtered_resps": [f"r{i}"]}
+            for i, h in enumerate(hits)
+        ]
+        (run / f"samples_{sub}_2026-12-07T19-43-44.903531.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    score = read_lm_eval_samples(tmp_path / "out", "mmlu", "x")
+    assert score.task == "mmlu" and score.overall.score == pytest.approx(0.75)
+    assert [(c.category, c.score) for c in score.categories[1:]] == [("mmlu_a", 0.5), ("mmlu_b", 1.0)]
+    (run / "samples_mmlu_c_2026-12-07T19-43-44.903531.jsonl").write_text('{"doc_id": 0, "metrics": []}')
+    with pytest.raises(UsageError, match="line 1: expected an lm-eval sample"):
+        read_lm_eval_samples(tmp_path / "out", "mmlu", "x")
+    with pytest.raises(UsageError, match="wrote no samples"):
+        read_lm_eval_samples(tmp_path / "empty", "mmlu", "x")
