@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -78,9 +79,17 @@ def _last_error_line(text: str) -> str:
 
 
 def run_inspect(
-    run: InspectRun, target: str, log_dir: Path, transport: TransportSecurity | None = None, label: str = ""
+    run: InspectRun,
+    target: str,
+    log_dir: Path,
+    transport: TransportSecurity | None = None,
+    label: str = "",
+    started: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> TaskScore:
-    """Evaluate ``run.task`` against ``target`` (``HOST:PORT``, a fleet, ``embedded:ARTIFACT``)."""
+    """Evaluate ``run.task`` against ``target`` (``HOST:PORT``, a fleet, ``embedded:ARTIFACT``).
+
+    ``started`` gets the child as soon as it runs, so a caller on another thread can stop it (Ctrl-C).
+    """
     if not inspect_available():
         raise UsageError(f"--inspect: needs Inspect AI: {INSPECT_INSTALL}")
     log_dir = log_dir.resolve()
@@ -107,12 +116,19 @@ def run_inspect(
         cmd += ["--max-connections", str(run.max_connections)]
     if run.limit is not None:
         cmd += ["--limit", str(run.limit)]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=run.timeout_s, check=False, cwd=cwd)
-    except subprocess.TimeoutExpired:
-        raise UsageError(f"--inspect {run.task}: no result within {run.timeout_s:.0f} s") from None
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd) as child:
+        if started is not None:
+            started(child)
+        try:
+            stdout, stderr = child.communicate(timeout=run.timeout_s)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise UsageError(f"--inspect {run.task}: no result within {run.timeout_s:.0f} s") from None
+        except BaseException:  # Ctrl-C: the eval stops with us
+            child.kill()
+            raise
     logs = sorted(set(log_dir.glob("*.json")) - before, key=lambda p: p.stat().st_mtime)
-    if done.returncode != 0 or not logs:
-        why = _last_error_line(done.stderr + "\n" + done.stdout)
+    if child.returncode != 0 or not logs:
+        why = _last_error_line(stderr + "\n" + stdout)
         raise UsageError(f"--inspect {run.task}{f' ({label})' if label else ''}: inspect eval failed: {why}")
     return read_inspect_log(logs[-1], target)

@@ -20,6 +20,7 @@ want of evidence (lengthen ``--duration``). The result is ``eval_under_load.json
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -138,10 +139,13 @@ def run_with_eval_during(
         )
         loaded: list[TaskScore] = []
         failed: list[BaseException] = []
+        children: list[subprocess.Popen[str]] = []
 
         def under_load() -> None:
             try:
-                loaded.append(run_inspect(run, running.address, out / "under_load", transport, "under load"))
+                loaded.append(
+                    run_inspect(run, running.address, out / "under_load", transport, "under load", children.append)
+                )
             except BaseException as exc:  # reported on the main thread, after the load run
                 failed.append(exc)
 
@@ -161,9 +165,13 @@ def run_with_eval_during(
         worker.start()
         try:
             result = run_benchmark(load_cfg, on_progress=ticked)
-        finally:
-            end = time.time()
+        except BaseException:  # interrupted or failed: the eval child stops now, not after its last sample
+            for child in children:
+                child.kill()
             worker.join(_JOIN_TIMEOUT_S)
+            raise
+        end = time.time()
+        worker.join(_JOIN_TIMEOUT_S)
         start = issued_from[-1]
     if failed:
         raise failed[0]
