@@ -4,7 +4,8 @@
   int8 recording loses the qa category): its eval rows FAIL ``max_task_drop`` and the category is named as
   slipped, NO DEPLOY (exit 1); the figures equal a direct scoring of each precision's answers.
 * ``run --eval-during TASK``: an artifact with the planted batch-dependent fault is flagged (answers
-  changed under load, exit 1); the clean sim passes with the same score under load as idle.
+  changed under load, exit 1); the clean sim passes with the same score under load as idle; SIGTERM
+  during the load stops the run and its eval child within seconds, leaving a readable results.json.
 """
 
 from __future__ import annotations
@@ -150,3 +151,49 @@ def test_validate_lm_eval_shows_the_int8_slippage(
     assert overall["baseline_score"] == pytest.approx(sum(base) / len(qa))
     assert overall["candidate_score"] == pytest.approx(sum(cand) / len(qa))
     assert "eval[lpu_gen]" in done.stdout and "VERDICT: NO DEPLOY" in done.stdout
+
+
+def _eval_children(task: Path) -> list[int]:
+    """Pids of running `inspect eval` processes of ``task`` (from /proc), the idle pass's excluded."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "inspect" in cmd and " eval " in cmd and task.name in cmd and "--max-connections" not in cmd:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_eval_during_stops_within_seconds_on_sigterm_leaving_a_readable_run(tmp_path: Path, task: Path) -> None:
+    import signal
+    import time
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    argv = [sys.executable, "-m", "cli", "run", "--artifact", str(_manifest(tmp_path, faulty=False)), "--qps", "20",
+            "--duration", "60", "--eval-during", str(task), "--out", str(tmp_path / "out"), "--run-id", "stop",
+            "--no-record"]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _eval_children(task):  # the eval under load has started: the load is running
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate(timeout=5)
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        stopped_at = time.monotonic()
+        proc.communicate(timeout=30)
+        assert time.monotonic() - stopped_at < 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 143
+    results = next((tmp_path / "out" / "stop").rglob("results.json"))
+    assert json.loads(results.read_text())["state"] != "complete"
+    time.sleep(0.5)
+    assert not _eval_children(task)
