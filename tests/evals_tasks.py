@@ -9,6 +9,7 @@ recording of each sample's answer.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,3 +118,17 @@ def sim_answers(samples: list[EvalSample], precision: str = "fp32") -> list[str]
 def includes_score(samples: list[EvalSample], answers: list[str]) -> list[float]:
     """Inspect's includes(): the target, case-folded, inside the answer, case-folded."""
     return [float(s.target.casefold() in a.casefold()) for s, a in zip(samples, answers, strict=True)]
+
+
+def eval_env(tmp: Path) -> dict[str, str]:
+    """The environment of an eval child: this checkout importable, and every directory Inspect and the
+    Hugging Face datasets library write to (data, cache, traces) inside the test's tmp dir; local
+    datasets only."""
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("LPUPERF_TOKEN", "LPUPERF_AUTH_TOKEN")}
+    env["PYTHONPATH"] = str(root) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["XDG_DATA_HOME"] = str(tmp / "xdg-data")
+    env["XDG_CACHE_HOME"] = str(tmp / "xdg-cache")
+    env["HF_HOME"] = str(tmp / "hf")
+    env["HF_DATASETS_OFFLINE"] = "1"
+    return env

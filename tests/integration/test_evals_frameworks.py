@@ -13,7 +13,6 @@ Tasks and datasets are written by the tests in each framework's local format (te
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from evals import read_inspect_log
 from tests.evals_tasks import (
     EvalSample,
     embedded_samples,
+    eval_env,
     includes_score,
     sim_answers,
     write_inspect_task,
@@ -38,19 +38,12 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("LPUPERF_TOKEN", "LPUPERF_AUTH_TOKEN")}
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["HF_DATASETS_OFFLINE"] = "1"  # local JSON datasets only: never the hub
-    env["INSPECT_LOG_DIR"] = ""
-    return env
-
-
 def _inspect(task: Path, model: str, log_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     # Inspect finds task files relative to its working directory only.
     cmd = [str(BIN / "inspect"), "eval", task.name, "--model", model, "--log-dir", str(log_dir)]
     cmd += ["--log-format", "json", "--display", "none", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=_env(), cwd=task.parent)
+    env = eval_env(log_dir.parent)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=task.parent)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +111,7 @@ def _lm_eval(include: Path, task_name: str, out: Path) -> subprocess.CompletedPr
     cmd = [sys.executable, "-m", "cli", "evals", "lm-eval", "--model", "lpuperf"]
     cmd += ["--model_args", "target=embedded:sim-instant", "--tasks", task_name, "--include_path", str(include)]
     cmd += ["--output_path", str(out)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=_env(), cwd=out.parent)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=eval_env(out.parent), cwd=out.parent)
 
 
 @pytest.mark.slow  # two lm-eval processes: ~45 s on a busy machine (the fast variant runs the model in-process)

@@ -11,14 +11,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.evals_tasks import EvalSample, embedded_samples, includes_score, sim_answers, write_inspect_task
+from tests.evals_tasks import (
+    EvalSample,
+    embedded_samples,
+    eval_env,
+    includes_score,
+    sim_answers,
+    write_inspect_task,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +32,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _lpuperf(args: list[str], cwd: Path, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=timeout_s, env=env, cwd=cwd
+        [sys.executable, "-m", "cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=eval_env(cwd),
+        cwd=cwd,
     )
 
 
@@ -90,7 +99,8 @@ def test_validate_inspect_shows_the_int8_category_slippage(
 
 def _eval_during(tmp: Path, task: Path, manifest: Path, run_id: str) -> subprocess.CompletedProcess[str]:
     return _lpuperf(
-        ["run", "--artifact", str(manifest), "--scenario", "Server", "--qps", "20", "--duration", "10",
+        # ~500 queries: enough for LoadGen's early stopping to call the clean run VALID
+        ["run", "--artifact", str(manifest), "--scenario", "Server", "--qps", "50", "--duration", "10",
          "--eval-during", str(task), "--out", str(tmp / "out"), "--run-id", run_id, "--no-record"],
         tmp,
     )  # fmt: skip
@@ -129,14 +139,11 @@ def test_eval_during_passes_on_the_clean_sim(tmp_path: Path, task: Path) -> None
 
 
 @pytest.mark.slow  # two SUTs and two lm-eval processes: ~25 s idle, a minute on a busy machine
-def test_validate_lm_eval_shows_the_int8_slippage(
-    tmp_path: Path, samples: list[EvalSample], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_validate_lm_eval_shows_the_int8_slippage(tmp_path: Path, samples: list[EvalSample]) -> None:
     from tests.evals_tasks import write_lm_eval_tasks
 
     qa = [s for s in samples if s.category == "qa"]
     include = write_lm_eval_tasks(tmp_path / "tasks", qa)
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # local JSON datasets only (the children inherit it)
     done = _lpuperf(
         ["validate", "--baseline", "sim-instant", "--candidate", "sim-int8", "--lm-eval", "lpu_gen",
          "--lm-eval-include", str(include), "--evals-only", "--max-task-drop", "0.1", "--out", str(tmp_path / "out"),
@@ -172,8 +179,7 @@ def test_eval_during_stops_within_seconds_on_sigterm_leaving_a_readable_run(tmp_
     import signal
     import time
 
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env = eval_env(tmp_path)
     argv = [sys.executable, "-m", "cli", "run", "--artifact", str(_manifest(tmp_path, faulty=False)), "--qps", "20",
             "--duration", "60", "--eval-during", str(task), "--out", str(tmp_path / "out"), "--run-id", "stop",
             "--no-record"]  # fmt: skip
