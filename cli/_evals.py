@@ -41,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run_lm_eval(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("lm_eval") is None:
-        raise UsageError(f"evals lm-eval: needs lm-eval: {LM_EVAL_INSTALL}")
+        raise UsageError(f"lm-eval: not installed: {LM_EVAL_INSTALL}")
     importlib.import_module("evals._lm_eval_model")  # registers --model lpuperf
     from lm_eval.__main__ import cli_evaluate
 

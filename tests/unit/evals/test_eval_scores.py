@@ -183,3 +183,24 @@ def test_lm_eval_samples_read_as_one_task_with_a_category_per_subtask(tmp_path: 
         read_lm_eval_samples(tmp_path / "out", "mmlu", "x")
     with pytest.raises(UsageError, match="wrote no samples"):
         read_lm_eval_samples(tmp_path / "empty", "mmlu", "x")
+
+
+def test_a_missing_extra_is_one_line_naming_the_install_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    import evals._runner as runner
+    from cli import main
+    from evals import InspectRun, run_inspect
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in ("inspect_ai", "lm_eval") else real(name, *a)
+    )
+    assert not runner.inspect_available()
+    with pytest.raises(UsageError, match=r"--inspect: needs Inspect AI: pip install 'lpuperf\[inspect\]'"):
+        run_inspect(InspectRun(task="t.py"), "127.0.0.1:1", tmp_path)
+    assert main(["evals", "lm-eval", "--model", "lpuperf", "--tasks", "x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["lpuperf evals: error: lm-eval: not installed: pip install 'lpuperf[lm-eval]'"]
