@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from accuracy import AccuracyReport, FidelityReport
 from common import BackendSpec, RunId, write_atomic
@@ -100,6 +100,7 @@ class ArtifactEvidence(BaseModel):
     context: ContextVerdict | None = None
     context_report: str = Field(default="", description="where the context verdict was written")
     evals: list[TaskScore] = Field(default_factory=list)
+    manifest: dict[str, JsonValue] = Field(default_factory=dict, description="the SUT's artifact (eval-only runs)")
     errors: list[str] = Field(default_factory=list)  # a stage that could not run at all
 
     @property
@@ -465,6 +466,7 @@ def validate(
         with launch_sut(target) as running:
             runner = ArtifactRunner(run_cfg, label, running.address, echo, target.transport)
             ev = ArtifactEvidence(name=artifact) if cfg.evals_only else runner.collect(artifact)
+            ev.manifest = running.artifact
             if cfg.inspect or cfg.lm_eval:
                 log_root = Path(cfg.out_dir) / runner.run_id
                 transport = target.transport if not running.embedded else None

@@ -125,6 +125,13 @@ def test_the_validate_table_has_eval_rows_with_intervals_and_names_the_slipped_c
     assert any(line.startswith("eval t/qa: 1.000 -> 0.000") for line in report.slippage)
     clean = decide(cfg, slo, base, base.model_copy(update={"name": "same"}))
     assert clean.verdict == "DEPLOY" and not clean.eval_deltas[0].changed_answers
+    from history._outcomes import records_for
+
+    # An eval-only validate is recorded per artifact: its scores (with intervals) and the verdict.
+    recs = records_for("validate", report)
+    scores = [r.metric("eval.score[t/qa]") for r in recs]
+    assert [m.value for m in scores if m is not None] == [1.0, 0.0]
+    assert [v.passed for r in recs for v in r.verdicts] == [True, False]
 
 
 def test_a_run_with_an_eval_under_load_is_recorded_with_its_scores_and_verdict(tmp_path: Path) -> None:
