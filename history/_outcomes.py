@@ -135,7 +135,7 @@ def _validate_records(command: str, report: ValidateReport) -> list[RunRecord]:
             passed = evidence is report.baseline or report.verdict == "DEPLOY"
             detail = "; ".join(report.reasons) if evidence is report.candidate else "baseline"
             verdict = Verdict(kind="validate", name="evals", passed=passed, message=detail or "evals within limits")
-            rec = record_check(command, verdict, evidence.manifest or {"artifact_id": evidence.name})
+            rec = record_check(command, verdict, dict(evidence.manifest or {"artifact_id": evidence.name}))
             rec.add_metrics(eval_figures(evidence.evals))
             out.append(rec)
         if evidence.offline is not None and _has_results(evidence.offline.log_dir):
