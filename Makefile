@@ -84,8 +84,9 @@ STRICT_MODULES += loadgen_harness/_shard.py workflows/_merge.py workflows/_merge
 STRICT_MODULES += loadgen_harness/_telemetry.py loadgen_harness/_telemetry_sources.py loadgen_harness/_energy.py \
   loadgen_harness/_scrape_read.py loadgen_harness/_run_telemetry.py workflows/_report_telemetry.py
 STRICT_MODULES += loadgen_harness/_worker_wire.py
+STRICT_MODULES += evals/_scores.py evals/_client.py evals/_codec.py evals/_runner.py evals/_lm_eval_runner.py workflows/_eval_during.py gate/_evals.py
 typecheck: venv
-	$(BIN)/mypy proto sut loadgen_harness scenarios accuracy compliance common gate workflows history cli
+	$(BIN)/mypy proto sut loadgen_harness scenarios accuracy compliance evals common gate workflows history cli
 	$(BIN)/mypy --strict --follow-imports=silent $(STRICT_MODULES)
 
 bench: venv

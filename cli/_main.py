@@ -43,6 +43,7 @@ _COMMANDS: tuple[tuple[str, str], ...] = (
     ("cli._merge", "add_parser"),
     ("cli._compliance", "add_parser"),
     ("cli._history", "add_parser"),
+    ("cli._evals", "add_parser"),
 )
 
 

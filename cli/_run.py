@@ -118,6 +118,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--progress", action="store_true", help="show the live progress line even when not on a TTY")
     p.add_argument("--trace", action="store_true", help="also write LoadGen's trace log (mlperf_log_trace.json)")
     p.add_argument(
+        "--eval-during",
+        metavar="TASK",
+        help="an Inspect task run idle, then interleaved with the load; score under load next to idle "
+        "(needs pip install 'lpuperf[inspect]')",
+    )
+    p.add_argument("--eval-limit", type=int, help="--eval-during: first N samples of the task only")
+    p.add_argument(
         "--allow-context-overflow",
         action="store_true",
         help="send samples whose prompt + max_new_tokens exceed the SUT's advertised context (refused otherwise)",
@@ -288,10 +295,14 @@ def run_cli(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise UsageError(first_error_line(exc, "run").replace("field 'duration_s'", "field 'duration'")) from None
     show = args.progress or sys.stderr.isatty()
+    under_load = None
     try:
-        res = run_benchmark(
-            cfg.model_copy(update={"progress": False}), on_progress=progress_printer() if show else None
-        )
+        if args.eval_during:
+            res, under_load = run_eval_during(cfg, args, progress_printer() if show else None)
+        else:
+            res = run_benchmark(
+                cfg.model_copy(update={"progress": False}), on_progress=progress_printer() if show else None
+            )
     except RunError as exc:
         raise UsageError(str(exc)) from None
     except RunInterrupted as stop:  # results.json is written: show it, record it, then exit 130/143 (cli._main)
@@ -307,5 +318,19 @@ def run_cli(args: argparse.Namespace) -> int:
     if show:
         sys.stderr.write("\n")
     print(format_summary(res))
+    if under_load is not None:
+        print(under_load.line)
     record(args, args.out, res)
-    return 0 if res.valid else 1
+    return 0 if res.valid and (under_load is None or under_load.passed) else 1
+
+
+def run_eval_during(cfg: Any, args: argparse.Namespace, on_progress: Any) -> tuple[Any, Any]:
+    """The run with ``--eval-during``'s task idle and under its load (workflows/_eval_during.py)."""
+    from evals import InspectRun
+    from workflows import run_with_eval_during
+
+    if args.load:
+        raise UsageError("--eval-during: runs beside a LoadGen scenario; drop --load")
+    task = InspectRun(task=args.eval_during, limit=args.eval_limit)
+    echo = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731 (stdout keeps the summary)
+    return run_with_eval_during(cfg.model_copy(update={"progress": False}), task, echo, on_progress)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from cli._args import out_dir_arg, run_id_arg
 from cli._record import add_record_args, record
@@ -50,8 +51,72 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--tolerance", type=float, default=0.05, help="relative tolerance for regressions (0.05)")
     p.add_argument("--out", type=out_dir_arg, default=Path("results"), help="output root (default: results)")
     p.add_argument("--run-id", type=run_id_arg, help="run id (default: validate-<timestamp>)")
+    add_eval_arguments(p)
     add_record_args(p)
     p.set_defaults(func=run_validate)
+
+
+def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("eval suites (the inspect extra: pip install 'lpuperf[inspect]')")
+    g.add_argument(
+        "--inspect",
+        action="append",
+        default=[],
+        metavar="TASK",
+        help="an Inspect task run on both artifacts (file.py, file.py@task, package/task; repeatable)",
+    )
+    g.add_argument("--inspect-arg", action="append", default=[], metavar="KEY=VALUE", help="task argument (-T)")
+    g.add_argument(
+        "--lm-eval",
+        action="append",
+        default=[],
+        metavar="TASK",
+        help="an lm-eval generate-until task or group run on both artifacts (pip install 'lpuperf[lm-eval]')",
+    )
+    g.add_argument("--lm-eval-include", type=Path, metavar="DIR", help="lm-eval task YAML folder (--include_path)")
+    g.add_argument("--eval-limit", type=int, help="first N samples of each task only")
+    g.add_argument("--evals-only", action="store_true", help="run only the eval suites (no performance stages)")
+    g.add_argument("--min-task-score", type=float, help="objective: every task scores at least this (0..1)")
+    g.add_argument("--max-task-drop", type=float, help="objective: no task or category drops more than this")
+
+
+def inspect_runs(args: argparse.Namespace) -> list[Any]:
+    """The --inspect tasks as the workflows' InspectRun; UsageError naming a malformed --inspect-arg."""
+    from evals import InspectRun
+
+    task_args: dict[str, str] = {}
+    for item in args.inspect_arg:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--inspect-arg: expected KEY=VALUE, got '{item}'")
+        task_args[key] = value
+    return [InspectRun(task=t, task_args=task_args, limit=args.eval_limit) for t in args.inspect]
+
+
+def lm_eval_runs(args: argparse.Namespace) -> list[Any]:
+    from evals import LmEvalRun
+
+    return [LmEvalRun(task=t, include_path=args.lm_eval_include, limit=args.eval_limit) for t in args.lm_eval]
+
+
+def eval_slo(slo: Any, args: argparse.Namespace) -> Any:
+    """The SLO with the eval objectives the flags set; with --evals-only, those objectives alone."""
+    update = {
+        k: v
+        for k, v in (("min_task_score", args.min_task_score), ("max_task_drop", args.max_task_drop))
+        if v is not None
+    }
+    slo = slo.model_validate({**slo.model_dump(), **update})
+    if args.evals_only:
+        from gate import SloSpec
+
+        return SloSpec(
+            name=f"{slo.name} (evals)",
+            require_valid=False,
+            min_task_score=slo.min_task_score,
+            max_task_drop=slo.max_task_drop,
+        )
+    return slo
 
 
 def _names_a_running_sut(args: argparse.Namespace) -> bool:
@@ -68,9 +133,13 @@ def run_validate(args: argparse.Namespace) -> int:
     from workflows import CompareConfig, ValidateConfig, validate
 
     try:
-        slo = load_slo(args.slo or _default_slo(args.benchmark))
+        slo = eval_slo(load_slo(args.slo or _default_slo(args.benchmark)), args)
     except SloError as exc:
         raise UsageError(str(exc)) from None
+    except ValidationError as exc:
+        raise UsageError(first_error_line(exc, "options").replace("field '", "option '--")) from None
+    if args.evals_only and not (args.inspect or args.lm_eval):
+        raise UsageError("--evals-only: expected at least one --inspect TASK or --lm-eval TASK")
     try:
         cfg = ValidateConfig(
             baseline=args.baseline,
@@ -87,6 +156,9 @@ def run_validate(args: argparse.Namespace) -> int:
             run_id=args.run_id,
             fail_on_regression=args.fail_on_regression,
             compare=CompareConfig(tolerance=args.tolerance),
+            inspect=inspect_runs(args),
+            lm_eval=lm_eval_runs(args),
+            evals_only=args.evals_only,
         )
     except ValidationError as exc:
         raise UsageError(first_error_line(exc, "options").replace("field '", "option '--")) from None
@@ -97,9 +169,15 @@ def run_validate(args: argparse.Namespace) -> int:
     print()
     print(f"validate {report.candidate.name} against {report.baseline.name} (SLO {report.slo})")
     print(report.table())
-    if report.slippage:
+    fidelity = [line for line in report.slippage if not line.startswith("eval ")]
+    if fidelity:
         print("fidelity vs FP32 reference, worst category first:")
-        for line in report.slippage:
+        for line in fidelity:
+            print(f"  {line}")
+    slipped = [line for line in report.slippage if line.startswith("eval ")]
+    if slipped:
+        print("eval categories that slipped (95% interval below zero), worst first:")
+        for line in slipped:
             print(f"  {line}")
     changes = [m.line for m in report.comparison.metrics if m.direction != "same"]
     if changes:

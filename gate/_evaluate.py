@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from accuracy import AccuracyReport, CategoryFidelity, FidelityReport
 from common import write_atomic
 from compliance import ComplianceCheck, ComplianceOutcome
+from evals import ScoreDelta, TaskScore
 from gate._load import client_verdict, is_load_run, load_checks
 from gate._slo import PercentileLimits, SloSpec
 from loadgen_harness import Percentiles, RunResult, keep_up_ratio
@@ -163,6 +164,9 @@ class GateInputs(BaseModel):
     fidelity: FidelityReport | None = None
     compliance: dict[ComplianceCheck, ComplianceOutcome] = Field(default_factory=dict)
     source: str = ""
+    # Eval suites: the candidate's task scores and its deltas against the baseline (None: no suite ran).
+    evals: list[TaskScore] | None = None
+    eval_deltas: list[ScoreDelta] | None = None
 
 
 # Where the gate expects each report when it is missing (see gate._discover and ``lpuperf gate --help``),
@@ -387,4 +391,7 @@ def evaluate_slo(slo: SloSpec, inputs: GateInputs) -> GateReport:
             out.append(check_pass(f"compliance_{check}", None, missing_compliance(check, inputs.results)))
         else:
             out.append(check_pass(f"compliance_{check}", outcome.passed, outcome.message))
+    from gate._evals import eval_objectives  # gate._evals builds on this module's checks: imported once here
+
+    out += eval_objectives(slo, inputs.evals, inputs.eval_deltas)
     return GateReport(slo=slo.name, source=inputs.source, passed=all(o.passed for o in out), objectives=out)

@@ -159,6 +159,10 @@ class SloSpec(BaseModel):
     accuracy: list[AccuracyObjective] = Field(default_factory=list)
     fidelity: list[FidelityObjective] = Field(default_factory=list)
     compliance_must_pass: list[ComplianceCheck] = Field(default_factory=list)
+    # Eval suites (validate --inspect / --lm-eval): every task's score (0..1) at least this, and no task or
+    # category of a task losing more than this against the baseline (gate/_evals.py).
+    min_task_score: float | None = Field(default=None, ge=0, le=1)
+    max_task_drop: float | None = Field(default=None, ge=0, le=1)
 
     @field_validator("compliance_must_pass", mode="before")
     @classmethod
@@ -195,6 +199,8 @@ class SloSpec(BaseModel):
             self.max_joules_per_query,
             self.max_average_watts,
             self.min_qps_per_watt,
+            self.min_task_score,
+            self.max_task_drop,
         ):
             n += value is not None
         return n

@@ -29,6 +29,7 @@ from loadgen_harness import QUERIES_FILE, RunResult, load_query_records
 if TYPE_CHECKING:
     from accuracy import AccuracyReport, FidelityReport
     from compliance import ComplianceOutcome
+    from evals import TaskScore
     from gate import GateReport
 
 GATE_FILE = "gate.json"
@@ -201,6 +202,34 @@ def fidelity_figures(report: FidelityReport) -> list[MetricValue]:
     return out
 
 
+def eval_figures(scores: list[TaskScore], name: str = "eval.score") -> list[MetricValue]:
+    """Each eval task's score and each category's, 0..1, with its 95% interval: ``eval.score[task/category]``."""
+    from evals import ALL_CATEGORIES
+
+    out: list[MetricValue] = []
+    for score in scores:
+        for c in score.categories:
+            tag = score.task if c.category == ALL_CATEGORIES else f"{score.task}/{c.category}"
+            out.append(
+                MetricValue(
+                    name=f"{name}[{tag}]", value=c.score, unit=metric_unit(name), ci_low=c.ci_low, ci_high=c.ci_high
+                )
+            )
+    return out
+
+
+def eval_under_load_record(rec: RunRecord, path: Path) -> None:
+    """A run's ``--eval-during`` result (eval_under_load.json): idle and under-load scores and its verdict."""
+    from gate import read_report
+    from workflows import EvalUnderLoad
+
+    verdict = read_report(path, lambda p: EvalUnderLoad.model_validate_json(p.read_text()), "eval under load")
+    rec.add_metrics(
+        eval_figures([verdict.idle], "eval.score_idle") + eval_figures([verdict.under_load], "eval.score_under_load")
+    )
+    rec.add_verdicts([Verdict(kind="eval-under-load", name=verdict.task, passed=verdict.passed, message=verdict.line)])
+
+
 def compliance_verdict(outcome: ComplianceOutcome) -> Verdict:
     return Verdict(kind="compliance", name=outcome.check, passed=outcome.passed, message=outcome.message)
 
@@ -293,6 +322,10 @@ def record_run_dir(run_dir: str | Path, command: str) -> RunRecord:
     rec.add_verdicts([compliance_verdict(read_compliance(c, p)) for c, p in sorted(found.compliance.items())])
     if (d / GATE_FILE).is_file():
         rec.add_verdicts([gate_verdict(read_report(d / GATE_FILE, _load_gate_report, "gate report"))])
+    from workflows import EVAL_UNDER_LOAD_FILE
+
+    if (d / EVAL_UNDER_LOAD_FILE).is_file():
+        eval_under_load_record(rec, d / EVAL_UNDER_LOAD_FILE)
     return rec
 
 

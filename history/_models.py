@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, PlainValidator
 
 # Where a verdict came from: the run's compliance checks, an SLO gate, `validate`'s DEPLOY verdict,
 # the accuracy gates (99 / 99.9 % of FP32), find-peak's confirm run, the submission checker.
-VerdictKind = Literal["compliance", "gate", "validate", "accuracy-gate", "find-peak", "submission"]
+VerdictKind = Literal["compliance", "gate", "validate", "accuracy-gate", "find-peak", "submission", "eval-under-load"]
 
 # Metrics whose value is a share of 0..1 and those on a 0..100 scale, by name (without a [category]).
 FRACTION_METRICS = (
@@ -27,6 +27,9 @@ FRACTION_METRICS = (
     "fidelity.exact_match",
     "reasoning.fraction",
     "prefix_cache.hit_fraction",
+    "eval.score",  # an eval task's (or category's) mean sample score, 0..1
+    "eval.score_under_load",
+    "eval.score_idle",
 )
 PERCENT_METRIC_PREFIXES = ("accuracy.", "fidelity.rouge_l")
 FRACTION_UNIT = "fraction"

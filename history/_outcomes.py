@@ -18,6 +18,7 @@ from pydantic import JsonValue
 from history._extract import (
     accuracy_figures,
     compliance_verdict,
+    eval_figures,
     fidelity_figures,
     gate_verdict,
     installed_versions,
@@ -114,6 +115,7 @@ def _validate_records(command: str, report: ValidateReport) -> list[RunRecord]:
             if evidence.fidelity is not None:
                 rec.fidelity = evidence.fidelity
                 rec.add_metrics(fidelity_figures(evidence.fidelity))
+            rec.add_metrics(eval_figures(evidence.evals))
             checks: list[ComplianceOutcome] = []
             if evidence.test06 is not None:
                 checks += [
@@ -128,6 +130,13 @@ def _validate_records(command: str, report: ValidateReport) -> list[RunRecord]:
                 rec.add_verdicts(
                     [Verdict(kind="validate", name="deploy", passed=report.verdict == "DEPLOY", message=detail)]
                 )
+            out.append(rec)
+        elif evidence.evals:  # an eval-only validate (--evals-only): the scores on a record of their own
+            passed = evidence is report.baseline or report.verdict == "DEPLOY"
+            detail = "; ".join(report.reasons) if evidence is report.candidate else "baseline"
+            verdict = Verdict(kind="validate", name="evals", passed=passed, message=detail or "evals within limits")
+            rec = record_check(command, verdict, dict(evidence.manifest or {"artifact_id": evidence.name}))
+            rec.add_metrics(eval_figures(evidence.evals))
             out.append(rec)
         if evidence.offline is not None and _has_results(evidence.offline.log_dir):
             out.append(record_run_dir(evidence.offline.log_dir, command))

@@ -46,7 +46,9 @@ if TYPE_CHECKING:
     )
     from sut._hf_engine import generate_all
     from sut._hf_model import byte_pieces, chat_prompt_ids, load_model
+    from sut._http_prompt import render_plain
     from sut._metrics import SutMetrics
+    from sut._openai import _ByteEncoder as ByteEncoder
     from sut._openai_options import add_openai_arguments, openai_config_from_args
     from sut._plugins import add_backend_arguments, backend_options_from_args, backends
     from sut._security import AUTH_TOKEN_ENV, ServerSecurity, bearer_matches
@@ -98,6 +100,8 @@ __getattr__ = lazy_exports(
         "sut._plugins": ["add_backend_arguments", "backend_options_from_args", "backends"],
         "sut._security": ["AUTH_TOKEN_ENV", "ServerSecurity", "bearer_matches"],
         "sut._server": ["FinalTokens", "SutServer", "SERVER_OPTIONS=_SERVER_OPTIONS", "manifest_message"],
+        "sut._http_prompt": ["render_plain"],
+        "sut._openai": ["ByteEncoder=_ByteEncoder"],
         "sut._sim": ["SIM_PRESETS", "SimBackend", "SimConfig", "analytic_capacity_qps"],
     },
 )
@@ -111,6 +115,7 @@ __all__ = [
     "Backend",
     "BackendConfig",
     "BackendError",
+    "ByteEncoder",
     "ContextOverflowError",
     "EmbeddedServer",
     "FaultFlags",
@@ -151,6 +156,7 @@ __all__ = [
     "manifest_message",
     "openai_config_from_args",
     "read_config_option",
+    "render_plain",
     "spawn_server",
     "start_embedded",
     "wait_serving",

@@ -66,6 +66,9 @@ class FaultFlags(BaseModel):
     wrong_first_token: bool = False  # streamed first token differs from output[0]
     n_tokens_off_by_one: bool = False  # reported n_tokens = len(output) + 1
     batch_first_token: bool = False  # first token coalesced with later tokens
+    # A batch-dependent numerical fault: a request that arrives while others are in flight (a batch
+    # larger than one) gets one answer token changed, as a kernel whose reduction order follows the batch.
+    batch_dependent_output: bool = False
 
     def any(self) -> bool:
         return any(self.model_dump().values())

@@ -283,6 +283,10 @@ class SimBackend:
         if n_reasoning:
             request.output_reasoning_tokens = n_reasoning
         f = self._manifest.faults
+        if f.batch_dependent_output and len(out) > 1 and (self._active or self._waiting):
+            # Decided once per request at arrival (never per token): the batch it joins is larger than one.
+            out = list(out)
+            out[len(out) // 2 - 1] = self._other_token(out[len(out) // 2 - 1])
         streamed = out
         if f.wrong_first_token and out:
             streamed = [self._other_token(out[0]), *out[1:]]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     )
     from workflows._compare_load import load_samples
     from workflows._compliance_runs import ScorerScript
+    from workflows._eval_during import EVAL_UNDER_LOAD_FILE, EvalUnderLoad, judge_under_load, run_with_eval_during
     from workflows._export import export_records
     from workflows._find_peak import FindPeakConfig, FindPeakResult, find_peak
     from workflows._merge import ShardMergeError, merge_shards
@@ -105,13 +106,16 @@ __getattr__ = lazy_exports(
         ],
         "workflows._sweep_run": ["SweepInterrupted", "run_sweep"],
         "workflows._validate": ["ValidateConfig", "ValidateReport", "validate"],
+        "workflows._eval_during": ["EVAL_UNDER_LOAD_FILE", "EvalUnderLoad", "judge_under_load", "run_with_eval_during"],
     },
 )
 
 __all__ = [
+    "EVAL_UNDER_LOAD_FILE",
     "CheckReport",
     "CompareConfig",
     "Comparison",
+    "EvalUnderLoad",
     "FindPeakConfig",
     "FindPeakResult",
     "MetricDelta",
@@ -143,6 +147,7 @@ __all__ = [
     "export_records",
     "find_peak",
     "format_plan",
+    "judge_under_load",
     "latencies_from_records",
     "load_profile",
     "load_run_data",
@@ -158,6 +163,7 @@ __all__ = [
     "run_session",
     "run_submission",
     "run_sweep",
+    "run_with_eval_during",
     "sweep_best_run_dir",
     "sweep_peak_lines",
     "validate",

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from common import UsageError
 from loadgen_harness import LatencyLimits, Percentiles, RunResult, latency_limits, verdict_basis
 from workflows._charts import _fmt, _nice_step, _Series, cdf_points, histogram_chart, line_chart, rate_series
 from workflows._compare import latencies_from_records
@@ -64,6 +65,7 @@ class ReportInputs:
     load: dict[str, np.ndarray] = field(default_factory=dict)  # workflows._report_load's arrays (--load runs)
     telemetry: Any = None  # workflows._report_telemetry.TelemetryView when the run scraped its servers
     telemetry_note: str = ""
+    eval_under_load: Any = None  # workflows._report_evals: the run's --eval-during result, if any
 
 
 # ----------------------------------------------------------------------------------------------
@@ -90,6 +92,12 @@ def load_report_inputs(run_dir: str | Path) -> ReportInputs:
     except (OSError, ValueError) as exc:
         raise ReportError(f"{d / 'results.json'}: cannot read run results ({exc})") from None
     inputs = ReportInputs(result=result)
+    from workflows._report_evals import read_eval_under_load
+
+    try:
+        inputs.eval_under_load = read_eval_under_load(d)
+    except UsageError as exc:
+        raise ReportError(str(exc)) from None
     if result.preset == MLPERF_LOGS_PRESET:
         d = Path(result.log_dir)  # LoadGen's own log directory (e.g. performance/run_1/ of a scenario)
     if (d / QUERIES_FILE).is_file():
@@ -404,6 +412,12 @@ def _reasoning_section(inputs: ReportInputs) -> str:
     return reasoning_section(inputs)
 
 
+def _evals_section(inputs: ReportInputs) -> str:
+    from workflows._report_evals import eval_section
+
+    return eval_section(inputs.eval_under_load)
+
+
 def _load_banner(r: RunResult) -> str:
     from workflows._report_load import load_banner
 
@@ -456,6 +470,7 @@ def render_report(inputs: ReportInputs) -> str:
             _plots_section(inputs),
             _telemetry_section(inputs),
             _reasoning_section(inputs),
+            _evals_section(inputs),
             '<h2 id="settings">Settings and artifact</h2>',
             # LoadGen's raw settings are reference, not the verdict: folded away so they do not bury it.
             f'<details id="settings-details"><summary>{settings_label} ({len(settings_rows)})</summary>'

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from accuracy import AccuracyReport, FidelityReport
 from common import BackendSpec, RunId, write_atomic
@@ -39,6 +39,7 @@ from compliance import (
     Test07Outcome,
     Test09Outcome,
 )
+from evals import InspectRun, LmEvalRun, ScoreDelta, TaskScore
 from gate import GateInputs, GateReport, ObjectiveOutcome, SloSpec, evaluate_slo, fmt_number
 from loadgen_harness import RunResult, SutTarget, TransportSecurity, launch_sut
 from workflows._compare import (
@@ -51,6 +52,7 @@ from workflows._compare import (
 )
 from workflows._session import RunStep, SessionConfig, run_session
 from workflows._stats import RateBins
+from workflows._validate_evals import eval_deltas, eval_rows, eval_slippage, run_eval_suites
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9_.-]+:\d+$")
 
@@ -76,6 +78,10 @@ class ValidateConfig(BaseModel):
     )
     fail_on_regression: bool = False
     compare: CompareConfig = Field(default_factory=CompareConfig)
+    # Eval suites run on both SUTs (--inspect TASK): per-task and per-category deltas in the verdict table.
+    inspect: list[InspectRun] = Field(default_factory=list)
+    lm_eval: list[LmEvalRun] = Field(default_factory=list, description="lm-eval tasks run on both SUTs (--lm-eval)")
+    evals_only: bool = Field(default=False, description="run only the eval suites (no performance/compliance)")
 
 
 class ArtifactEvidence(BaseModel):
@@ -93,6 +99,8 @@ class ArtifactEvidence(BaseModel):
     test09: Test09Outcome | None = None
     context: ContextVerdict | None = None
     context_report: str = Field(default="", description="where the context verdict was written")
+    evals: list[TaskScore] = Field(default_factory=list)
+    manifest: dict[str, JsonValue] = Field(default_factory=dict, description="the SUT's artifact (eval-only runs)")
     errors: list[str] = Field(default_factory=list)  # a stage that could not run at all
 
     @property
@@ -120,6 +128,7 @@ class ValidateReport(BaseModel):
     rows: list[VerdictRow] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
     slippage: list[str] = Field(default_factory=list)
+    eval_deltas: list[ScoreDelta] = Field(default_factory=list)
 
     def table(self) -> str:
         head = ("objective", "baseline", "candidate", "limit", "result")
@@ -375,8 +384,11 @@ def benchmark_compliance_rows(slo: SloSpec, base: ArtifactEvidence, cand: Artifa
 
 
 def decide(cfg: ValidateConfig, slo: SloSpec, base: ArtifactEvidence, cand: ArtifactEvidence) -> ValidateReport:
-    gate = evaluate_slo(slo, _inputs(cand, base.accuracy))
-    base_gate = evaluate_slo(slo, _inputs(base, base.accuracy))
+    deltas = eval_deltas(base.evals, cand.evals)
+    evals_in = {"evals": cand.evals or None, "eval_deltas": deltas or None} if base.evals or cand.evals else {}
+    gate = evaluate_slo(slo, _inputs(cand, base.accuracy).model_copy(update=evals_in))
+    base_evals = {"evals": base.evals or None, "eval_deltas": eval_deltas(base.evals, base.evals) or None}
+    base_gate = evaluate_slo(slo, _inputs(base, base.accuracy).model_copy(update=base_evals if evals_in else {}))
     comparison = _compare(cfg, base, cand)
     by_name = {o.name: o for o in base_gate.objectives}
     rows = [
@@ -389,7 +401,9 @@ def decide(cfg: ValidateConfig, slo: SloSpec, base: ArtifactEvidence, cand: Arti
             line=o.line,
         )
         for o in gate.objectives
+        if not o.name.startswith("task_drop[")  # shown as the eval rows below, with their intervals
     ]
+    rows += [VerdictRow(**r.model_dump()) for r in eval_rows(slo, gate, deltas)]
     extra = benchmark_compliance_rows(slo, base, cand)
     rows += extra
     reasons = [o.line for o in gate.violations]
@@ -407,7 +421,8 @@ def decide(cfg: ValidateConfig, slo: SloSpec, base: ArtifactEvidence, cand: Arti
         comparison=comparison,
         rows=rows,
         reasons=reasons,
-        slippage=slippage_lines(base.fidelity, cand.fidelity),
+        slippage=slippage_lines(base.fidelity, cand.fidelity) + eval_slippage(deltas),
+        eval_deltas=deltas,
     )
 
 
@@ -449,7 +464,16 @@ def validate(
         # The runs read the dataset the SUT serves (a quick reasoning sim's is the scaled set).
         run_cfg = cfg if target.dataset is None else cfg.model_copy(update={"dataset": target.dataset})
         with launch_sut(target) as running:
-            evidence.append(ArtifactRunner(run_cfg, label, running.address, echo, target.transport).collect(artifact))
+            runner = ArtifactRunner(run_cfg, label, running.address, echo, target.transport)
+            ev = ArtifactEvidence(name=artifact) if cfg.evals_only else runner.collect(artifact)
+            ev.manifest = running.artifact
+            if cfg.inspect or cfg.lm_eval:
+                log_root = Path(cfg.out_dir) / runner.run_id
+                transport = target.transport if not running.embedded else None
+                suites: list[InspectRun | LmEvalRun] = [*cfg.inspect, *cfg.lm_eval]
+                ev.evals, errors = run_eval_suites(suites, running.address, transport, log_root, label, echo)
+                ev.errors += errors
+            evidence.append(ev)
     report = decide(cfg, slo, evidence[0], evidence[1])
     path = write_atomic(Path(cfg.out_dir) / str(cfg.run_id) / "validate.json", report.model_dump_json(indent=2) + "\n")
     echo(f"wrote {path}")
