@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -70,6 +70,9 @@ _TOKENS_AT = _DONE_AT + ROW_BYTES
 _TO_WORKER_BYTES = 4 << 20  # issued queries: 24 bytes each (an Offline issue goes in frames of _ISSUE_FRAME)
 _ISSUE_FRAME = 8192
 _DOORBELL_READ = 4096
+# A worker takes queries until this many are outstanding before the next one gets any: a busy worker's
+# wake-ups carry several frames, and an idle one costs nothing (bench/RESULTS.md, "Worker processes").
+FILL_DEPTH = 8
 
 
 @dataclass(frozen=True)
@@ -246,7 +249,7 @@ class WorkerBridge:
                 if stopped or held:
                     self._pending[qid] = [chunk, j, None, False]
                     continue
-                w = min(live, key=_by_outstanding)
+                w = pick_worker(live)
                 w.outstanding += 1
                 self._pending[qid] = [chunk, j, w, False]
                 per_worker.setdefault(w.index, []).append((qid, idx))
@@ -464,8 +467,26 @@ class WorkerBridge:
                     w.proc.wait(timeout=_STOP_TIMEOUT_S)
 
 
-def _by_outstanding(w: _Worker) -> int:
+def _by_outstanding(w: _Loaded) -> int:
     return w.outstanding
+
+
+class _Loaded(Protocol):
+    outstanding: int
+
+
+_W = TypeVar("_W", bound=_Loaded)
+
+
+def pick_worker(live: list[_W], depth: int = FILL_DEPTH) -> _W:
+    """The first live worker with fewer than ``depth`` outstanding, else the one with the fewest: fill, then spread.
+
+    A worker that is behind (CPU-bound, or its SUT slow) piles up outstanding queries and so spills the
+    next ones to the following worker; an Offline issue, or a slow SUT's many in flight, ends up spread evenly."""
+    for w in live:
+        if w.outstanding < depth:
+            return w
+    return min(live, key=_by_outstanding)
 
 
 def worker_specs(
