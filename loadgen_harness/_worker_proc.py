@@ -28,7 +28,6 @@ import numpy as np
 
 from loadgen_harness._bridge import _varint, serialise_requests
 from loadgen_harness._stream_client import StreamClient
-from loadgen_harness._worker_ring import DOORBELL, RingPair, frames
 from loadgen_harness._worker_wire import (
     CANCEL,
     CLOCK,
@@ -56,7 +55,7 @@ _RING_ROWS = 256  # rows added to the ring at a time: a worker holds what it has
 class WorkerClient(StreamClient):
     """Streams the queries of one worker; every completion is sent back over ``chan``."""
 
-    def __init__(self, spec: WorkerSpec, chan: Channel, rings: RingPair, dataset: Dataset) -> None:
+    def __init__(self, spec: WorkerSpec, chan: Channel, dataset: Dataset) -> None:
         opener = None
         if spec.http_endpoint is not None:
             from loadgen_harness._http_transport import HttpCalls
@@ -68,8 +67,6 @@ class WorkerClient(StreamClient):
 
         self.spec = spec
         self.chan = chan
-        self.rings = rings
-        self._out: list[bytes] = []  # frames for the next flush (once per loop iteration)
         self.dataset = dataset
         self.offline = spec.offline
         self.gone = threading.Event()  # the run's process closed the pipe (or died): time to exit
@@ -92,25 +89,8 @@ class WorkerClient(StreamClient):
     # ---- the pipe (loop thread) ----
 
     def _on_readable(self) -> None:
-        """A doorbell (any number of them) or EOF: the run's process closed the socket, or died."""
         try:
-            ended = not self.chan.sock.recv(4096, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return
-        except OSError:
-            ended = True
-        if ended:
-            self._loop.remove_reader(self.chan.fileno())
-            self.gone.set()
-            return
-        self._poll()
-
-    def _poll(self) -> None:
-        """Take the run's frames until the ring stays empty; then sleep (flag set) unless a flush comes back."""
-        ring = self.rings.to_worker
-        while True:
-            msgs = ring.take()
-            for msg in msgs:
+            for msg in self.chan.receive():
                 kind = msg[:1]
                 if kind == ISSUE:
                     self._take(parse_issue(msg))
@@ -118,28 +98,20 @@ class WorkerClient(StreamClient):
                     (self.t0_ns,) = CLOCK_FMT.unpack_from(msg, 1)
                 elif kind == CANCEL:
                     self._stop_all("CANCELLED")
-            if msgs:
-                continue
-            if self._out or ring.about_to_sleep():  # a pending flush polls again: no doorbell needed till then
-                return
+        except (EOFError, OSError):
+            self._loop.remove_reader(self.chan.fileno())
+            self.gone.set()
 
     def _send(self, msg: bytes) -> None:
-        """Queued, and written once per loop iteration: under load one write carries many completions."""
-        self._out.append(frames(msg))
-        if len(self._out) == 1:
+        """Queued, and sent once per loop iteration: under load one write carries many completions."""
+        if self.chan.queue(msg):
             self._loop.call_soon(self._flush)
-            self.rings.to_worker.sleeping = False  # the flush looks at the ring: the run need not ring
 
     def _flush(self) -> None:
-        data = b"".join(self._out)
-        self._out.clear()
         try:
-            if self.rings.to_run.put(data):
-                self.chan.sock.send(DOORBELL)
-        except OSError:  # the run's process is gone (or took nothing for seconds): nothing more is wanted
+            self.chan.flush()
+        except OSError:  # the run's process is gone: nothing more is wanted
             self.gone.set()
-            return
-        self._poll()
 
     def _take(self, issued: list[tuple[int, int, int]]) -> None:
         if self.offline:
@@ -222,7 +194,7 @@ class WorkerClient(StreamClient):
         return r
 
 
-def worker_main(chan: Channel, rings: RingPair) -> None:
+def worker_main(chan: Channel) -> None:
     """A worker process: read its spec (the first frame), report ready or why not, serve until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     index = "?"
@@ -231,7 +203,7 @@ def worker_main(chan: Channel, rings: RingPair) -> None:
         index = str(spec.index)
         from scenarios import resolve_dataset
 
-        client = WorkerClient(spec, chan, rings, resolve_dataset(spec.dataset))
+        client = WorkerClient(spec, chan, resolve_dataset(spec.dataset))
     except Exception as exc:  # one line back to the run's process, which refuses the run with it
         with contextlib.suppress(OSError):
             chan.send(ERROR + f"worker {index}: {type(exc).__name__}: {exc}".splitlines()[0].encode())
@@ -244,5 +216,4 @@ def worker_main(chan: Channel, rings: RingPair) -> None:
 
 
 if __name__ == "__main__":  # started by _workers with its socket's fd
-    _sock_fd, _ring_fd, _to_worker, _to_run = (int(a) for a in sys.argv[1:5])
-    worker_main(Channel(socket.socket(fileno=_sock_fd)), RingPair(_ring_fd, _to_worker, _to_run))
+    worker_main(Channel(socket.socket(fileno=int(sys.argv[1]))))

@@ -38,7 +38,6 @@ from loadgen_harness._bridge import OVERLOADED, Overload
 from loadgen_harness._results import RunResult
 from loadgen_harness._run_config import RunError
 from loadgen_harness._stream_client import EMPTY, STOPPED_CODE
-from loadgen_harness._worker_ring import DOORBELL, RingPair, frames
 from loadgen_harness._worker_wire import (
     CANCEL,
     CLOCK,
@@ -67,9 +66,6 @@ _START_TIMEOUT_S = 120.0  # spawning imports grpc and loads the dataset: seconds
 _STOP_TIMEOUT_S = 5.0
 _DONE_AT = 1 + DONE_FMT.size
 _TOKENS_AT = _DONE_AT + ROW_BYTES
-_TO_WORKER_BYTES = 4 << 20  # issued queries: 24 bytes each (an Offline issue goes in frames of _ISSUE_FRAME)
-_ISSUE_FRAME = 8192
-_DOORBELL_READ = 4096
 # A worker takes queries until this many are outstanding before the next one gets any: a busy worker's
 # wake-ups carry several frames, and an idle one costs nothing (bench/RESULTS.md, "Worker processes").
 FILL_DEPTH = 8
@@ -99,17 +95,13 @@ class _Worker:
     def __init__(self, spec: WorkerSpec) -> None:
         self.index = spec.index
         mine, theirs = socket.socketpair()
-        self.chan = Channel(mine)  # the spec and READY; then only doorbells and, when a side ends, EOF
-        # Room for several whole answers at the longest: a done frame is its row plus 4 bytes a token.
-        to_run = max(4 << 20, 8 * (ROW_BYTES + 64 + 4 * spec.max_new_tokens))
-        self.rings = RingPair.create(_TO_WORKER_BYTES, to_run)
-        self._send_lock = threading.Lock()
+        self.chan = Channel(mine)
         try:
             fd = theirs.fileno()
             # Its own interpreter, never a fork of this one (LoadGen's threads live here), and no __main__ re-run.
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "loadgen_harness._worker_proc", str(fd), *self.rings.argv()],
-                pass_fds=(fd, self.rings.fd),
+                [sys.executable, "-m", "loadgen_harness._worker_proc", str(fd)],
+                pass_fds=(fd,),
                 # Its own process group: a terminal's Ctrl-C reaches only the run's process, which stops the
                 # workers itself (a worker interrupted mid-import would only print a traceback).
                 process_group=0,
@@ -118,7 +110,6 @@ class _Worker:
             )
         finally:
             theirs.close()  # only the worker holds its end: its death is EOF here
-            self.rings.close()  # the mapping stays; the worker has its own fd
         self.chan.send(spec.model_dump_json().encode())
         self.outstanding = 0
         self.alive = True
@@ -129,13 +120,10 @@ class _Worker:
         return self.proc.pid
 
     def send(self, msg: bytes) -> bool:
-        """Through the ring (any thread); the doorbell only when the worker said it is about to sleep."""
         try:
-            with self._send_lock:
-                if self.rings.to_worker.put(frames(msg)):
-                    self.chan.sock.send(DOORBELL)
+            self.chan.send(msg)
             return True
-        except OSError:  # RingFull included: the worker took nothing for seconds
+        except OSError:
             return False
 
 
@@ -256,8 +244,7 @@ class WorkerBridge:
         if stopped:
             self._fail([qid for qid, _ in batch], self._stop_status or WORKER_EXITED, STOPPED_CODE)
         for index, queries in per_worker.items():
-            for at in range(0, len(queries), _ISSUE_FRAME):  # a dead worker's queries fail with it
-                self.workers[index].send(issue_message(queries[at : at + _ISSUE_FRAME], t))
+            self.workers[index].send(issue_message(queries, t))  # a dead worker's queries fail with it
 
     # ---- control (any thread) ----
 
@@ -325,35 +312,18 @@ class WorkerBridge:
     # ---- the workers' messages (reader thread) ----
 
     def _read(self) -> None:
-        """Drain the rings while frames keep coming; block on the doorbells only after saying so (``_worker_ring``)."""
-        live = list(self.workers)
         with selectors.DefaultSelector() as sel:
-            for w in live:
+            for w in self.workers:
                 sel.register(w.chan.sock, selectors.EVENT_READ, w)
-            while not self._closing and live:
-                if self._drain(live) or not all(w.rings.to_run.about_to_sleep() for w in live):
-                    continue
+            while not self._closing and any(w.alive for w in self.workers):
                 for key, _ in sel.select(timeout=0.2):
                     w = key.data
                     try:
-                        ended = not w.chan.sock.recv(_DOORBELL_READ)  # any number of doorbells, or EOF
-                    except OSError:
-                        ended = True
-                    if ended:
+                        for msg in w.chan.receive():  # every frame that arrived, in one read
+                            self._on_message(w, msg)
+                    except (EOFError, OSError):
                         sel.unregister(key.fileobj)
-                        live.remove(w)
-                        self._drain([w])  # what it published before it died is whole and counts
                         self._lose(w)
-                for w in live:
-                    w.rings.to_run.sleeping = False  # awake: no doorbells until the next about_to_sleep
-
-    def _drain(self, workers: list[_Worker]) -> bool:
-        took = False
-        for w in workers:
-            for msg in w.rings.to_run.take():
-                took = True
-                self._on_message(w, msg)
-        return took
 
     def _on_message(self, w: _Worker, msg: bytes) -> None:
         kind = msg[:1]
@@ -467,10 +437,6 @@ class WorkerBridge:
                     w.proc.wait(timeout=_STOP_TIMEOUT_S)
 
 
-def _by_outstanding(w: _Loaded) -> int:
-    return w.outstanding
-
-
 class _Loaded(Protocol):
     outstanding: int
 
@@ -478,11 +444,15 @@ class _Loaded(Protocol):
 _W = TypeVar("_W", bound=_Loaded)
 
 
+def _by_outstanding(w: _Loaded) -> int:
+    return w.outstanding
+
+
 def pick_worker(live: list[_W], depth: int = FILL_DEPTH) -> _W:
     """The first live worker with fewer than ``depth`` outstanding, else the one with the fewest: fill, then spread.
 
-    A worker that is behind (CPU-bound, or its SUT slow) piles up outstanding queries and so spills the
-    next ones to the following worker; an Offline issue, or a slow SUT's many in flight, ends up spread evenly."""
+    A worker that falls behind (CPU-bound, or its SUT slow) piles up outstanding queries and so spills the next
+    ones to the following worker; an Offline issue, or a slow SUT's many in flight, ends up spread evenly."""
     for w in live:
         if w.outstanding < depth:
             return w
