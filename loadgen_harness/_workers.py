@@ -1,8 +1,8 @@
 """``lpuperf run --workers N``: one LoadGen, N worker processes streaming its queries.
 
 LoadGen stays in the run's process (MLPerf's rule, and LoadGen must never be called from a child). Its
-issue callback hands each query to the worker with the fewest outstanding, as one fixed-width record
-over that worker's pipe (``_worker_wire``); each worker streams it on its own event loop and channel
+issue callback hands each query to a worker (``pick_worker``: fill one up to ``FILL_DEPTH`` outstanding,
+then the next), as one fixed-width record over that worker's pipe (``_worker_wire``); each worker streams it on its own event loop and channel
 (``_worker_proc``). A reader thread here takes the workers' messages: a first token becomes LoadGen's
 ``FirstTokenComplete`` at once, a finished query's row is copied into the run's records with one slice
 assignment and becomes ``QuerySamplesComplete`` with its output tokens (so the accuracy log is the same).

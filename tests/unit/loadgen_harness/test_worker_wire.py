@@ -1,6 +1,7 @@
 """The frames and rows that cross between a run's process and its workers (``_worker_wire``), over a real
 socket pair: frames split across reads and many frames in one read come out whole and in order; a row
-written through a RowChunk's columns is one slice of bytes that lands exactly in another chunk."""
+written through a RowChunk's columns is one slice of bytes that lands exactly in another chunk; queries
+fill one worker up to FILL_DEPTH outstanding before the next gets any, then go to the fewest outstanding."""
 
 from __future__ import annotations
 
