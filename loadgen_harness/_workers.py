@@ -1,8 +1,8 @@
 """``lpuperf run --workers N``: one LoadGen, N worker processes streaming its queries.
 
 LoadGen stays in the run's process (MLPerf's rule, and LoadGen must never be called from a child). Its
-issue callback hands each query to the worker with the fewest outstanding, as one fixed-width record
-over that worker's pipe (``_worker_wire``); each worker streams it on its own event loop and channel
+issue callback hands each query to a worker (``pick_worker``: fill one up to ``FILL_DEPTH`` outstanding,
+then the next), as one fixed-width record over that worker's pipe (``_worker_wire``); each worker streams it on its own event loop and channel
 (``_worker_proc``). A reader thread here takes the workers' messages: a first token becomes LoadGen's
 ``FirstTokenComplete`` at once, a finished query's row is copied into the run's records with one slice
 assignment and becomes ``QuerySamplesComplete`` with its output tokens (so the accuracy log is the same).
@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -66,6 +66,9 @@ _START_TIMEOUT_S = 120.0  # spawning imports grpc and loads the dataset: seconds
 _STOP_TIMEOUT_S = 5.0
 _DONE_AT = 1 + DONE_FMT.size
 _TOKENS_AT = _DONE_AT + ROW_BYTES
+# A worker takes queries until this many are outstanding before the next one gets any: a busy worker's
+# wake-ups carry several frames, and an idle one costs nothing (bench/RESULTS.md, "Worker processes").
+FILL_DEPTH = 8
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,7 @@ class WorkerBridge:
                 if stopped or held:
                     self._pending[qid] = [chunk, j, None, False]
                     continue
-                w = min(live, key=_by_outstanding)
+                w = pick_worker(live)
                 w.outstanding += 1
                 self._pending[qid] = [chunk, j, w, False]
                 per_worker.setdefault(w.index, []).append((qid, idx))
@@ -434,8 +437,26 @@ class WorkerBridge:
                     w.proc.wait(timeout=_STOP_TIMEOUT_S)
 
 
-def _by_outstanding(w: _Worker) -> int:
+class _Loaded(Protocol):
+    outstanding: int
+
+
+_W = TypeVar("_W", bound=_Loaded)
+
+
+def _by_outstanding(w: _Loaded) -> int:
     return w.outstanding
+
+
+def pick_worker(live: list[_W], depth: int = FILL_DEPTH) -> _W:
+    """The first live worker with fewer than ``depth`` outstanding, else the one with the fewest: fill, then spread.
+
+    A worker that falls behind (CPU-bound, or its SUT slow) piles up outstanding queries and so spills the next
+    ones to the following worker; an Offline issue, or a slow SUT's many in flight, ends up spread evenly."""
+    for w in live:
+        if w.outstanding < depth:
+            return w
+    return min(live, key=_by_outstanding)
 
 
 def worker_specs(

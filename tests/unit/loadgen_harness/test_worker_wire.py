@@ -1,11 +1,13 @@
 """The frames and rows that cross between a run's process and its workers (``_worker_wire``), over a real
 socket pair: frames split across reads and many frames in one read come out whole and in order; a row
-written through a RowChunk's columns is one slice of bytes that lands exactly in another chunk."""
+written through a RowChunk's columns is one slice of bytes that lands exactly in another chunk; queries
+fill one worker up to FILL_DEPTH outstanding before the next gets any, then go to the fewest outstanding."""
 
 from __future__ import annotations
 
 import socket
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ from loadgen_harness._worker_wire import (
     issue_message,
     parse_issue,
 )
+from loadgen_harness._workers import FILL_DEPTH, pick_worker
 
 
 @pytest.fixture()
@@ -96,3 +99,24 @@ def test_a_row_written_through_columns_lands_exactly_in_the_records() -> None:
     blank = RowRecords(8)
     blank.slot_ref(0, 0)
     assert np.array_equal(plain.to_array(), blank.to_array())
+
+
+@dataclass
+class _Load:
+    index: int
+    outstanding: int = 0
+
+
+def test_routing_fills_one_worker_then_spills_then_spreads() -> None:
+    live = [_Load(0), _Load(1), _Load(2)]
+    picked: list[int] = []
+    for _ in range(3 * FILL_DEPTH + 6):  # nothing completes: a worker that is behind
+        w = pick_worker(live)
+        w.outstanding += 1
+        picked.append(w.index)
+    assert picked[:FILL_DEPTH] == [0] * FILL_DEPTH  # an idle worker costs nothing: one takes all it can
+    assert picked[FILL_DEPTH : 2 * FILL_DEPTH] == [1] * FILL_DEPTH
+    assert picked[2 * FILL_DEPTH : 3 * FILL_DEPTH] == [2] * FILL_DEPTH
+    assert sorted(picked[3 * FILL_DEPTH :]) == [0, 0, 1, 1, 2, 2]  # all full: the fewest outstanding
+    live[0].outstanding = 0  # worker 0 caught up: it takes the next one again
+    assert pick_worker(live) is live[0]
