@@ -34,7 +34,15 @@ from loadgen_harness._load_shapes import (
     load_shapes,
     parse_load,
 )
-from loadgen_harness._load_stats import dispatch_lag, judge_load_run, prefix_cache_stats, session_stats
+from loadgen_harness._load_stats import (
+    CACHE_FIELDS,
+    LAG_FIELDS,
+    SESSION_FIELDS,
+    dispatch_lag,
+    judge_load_run,
+    prefix_cache_stats,
+    session_stats,
+)
 from loadgen_harness._mlperf_dir import MLPERF_LOGS_PRESET, mlperf_log_dir, results_from_mlperf_logs, run_results_file
 from loadgen_harness._preflight import manifest_count
 from loadgen_harness._records import (
@@ -107,9 +115,11 @@ from loadgen_harness._transport import (
 
 __all__ = [
     "ACCURACY_LOG_FILE",
+    "CACHE_FIELDS",
     "CANONICAL_INFO",
     "FLEET_CHANNEL_OPTIONS",
     "KNOWN_SOURCES",
+    "LAG_FIELDS",
     "MAX_PLANNED_SAMPLES",
     "MLPERF_LOGS_PRESET",
     "NO_AUDIT_CONFIG",
@@ -117,6 +127,7 @@ __all__ = [
     "QUERY_RECORD_DTYPE",
     "RAPL_ROOT",
     "RAPL_TARGET",
+    "SESSION_FIELDS",
     "SHARDED_NOTE",
     "TELEMETRY_FILE",
     "TOKEN_ENV",

@@ -17,24 +17,14 @@ note says so.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Literal
 
 from loadgen_harness import EnergyStats
+from workflows._compare_load import ComparedFigure
 from workflows._stats import Estimate
 
-
-@dataclass(frozen=True)
-class EnergyFigure:
-    """One compared energy figure; ``est`` (None: no interval) is the relative change and its interval."""
-
-    name: str
-    label: str
-    unit: str
-    better: Literal["lower", "higher"]
-    baseline: float
-    candidate: float
-    est: Estimate | None
+# An energy figure is compared as the load figures are (a relative change and its interval).
+EnergyFigure = ComparedFigure
 
 
 # (name, label, unit, better, field, throughput it divides by: "tokens", "queries" or None)

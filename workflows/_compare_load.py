@@ -39,7 +39,7 @@ class Bootstrap:
 
 
 @dataclass(frozen=True)
-class LoadFigure:
+class ComparedFigure:
     """One compared figure: ``informational`` ones get a direction but are never a regression."""
 
     name: str
@@ -119,7 +119,7 @@ def _pct_figure(
     q: float,
     boot: Bootstrap,
     informational: bool = False,
-) -> LoadFigure | None:
+) -> ComparedFigure | None:
     """A percentile from both runs' values with an interval; else the reported figures without one."""
     ab, ac = pair
     if ab is not None and ac is not None and ab.size and ac.size:
@@ -127,16 +127,16 @@ def _pct_figure(
             ab, ac, q, resamples=boot.resamples, confidence=boot.confidence, rng=boot.rng, max_values=boot.max_values
         )
         vb, vc = (float(np.percentile(a, q, method="higher")) for a in (ab, ac))
-        return LoadFigure(name, label, "ms", "lower", vb, vc, est, informational=informational)
+        return ComparedFigure(name, label, "ms", "lower", vb, vc, est, informational=informational)
     fb, fc = reported
     if fb is None or fc is None:
         return None
-    return LoadFigure(name, label, "ms", "lower", fb, fc, None, informational=informational)
+    return ComparedFigure(name, label, "ms", "lower", fb, fc, None, informational=informational)
 
 
 def _lag_figures(
     rb: RunResult, rc: RunResult, sb: dict[str, np.ndarray], sc: dict[str, np.ndarray], boot: Bootstrap
-) -> list[LoadFigure]:
+) -> list[ComparedFigure]:
     lb, lc = rb.dispatch_lag, rc.dispatch_lag
     if lb is None or lc is None:
         return []
@@ -150,11 +150,11 @@ def _lag_figures(
 
 def _session_figures(
     rb: RunResult, rc: RunResult, sb: dict[str, np.ndarray], sc: dict[str, np.ndarray], boot: Bootstrap
-) -> list[LoadFigure]:
+) -> list[ComparedFigure]:
     ssb, ssc = rb.sessions, rc.sessions
     if ssb is None or ssc is None:
         return []
-    out: list[LoadFigure] = []
+    out: list[ComparedFigure] = []
     pair = (sb.get("session_latency_ms"), sc.get("session_latency_ms"))
     for pct, q in _SESSION_PCTS:
         reported = (ssb.session_latency_ms.at(pct), ssc.session_latency_ms.at(pct))
@@ -174,7 +174,7 @@ def _session_figures(
 
 def _cache_figure(
     rb: RunResult, rc: RunResult, sb: dict[str, np.ndarray], sc: dict[str, np.ndarray], boot: Bootstrap
-) -> list[LoadFigure]:
+) -> list[ComparedFigure]:
     pb, pc = rb.prefix_cache, rc.prefix_cache
     if pb is None or pc is None or pb.hit_fraction is None or pc.hit_fraction is None:
         return []
@@ -184,7 +184,7 @@ def _cache_figure(
     if "prompt_tokens" in sb and "prompt_tokens" in sc:
         est = ratio_change(sb["cached_tokens"], sb["prompt_tokens"], sc["cached_tokens"], sc["prompt_tokens"], boot)
     return [
-        LoadFigure(
+        ComparedFigure(
             "prefix_cache.hit_fraction",
             "prefix-cache hit fraction",
             "%",
@@ -199,7 +199,7 @@ def _cache_figure(
 
 def load_figures(
     rb: RunResult, rc: RunResult, sb: dict[str, np.ndarray], sc: dict[str, np.ndarray], boot: Bootstrap
-) -> list[LoadFigure]:
+) -> list[ComparedFigure]:
     """Every load figure both runs report, baseline first."""
     return [
         *_lag_figures(rb, rc, sb, sc, boot),

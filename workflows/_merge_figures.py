@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from loadgen_harness import (
+    CACHE_FIELDS,
+    LAG_FIELDS,
+    SESSION_FIELDS,
     LoadInfo,
     RunResult,
     dispatch_lag,
@@ -26,20 +29,6 @@ if TYPE_CHECKING:
 # queries.npz columns on the harness's run clock (ns since the shard's start; -1 = not reached). The sut_*
 # columns are the SUT's own clock and are never shifted.
 HARNESS_TIME_COLUMNS = ("issue_ns", "first_token_ns", "done_ns", "last_msg_ns", "first_answer_ns", "sent_ns")
-_LAG = ("issue_ns", "sent_ns")
-_SESSION = (
-    "issue_ns",
-    "first_token_ns",
-    "done_ns",
-    "status",
-    "session",
-    "turn",
-    "tool_step",
-    "finish_reason",
-    "cached_tokens",
-    "n_prompt",
-)
-_CACHE = ("status", "done_ns", "cached_tokens", "n_prompt")
 
 
 def shifted(records: np.ndarray, shift_ns: int, copy: bool = True) -> np.ndarray:
@@ -92,18 +81,18 @@ def load_figures(res: RunResult, shards: Sequence[Shard], records: np.ndarray) -
     infos = [s.result.load for s in shards if s.result.load is not None]
     res.load = _summed_load(first.load, infos)
     bound = first.dispatch_lag.bound_ms if first.dispatch_lag is not None else None
-    res.dispatch_lag = dispatch_lag({k: records[k] for k in _LAG}, *(() if bound is None else (bound,)))
+    res.dispatch_lag = dispatch_lag({k: records[k] for k in LAG_FIELDS}, *(() if bound is None else (bound,)))
     res.client_limited = (res.dispatch_lag is not None and res.dispatch_lag.client_limited) or any(
         s.result.client_limited for s in shards
     )
     sessions = [s.result.sessions for s in shards if s.result.sessions is not None]
     res.sessions = session_stats(
-        {k: records[k] for k in _SESSION},
+        {k: records[k] for k in SESSION_FIELDS},
         sum(x.n_sessions for x in sessions),
         sum(x.cut_at_context for x in sessions),
         sum(x.cut_at_end for x in sessions),
     )
-    res.prefix_cache = prefix_cache_stats({k: records[k] for k in _CACHE})
+    res.prefix_cache = prefix_cache_stats({k: records[k] for k in CACHE_FIELDS})
     res.scheduled_qps = res.load.rate_qps
 
 

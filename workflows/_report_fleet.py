@@ -7,7 +7,7 @@ import html
 from loadgen_harness import PartStats, RunResult
 
 
-def _cell(v: object, digits: int = 2) -> str:
+def table_cell(v: object, digits: int = 2) -> str:
     if v is None:
         return "—"
     if isinstance(v, float):
@@ -42,7 +42,7 @@ def fleet_section(r: RunResult) -> str:
         share = None if p.share is None else f"{100 * p.share:.1f}%"
         cells = (name, address or "—", share, p.n_queries, p.n_failed, p.qps, p.tokens_per_second, p.ttft_p50_ms,
                  p.ttft_p99_ms, p.tpot_p50_ms, p.tpot_p99_ms)  # fmt: skip
-        rows.append("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in cells) + "</tr>")
+        rows.append("<tr>" + "".join(f"<td>{table_cell(c)}</td>" for c in cells) + "</tr>")
     parts.append(
         '<table id="replica-table"><tr>'
         + "".join(f"<th>{e(h)}</th>" for h in header)
@@ -52,8 +52,8 @@ def fleet_section(r: RunResult) -> str:
     )
     if f.by_artifact:
         art = [
-            f"<tr><td><code>{e(d[:12])}</code></td><td>{p.n_queries}</td><td>{p.n_failed}</td><td>{_cell(p.qps)}</td>"
-            f"<td>{_cell(p.ttft_p99_ms)}</td><td>{_cell(p.tpot_p99_ms)}</td></tr>"
+            f"<tr><td><code>{e(d[:12])}</code></td><td>{p.n_queries}</td><td>{p.n_failed}</td><td>{table_cell(p.qps)}</td>"
+            f"<td>{table_cell(p.ttft_p99_ms)}</td><td>{table_cell(p.tpot_p99_ms)}</td></tr>"
             for d, p in f.by_artifact.items()
         ]
         parts.append(

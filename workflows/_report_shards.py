@@ -10,14 +10,7 @@ from __future__ import annotations
 import html
 
 from loadgen_harness import RunResult, ShardRow
-
-
-def _cell(v: object, digits: int = 2) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return html.escape(str(v))
+from workflows._report_fleet import table_cell
 
 
 def _clock(row: ShardRow) -> str:
@@ -62,6 +55,6 @@ def shards_section(r: RunResult) -> str:
         for row in s.shards
     ]
     head = "".join(f"<th>{e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{table_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
     parts.append(f'<table id="shards-table"><tr>{head}</tr>{body}</table>')
     return "".join(parts)
