@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         run_submission,
     )
     from workflows._submission_check import CheckReport, check_submission
+    from workflows._submission_system import read_system_file, system_template
     from workflows._sweep import SweepConfig, SweepError, SweepLoads, SweepResult, load_sweep, parse_sweep_load
     from workflows._sweep import best_run_dir as sweep_best_run_dir
     from workflows._sweep import parse_auto as parse_auto_sweep
@@ -89,6 +90,7 @@ __getattr__ = lazy_exports(
             "run_submission",
         ],
         "workflows._submission_check": ["CheckReport", "check_submission"],
+        "workflows._submission_system": ["read_system_file", "system_template"],
         "workflows._sweep": [
             "SweepConfig",
             "SweepError",
@@ -149,11 +151,13 @@ __all__ = [
     "parse_sweep_rates",
     "plan_capacity",
     "predict",
+    "read_system_file",
     "run_session",
     "run_submission",
     "run_sweep",
     "sweep_best_run_dir",
     "sweep_peak_lines",
+    "system_template",
     "validate",
     "write_plan",
     "write_report",

@@ -42,6 +42,7 @@ from loadgen_harness import RunResult, TransportSecurity, load_results, parse_de
 from scenarios import MlperfRules, ScenarioName
 
 if TYPE_CHECKING:
+    from scenarios import BenchmarkProfile
     from workflows._submission_check import CheckReport
 
 MAX_ACCURACY_LOG_BYTES = 10 * 1024
@@ -57,7 +58,7 @@ class SubmissionError(ValueError):
 class SystemDescription(BaseModel):
     """systems/<system>.json: MLPerf's system description, filled from the artifact manifest and flags."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", populate_by_name=True, serialize_by_alias=True)
 
     division: str
     submitter: str
@@ -79,6 +80,22 @@ class SystemDescription(BaseModel):
     other_software_stack: str = ""
     sw_notes: str = ""
     hw_notes: str = ""
+    # The rest of MLPerf's required fields; what the host cannot tell is filled by _submission_system.
+    host_storage_type: str = ""
+    host_processor_frequency: str = ""
+    host_processor_caches: str = ""
+    host_memory_configuration: str = ""
+    host_processor_interconnect: str = ""
+    host_networking_topology: str = ""
+    host_network_card_count: str = ""
+    accelerator_frequency: str = ""
+    accelerator_host_interconnect: str = ""
+    accelerator_interconnect: str = ""
+    accelerator_interconnect_topology: str = ""
+    accelerator_memory_configuration: str = ""
+    accelerator_on_chip_memories: str = Field(default="", alias="accelerator_on-chip_memories")
+    cooling: str = ""
+    system_type_detail: str = ""
     artifact: dict[str, JsonValue] = Field(default_factory=dict)  # the manifest the results were measured on
 
 
@@ -105,6 +122,7 @@ class SubmissionConfig(BaseModel):
     system: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
     status: Literal["available", "preview", "rdi"] = "available"
     system_type: Literal["datacenter", "edge"] = "datacenter"
+    system_desc: Path | None = Field(default=None, description="a filled `submission init-system` template")
 
 
 # --- MLPerf log reading ------------------------------------------------------------------------
@@ -128,6 +146,15 @@ def mlperf_rules(benchmark: str, scenario: str) -> MlperfRules:
         return mlperf_conf_defaults(model, _loadgen_scenario(scenario))
     except UserConfError as exc:  # also LoadGen's values failing MlperfRules: one line naming model/scenario
         raise SubmissionError(str(exc)) from None
+
+
+def mlperf_benchmark_dir(benchmark: str) -> str:
+    """The results/<system>/<benchmark> name MLPerf's checker knows (``llama3.1-8b``); a profile without one
+    (lpuperf's ``embedded``) keeps its own name."""
+    from scenarios import BENCHMARKS
+
+    profile = BENCHMARKS.get(benchmark)
+    return profile.checker_model if profile is not None and profile.checker_model else benchmark
 
 
 def _as_int(value: JsonValue) -> int | None:
@@ -256,7 +283,7 @@ def build_submission(
     if not artifact and (perf / "artifact.json").is_file():
         artifact = read_json_object(perf / "artifact.json", "artifact manifest", SubmissionError)
     system = cfg.system or re.sub(r"[^A-Za-z0-9_.-]+", "_", str(artifact.get("artifact_id") or "lpuperf-system"))
-    benchmark, scenario = results.benchmark, results.scenario
+    benchmark, scenario = mlperf_benchmark_dir(results.benchmark), results.scenario
     sub_root = Path(out_root) / cfg.division / cfg.submitter
     scen = sub_root / "results" / system / benchmark / scenario
     # Performance: only the logs the checker reads.
@@ -292,7 +319,9 @@ def build_submission(
     if test09_dir is not None:
         _copy_perf_mode_test(Path(test09_dir), scen / "TEST09", "verify_output_len.txt")
     conf = Path(user_conf) if user_conf else None
-    write_atomic(scen / "user.conf", conf.read_text(encoding="utf-8") if conf and conf.is_file() else "")
+    # MLPerf refuses an empty user.conf; runs without one used mlperf.conf's values alone, and it says so.
+    conf_text = conf.read_text(encoding="utf-8") if conf and conf.is_file() else ""
+    write_atomic(scen / "user.conf", conf_text or "# no user.conf: the runs used LoadGen's mlperf.conf values\n")
     measurements = Measurements(
         input_data_types="int32 token ids",
         retraining="no",
@@ -313,8 +342,11 @@ def build_submission(
         "Reproduce with `make submission PRESET=submission`.\n"
     )
     write_atomic(scen / "README.md", readme)
-    desc = system_description(cfg, system, artifact)
-    write_atomic(sub_root / "systems" / f"{system}.json", desc.model_dump_json(indent=2) + "\n")
+    from workflows._submission_system import complete_system, write_code_folder
+
+    desc = complete_system(system_description(cfg, system, artifact), cfg.system_desc)
+    write_atomic(sub_root / "systems" / f"{system}.json", desc.model_dump_json(indent=2, by_alias=True) + "\n")
+    write_code_folder(sub_root, results)
     return scen
 
 
@@ -357,17 +389,18 @@ def run_submission(
 
     from common import first_error_line
     from loadgen_harness import RunError, SutTarget, launch_sut
-    from scenarios import embedded_dataset, embedded_sut_backend, get_benchmark
+    from scenarios import embedded_sut_backend, get_benchmark
     from workflows._compliance_runs import required_checks
     from workflows._session import RunStep, SessionConfig, run_session
 
     bench = get_benchmark(run.benchmark)
     model = bench.loadgen_model_for(run.scenario)
-    checks = required_checks(run.benchmark)
+    # MLPerf runs no compliance test in the open division.
+    checks = required_checks(run.benchmark) if cfg.division != "open" else ()
     backend, notes = embedded_sut_backend(bench, run.preset, run.backend)
     # The spawned SUT serves the benchmark's dataset (a reasoning sim's set, at the preset's scale).
-    dataset = run.dataset or (None if run.sut else embedded_dataset(bench, run.preset))
-    user_conf = run.user_conf or Path(run.out_dir) / run.run_id / "user.conf"
+    dataset = run.dataset or (None if run.sut else submission_dataset(bench, run.preset))
+    user_conf = run.user_conf or Path(run.out_dir) / run.run_id / run.scenario / "user.conf"
     session = SessionConfig(
         run_id=run.run_id,
         benchmark=run.benchmark,
@@ -417,6 +450,17 @@ def run_submission(
     from workflows._submission_check import check_submission
 
     return scen, check_submission(root)
+
+
+def submission_dataset(bench: BenchmarkProfile, preset: str) -> str:
+    """The spawned sim's dataset: for an MLPerf benchmark's submission preset, a synthetic set of the
+    benchmark's size (its accuracy run must cover that many samples); else the benchmark's own."""
+    from scenarios import embedded_dataset
+
+    rules = bench.rules
+    if preset == "submission" and rules is not None and not bench.reasoning:
+        return f"synthetic:{rules.accuracy_sample_count}"
+    return embedded_dataset(bench, preset)
 
 
 def _user_conf_text(run: SubmissionRunConfig, loadgen_model: str) -> str:
