@@ -80,7 +80,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="ARG",
         help="extra `lpuperf serve` argument for the spawned SUT (repeatable, e.g. --serve-arg=--decode-step-s=0.002)",
     )
-    run.add_argument("--qps", type=float, help="Server target QPS")
+    run.add_argument(
+        "--qps",
+        help="target QPS: one number for every scenario, or per scenario as SCENARIO=QPS,... "
+        "(e.g. Offline=150,Server=25)",
+    )
     run.add_argument("--duration", type=float, help="performance run duration in seconds (quick preset)")
     run.add_argument("--out", type=out_dir_arg, default=Path("results"), help="where runs go (default: results)")
     run.add_argument("--submission-dir", type=out_dir_arg, help="where the tree goes (default: OUT/submission)")
@@ -144,6 +148,23 @@ def run_init_system(args: argparse.Namespace) -> int:
     write_atomic(args.out, system_template(cfg, system, artifact))
     print(f"submission: wrote {args.out}; fill every blank field, then pass it as --system-desc")
     return 0
+
+
+def _qps_by_scenario(text: str | None, scenarios: list[str]) -> dict[str, float | None]:
+    """``--qps``: one rate for every scenario, or ``SCENARIO=QPS`` pairs; one line naming the bad part."""
+    if text is None:
+        return dict.fromkeys(scenarios)
+    pairs = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        if len(pairs) == 1 and "=" not in pairs[0]:
+            return dict.fromkeys(scenarios, float(pairs[0]))
+        rates = {k.strip(): float(v) for k, _, v in (p.partition("=") for p in pairs)}
+    except ValueError:
+        raise UsageError(f"--qps: expected a number or SCENARIO=QPS,..., got {text!r}") from None
+    unknown = sorted(set(rates) - set(scenarios))
+    if unknown:
+        raise UsageError(f"--qps: {', '.join(unknown)} not among --scenario {','.join(scenarios)}")
+    return {s: rates.get(s) for s in scenarios}
 
 
 def _scenarios(args: argparse.Namespace, cfg: SubmissionConfig) -> list[str]:
@@ -226,6 +247,7 @@ def run_submission_all(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     scenarios = _scenarios(args, cfg)
+    qps = _qps_by_scenario(args.qps, scenarios)
     run_id = args.run_id or time.strftime("submission-%Y%m%d-%H%M%S")
     if args.sut and (args.artifact or args.serve_arg):
         raise UsageError("--artifact/--serve-arg: only for the spawned SUT; drop them or drop --sut")
@@ -247,7 +269,7 @@ def run_submission_all(args: argparse.Namespace) -> int:
                 sut=args.sut,
                 transport=transport_from_args(args, remote=bool(args.sut)),
                 backend=backend,
-                qps=args.qps,
+                qps=qps[scenario],
                 duration_s=args.duration,
                 out_dir=args.out,
                 run_id=run_id,
