@@ -157,6 +157,12 @@ def mlperf_benchmark_dir(benchmark: str) -> str:
     return profile.checker_model if profile is not None and profile.checker_model else benchmark
 
 
+def _is_mlperf_dir(name: str) -> bool:
+    from scenarios import MLPERF_BENCHMARK_DIRS
+
+    return name in MLPERF_BENCHMARK_DIRS
+
+
 def _as_int(value: JsonValue) -> int | None:
     """A detail-log number (LoadGen writes some as strings); None when it is not one."""
     if isinstance(value, bool) or value is None:
@@ -334,6 +340,11 @@ def build_submission(
     )
     write_atomic(scen / "measurements.json", measurements.model_dump_json(indent=2) + "\n")
     label = "" if results.submittable else "\n**Not submittable**: quick preset (short durations).\n"
+    if benchmark == results.benchmark and not _is_mlperf_dir(benchmark):
+        label += (
+            f"\n**Not an MLPerf submission**: `{benchmark}` is lpuperf's own benchmark, not one of MLPerf's; "
+            "this tree rehearses the layout and the checks.\n"
+        )
     readme = (
         f"# {benchmark} {scenario} on {system}\n{label}\n"
         f"Produced by `lpuperf` (preset `{results.preset}`, run `{results.run_id}`).\n"

@@ -93,7 +93,8 @@ def system_findings(system: dict[str, JsonValue], division: str, submitter: str)
     """(code, message) for each way a system description breaks the round's rules."""
     out: list[tuple[str, str]] = []
     network = str(system.get("is_network", "")).strip().lower() == "true"
-    fields = SYSTEM_REQUIRED_FIELDS + (SYSTEM_NETWORK_FIELDS if "is_network" in system else ())
+    # MLPerf asks for the network fields whenever is_network holds anything at all ("false" included).
+    fields = SYSTEM_REQUIRED_FIELDS + (SYSTEM_NETWORK_FIELDS if system.get("is_network") else ())
     missing = [k for k in fields if k not in system]
     empty = [k for k in fields if k in system and k in SYSTEM_ANSWER_REQUIRED and blank(system[k])]
     if missing:
