@@ -75,7 +75,8 @@ STRICT_MODULES = common loadgen_harness/_results.py accuracy/_evaluate.py accura
   scenarios/_conf_supply.py sut/_reasoning_stream.py accuracy/_exact_match_scorers.py \
   scenarios/_tokens.py scenarios/_trace_formats.py scenarios/_traces.py scenarios/_sessions.py scenarios/_shared_prefix.py \
   loadgen_harness/_load_shapes.py loadgen_harness/_load_stats.py loadgen_harness/_scheduler.py workflows/_sweep.py \
-  workflows/_sweep_run.py workflows/_sweep_page.py gate/_load.py workflows/_compare_load.py workflows/_report_load.py
+  workflows/_sweep_run.py workflows/_sweep_page.py gate/_load.py workflows/_compare_load.py workflows/_report_load.py \
+  workflows/_submission_rules.py workflows/_submission_system.py history/_import.py
 typecheck: venv
 	$(BIN)/mypy proto sut loadgen_harness scenarios accuracy compliance common gate workflows history cli
 	$(BIN)/mypy --strict --follow-imports=silent $(STRICT_MODULES)

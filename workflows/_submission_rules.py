@@ -135,7 +135,7 @@ def missing_scenarios(rules: ModelRules, system_type: str, present: set[str]) ->
     out: list[str] = []
     for kind in ("datacenter", "edge"):
         if kind in system_type and kind in rules.required:
-            out += [m for m in rules.required[kind].missing(present) if m not in out]  # type: ignore[index]
+            out += [m for m in rules.required[kind].missing(present) if m not in out]
     return out
 
 
@@ -193,6 +193,6 @@ def unknown_scenarios(rules: ModelRules, system_type: str, present: set[str]) ->
     known: set[str] = set()
     for kind in ("datacenter", "edge"):
         if kind in system_type and kind in rules.required:
-            req = rules.required[kind]  # type: ignore[index]
+            req = rules.required[kind]
             known |= set(req.all_of) | set(req.one_of)
     return sorted(present - known) if known else []

@@ -67,7 +67,7 @@ def complete_system(desc: SystemDescription, system_file: Path | None) -> System
     data = _detected(desc)
     if system_file is not None:
         own = read_system_file(system_file)
-        keep = {k: data[k] for k in ("division", "submitter", "system_name") if k in data}
+        keep: dict[str, JsonValue] = {k: data[k] for k in ("division", "submitter", "system_name") if k in data}
         data.update(own)
         data.update(keep)
     try:
