@@ -179,7 +179,7 @@ def write_scenario(
     full_hash = hashlib.sha256(b"the full accuracy log").hexdigest()
     (acc / "mlperf_log_accuracy.json").write_text(_accuracy_log_truncated(300))
     score = (
-        "{'rouge1': 44.61, 'rouge2': 22.11, 'rougeL': 28.75, 'tokens_per_sample': 293.1}"
+        "{'rouge1': 44.61, 'rouge2': 22.11, 'rougeL': 28.75, 'rougeLsum': 41.9, 'gen_len': 8100000, 'tokens_per_sample': 293.1}"
         if llm
         else ("{'FID_SCORE': 23.4, 'CLIP_SCORE': 31.75}")
     )

@@ -37,6 +37,7 @@ from workflows._submission import (
 from workflows._submission_rules import (
     MEASUREMENTS_REQUIRED_FIELDS,
     NON_EMPTY_FILES,
+    accuracy_findings,
     blank,
     code_folders,
     missing_scenarios,
@@ -276,6 +277,7 @@ def check_scenario(
         if (scen / name).is_file() and (scen / name).stat().st_size == 0:
             find("empty-file", name, "empty; MLPerf requires content")
     meas = _measurements(scen, find)
+    acc_txt = scen / "accuracy" / "accuracy.txt"
     if meas is not None:
         fields = meas.model_dump()
         unanswered = [k for k in MEASUREMENTS_REQUIRED_FIELDS if blank(fields.get(k))]
@@ -286,7 +288,9 @@ def check_scenario(
     if rules is not None:
         for code, path, msg in sample_count_findings(scen, rules, division):
             find(code, path, msg)
-    acc_txt = scen / "accuracy" / "accuracy.txt"
+    if rules is not None and division != "open" and acc_txt.is_file():  # MLPerf judges scores in closed only
+        for msg in accuracy_findings(acc_txt.read_text(encoding="utf-8", errors="replace"), rules):
+            find("accuracy-target", "accuracy/accuracy.txt", msg)
     if acc_txt.is_file() and not HASH_LINE.search(acc_txt.read_text(encoding="utf-8", errors="replace")):
         find("hash", "accuracy/accuracy.txt", "no 'hash=<sha256>' line")
     for log in TRUNCATED_ACCURACY_LOGS:

@@ -18,6 +18,7 @@ note names which benchmarks were held to fewer rules.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import JsonValue
@@ -196,3 +197,37 @@ def unknown_scenarios(rules: ModelRules, system_type: str, present: set[str]) ->
             req = rules.required[kind]
             known |= set(req.all_of) | set(req.one_of)
     return sorted(present - known) if known else []
+
+
+# How accuracy.txt names each metric of the round's table (MLPerf's ACC_PATTERN keys -> the score's key).
+ACCURACY_KEYS = {
+    "ROUGE1": "rouge1",
+    "ROUGE2": "rouge2",
+    "ROUGEL": "rougeL",
+    "ROUGELSUM": "rougeLsum",
+    "GEN_LEN": "gen_len",
+    "TOKENS_PER_SAMPLE": "tokens_per_sample",
+    "exact_match": "exact_match",
+}
+
+
+def _score(text: str, key: str) -> float | None:
+    """``'key': value`` from accuracy.txt's score line (the form every MLPerf LLM scorer prints)."""
+    m = re.search(rf"'{re.escape(key)}':\s+'?([0-9.]+)'?", text)
+    return float(m.group(1)) if m else None
+
+
+def accuracy_findings(text: str, rules: ModelRules) -> list[str]:
+    """Messages for each metric below the round's target, above its upper limit, or not reported at all."""
+    out = []
+    for metric, target in rules.accuracy_targets.items():
+        value = _score(text, ACCURACY_KEYS.get(metric, metric))
+        if value is None:
+            out.append(f"{metric} not reported (target >= {target:g})")
+        elif value < target:
+            out.append(f"{metric} is {value:g}, {rules.checker_model} needs >= {target:g}")
+    for metric, limit in rules.accuracy_upper_limits.items():
+        value = _score(text, ACCURACY_KEYS.get(metric, metric))
+        if value is not None and value > limit:
+            out.append(f"{metric} is {value:g}, above {rules.checker_model}'s limit {limit:g}")
+    return out

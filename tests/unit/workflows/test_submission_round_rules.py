@@ -117,6 +117,8 @@ def _plant(root: Path, fault: str) -> None:
         _edit_system(root, lambda d: d.update(division="open"))
     elif fault == "system-status":
         _edit_system(root, lambda d: d.update(status="coming soon"))
+    elif fault == "accuracy":
+        _edit(server / "accuracy/accuracy.txt", "'rouge2': 22.11", "'rouge2': 12.5")
     elif fault == "early-stopping":
         _edit(server / DETAIL, '"early_stopping_met", "value": true', '"early_stopping_met", "value": false')
 
@@ -139,6 +141,7 @@ def _plant(root: Path, fault: str) -> None:
         ("system-division", "system-division", f"systems/{SYSTEM}.json"),
         ("system-status", "system-status", f"systems/{SYSTEM}.json"),
         ("early-stopping", "early-stopping", f"Server/{DETAIL}"),
+        ("accuracy", "accuracy-target", "Server/accuracy/accuracy.txt"),
     ],
 )
 def test_each_planted_fault_is_found_once_by_name(
