@@ -93,7 +93,8 @@ clean:
 # Workflows: find-peak, artifact validation, MLPerf submission tree.
 # make find-peak [SUT=host:port] [PRESET=quick|submission]
 # make validate BASELINE=sim-fp32 CANDIDATE=sim-bf16 [SLO=embedded] [QPS=...]
-# make submission [SCENARIO=Server] [PRESET=submission] [SUBMITTER=...] [SYSTEM=...] [DIVISION=closed|open]
+# make submission [SUBMISSION_SCENARIOS=Offline,Server] [PRESET=submission] [SUBMITTER=...] [SYSTEM=...]
+#   [DIVISION=closed|open] [SYSTEM_DESC=system.json]  (default scenarios: the ones the benchmark's round requires)
 BASELINE ?= sim-fp32
 CANDIDATE ?= sim-bf16
 SLO ?= embedded
@@ -109,7 +110,8 @@ validate: venv
 	$(BIN)/lpuperf validate --baseline $(BASELINE) --candidate $(CANDIDATE) --slo $(SLO) --out $(OUT) \
 	  $(if $(QPS),--qps $(QPS)) $(if $(DURATION),--duration $(DURATION))
 submission: venv
-	$(BIN)/lpuperf submission run --scenario $(SCENARIO) --preset $(PRESET) --out $(OUT) \
+	$(BIN)/lpuperf submission run $(if $(SUBMISSION_SCENARIOS),--scenario $(SUBMISSION_SCENARIOS)) \
+	  $(if $(SYSTEM_DESC),--system-desc $(SYSTEM_DESC)) --preset $(PRESET) --out $(OUT) \
 	  --division $(DIVISION) --submitter $(SUBMITTER) $(if $(SYSTEM),--system $(SYSTEM)) \
 	  $(if $(SUT),--sut $(SUT)) $(if $(QPS),--qps $(QPS)) $(if $(DURATION),--duration $(DURATION)) \
 	  $(if $(BENCHMARK),--benchmark $(BENCHMARK))

@@ -58,9 +58,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     run = sub.add_parser("run", help="run performance + accuracy + TEST06, then build and check")
     run.add_argument(
         "--scenario",
-        default="Server",
-        help="LoadGen scenario(s) of the runs, comma-separated (e.g. Offline,Server; default: Server); "
-        "the closed division's MLPerf benchmarks need every scenario the round requires",
+        help="LoadGen scenario(s) of the runs, comma-separated (e.g. Offline,Server); the closed division's "
+        "MLPerf benchmarks need every scenario the round requires (default: those, else Server)",
     )
     run.add_argument("--benchmark", default="embedded", help="benchmark profile (default: embedded)")
     run.add_argument("--dataset", help="dataset spec (default: the benchmark's)")
@@ -172,11 +171,15 @@ def _scenarios(args: argparse.Namespace, cfg: SubmissionConfig) -> list[str]:
     any run when one is missing."""
     from scenarios import BENCHMARKS
 
+    bench = BENCHMARKS.get(args.benchmark)
+    rules = bench.rules if bench is not None else None
+    if args.scenario is None:
+        req = rules.required.get(cfg.system_type) if rules is not None else None
+        # The round's required scenarios, with Server as the one of Server/Interactive.
+        return [*req.all_of, *req.one_of[:1]] if req is not None else ["Server"]
     scenarios = [s.strip() for s in str(args.scenario).split(",") if s.strip()]
     if not scenarios:
         raise UsageError("--scenario: expected one or more scenario names, comma-separated")
-    bench = BENCHMARKS.get(args.benchmark)
-    rules = bench.rules if bench is not None else None
     if rules is None or cfg.division == "open" or cfg.system_type not in rules.required:
         return scenarios
     present = set(scenarios)
