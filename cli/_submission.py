@@ -112,8 +112,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     check.add_argument(
         "--version",
         metavar="ROUND",
-        help="MLPerf round the tree was made for, e.g. v5.1: its seeds are expected "
-        "(default: the installed LoadGen's; an unknown round is not checked for seeds)",
+        help="MLPerf round the tree was made for, e.g. v5.1: its seeds are expected, and for v6.0/v6.1 its "
+        "table's rules (default: the installed LoadGen's seeds, v6.1's table; an unknown round is not checked "
+        "for seeds)",
     )
     check.set_defaults(func=run_submission_check)
 
