@@ -117,6 +117,12 @@ def _plant(root: Path, fault: str) -> None:
         _edit_system(root, lambda d: d.update(division="open"))
     elif fault == "system-status":
         _edit_system(root, lambda d: d.update(status="coming soon"))
+    elif fault == "system-type":
+        _edit_system(root, lambda d: d.update(system_type="cloud"))
+    elif fault == "system-submitter":
+        _edit_system(root, lambda d: d.update(submitter="someone-else"))
+    elif fault == "unknown-scenario":
+        shutil.copytree(offline, offline.parent / "SingleStream")
     elif fault == "accuracy":
         _edit(server / "accuracy/accuracy.txt", "'rouge2': 22.11", "'rouge2': 12.5")
     elif fault == "early-stopping":
@@ -142,6 +148,9 @@ def _plant(root: Path, fault: str) -> None:
         ("system-status", "system-status", f"systems/{SYSTEM}.json"),
         ("early-stopping", "early-stopping", f"Server/{DETAIL}"),
         ("accuracy", "accuracy-target", "Server/accuracy/accuracy.txt"),
+        ("system-type", "system-type", f"systems/{SYSTEM}.json"),
+        ("system-submitter", "system-submitter", f"systems/{SYSTEM}.json"),
+        ("unknown-scenario", "unknown-scenario", f"{BENCH}"),
     ],
 )
 def test_each_planted_fault_is_found_once_by_name(
