@@ -255,7 +255,14 @@ def run_submission_all(args: argparse.Namespace) -> int:
 
     from common import first_error_line
     from loadgen_harness import RunError
-    from workflows import SubmissionError, SubmissionRunConfig, check_submission, read_system_file, run_submission
+    from workflows import (
+        SubmissionError,
+        SubmissionRunConfig,
+        check_dataset_coverage,
+        check_submission,
+        read_system_file,
+        run_submission,
+    )
 
     cfg = _config(args)
     scenarios = _scenarios(args, cfg)
@@ -292,6 +299,10 @@ def run_submission_all(args: argparse.Namespace) -> int:
         ]
     except ValidationError as exc:
         raise UsageError(first_error_line(exc, "options").replace("field '", "option '--")) from None
+    try:
+        check_dataset_coverage(runs[0])  # before any run: a short dataset is known now, not after an hour
+    except SubmissionError as exc:
+        raise UsageError(str(exc)) from None
     for run in runs:
         try:
             scen, checked = run_submission(run, cfg)

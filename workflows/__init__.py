@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         SubmissionError,
         SubmissionRunConfig,
         build_submission,
+        check_dataset_coverage,
         run_submission,
     )
     from workflows._submission_check import CheckReport, check_submission
@@ -87,6 +88,7 @@ __getattr__ = lazy_exports(
             "SubmissionError",
             "SubmissionRunConfig",
             "build_submission",
+            "check_dataset_coverage",
             "run_submission",
         ],
         "workflows._submission_check": ["CheckReport", "check_submission"],
@@ -135,6 +137,7 @@ __all__ = [
     "ValidateConfig",
     "ValidateReport",
     "build_submission",
+    "check_dataset_coverage",
     "check_submission",
     "compare_runs",
     "export_records",

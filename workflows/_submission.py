@@ -463,6 +463,27 @@ def run_submission(
     return scen, check_submission(root)
 
 
+def check_dataset_coverage(run: SubmissionRunConfig) -> None:
+    """A submission-preset run of an MLPerf benchmark must serve the whole dataset: refused before it starts
+    when the dataset has fewer samples than the round's accuracy run covers (a quick run only rehearses)."""
+    from scenarios import DatasetError, get_benchmark, resolve_dataset
+
+    bench = get_benchmark(run.benchmark)
+    rules = bench.rules
+    if run.preset != "submission" or rules is None or run.sut is not None:
+        return
+    spec = run.dataset or submission_dataset(bench, run.preset)
+    try:
+        n = len(resolve_dataset(spec))
+    except DatasetError as exc:
+        raise SubmissionError(f"dataset {spec}: {exc}") from None
+    if n < rules.accuracy_sample_count:
+        raise SubmissionError(
+            f"dataset {spec}: {n} samples; {rules.checker_model}'s accuracy run covers {rules.accuracy_sample_count} "
+            f"(omit --dataset for a synthetic set of that size)"
+        )
+
+
 def submission_dataset(bench: BenchmarkProfile, preset: str) -> str:
     """The spawned sim's dataset: for an MLPerf benchmark's submission preset, a synthetic set of the
     benchmark's size (its accuracy run must cover that many samples); else the benchmark's own."""

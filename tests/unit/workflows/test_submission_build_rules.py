@@ -109,3 +109,14 @@ def test_an_embedded_tree_is_labelled_not_an_mlperf_submission(tmp_path: Path) -
     assert "**Not an MLPerf submission**" in (scen / "README.md").read_text()
     codes = [f.code for f in check_submission(runs["root"]).findings]
     assert codes.count("benchmark") == 1
+
+
+def test_a_submission_run_on_a_short_dataset_is_refused_before_it_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    argv = ["submission", "run", "--benchmark", "llama3_1-8b", "--preset", "submission", "--out", str(out)]
+    assert main([*argv, "--dataset", "synthetic:510"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "synthetic:510: 510 samples; llama3.1-8b's accuracy run covers 13368" in err[0], err
+    assert not out.exists()
