@@ -13,6 +13,10 @@ The rules follow MLPerf's, not lpuperf's habits:
   ``TEST01``/``TEST07``/``TEST09`` accuracy logs. TEST06's log is kept whole.
 * **lpuperf's own label** ("preset not submittable") applies only to trees lpuperf built; it knows
   them by the ``lpuperf_*`` fields it writes into measurements.json.
+* **The round's table** (``version``, else the current round; ``workflows._submission_rules``): required
+  scenarios, sample counts, dataset coverage and accuracy targets for the benchmarks it profiles; system
+  description fields, measurements fields and the code folder for every tree. The open division needs
+  no compliance tests and no particular scenarios.
 """
 
 from __future__ import annotations
