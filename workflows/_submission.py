@@ -43,6 +43,7 @@ from scenarios import MlperfRules, ScenarioName
 
 if TYPE_CHECKING:
     from scenarios import BenchmarkProfile
+    from workflows._session import RunStep
     from workflows._submission_check import CheckReport
 
 MAX_ACCURACY_LOG_BYTES = 10 * 1024
@@ -412,6 +413,7 @@ def run_submission(
     # The spawned SUT serves the benchmark's dataset (a reasoning sim's set, at the preset's scale).
     dataset = run.dataset or (None if run.sut else submission_dataset(bench, run.preset))
     user_conf = run.user_conf or Path(run.out_dir) / run.run_id / run.scenario / "user.conf"
+    conf_qps = performance_step(run).qps
     session = SessionConfig(
         run_id=run.run_id,
         benchmark=run.benchmark,
@@ -420,8 +422,8 @@ def run_submission(
         out_dir=run.out_dir,
         user_conf=user_conf,
         transport=run.transport,
-        performance=[RunStep(name="performance", scenario=run.scenario, qps=run.qps, duration_s=run.duration_s)],
-        accuracy=RunStep(name="accuracy", scenario=run.scenario, qps=run.qps),
+        performance=[performance_step(run)],
+        accuracy=RunStep(name="accuracy", scenario=run.scenario, qps=conf_qps),
         test06=RunStep(name="TEST06", scenario=run.scenario, qps=run.test06_qps or run.qps)
         if "TEST06" in checks
         else None,
@@ -461,6 +463,16 @@ def run_submission(
     from workflows._submission_check import check_submission
 
     return scen, check_submission(root)
+
+
+def performance_step(run: SubmissionRunConfig) -> RunStep:
+    """The performance run's step. The rate goes into the user.conf lpuperf writes, as a submitter's does;
+    given again as an override it would mark the run not submittable. With the submitter's own user.conf,
+    ``qps`` stays an override (that file may not hold it)."""
+    from workflows._session import RunStep
+
+    qps = run.qps if run.user_conf is not None else None
+    return RunStep(name="performance", scenario=run.scenario, qps=qps, duration_s=run.duration_s)
 
 
 def check_dataset_coverage(run: SubmissionRunConfig) -> None:

@@ -120,3 +120,20 @@ def test_a_submission_run_on_a_short_dataset_is_refused_before_it_starts(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "synthetic:510: 510 samples; llama3.1-8b's accuracy run covers 13368" in err[0], err
     assert not out.exists()
+
+
+def test_the_rate_in_user_conf_keeps_a_submission_run_submittable(tmp_path: Path) -> None:
+    from scenarios import SettingsOverrides, plan_settings
+    from workflows._submission import SubmissionRunConfig, _user_conf_text, performance_step
+
+    run = SubmissionRunConfig(scenario="Server", benchmark="llama3_1-8b", preset="submission", qps=24)
+    assert "llama3_1-8b.Server.target_qps = 24" in _user_conf_text(run, "llama3_1-8b")
+    step = performance_step(run)
+    plan = plan_settings("Server", "llama3_1-8b", "submission", overrides=SettingsOverrides(qps=step.qps))
+    assert step.qps is None and plan.submittable
+    # The submitter's own user.conf may not hold the rate: --qps is then an override, and says so.
+    own = performance_step(run.model_copy(update={"user_conf": tmp_path / "user.conf"}))
+    assert own.qps == 24
+    assert not plan_settings(
+        "Server", "llama3_1-8b", "submission", overrides=SettingsOverrides(qps=own.qps)
+    ).submittable
