@@ -85,6 +85,7 @@ STRICT_MODULES += loadgen_harness/_telemetry.py loadgen_harness/_telemetry_sourc
   loadgen_harness/_scrape_read.py loadgen_harness/_run_telemetry.py workflows/_report_telemetry.py
 STRICT_MODULES += loadgen_harness/_worker_wire.py
 STRICT_MODULES += evals/_scores.py evals/_client.py evals/_codec.py evals/_runner.py evals/_lm_eval_runner.py workflows/_eval_during.py gate/_evals.py
+STRICT_MODULES += workflows/_submission_rules.py workflows/_submission_system.py history/_import.py
 typecheck: venv
 	$(BIN)/mypy proto sut loadgen_harness scenarios accuracy compliance evals common gate workflows history cli
 	$(BIN)/mypy --strict --follow-imports=silent $(STRICT_MODULES)
@@ -101,7 +102,8 @@ clean:
 # Workflows: find-peak, artifact validation, MLPerf submission tree.
 # make find-peak [SUT=host:port] [PRESET=quick|submission]
 # make validate BASELINE=sim-fp32 CANDIDATE=sim-bf16 [SLO=embedded] [QPS=...]
-# make submission [SCENARIO=Server] [PRESET=submission] [SUBMITTER=...] [SYSTEM=...] [DIVISION=closed|open]
+# make submission [SUBMISSION_SCENARIOS=Offline,Server] [PRESET=submission] [SUBMITTER=...] [SYSTEM=...]
+#   [DIVISION=closed|open] [SYSTEM_DESC=system.json]  (default scenarios: the ones the benchmark's round requires)
 BASELINE ?= sim-fp32
 CANDIDATE ?= sim-bf16
 SLO ?= embedded
@@ -117,7 +119,8 @@ validate: venv
 	$(BIN)/lpuperf validate --baseline $(BASELINE) --candidate $(CANDIDATE) --slo $(SLO) --out $(OUT) \
 	  $(if $(QPS),--qps $(QPS)) $(if $(DURATION),--duration $(DURATION))
 submission: venv
-	$(BIN)/lpuperf submission run --scenario $(SCENARIO) --preset $(PRESET) --out $(OUT) \
+	$(BIN)/lpuperf submission run $(if $(SUBMISSION_SCENARIOS),--scenario $(SUBMISSION_SCENARIOS)) \
+	  $(if $(SYSTEM_DESC),--system-desc $(SYSTEM_DESC)) --preset $(PRESET) --out $(OUT) \
 	  --division $(DIVISION) --submitter $(SUBMITTER) $(if $(SYSTEM),--system $(SYSTEM)) \
 	  $(if $(SUT),--sut $(SUT)) $(if $(QPS),--qps $(QPS)) $(if $(DURATION),--duration $(DURATION)) \
 	  $(if $(BENCHMARK),--benchmark $(BENCHMARK))

@@ -389,7 +389,11 @@ def _import(args: argparse.Namespace) -> int:
             out = import_runs(store, d)
             for line in out.skipped:
                 print(f"skipped {line}")
-            print(f"{d}: {len(out.recorded)} run(s) recorded in {store.where}, {len(out.skipped)} skipped")
+            attached = f", {out.compliance_attached} compliance result(s) attached" if out.compliance_attached else ""
+            print(
+                f"{d}: {out.stored} run(s) stored in {store.where} ({out.new} new, {out.stored - out.new} already "
+                f"there){attached}, {len(out.skipped)} skipped"
+            )
     return 0
 
 

@@ -49,9 +49,18 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             help="MLPerf system category (default: datacenter)",
         )
         q.add_argument("--user-conf", type=Path, help="user.conf the runs used (copied into the tree)")
+        q.add_argument(
+            "--system-desc",
+            type=Path,
+            help="system description filled from `submission init-system` (merged over what lpuperf detects)",
+        )
 
     run = sub.add_parser("run", help="run performance + accuracy + TEST06, then build and check")
-    run.add_argument("--scenario", default="Server", help="LoadGen scenario of the runs (default: Server)")
+    run.add_argument(
+        "--scenario",
+        help="LoadGen scenario(s) of the runs, comma-separated (e.g. Offline,Server); the closed division's "
+        "MLPerf benchmarks need every scenario the round requires (default: those, else Server)",
+    )
     run.add_argument("--benchmark", default="embedded", help="benchmark profile (default: embedded)")
     run.add_argument("--dataset", help="dataset spec (default: the benchmark's)")
     run.add_argument(
@@ -70,7 +79,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="ARG",
         help="extra `lpuperf serve` argument for the spawned SUT (repeatable, e.g. --serve-arg=--decode-step-s=0.002)",
     )
-    run.add_argument("--qps", type=float, help="Server target QPS")
+    run.add_argument(
+        "--qps",
+        help="target QPS: one number for every scenario, or per scenario as SCENARIO=QPS,... "
+        "(e.g. Offline=150,Server=25)",
+    )
     run.add_argument("--duration", type=float, help="performance run duration in seconds (quick preset)")
     run.add_argument("--out", type=out_dir_arg, default=Path("results"), help="where runs go (default: results)")
     run.add_argument("--submission-dir", type=out_dir_arg, help="where the tree goes (default: OUT/submission)")
@@ -87,14 +100,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     common(build)
     build.set_defaults(func=run_submission_build)
 
+    init = sub.add_parser("init-system", help="write a system description template to fill in")
+    init.add_argument("out", type=out_file_arg, help="where the template goes (JSON)")
+    init.add_argument("--artifact-json", type=Path, help="artifact manifest (artifact.json) of the measured SUT")
+    common(init)
+    init.set_defaults(func=run_init_system)
+
     check = sub.add_parser("check", help="report anything MLPerf's checker would reject")
     check.add_argument("root", type=Path, help="submission root holding closed/ or open/")
     check.add_argument("--json", type=out_file_arg, help="write the findings as JSON here")
     check.add_argument(
         "--version",
         metavar="ROUND",
-        help="MLPerf round the tree was made for, e.g. v5.1: its seeds are expected "
-        "(default: the installed LoadGen's; an unknown round is not checked for seeds)",
+        help="MLPerf round the tree was made for, e.g. v5.1: its seeds are expected, and for v6.0/v6.1 its "
+        "table's rules (default: the installed LoadGen's seeds, v6.1's table; an unknown round is not checked "
+        "for seeds)",
     )
     check.set_defaults(func=run_submission_check)
 
@@ -112,9 +132,67 @@ def _config(args: argparse.Namespace) -> SubmissionConfig:
             system=args.system,
             status=args.status,
             system_type=args.system_type,
+            system_desc=args.system_desc,
         )
     except ValidationError as exc:
         raise UsageError(first_error_line(exc, "options").replace("field '", "option '--")) from None
+
+
+def run_init_system(args: argparse.Namespace) -> int:
+    from common import read_json_object, write_atomic
+    from workflows import system_template
+
+    cfg = _config(args)
+    artifact = dict(read_json_object(args.artifact_json, "artifact manifest")) if args.artifact_json else {}
+    system = cfg.system or str(artifact.get("artifact_id") or "lpuperf-system")
+    write_atomic(args.out, system_template(cfg, system, artifact))
+    print(f"submission: wrote {args.out}; fill every blank field, then pass it as --system-desc")
+    return 0
+
+
+def _qps_by_scenario(text: str | None, scenarios: list[str]) -> dict[str, float | None]:
+    """``--qps``: one rate for every scenario, or ``SCENARIO=QPS`` pairs; one line naming the bad part."""
+    if text is None:
+        return dict.fromkeys(scenarios)
+    pairs = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        if len(pairs) == 1 and "=" not in pairs[0]:
+            return dict.fromkeys(scenarios, float(pairs[0]))
+        rates = {k.strip(): float(v) for k, _, v in (p.partition("=") for p in pairs)}
+    except ValueError:
+        raise UsageError(f"--qps: expected a number or SCENARIO=QPS,..., got {text!r}") from None
+    unknown = sorted(set(rates) - set(scenarios))
+    if unknown:
+        raise UsageError(f"--qps: {', '.join(unknown)} not among --scenario {','.join(scenarios)}")
+    return {s: rates.get(s) for s in scenarios}
+
+
+def _scenarios(args: argparse.Namespace, cfg: SubmissionConfig) -> list[str]:
+    """The scenarios to run; in the closed division every one the benchmark's round requires, refused before
+    any run when one is missing."""
+    from scenarios import BENCHMARKS
+
+    bench = BENCHMARKS.get(args.benchmark)
+    rules = bench.rules if bench is not None else None
+    if args.scenario is None:
+        req = rules.required.get(cfg.system_type) if rules is not None else None
+        # The round's required scenarios, with Server as the one of Server/Interactive.
+        return [*req.all_of, *req.one_of[:1]] if req is not None else ["Server"]
+    scenarios = [s.strip() for s in str(args.scenario).split(",") if s.strip()]
+    if not scenarios:
+        raise UsageError("--scenario: expected one or more scenario names, comma-separated")
+    if rules is None or cfg.division == "open" or cfg.system_type not in rules.required:
+        return scenarios
+    present = set(scenarios)
+    if bench is not None and bench.name.endswith("-interactive"):
+        present = {"Interactive" if s == "Server" else s for s in present}
+    missing = rules.required[cfg.system_type].missing(present)
+    if missing:
+        raise UsageError(
+            f"--scenario: {rules.checker_model} ({cfg.system_type}, closed division) needs {', '.join(missing)}; "
+            f"got {', '.join(scenarios)} (use --division open for a subset)"
+        )
+    return scenarios
 
 
 def run_submission_build(args: argparse.Namespace) -> int:
@@ -156,6 +234,20 @@ def run_submission_check(args: argparse.Namespace) -> int:
     return print_check(args.root, args.json, args.version)
 
 
+# What a quick-preset tree is expected to fall short of: it is a rehearsal, short and on a small dataset.
+QUICK_PRESET_CODES = frozenset(
+    {
+        "not-submittable",
+        "min-duration",
+        "performance-sample-count",
+        "accuracy-coverage",
+        "offline-samples",
+        "accuracy-target",
+        "benchmark",
+    }
+)
+
+
 def run_submission_all(args: argparse.Namespace) -> int:
     import time
 
@@ -163,42 +255,64 @@ def run_submission_all(args: argparse.Namespace) -> int:
 
     from common import first_error_line
     from loadgen_harness import RunError
-    from workflows import SubmissionError, SubmissionRunConfig, check_submission, run_submission
+    from workflows import (
+        SubmissionError,
+        SubmissionRunConfig,
+        check_dataset_coverage,
+        check_submission,
+        read_system_file,
+        run_submission,
+    )
 
     cfg = _config(args)
+    scenarios = _scenarios(args, cfg)
+    qps = _qps_by_scenario(args.qps, scenarios)
     run_id = args.run_id or time.strftime("submission-%Y%m%d-%H%M%S")
     if args.sut and (args.artifact or args.serve_arg):
         raise UsageError("--artifact/--serve-arg: only for the spawned SUT; drop them or drop --sut")
+    if cfg.system_desc is not None:  # a blank field is refused before any run, not after an hour of them
+        try:
+            read_system_file(cfg.system_desc)
+        except SubmissionError as exc:
+            raise UsageError(str(exc)) from None
     from cli._run import spawned_backend
 
     backend = spawned_backend(args.serve_arg, args.artifact)
     try:
-        run = SubmissionRunConfig(
-            scenario=args.scenario,
-            benchmark=args.benchmark,
-            dataset=args.dataset,
-            preset=args.preset,
-            sut=args.sut,
-            transport=transport_from_args(args, remote=bool(args.sut)),
-            backend=backend,
-            qps=args.qps,
-            duration_s=args.duration,
-            out_dir=args.out,
-            run_id=run_id,
-            submission_dir=args.submission_dir,
-            user_conf=args.user_conf,
-        )
+        runs = [
+            SubmissionRunConfig(
+                scenario=scenario,
+                benchmark=args.benchmark,
+                dataset=args.dataset,
+                preset=args.preset,
+                sut=args.sut,
+                transport=transport_from_args(args, remote=bool(args.sut)),
+                backend=backend,
+                qps=qps[scenario],
+                duration_s=args.duration,
+                out_dir=args.out,
+                run_id=run_id,
+                submission_dir=args.submission_dir,
+                user_conf=args.user_conf,
+            )
+            for scenario in scenarios
+        ]
     except ValidationError as exc:
         raise UsageError(first_error_line(exc, "options").replace("field '", "option '--")) from None
     try:
-        scen, checked = run_submission(run, cfg)
-    except (SubmissionError, RunError, ValidationError) as exc:  # RunError: a run or the SUT could not start
-        raise UsageError(error_line(exc)) from None
-    print(f"submission: wrote {scen}")
-    root = run.submission_dir or args.out / run_id / "submission"
+        check_dataset_coverage(runs[0])  # before any run: a short dataset is known now, not after an hour
+    except SubmissionError as exc:
+        raise UsageError(str(exc)) from None
+    for run in runs:
+        try:
+            scen, checked = run_submission(run, cfg)
+        except (SubmissionError, RunError, ValidationError) as exc:  # RunError: a run or the SUT could not start
+            raise UsageError(error_line(exc)) from None
+        print(f"submission: wrote {scen}")
+        record(args, args.out, checked, run_dir=args.out / run_id / run.scenario / "performance")
+    root = runs[0].submission_dir or args.out / run_id / "submission"
     rc = print_check(root)
-    record(args, args.out, checked, run_dir=args.out / run_id / run.scenario / "performance")
-    if rc and run.preset == "quick" and {f.code for f in check_submission(root).findings} == {"not-submittable"}:
+    if rc and args.preset == "quick" and {f.code for f in check_submission(root).findings} <= QUICK_PRESET_CODES:
         # A quick tree is complete and labelled; being unsubmittable is what was asked for.
         print("submission: quick preset: a complete tree for rehearsal; use PRESET=submission to submit")
         return 0

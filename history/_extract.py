@@ -259,7 +259,10 @@ def _run_identity(path: Path, res: RunResult) -> str:
     there the RunResult read from it (benchmark, scenario, system) is hashed with it."""
     if path.name == "results.json":
         return file_sha256(path)
-    identity = file_sha256(path) + res.model_dump_json(exclude={"log_dir"})
+    # The directories the logs sit in name the result (llama2-70b-99 and -99.9 read as one profile).
+    parts = path.parent.parts
+    where = "/".join(parts[parts.index("results") + 1 :] if "results" in parts else parts[-4:])
+    identity = file_sha256(path) + res.model_dump_json(exclude={"log_dir"}) + where
     return hashlib.sha256(identity.encode()).hexdigest()
 
 

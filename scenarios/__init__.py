@@ -44,7 +44,14 @@ if TYPE_CHECKING:
     )
     from scenarios._reference_prompts import ReferencePrompt, write_prompts
     from scenarios._resolve import EMBEDDED_DATASET, resolve_dataset
-    from scenarios._rounds import CURRENT_ROUND, MLPERF_ROUNDS, MlperfRound, ModelRules, get_round
+    from scenarios._rounds import (
+        CURRENT_ROUND,
+        MLPERF_BENCHMARK_DIRS,
+        MLPERF_ROUNDS,
+        MlperfRound,
+        ModelRules,
+        get_round,
+    )
     from scenarios._scenario import (
         LoadGenScenario,
         Preset,
@@ -107,7 +114,14 @@ __getattr__ = lazy_exports(
             "plan_settings",
             "quick_reasoning_scale",
         ],
-        "scenarios._rounds": ["CURRENT_ROUND", "MLPERF_ROUNDS", "MlperfRound", "ModelRules", "get_round"],
+        "scenarios._rounds": [
+            "CURRENT_ROUND",
+            "MLPERF_BENCHMARK_DIRS",
+            "MLPERF_ROUNDS",
+            "MlperfRound",
+            "ModelRules",
+            "get_round",
+        ],
         "scenarios._reference_prompts": ["ReferencePrompt", "write_prompts"],
         "scenarios._resolve": ["EMBEDDED_DATASET", "resolve_dataset"],
         "scenarios._plugins": [
@@ -150,6 +164,7 @@ __all__ = [
     "BENCHMARKS",
     "CURRENT_ROUND",
     "EMBEDDED_DATASET",
+    "MLPERF_BENCHMARK_DIRS",
     "MLPERF_ROUNDS",
     "MLPERF_ROUND_SEEDS",
     "SYNTH_EOS",

@@ -311,6 +311,45 @@ MLPERF_ROUNDS: dict[str, MlperfRound] = {
 }
 
 
+# v6.0 (constants.py MODEL_CONFIG["v6.0"]) holds the same rules as v6.1 for every model profiled here;
+# only its seeds (loadgen/mlperf.conf of that round) differ.
+_V60_SEEDS = RoundSeeds(
+    qsl_rng_seed=2465351861681999779,
+    sample_index_rng_seed=14276810075590677512,
+    schedule_rng_seed=3936089224930324775,
+)
+
+
+def _with_seeds(conf_text: str, seeds: RoundSeeds) -> str:
+    """A round's conf lines with another round's seed lines (the ``*.*.<seed> = N`` keys)."""
+    lines = []
+    for line in conf_text.splitlines():
+        key = line.partition("=")[0].strip()
+        name = key.removeprefix("*.*.")
+        lines.append(f"{key} = {seeds.seed(name)}" if key.startswith("*.*.") and name.endswith("_seed") else line)
+    return "\n".join(lines) + "\n"
+
+
+MLPERF_ROUNDS["v6.0"] = MlperfRound(
+    name="v6.0",
+    source="mlcommons/inference b66003e1 (submission_checker/constants.py MODEL_CONFIG['v6.0'])",
+    seeds=_V60_SEEDS,
+    conf_text=_with_seeds(_V61_CONF, _V60_SEEDS),
+    models={m.checker_model: m for m in _V61_MODELS},
+)
+
+# Every benchmark directory name MLPerf's checker knows in v6.0 and v6.1 (MODEL_CONFIG[...]["models"]).
+# A name outside it (lpuperf's own "embedded") is not an MLPerf benchmark at all.
+MLPERF_BENCHMARK_DIRS: frozenset[str] = frozenset(
+    {
+        "3d-unet-99", "3d-unet-99.9", "bert-99", "bert-99.9", "deepseek-r1", "dlrm-v3", "e2e-rag-db",
+        "e2e-rag-qna", "gpt-oss-120b", "llama2-70b-99", "llama2-70b-99.9", "llama3.1-405b", "llama3.1-8b",
+        "llama3.1-8b-edge", "mixtral-8x7b", "pointpainting", "qwen3-vl-235b-a22b", "qwen3.6-27b", "resnet",
+        "retinanet", "rgat", "stable-diffusion-xl", "wan-2.2-t2v-a14b", "whisper", "yolo-95", "yolo-99",
+    }
+)  # fmt: skip
+
+
 def get_round(name: str) -> MlperfRound | None:
     """A round's full table; None for a round the project holds only seeds for (or none at all)."""
     return MLPERF_ROUNDS.get(name if name.startswith("v") else f"v{name}")

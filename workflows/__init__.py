@@ -43,9 +43,11 @@ if TYPE_CHECKING:
         SubmissionError,
         SubmissionRunConfig,
         build_submission,
+        check_dataset_coverage,
         run_submission,
     )
     from workflows._submission_check import CheckReport, check_submission
+    from workflows._submission_system import read_system_file, system_template
     from workflows._sweep import SweepConfig, SweepError, SweepLoads, SweepResult, load_sweep, parse_sweep_load
     from workflows._sweep import best_run_dir as sweep_best_run_dir
     from workflows._sweep import parse_auto as parse_auto_sweep
@@ -89,9 +91,11 @@ __getattr__ = lazy_exports(
             "SubmissionError",
             "SubmissionRunConfig",
             "build_submission",
+            "check_dataset_coverage",
             "run_submission",
         ],
         "workflows._submission_check": ["CheckReport", "check_submission"],
+        "workflows._submission_system": ["read_system_file", "system_template"],
         "workflows._sweep": [
             "SweepConfig",
             "SweepError",
@@ -142,6 +146,7 @@ __all__ = [
     "ValidateConfig",
     "ValidateReport",
     "build_submission",
+    "check_dataset_coverage",
     "check_submission",
     "compare_runs",
     "export_records",
@@ -160,12 +165,14 @@ __all__ = [
     "parse_sweep_rates",
     "plan_capacity",
     "predict",
+    "read_system_file",
     "run_session",
     "run_submission",
     "run_sweep",
     "run_with_eval_during",
     "sweep_best_run_dir",
     "sweep_peak_lines",
+    "system_template",
     "validate",
     "write_plan",
     "write_report",

@@ -42,6 +42,8 @@ from loadgen_harness import RunResult, TransportSecurity, load_results, parse_de
 from scenarios import MlperfRules, ScenarioName
 
 if TYPE_CHECKING:
+    from scenarios import BenchmarkProfile
+    from workflows._session import RunStep
     from workflows._submission_check import CheckReport
 
 MAX_ACCURACY_LOG_BYTES = 10 * 1024
@@ -57,7 +59,7 @@ class SubmissionError(ValueError):
 class SystemDescription(BaseModel):
     """systems/<system>.json: MLPerf's system description, filled from the artifact manifest and flags."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", populate_by_name=True, serialize_by_alias=True)
 
     division: str
     submitter: str
@@ -79,6 +81,22 @@ class SystemDescription(BaseModel):
     other_software_stack: str = ""
     sw_notes: str = ""
     hw_notes: str = ""
+    # The rest of MLPerf's required fields; what the host cannot tell is filled by _submission_system.
+    host_storage_type: str = ""
+    host_processor_frequency: str = ""
+    host_processor_caches: str = ""
+    host_memory_configuration: str = ""
+    host_processor_interconnect: str = ""
+    host_networking_topology: str = ""
+    host_network_card_count: str = ""
+    accelerator_frequency: str = ""
+    accelerator_host_interconnect: str = ""
+    accelerator_interconnect: str = ""
+    accelerator_interconnect_topology: str = ""
+    accelerator_memory_configuration: str = ""
+    accelerator_on_chip_memories: str = Field(default="", alias="accelerator_on-chip_memories")
+    cooling: str = ""
+    system_type_detail: str = ""
     artifact: dict[str, JsonValue] = Field(default_factory=dict)  # the manifest the results were measured on
 
 
@@ -105,6 +123,7 @@ class SubmissionConfig(BaseModel):
     system: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
     status: Literal["available", "preview", "rdi"] = "available"
     system_type: Literal["datacenter", "edge"] = "datacenter"
+    system_desc: Path | None = Field(default=None, description="a filled `submission init-system` template")
 
 
 # --- MLPerf log reading ------------------------------------------------------------------------
@@ -128,6 +147,21 @@ def mlperf_rules(benchmark: str, scenario: str) -> MlperfRules:
         return mlperf_conf_defaults(model, _loadgen_scenario(scenario))
     except UserConfError as exc:  # also LoadGen's values failing MlperfRules: one line naming model/scenario
         raise SubmissionError(str(exc)) from None
+
+
+def mlperf_benchmark_dir(benchmark: str) -> str:
+    """The results/<system>/<benchmark> name MLPerf's checker knows (``llama3.1-8b``); a profile without one
+    (lpuperf's ``embedded``) keeps its own name."""
+    from scenarios import BENCHMARKS
+
+    profile = BENCHMARKS.get(benchmark)
+    return profile.checker_model if profile is not None and profile.checker_model else benchmark
+
+
+def _is_mlperf_dir(name: str) -> bool:
+    from scenarios import MLPERF_BENCHMARK_DIRS
+
+    return name in MLPERF_BENCHMARK_DIRS
 
 
 def _as_int(value: JsonValue) -> int | None:
@@ -256,7 +290,7 @@ def build_submission(
     if not artifact and (perf / "artifact.json").is_file():
         artifact = read_json_object(perf / "artifact.json", "artifact manifest", SubmissionError)
     system = cfg.system or re.sub(r"[^A-Za-z0-9_.-]+", "_", str(artifact.get("artifact_id") or "lpuperf-system"))
-    benchmark, scenario = results.benchmark, results.scenario
+    benchmark, scenario = mlperf_benchmark_dir(results.benchmark), results.scenario
     sub_root = Path(out_root) / cfg.division / cfg.submitter
     scen = sub_root / "results" / system / benchmark / scenario
     # Performance: only the logs the checker reads.
@@ -292,7 +326,9 @@ def build_submission(
     if test09_dir is not None:
         _copy_perf_mode_test(Path(test09_dir), scen / "TEST09", "verify_output_len.txt")
     conf = Path(user_conf) if user_conf else None
-    write_atomic(scen / "user.conf", conf.read_text(encoding="utf-8") if conf and conf.is_file() else "")
+    # MLPerf refuses an empty user.conf; runs without one used mlperf.conf's values alone, and it says so.
+    conf_text = conf.read_text(encoding="utf-8") if conf and conf.is_file() else ""
+    write_atomic(scen / "user.conf", conf_text or "# no user.conf: the runs used LoadGen's mlperf.conf values\n")
     measurements = Measurements(
         input_data_types="int32 token ids",
         retraining="no",
@@ -305,6 +341,11 @@ def build_submission(
     )
     write_atomic(scen / "measurements.json", measurements.model_dump_json(indent=2) + "\n")
     label = "" if results.submittable else "\n**Not submittable**: quick preset (short durations).\n"
+    if benchmark == results.benchmark and not _is_mlperf_dir(benchmark):
+        label += (
+            f"\n**Not an MLPerf submission**: `{benchmark}` is lpuperf's own benchmark, not one of MLPerf's; "
+            "this tree rehearses the layout and the checks.\n"
+        )
     readme = (
         f"# {benchmark} {scenario} on {system}\n{label}\n"
         f"Produced by `lpuperf` (preset `{results.preset}`, run `{results.run_id}`).\n"
@@ -313,8 +354,11 @@ def build_submission(
         "Reproduce with `make submission PRESET=submission`.\n"
     )
     write_atomic(scen / "README.md", readme)
-    desc = system_description(cfg, system, artifact)
-    write_atomic(sub_root / "systems" / f"{system}.json", desc.model_dump_json(indent=2) + "\n")
+    from workflows._submission_system import complete_system, write_code_folder
+
+    desc = complete_system(system_description(cfg, system, artifact), cfg.system_desc)
+    write_atomic(sub_root / "systems" / f"{system}.json", desc.model_dump_json(indent=2, by_alias=True) + "\n")
+    write_code_folder(sub_root, results)
     return scen
 
 
@@ -357,17 +401,19 @@ def run_submission(
 
     from common import first_error_line
     from loadgen_harness import RunError, SutTarget, launch_sut
-    from scenarios import embedded_dataset, embedded_sut_backend, get_benchmark
+    from scenarios import embedded_sut_backend, get_benchmark
     from workflows._compliance_runs import required_checks
     from workflows._session import RunStep, SessionConfig, run_session
 
     bench = get_benchmark(run.benchmark)
     model = bench.loadgen_model_for(run.scenario)
-    checks = required_checks(run.benchmark)
+    # MLPerf runs no compliance test in the open division.
+    checks = required_checks(run.benchmark) if cfg.division != "open" else ()
     backend, notes = embedded_sut_backend(bench, run.preset, run.backend)
     # The spawned SUT serves the benchmark's dataset (a reasoning sim's set, at the preset's scale).
-    dataset = run.dataset or (None if run.sut else embedded_dataset(bench, run.preset))
-    user_conf = run.user_conf or Path(run.out_dir) / run.run_id / "user.conf"
+    dataset = run.dataset or (None if run.sut else submission_dataset(bench, run.preset))
+    user_conf = run.user_conf or Path(run.out_dir) / run.run_id / run.scenario / "user.conf"
+    conf_qps = performance_step(run).qps
     session = SessionConfig(
         run_id=run.run_id,
         benchmark=run.benchmark,
@@ -376,8 +422,8 @@ def run_submission(
         out_dir=run.out_dir,
         user_conf=user_conf,
         transport=run.transport,
-        performance=[RunStep(name="performance", scenario=run.scenario, qps=run.qps, duration_s=run.duration_s)],
-        accuracy=RunStep(name="accuracy", scenario=run.scenario, qps=run.qps),
+        performance=[performance_step(run)],
+        accuracy=RunStep(name="accuracy", scenario=run.scenario, qps=conf_qps),
         test06=RunStep(name="TEST06", scenario=run.scenario, qps=run.test06_qps or run.qps)
         if "TEST06" in checks
         else None,
@@ -417,6 +463,48 @@ def run_submission(
     from workflows._submission_check import check_submission
 
     return scen, check_submission(root)
+
+
+def performance_step(run: SubmissionRunConfig) -> RunStep:
+    """The performance run's step. The rate goes into the user.conf lpuperf writes, as a submitter's does;
+    given again as an override it would mark the run not submittable. With the submitter's own user.conf,
+    ``qps`` stays an override (that file may not hold it)."""
+    from workflows._session import RunStep
+
+    qps = run.qps if run.user_conf is not None else None
+    return RunStep(name="performance", scenario=run.scenario, qps=qps, duration_s=run.duration_s)
+
+
+def check_dataset_coverage(run: SubmissionRunConfig) -> None:
+    """A submission-preset run of an MLPerf benchmark must serve the whole dataset: refused before it starts
+    when the dataset has fewer samples than the round's accuracy run covers (a quick run only rehearses)."""
+    from scenarios import DatasetError, get_benchmark, resolve_dataset
+
+    bench = get_benchmark(run.benchmark)
+    rules = bench.rules
+    if run.preset != "submission" or rules is None or run.sut is not None:
+        return
+    spec = run.dataset or submission_dataset(bench, run.preset)
+    try:
+        n = len(resolve_dataset(spec))
+    except DatasetError as exc:
+        raise SubmissionError(f"dataset {spec}: {exc}") from None
+    if n < rules.accuracy_sample_count:
+        raise SubmissionError(
+            f"dataset {spec}: {n} samples; {rules.checker_model}'s accuracy run covers {rules.accuracy_sample_count} "
+            f"(omit --dataset for a synthetic set of that size)"
+        )
+
+
+def submission_dataset(bench: BenchmarkProfile, preset: str) -> str:
+    """The spawned sim's dataset: for an MLPerf benchmark's submission preset, a synthetic set of the
+    benchmark's size (its accuracy run must cover that many samples); else the benchmark's own."""
+    from scenarios import embedded_dataset
+
+    rules = bench.rules
+    if preset == "submission" and rules is not None and not bench.reasoning:
+        return f"synthetic:{rules.accuracy_sample_count}"
+    return embedded_dataset(bench, preset)
 
 
 def _user_conf_text(run: SubmissionRunConfig, loadgen_model: str) -> str:

@@ -13,6 +13,10 @@ The rules follow MLPerf's, not lpuperf's habits:
   ``TEST01``/``TEST07``/``TEST09`` accuracy logs. TEST06's log is kept whole.
 * **lpuperf's own label** ("preset not submittable") applies only to trees lpuperf built; it knows
   them by the ``lpuperf_*`` fields it writes into measurements.json.
+* **The round's table** (``version``, else the current round; ``workflows._submission_rules``): required
+  scenarios, sample counts, dataset coverage and accuracy targets for the benchmarks it profiles; system
+  description fields, measurements fields and the code folder for every tree. The open division needs
+  no compliance tests and no particular scenarios.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, JsonValue, ValidationError
 
 from common import UsageError, first_error_line, read_json_object
+from scenarios import CURRENT_ROUND, MlperfRound, ModelRules
 from workflows._submission import (
     HASH_LINE,
     LLM_MIN_DURATION_MS,
@@ -33,7 +38,22 @@ from workflows._submission import (
     mlperf_rules,
     read_detail_log,
 )
+from workflows._submission_rules import (
+    MEASUREMENTS_REQUIRED_FIELDS,
+    NON_EMPTY_FILES,
+    accuracy_findings,
+    blank,
+    code_folders,
+    missing_scenarios,
+    read_system,
+    round_rules,
+    sample_count_findings,
+    system_findings,
+    system_type_of,
+    unknown_scenarios,
+)
 
+EARLY_STOPPING_SCENARIOS = ("Server", "SingleStream", "MultiStream")
 _SEED_KEYS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
 _REQUIRED = (
     "accuracy/accuracy.txt",
@@ -196,6 +216,9 @@ def _check_performance(scen: Path, find: _Find, seeds: SeedRule, meas: Measureme
     validity = d.get("result_validity")
     if validity != "VALID":
         find("invalid", p, f"result_validity is {validity}, expected VALID")
+    # MLPerf judges the latency-bound scenarios by LoadGen's early-stopping verdict.
+    if _loadgen_scenario(scenario) in EARLY_STOPPING_SCENARIOS and d.get("early_stopping_met") is False:
+        find("early-stopping", p, "early stopping condition not met")
     if not llm:
         return  # LoadGen's own verdict covers a non-LLM's latency bound
     # LoadGen logs only the requested value of this setting; an effective one wins where present.
@@ -238,21 +261,40 @@ def _check_perf_mode_tests(scen: Path, find: _Find, tests: tuple[str, ...]) -> N
             find(test, rel, "no 'TEST PASS' in the verification file")
 
 
-def check_scenario(scen: Path, rel: str, out: list[Finding], seeds: SeedRule) -> None:
-    """Every finding for one ``<benchmark>/<scenario>`` directory."""
+def check_scenario(
+    scen: Path, rel: str, out: list[Finding], seeds: SeedRule, rules: ModelRules | None = None, division: str = "closed"
+) -> None:
+    """Every finding for one ``<benchmark>/<scenario>`` directory; ``rules`` are its round's, where known."""
     from scenarios import compliance_tests, requires_test06
 
     find = _Find(rel, out)
-    test06 = requires_test06(scen.parent.name)
-    perf_mode = tuple(t for t in compliance_tests(scen.parent.name) if t in _PERF_MODE_VERIFY)
+    # MLPerf skips every compliance test in the open division.
+    needs_compliance = division != "open"
+    test06 = needs_compliance and requires_test06(scen.parent.name)
+    tests = compliance_tests(scen.parent.name) if needs_compliance else ()
+    perf_mode = tuple(t for t in tests if t in _PERF_MODE_VERIFY)
     required = _REQUIRED + (_REQUIRED_TEST06 if test06 else ()) + tuple(_PERF_MODE_VERIFY[t] for t in perf_mode)
     for name in required:
         if not (scen / name).is_file():
             find("missing-file", name, "required file not found")
+    for name in NON_EMPTY_FILES:
+        if (scen / name).is_file() and (scen / name).stat().st_size == 0:
+            find("empty-file", name, "empty; MLPerf requires content")
     meas = _measurements(scen, find)
+    acc_txt = scen / "accuracy" / "accuracy.txt"
+    if meas is not None:
+        fields = meas.model_dump()
+        unanswered = [k for k in MEASUREMENTS_REQUIRED_FIELDS if blank(fields.get(k))]
+        if unanswered:
+            find("measurements-field", "measurements.json", f"no answer for {', '.join(unanswered)}")
     if (scen / "performance" / "run_1" / "mlperf_log_detail.txt").is_file():
         _check_performance(scen, find, seeds, meas)
-    acc_txt = scen / "accuracy" / "accuracy.txt"
+    if rules is not None:
+        for code, path, msg in sample_count_findings(scen, rules, division):
+            find(code, path, msg)
+    if rules is not None and division != "open" and acc_txt.is_file():  # MLPerf judges scores in closed only
+        for msg in accuracy_findings(acc_txt.read_text(encoding="utf-8", errors="replace"), rules):
+            find("accuracy-target", "accuracy/accuracy.txt", msg)
     if acc_txt.is_file() and not HASH_LINE.search(acc_txt.read_text(encoding="utf-8", errors="replace")):
         find("hash", "accuracy/accuracy.txt", "no 'hash=<sha256>' line")
     for log in TRUNCATED_ACCURACY_LOGS:
@@ -262,6 +304,76 @@ def check_scenario(scen: Path, rel: str, out: list[Finding], seeds: SeedRule) ->
     if test06:
         _check_test06(scen, find)
     _check_perf_mode_tests(scen, find, perf_mode)
+
+
+def _tree_rules(version: str | None) -> tuple[MlperfRound | None, str]:
+    """The round whose table the tree is held to (``version``, else the current round) and the note saying so."""
+    from scenarios import get_round
+
+    name = version or CURRENT_ROUND
+    rnd = get_round(name)
+    if rnd is None:
+        return None, (
+            f"round '{name}' has no rule table: required scenarios, sample counts and dataset coverage not checked"
+        )
+    return rnd, f"required scenarios, sample counts and dataset coverage checked against MLPerf {rnd.name}'s table"
+
+
+class _Tree:
+    """Findings made once per submitter, system or benchmark directory, however many scenarios share it."""
+
+    def __init__(self, base: Path, report: CheckReport, version: str | None) -> None:
+        self.base, self.report, self.version = base, report, version
+        self.seen: set[Path] = set()
+        self.systems: dict[Path, dict[str, JsonValue] | None] = {}
+
+    def add(self, code: str, path: Path, msg: str) -> None:
+        self.report.findings.append(Finding(code=code, path=str(path.relative_to(self.base)), message=msg))
+
+    def once(self, path: Path) -> bool:
+        if path in self.seen:
+            return False
+        self.seen.add(path)
+        return True
+
+    def submitter(self, sub_root: Path) -> None:
+        names = code_folders(self.version)
+        code = sub_root / names[0]
+        if self.once(code) and not any((sub_root / n).is_dir() for n in names):
+            self.add("code-folder", code, "no code folder: MLPerf requires the code that produced the results")
+
+    def system(self, sys_file: Path, division: str, submitter: str) -> dict[str, JsonValue] | None:
+        if sys_file in self.systems:
+            return self.systems[sys_file]
+        system = read_system(sys_file) if sys_file.is_file() else None
+        self.systems[sys_file] = system
+        if not sys_file.is_file():
+            self.add("missing-file", sys_file, "system description")
+        elif system is None:
+            self.add("bad-file", sys_file, "not a JSON object (system description)")
+        else:
+            for code, msg in system_findings(system, division, submitter):
+                self.add(code, sys_file, msg)
+        return system
+
+    def benchmark(self, bench_dir: Path, rules: ModelRules | None, division: str, system_type: str) -> None:
+        from scenarios import MLPERF_BENCHMARK_DIRS
+
+        if not self.once(bench_dir):
+            return
+        if bench_dir.name not in MLPERF_BENCHMARK_DIRS:
+            self.add(
+                "benchmark", bench_dir, f"'{bench_dir.name}' is not an MLPerf benchmark (lpuperf's own or unknown)"
+            )
+        if rules is None or division == "open":
+            return  # the open division may submit any subset of scenarios
+        present = {p.name for p in bench_dir.iterdir() if p.is_dir()}
+        missing = missing_scenarios(rules, system_type, present)
+        if missing:
+            self.add("required-scenario", bench_dir, f"{system_type} needs {', '.join(missing)}")
+        unknown = unknown_scenarios(rules, system_type, present)
+        if unknown:
+            self.add("unknown-scenario", bench_dir, f"{', '.join(unknown)} not a scenario of {rules.checker_model}")
 
 
 def check_submission(root: str | Path, version: str | None = None) -> CheckReport:
@@ -280,21 +392,21 @@ def check_submission(root: str | Path, version: str | None = None) -> CheckRepor
             Finding(code="missing-file", path=str(base), message="no <division>/<submitter>/results/<system>/... tree")
         )
         return report
-    missing_systems: set[Path] = set()  # named once, not once per scenario
+    rnd, round_note = _tree_rules(version)
+    report.notes.append(round_note)
+    tree = _Tree(base, report, version)
     for scen in scen_dirs:
         rel = str(scen.relative_to(base))
-        division = scen.relative_to(base).parts[0]
+        division, submitter = scen.relative_to(base).parts[:2]
         if division not in ("closed", "open", "network"):
             report.findings.append(Finding(code="layout", path=rel, message=f"division '{division}' unknown"))
-        system = scen.parent.parent.name
-        sys_file = scen.parents[3] / "systems" / f"{system}.json"
-        if not sys_file.is_file() and sys_file not in missing_systems:
-            missing_systems.add(sys_file)
-            report.findings.append(
-                Finding(code="missing-file", path=str(sys_file.relative_to(base)), message="system description")
-            )
+        tree.submitter(scen.parents[3])
+        sys_file = scen.parents[3] / "systems" / f"{scen.parent.parent.name}.json"
+        system = tree.system(sys_file, division, submitter)
+        rules = round_rules(rnd, scen.parent.name)
+        tree.benchmark(scen.parent, rules, division, system_type_of(system))
         try:
-            check_scenario(scen, rel, report.findings, rule)
+            check_scenario(scen, rel, report.findings, rule, rules, division)
         except SubmissionError as exc:  # LoadGen's conf could not be read for this benchmark
             report.findings.append(Finding(code="rules", path=rel, message=str(exc)))
         report.scenarios_checked += 1

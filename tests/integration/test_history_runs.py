@@ -143,7 +143,7 @@ def test_the_same_on_a_real_postgresql_store(
         db = ["--db", fresh_database(admin, "history_runs")]
         root = builds["b1"].parents[2]
         imported = _out(capsys, ["history", "import", str(root), *db])
-        assert "5 run(s) recorded" in imported
+        assert "5 run(s) stored" in imported
         # A run recording straight into PostgreSQL.
         capsys.readouterr()
         direct = _run(tmp_path / "results", "b6", GOOD_DECODE_S, *db)

@@ -1,6 +1,7 @@
 """`lpuperf submission run` end to end on the sim, then the checker on the real tree and planted faults.
 
-A clean quick-preset tree is accepted except for its "not submittable" label; each planted problem
+A clean quick-preset tree is accepted except for its "not submittable" label and the embedded benchmark
+being lpuperf's own; each planted problem
 (missing hash, token latencies off, INVALID result) is rejected with its own finding.
 """
 
@@ -74,9 +75,12 @@ def test_quick_tree_has_every_file_and_only_the_not_submittable_finding(tree: Pa
     assert (tree / "closed" / "acme" / "systems" / "sim-node.json").is_file()
     assert (scen / "accuracy" / "mlperf_log_accuracy.json").stat().st_size <= MAX_ACCURACY_LOG_BYTES
     assert re.search(r"^hash=[0-9a-f]{64}$", (scen / "accuracy" / "accuracy.txt").read_text(), re.M)
+    assert (tree / "closed" / "acme" / "src" / "README.md").is_file()
+    assert "**Not an MLPerf submission**" in (scen / "README.md").read_text()
     findings = check_submission(tree).findings
-    assert [f.code for f in findings] == ["not-submittable"], [f.line for f in findings]
-    assert "preset 'quick' is not submittable" in findings[0].message
+    # The embedded benchmark is lpuperf's own: named once, beside the quick preset's label.
+    assert [f.code for f in findings] == ["benchmark", "not-submittable"], [f.line for f in findings]
+    assert "preset 'quick' is not submittable" in findings[1].message
     from cli import main
 
     assert main(["submission", "check", str(tree)]) == 1  # the checker itself never accepts it
@@ -92,7 +96,7 @@ def test_missing_hash_is_rejected(tree: Path, tmp_path: Path) -> None:
     root, scen = _planted(tree, tmp_path)
     acc = scen / "accuracy" / "accuracy.txt"
     acc.write_text("".join(ln for ln in acc.read_text().splitlines(keepends=True) if not ln.startswith("hash=")))
-    assert _codes(root) == ["hash", "not-submittable"]
+    assert _codes(root) == ["benchmark", "hash", "not-submittable"]
 
 
 def test_token_latencies_off_is_rejected(tree: Path, tmp_path: Path) -> None:
@@ -101,7 +105,7 @@ def test_token_latencies_off_is_rejected(tree: Path, tmp_path: Path) -> None:
     text, n = re.subn(r'("key": "requested_use_token_latencies", "value": )true', r"\g<1>false", detail.read_text())
     assert n == 1
     detail.write_text(text)
-    assert _codes(root) == ["not-submittable", "token-latencies"]
+    assert _codes(root) == ["benchmark", "not-submittable", "token-latencies"]
 
 
 def test_invalid_result_is_rejected(tree: Path, tmp_path: Path) -> None:
@@ -110,4 +114,4 @@ def test_invalid_result_is_rejected(tree: Path, tmp_path: Path) -> None:
     text, n = re.subn(r'("key": "result_validity", "value": )"VALID"', r'\g<1>"INVALID"', detail.read_text())
     assert n == 1
     detail.write_text(text)
-    assert _codes(root) == ["invalid", "not-submittable"]
+    assert _codes(root) == ["benchmark", "invalid", "not-submittable"]

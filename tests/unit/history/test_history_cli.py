@@ -39,7 +39,7 @@ def test_import_list_show_trend_mark_good_and_regressions(
     db = ["--db", store_url]
     root = builds["b1"].parents[2]
     rc, out, _ = _history(capsys, "import", str(root), *db)
-    assert rc == 0 and "5 run(s) recorded" in out
+    assert rc == 0 and "5 run(s) stored" in out
     rc, out, _ = _history(capsys, "import", str(root), *db)  # the same runs again: the same records
     assert rc == 0
     rc, out, _ = _history(capsys, "list", *db, "--json")
@@ -238,7 +238,7 @@ def test_import_reads_a_plain_mlperf_result_tree(tmp_path: Path, capsys: pytest.
     store = tmp_path / "results"
     rc, out, _ = _history(capsys, "import", str(root), "--out", str(store))
     n_dirs = 2 * sum(len(scenarios) for _, scenarios, _ in MODELS)  # performance/run_1 and accuracy per scenario
-    assert rc == 0 and f"{n_dirs} run(s) recorded" in out and "0 skipped" in out, out
+    assert rc == 0 and f"{n_dirs} run(s) stored" in out and "0 skipped" in out, out
     rc, out, _ = _history(capsys, "list", "--out", str(store), "--json", "--mode", "performance", "--last", "500")
     listed = json.loads(out)
     assert len(listed) == n_dirs // 2

@@ -40,7 +40,7 @@ def test_a_load_run_is_recorded_with_its_scenario_load_and_figures(
     res = load_results(session_dir)
     assert res.load is not None and res.sessions is not None and res.prefix_cache is not None
     rc, out = _history(capsys, "import", str(session_dir.parents[2]), *db)
-    assert rc == 0 and "1 run(s) recorded" in out
+    assert rc == 0 and "1 run(s) stored" in out
     rc, out = _history(capsys, "list", *db, "--json")
     (listed,) = json.loads(out)
     assert (listed["scenario"], listed["load_kind"], listed["load_spec"]) == ("Sessions", "sessions", res.load.spec)

@@ -38,6 +38,10 @@ def _detail(**over: Any) -> str:
         "result_validity": "VALID",
         "result_first_token_99.00_percentile_latency_ns": 900_000_000,
         "result_time_per_output_token_99.00_percentile_ns": 40_000_000,
+        # llama3.1-8b's dataset, whole: the performance sample count and the accuracy run's coverage.
+        "effective_performance_sample_count": 13368,
+        "qsl_reported_total_count": 13368,
+        "effective_samples_per_query": 13368,
     }
     values.update(over)
     return "".join(
@@ -46,13 +50,15 @@ def _detail(**over: Any) -> str:
     )
 
 
-def make_runs(tmp: Path, preset: str = "submission", test06_ok: bool = True, **detail: Any) -> dict[str, Path]:
-    perf, acc, t06 = tmp / "run" / "Server" / "performance", tmp / "run" / "Server" / "accuracy", tmp / "TEST06"
+def make_runs(
+    tmp: Path, preset: str = "submission", test06_ok: bool = True, scenario: str = "Server", **detail: Any
+) -> dict[str, Path]:
+    perf, acc, t06 = tmp / "run" / scenario / "performance", tmp / "run" / scenario / "accuracy", tmp / "TEST06"
     for d in (perf, acc, t06 / "accuracy"):
         d.mkdir(parents=True)
     results = {
         "run_id": "run",
-        "scenario": "Server",
+        "scenario": scenario,
         "mode": "performance",
         "benchmark": BENCH,
         "preset": preset,
@@ -66,7 +72,9 @@ def make_runs(tmp: Path, preset: str = "submission", test06_ok: bool = True, **d
         (d / "mlperf_log_summary.txt").write_text("Result is : VALID\n")
     log = json.dumps([{"seq_id": i, "qsl_idx": i, "data": "0A000000" * 40} for i in range(200)])
     (acc / "mlperf_log_accuracy.json").write_text(log)
-    (acc / "accuracy.txt").write_text("{'rouge1': 44.4, 'rouge2': 22.0, 'rougeL': 28.6, 'rougeLsum': 42.0}\n")
+    (acc / "accuracy.txt").write_text(
+        "{'rouge1': 44.4, 'rouge2': 22.0, 'rougeL': 28.6, 'rougeLsum': 42.0, 'gen_len': 8100000}\n"
+    )
     (t06 / "accuracy" / "mlperf_log_accuracy.json").write_text(log)
     ok = "True" if test06_ok else "False"
     verdict = "complete" if test06_ok else "failed"
@@ -78,8 +86,12 @@ def make_runs(tmp: Path, preset: str = "submission", test06_ok: bool = True, **d
 
 
 def build(tmp: Path, **kw: Any) -> tuple[Path, Path]:
+    """A Server scenario with the planted problems in ``kw`` beside a clean Offline one (both required)."""
+    offline = make_runs(tmp / "offline", scenario="Offline", preset=kw.get("preset", "submission"))
     runs = make_runs(tmp, **kw)
-    scen = build_submission(runs["root"], runs["perf"], runs["acc"], runs["t06"], SubmissionConfig(submitter="acme"))
+    cfg = SubmissionConfig(submitter="acme")
+    build_submission(runs["root"], offline["perf"], offline["acc"], offline["t06"], cfg)
+    scen = build_submission(runs["root"], runs["perf"], runs["acc"], runs["t06"], cfg)
     return runs["root"], scen
 
 
@@ -89,10 +101,10 @@ def codes(root: Path) -> list[str]:
 
 def test_clean_submission_preset_tree_is_accepted(tmp_path: Path) -> None:
     root, scen = build(tmp_path)
-    assert scen == root / "closed" / "acme" / "results" / "sim-fp32" / BENCH / "Server"
+    assert scen == root / "closed" / "acme" / "results" / "sim-fp32" / "llama3.1-8b" / "Server"
     report = check_submission(root)
     assert report.passed, [f.line for f in report.findings]
-    assert report.scenarios_checked == 1
+    assert report.scenarios_checked == 2
     system = json.loads((root / "closed" / "acme" / "systems" / "sim-fp32.json").read_text())
     assert system["accelerator_model_name"] == "sim-lpu" and system["division"] == "closed"
     acc_log = scen / "accuracy" / "mlperf_log_accuracy.json"
@@ -114,7 +126,7 @@ def test_clean_submission_preset_tree_is_accepted(tmp_path: Path) -> None:
 
 def test_quick_preset_is_labelled_not_submittable(tmp_path: Path) -> None:
     root, scen = build(tmp_path, preset="quick", effective_min_duration_ms=10000)
-    findings = check_submission(root).findings
+    findings = [f for f in check_submission(root).findings if "/Server/" in f.path]
     assert [f.code for f in findings] == ["not-submittable"]
     assert "preset 'quick' is not submittable; min_duration 10000 ms < 600000 ms required" in findings[0].message
     assert "Not submittable" in (scen / "README.md").read_text()
@@ -158,7 +170,7 @@ def test_checker_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[st
     root, _ = build(tmp_path, result_validity="INVALID")
     assert main(["submission", "check", str(root)]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("[invalid] closed/acme/results/sim-fp32/llama3_1-8b/Server/performance/run_1/")
+    assert out[0].startswith("[invalid] closed/acme/results/sim-fp32/llama3.1-8b/Server/performance/run_1/")
     assert main(["submission", "check", str(tmp_path / "nope")]) == 2
 
 
