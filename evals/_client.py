@@ -23,7 +23,7 @@ from typing import Any, Literal
 import grpc
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from common import UsageError
+from common import UsageError, first_error_line
 from evals._codec import TextCodec, codec_for
 from loadgen_harness import FLEET_CHANNEL_OPTIONS, SutTarget, TransportSecurity, launch_sut, open_aio_channel
 from proto import inference_pb2
@@ -76,8 +76,6 @@ def transport_from_args(args: dict[str, Any]) -> TransportSecurity:
     try:
         return TransportSecurity(**given)
     except ValidationError as exc:
-        from common import first_error_line
-
         raise UsageError(first_error_line(exc, "model args")) from None
 
 
@@ -98,8 +96,6 @@ class EvalSut:
             try:
                 sut_target = SutTarget(address=target.replace("+", ","), transport=transport)
             except ValidationError as exc:
-                from common import first_error_line
-
                 raise UsageError(f"model 'lpuperf/{target}': {first_error_line(exc, 'target')}") from None
         try:
             running = self._stack.enter_context(launch_sut(sut_target))

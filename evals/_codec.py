@@ -23,6 +23,8 @@ from typing import Protocol
 from pydantic import JsonValue
 
 from common import UsageError
+from scenarios import DatasetError, resolve_dataset
+from sut import ByteEncoder
 
 __all__ = ["TextCodec", "codec_for", "default_tokenizer_spec"]
 
@@ -39,9 +41,6 @@ class DatasetCodec:
     """A dataset's prompt lookup, byte-piece encoder and byte decoder (the sim's artifacts)."""
 
     def __init__(self, name: str) -> None:
-        from scenarios import DatasetError, resolve_dataset
-        from sut import ByteEncoder
-
         try:
             dataset = resolve_dataset(name)
         except DatasetError as exc:

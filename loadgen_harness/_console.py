@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from loadgen_harness._energy import energy_line
 from loadgen_harness._replicas import fleet_summary_lines
 from loadgen_harness._results import Percentiles, ReasoningStats, RunResult, TokenStats
 
@@ -263,8 +264,6 @@ def format_summary(res: RunResult) -> str:
     if res.fleet is not None and (len(res.fleet.replicas) > 1 or res.fleet.events or res.fleet.unattributed):
         lines += fleet_summary_lines(res.fleet)
     if res.energy is not None:
-        from loadgen_harness._energy import energy_line
-
         lines.append(f"  {energy_line(res.energy)}")
     lines.append(f"  results: {res.log_dir}/results.json")
     return "\n".join(lines)

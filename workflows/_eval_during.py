@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from common import UsageError, write_atomic
+from common import UsageError, first_error_line, write_atomic
 from evals import ALL_CATEGORIES, InspectRun, ScoreDelta, TaskScore, compare_scores, run_inspect
 from loadgen_harness import RunConfig, RunResult, SutTarget, launch_sut, run_benchmark
 
@@ -115,8 +115,6 @@ def _sut_target(cfg: RunConfig) -> SutTarget:
             allow_mixed=cfg.allow_mixed,
         )
     except ValidationError as exc:
-        from common import first_error_line
-
         raise UsageError(first_error_line(exc, "sut")) from None
 
 

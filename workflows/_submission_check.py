@@ -27,7 +27,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, JsonValue, ValidationError
 
 from common import UsageError, first_error_line, read_json_object
-from scenarios import CURRENT_ROUND, MlperfRound, ModelRules
+from scenarios import CURRENT_ROUND, MLPERF_BENCHMARK_DIRS, MlperfRound, ModelRules
 from workflows._submission import (
     HASH_LINE,
     LLM_MIN_DURATION_MS,
@@ -357,8 +357,6 @@ class _Tree:
         return system
 
     def benchmark(self, bench_dir: Path, rules: ModelRules | None, division: str, system_type: str) -> None:
-        from scenarios import MLPERF_BENCHMARK_DIRS
-
         if not self.once(bench_dir):
             return
         if bench_dir.name not in MLPERF_BENCHMARK_DIRS:
