@@ -188,6 +188,36 @@ class RendersChat(Protocol):
     def render_chat(self, messages: Sequence[Mapping[str, str]]) -> list[int] | None: ...
 
 
+@dataclass(slots=True)
+class ScoreRequest:
+    """Score a continuation after a context (eval frameworks' loglikelihood tasks); nothing is generated."""
+
+    request_id: str
+    context_ids: np.ndarray  # int32, 1-D, at least one token
+    continuation_ids: np.ndarray  # int32, 1-D, at least one token
+
+
+@dataclass(slots=True)
+class TokenScores:
+    """Per continuation token: its natural-log probability after everything before it, and whether it is the
+    model's greedy (argmax) choice there."""
+
+    logprobs: list[float]
+    greedy: list[bool]
+
+
+@runtime_checkable
+class ScoresContinuations(Protocol):
+    """An optional capability: a backend that returns the log-probabilities of given tokens (the ``Score`` RPC).
+
+    A backend without it answers ``Score`` with UNIMPLEMENTED. Scoring runs beside generation (never inside
+    a LoadGen query's stream), so it adds nothing to the per-token path. Raises InvalidRequestError or
+    ContextOverflowError as ``generate`` would.
+    """
+
+    async def score(self, request: ScoreRequest) -> TokenScores: ...
+
+
 class BackendConfig(PluginConfig):
     """Base config; each backend subclasses it with its own fields.
 
