@@ -16,6 +16,7 @@ log-probabilities answers UNIMPLEMENTED, which becomes one line naming the task 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -83,11 +84,11 @@ class LpuperfLM(LM):
             scored = await self._sut.score(context, continuation)
             return scored.logprob, scored.is_greedy
 
-        return self._scored("loglikelihood", [lambda c=c, x=x: one(c, x) for c, x in pairs])
+        return self._scored("loglikelihood", [functools.partial(one, c, x) for c, x in pairs])
 
     def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
         texts = [str(r.args[0]) for r in requests]
-        return self._scored("loglikelihood_rolling", [lambda t=t: self._rolling(t) for t in texts])
+        return self._scored("loglikelihood_rolling", [functools.partial(self._rolling, t) for t in texts])
 
     async def _rolling(self, text: str) -> float:
         """A whole text's log-likelihood: every token scored once, each window after its own context."""

@@ -260,6 +260,7 @@ class _Servicer(pb_grpc.InferenceServicer):
         self._artifact = manifest_message(backend)
         self._vocab_size = backend.manifest.vocab_size
         self._immediate = backend.immediate_answer if isinstance(backend, AnswersAtOnce) else None
+        self._score = backend.score if isinstance(backend, ScoresContinuations) else None
         self.set_replica_id("")
 
     def set_replica_id(self, replica_id: str) -> None:
@@ -283,16 +284,17 @@ class _Servicer(pb_grpc.InferenceServicer):
         srv = self._srv
         if srv.peers is not None:
             srv.peers.note(context)
-        backend = srv.backend
-        if not isinstance(backend, ScoresContinuations):
+        score = self._score
+        if score is None:
             await context.abort(
                 grpc.StatusCode.UNIMPLEMENTED,
-                f"backend '{backend.manifest.backend}' returns no log-probabilities (Score is not supported)",
+                f"backend '{srv.backend.manifest.backend}' returns no log-probabilities (Score is not supported)",
             )
+            return pb.ScoreReply()  # not reached: abort raises
         if srv.draining:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "server is draining")
         try:
-            scores = await backend.score(to_score_request(request, self._vocab_size))
+            scores = await score(to_score_request(request, self._vocab_size))
         except Exception as exc:
             status, details = status_for(exc)
             await context.abort(status, details)
