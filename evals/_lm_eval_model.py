@@ -95,8 +95,13 @@ class LpuperfLM(LM):
         ids = self._sut.codec.encode(text)
         if not ids:
             return 0.0
+        # A window of n tokens feeds the model n - 1 of them, but the SUT counts every token it is sent against
+        # its context: one fewer keeps each window (its one context token included) inside it.
         windows = get_rolling_token_windows(
-            token_list=ids, prefix_token=self._sut.eos_token_id, max_seq_len=self._sut.max_context_tokens, context_len=1
+            token_list=ids,
+            prefix_token=self._sut.eos_token_id,
+            max_seq_len=self._sut.max_context_tokens - 1,
+            context_len=1,
         )
         total = 0.0
         for window in windows:

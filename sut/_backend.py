@@ -82,12 +82,14 @@ class InvalidRequestError(BackendError):
 class ContextOverflowError(BackendError):
     """Prompt + max_new_tokens over the context the artifact enforces -> RESOURCE_EXHAUSTED."""
 
-    def __init__(self, prompt_tokens: int, max_new_tokens: int, limit: int) -> None:
+    def __init__(
+        self, prompt_tokens: int, max_new_tokens: int, limit: int, names: tuple[str, str] = ("prompt", "max_new_tokens")
+    ) -> None:
         self.prompt_tokens = prompt_tokens
         self.max_new_tokens = max_new_tokens
         self.limit = limit
         super().__init__(
-            f"prompt {prompt_tokens} + max_new_tokens {max_new_tokens} = "
+            f"{names[0]} {prompt_tokens} + {names[1]} {max_new_tokens} = "
             f"{prompt_tokens + max_new_tokens} tokens exceeds the context limit of {limit}"
         )
 

@@ -224,7 +224,9 @@ class TransformersBackend:
         n = int(request.context_ids.size) + int(request.continuation_ids.size)
         limit = self._manifest.effective_context_tokens
         if n > limit:
-            raise ContextOverflowError(int(request.context_ids.size), int(request.continuation_ids.size), limit)
+            raise ContextOverflowError(
+                int(request.context_ids.size), int(request.continuation_ids.size), limit, ("context", "continuation")
+            )
         if self._fatal is not None:
             raise BackendError(f"decode worker failed: {self._fatal}")
         job = _ScoreJob(request, asyncio.get_running_loop())

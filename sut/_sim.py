@@ -100,6 +100,7 @@ __all__ = [
 
 _GREEDY_LOGPROB = math.log(0.99)  # the sim's scoring: its own next token
 _OFF_LOGPROB = math.log(0.01)  # ... and the best any other token scores
+_SCORED = ("context", "continuation")  # how a scoring request's context overflow names its parts
 
 
 class _Seq:
@@ -352,7 +353,7 @@ class SimBackend:
         context, continuation = request.context_ids, request.continuation_ids.tolist()
         total = int(context.size) + len(continuation)
         if total > self._manifest.max_context_tokens:
-            raise ContextOverflowError(int(context.size), len(continuation), self._manifest.max_context_tokens)
+            raise ContextOverflowError(int(context.size), len(continuation), self._manifest.max_context_tokens, _SCORED)
         probe = GenerateRequest(request.request_id, context, max_new_tokens=len(continuation))
         answer, _, _ = self._output(probe)
         inverted = self._manifest.faults.inverted_logprobs

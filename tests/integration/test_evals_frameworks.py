@@ -140,6 +140,23 @@ def _direct_accuracy(items: list[ChoiceItem], faults: dict[str, bool] | None = N
     return sum(right) / len(right)
 
 
+def _direct_rolling(text: str) -> float:
+    """A text's log-likelihood from its start, straight from the sim's scoring: every token after the EOS (the
+    texts here fit one window of the artifact's context)."""
+    import asyncio
+
+    import numpy as np
+
+    from evals._codec import DatasetCodec
+    from sut import ScoreRequest, SimBackend, SimConfig
+
+    sim = SimBackend(SimConfig(artifact="sim-instant"))
+    ids = np.array(DatasetCodec("embedded").encode(text), dtype=np.int32)
+    assert ids.size < sim.manifest.max_context_tokens
+    context = np.array([sim.manifest.eos_token_id], dtype=np.int32)
+    return sum(asyncio.run(sim.score(ScoreRequest("direct", context, ids))).logprobs)
+
+
 @pytest.mark.slow  # two lm-eval processes: ~45 s on a busy machine (the fast variant runs the model in-process)
 def test_lm_eval_generate_until_and_multiple_choice_match_a_direct_scoring(
     tmp_path: Path, samples: list[EvalSample]
@@ -195,10 +212,46 @@ def test_lm_eval_model_in_process_answers_and_scores_as_the_sim(samples: list[Ev
         assert _model_accuracy(lm, items) == pytest.approx(expected)
         own = lm.loglikelihood([_Request(qa[0].prompt, sim_answers(qa[:1])[0])])
         assert own[0][1] is True and own[0][0] < 0  # the sim's own answer is its greedy continuation
-        rolling = lm.loglikelihood_rolling([_Request(qa[0].prompt), _Request(qa[0].prompt + qa[1].prompt)])
+        texts = [qa[0].prompt, qa[0].prompt + qa[1].prompt]
+        rolling = lm.loglikelihood_rolling([_Request(t) for t in texts])
+        assert rolling == pytest.approx([_direct_rolling(t) for t in texts], rel=1e-6)
         assert rolling[1] < rolling[0] < 0  # a longer text adds tokens, each below log 1
     finally:
         lm._sut.close()
+
+
+def test_rolling_loglikelihood_over_windows_of_a_small_context(samples: list[EvalSample]) -> None:
+    """A text longer than the artifact's context is scored in windows, each within the context, every token
+    once: the sum equals the sim's own scores of lm-eval's disjoint windows."""
+    import asyncio
+
+    import numpy as np
+    from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+
+    from evals._codec import DatasetCodec
+    from evals._lm_eval_model import LpuperfLM
+    from sut import EmbeddedServer, ScoreRequest, SimBackend, SimConfig
+
+    config = SimConfig(artifact="sim-instant", max_context_tokens=64)
+    text = samples[0].prompt
+    ids = DatasetCodec("embedded").encode(text)
+    assert len(ids) > 3 * 64
+    direct_sim = SimBackend(config)
+    eos = direct_sim.manifest.eos_token_id
+    windows = [make_disjoint_window(w) for w in get_rolling_token_windows(ids, eos, 63, 1)]
+    assert sum(len(pred) for _, pred in windows) == len(ids)
+    assert all(len(ctx) + len(pred) <= 64 for ctx, pred in windows)
+    expected = 0.0
+    for ctx, pred in windows:
+        req = ScoreRequest("direct", np.array(ctx, dtype=np.int32), np.array(pred, dtype=np.int32))
+        expected += sum(asyncio.run(direct_sim.score(req)).logprobs)
+    with EmbeddedServer(SimBackend(config)) as server:
+        lm = LpuperfLM(target=server.address)
+        try:
+            got = lm.loglikelihood_rolling([_Request(text)])
+        finally:
+            lm._sut.close()
+    assert got == pytest.approx([expected], rel=1e-6)
 
 
 def test_planted_inverted_logprobs_change_the_multiple_choice_score(samples: list[EvalSample]) -> None:
