@@ -34,6 +34,7 @@ __all__ = [
     "EvalReply",
     "EvalSut",
     "GenerationSettings",
+    "TokenLogprob",
     "transport_from_args",
 ]
 
@@ -76,6 +77,20 @@ class EvalReply(BaseModel):
     tpot_ms: float | None = Field(default=None, ge=0)  # None for a one-token answer
     latency_ms: float = Field(ge=0)
     replica_id: str = ""
+    # The ids behind the texts (for :meth:`EvalSut.answer_logprobs`); the answer's are all the SUT sent, the
+    # text may be cut shorter by a stop string.
+    prompt_ids: list[int] = Field(default_factory=list, repr=False)
+    reasoning_ids: list[int] = Field(default_factory=list, repr=False)
+    answer_ids: list[int] = Field(default_factory=list, repr=False)
+
+
+class TokenLogprob(BaseModel):
+    """One answer token's text and natural-log probability (Inspect's ``logprobs``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: str
+    logprob: float = Field(le=0)
 
 
 class ContinuationScore(BaseModel):
@@ -234,7 +249,30 @@ class EvalSut:
                 reasoning.extend(chunk.token_ids[:n_r])
                 answer.extend(chunk.token_ids[n_r:])
             final = chunk
-        return self._reply(answer, reasoning, final, len(ids), settings, (start, first or start, last or start))
+        reply = self._reply(answer, reasoning, final, len(ids), settings, (start, first or start, last or start))
+        reply.prompt_ids = ids
+        return reply
+
+    async def answer_logprobs(self, reply: EvalReply) -> list[TokenLogprob]:
+        """The log-probability of each answer token the reply's text kept, from one ``Score`` call after the
+        prompt and the reasoning; grpc.RpcError passes through (UNIMPLEMENTED: the SUT cannot score)."""
+        kept = self._kept_tokens(reply)
+        if kept == 0 or not reply.prompt_ids:
+            return []
+        logprobs, _ = await self.score_ids(reply.prompt_ids + reply.reasoning_ids, reply.answer_ids[:kept])
+        return [
+            TokenLogprob(token=self.codec.decode([tok]), logprob=min(0.0, lp))
+            for tok, lp in zip(reply.answer_ids[:kept], logprobs, strict=True)
+        ]
+
+    def _kept_tokens(self, reply: EvalReply) -> int:
+        """How many leading answer tokens the reply's text holds (fewer than sent when a stop string cut it)."""
+        if reply.finish_reason != "stop":
+            return len(reply.answer_ids)
+        kept = 0
+        while kept < len(reply.answer_ids) and len(self.codec.decode(reply.answer_ids[: kept + 1])) <= len(reply.text):
+            kept += 1
+        return kept
 
     def _reply(
         self,
@@ -257,6 +295,8 @@ class EvalSut:
             text, finish = text[:cut], "stop"
         n_out = int(final.n_tokens) if final is not None and final.n_tokens else len(answer) + len(reasoning)
         return EvalReply(
+            reasoning_ids=reasoning,
+            answer_ids=answer,
             text=text,
             reasoning_text=self.codec.decode(reasoning) if reasoning else "",
             prompt_tokens=n_prompt,

@@ -320,3 +320,50 @@ def test_reasoning_tokens_pass_through_to_inspect_as_reasoning_content() -> None
     assert text.text.strip() and text.text.strip() not in reasoning.reasoning
     assert out.usage is not None and out.usage.reasoning_tokens and out.usage.reasoning_tokens < out.usage.output_tokens
     assert out.stop_reason == "stop" and out.metadata and out.metadata["ttft_ms"] >= 0
+
+
+def test_inspect_logprobs_come_from_score_and_match_the_sims_greedy_answer(samples: list[EvalSample]) -> None:
+    """``GenerateConfig(logprobs=True)``: each kept answer token with the sim's score of it (its own answer:
+    every token greedy, ``log 0.99``); a stop string keeps only the whole tokens of the text it left; a SUT
+    without scoring answers without logprobs."""
+    import asyncio
+    import math
+
+    from inspect_ai.model import ChatMessageUser, GenerateConfig
+
+    from evals._inspect_provider import LpuperfModelAPI
+    from sut import EmbeddedServer
+    from tests.unit.sut.test_sut_scoring import _NoScoring
+
+    qa = next(s for s in samples if s.category == "qa")
+    answer = sim_answers([qa])[0]
+    message = [ChatMessageUser(content=qa.prompt)]
+
+    def ask(api: LpuperfModelAPI, config: GenerateConfig) -> object:
+        return asyncio.run(asyncio.wait_for(api.generate(message, [], "none", config), 60))
+
+    api = LpuperfModelAPI("embedded:sim-instant")
+    try:
+        full = ask(api, GenerateConfig(logprobs=True))
+        cut = ask(api, GenerateConfig(logprobs=True, stop_seqs=[answer.split()[3]]))
+        plain = ask(api, GenerateConfig())
+    finally:
+        api.close()
+    lp = full.choices[0].logprobs  # type: ignore[attr-defined]
+    assert full.completion == answer  # type: ignore[attr-defined]
+    assert "".join(t.token for t in lp.content) == answer
+    assert all(t.logprob == pytest.approx(math.log(0.99)) for t in lp.content)
+    kept = cut.choices[0].logprobs.content  # type: ignore[attr-defined]
+    assert 0 < len(kept) < len(lp.content)
+    joined = "".join(t.token for t in kept)  # the whole tokens inside the cut text, not one more
+    assert cut.completion.startswith(joined)  # type: ignore[attr-defined]
+    assert not cut.completion.startswith(joined + lp.content[len(kept)].token)  # type: ignore[attr-defined]
+    assert plain.choices[0].logprobs is None  # type: ignore[attr-defined]
+    with EmbeddedServer(_NoScoring("embedded")) as server:  # type: ignore[arg-type]
+        api = LpuperfModelAPI(server.address)
+        try:
+            refused = ask(api, GenerateConfig(logprobs=True))
+        finally:
+            api.close()
+    assert refused.completion == answer and refused.choices[0].logprobs is None  # type: ignore[attr-defined]
+    assert refused.error is None  # type: ignore[attr-defined]
