@@ -28,9 +28,18 @@ from evals._codec import TextCodec, codec_for
 from loadgen_harness import FLEET_CHANNEL_OPTIONS, SutTarget, TransportSecurity, launch_sut, open_aio_channel
 from proto import inference_pb2
 
-__all__ = ["EMBEDDED_PREFIX", "EvalReply", "EvalSut", "GenerationSettings", "transport_from_args"]
+__all__ = [
+    "EMBEDDED_PREFIX",
+    "ContinuationScore",
+    "EvalReply",
+    "EvalSut",
+    "GenerationSettings",
+    "TokenLogprob",
+    "transport_from_args",
+]
 
 GENERATE = "/lpuperf.v1.Inference/Generate"
+SCORE = "/lpuperf.v1.Inference/Score"
 EMBEDDED_PREFIX = "embedded:"
 _FINISH = {
     inference_pb2.FINISH_REASON_EOS: "eos",
@@ -68,6 +77,30 @@ class EvalReply(BaseModel):
     tpot_ms: float | None = Field(default=None, ge=0)  # None for a one-token answer
     latency_ms: float = Field(ge=0)
     replica_id: str = ""
+    # The ids behind the texts (for :meth:`EvalSut.answer_logprobs`); the answer's are all the SUT sent, the
+    # text may be cut shorter by a stop string.
+    prompt_ids: list[int] = Field(default_factory=list, repr=False)
+    reasoning_ids: list[int] = Field(default_factory=list, repr=False)
+    answer_ids: list[int] = Field(default_factory=list, repr=False)
+
+
+class TokenLogprob(BaseModel):
+    """One answer token's text and natural-log probability (Inspect's ``logprobs``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: str
+    logprob: float = Field(le=0)
+
+
+class ContinuationScore(BaseModel):
+    """A scored continuation (``Score``): what lm-eval's loglikelihood request asks for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    logprob: float = Field(le=0)  # sum over its tokens, natural log
+    is_greedy: bool  # every token the artifact's greedy choice
+    n_tokens: int = Field(ge=1)
 
 
 def transport_from_args(args: dict[str, Any]) -> TransportSecurity:
@@ -106,7 +139,8 @@ class EvalSut:
         self.artifact: dict[str, JsonValue] = running.artifact
         self.transport = transport if not running.embedded else None
         self.codec: TextCodec = codec_for(tokenizer, self.artifact)
-        self._channels: dict[int, tuple[Any, Any, Any]] = {}  # id(loop) -> (channel, call, metadata)
+        # id(loop) -> (channel, Generate call, Score call, metadata)
+        self._channels: dict[int, tuple[Any, Any, Any, Any]] = {}
 
         atexit.register(self.close)  # an embedded SUT never outlives the eval, even if nobody closes us
 
@@ -121,7 +155,7 @@ class EvalSut:
         if held is not None:
             await held[0].close()
 
-    def _call(self) -> tuple[Any, Any]:
+    def _held(self) -> tuple[Any, Any, Any, Any]:
         loop = asyncio.get_running_loop()
         held = self._channels.get(id(loop))
         if held is None:
@@ -132,8 +166,54 @@ class EvalSut:
                 request_serializer=inference_pb2.GenerateRequest.SerializeToString,
                 response_deserializer=inference_pb2.GenerateChunk.FromString,
             )
-            held = self._channels[id(loop)] = (channel, call, metadata)
-        return held[1], held[2]
+            score = channel.unary_unary(
+                SCORE,
+                request_serializer=inference_pb2.ScoreRequest.SerializeToString,
+                response_deserializer=inference_pb2.ScoreReply.FromString,
+            )
+            held = self._channels[id(loop)] = (channel, call, score, metadata)
+        return held
+
+    def _call(self) -> tuple[Any, Any]:
+        held = self._held()
+        return held[1], held[3]
+
+    @property
+    def eos_token_id(self) -> int:
+        """The artifact's EOS id: the context of a text scored from its start (nothing before it)."""
+        eos = self.artifact.get("eos_token_id")
+        return eos if isinstance(eos, int) and eos >= 0 else 0
+
+    @property
+    def max_context_tokens(self) -> int:
+        limit = self.artifact.get("max_context_tokens")
+        return limit if isinstance(limit, int) and limit > 1 else 2048
+
+    async def score(self, context: str, continuation: str) -> ContinuationScore:
+        """Score ``continuation`` after ``context`` (an empty context: after the artifact's EOS)."""
+        context_ids = self.codec.encode(context) if context else [self.eos_token_id]
+        continuation_ids = self.codec.encode(continuation)
+        if not continuation_ids:
+            raise UsageError("continuation: the text maps to no token of this artifact's vocabulary")
+        if not context_ids:
+            raise UsageError("context: the text maps to no token of this artifact's vocabulary")
+        logprobs, greedy = await self.score_ids(context_ids, continuation_ids)
+        return ContinuationScore(logprob=min(0.0, sum(logprobs)), is_greedy=all(greedy), n_tokens=len(logprobs))
+
+    async def score_ids(self, context_ids: list[int], continuation_ids: list[int]) -> tuple[list[float], list[bool]]:
+        """One ``Score`` call: per continuation token its log-probability and greedy flag; grpc.RpcError passes
+        through (UNIMPLEMENTED: the SUT returns no log-probabilities)."""
+        _, _, call, metadata = self._held()
+        request = inference_pb2.ScoreRequest(
+            request_id=uuid.uuid4().hex, context_ids=context_ids, continuation_ids=continuation_ids
+        )
+        reply = await call(request, metadata=metadata)
+        if len(reply.logprobs) != len(continuation_ids) or len(reply.greedy) != len(continuation_ids):
+            raise UsageError(
+                f"SUT's Score reply: expected {len(continuation_ids)} log-probabilities and greedy flags, got "
+                f"{len(reply.logprobs)} and {len(reply.greedy)}"
+            )
+        return list(reply.logprobs), list(reply.greedy)
 
     async def generate(self, prompt: str, settings: GenerationSettings) -> EvalReply:
         """One Generate stream for ``prompt``; grpc.RpcError passes through (the caller names the failure)."""
@@ -165,7 +245,30 @@ class EvalSut:
                 reasoning.extend(chunk.token_ids[:n_r])
                 answer.extend(chunk.token_ids[n_r:])
             final = chunk
-        return self._reply(answer, reasoning, final, len(ids), settings, (start, first or start, last or start))
+        reply = self._reply(answer, reasoning, final, len(ids), settings, (start, first or start, last or start))
+        reply.prompt_ids = ids
+        return reply
+
+    async def answer_logprobs(self, reply: EvalReply) -> list[TokenLogprob]:
+        """The log-probability of each answer token the reply's text kept, from one ``Score`` call after the
+        prompt and the reasoning; grpc.RpcError passes through (UNIMPLEMENTED: the SUT cannot score)."""
+        kept = self._kept_tokens(reply)
+        if kept == 0 or not reply.prompt_ids:
+            return []
+        logprobs, _ = await self.score_ids(reply.prompt_ids + reply.reasoning_ids, reply.answer_ids[:kept])
+        return [
+            TokenLogprob(token=self.codec.decode([tok]), logprob=min(0.0, lp))
+            for tok, lp in zip(reply.answer_ids[:kept], logprobs, strict=True)
+        ]
+
+    def _kept_tokens(self, reply: EvalReply) -> int:
+        """How many leading answer tokens the reply's text holds (fewer than sent when a stop string cut it)."""
+        if reply.finish_reason != "stop":
+            return len(reply.answer_ids)
+        kept = 0
+        while kept < len(reply.answer_ids) and len(self.codec.decode(reply.answer_ids[: kept + 1])) <= len(reply.text):
+            kept += 1
+        return kept
 
     def _reply(
         self,
@@ -188,6 +291,8 @@ class EvalSut:
             text, finish = text[:cut], "stop"
         n_out = int(final.n_tokens) if final is not None and final.n_tokens else len(answer) + len(reasoning)
         return EvalReply(
+            reasoning_ids=reasoning,
+            answer_ids=answer,
             text=text,
             reasoning_text=self.codec.decode(reasoning) if reasoning else "",
             prompt_tokens=n_prompt,

@@ -5,7 +5,8 @@ per-token path stay as they are:
 
 * ``dataset:NAME`` (the sim's artifacts, default ``dataset:embedded``): a prompt equal to one of the
   dataset's prompts maps to that sample's very ids (so the sim finds its reference answer, as the HTTP
-  front does); any other text goes through the dataset's byte-piece encoder. Answers decode through the
+  front does), a text equal to a reference answer to that answer's ids (so a scored continuation is the
+  sim's own token sequence); any other text goes through the dataset's byte-piece encoder. Answers decode through the
   dataset's byte decoder.
 * ``hf:NAME_OR_PATH`` (the transformers backend's artifacts): the model's Hugging Face tokenizer, from a
   local path or the local cache (the ``hf`` extra).
@@ -49,10 +50,20 @@ class DatasetCodec:
             raise UsageError(f"tokenizer 'dataset:{name}': the dataset has no decoder; expected a text dataset")
         self._decoder = dataset.decoder
         self._encoder = ByteEncoder(dataset.decoder.pieces)
-        self._prompt_ids = {p: ids.tolist() for p, ids in zip(dataset.prompts, dataset.input_ids, strict=True)}
+        self._known_ids = {p: ids.tolist() for p, ids in zip(dataset.prompts, dataset.input_ids, strict=True)}
+        # A reference answer's text (its trailing EOS dropped) maps to its ids as well: greedy longest match
+        # segments text differently from the dataset, and a scored continuation must be the artifact's own
+        # token sequence for its log-probabilities to mean anything.
+        eos = int(dataset.eos_token_id)
+        for ref in dataset.reference_ids:
+            ids = ref.tolist()
+            while ids and ids[-1] == eos:
+                ids.pop()
+            if ids:
+                self._known_ids.setdefault(self._decoder.decode(ids), ids)
 
     def encode(self, text: str) -> list[int]:
-        known = self._prompt_ids.get(text)
+        known = self._known_ids.get(text)
         return list(known) if known is not None else list(self._encoder.encode(text))
 
     def decode(self, ids: Sequence[int]) -> str:

@@ -12,6 +12,8 @@ unset: greedy), ``top_p``, ``seed``, ``stop_seqs`` (cut on the decoded text). A 
 as the HTTP front renders one for a backend without a chat template (``sut.render_plain``). Reasoning
 tokens come back as a ``ContentReasoning`` block ahead of the answer; usage counts prompt, output and
 reasoning tokens; each output's metadata holds the request's ``ttft_ms``, ``tpot_ms`` and replica.
+``logprobs`` in the config adds the answer tokens' log-probabilities (one ``Score`` call after the answer,
+on a SUT that scores); ``top_logprobs`` gets no alternatives (the SUT scores given tokens only).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from inspect_ai.model import (
     ContentReasoning,
     ContentText,
     GenerateConfig,
+    Logprob,
+    Logprobs,
     ModelAPI,
     ModelOutput,
     ModelUsage,
@@ -31,7 +35,7 @@ from inspect_ai.model import (
 )
 from inspect_ai.tool import ToolChoice, ToolInfo
 
-from evals._client import EvalReply, EvalSut, GenerationSettings, rpc_error_line, transport_from_args
+from evals._client import EvalReply, EvalSut, GenerationSettings, TokenLogprob, rpc_error_line, transport_from_args
 from sut import render_plain
 
 __all__ = ["LpuperfModelAPI", "lpuperf"]
@@ -99,9 +103,25 @@ class LpuperfModelAPI(ModelAPI):
     ) -> ModelOutput:
         try:
             reply = await self._sut.generate(_prompt(input), _settings(config))
+            # Inspect asks for the answer's log-probabilities: the Generate stream has none, so one Score call
+            # after the answer (a SUT that cannot score leaves them out, as a provider without logprobs does).
+            logprobs = await self._answer_logprobs(reply) if config.logprobs else []
         except grpc.RpcError as exc:
             return ModelOutput.from_content(model=self.model_name, content="", error=rpc_error_line(exc))
-        return _output(self.model_name, reply)
+        out = _output(self.model_name, reply)
+        if logprobs:
+            out.choices[0].logprobs = Logprobs(
+                content=[Logprob(token=t.token, logprob=t.logprob, bytes=list(t.token.encode())) for t in logprobs]
+            )
+        return out
+
+    async def _answer_logprobs(self, reply: EvalReply) -> list[TokenLogprob]:
+        try:
+            return await self._sut.answer_logprobs(reply)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
+                return []
+            raise
 
     def max_tokens(self) -> int | None:
         return DEFAULT_MAX_TOKENS

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15proto/inference.proto\x12\nlpuperf.v1\"\x86\x02\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tinput_ids\x18\x02 \x03(\x05\x12\x13\n\x0bprompt_text\x18\x03 \x01(\t\x12\x16\n\x0emax_new_tokens\x18\x04 \x01(\r\x12\x16\n\x0emin_new_tokens\x18\x05 \x01(\r\x12\x14\n\x0c\x65os_token_id\x18\x06 \x01(\x05\x12&\n\x08sampling\x18\x07 \x01(\x0e\x32\x14.lpuperf.v1.Sampling\x12\x13\n\x0btemperature\x18\x08 \x01(\x02\x12\r\n\x05top_p\x18\t \x01(\x02\x12\x0c\n\x04seed\x18\n \x01(\x04\x12\x17\n\x0f\x61llow_tool_call\x18\x0b \x01(\x08\"\xdc\x02\n\rGenerateChunk\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\x12/\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x18.lpuperf.v1.FinishReason\x12\x16\n\x0esut_arrival_ns\x18\x03 \x01(\x03\x12\x1a\n\x12sut_first_token_ns\x18\x04 \x01(\x03\x12\x19\n\x11sut_last_token_ns\x18\x05 \x01(\x03\x12\x10\n\x08n_tokens\x18\x06 \x01(\r\x12\x12\n\noutput_ids\x18\x07 \x03(\x05\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x12\n\nreplica_id\x18\t \x01(\t\x12\x18\n\x10reasoning_tokens\x18\n \x01(\r\x12\x1a\n\x12n_reasoning_tokens\x18\x0b \x01(\r\x12\x1b\n\x13sut_first_answer_ns\x18\x0c \x01(\x03\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\r \x01(\r\"\x14\n\x12GetArtifactRequest\"Y\n\x0bTimingModel\x12\x16\n\x0eprefill_base_s\x18\x01 \x01(\x01\x12\x1b\n\x13prefill_per_token_s\x18\x02 \x01(\x01\x12\x15\n\rdecode_step_s\x18\x03 \x01(\x01\"\xb0\x02\n\x10\x41rtifactManifest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tprecision\x18\x03 \x01(\t\x12\x1a\n\x12max_context_tokens\x18\x04 \x01(\r\x12\x11\n\tmax_batch\x18\x05 \x01(\r\x12\'\n\x06timing\x18\x06 \x01(\x0b\x32\x17.lpuperf.v1.TimingModel\x12\x19\n\x11toolchain_version\x18\x07 \x01(\t\x12\x0e\n\x06target\x18\x08 \x01(\t\x12\x10\n\x08\x63hecksum\x18\t \x01(\t\x12\x14\n\x0c\x65os_token_id\x18\n \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x0b \x01(\t\x12\x15\n\rmanifest_json\x18\x0c \x01(\t\x12\x12\n\nreplica_id\x18\r \x01(\t*4\n\x08Sampling\x12\x13\n\x0fSAMPLING_GREEDY\x10\x00\x12\x13\n\x0fSAMPLING_RANDOM\x10\x01*\x98\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46INISH_REASON_EOS\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x03\x12\x1b\n\x17\x46INISH_REASON_TOOL_CALL\x10\x04\x32\x9e\x01\n\tInference\x12\x44\n\x08Generate\x12\x1b.lpuperf.v1.GenerateRequest\x1a\x19.lpuperf.v1.GenerateChunk0\x01\x12K\n\x0bGetArtifact\x12\x1e.lpuperf.v1.GetArtifactRequest\x1a\x1c.lpuperf.v1.ArtifactManifestb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15proto/inference.proto\x12\nlpuperf.v1\"\x86\x02\n\x0fGenerateRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tinput_ids\x18\x02 \x03(\x05\x12\x13\n\x0bprompt_text\x18\x03 \x01(\t\x12\x16\n\x0emax_new_tokens\x18\x04 \x01(\r\x12\x16\n\x0emin_new_tokens\x18\x05 \x01(\r\x12\x14\n\x0c\x65os_token_id\x18\x06 \x01(\x05\x12&\n\x08sampling\x18\x07 \x01(\x0e\x32\x14.lpuperf.v1.Sampling\x12\x13\n\x0btemperature\x18\x08 \x01(\x02\x12\r\n\x05top_p\x18\t \x01(\x02\x12\x0c\n\x04seed\x18\n \x01(\x04\x12\x17\n\x0f\x61llow_tool_call\x18\x0b \x01(\x08\"\xdc\x02\n\rGenerateChunk\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\x12/\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x18.lpuperf.v1.FinishReason\x12\x16\n\x0esut_arrival_ns\x18\x03 \x01(\x03\x12\x1a\n\x12sut_first_token_ns\x18\x04 \x01(\x03\x12\x19\n\x11sut_last_token_ns\x18\x05 \x01(\x03\x12\x10\n\x08n_tokens\x18\x06 \x01(\r\x12\x12\n\noutput_ids\x18\x07 \x03(\x05\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x12\n\nreplica_id\x18\t \x01(\t\x12\x18\n\x10reasoning_tokens\x18\n \x01(\r\x12\x1a\n\x12n_reasoning_tokens\x18\x0b \x01(\r\x12\x1b\n\x13sut_first_answer_ns\x18\x0c \x01(\x03\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\r \x01(\r\"\x14\n\x12GetArtifactRequest\"Y\n\x0bTimingModel\x12\x16\n\x0eprefill_base_s\x18\x01 \x01(\x01\x12\x1b\n\x13prefill_per_token_s\x18\x02 \x01(\x01\x12\x15\n\rdecode_step_s\x18\x03 \x01(\x01\"\xb0\x02\n\x10\x41rtifactManifest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tprecision\x18\x03 \x01(\t\x12\x1a\n\x12max_context_tokens\x18\x04 \x01(\r\x12\x11\n\tmax_batch\x18\x05 \x01(\r\x12\'\n\x06timing\x18\x06 \x01(\x0b\x32\x17.lpuperf.v1.TimingModel\x12\x19\n\x11toolchain_version\x18\x07 \x01(\t\x12\x0e\n\x06target\x18\x08 \x01(\t\x12\x10\n\x08\x63hecksum\x18\t \x01(\t\x12\x14\n\x0c\x65os_token_id\x18\n \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x0b \x01(\t\x12\x15\n\rmanifest_json\x18\x0c \x01(\t\x12\x12\n\nreplica_id\x18\r \x01(\t\"Q\n\x0cScoreRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ontext_ids\x18\x02 \x03(\x05\x12\x18\n\x10\x63ontinuation_ids\x18\x03 \x03(\x05\"B\n\nScoreReply\x12\x10\n\x08logprobs\x18\x01 \x03(\x02\x12\x0e\n\x06greedy\x18\x02 \x03(\x08\x12\x12\n\nreplica_id\x18\x03 \x01(\t*4\n\x08Sampling\x12\x13\n\x0fSAMPLING_GREEDY\x10\x00\x12\x13\n\x0fSAMPLING_RANDOM\x10\x01*\x98\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46INISH_REASON_EOS\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1b\n\x17\x46INISH_REASON_CANCELLED\x10\x03\x12\x1b\n\x17\x46INISH_REASON_TOOL_CALL\x10\x04\x32\xd9\x01\n\tInference\x12\x44\n\x08Generate\x12\x1b.lpuperf.v1.GenerateRequest\x1a\x19.lpuperf.v1.GenerateChunk0\x01\x12K\n\x0bGetArtifact\x12\x1e.lpuperf.v1.GetArtifactRequest\x1a\x1c.lpuperf.v1.ArtifactManifest\x12\x39\n\x05Score\x12\x18.lpuperf.v1.ScoreRequest\x1a\x16.lpuperf.v1.ScoreReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.inference_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SAMPLING']._serialized_start=1073
-  _globals['_SAMPLING']._serialized_end=1125
-  _globals['_FINISHREASON']._serialized_start=1128
-  _globals['_FINISHREASON']._serialized_end=1280
+  _globals['_SAMPLING']._serialized_start=1224
+  _globals['_SAMPLING']._serialized_end=1276
+  _globals['_FINISHREASON']._serialized_start=1279
+  _globals['_FINISHREASON']._serialized_end=1431
   _globals['_GENERATEREQUEST']._serialized_start=38
   _globals['_GENERATEREQUEST']._serialized_end=300
   _globals['_GENERATECHUNK']._serialized_start=303
@@ -45,6 +45,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TIMINGMODEL']._serialized_end=764
   _globals['_ARTIFACTMANIFEST']._serialized_start=767
   _globals['_ARTIFACTMANIFEST']._serialized_end=1071
-  _globals['_INFERENCE']._serialized_start=1283
-  _globals['_INFERENCE']._serialized_end=1441
+  _globals['_SCOREREQUEST']._serialized_start=1073
+  _globals['_SCOREREQUEST']._serialized_end=1154
+  _globals['_SCOREREPLY']._serialized_start=1156
+  _globals['_SCOREREPLY']._serialized_end=1222
+  _globals['_INFERENCE']._serialized_start=1434
+  _globals['_INFERENCE']._serialized_end=1651
 # @@protoc_insertion_point(module_scope)

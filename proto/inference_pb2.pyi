@@ -126,3 +126,23 @@ class ArtifactManifest(_message.Message):
     manifest_json: str
     replica_id: str
     def __init__(self, artifact_id: _Optional[str] = ..., model: _Optional[str] = ..., precision: _Optional[str] = ..., max_context_tokens: _Optional[int] = ..., max_batch: _Optional[int] = ..., timing: _Optional[_Union[TimingModel, _Mapping]] = ..., toolchain_version: _Optional[str] = ..., target: _Optional[str] = ..., checksum: _Optional[str] = ..., eos_token_id: _Optional[int] = ..., backend: _Optional[str] = ..., manifest_json: _Optional[str] = ..., replica_id: _Optional[str] = ...) -> None: ...
+
+class ScoreRequest(_message.Message):
+    __slots__ = ("request_id", "context_ids", "continuation_ids")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_IDS_FIELD_NUMBER: _ClassVar[int]
+    CONTINUATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    context_ids: _containers.RepeatedScalarFieldContainer[int]
+    continuation_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, request_id: _Optional[str] = ..., context_ids: _Optional[_Iterable[int]] = ..., continuation_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ScoreReply(_message.Message):
+    __slots__ = ("logprobs", "greedy", "replica_id")
+    LOGPROBS_FIELD_NUMBER: _ClassVar[int]
+    GREEDY_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_ID_FIELD_NUMBER: _ClassVar[int]
+    logprobs: _containers.RepeatedScalarFieldContainer[float]
+    greedy: _containers.RepeatedScalarFieldContainer[bool]
+    replica_id: str
+    def __init__(self, logprobs: _Optional[_Iterable[float]] = ..., greedy: _Optional[_Iterable[bool]] = ..., replica_id: _Optional[str] = ...) -> None: ...

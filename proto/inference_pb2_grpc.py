@@ -44,6 +44,11 @@ class InferenceStub:
                 request_serializer=proto_dot_inference__pb2.GetArtifactRequest.SerializeToString,
                 response_deserializer=proto_dot_inference__pb2.ArtifactManifest.FromString,
                 _registered_method=True)
+        self.Score = channel.unary_unary(
+                '/lpuperf.v1.Inference/Score',
+                request_serializer=proto_dot_inference__pb2.ScoreRequest.SerializeToString,
+                response_deserializer=proto_dot_inference__pb2.ScoreReply.FromString,
+                _registered_method=True)
 
 
 class InferenceServicer:
@@ -61,6 +66,13 @@ class InferenceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Score(self, request, context):
+        """Optional: a SUT whose backend cannot score answers UNIMPLEMENTED (as does a SUT that predates the method).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +85,11 @@ def add_InferenceServicer_to_server(servicer, server):
                     servicer.GetArtifact,
                     request_deserializer=proto_dot_inference__pb2.GetArtifactRequest.FromString,
                     response_serializer=proto_dot_inference__pb2.ArtifactManifest.SerializeToString,
+            ),
+            'Score': grpc.unary_unary_rpc_method_handler(
+                    servicer.Score,
+                    request_deserializer=proto_dot_inference__pb2.ScoreRequest.FromString,
+                    response_serializer=proto_dot_inference__pb2.ScoreReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +146,33 @@ class Inference:
             '/lpuperf.v1.Inference/GetArtifact',
             proto_dot_inference__pb2.GetArtifactRequest.SerializeToString,
             proto_dot_inference__pb2.ArtifactManifest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Score(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lpuperf.v1.Inference/Score',
+            proto_dot_inference__pb2.ScoreRequest.SerializeToString,
+            proto_dot_inference__pb2.ScoreReply.FromString,
             options,
             channel_credentials,
             insecure,

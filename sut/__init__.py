@@ -31,6 +31,9 @@ if TYPE_CHECKING:
         RendersChat,
         ReportsBusyTime,
         ReportsPrefixCache,
+        ScoreRequest,
+        ScoresContinuations,
+        TokenScores,
         UpstreamError,
     )
     from sut._cli import add_parser as add_serve_parser
@@ -70,6 +73,9 @@ __getattr__ = lazy_exports(
         "sut._backend": [
             "AnswersAtOnce",
             "RendersChat",
+            "ScoreRequest",
+            "ScoresContinuations",
+            "TokenScores",
             "Backend",
             "BackendConfig",
             "BackendError",
@@ -130,6 +136,8 @@ __all__ = [
     "RendersChat",
     "ReportsBusyTime",
     "ReportsPrefixCache",
+    "ScoreRequest",
+    "ScoresContinuations",
     "ServerProcess",
     "ServerSecurity",
     "SimBackend",
@@ -138,6 +146,7 @@ __all__ = [
     "SutServer",
     "SutStartError",
     "TimingModel",
+    "TokenScores",
     "ToolCallSettings",
     "UpstreamError",
     "add_backend_arguments",

@@ -69,6 +69,8 @@ class FaultFlags(BaseModel):
     # A batch-dependent numerical fault: a request that arrives while others are in flight (a batch
     # larger than one) gets one answer token changed, as a kernel whose reduction order follows the batch.
     batch_dependent_output: bool = False
+    # Scoring (the Score RPC) ranks tokens upside down: the greedy token gets the lowest log-probability.
+    inverted_logprobs: bool = False
 
     def any(self) -> bool:
         return any(self.model_dump().values())

@@ -82,12 +82,14 @@ class InvalidRequestError(BackendError):
 class ContextOverflowError(BackendError):
     """Prompt + max_new_tokens over the context the artifact enforces -> RESOURCE_EXHAUSTED."""
 
-    def __init__(self, prompt_tokens: int, max_new_tokens: int, limit: int) -> None:
+    def __init__(
+        self, prompt_tokens: int, max_new_tokens: int, limit: int, names: tuple[str, str] = ("prompt", "max_new_tokens")
+    ) -> None:
         self.prompt_tokens = prompt_tokens
         self.max_new_tokens = max_new_tokens
         self.limit = limit
         super().__init__(
-            f"prompt {prompt_tokens} + max_new_tokens {max_new_tokens} = "
+            f"{names[0]} {prompt_tokens} + {names[1]} {max_new_tokens} = "
             f"{prompt_tokens + max_new_tokens} tokens exceeds the context limit of {limit}"
         )
 
@@ -186,6 +188,36 @@ class RendersChat(Protocol):
     """
 
     def render_chat(self, messages: Sequence[Mapping[str, str]]) -> list[int] | None: ...
+
+
+@dataclass(slots=True)
+class ScoreRequest:
+    """Score a continuation after a context (eval frameworks' loglikelihood tasks); nothing is generated."""
+
+    request_id: str
+    context_ids: np.ndarray  # int32, 1-D, at least one token
+    continuation_ids: np.ndarray  # int32, 1-D, at least one token
+
+
+@dataclass(slots=True)
+class TokenScores:
+    """Per continuation token: its natural-log probability after everything before it, and whether it is the
+    model's greedy (argmax) choice there."""
+
+    logprobs: list[float]
+    greedy: list[bool]
+
+
+@runtime_checkable
+class ScoresContinuations(Protocol):
+    """An optional capability: a backend that returns the log-probabilities of given tokens (the ``Score`` RPC).
+
+    A backend without it answers ``Score`` with UNIMPLEMENTED. Scoring runs beside generation (never inside
+    a LoadGen query's stream), so it adds nothing to the per-token path. Raises InvalidRequestError or
+    ContextOverflowError as ``generate`` would.
+    """
+
+    async def score(self, request: ScoreRequest) -> TokenScores: ...
 
 
 class BackendConfig(PluginConfig):

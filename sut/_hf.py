@@ -29,6 +29,8 @@ from sut._backend import (
     GenerateRequest,
     GenerationEnd,
     InvalidRequestError,
+    ScoreRequest,
+    TokenScores,
 )
 
 _STOP_JOIN_S = 30.0
@@ -84,6 +86,29 @@ class _Job:
             self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
 
 
+class _ScoreJob:
+    """One Score request's hand-off to the worker thread, answered through a future on the server's loop."""
+
+    __slots__ = ("future", "loop", "request")
+
+    def __init__(self, request: ScoreRequest, loop: asyncio.AbstractEventLoop) -> None:
+        self.request = request
+        self.loop = loop
+        self.future: asyncio.Future[TokenScores] = loop.create_future()
+
+    def answer(self, result: TokenScores | BaseException) -> None:
+        def settle() -> None:
+            if self.future.done():  # the client went away
+                return
+            if isinstance(result, BaseException):
+                self.future.set_exception(result)
+            else:
+                self.future.set_result(result)
+
+        with contextlib.suppress(RuntimeError):  # the loop closed (server shutdown): nobody is listening
+            self.loop.call_soon_threadsafe(settle)
+
+
 class TransformersBackend:
     config_model: ClassVar[type[TransformersConfig]] = TransformersConfig
 
@@ -97,6 +122,7 @@ class TransformersBackend:
         self._manifest = self._build_manifest()
         self._lock = threading.Condition()
         self._waiting: deque[_Job] = deque()
+        self._scoring: deque[_ScoreJob] = deque()
         self._active: dict[int, _Job] = {}
         self._running = False
         self._thread: threading.Thread | None = None
@@ -192,6 +218,41 @@ class TransformersBackend:
         if n + request.max_new_tokens > limit:
             raise ContextOverflowError(n, request.max_new_tokens, limit)
 
+    async def score(self, request: ScoreRequest) -> TokenScores:
+        """Log-probabilities of the continuation from one forward pass (sut ScoresContinuations), run on the
+        worker thread between decode steps, so scoring and generation never use the model at once."""
+        n = int(request.context_ids.size) + int(request.continuation_ids.size)
+        limit = self._manifest.effective_context_tokens
+        if n > limit:
+            raise ContextOverflowError(
+                int(request.context_ids.size), int(request.continuation_ids.size), limit, ("context", "continuation")
+            )
+        if self._fatal is not None:
+            raise BackendError(f"decode worker failed: {self._fatal}")
+        job = _ScoreJob(request, asyncio.get_running_loop())
+        with self._lock:
+            if not self._running:
+                raise BackendError("the transformers backend is not running")
+            self._scoring.append(job)
+            self._lock.notify_all()
+        return await job.future
+
+    def _run_scoring(self, jobs: list[_ScoreJob]) -> None:
+        from sut._hf_engine import score_continuation
+
+        for job in jobs:
+            if job.future.done():
+                continue
+            req = job.request
+            try:
+                logprobs, greedy = score_continuation(
+                    self._loaded.model, req.context_ids.tolist(), req.continuation_ids.tolist(), self.config.device
+                )
+            except Exception as exc:  # one bad scoring request fails alone; the decode batch goes on
+                job.answer(BackendError(f"scoring failed: {exc.__class__.__name__}: {exc}"))
+                continue
+            job.answer(TokenScores(logprobs=logprobs, greedy=greedy))
+
     async def generate(self, request: GenerateRequest) -> AsyncIterator[Sequence[int] | GenerationEnd]:
         from sut._hf_engine import Sequence as EngineSequence
 
@@ -234,18 +295,23 @@ class TransformersBackend:
         from sut._hf_engine import DecodeEngine
 
         engine = DecodeEngine(self._loaded.model, self._pad, self.config.device)
+        scoring: list[_ScoreJob] = []  # taken off the queue and not yet answered
         try:
             while True:
                 with self._lock:
-                    while self._running and not self._waiting and not self._active:
+                    while self._running and not self._waiting and not self._active and not self._scoring:
                         self._lock.wait()
                     if not self._running:
                         break
+                    scoring = list(self._scoring)
+                    self._scoring.clear()
                     newcomers: list[_Job] = []
                     while self._waiting and len(self._active) + len(newcomers) < self.config.max_batch:
                         job = self._waiting.popleft()
                         if not job.cancelled:
                             newcomers.append(job)
+                self._run_scoring(scoring)
+                scoring = []
                 for job in self._active.values():
                     if job.cancelled:
                         engine.cancel(job.seq.key)
@@ -270,21 +336,22 @@ class TransformersBackend:
                         del self._active[seq.key]
         except BaseException as exc:  # a torch failure must still complete every open request
             self._fatal = exc
-            err = BackendError(f"decode worker failed: {exc.__class__.__name__}: {exc}")
-            with self._lock:
-                jobs = list(self._active.values()) + list(self._waiting)
-                self._waiting.clear()
-            self._active = {}
-            for job in jobs:
-                job.send(err)
+            self._fail_open(BackendError(f"decode worker failed: {exc.__class__.__name__}: {exc}"), scoring)
             return
         # Stopped: anything still open gets a clear error rather than hanging.
+        self._fail_open(BackendError("backend stopped before the request finished"), scoring)
+
+    def _fail_open(self, err: BackendError, scoring: list[_ScoreJob]) -> None:
         with self._lock:
             jobs = list(self._active.values()) + list(self._waiting)
             self._waiting.clear()
+            scoring = scoring + list(self._scoring)
+            self._scoring.clear()
         self._active = {}
         for job in jobs:
-            job.send(BackendError("backend stopped before the request finished"))
+            job.send(err)
+        for score_job in scoring:
+            score_job.answer(err)
 
     @staticmethod
     def _end(job: _Job) -> GenerationEnd:

@@ -45,6 +45,23 @@ def _pad_left(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
     return torch.cat([torch.zeros(shape, dtype=t.dtype, device=t.device), t], dim=dim)
 
 
+@torch.inference_mode()
+def score_continuation(model: Any, context: list[int], continuation: list[int], device: str = "cpu") -> Any:
+    """Per continuation token: its log-probability after everything before it and whether it is the argmax there.
+
+    One forward pass over ``context + continuation`` (no cache: the decode batch's cache is never touched); the
+    logits at position ``len(context) - 1 + i`` predict ``continuation[i]``. Returns ``(logprobs, greedy)`` lists.
+    """
+    ids = torch.tensor([context + continuation], dtype=torch.long, device=torch.device(device))
+    logits = model(input_ids=ids, use_cache=False).logits[0]
+    start = len(context) - 1
+    predicting = logits[start : start + len(continuation)].float()
+    target = ids[0, len(context) :]
+    logprobs = torch.log_softmax(predicting, dim=-1).gather(1, target[:, None])[:, 0]
+    greedy = torch.argmax(predicting, dim=-1) == target
+    return [float(x) for x in logprobs.tolist()], [bool(x) for x in greedy.tolist()]
+
+
 class DecodeEngine:
     """Greedy decoding of many sequences in one batch; call :meth:`admit` and :meth:`step`."""
 

@@ -28,6 +28,8 @@ from sut._backend import (
     GenerationEnd,
     InvalidRequestError,
     OverloadedError,
+    ScoreRequest,
+    ScoresContinuations,
     UpstreamError,
 )
 
@@ -132,6 +134,11 @@ def add_inference_service(servicer: pb_grpc.InferenceServicer, server: grpc.aio.
             request_deserializer=_lenient(pb.GetArtifactRequest.FromString, "lpuperf.v1.GetArtifactRequest"),
             response_serializer=pb.ArtifactManifest.SerializeToString,
         ),
+        "Score": grpc.unary_unary_rpc_method_handler(
+            servicer.Score,
+            request_deserializer=_lenient(pb.ScoreRequest.FromString, "lpuperf.v1.ScoreRequest"),
+            response_serializer=pb.ScoreReply.SerializeToString,
+        ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
@@ -194,6 +201,32 @@ def to_backend_request(
     )
 
 
+def _checked_ids(field: str, ids: Any, vocab_size: int) -> np.ndarray:
+    """A non-empty list of in-vocabulary token ids as int32, or InvalidRequestError naming ``field``."""
+    id_list = list(ids)
+    if not id_list:
+        raise InvalidRequestError(f"{field}: expected at least one token id")
+    lo, hi = min(id_list), max(id_list)
+    if lo < 0:
+        raise InvalidRequestError(f"{field}[{id_list.index(lo)}]: expected token ids >= 0, got {lo}")
+    if vocab_size and hi >= vocab_size:
+        raise InvalidRequestError(
+            f"{field}[{id_list.index(hi)}]: token id {hi} is outside the vocabulary (vocab_size {vocab_size})"
+        )
+    return np.array(id_list, dtype=np.int32)
+
+
+def to_score_request(request: pb.ScoreRequest | Undecodable, vocab_size: int = 0) -> ScoreRequest:
+    """Validate a wire scoring request; raise InvalidRequestError naming the bad field."""
+    if isinstance(request, Undecodable):
+        raise InvalidRequestError(request.reason)
+    return ScoreRequest(
+        request_id=request.request_id,
+        context_ids=_checked_ids("context_ids", request.context_ids, vocab_size),
+        continuation_ids=_checked_ids("continuation_ids", request.continuation_ids, vocab_size),
+    )
+
+
 def manifest_message(backend: Backend) -> pb.ArtifactManifest:
     m = backend.manifest
     msg = pb.ArtifactManifest(
@@ -227,6 +260,7 @@ class _Servicer(pb_grpc.InferenceServicer):
         self._artifact = manifest_message(backend)
         self._vocab_size = backend.manifest.vocab_size
         self._immediate = backend.immediate_answer if isinstance(backend, AnswersAtOnce) else None
+        self._score = backend.score if isinstance(backend, ScoresContinuations) else None
         self.set_replica_id("")
 
     def set_replica_id(self, replica_id: str) -> None:
@@ -240,6 +274,31 @@ class _Servicer(pb_grpc.InferenceServicer):
         if isinstance(request, Undecodable):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
         return self._artifact
+
+    async def Score(
+        self, request: pb.ScoreRequest | Undecodable, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ScoreReply:
+        """Log-probabilities of a continuation (ScoresContinuations); UNIMPLEMENTED when the backend has none.
+
+        Not a LoadGen query: the request counters and latency histograms never see it."""
+        srv = self._srv
+        if srv.peers is not None:
+            srv.peers.note(context)
+        score = self._score
+        if score is None:
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"backend '{srv.backend.manifest.backend}' returns no log-probabilities (Score is not supported)",
+            )
+            return pb.ScoreReply()  # not reached: abort raises
+        if srv.draining:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "server is draining")
+        try:
+            scores = await score(to_score_request(request, self._vocab_size))
+        except Exception as exc:
+            status, details = status_for(exc)
+            await context.abort(status, details)
+        return pb.ScoreReply(logprobs=scores.logprobs, greedy=scores.greedy, replica_id=self._replica_id)
 
     async def Generate(
         self, request: pb.GenerateRequest | Undecodable, context: grpc.aio.ServicerContext[Any, Any]

@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, ClassVar
@@ -59,6 +60,8 @@ from sut._backend import (
     InvalidRequestError,
     OverloadedError,
     PrefixCacheStats,
+    ScoreRequest,
+    TokenScores,
 )
 from sut._clock import Clock, LoopClock
 from sut._prefix_cache import PrefixCache
@@ -93,6 +96,11 @@ __all__ = [
     "analytic_capacity_qps",
     "sim_manifest",
 ]
+
+
+_GREEDY_LOGPROB = math.log(0.99)  # the sim's scoring: its own next token
+_OFF_LOGPROB = math.log(0.01)  # ... and the best any other token scores
+_SCORED = ("context", "continuation")  # how a scoring request's context overflow names its parts
 
 
 class _Seq:
@@ -332,6 +340,47 @@ class SimBackend:
             if not seq.done:
                 seq.cancelled = True
         yield end
+
+    async def score(self, request: ScoreRequest) -> TokenScores:
+        """Deterministic log-probabilities consistent with the sim's own answers (sut ScoresContinuations).
+
+        At each continuation position the greedy token is the sim's answer token while the continuation
+        still follows that answer, else a pseudo token drawn from the hash of everything before it. The
+        greedy token scores ``log 0.99``; any other token ``log 0.01`` minus up to 4, drawn from the hash of
+        the prefix and the token, so a continuation equal to the sim's answer always scores highest. Not
+        normalized over the vocabulary: the ranking and the greedy flags are what evals read.
+        """
+        context, continuation = request.context_ids, request.continuation_ids.tolist()
+        total = int(context.size) + len(continuation)
+        if total > self._manifest.max_context_tokens:
+            raise ContextOverflowError(int(context.size), len(continuation), self._manifest.max_context_tokens, _SCORED)
+        probe = GenerateRequest(request.request_id, context, max_new_tokens=len(continuation))
+        answer, _, _ = self._output(probe)
+        inverted = self._manifest.faults.inverted_logprobs
+        prefix = hashlib.sha256(np.ascontiguousarray(context, dtype=np.int32).tobytes())
+        on_answer = True
+        logprobs: list[float] = []
+        greedy: list[bool] = []
+        for i, tok in enumerate(continuation):
+            on_answer = on_answer and i < len(answer)
+            digest = prefix.digest()
+            best = (
+                answer[i]
+                if on_answer
+                else int(self._pseudo_vocab[int.from_bytes(digest[:8], "little") % self._pseudo_vocab.size])
+            )
+            is_best = tok == best
+            spread = int.from_bytes(
+                hashlib.sha256(digest + tok.to_bytes(8, "little", signed=True)).digest()[:8], "little"
+            )
+            low = _OFF_LOGPROB - 4.0 * spread / 2.0**64
+            logprobs.append(
+                (low if is_best else _GREEDY_LOGPROB) if inverted else (_GREEDY_LOGPROB if is_best else low)
+            )
+            greedy.append(is_best)
+            on_answer = on_answer and is_best
+            prefix.update(tok.to_bytes(4, "little", signed=True))
+        return TokenScores(logprobs=logprobs, greedy=greedy)
 
     # ---- internals --------------------------------------------------------------------------
     def _check(self, req: GenerateRequest) -> None:

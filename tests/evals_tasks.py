@@ -78,14 +78,40 @@ def write_inspect_task(directory: Path, samples: list[EvalSample]) -> Path:
     return task
 
 
+@dataclass(frozen=True)
+class ChoiceItem:
+    prompt: str
+    choices: tuple[str, ...]
+    gold: int
+
+
+def choice_items(samples: list[EvalSample]) -> list[ChoiceItem]:
+    """Multiple-choice items: the sim's own answer to the sample and its answer to the next sample, in either
+    order; the gold choice is the sim's own answer for two samples in three, the other for the third (so the
+    sim gets two in three right, whichever place its answer holds, and a ranking turned upside down does not)."""
+    answers = sim_answers(samples)
+    items = []
+    for i, s in enumerate(samples):
+        own_at = (i // 2) % 2
+        other = answers[(i + 1) % len(answers)]
+        choices = (answers[i], other) if own_at == 0 else (other, answers[i])
+        items.append(ChoiceItem(s.prompt, choices, own_at if i % 3 != 2 else 1 - own_at))
+    return items
+
+
 def write_lm_eval_tasks(directory: Path, samples: list[EvalSample]) -> Path:
     """Two tasks in ``directory`` (the --include_path): ``lpu_gen`` (generate_until) and ``lpu_choice``
-    (multiple_choice, which needs log-probabilities)."""
+    (multiple_choice over :func:`choice_items`, which needs log-probabilities; no delimiter before a choice,
+    so each choice is exactly the answer text)."""
     directory.mkdir(parents=True, exist_ok=True)
     data = directory / "samples.jsonl"
     with data.open("w", encoding="utf-8") as f:
         for s in samples:
-            f.write(json.dumps({"prompt": s.prompt, "answer": s.target, "choices": [s.target, "no"]}) + "\n")
+            f.write(json.dumps({"prompt": s.prompt, "answer": s.target}) + "\n")
+    choice_data = directory / "choices.jsonl"
+    with choice_data.open("w", encoding="utf-8") as f:
+        for item in choice_items(samples):
+            f.write(json.dumps({"prompt": item.prompt, "choices": list(item.choices), "gold": item.gold}) + "\n")
     gen_extra = 'generation_kwargs:\n  until: ["\\n\\n"]\n  max_gen_toks: 64'
     (directory / "lpu_gen.yaml").write_text(
         LM_EVAL_TASK.format(
@@ -96,8 +122,8 @@ def write_lm_eval_tasks(directory: Path, samples: list[EvalSample]) -> Path:
     )  # fmt: skip
     (directory / "lpu_choice.yaml").write_text(
         LM_EVAL_TASK.format(
-            name="lpu_choice", data=data, output_type="multiple_choice", target="0", extra="doc_to_choice: choices",
-            metric="acc",
+            name="lpu_choice", data=choice_data, output_type="multiple_choice", target="gold",
+            extra='doc_to_choice: choices\ntarget_delimiter: ""', metric="acc",
         ),
         encoding="utf-8",
     )  # fmt: skip

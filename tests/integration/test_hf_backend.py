@@ -135,3 +135,47 @@ def test_loadgen_single_stream_with_real_tokens(tmp_path: Path) -> None:
     assert np.all(rec["status"] == 0) and np.all(rec["stream_matches_output"])
     assert np.all(rec["first_chunk_tokens"] == 1)
     assert np.all((rec["n_tokens"] >= 1) & (rec["n_tokens"] <= MAX_NEW))
+
+
+def test_scoring_matches_hf_generate_transition_scores_while_a_stream_decodes(backend: Any) -> None:
+    """Score's log-probabilities of HF generate's own greedy answer equal the transition scores HF computes
+    while generating; every token is flagged greedy, and a changed token is neither greedy nor as likely."""
+    from sut import GenerateRequest, ScoreRequest, TokenScores
+
+    loaded = backend._loaded
+    prompt, other = _prompts(loaded.tokenizer, 3)[:2]
+    eos = loaded.eos_token_id
+    with torch.inference_mode():
+        out = loaded.model.generate(
+            torch.tensor([prompt]), max_new_tokens=MAX_NEW, do_sample=False, eos_token_id=eos, pad_token_id=eos,
+            output_scores=True, return_dict_in_generate=True,
+        )  # fmt: skip
+        expected = loaded.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)[0]
+    answer = out.sequences[0, len(prompt) :].tolist()
+    changed = [*answer[:2], (answer[2] + 1) % loaded.vocab_size, *answer[3:]]
+
+    def request(continuation: list[int]) -> ScoreRequest:
+        return ScoreRequest("s", np.asarray(prompt, np.int32), np.asarray(continuation, np.int32))
+
+    async def main() -> tuple[TokenScores, TokenScores]:
+        await backend.start()
+        try:
+            busy = GenerateRequest(request_id="busy", input_ids=np.asarray(other, np.int32), max_new_tokens=MAX_NEW)
+
+            async def stream() -> int:
+                return sum(len(i) for i in [x async for x in backend.generate(busy)] if isinstance(i, list))
+
+            own, bad, n = await asyncio.wait_for(
+                asyncio.gather(backend.score(request(answer)), backend.score(request(changed)), stream()), 600
+            )
+            assert n > 0
+            return own, bad
+        finally:
+            await backend.stop()
+
+    own, bad = asyncio.run(main())
+    assert own.greedy == [True] * len(answer)
+    np.testing.assert_allclose(own.logprobs, expected.tolist(), atol=2e-3)
+    assert bad.greedy[:3] == [True, True, False]
+    assert bad.logprobs[2] < own.logprobs[2]
+    assert bad.logprobs[:2] == pytest.approx(own.logprobs[:2], abs=1e-4)
