@@ -92,7 +92,10 @@ def _columns_of(obj: object, p: Path) -> Columns:
     kind = type(obj)
     if kind.__name__ == "DataFrame" and kind.__module__.startswith("pandas"):
         frame: Any = obj
-        return {str(c): list(frame[c].tolist()) for c in frame.columns}
+        try:
+            return {str(c): list(frame[c].tolist()) for c in frame.columns}
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a truncated or hand-made frame
+            raise DatasetError(f"{p}: a pandas DataFrame that cannot be read ({exc.__class__.__name__})") from None
     if isinstance(obj, list) and obj and all(isinstance(r, dict) for r in obj):
         names = list(dict.fromkeys(k for r in obj for k in r))
         return {str(k): [r.get(k) for r in obj] for k in names}

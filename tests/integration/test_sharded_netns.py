@@ -182,7 +182,14 @@ def test_a_shard_waiting_for_its_start_stops_on_sigint_within_seconds(tmp_path: 
     cmd = [sys.executable, "-m", "cli", "run", "--load", "rate:5", "--duration", "3", "--shard", "0/2"]
     cmd += ["--start-at", str(start_at), "--out", str(tmp_path / "out"), "--run-id", "s0", "--no-record"]
     cmd += ["--metrics-linger", "0"]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # A background shell (CI) starts children with SIGINT ignored, and that survives exec: restore it.
+    proc = subprocess.Popen(
+        cmd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     run_dir = tmp_path / "out" / "s0" / "Rate" / "performance"
     try:
         deadline = time.monotonic() + 90

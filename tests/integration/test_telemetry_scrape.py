@@ -259,7 +259,15 @@ def test_ctrl_c_with_a_hung_target_ends_within_seconds_leaving_telemetry(tmp_pat
         *("--out", str(out), "--run-id", "stopped", "--metrics-linger", "0", "--no-record"),
         *("--scrape", f"sut,{hung.url}", "--scrape-interval", "0.5"),
     ]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    # A background shell (CI) starts children with SIGINT ignored, and that survives exec: restore it, as a
+    # terminal's Ctrl-C would find it.
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         d = _run_dir(out, "stopped")
         deadline = time.monotonic() + 120

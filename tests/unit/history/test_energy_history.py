@@ -60,7 +60,7 @@ def test_energy_is_recorded_trended_and_a_hungrier_build_regresses(
 ) -> None:
     db = ["--db", store_url]
     rc, out = _history(capsys, "import", str(builds["b1"].parents[2]), *db)
-    assert rc == 0 and "4 run(s) recorded" in out
+    assert rc == 0 and "4 run(s) stored" in out
     rc, out = _history(capsys, "show", "run-b3-hungry", *db, "--json")
     metrics = {m["name"]: m for m in json.loads(out)["metrics"]}
     assert metrics["energy.joules_per_token"]["value"] == pytest.approx(0.75)
