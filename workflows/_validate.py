@@ -52,7 +52,7 @@ from workflows._compare import (
 )
 from workflows._session import RunStep, SessionConfig, run_session
 from workflows._stats import RateBins
-from workflows._validate_evals import eval_deltas, eval_rows, eval_slippage, run_eval_suites
+from workflows._validate_evals import VerdictRow, eval_deltas, eval_rows, eval_slippage, run_eval_suites
 
 _ADDRESS = re.compile(r"^[A-Za-z0-9_.-]+:\d+$")
 
@@ -106,15 +106,6 @@ class ArtifactEvidence(BaseModel):
     @property
     def server_dir(self) -> str:
         return self.server.log_dir if self.server is not None else ""
-
-
-class VerdictRow(BaseModel):
-    objective: str
-    baseline: str
-    candidate: str
-    limit: str
-    passed: bool
-    line: str
 
 
 class ValidateReport(BaseModel):
@@ -403,7 +394,7 @@ def decide(cfg: ValidateConfig, slo: SloSpec, base: ArtifactEvidence, cand: Arti
         for o in gate.objectives
         if not o.name.startswith("task_drop[")  # shown as the eval rows below, with their intervals
     ]
-    rows += [VerdictRow(**r.model_dump()) for r in eval_rows(slo, gate, deltas)]
+    rows += eval_rows(slo, gate, deltas)
     extra = benchmark_compliance_rows(slo, base, cand)
     rows += extra
     reasons = [o.line for o in gate.violations]

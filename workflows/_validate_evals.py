@@ -13,20 +13,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from common import UsageError
 from evals import ALL_CATEGORIES, InspectRun, LmEvalRun, ScoreDelta, TaskScore, compare_scores, run_inspect, run_lm_eval
 from gate import GateReport, SloSpec, fmt_number
 from loadgen_harness import TransportSecurity
 
-__all__ = ["EvalRow", "eval_deltas", "eval_rows", "eval_slippage", "run_eval_suites"]
+__all__ = ["VerdictRow", "eval_deltas", "eval_rows", "eval_slippage", "run_eval_suites"]
 
 
-class EvalRow(BaseModel):
-    """One verdict-table row of an eval delta (validate turns it into its VerdictRow)."""
-
-    model_config = ConfigDict(extra="forbid")
+class VerdictRow(BaseModel):
+    """One row of validate's verdict table (defined here so the eval rows are built as such rows)."""
 
     objective: str
     baseline: str
@@ -78,7 +76,7 @@ def _label(d: ScoreDelta) -> str:
     return d.task if d.category == ALL_CATEGORIES else f"{d.task}/{d.category}"
 
 
-def eval_rows(slo: SloSpec, gate: GateReport, deltas: list[ScoreDelta]) -> list[EvalRow]:
+def eval_rows(slo: SloSpec, gate: GateReport, deltas: list[ScoreDelta]) -> list[VerdictRow]:
     """A row per delta; its pass/fail is the gate's ``task_drop`` objective where the SLO sets one."""
     outcomes = {o.name: o for o in gate.objectives}
     rows = []
@@ -86,7 +84,7 @@ def eval_rows(slo: SloSpec, gate: GateReport, deltas: list[ScoreDelta]) -> list[
         o = outcomes.get(f"task_drop[{_label(d)}]")
         interval = f"delta {d.delta:+.3f}, 95% CI [{d.ci_low:+.3f}, {d.ci_high:+.3f}]"
         rows.append(
-            EvalRow(
+            VerdictRow(
                 objective=f"eval[{_label(d)}]",
                 baseline=f"{d.baseline_score:.3f}",
                 candidate=f"{d.candidate_score:.3f} ({interval})",
