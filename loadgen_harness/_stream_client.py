@@ -119,6 +119,10 @@ class StreamClient:
     def _answered(self, qid: int, out: np.ndarray, n_tokens: int, first_sent: bool) -> None:
         return None
 
+    def _finished(self, qid: int, chunk: RecordChunk, j: int) -> None:
+        """An answered query's row is complete (after ``_answered``, which LoadGen's completion cannot wait for)."""
+        return None
+
     def _failed(self, qid: int, data: np.ndarray, first_sent: bool) -> None:
         return None
 
@@ -243,6 +247,7 @@ class StreamClient:
         self.completed += 1
         if self.metrics is not None:
             self.metrics.completed(issued_ns, first_ns, done, n_tokens)
+        self._finished(qid, chunk, j)
 
     def _replica(self, replica_id: str) -> int:
         """The records' index of a replica id (once per query); an id first seen here is appended."""

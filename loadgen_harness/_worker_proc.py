@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from loadgen_harness._bridge import _varint, serialise_requests
+from loadgen_harness._records import RecordChunk
 from loadgen_harness._stream_client import StreamClient
 from loadgen_harness._worker_wire import (
     CANCEL,
@@ -41,6 +42,7 @@ from loadgen_harness._worker_wire import (
     READY,
     REPLICA,
     REPLICA_FMT,
+    ROW_BYTES,
     Channel,
     RowChunk,
     WorkerSpec,
@@ -72,8 +74,7 @@ class WorkerClient(StreamClient):
         self.gone = threading.Event()  # the run's process closed the pipe (or died): time to exit
         self._requests: dict[int, bytes] = {}
         self._free: list[tuple[RowChunk, int]] = []
-        self._outcome: tuple[int, np.ndarray, bool, str] | None = None  # (id, tokens, first sent, status)
-        self._status = ""
+        self._outcome: tuple[np.ndarray, bool] = (np.zeros(0, np.int32), False)  # the last query's (tokens, first sent)
         self._offline_q: collections.deque[tuple[int, int, int]] = collections.deque()
         self._pool = 0
         self._n_initial_replicas = len(spec.replica_ids)
@@ -102,15 +103,18 @@ class WorkerClient(StreamClient):
             self._loop.remove_reader(self.chan.fileno())
             self.gone.set()
 
+    # Frames go out as they happen, one write each: the first token cannot wait (it is LoadGen's TTFT), and
+    # queueing frames for the end of a loop iteration costs an iteration of its own (bench/RESULTS.md).
     def _send(self, msg: bytes) -> None:
-        """Queued, and sent once per loop iteration: under load one write carries many completions."""
-        if self.chan.queue(msg):
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
         try:
-            self.chan.flush()
+            self.chan.send(msg)
         except OSError:  # the run's process is gone: nothing more is wanted
+            self.gone.set()
+
+    def _send_parts(self, parts: tuple[bytes | memoryview, ...], size: int) -> None:
+        try:
+            self.chan.send_parts(parts, size)
+        except OSError:
             self.gone.set()
 
     def _take(self, issued: list[tuple[int, int, int]]) -> None:
@@ -121,28 +125,28 @@ class WorkerClient(StreamClient):
                 self._spawn(self._offline_worker())
             return
         for qid, idx, issued_ns in issued:
-            self._spawn(self._one(qid, idx, issued_ns))
+            self._spawn(self._query(qid, idx, issued_ns))
 
     async def _offline_worker(self) -> None:
         q = self._offline_q
         try:
             while q and self._stop_status is None:
-                qid, idx, issued_ns = q.popleft()
-                await self._one(qid, idx, issued_ns)
+                await self._query(*q.popleft())
         finally:
             self._pool -= 1
 
-    async def _one(self, qid: int, idx: int, issued_ns: int) -> None:
+    def _query(self, qid: int, idx: int, issued_ns: int) -> Any:
+        """The stream of one query (a coroutine: ``_stream``'s own, no wrapper to resume at every message);
+        its row and tokens go back from ``_finished`` or ``_fail``."""
         chunk, j = self._row(qid, idx, issued_ns)
         rid = str(qid).encode()
-        req = self._request(idx) + b"\x0a" + _varint(len(rid)) + rid
-        await self._stream(qid, req, issued_ns, chunk, j)
-        out = self._outcome
-        self._outcome = None
-        if out is not None and out[0] == qid:
-            _, tokens, first_sent, status = out
-            head = DONE + DONE_FMT.pack(qid, first_sent, status.encode("ascii", "replace")[:16])
-            self._send(b"".join((head, chunk.row_bytes(j), tokens.tobytes())))
+        return self._stream(qid, self._request(idx) + b"\x0a" + _varint(len(rid)) + rid, issued_ns, chunk, j)
+
+    def _done(self, qid: int, chunk: RowChunk, j: int, status: str) -> None:
+        """``D``: the finished row and its output tokens, in one write; the row is then free for another query."""
+        tokens, first_sent = self._outcome
+        head = DONE + DONE_FMT.pack(qid, first_sent, status.encode("ascii", "replace")[:16])
+        self._send_parts((head, chunk.row_bytes(j), tokens.data), len(head) + ROW_BYTES + tokens.nbytes)
         chunk.clear_row(j)
         self._free.append((chunk, j))
 
@@ -177,14 +181,19 @@ class WorkerClient(StreamClient):
         return True
 
     def _answered(self, qid: int, out: np.ndarray, n_tokens: int, first_sent: bool) -> None:
-        self._outcome = (qid, out, first_sent, "")
+        self._outcome = (out, first_sent)  # sent by ``_finished``, once the row is complete
+
+    def _finished(self, qid: int, chunk: RecordChunk, j: int) -> None:
+        self._done(qid, chunk, j, "")  # type: ignore[arg-type]  # a worker's rows are RowChunks
 
     def _failed(self, qid: int, data: np.ndarray, first_sent: bool) -> None:
-        self._outcome = (qid, data, first_sent, self._status)
+        self._outcome = (data, first_sent)
 
     def _fail(self, qid: int, tokens: list[int], first_sent: bool, status: str, code: int, replica: int = -1) -> None:
-        self._status = status  # the status name travels with the row (the row keeps only the code)
+        ref = self._pending.get(qid)
         super()._fail(qid, tokens, first_sent, status, code, replica)
+        if ref is not None:  # the status name travels with the row (the row keeps only the code)
+            self._done(qid, ref[0], ref[1], status)  # type: ignore[arg-type]
 
     def _replica(self, replica_id: str) -> int:
         n = len(self.replica_ids)

@@ -21,6 +21,7 @@ of one structured array. Only the start-up spec (:class:`WorkerSpec`) is more: J
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import socket
 import struct
 import threading
@@ -135,17 +136,17 @@ _RECV_BYTES = 1 << 20
 class Channel:
     """Length-prefixed frames over one end of a socket pair, read in large chunks.
 
-    One ``recv`` takes every frame that has arrived (many completions per system call under load), and a
-    writer may queue frames and send them in one ``sendall`` (``queue`` / ``flush``). ``send`` is safe from
-    several threads; reading is one thread's.
+    One ``recv`` takes every frame that has arrived (many completions per system call under load). Sending is
+    safe from several threads; reading is one thread's (the run's reader takes it over as a ``FrameReader``).
     """
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(True)
         self.sock = sock
         self._buf = bytearray()
+        # One buffer for every read: ``recv(1 MiB)`` would allocate (mmap, fault in, unmap) a fresh MiB per call.
+        self._landing = memoryview(bytearray(_RECV_BYTES))
         self._frames: list[bytes] = []  # read, not yet returned
-        self._out: list[bytes] = []
         self._lock = threading.Lock()
 
     def fileno(self) -> int:
@@ -155,18 +156,12 @@ class Channel:
         with self._lock:
             self.sock.sendall(_LEN.pack(len(msg)) + msg)
 
-    def queue(self, msg: bytes) -> bool:
-        """Add a frame to the next ``flush``; True when it is the first since the last flush."""
-        self._out.append(_LEN.pack(len(msg)))
-        self._out.append(msg)
-        return len(self._out) == 2
-
-    def flush(self) -> None:
-        if self._out:
-            data = b"".join(self._out)
-            self._out.clear()
-            with self._lock:
-                self.sock.sendall(data)
+    def send_parts(self, parts: tuple[bytes | memoryview, ...], size: int) -> None:
+        """One frame made of ``parts`` (``size`` bytes in all), written with one ``sendmsg``: no copy joins them."""
+        with self._lock:
+            sent = self.sock.sendmsg([_LEN.pack(size), *parts])
+            if sent < 4 + size:  # a signal cut the write short: the rest, joined
+                self.sock.sendall((_LEN.pack(size) + b"".join(bytes(memoryview(p)) for p in parts))[sent:])
 
     def receive(self) -> list[bytes]:
         """The frames complete after one read (blocking until something arrives); EOFError when closed."""
@@ -192,20 +187,87 @@ class Channel:
         return self._frames.pop(0)
 
     def _read(self) -> None:
-        data = self.sock.recv(_RECV_BYTES)
-        if not data:
+        got = self.sock.recv_into(self._landing)
+        if not got:
             raise EOFError
         buf = self._buf
-        buf += data
+        buf += self._landing[:got]
         at, end = 0, len(buf)
-        while end - at >= 4:
-            (n,) = _LEN.unpack_from(buf, at)
-            if end - at - 4 < n:
-                break
-            self._frames.append(bytes(buf[at + 4 : at + 4 + n]))
-            at += 4 + n
+        with memoryview(buf) as view:
+            while end - at >= 4:
+                (n,) = _LEN.unpack_from(buf, at)
+                if end - at - 4 < n:
+                    break
+                self._frames.append(view[at + 4 : at + 4 + n].tobytes())
+                at += 4 + n
         del buf[:at]
 
+    def frame_reader(self) -> FrameReader:
+        """This channel's reading from now on done in place (the run's reader thread): what was read is kept."""
+        pending = b"".join(_LEN.pack(len(f)) + f for f in self._frames) + bytes(self._buf)
+        self._frames.clear()
+        self._buf.clear()
+        return FrameReader(self.sock, pending)
+
+    def shutdown(self) -> None:
+        """Both directions end: a thread blocked in ``recv`` here returns (closing alone would not wake it)."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
+        self.shutdown()
         with contextlib.suppress(OSError):
             self.sock.close()
+
+
+class FrameReader:
+    """Frames read into one fixed buffer and handled where they landed: no object per frame.
+
+    ``read`` blocks for the next ``recv`` and returns the (start, end) of each complete frame in ``buf``; they
+    stay valid until the next ``read``, and ``address`` is where ``buf`` starts, so a consumer hands LoadGen a
+    pointer into a frame instead of a copy. A partial frame is moved to the front for the next read; one larger
+    than the buffer grows it.
+    """
+
+    def __init__(self, sock: socket.socket, pending: bytes = b"", size: int = _RECV_BYTES) -> None:
+        self.sock = sock
+        self._start = 0  # [_start, _end): read, not yet returned as a frame
+        self._end = 0
+        self._use(bytearray(max(size, 2 * len(pending))))
+        self.buf[: len(pending)] = pending
+        self._pending = len(pending)
+
+    def _use(self, buf: bytearray) -> None:
+        self.buf = buf
+        self.view = memoryview(buf)
+        self.address: int = ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
+
+    def read(self) -> list[tuple[int, int]]:
+        """(start, end) of every frame complete after one read; EOFError when the socket has ended."""
+        start, end = self._start, self._end
+        if start:  # a partial frame (the spans returned last time are done with): to the front
+            self.view[: end - start] = bytes(self.view[start:end])
+            end -= start
+            start = 0
+        if end >= 4 and _LEN.unpack_from(self.buf)[0] + 4 > len(self.buf):  # it will not fit: a buffer it fits in
+            bigger = bytearray(2 * (_LEN.unpack_from(self.buf)[0] + 4))
+            bigger[:end] = self.view[:end]
+            self._use(bigger)
+        if self._pending:  # what the channel had read before: frames without a read
+            end, self._pending = self._pending, 0
+        else:
+            got = self.sock.recv_into(self.view[end:])
+            if not got:
+                raise EOFError
+            end += got
+        buf, spans = self.buf, []
+        while end - start >= 4:
+            (n,) = _LEN.unpack_from(buf, start)
+            if end - start - 4 < n:
+                break
+            spans.append((start + 4, start + 4 + n))
+            start += 4 + n
+        if start == end:
+            start = end = 0
+        self._start, self._end = start, end
+        return spans

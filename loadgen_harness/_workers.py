@@ -3,9 +3,10 @@
 LoadGen stays in the run's process (MLPerf's rule, and LoadGen must never be called from a child). Its
 issue callback hands each query to a worker (``pick_worker``: fill one up to ``FILL_DEPTH`` outstanding,
 then the next), as one fixed-width record over that worker's pipe (``_worker_wire``); each worker streams it on its own event loop and channel
-(``_worker_proc``). A reader thread here takes the workers' messages: a first token becomes LoadGen's
-``FirstTokenComplete`` at once, a finished query's row is copied into the run's records with one slice
-assignment and becomes ``QuerySamplesComplete`` with its output tokens (so the accuracy log is the same).
+(``_worker_proc``). One reader thread per worker takes its messages where they landed (``FrameReader``): a
+first token becomes LoadGen's ``FirstTokenComplete`` at once, a finished query's row is copied into the run's
+records with one slice assignment and becomes ``QuerySamplesComplete`` with its output tokens (so the
+accuracy log is the same).
 
 Guarantees, as with one process (``_bridge.Bridge``): every issued query is completed exactly once (it is
 in ``_pending`` from issue to completion, and each completion path pops it under ``_lock``); the records
@@ -23,16 +24,14 @@ here) and are gone before ``close`` returns.
 from __future__ import annotations
 
 import contextlib
-import selectors
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
-
-import numpy as np
 
 from loadgen_harness._bridge import OVERLOADED, Overload
 from loadgen_harness._results import RunResult
@@ -46,12 +45,12 @@ from loadgen_harness._worker_wire import (
     DONE_FMT,
     ERROR,
     FIRST,
-    FIRST_FMT,
     READY,
     REPLICA,
     REPLICA_FMT,
     ROW_BYTES,
     Channel,
+    FrameReader,
     RowChunk,
     RowRecords,
     WorkerSpec,
@@ -64,8 +63,11 @@ _INTERRUPTED = "INTERRUPTED"
 _UNKNOWN_CODE = 2  # gRPC's UNKNOWN: the query's stream ended with its worker
 _START_TIMEOUT_S = 120.0  # spawning imports grpc and loads the dataset: seconds, far less than this
 _STOP_TIMEOUT_S = 5.0
-_DONE_AT = 1 + DONE_FMT.size
+_DONE_AT = 1 + DONE_FMT.size  # a D frame: kind, DONE_FMT, the row, then the output token ids
 _TOKENS_AT = _DONE_AT + ROW_BYTES
+_FIRST_TOKEN_AT = 1 + 8  # an F frame: kind, LoadGen's id (u64), the first token id (i32)
+_QID = struct.Struct("<Q")
+_DONE_BYTE, _FIRST_BYTE, _REPLICA_BYTE = DONE[0], FIRST[0], REPLICA[0]
 # A worker takes queries until this many are outstanding before the next one gets any: a busy worker's
 # wake-ups carry several frames, and an idle one costs nothing (bench/RESULTS.md, "Worker processes").
 FILL_DEPTH = 8
@@ -175,8 +177,14 @@ class WorkerBridge:
         except BaseException:
             self._stop_workers()
             raise
-        self._reader = threading.Thread(target=self._read, name="lpuperf-workers", daemon=True)
-        self._reader.start()
+        # One reader per worker, blocked in its socket's recv: a frame costs one wake-up and one system call
+        # (a selector over all of them costs an epoll_wait and a recv per wake-up, and its Python on top).
+        self._readers = [
+            threading.Thread(target=self._read, args=(w,), name=f"lpuperf-worker-{w.index}", daemon=True)
+            for w in self.workers
+        ]
+        for reader in self._readers:
+            reader.start()
 
     @property
     def worker_pids(self) -> list[int]:
@@ -311,41 +319,55 @@ class WorkerBridge:
 
     # ---- the workers' messages (reader thread) ----
 
-    def _read(self) -> None:
-        with selectors.DefaultSelector() as sel:
-            for w in self.workers:
-                sel.register(w.chan.sock, selectors.EVENT_READ, w)
-            while not self._closing and any(w.alive for w in self.workers):
-                for key, _ in sel.select(timeout=0.2):
-                    w = key.data
-                    try:
-                        for msg in w.chan.receive():  # every frame that arrived, in one read
-                            self._on_message(w, msg)
-                    except (EOFError, OSError):
-                        sel.unregister(key.fileobj)
-                        self._lose(w)
+    def _read(self, w: _Worker) -> None:
+        """(worker ``w``'s reader thread) Its frames until its socket ends: its death, or ``close``'s shutdown.
 
-    def _on_message(self, w: _Worker, msg: bytes) -> None:
-        kind = msg[:1]
-        if kind == DONE:
-            self._on_done(w, msg)
-        elif kind == FIRST:
-            qid, token = FIRST_FMT.unpack_from(msg, 1)
-            first = np.array([token], dtype=np.int32)
-            # Under the lock: a stop failing this query either sees the first token reported or reports it itself.
-            with self._lock:
-                entry = self._pending.get(qid)
-                if entry is None or not self._lg_open:
-                    return
-                entry[3] = True
-                self._lg.FirstTokenComplete([self._lg.QuerySampleResponse(qid, first.ctypes.data, 4)])
-        elif kind == REPLICA:
-            (local,) = REPLICA_FMT.unpack_from(msg, 1)
-            w.replicas[local] = self._replica(msg[1 + REPLICA_FMT.size :].decode(errors="replace"))
+        Frames are handled where they landed (``FrameReader``): LoadGen gets pointers into them, nothing is
+        allocated per frame. This thread sleeps between frames, so each wake-up runs cold: the less Python
+        per frame, the less it costs (bench/RESULTS.md, "Worker processes")."""
+        try:
+            self._read_frames(w)
+        except Exception:  # a frame this process cannot handle: that worker is stopped, its queries failed
+            w.proc.kill()
+        self._lose(w)
 
-    def _on_done(self, w: _Worker, msg: bytes) -> None:
-        qid, first_sent, raw_status = DONE_FMT.unpack_from(msg, 1)
-        status = status_text(raw_status)
+    def _read_frames(self, w: _Worker) -> None:
+        reader = w.chan.frame_reader()
+        first_token, done = self._on_first, self._on_done
+        while True:
+            try:
+                spans = reader.read()  # every frame that arrived, in one read
+            except (EOFError, OSError):
+                return
+            buf = reader.buf
+            for start, end in spans:
+                kind = buf[start]
+                if kind == _DONE_BYTE:
+                    done(w, reader, start, end)
+                elif kind == _FIRST_BYTE:
+                    first_token(reader, start)
+                elif kind == _REPLICA_BYTE:
+                    (local,) = REPLICA_FMT.unpack_from(buf, start + 1)
+                    name = bytes(buf[start + 1 + REPLICA_FMT.size : end]).decode(errors="replace")
+                    w.replicas[local] = self._replica(name)
+
+    def _on_first(self, reader: FrameReader, start: int) -> None:
+        """``F``: LoadGen's first token, now; its 4 bytes are handed over where they landed."""
+        (qid,) = _QID.unpack_from(reader.buf, start + 1)
+        # Under the lock: a stop failing this query either sees the first token reported or reports it itself.
+        with self._lock:
+            entry = self._pending.get(qid)
+            if entry is None or not self._lg_open:
+                return
+            entry[3] = True
+            lg = self._lg
+            lg.FirstTokenComplete([lg.QuerySampleResponse(qid, reader.address + start + _FIRST_TOKEN_AT, 4)])
+
+    def _on_done(self, w: _Worker, reader: FrameReader, start: int, end: int) -> None:
+        """``D``: the query's row into the run's records, then LoadGen's completion with its output tokens."""
+        qid, first_sent, raw_status = DONE_FMT.unpack_from(reader.buf, start + 1)
+        status = status_text(raw_status) if raw_status[0] else ""
+        tokens_at = start + _TOKENS_AT
         with self._lock:
             entry = self._pending.pop(qid, None)
             if entry is None:
@@ -353,23 +375,24 @@ class WorkerBridge:
             chunk: RowChunk = entry[0]
             j: int = entry[1]
             w.outstanding -= 1
-            chunk.put_row(j, memoryview(msg)[_DONE_AT:_TOKENS_AT])
+            chunk.put_row(j, reader.view[start + _DONE_AT : tokens_at])
             if w.replicas:
                 local = int(chunk.replica[j])
                 chunk.replica[j] = w.replicas.get(local, local)
             self._count(status)
+        n_tokens = int(chunk.n_tokens[j])
         if self.metrics is not None and not status:
             self.metrics.completed(
-                int(chunk.issue_ns[j]), int(chunk.first_token_ns[j]), int(chunk.done_ns[j]), int(chunk.n_tokens[j])
+                int(chunk.issue_ns[j]), int(chunk.first_token_ns[j]), int(chunk.done_ns[j]), n_tokens
             )
         if not self._lg_open:
             return
         lg = self._lg
-        out = np.frombuffer(msg, dtype=np.int32, offset=_TOKENS_AT)
-        ptr = out.ctypes.data if out.size else EMPTY.ctypes.data
+        nbytes = end - tokens_at
+        ptr = reader.address + tokens_at if nbytes else EMPTY.ctypes.data
         if not self.offline and not first_sent:
-            lg.FirstTokenComplete([lg.QuerySampleResponse(qid, ptr, min(4, out.nbytes))])
-        lg.QuerySamplesComplete([lg.QuerySampleResponse(qid, ptr, out.nbytes, int(chunk.n_tokens[j]))])
+            lg.FirstTokenComplete([lg.QuerySampleResponse(qid, ptr, min(4, nbytes))])
+        lg.QuerySamplesComplete([lg.QuerySampleResponse(qid, ptr, nbytes, n_tokens)])
 
     def _replica(self, replica_id: str) -> int:
         r = self._replica_index.get(replica_id)
@@ -419,7 +442,11 @@ class WorkerBridge:
         """Stop the reader and every worker, each step bounded: no worker outlives this call."""
         self.quiesce(timeout_s)
         self._closing = True
-        self._reader.join(timeout=timeout_s)
+        for w in self.workers:
+            w.chan.shutdown()  # its reader's recv returns (EOF), and the worker reads EOF: it exits
+        deadline = time.monotonic() + timeout_s
+        for reader in self._readers:
+            reader.join(timeout=max(0.0, deadline - time.monotonic()))
         self._stop_workers()
 
     def _stop_workers(self) -> None:

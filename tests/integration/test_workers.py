@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -193,6 +194,31 @@ def test_a_killed_worker_fails_its_queries_and_the_run_goes_on(tmp_path: Path, t
     assert "signal 9" in res.validity_reasons[0] and f"its {lost} outstanding" in res.validity_reasons[0]
     kill_ns = rec["done_ns"][rec["status"] != 0].max()
     assert int(((rec["status"] == 0) & (rec["issue_ns"] > kill_ns)).sum()) > 50  # the other worker went on
+    assert not [p for p in _worker_pids(os.getpid()) if _alive(p)]
+
+
+def test_a_frame_the_reader_cannot_handle_stops_its_worker_and_the_run_goes_on(
+    tmp_path: Path, timed_sut: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader thread that died on a frame would leave LoadGen waiting forever: the worker is stopped instead."""
+    handled: list[int] = []
+    real = WorkerBridge._on_done
+
+    def on_done(self: WorkerBridge, w: Any, reader: Any, start: int, end: int) -> None:
+        if w.index == 0:
+            if len(handled) >= 100:  # planted: well into the run, worker 0's next row cannot be read
+                raise struct.error("unpack requires a buffer of 25 bytes")
+            handled.append(start)
+        real(self, w, reader, start, end)
+
+    monkeypatch.setattr(WorkerBridge, "_on_done", on_done)
+    res = _run(tmp_path, timed_sut, "bad", scenario="Server", qps=100, duration_s=5, min_query_count=400, workers=2)
+    rec = _assert_every_query_once(res)
+    lost = res.errors_by_status.get("WORKER_EXITED", 0)
+    assert len(handled) == 100 and lost >= 1 and res.n_errors == lost and not res.valid
+    assert res.validity_reasons[0].startswith("worker 0 (pid ") and "signal 9" in res.validity_reasons[0]
+    lost_ns = rec["done_ns"][rec["status"] != 0].max()
+    assert int(((rec["status"] == 0) & (rec["issue_ns"] > lost_ns)).sum()) > 50  # worker 1 went on
     assert not [p for p in _worker_pids(os.getpid()) if _alive(p)]
 
 

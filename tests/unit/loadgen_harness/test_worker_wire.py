@@ -5,6 +5,7 @@ fill one worker up to FILL_DEPTH outstanding before the next gets any, then go t
 
 from __future__ import annotations
 
+import ctypes
 import socket
 import struct
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from loadgen_harness._worker_wire import (
     ISSUE,
     ROW_BYTES,
     Channel,
+    FrameReader,
     RowChunk,
     RowRecords,
     issue_message,
@@ -34,9 +36,7 @@ def pair() -> tuple[Channel, Channel]:
 def test_frames_arrive_whole_in_order_whatever_the_reads(pair: tuple[Channel, Channel]) -> None:
     left, right = pair
     frames = [bytes([i % 251]) * (i * 37 % 500) for i in range(200)]  # 50 KB: within the socket buffer
-    for f in frames[:100]:
-        assert left.queue(f) is (f is frames[0])
-    left.flush()  # one write carrying a hundred frames
+    left.sock.sendall(b"".join(struct.pack("<I", len(f)) + f for f in frames[:100]))  # a hundred in one write
     for f in frames[100:]:
         left.send(f)
     got: list[bytes] = []
@@ -66,6 +66,69 @@ def test_a_closed_peer_is_eof(pair: tuple[Channel, Channel]) -> None:
     assert right.receive() == [b"last"]
     with pytest.raises(EOFError):
         right.receive()
+
+
+def _read_all(reader: FrameReader, n: int) -> list[bytes]:
+    got: list[bytes] = []
+    for _ in range(1000):
+        if len(got) >= n:
+            break
+        got += [bytes(reader.buf[a:b]) for a, b in reader.read()]  # copied before the next read reuses the buffer
+    return got
+
+
+def test_a_frame_reader_hands_frames_where_they_landed(pair: tuple[Channel, Channel]) -> None:
+    left, right = pair
+    frames = [bytes([i % 251]) * (i * 37 % 500) for i in range(200)]
+    left.sock.sendall(b"".join(struct.pack("<I", len(f)) + f for f in frames[:100]))
+    for f in frames[100:]:
+        left.send(f)
+    reader = right.frame_reader()
+    assert _read_all(reader, len(frames)) == frames
+    # ``address`` is where ``buf`` starts: a pointer into a frame reads its bytes
+    left.send(b"F" + struct.pack("<Qi", 7, -3))
+    ((start, end),) = reader.read()
+    assert ctypes.string_at(reader.address + start, end - start) == b"F" + struct.pack("<Qi", 7, -3)
+
+
+def test_a_frame_reader_joins_a_frame_split_across_reads_and_grows_for_a_large_one(
+    pair: tuple[Channel, Channel],
+) -> None:
+    left, right = pair
+    reader = FrameReader(right.sock, size=64)
+    small, large = b"s" * 40, bytes(range(256)) * 40  # 10 KB: far past the 64-byte buffer
+    wire = b"".join(struct.pack("<I", len(f)) + f for f in (small, large, small))
+    got: list[bytes] = []
+    for at in range(0, len(wire), 50):  # in 50-byte writes, each read as it comes
+        left.sock.sendall(wire[at : at + 50])
+        got += [bytes(reader.buf[a:b]) for a, b in reader.read()]
+    assert got == [small, large, small]
+    assert len(reader.buf) >= len(large) + 4
+
+
+def test_a_frame_reader_keeps_what_the_channel_read_first(pair: tuple[Channel, Channel]) -> None:
+    left, right = pair
+    left.send(b"ready")
+    left.send(b"first")
+    left.sock.sendall(struct.pack("<I", 6) + b"sec")  # half a frame
+    assert right.receive_one(5.0) == b"ready"
+    for _ in range(100):  # the rest arrives in the channel's buffer before the reader takes over
+        if right._frames and right._buf:
+            break
+        right._read()
+    reader = right.frame_reader()
+    left.sock.sendall(b"ond")
+    assert _read_all(reader, 2) == [b"first", b"second"]
+    left.close()
+    with pytest.raises(EOFError):
+        reader.read()
+
+
+def test_send_parts_is_one_frame(pair: tuple[Channel, Channel]) -> None:
+    left, right = pair
+    tokens = np.arange(5, dtype=np.int32)
+    left.send_parts((b"D", memoryview(b"row"), tokens.data), 1 + 3 + tokens.nbytes)
+    assert right.receive() == [b"Drow" + tokens.tobytes()]
 
 
 def test_issue_records_round_trip() -> None:
