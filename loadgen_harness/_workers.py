@@ -349,7 +349,8 @@ class WorkerBridge:
                 elif kind == _REPLICA_BYTE:
                     (local,) = REPLICA_FMT.unpack_from(buf, start + 1)
                     name = bytes(buf[start + 1 + REPLICA_FMT.size : end]).decode(errors="replace")
-                    w.replicas[local] = self._replica(name)
+                    with self._lock:  # two workers may meet the same new replica at once
+                        w.replicas[local] = self._replica(name)
 
     def _on_first(self, reader: FrameReader, start: int) -> None:
         """``F``: LoadGen's first token, now; its 4 bytes are handed over where they landed."""
@@ -380,11 +381,10 @@ class WorkerBridge:
                 local = int(chunk.replica[j])
                 chunk.replica[j] = w.replicas.get(local, local)
             self._count(status)
-        n_tokens = int(chunk.n_tokens[j])
-        if self.metrics is not None and not status:
-            self.metrics.completed(
-                int(chunk.issue_ns[j]), int(chunk.first_token_ns[j]), int(chunk.done_ns[j]), n_tokens
-            )
+            n_tokens = int(chunk.n_tokens[j])
+            if self.metrics is not None and not status:  # under the lock: each worker's reader calls it
+                m = self.metrics
+                m.completed(int(chunk.issue_ns[j]), int(chunk.first_token_ns[j]), int(chunk.done_ns[j]), n_tokens)
         if not self._lg_open:
             return
         lg = self._lg
