@@ -249,8 +249,9 @@ class FrameReader:
             self.view[: end - start] = bytes(self.view[start:end])
             end -= start
             start = 0
-        if end >= 4 and _LEN.unpack_from(self.buf)[0] + 4 > len(self.buf):  # it will not fit: a buffer it fits in
-            bigger = bytearray(2 * (_LEN.unpack_from(self.buf)[0] + 4))
+        whole = _LEN.unpack_from(self.buf)[0] + 4 if end >= 4 else 0
+        if whole > len(self.buf):  # the partial frame will not fit: a buffer it fits in
+            bigger = bytearray(2 * whole)
             bigger[:end] = self.view[:end]
             self._use(bigger)
         if self._pending:  # what the channel had read before: frames without a read

@@ -45,6 +45,7 @@ from loadgen_harness._worker_wire import (
     DONE_FMT,
     ERROR,
     FIRST,
+    FIRST_FMT,
     READY,
     REPLICA,
     REPLICA_FMT,
@@ -65,8 +66,9 @@ _START_TIMEOUT_S = 120.0  # spawning imports grpc and loads the dataset: seconds
 _STOP_TIMEOUT_S = 5.0
 _DONE_AT = 1 + DONE_FMT.size  # a D frame: kind, DONE_FMT, the row, then the output token ids
 _TOKENS_AT = _DONE_AT + ROW_BYTES
-_FIRST_TOKEN_AT = 1 + 8  # an F frame: kind, LoadGen's id (u64), the first token id (i32)
 _QID = struct.Struct("<Q")
+_FIRST_TOKEN_AT = 1 + _QID.size  # an F frame: kind, LoadGen's id, the first token id (FIRST_FMT)
+_FIRST_LEN = 1 + FIRST_FMT.size
 _DONE_BYTE, _FIRST_BYTE, _REPLICA_BYTE = DONE[0], FIRST[0], REPLICA[0]
 # A worker takes queries until this many are outstanding before the next one gets any: a busy worker's
 # wake-ups carry several frames, and an idle one costs nothing (bench/RESULTS.md, "Worker processes").
@@ -345,15 +347,17 @@ class WorkerBridge:
                 if kind == _DONE_BYTE:
                     done(w, reader, start, end)
                 elif kind == _FIRST_BYTE:
-                    first_token(reader, start)
+                    first_token(reader, start, end)
                 elif kind == _REPLICA_BYTE:
                     (local,) = REPLICA_FMT.unpack_from(buf, start + 1)
                     name = bytes(buf[start + 1 + REPLICA_FMT.size : end]).decode(errors="replace")
                     with self._lock:  # two workers may meet the same new replica at once
                         w.replicas[local] = self._replica(name)
 
-    def _on_first(self, reader: FrameReader, start: int) -> None:
+    def _on_first(self, reader: FrameReader, start: int, end: int) -> None:
         """``F``: LoadGen's first token, now; its 4 bytes are handed over where they landed."""
+        if end - start != _FIRST_LEN:
+            raise ValueError(f"a first-token frame of {end - start} bytes, not {_FIRST_LEN}")
         (qid,) = _QID.unpack_from(reader.buf, start + 1)
         # Under the lock: a stop failing this query either sees the first token reported or reports it itself.
         with self._lock:
@@ -366,9 +370,13 @@ class WorkerBridge:
 
     def _on_done(self, w: _Worker, reader: FrameReader, start: int, end: int) -> None:
         """``D``: the query's row into the run's records, then LoadGen's completion with its output tokens."""
+        tokens_at = start + _TOKENS_AT
+        nbytes = end - tokens_at
+        # Checked before the query leaves ``_pending``: a frame that fails here leaves it to its worker's loss.
+        if nbytes < 0 or nbytes % 4:
+            raise ValueError(f"a done frame of {end - start} bytes: not a row and whole token ids")
         qid, first_sent, raw_status = DONE_FMT.unpack_from(reader.buf, start + 1)
         status = status_text(raw_status) if raw_status[0] else ""
-        tokens_at = start + _TOKENS_AT
         with self._lock:
             entry = self._pending.pop(qid, None)
             if entry is None:
@@ -388,7 +396,6 @@ class WorkerBridge:
         if not self._lg_open:
             return
         lg = self._lg
-        nbytes = end - tokens_at
         ptr = reader.address + tokens_at if nbytes else EMPTY.ctypes.data
         if not self.offline and not first_sent:
             lg.FirstTokenComplete([lg.QuerySampleResponse(qid, ptr, min(4, nbytes))])
